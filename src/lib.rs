@@ -1,0 +1,13 @@
+//! strata: schema governance for multi-tenant PostgreSQL.
+//!
+//! The library holds everything; `src/main.rs` only parses arguments and maps
+//! the result to an exit code. The static pipeline is
+//! files → statements ([`sql`]) → catalog replay ([`catalog`]) → rules
+//! ([`rules`]) → diagnostics → a renderer ([`report`]).
+
+pub mod error;
+pub mod report;
+pub mod rules;
+pub mod sql;
+
+pub use error::{Error, Result};

@@ -1,0 +1,60 @@
+//! Rule metadata: the contract of a rule id, shown by `strata rules` and
+//! `strata explain`, and rendered into SARIF and docs/rules.md.
+
+use serde::Serialize;
+
+use crate::report::Severity;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Group {
+    /// The schema discipline of the product (layers, RLS, contacts, LIDs).
+    Governance,
+    /// Statements that lock or rewrite production tables, or break running code.
+    LockSafety,
+    /// Type and naming choices that are wrong in PostgreSQL.
+    Correctness,
+}
+
+impl Group {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Group::Governance => "governance",
+            Group::LockSafety => "lock-safety",
+            Group::Correctness => "correctness",
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct RuleMeta {
+    pub id: &'static str,
+    pub group: Group,
+    pub default_severity: Severity,
+    /// One line, shown by `strata rules` and as SARIF shortDescription.
+    pub summary: &'static str,
+    /// Markdown with the headings *What it does*, *Why is this bad?*,
+    /// *Example* and *How to fix*; shown by `strata explain`.
+    pub doc: &'static str,
+    /// Whether the rule only makes sense inside a workspace (governance).
+    pub needs_workspace: bool,
+}
+
+impl RuleMeta {
+    /// The first paragraph under "What it does", for SARIF fullDescription.
+    pub fn what_it_does(&self) -> String {
+        section(self.doc, "What it does").unwrap_or(self.summary).trim().to_string()
+    }
+    /// The "How to fix" section, for SARIF help.
+    pub fn how_to_fix(&self) -> String {
+        section(self.doc, "How to fix").unwrap_or(self.summary).trim().to_string()
+    }
+}
+
+fn section<'a>(doc: &'a str, heading: &str) -> Option<&'a str> {
+    let marker = format!("## {heading}");
+    let start = doc.find(&marker)? + marker.len();
+    let rest = &doc[start..];
+    let end = rest.find("\n## ").unwrap_or(rest.len());
+    Some(&rest[..end])
+}

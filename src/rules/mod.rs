@@ -1,0 +1,3 @@
+//! The rule table and dispatch.
+mod meta;
+pub use meta::{Group, RuleMeta};

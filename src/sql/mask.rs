@@ -1,0 +1,87 @@
+//! What the tokenizer sees: the file with everything that is not forward SQL
+//! blanked out, keeping every line and column where it was so that spans
+//! still point into the original text.
+
+use std::ops::Range;
+
+/// Returns a copy of `text` where
+/// - bytes outside `up_sections` (when given: dbmate / goose files) are blank,
+/// - psql meta-command lines (`\set`, `\i`, ...) are blank,
+/// - template placeholders `{{ ... }}` become an identifier of the same
+///   width (`___...`), so `{{ .Schema }}.users` still parses as a name.
+///
+/// Blanking replaces each character by one space: columns count characters,
+/// so positions are unchanged.
+pub fn mask_source(text: &str, up_sections: Option<&[Range<usize>]>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let line_range = offset..offset + line.len();
+        offset += line.len();
+        let kept = match up_sections {
+            None => true,
+            Some(sections) => sections.iter().any(|s| s.start < line_range.end && line_range.start < s.end),
+        };
+        if !kept || line.trim_start().starts_with('\\') {
+            blank(line, &mut out);
+            continue;
+        }
+        match up_sections {
+            Some(sections) if !sections.iter().any(|s| s.start <= line_range.start && line_range.end <= s.end) => {
+                // A line partly inside a section: keep only the covered bytes.
+                for (i, c) in line.char_indices() {
+                    let at = line_range.start + i;
+                    let inside = sections.iter().any(|s| s.start <= at && at < s.end);
+                    out.push(if inside || c == '\n' { c } else { ' ' });
+                }
+            }
+            _ => mask_templates(line, &mut out),
+        }
+    }
+    out
+}
+
+fn blank(line: &str, out: &mut String) {
+    for c in line.chars() {
+        out.push(if c == '\n' || c == '\r' { c } else { ' ' });
+    }
+}
+
+fn mask_templates(line: &str, out: &mut String) {
+    let mut rest = line;
+    while let Some(open) = rest.find("{{") {
+        let Some(close) = rest[open + 2..].find("}}") else { break };
+        let end = open + 2 + close + 2;
+        out.push_str(&rest[..open]);
+        out.extend(std::iter::repeat_n('_', rest[open..end].chars().count()));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_positions() {
+        let text = "\\set ON_ERROR_STOP on\nCREATE TABLE {{ index .Options \"Namespace\" }}.users (id int);\n";
+        let masked = mask_source(text, None);
+        assert_eq!(masked.lines().count(), 2);
+        assert!(masked.starts_with("                     \n"));
+        let l2 = masked.lines().nth(1).unwrap();
+        assert_eq!(l2.chars().count(), text.lines().nth(1).unwrap().chars().count());
+        assert!(l2.starts_with("CREATE TABLE ____"));
+        assert!(l2.ends_with("_.users (id int);"));
+    }
+
+    #[test]
+    fn blanks_outside_sections() {
+        let text = "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n";
+        let up_end = text.find("-- migrate:down").unwrap();
+        let masked = mask_source(text, Some(&[0..up_end]));
+        assert!(masked.contains("CREATE TABLE a"));
+        assert!(!masked.contains("DROP"));
+        assert_eq!(masked.len(), text.len());
+    }
+}
