@@ -5,9 +5,14 @@
 //! files → statements ([`sql`]) → catalog replay ([`catalog`]) → rules
 //! ([`rules`]) → diagnostics → a renderer ([`report`]).
 
+pub mod app;
+pub mod catalog;
+pub mod check;
+pub mod cli;
 pub mod error;
 pub mod report;
 pub mod rules;
 pub mod sql;
+pub mod workspace;
 
 pub use error::{Error, Result};

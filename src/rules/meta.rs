@@ -14,6 +14,9 @@ pub enum Group {
     LockSafety,
     /// Type and naming choices that are wrong in PostgreSQL.
     Correctness,
+    /// What strata could not check and a human must review (unparsed
+    /// statements, DO blocks, suppressions); active with or without a workspace.
+    Review,
 }
 
 impl Group {
@@ -22,6 +25,7 @@ impl Group {
             Group::Governance => "governance",
             Group::LockSafety => "lock-safety",
             Group::Correctness => "correctness",
+            Group::Review => "review",
         }
     }
 }
@@ -57,4 +61,17 @@ fn section<'a>(doc: &'a str, heading: &str) -> Option<&'a str> {
     let rest = &doc[start..];
     let end = rest.find("\n## ").unwrap_or(rest.len());
     Some(&rest[..end])
+}
+
+impl RuleMeta {
+    /// The documentation as written, without the one-space indent doc
+    /// comments carry.
+    pub fn doc_text(&self) -> String {
+        let mut s = String::with_capacity(self.doc.len());
+        for line in self.doc.lines() {
+            s.push_str(line.strip_prefix(' ').unwrap_or(line));
+            s.push('\n');
+        }
+        s
+    }
 }

@@ -1,3 +1,293 @@
 //! The rule table and dispatch.
+//!
+//! One rule per file. A rule is a type implementing [`Rule`]; its
+//! documentation is the doc comment given to [`declare_rule!`], which
+//! becomes both the Rust doc and the text `strata explain` prints.
+//! Rules never print: they push [`Finding`]s, and the dispatcher attaches
+//! the rule id and the configured severity.
+
+use crate::catalog::Catalog;
+use crate::report::{Fix, Region, Severity};
+use crate::sql::{ParsedFile, Statement};
+use crate::workspace::{Config, LayerKind, Migration};
+
+mod config;
 mod meta;
+
+pub mod lid_column;
+pub mod migration_modified;
+pub mod migration_name;
+pub mod migration_order;
+pub mod opaque_sql;
+pub mod rls_missing;
+pub mod unparsed_statement;
+pub mod unused_suppression;
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+pub use config::{RuleSettings, RulesConfig};
 pub use meta::{Group, RuleMeta};
+
+/// Declares a rule type with its metadata; the doc comment is the rule's
+/// documentation (headings: What it does, Why is this bad?, Example, How to fix).
+#[macro_export]
+macro_rules! declare_rule {
+    (
+        $(#[doc = $doc:literal])+
+        pub struct $name:ident {
+            id: $id:literal,
+            group: $group:ident,
+            severity: $sev:ident,
+            summary: $summary:literal,
+            needs_workspace: $nw:literal $(,)?
+        }
+    ) => {
+        $(#[doc = $doc])+
+        #[derive(Debug, Default, Clone)]
+        pub struct $name;
+        /// The rule's metadata (its documentation is the doc comment above).
+        pub const META: $crate::rules::RuleMeta = $crate::rules::RuleMeta {
+            id: $id,
+            group: $crate::rules::Group::$group,
+            default_severity: $crate::report::Severity::$sev,
+            summary: $summary,
+            doc: concat!($($doc, "\n"),+),
+            needs_workspace: $nw,
+        };
+    };
+}
+
+/// A layer as rules see it.
+#[derive(Clone, Debug)]
+pub struct LayerInfo {
+    pub id: String,
+    pub kind: LayerKind,
+    pub name: String,
+}
+
+/// What is known about the file being checked.
+pub struct FileInfo<'a> {
+    pub parsed: &'a ParsedFile,
+    /// The file's id in [`crate::catalog::Origin::file`].
+    pub id: u32,
+    /// The layer index in [`Env::layers`], when checked inside a workspace.
+    pub layer: Option<u16>,
+    /// The migration and its position in the layer.
+    pub migration: Option<&'a Migration>,
+    /// Every migration of the file's layer, in apply order.
+    pub layer_migrations: &'a [Migration],
+    /// strata.sum state of this file.
+    pub released: Released<'a>,
+    /// Index in `layer_migrations` of the last released migration.
+    pub released_head: Option<usize>,
+}
+
+/// What strata.sum says of a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Released<'a> {
+    /// Not in strata.sum: a new migration.
+    New,
+    /// In strata.sum with this hash.
+    Released { hash: &'a str, sum_line: usize },
+    /// No strata.sum, or checked outside a workspace.
+    Unknown,
+}
+
+/// Settings shared by every rule of one check.
+pub struct Env<'a> {
+    /// None when files are checked without a workspace.
+    pub config: Option<&'a Config>,
+    pub pg_version: u32,
+    pub layers: &'a [LayerInfo],
+    /// Whether files run by strata are wrapped in a transaction unless they
+    /// say otherwise (true inside a workspace and for plain files alike).
+    pub transactional: bool,
+}
+
+impl Env<'_> {
+    pub fn layer(&self, i: Option<u16>) -> Option<&LayerInfo> {
+        i.and_then(|i| self.layers.get(i as usize))
+    }
+}
+
+/// The state a statement rule sees: the catalog before the statement.
+pub struct StatementCtx<'a> {
+    pub env: &'a Env<'a>,
+    pub file: &'a FileInfo<'a>,
+    pub index: usize,
+    pub stmt: &'a Statement,
+    pub catalog: &'a Catalog,
+}
+
+/// The state a file rule sees: the catalog before (`start`) or after
+/// (`end`) the file, depending on the hook.
+pub struct FileCtx<'a> {
+    pub env: &'a Env<'a>,
+    pub file: &'a FileInfo<'a>,
+    pub catalog: &'a Catalog,
+}
+
+/// A finding before the dispatcher adds the rule id and severity.
+#[derive(Clone, Debug)]
+pub struct Finding {
+    pub region: Region,
+    pub message: String,
+    pub help: Option<String>,
+    pub fix: Option<Fix>,
+    /// The statement the finding is about (for `strata-ignore`).
+    pub statement: Option<usize>,
+}
+
+impl Finding {
+    pub fn new(region: Region, message: impl Into<String>) -> Self {
+        Finding {
+            region,
+            message: message.into(),
+            help: None,
+            fix: None,
+            statement: None,
+        }
+    }
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+    pub fn at_statement(mut self, i: usize) -> Self {
+        self.statement = Some(i);
+        self
+    }
+}
+
+pub trait Rule: Send + Sync {
+    fn meta(&self) -> &'static RuleMeta;
+    /// Reads `[rules.<id>]` options; an error names the bad option.
+    fn configure(&mut self, _options: &toml::Table) -> Result<(), String> {
+        Ok(())
+    }
+    /// Called once per file before its statements.
+    fn check_file_start(&self, _cx: &FileCtx, _out: &mut Vec<Finding>) {}
+    /// Called for every statement, with the catalog before it.
+    fn check_statement(&self, _cx: &StatementCtx, _out: &mut Vec<Finding>) {}
+    /// Called once per file with the catalog after its last statement.
+    fn check_file_end(&self, _cx: &FileCtx, _out: &mut Vec<Finding>) {}
+}
+
+macro_rules! rule_table {
+    ($($module:ident::$ty:ident),+ $(,)?) => {
+        /// Every rule's metadata, in id order of declaration.
+        pub static ALL: &[&RuleMeta] = &[$(&$module::META),+];
+
+        /// Fresh instances of every rule with default options.
+        pub fn instances() -> Vec<Box<dyn Rule>> {
+            vec![$(Box::new($module::$ty::default())),+]
+        }
+    };
+}
+
+rule_table! {
+    lid_column::LidColumnRule,
+    rls_missing::RlsMissing,
+    migration_name::MigrationName,
+    migration_modified::MigrationModified,
+    migration_order::MigrationOrder,
+    unparsed_statement::UnparsedStatement,
+    opaque_sql::OpaqueSql,
+    unused_suppression::UnusedSuppression,
+}
+
+pub fn meta_of(id: &str) -> Option<&'static RuleMeta> {
+    ALL.iter().copied().find(|m| m.id == id)
+}
+
+/// Instances configured from a workspace's rules/*.toml.
+pub fn configured(cfg: &RulesConfig) -> crate::Result<Vec<Box<dyn Rule>>> {
+    let mut rules = instances();
+    for r in &mut rules {
+        if let Some(settings) = cfg.rules.get(r.meta().id) {
+            r.configure(&settings.options).map_err(|message| crate::Error::Config {
+                path: settings.source.clone().into(),
+                line: 1,
+                col: 1,
+                message: format!("[rules.{}]: {message}", r.meta().id),
+            })?;
+        }
+    }
+    Ok(rules)
+}
+
+/// Region of an identifier when sqlparser recorded its span.
+pub fn ident_region(id: &sqlparser::ast::Ident) -> Option<Region> {
+    let s = id.span;
+    (s.start.line > 0).then(|| {
+        Region::new(
+            crate::report::Pos::new(s.start.line as u32, s.start.column as u32),
+            crate::report::Pos::new(s.end.line as u32, (s.end.column as u32).saturating_sub(1).max(s.start.column as u32)),
+        )
+    })
+}
+
+/// A string option that is a list of strings.
+pub fn string_list(options: &toml::Table, key: &str) -> Result<Option<Vec<String>>, String> {
+    match options.get(key) {
+        None => Ok(None),
+        Some(toml::Value::Array(a)) => a
+            .iter()
+            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| format!("`{key}` must be a list of strings")))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(format!("`{key}` must be a list of strings")),
+    }
+}
+
+/// Matches a name against a pattern with `*` wildcards (`*_lid`, `lid`).
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let mut rest = name;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(part) else { return false };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            let Some(at) = rest.find(part) else { return false };
+            rest = &rest[at + part.len()..];
+        }
+    }
+    true
+}
+
+/// The severity a rule gets in a layer, after configuration.
+pub fn severity_in(cfg: &RulesConfig, meta: &RuleMeta, layer: Option<&LayerInfo>) -> Severity {
+    cfg.severity(meta.id, meta.default_severity, layer.map(|l| l.kind.as_str()), layer.map(|l| l.id.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_kebab_case_and_documented() {
+        let mut seen = std::collections::HashSet::new();
+        for m in ALL {
+            assert!(seen.insert(m.id), "duplicate rule id {}", m.id);
+            assert!(m.id.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'), "{}", m.id);
+            for h in ["## What it does", "## Why is this bad?", "## Example", "## How to fix"] {
+                assert!(m.doc.contains(h), "{} lacks {h}", m.id);
+            }
+        }
+    }
+
+    #[test]
+    fn glob() {
+        assert!(glob_match("*_lid", "wa_lid"));
+        assert!(glob_match("lid", "lid"));
+        assert!(!glob_match("lid", "lids"));
+        assert!(!glob_match("*_lid", "valid"));
+        assert!(glob_match("*lid*", "solid_x"));
+    }
+}

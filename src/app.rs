@@ -1,0 +1,271 @@
+//! Command implementations: turn parsed arguments into settings, run, and
+//! return an exit code. Per-file problems raise the final status; errors that
+//! stop the tool are returned and become exit code 2.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+
+use crate::check;
+use crate::cli::{CheckArgs, Cli, ColorChoice, Command, ListFormat};
+use crate::report::{self, RenderOptions, Severity};
+use crate::rules;
+use crate::workspace::{sum, Workspace};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FINDINGS: u8 = 1;
+pub const EXIT_ERROR: u8 = 2;
+
+/// Whether an error is a closed stdout (`strata check | head`): exit quietly.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|c| c.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe))
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    let color = match cli.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    };
+    let opts = RenderOptions { color, quiet: cli.quiet };
+    match &cli.command {
+        Command::Check(args) => cmd_check(cli.workspace.as_deref(), args, &opts),
+        Command::Rules { format } => cmd_rules(*format),
+        Command::Explain { rule } => cmd_explain(rule),
+        Command::Ls { tenant, format } => cmd_ls(&load_workspace(cli.workspace.as_deref())?, tenant.as_deref(), *format),
+        Command::Sum { check } => cmd_sum(&load_workspace(cli.workspace.as_deref())?, *check),
+    }
+}
+
+/// The workspace given with `--workspace`, or found upwards from the
+/// working directory.
+fn find_workspace(explicit: Option<&Path>) -> anyhow::Result<Option<PathBuf>> {
+    if let Some(dir) = explicit {
+        if !dir.join(crate::workspace::CONFIG_FILE).is_file() {
+            bail!("{}: no strata.toml in this folder (given with --workspace)", dir.display());
+        }
+        return Ok(Some(dir.to_path_buf()));
+    }
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    Ok(Workspace::find(&cwd))
+}
+
+fn load_workspace(explicit: Option<&Path>) -> anyhow::Result<Workspace> {
+    match find_workspace(explicit)? {
+        Some(root) => Ok(Workspace::load(&root)?),
+        None => bail!("no strata.toml found in this folder or any parent (run `strata init`, or pass --workspace DIR)"),
+    }
+}
+
+fn git_lines(args: &[&str], cwd: &Path) -> anyhow::Result<Vec<String>> {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .context("cannot run git")?;
+    if !out.status.success() {
+        return Err(crate::Error::Git(String::from_utf8_lossy(&out.stderr).trim().to_string()).into());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).filter(|l| !l.is_empty()).collect())
+}
+
+/// Files changed since `rev` (committed or not), or staged, as absolute paths.
+fn git_changed(root: &Path, since: Option<&str>, staged: bool) -> anyhow::Result<Vec<PathBuf>> {
+    let top = git_lines(&["rev-parse", "--show-toplevel"], root)?;
+    let top = PathBuf::from(top.first().context("git rev-parse printed nothing")?);
+    let mut args = vec!["diff", "--name-only", "--diff-filter=ACMR"];
+    if staged {
+        args.push("--cached");
+    }
+    if let Some(rev) = since {
+        args.push(rev);
+    }
+    let files = git_lines(&args, root)?;
+    Ok(files.into_iter().map(|f| top.join(f)).filter(|p| p.exists()).collect())
+}
+
+fn cmd_check(explicit_ws: Option<&Path>, args: &CheckArgs, opts: &RenderOptions) -> anyhow::Result<u8> {
+    let root = if args.no_workspace { None } else { find_workspace(explicit_ws)? };
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    // Paths that all lie outside the workspace are checked as plain files.
+    let outside = |root: &Path| {
+        let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+        !args.paths.is_empty() && args.paths.iter().all(|p| p.canonicalize().is_ok_and(|c| !c.starts_with(&root)))
+    };
+    let report = match root {
+        Some(root) if !outside(&root) => {
+            let ws = Workspace::load(&root)?;
+            let review = if args.since.is_some() || args.staged {
+                let changed = git_changed(&root, args.since.as_deref(), args.staged)?;
+                let migrations: Vec<PathBuf> = changed.into_iter().filter(|p| p.extension().is_some_and(|e| e == "sql")).collect();
+                check::review_set(&ws, &migrations)?.or_else(|| Some(Default::default()))
+            } else {
+                check::review_set(&ws, &args.paths)?
+            };
+            check::check_workspace(&ws, &review)?
+        }
+        _ => {
+            if args.paths.is_empty() {
+                bail!("no workspace here (no strata.toml upwards): give the migration files or folders to check");
+            }
+            if args.since.is_some() || args.staged {
+                bail!("--since and --staged need a workspace (strata.toml)");
+            }
+            check::check_files(&args.paths, &cwd)?
+        }
+    };
+    let stdout = io::stdout();
+    let mut w = io::BufWriter::new(stdout.lock());
+    report::render(args.format, &report, rules::ALL, opts, &mut w)?;
+    w.flush()?;
+    let failing = report.count(Severity::Error) > 0 || (args.deny_warnings && report.count(Severity::Warning) > 0);
+    Ok(if failing { EXIT_FINDINGS } else { EXIT_OK })
+}
+
+fn cmd_rules(format: ListFormat) -> anyhow::Result<u8> {
+    let mut out = io::stdout().lock();
+    match format {
+        ListFormat::Json => {
+            let list: Vec<_> = rules::ALL
+                .iter()
+                .map(|m| {
+                    serde_json::json!({
+                        "id": m.id, "group": m.group.as_str(), "default_severity": m.default_severity.as_str(),
+                        "summary": m.summary, "needs_workspace": m.needs_workspace,
+                    })
+                })
+                .collect();
+            serde_json::to_writer_pretty(&mut out, &list)?;
+            writeln!(out)?;
+        }
+        ListFormat::Text => {
+            let mut table = Table::new();
+            table
+                .load_preset(UTF8_FULL_CONDENSED)
+                .set_content_arrangement(ContentArrangement::Dynamic)
+                .set_header(["id", "group", "default", "summary"]);
+            for m in rules::ALL {
+                table.add_row([m.id, m.group.as_str(), m.default_severity.as_str(), m.summary]);
+            }
+            writeln!(out, "{table}")?;
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn cmd_explain(rule: &str) -> anyhow::Result<u8> {
+    let Some(meta) = rules::meta_of(rule) else {
+        let close: Vec<&str> = rules::ALL.iter().map(|m| m.id).filter(|id| id.contains(rule) || rule.contains(id)).collect();
+        let hint = if close.is_empty() { String::new() } else { format!(" (did you mean {}?)", close.join(", ")) };
+        return Err(crate::Error::Usage(format!("unknown rule `{rule}`{hint}; `strata rules` lists them")).into());
+    };
+    let mut out = io::stdout().lock();
+    writeln!(out, "# {}\n", meta.id)?;
+    writeln!(out, "group: {} · default severity: {}\n", meta.group.as_str(), meta.default_severity.as_str())?;
+    writeln!(out, "{}", meta.doc_text())?;
+    Ok(EXIT_OK)
+}
+
+fn cmd_ls(ws: &Workspace, tenant: Option<&str>, format: ListFormat) -> anyhow::Result<u8> {
+    let mut out = io::stdout().lock();
+    let sequence = |layers: &[usize]| -> Vec<(String, String)> {
+        layers
+            .iter()
+            .flat_map(|&li| {
+                let l = &ws.layers[li];
+                l.migrations.iter().map(move |m| (l.id(), ws.display(&m.path)))
+            })
+            .collect()
+    };
+    if let Some(slug) = tenant {
+        let t = ws
+            .tenant(slug)
+            .ok_or_else(|| crate::Error::Usage(format!("unknown tenant `{slug}` (not in tenants.toml)")))?;
+        let seq = sequence(&ws.tenant_layers(t));
+        if format == ListFormat::Json {
+            let items: Vec<_> = seq.iter().map(|(l, p)| serde_json::json!({"layer": l, "path": p})).collect();
+            serde_json::to_writer_pretty(&mut out, &serde_json::json!({"tenant": t, "migrations": items}))?;
+            writeln!(out)?;
+            return Ok(EXIT_OK);
+        }
+        writeln!(
+            out,
+            "{} (vertical: {}, bespoke: {}): {} migrations",
+            t.slug,
+            t.vertical.as_deref().unwrap_or("none"),
+            t.bespoke.as_deref().unwrap_or("none"),
+            seq.len()
+        )?;
+        let width = seq.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
+        for (l, p) in seq {
+            writeln!(out, "  {l:width$}  {p}")?;
+        }
+        return Ok(EXIT_OK);
+    }
+    if format == ListFormat::Json {
+        let layers: Vec<_> = ws
+            .layers
+            .iter()
+            .map(|l| {
+                serde_json::json!({"layer": l.id(), "layout": l.layout.name(),
+                "migrations": l.migrations.iter().map(|m| ws.display(&m.path)).collect::<Vec<_>>()})
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &serde_json::json!({"layers": layers, "tenants": ws.tenants}))?;
+        writeln!(out)?;
+        return Ok(EXIT_OK);
+    }
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(["layer", "layout", "migrations", "head", "tenants"]);
+    for l in &ws.layers {
+        let users: Vec<&str> = ws
+            .tenants
+            .iter()
+            .filter(|t| match l.kind {
+                crate::workspace::LayerKind::Core => true,
+                crate::workspace::LayerKind::Vertical => t.vertical.as_deref() == Some(l.name.as_str()),
+                crate::workspace::LayerKind::Bespoke => t.bespoke.as_deref() == Some(l.name.as_str()),
+            })
+            .map(|t| t.slug.as_str())
+            .collect();
+        table.add_row([
+            l.id(),
+            l.layout.name().to_string(),
+            l.migrations.len().to_string(),
+            l.migrations.last().map(|m| m.file_name()).unwrap_or_else(|| "-".into()),
+            users.join(", "),
+        ]);
+    }
+    writeln!(out, "{table}")?;
+    Ok(EXIT_OK)
+}
+
+/// Writes strata.sum for the workspace at `root`.
+pub fn write_sum(root: &Path) -> crate::Result<usize> {
+    let ws = Workspace::load(root)?;
+    let entries = sum::compute(&ws)?;
+    let path = ws.root.join(&ws.config.paths.sum);
+    std::fs::write(&path, sum::render(&entries)).map_err(|e| crate::Error::io(&path, e))?;
+    Ok(entries.len())
+}
+
+fn cmd_sum(ws: &Workspace, check_only: bool) -> anyhow::Result<u8> {
+    let entries = sum::compute(ws)?;
+    let rendered = sum::render(&entries);
+    let path = ws.root.join(&ws.config.paths.sum);
+    if check_only {
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        if current == rendered {
+            println!("{}: up to date ({} migrations)", ws.display(&path), entries.len());
+            return Ok(EXIT_OK);
+        }
+        println!("{}: out of date; run `strata sum` to release the current migrations", ws.display(&path));
+        return Ok(EXIT_FINDINGS);
+    }
+    std::fs::write(&path, rendered).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("{}: {} migrations released", ws.display(&path), entries.len());
+    Ok(EXIT_OK)
+}

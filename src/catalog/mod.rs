@@ -1,0 +1,245 @@
+//! The schema model and its replay.
+//!
+//! Every migration statement is applied, in apply order, to a [`Catalog`] so
+//! that rules see the state *before* each statement: which tables exist,
+//! their columns, constraints, indexes, RLS flags and policies, and which
+//! layer and file created each object. Live introspection (pg_catalog) fills
+//! the same model.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use sqlparser::ast::{self, Expr, Ident, ObjectName, ObjectNamePart};
+
+mod replay;
+
+/// Where an object was created: the file (index in the check's file table),
+/// its layer (index in the layer table) and the statement index in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Origin {
+    pub file: u32,
+    pub layer: u16,
+    pub stmt: u32,
+}
+
+/// A schema-qualified name, normalized as PostgreSQL does: unquoted
+/// identifiers fold to lower case.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct QName {
+    pub schema: String,
+    pub name: String,
+}
+
+impl QName {
+    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
+        QName {
+            schema: schema.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for QName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+/// Folds an identifier as PostgreSQL does.
+pub fn ident_name(id: &Ident) -> String {
+    if id.quote_style.is_some() {
+        id.value.clone()
+    } else {
+        id.value.to_lowercase()
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Column {
+    pub name: String,
+    /// The type as written, lower-cased (`text`, `timestamp with time zone`, `varchar(20)`).
+    pub data_type: String,
+    pub not_null: bool,
+    pub default: Option<String>,
+    pub identity: bool,
+    pub origin: Origin,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ConstraintKind {
+    PrimaryKey,
+    Unique,
+    ForeignKey { table: QName, columns: Vec<String> },
+    Check { expr: String },
+    Exclusion,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Constraint {
+    pub name: Option<String>,
+    pub kind: ConstraintKind,
+    /// The constrained columns of this table.
+    pub columns: Vec<String>,
+    pub not_valid: bool,
+    pub origin: Origin,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyCommand {
+    All,
+    Select,
+    Insert,
+    Update,
+    Delete,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Policy {
+    pub name: String,
+    pub command: PolicyCommand,
+    pub permissive: bool,
+    /// Lower-cased role names; `public` when the policy has no TO clause.
+    pub roles: Vec<String>,
+    #[serde(serialize_with = "ser_expr")]
+    pub using: Option<Expr>,
+    #[serde(serialize_with = "ser_expr")]
+    pub with_check: Option<Expr>,
+    pub origin: Origin,
+}
+
+fn ser_expr<S: serde::Serializer>(e: &Option<Expr>, s: S) -> Result<S::Ok, S::Error> {
+    match e {
+        Some(e) => s.serialize_some(&e.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Table {
+    pub name: QName,
+    pub columns: Vec<Column>,
+    pub constraints: Vec<Constraint>,
+    pub rls_enabled: bool,
+    pub rls_forced: bool,
+    pub policies: Vec<Policy>,
+    pub comment: Option<String>,
+    pub temporary: bool,
+    pub origin: Origin,
+}
+
+impl Table {
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+    fn column_mut(&mut self, name: &str) -> Option<&mut Column> {
+        self.columns.iter_mut().find(|c| c.name == name)
+    }
+    pub fn primary_key(&self) -> Option<&Constraint> {
+        self.constraints.iter().find(|c| c.kind == ConstraintKind::PrimaryKey)
+    }
+    /// Foreign keys whose first column is `column`.
+    pub fn foreign_keys_on<'a>(&'a self, column: &'a str) -> impl Iterator<Item = &'a Constraint> + 'a {
+        self.constraints
+            .iter()
+            .filter(move |c| matches!(c.kind, ConstraintKind::ForeignKey { .. }) && c.columns.first().map(String::as_str) == Some(column))
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Index {
+    pub name: QName,
+    pub table: QName,
+    pub columns: Vec<String>,
+    pub unique: bool,
+    pub origin: Origin,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct View {
+    pub name: QName,
+    pub materialized: bool,
+    pub security_invoker: bool,
+    pub origin: Origin,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Function {
+    pub name: QName,
+    pub security_definer: bool,
+    pub sets_search_path: bool,
+    pub origin: Origin,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EnumType {
+    pub name: QName,
+    pub values: Vec<String>,
+    pub origin: Origin,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Extension {
+    pub name: String,
+    pub schema: Option<String>,
+    pub origin: Origin,
+}
+
+/// The replayed schema.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Catalog {
+    pub tables: HashMap<QName, Table>,
+    pub indexes: HashMap<QName, Index>,
+    pub views: HashMap<QName, View>,
+    pub functions: HashMap<QName, Function>,
+    pub enums: HashMap<QName, EnumType>,
+    pub extensions: HashMap<String, Extension>,
+    pub schemas: HashMap<String, Origin>,
+    /// The first schema of the last `SET search_path`, where unqualified
+    /// names go; `public` by default.
+    pub default_schema: Option<String>,
+}
+
+impl Catalog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Resolves an object name: unqualified names go to the current schema
+    /// (`public` unless a `SET search_path` said otherwise).
+    pub fn resolve(&self, name: &ObjectName) -> QName {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .map(|p| match p {
+                ObjectNamePart::Identifier(id) => ident_name(id),
+                ObjectNamePart::Function(f) => f.to_string(),
+            })
+            .collect();
+        match parts.as_slice() {
+            [] => QName::new(self.current_schema(), ""),
+            [n] => QName::new(self.current_schema(), n.clone()),
+            [.., s, n] => QName::new(s.clone(), n.clone()),
+        }
+    }
+
+    pub fn current_schema(&self) -> &str {
+        self.default_schema.as_deref().unwrap_or("public")
+    }
+
+    pub fn table(&self, name: &QName) -> Option<&Table> {
+        self.tables.get(name)
+    }
+
+    /// Finds a table by an unresolved name (for rules reading the AST).
+    pub fn lookup_table(&self, name: &ObjectName) -> Option<&Table> {
+        self.tables.get(&self.resolve(name))
+    }
+
+    /// Applies one statement. Statements that change nothing the model
+    /// tracks are ignored.
+    pub fn apply(&mut self, stmt: &ast::Statement, origin: Origin) {
+        replay::apply(self, stmt, origin);
+    }
+}

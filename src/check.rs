@@ -1,0 +1,422 @@
+//! The static pipeline: load and parse files (in parallel), replay the
+//! catalog in apply order, run the rules on the files under review, and
+//! collect diagnostics.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::catalog::{Catalog, Origin};
+use crate::error::{Error, Result};
+use crate::report::{CheckReport, Diagnostic, Pos, Region, Severity, SourceFile};
+use crate::rules::{self, Env, FileCtx, FileInfo, Finding, LayerInfo, Released, Rule, RulesConfig, StatementCtx};
+use crate::sql::{mask_source, parse_file, ParsedFile};
+use crate::workspace::{discover, forward_sections, sum, Migration, Workspace};
+
+/// Reads, masks and parses one migration file.
+pub fn load_file(path: &Path, display: String) -> Result<ParsedFile> {
+    let text = crate::error::read_utf8(path)?;
+    let sections = forward_sections(&text);
+    let masked = mask_source(&text, sections.as_deref());
+    Ok(parse_file(Arc::new(SourceFile::new(display, text)), &masked))
+}
+
+/// Loads many files in parallel, keeping their order.
+fn load_all(items: &[(PathBuf, String)]) -> Result<Vec<ParsedFile>> {
+    items.par_iter().map(|(p, d)| load_file(p, d.clone())).collect()
+}
+
+/// Which files a check reports on. `None`: every file.
+pub type ReviewSet = Option<HashSet<PathBuf>>;
+
+fn canonical(p: &Path) -> PathBuf {
+    p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The rules of one check with their severity per layer.
+struct Engine<'a> {
+    env: Env<'a>,
+    rules: Vec<Box<dyn Rule>>,
+    /// severities[layer + 1][rule]; index 0 is "no layer".
+    severities: Vec<Vec<Severity>>,
+}
+
+impl<'a> Engine<'a> {
+    fn new(env: Env<'a>, cfg: &RulesConfig) -> Result<Self> {
+        let rules = rules::configured(cfg)?;
+        let in_workspace = env.config.is_some();
+        let mut severities = Vec::new();
+        for layer in std::iter::once(None).chain(env.layers.iter().map(Some)) {
+            severities.push(
+                rules
+                    .iter()
+                    .map(|r| {
+                        let m = r.meta();
+                        if m.needs_workspace && !in_workspace {
+                            Severity::Off
+                        } else {
+                            rules::severity_in(cfg, m, layer)
+                        }
+                    })
+                    .collect(),
+            );
+        }
+        Ok(Engine { env, rules, severities })
+    }
+
+    fn severity(&self, layer: Option<u16>, rule: usize) -> Severity {
+        self.severities[layer.map_or(0, |l| l as usize + 1)][rule]
+    }
+
+    /// Replays one file into `catalog`; when `report`, runs the rules and
+    /// appends diagnostics.
+    fn run_file(&self, file: &FileInfo, catalog: &mut Catalog, report: bool, out: &mut Vec<Diagnostic>) {
+        let parsed = file.parsed;
+        let layer = file.layer.unwrap_or(0);
+        if !report {
+            for (i, stmt) in parsed.statements.iter().enumerate() {
+                if let Some(ast) = stmt.ast() {
+                    catalog.apply(ast, Origin { file: file.id, layer, stmt: i as u32 });
+                }
+            }
+            return;
+        }
+        let active: Vec<usize> = (0..self.rules.len()).filter(|&r| self.severity(file.layer, r) != Severity::Off).collect();
+        let mut findings: Vec<(usize, Finding)> = Vec::new();
+        let mut buf = Vec::new();
+        {
+            let cx = FileCtx { env: &self.env, file, catalog };
+            for &r in &active {
+                self.rules[r].check_file_start(&cx, &mut buf);
+                findings.extend(buf.drain(..).map(|f| (r, f)));
+            }
+        }
+        for (i, stmt) in parsed.statements.iter().enumerate() {
+            let cx = StatementCtx {
+                env: &self.env,
+                file,
+                index: i,
+                stmt,
+                catalog,
+            };
+            for &r in &active {
+                self.rules[r].check_statement(&cx, &mut buf);
+                findings.extend(buf.drain(..).map(|f| (r, f.at_statement_default(i))));
+            }
+            if let Some(ast) = stmt.ast() {
+                catalog.apply(ast, Origin { file: file.id, layer, stmt: i as u32 });
+            }
+        }
+        {
+            let cx = FileCtx { env: &self.env, file, catalog };
+            for &r in &active {
+                self.rules[r].check_file_end(&cx, &mut buf);
+                findings.extend(buf.drain(..).map(|f| (r, f)));
+            }
+        }
+        self.emit(file, findings, out);
+    }
+
+    /// Applies suppressions, attaches rule ids and severities, and reports
+    /// suppressions that are malformed or suppress nothing.
+    fn emit(&self, file: &FileInfo, findings: Vec<(usize, Finding)>, out: &mut Vec<Diagnostic>) {
+        let parsed = file.parsed;
+        let mut used = vec![false; parsed.suppressions.len()];
+        for (r, f) in findings {
+            let id = self.rules[r].meta().id;
+            let stmt = f.statement.or_else(|| statement_at(parsed, f.region.start));
+            if let Some(s) = parsed.suppressions.iter().position(|s| s.covers(id, stmt)) {
+                used[s] = true;
+                continue;
+            }
+            out.push(Diagnostic {
+                rule: id,
+                severity: self.severity(file.layer, r),
+                file: parsed.source.clone(),
+                region: f.region,
+                message: f.message,
+                help: f.help,
+                fix: f.fix,
+            });
+        }
+        let Some(unused_rule) = self.rules.iter().position(|r| r.meta().id == "unused-suppression") else { return };
+        let severity = self.severity(file.layer, unused_rule);
+        if severity == Severity::Off {
+            return;
+        }
+        for (s, was_used) in parsed.suppressions.iter().zip(used) {
+            let message = if s.reason.is_none() {
+                Some("this suppression has no reason and is ignored: write `-- strata-ignore <rule>: <reason>`".to_string())
+            } else if let Some(unknown) = s.rules.iter().find(|r| rules::meta_of(r).is_none()) {
+                Some(format!("`{unknown}` is not a strata rule (see `strata rules`)"))
+            } else if s.rules.is_empty() {
+                Some("this suppression names no rule".to_string())
+            } else if !was_used && s.rules.iter().any(|r| self.rules.iter().position(|x| x.meta().id == r).is_some_and(|i| self.severity(file.layer, i) != Severity::Off)) {
+                Some(format!("this suppression of {} suppresses nothing", s.rules.join(", ")))
+            } else {
+                None
+            };
+            if let Some(message) = message {
+                out.push(Diagnostic {
+                    rule: "unused-suppression",
+                    severity,
+                    file: parsed.source.clone(),
+                    region: s.region,
+                    message,
+                    help: Some("fix or delete the comment".to_string()),
+                    fix: None,
+                });
+            }
+        }
+    }
+}
+
+impl Finding {
+    fn at_statement_default(mut self, i: usize) -> Self {
+        self.statement.get_or_insert(i);
+        self
+    }
+}
+
+/// The statement whose span starts at or before `pos` (the last such).
+fn statement_at(parsed: &ParsedFile, pos: Pos) -> Option<usize> {
+    let i = parsed.statements.partition_point(|s| s.region.start <= pos);
+    i.checked_sub(1)
+}
+
+fn finish(mut report: CheckReport, started: Instant) -> CheckReport {
+    report.stats.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    report.sort();
+    report
+}
+
+fn count_reviewed(report: &mut CheckReport, parsed: &ParsedFile) {
+    report.stats.files += 1;
+    report.stats.statements += parsed.statements.len();
+    report.stats.parsed += parsed.parsed_count();
+}
+
+/// Checks plain files or folders outside any workspace: one migration
+/// sequence in the order given (folders expand to their migrations), lock
+/// safety and review rules only.
+pub fn check_files(paths: &[PathBuf], base: &Path) -> Result<CheckReport> {
+    let started = Instant::now();
+    let mut items = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let (_, ms) = discover(p, None)?;
+            items.extend(ms.into_iter().map(|m| {
+                let d = crate::workspace::display_path(base, &m.path);
+                (m.path, d)
+            }));
+        } else if p.exists() {
+            items.push((p.clone(), crate::workspace::display_path(base, p)));
+        } else {
+            return Err(Error::MissingPath { path: p.clone() });
+        }
+    }
+    let parsed = load_all(&items)?;
+    let env = Env {
+        config: None,
+        pg_version: 15,
+        layers: &[],
+        transactional: true,
+    };
+    let engine = Engine::new(env, &RulesConfig::default())?;
+    let mut report = CheckReport::default();
+    let mut catalog = Catalog::new();
+    for (id, p) in parsed.iter().enumerate() {
+        let info = FileInfo {
+            parsed: p,
+            id: id as u32,
+            layer: None,
+            migration: None,
+            layer_migrations: &[],
+            released: Released::Unknown,
+            released_head: None,
+        };
+        engine.run_file(&info, &mut catalog, true, &mut report.diagnostics);
+        count_reviewed(&mut report, p);
+    }
+    Ok(finish(report, started))
+}
+
+/// Checks a workspace: replays every composition of layers, reports the
+/// files in `review` (all when `None`).
+pub fn check_workspace(ws: &Workspace, review: &ReviewSet) -> Result<CheckReport> {
+    let started = Instant::now();
+    // Every file once, in layer order.
+    let mut items = Vec::new();
+    let mut owners: Vec<(usize, usize)> = Vec::new();
+    for (li, layer) in ws.layers.iter().enumerate() {
+        for (mi, m) in layer.migrations.iter().enumerate() {
+            items.push((m.path.clone(), ws.display(&m.path)));
+            owners.push((li, mi));
+        }
+    }
+    let parsed = load_all(&items)?;
+    let mut file_of: HashMap<(usize, usize), usize> = HashMap::new();
+    for (i, o) in owners.iter().enumerate() {
+        file_of.insert(*o, i);
+    }
+    let reviewed: Vec<bool> = items
+        .iter()
+        .map(|(p, _)| review.as_ref().is_none_or(|set| set.contains(&canonical(p))))
+        .collect();
+
+    let mut report = CheckReport::default();
+
+    // strata.sum
+    let sum_path = ws.root.join(&ws.config.paths.sum);
+    let mut released: HashMap<String, (String, usize)> = HashMap::new();
+    if sum_path.is_file() {
+        let text = crate::error::read_utf8(&sum_path)?;
+        let shown = ws.display(&sum_path);
+        let entries = sum::parse(Path::new(&shown), &text)?;
+        let source = Arc::new(SourceFile::new(shown, text));
+        let on_disk: HashSet<String> = ws
+            .layers
+            .iter()
+            .flat_map(|l| l.migrations.iter().map(move |m| sum::key(&l.id(), &m.file_name())))
+            .collect();
+        let sev = ws.rules.severity("migration-modified", Severity::Error, None, None);
+        let mut sum_diag = |line: usize, message: String, help: &str| {
+            if sev != Severity::Off {
+                report.diagnostics.push(Diagnostic {
+                    rule: "migration-modified",
+                    severity: sev,
+                    file: source.clone(),
+                    region: Region::new(Pos::new(line as u32, 1), Pos::new(line as u32, source.line(line as u32).chars().count().max(1) as u32)),
+                    message,
+                    help: Some(help.to_string()),
+                    fix: None,
+                });
+            }
+        };
+        for e in &entries {
+            if !on_disk.contains(&e.key) {
+                sum_diag(e.line, format!("released migration `{}` was removed", e.key), "restore the file; released migrations are never deleted");
+            }
+        }
+        if let Some(e) = sum::broken_chain(&entries) {
+            sum_diag(
+                e.line,
+                format!("strata.sum hash chain breaks at `{}`: the file was edited by hand or its lines re-ordered", e.key),
+                "regenerate it with `strata sum` after restoring the released migrations",
+            );
+        }
+        released = entries.into_iter().map(|e| (e.key, (e.hash, e.line))).collect();
+    }
+
+    let layer_infos: Vec<LayerInfo> = ws
+        .layers
+        .iter()
+        .map(|l| LayerInfo {
+            id: l.id(),
+            kind: l.kind,
+            name: l.name.clone(),
+        })
+        .collect();
+    let heads: Vec<Option<usize>> = ws
+        .layers
+        .iter()
+        .map(|l| {
+            let id = l.id();
+            l.migrations.iter().rposition(|m| released.contains_key(&sum::key(&id, &m.file_name())))
+        })
+        .collect();
+    let env = Env {
+        config: Some(&ws.config),
+        pg_version: ws.config.pg_version,
+        layers: &layer_infos,
+        transactional: true,
+    };
+    let engine = Engine::new(env, &ws.rules)?;
+    let have_sum = sum_path.is_file();
+    let info = |li: usize, mi: usize| -> FileInfo {
+        let layer = &ws.layers[li];
+        let m: &Migration = &layer.migrations[mi];
+        let fid = file_of[&(li, mi)];
+        let key = sum::key(&layer_infos[li].id, &m.file_name());
+        FileInfo {
+            parsed: &parsed[fid],
+            id: fid as u32,
+            layer: Some(li as u16),
+            migration: Some(m),
+            layer_migrations: &layer.migrations,
+            released: match released.get(&key) {
+                Some((hash, line)) => Released::Released { hash, sum_line: *line },
+                None if have_sum => Released::New,
+                None => Released::Unknown,
+            },
+            released_head: heads[li],
+        }
+    };
+
+    let mut done = vec![false; parsed.len()];
+    let mut core_catalog: Option<Catalog> = None;
+    for comp in ws.compositions() {
+        let mut catalog = Catalog::new();
+        let mut start = 0;
+        if let (Some(core), Some(&first)) = (&core_catalog, comp.layers.first()) {
+            if ws.layers[first].kind == crate::workspace::LayerKind::Core {
+                catalog = core.clone();
+                start = 1;
+            }
+        }
+        for (pos, &li) in comp.layers.iter().enumerate().skip(start) {
+            for mi in 0..ws.layers[li].migrations.len() {
+                let fid = file_of[&(li, mi)];
+                let report_it = reviewed[fid] && !done[fid];
+                engine.run_file(&info(li, mi), &mut catalog, report_it, &mut report.diagnostics);
+                if report_it {
+                    done[fid] = true;
+                    count_reviewed(&mut report, &parsed[fid]);
+                }
+            }
+            if pos == 0 && ws.layers[li].kind == crate::workspace::LayerKind::Core && core_catalog.is_none() {
+                core_catalog = Some(catalog.clone());
+            }
+        }
+    }
+    report.stats.context_files = parsed.len() - report.stats.files;
+    Ok(finish(report, started))
+}
+
+/// Resolves the paths given to `strata check` inside a workspace into a
+/// review set. Folders select the migrations under them; `.sql` files that
+/// belong to no layer are an error; other files are ignored.
+pub fn review_set(ws: &Workspace, paths: &[PathBuf]) -> Result<ReviewSet> {
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let all: Vec<PathBuf> = ws.layers.iter().flat_map(|l| l.migrations.iter().map(|m| canonical(&m.path))).collect();
+    let mut set = HashSet::new();
+    for p in paths {
+        if !p.exists() {
+            return Err(Error::MissingPath { path: p.clone() });
+        }
+        let c = canonical(p);
+        if c.is_dir() {
+            set.extend(all.iter().filter(|m| m.starts_with(&c)).cloned());
+        } else if all.contains(&c) {
+            set.insert(c);
+        } else if c.extension().is_some_and(|e| e == "sql") && !is_down_file(&c) {
+            return Err(Error::Usage(format!(
+                "{}: not a migration of any layer of the workspace at {} (layers live under {}/core, verticals/<name>, bespoke/<tenant>)",
+                p.display(),
+                ws.root.display(),
+                ws.config.paths.schema.display()
+            )));
+        }
+    }
+    Ok(Some(set))
+}
+
+fn is_down_file(p: &Path) -> bool {
+    let n = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    n.ends_with(".down.sql") || n == "down.sql"
+}

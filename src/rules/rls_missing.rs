@@ -1,0 +1,131 @@
+use sqlparser::ast::{Spanned, Statement};
+
+use super::{FileCtx, Finding, Rule, RuleMeta};
+use crate::catalog::Table;
+use crate::report::{Pos, Region};
+use crate::workspace::TenancyMode;
+
+crate::declare_rule! {
+    /// ## What it does
+    /// Flags a tenant table that ends the migration file that creates it
+    /// without `ENABLE ROW LEVEL SECURITY`.
+    ///
+    /// ## Why is this bad?
+    /// Row-level security is the isolation boundary between tenants (shared
+    /// mode) and between group-chat containers (database-per-tenant mode).
+    /// A table without it is readable and writable across that boundary by
+    /// any role that has table privileges, and the gap is invisible until
+    /// data leaks. An `ENABLE` later in the same file counts; a promise to do
+    /// it in a later migration does not.
+    ///
+    /// ## Example
+    /// ```sql
+    /// -- bad
+    /// CREATE TABLE notes (id uuid PRIMARY KEY, body text);
+    /// -- good
+    /// CREATE TABLE notes (id uuid PRIMARY KEY, body text);
+    /// ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+    /// ALTER TABLE notes FORCE ROW LEVEL SECURITY;
+    /// CREATE POLICY notes_app ON notes FOR ALL TO orbis_app USING (true) WITH CHECK (true);
+    /// ```
+    ///
+    /// ## How to fix
+    /// Add `ALTER TABLE <table> ENABLE ROW LEVEL SECURITY;` (and `FORCE`) and
+    /// a policy in the same migration file. Tables that hold no tenant data
+    /// belong in `tenancy.global_tables` of strata.toml.
+    pub struct RlsMissing {
+        id: "rls-missing",
+        group: Governance,
+        severity: Error,
+        summary: "a tenant table that ends its migration file without ENABLE ROW LEVEL SECURITY",
+        needs_workspace: true,
+    }
+}
+
+/// Whether a table holds tenant data under the workspace's tenancy settings.
+pub fn is_tenant_table(cx: &FileCtx, t: &Table) -> bool {
+    if t.temporary || t.name.schema == "strata" {
+        return false;
+    }
+    let Some(cfg) = cx.env.config else { return false };
+    let global = |n: &str| cfg.tenancy.global_tables.iter().any(|g| g == n || *g == t.name.to_string());
+    if global(&t.name.name) {
+        return false;
+    }
+    !(cfg.tenancy.mode == TenancyMode::Shared && t.name.name == cfg.tenancy.tenant_table)
+}
+
+/// The region of the name in the statement that created a table in this file.
+pub fn created_region(cx: &FileCtx, t: &Table) -> Region {
+    let stmt = cx.file.parsed.statements.get(t.origin.stmt as usize);
+    let from_ast = stmt.and_then(|s| match s.ast() {
+        Some(Statement::CreateTable(ct)) => {
+            let sp = ct.name.span();
+            (sp.start.line > 0).then(|| {
+                Region::new(
+                    Pos::new(sp.start.line as u32, sp.start.column as u32),
+                    Pos::new(sp.end.line as u32, (sp.end.column as u32).saturating_sub(1).max(1)),
+                )
+            })
+        }
+        _ => None,
+    });
+    from_ast.or(stmt.map(|s| s.region)).unwrap_or_default()
+}
+
+impl Rule for RlsMissing {
+    fn meta(&self) -> &'static RuleMeta {
+        &META
+    }
+
+    fn check_file_end(&self, cx: &FileCtx, out: &mut Vec<Finding>) {
+        let mut created: Vec<&Table> = cx
+            .catalog
+            .tables
+            .values()
+            .filter(|t| t.origin.file == cx.file.id && !t.rls_enabled && is_tenant_table(cx, t))
+            .collect();
+        created.sort_by_key(|t| t.origin.stmt);
+        for t in created {
+            out.push(
+                Finding::new(created_region(cx, t), format!("tenant table `{}` has no ENABLE ROW LEVEL SECURITY by the end of its migration file", t.name))
+                    .help(format!(
+                        "add `ALTER TABLE {0} ENABLE ROW LEVEL SECURITY;` and `ALTER TABLE {0} FORCE ROW LEVEL SECURITY;` with a policy in this file",
+                        t.name
+                    ))
+                    .at_statement(t.origin.stmt as usize),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testing::{check_ws, ids};
+
+    #[test]
+    fn fires_when_rls_is_never_enabled() {
+        let d = check_ws(&[("core/0001_notes.sql", "-- notes\nCREATE TABLE notes (id uuid PRIMARY KEY, body text);\n")]);
+        assert_eq!(ids(&d, "rls-missing"), 1, "{d:#?}");
+        let f = d.iter().find(|x| x.rule == "rls-missing").unwrap();
+        assert_eq!((f.region.start.line, f.region.start.col), (2, 14));
+    }
+
+    #[test]
+    fn enable_later_in_the_same_file_counts() {
+        let d = check_ws(&[(
+            "core/0001_notes.sql",
+            "CREATE TABLE notes (id uuid PRIMARY KEY, body text);\nCREATE INDEX notes_body ON notes (body);\nALTER TABLE notes ENABLE ROW LEVEL SECURITY;\n",
+        )]);
+        assert_eq!(ids(&d, "rls-missing"), 0, "{d:#?}");
+    }
+
+    #[test]
+    fn enable_in_a_later_file_does_not_count() {
+        let d = check_ws(&[
+            ("core/0001_notes.sql", "CREATE TABLE notes (id uuid PRIMARY KEY);\n"),
+            ("core/0002_rls.sql", "ALTER TABLE notes ENABLE ROW LEVEL SECURITY;\n"),
+        ]);
+        assert_eq!(ids(&d, "rls-missing"), 1, "{d:#?}");
+    }
+}

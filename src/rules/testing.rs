@@ -1,0 +1,40 @@
+//! Helpers for rule tests: build a throwaway workspace or plain file, check
+//! it, and count findings.
+
+use std::path::Path;
+
+use crate::report::Diagnostic;
+
+pub const STRATA_TOML: &str = "pg_version = 15\n[tenancy]\nmode = \"database-per-tenant\"\napp_role = \"orbis_app\"\n";
+
+/// Writes `files` (paths under schema/) into a temporary workspace, lets
+/// `prepare` change it, and checks the whole workspace.
+pub fn check_ws_with(files: &[(&str, &str)], prepare: impl FnOnce(&Path)) -> Vec<Diagnostic> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    std::fs::write(root.join("strata.toml"), STRATA_TOML).expect("write strata.toml");
+    for (rel, text) in files {
+        let p = root.join("schema").join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+    prepare(root);
+    let ws = crate::workspace::Workspace::load(root).expect("load workspace");
+    crate::check::check_workspace(&ws, &None).expect("check").diagnostics
+}
+
+pub fn check_ws(files: &[(&str, &str)]) -> Vec<Diagnostic> {
+    check_ws_with(files, |_| {})
+}
+
+/// Checks one plain file outside any workspace.
+pub fn check_plain(sql: &str) -> Vec<Diagnostic> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("0001_test.sql");
+    std::fs::write(&p, sql).expect("write");
+    crate::check::check_files(&[p], dir.path()).expect("check").diagnostics
+}
+
+pub fn ids(d: &[Diagnostic], rule: &str) -> usize {
+    d.iter().filter(|x| x.rule == rule).count()
+}

@@ -1,0 +1,212 @@
+//! `strata.toml`: workspace settings. Unknown keys are errors (a typo in a
+//! governance setting must not be silently ignored).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TenancyMode {
+    /// One database per tenant (Orbis): no tenant key; RLS guards containers.
+    #[default]
+    DatabasePerTenant,
+    /// One database; every tenant row carries the tenant key and RLS isolates.
+    Shared,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tenancy {
+    pub mode: TenancyMode,
+    /// Shared mode: the tenant key column (e.g. `org_id`).
+    pub tenant_key: String,
+    /// Shared mode: the tenant root table the key references.
+    pub tenant_table: String,
+    /// The SQL expression that yields the current tenant in policies.
+    pub tenant_context: String,
+    /// The application role policies are written for (never BYPASSRLS).
+    pub app_role: String,
+    /// Roles that must not get `USING (true)` policies besides PUBLIC.
+    pub untrusted_roles: Vec<String>,
+    /// Database-per-tenant mode: the group-chat walled-garden table and key.
+    pub container_table: String,
+    pub container_key: String,
+    /// Tables that are not tenant data (the tenant root itself, lookups).
+    pub global_tables: Vec<String>,
+}
+
+impl Default for Tenancy {
+    fn default() -> Self {
+        Tenancy {
+            mode: TenancyMode::DatabasePerTenant,
+            tenant_key: "tenant_id".into(),
+            tenant_table: "tenants".into(),
+            tenant_context: "current_setting('app.tenant_id')::uuid".into(),
+            app_role: "app".into(),
+            untrusted_roles: vec!["anon".into()],
+            container_table: "containers".into(),
+            container_key: "container_id".into(),
+            global_tables: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Migrations {
+    /// `auto` detects the layout per folder; or one of the layouts.
+    pub layout: String,
+    /// Naming convention for `migration-name`: `native` (`NNNN_name.sql`),
+    /// `any` (whatever the layout accepts) or a regular expression.
+    pub naming: String,
+    /// Digits of the number in native names.
+    pub number_width: usize,
+}
+
+impl Default for Migrations {
+    fn default() -> Self {
+        Migrations {
+            layout: "auto".into(),
+            naming: "native".into(),
+            number_width: 4,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Paths {
+    pub schema: PathBuf,
+    pub rules: PathBuf,
+    pub tenants: PathBuf,
+    pub sum: PathBuf,
+    pub cutovers: PathBuf,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths {
+            schema: "schema".into(),
+            rules: "rules".into(),
+            tenants: "tenants.toml".into(),
+            sum: "strata.sum".into(),
+            cutovers: "cutovers".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Runner {
+    /// `lock_timeout` set for every migration strata runs.
+    pub lock_timeout: String,
+    /// `statement_timeout` set for every migration strata runs.
+    pub statement_timeout: String,
+    /// Retries of a migration that failed on a lock timeout (55P03).
+    pub lock_retries: u32,
+}
+
+impl Default for Runner {
+    fn default() -> Self {
+        Runner {
+            lock_timeout: "5s".into(),
+            statement_timeout: "10min".into(),
+            lock_retries: 5,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// A name for reports.
+    pub name: String,
+    /// The PostgreSQL major version the fleet runs (changes what is dangerous).
+    pub pg_version: u32,
+    /// `env:VAR` or a connection string of the control-plane database.
+    pub control_plane: Option<String>,
+    pub tenancy: Tenancy,
+    pub migrations: Migrations,
+    pub paths: Paths,
+    pub runner: Runner,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            name: "strata".into(),
+            pg_version: 15,
+            control_plane: None,
+            tenancy: Tenancy::default(),
+            migrations: Migrations::default(),
+            paths: Paths::default(),
+            runner: Runner::default(),
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = crate::error::read_utf8(path)?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config> {
+        let config: Config = toml::from_str(text).map_err(|e| Error::config_at(path, text, e.span().map(|s| s.start), e.message()))?;
+        if !(10..=30).contains(&config.pg_version) {
+            return Err(Error::config_at(
+                path,
+                text,
+                text.find("pg_version"),
+                format!("pg_version {} is not a PostgreSQL major version strata knows (10 to 30)", config.pg_version),
+            ));
+        }
+        if config.migrations.naming != "native" && config.migrations.naming != "any" {
+            if let Err(e) = regex::Regex::new(&config.migrations.naming) {
+                return Err(Error::config_at(path, text, text.find("naming"), format!("migrations.naming is not a valid regular expression: {e}")));
+            }
+        }
+        if config.migrations.layout != "auto" && crate::workspace::Layout::from_name(&config.migrations.layout).is_none() {
+            return Err(Error::config_at(
+                path,
+                text,
+                text.find("layout"),
+                format!(
+                    "unknown migrations.layout `{}` (expected auto, {})",
+                    config.migrations.layout,
+                    crate::workspace::Layout::NAMES.join(", ")
+                ),
+            ));
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_shared_mode() {
+        let c = Config::parse(
+            Path::new("strata.toml"),
+            "pg_version = 16\n[tenancy]\nmode = \"shared\"\ntenant_key = \"org_id\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.pg_version, 16);
+        assert_eq!(c.tenancy.mode, TenancyMode::Shared);
+        assert_eq!(c.tenancy.tenant_key, "org_id");
+        assert_eq!(c.paths.schema, PathBuf::from("schema"));
+    }
+
+    #[test]
+    fn unknown_keys_name_line_and_column() {
+        let err = Config::parse(Path::new("strata.toml"), "pg_version = 15\n[tenancy]\nmdoe = \"shared\"\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("strata.toml:3:1:"), "{msg}");
+        assert!(msg.contains("mdoe"), "{msg}");
+    }
+}
