@@ -1,5 +1,185 @@
-use super::CheckReport;
+//! JUnit XML (`--format junit`), for CI systems that show test reports.
+//!
+//! One `<testsuite>` per file with findings and one failing `<testcase>` per
+//! finding; warnings fail too, with `warning: ` before their message, since
+//! JUnit has no milder outcome that CI tools show. A clean check is one
+//! passing test case, so the report shows a pass rather than nothing.
+//!
+//! The XML is written by hand: five escapes and dropping the characters
+//! XML 1.0 forbids do not need a crate.
+
+use std::collections::HashMap;
+use std::fmt;
 use std::io::{self, Write};
-pub fn render(_report: &CheckReport, _w: &mut dyn Write) -> io::Result<()> {
-    unimplemented!()
+
+use super::{CheckReport, Diagnostic, Severity, SourceFile};
+
+pub fn render(report: &CheckReport, w: &mut dyn Write) -> io::Result<()> {
+    writeln!(w, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
+    let total = report.diagnostics.len();
+    if total == 0 {
+        writeln!(w, r#"<testsuites name="strata" tests="1" failures="0">"#)?;
+        writeln!(w, r#"  <testsuite name="strata" tests="1" failures="0">"#)?;
+        writeln!(
+            w,
+            r#"    <testcase name="strata check" classname="strata"/>"#
+        )?;
+        writeln!(w, "  </testsuite>")?;
+        return writeln!(w, "</testsuites>");
+    }
+    writeln!(
+        w,
+        r#"<testsuites name="strata" tests="{total}" failures="{total}">"#
+    )?;
+    for (file, findings) in by_file(&report.diagnostics) {
+        let n = findings.len();
+        let path = attr(&file.path);
+        writeln!(
+            w,
+            r#"  <testsuite name="{path}" tests="{n}" failures="{n}">"#
+        )?;
+        for d in findings {
+            let start = d.region.start;
+            let (line, col) = (start.line, start.col);
+            writeln!(
+                w,
+                r#"    <testcase name="{} at {line}:{col}" classname="{path}">"#,
+                attr(d.rule)
+            )?;
+            let prefix = if d.severity == Severity::Error {
+                ""
+            } else {
+                "warning: "
+            };
+            write!(
+                w,
+                r#"      <failure type="{}" message="{prefix}{}">"#,
+                attr(d.rule),
+                attr(&d.message)
+            )?;
+            write!(
+                w,
+                "{}:{line}:{col}: {}[{}]: {}",
+                text(&file.path),
+                d.severity.as_str(),
+                text(d.rule),
+                text(&d.message)
+            )?;
+            if let Some(help) = &d.help {
+                write!(w, "\nhelp: {}", text(help))?;
+            }
+            writeln!(w, "</failure>")?;
+            writeln!(w, "    </testcase>")?;
+        }
+        writeln!(w, "  </testsuite>")?;
+    }
+    writeln!(w, "</testsuites>")
+}
+
+/// The findings grouped by file, files in order of first appearance (the
+/// report is sorted, so this is path order), in one pass.
+fn by_file(diagnostics: &[Diagnostic]) -> Vec<(&SourceFile, Vec<&Diagnostic>)> {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut groups: Vec<(&SourceFile, Vec<&Diagnostic>)> = Vec::new();
+    for d in diagnostics {
+        let i = *index.entry(d.file.path.as_str()).or_insert_with(|| {
+            groups.push((&d.file, Vec::new()));
+            groups.len() - 1
+        });
+        groups[i].1.push(d);
+    }
+    groups
+}
+
+/// Text escaped for an attribute value: line breaks and tabs become character
+/// references, since parsers turn raw ones into spaces.
+fn attr(s: &str) -> Xml<'_> {
+    Xml { s, attribute: true }
+}
+
+/// Text escaped for element content.
+fn text(s: &str) -> Xml<'_> {
+    Xml {
+        s,
+        attribute: false,
+    }
+}
+
+struct Xml<'a> {
+    s: &'a str,
+    attribute: bool,
+}
+
+impl fmt::Display for Xml<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut clean = 0;
+        for (i, c) in self.s.char_indices() {
+            let replacement = match c {
+                '&' => "&amp;",
+                '<' => "&lt;",
+                '>' => "&gt;",
+                '"' => "&quot;",
+                '\'' => "&apos;",
+                // A raw CR would be read back as a line feed.
+                '\r' => "&#13;",
+                '\n' if self.attribute => "&#10;",
+                '\t' if self.attribute => "&#9;",
+                c if is_xml_char(c) => continue,
+                // Not allowed in XML 1.0 at all, not even as a reference.
+                _ => "",
+            };
+            f.write_str(&self.s[clean..i])?;
+            f.write_str(replacement)?;
+            clean = i + c.len_utf8();
+        }
+        f.write_str(&self.s[clean..])
+    }
+}
+
+/// XML 1.0's `Char` production.
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{fixture, Stats};
+
+    fn escaped(s: &str, attribute: bool) -> String {
+        Xml { s, attribute }.to_string()
+    }
+
+    fn rendered(report: &CheckReport) -> String {
+        let mut out = Vec::new();
+        render(report, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn fixture_suites() {
+        let out = rendered(&fixture::report());
+        insta::assert_snapshot!(out);
+    }
+
+    #[test]
+    fn clean_check_is_one_passing_case() {
+        let report = CheckReport {
+            diagnostics: Vec::new(),
+            stats: Stats::default(),
+        };
+        insta::assert_snapshot!(rendered(&report));
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(
+            escaped("a<b>&\"c\"'d'", false),
+            "a&lt;b&gt;&amp;&quot;c&quot;&apos;d&apos;"
+        );
+        assert_eq!(escaped("a\r\n\tb", false), "a&#13;\n\tb");
+        assert_eq!(escaped("a\r\n\tb", true), "a&#13;&#10;&#9;b");
+        assert_eq!(escaped("bell\u{7}nul\u{0}\u{FFFE}é€", false), "bellnulé€");
+        assert_eq!(escaped("plain", true), "plain");
+    }
 }
