@@ -69,7 +69,11 @@ fn git_lines(args: &[&str], cwd: &Path) -> anyhow::Result<Vec<String>> {
     if !out.status.success() {
         return Err(crate::Error::Git(String::from_utf8_lossy(&out.stderr).trim().to_string()).into());
     }
-    Ok(String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).filter(|l| !l.is_empty()).collect())
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect())
 }
 
 /// Files changed since `rev` (committed or not), or staged, as absolute paths.
@@ -158,13 +162,26 @@ fn cmd_rules(format: ListFormat) -> anyhow::Result<u8> {
 
 fn cmd_explain(rule: &str) -> anyhow::Result<u8> {
     let Some(meta) = rules::meta_of(rule) else {
-        let close: Vec<&str> = rules::ALL.iter().map(|m| m.id).filter(|id| id.contains(rule) || rule.contains(id)).collect();
-        let hint = if close.is_empty() { String::new() } else { format!(" (did you mean {}?)", close.join(", ")) };
+        let close: Vec<&str> = rules::ALL
+            .iter()
+            .map(|m| m.id)
+            .filter(|id| id.contains(rule) || rule.contains(id))
+            .collect();
+        let hint = if close.is_empty() {
+            String::new()
+        } else {
+            format!(" (did you mean {}?)", close.join(", "))
+        };
         return Err(crate::Error::Usage(format!("unknown rule `{rule}`{hint}; `strata rules` lists them")).into());
     };
     let mut out = io::stdout().lock();
     writeln!(out, "# {}\n", meta.id)?;
-    writeln!(out, "group: {} · default severity: {}\n", meta.group.as_str(), meta.default_severity.as_str())?;
+    writeln!(
+        out,
+        "group: {} · default severity: {}\n",
+        meta.group.as_str(),
+        meta.default_severity.as_str()
+    )?;
     writeln!(out, "{}", meta.doc_text())?;
     Ok(EXIT_OK)
 }
@@ -219,7 +236,9 @@ fn cmd_ls(ws: &Workspace, tenant: Option<&str>, format: ListFormat) -> anyhow::R
         return Ok(EXIT_OK);
     }
     let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_header(["layer", "layout", "migrations", "head", "tenants"]);
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_header(["layer", "layout", "migrations", "head", "tenants"]);
     for l in &ws.layers {
         let users: Vec<&str> = ws
             .tenants
@@ -262,7 +281,10 @@ fn cmd_sum(ws: &Workspace, check_only: bool) -> anyhow::Result<u8> {
             println!("{}: up to date ({} migrations)", ws.display(&path), entries.len());
             return Ok(EXIT_OK);
         }
-        println!("{}: out of date; run `strata sum` to release the current migrations", ws.display(&path));
+        println!(
+            "{}: out of date; run `strata sum` to release the current migrations",
+            ws.display(&path)
+        );
         return Ok(EXIT_FINDINGS);
     }
     std::fs::write(&path, rendered).with_context(|| format!("cannot write {}", path.display()))?;

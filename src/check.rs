@@ -79,16 +79,29 @@ impl<'a> Engine<'a> {
         if !report {
             for (i, stmt) in parsed.statements.iter().enumerate() {
                 if let Some(ast) = stmt.ast() {
-                    catalog.apply(ast, Origin { file: file.id, layer, stmt: i as u32 });
+                    catalog.apply(
+                        ast,
+                        Origin {
+                            file: file.id,
+                            layer,
+                            stmt: i as u32,
+                        },
+                    );
                 }
             }
             return;
         }
-        let active: Vec<usize> = (0..self.rules.len()).filter(|&r| self.severity(file.layer, r) != Severity::Off).collect();
+        let active: Vec<usize> = (0..self.rules.len())
+            .filter(|&r| self.severity(file.layer, r) != Severity::Off)
+            .collect();
         let mut findings: Vec<(usize, Finding)> = Vec::new();
         let mut buf = Vec::new();
         {
-            let cx = FileCtx { env: &self.env, file, catalog };
+            let cx = FileCtx {
+                env: &self.env,
+                file,
+                catalog,
+            };
             for &r in &active {
                 self.rules[r].check_file_start(&cx, &mut buf);
                 findings.extend(buf.drain(..).map(|f| (r, f)));
@@ -107,11 +120,22 @@ impl<'a> Engine<'a> {
                 findings.extend(buf.drain(..).map(|f| (r, f.at_statement_default(i))));
             }
             if let Some(ast) = stmt.ast() {
-                catalog.apply(ast, Origin { file: file.id, layer, stmt: i as u32 });
+                catalog.apply(
+                    ast,
+                    Origin {
+                        file: file.id,
+                        layer,
+                        stmt: i as u32,
+                    },
+                );
             }
         }
         {
-            let cx = FileCtx { env: &self.env, file, catalog };
+            let cx = FileCtx {
+                env: &self.env,
+                file,
+                catalog,
+            };
             for &r in &active {
                 self.rules[r].check_file_end(&cx, &mut buf);
                 findings.extend(buf.drain(..).map(|f| (r, f)));
@@ -142,7 +166,9 @@ impl<'a> Engine<'a> {
                 fix: f.fix,
             });
         }
-        let Some(unused_rule) = self.rules.iter().position(|r| r.meta().id == "unused-suppression") else { return };
+        let Some(unused_rule) = self.rules.iter().position(|r| r.meta().id == "unused-suppression") else {
+            return;
+        };
         let severity = self.severity(file.layer, unused_rule);
         if severity == Severity::Off {
             return;
@@ -154,7 +180,14 @@ impl<'a> Engine<'a> {
                 Some(format!("`{unknown}` is not a strata rule (see `strata rules`)"))
             } else if s.rules.is_empty() {
                 Some("this suppression names no rule".to_string())
-            } else if !was_used && s.rules.iter().any(|r| self.rules.iter().position(|x| x.meta().id == r).is_some_and(|i| self.severity(file.layer, i) != Severity::Off)) {
+            } else if !was_used
+                && s.rules.iter().any(|r| {
+                    self.rules
+                        .iter()
+                        .position(|x| x.meta().id == r)
+                        .is_some_and(|i| self.severity(file.layer, i) != Severity::Off)
+                })
+            {
                 Some(format!("this suppression of {} suppresses nothing", s.rules.join(", ")))
             } else {
                 None
@@ -289,7 +322,10 @@ pub fn check_workspace(ws: &Workspace, review: &ReviewSet) -> Result<CheckReport
                     rule: "migration-modified",
                     severity: sev,
                     file: source.clone(),
-                    region: Region::new(Pos::new(line as u32, 1), Pos::new(line as u32, source.line(line as u32).chars().count().max(1) as u32)),
+                    region: Region::new(
+                        Pos::new(line as u32, 1),
+                        Pos::new(line as u32, source.line(line as u32).chars().count().max(1) as u32),
+                    ),
                     message,
                     help: Some(help.to_string()),
                     fix: None,
@@ -298,13 +334,20 @@ pub fn check_workspace(ws: &Workspace, review: &ReviewSet) -> Result<CheckReport
         };
         for e in &entries {
             if !on_disk.contains(&e.key) {
-                sum_diag(e.line, format!("released migration `{}` was removed", e.key), "restore the file; released migrations are never deleted");
+                sum_diag(
+                    e.line,
+                    format!("released migration `{}` was removed", e.key),
+                    "restore the file; released migrations are never deleted",
+                );
             }
         }
         if let Some(e) = sum::broken_chain(&entries) {
             sum_diag(
                 e.line,
-                format!("strata.sum hash chain breaks at `{}`: the file was edited by hand or its lines re-ordered", e.key),
+                format!(
+                    "strata.sum hash chain breaks at `{}`: the file was edited by hand or its lines re-ordered",
+                    e.key
+                ),
                 "regenerate it with `strata sum` after restoring the released migrations",
             );
         }
@@ -325,7 +368,9 @@ pub fn check_workspace(ws: &Workspace, review: &ReviewSet) -> Result<CheckReport
         .iter()
         .map(|l| {
             let id = l.id();
-            l.migrations.iter().rposition(|m| released.contains_key(&sum::key(&id, &m.file_name())))
+            l.migrations
+                .iter()
+                .rposition(|m| released.contains_key(&sum::key(&id, &m.file_name())))
         })
         .collect();
     let env = Env {
@@ -393,7 +438,11 @@ pub fn review_set(ws: &Workspace, paths: &[PathBuf]) -> Result<ReviewSet> {
     if paths.is_empty() {
         return Ok(None);
     }
-    let all: Vec<PathBuf> = ws.layers.iter().flat_map(|l| l.migrations.iter().map(|m| canonical(&m.path))).collect();
+    let all: Vec<PathBuf> = ws
+        .layers
+        .iter()
+        .flat_map(|l| l.migrations.iter().map(|m| canonical(&m.path)))
+        .collect();
     let mut set = HashSet::new();
     for p in paths {
         if !p.exists() {

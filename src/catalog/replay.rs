@@ -70,7 +70,11 @@ pub(super) fn apply(cat: &mut Catalog, stmt: &ast::Statement, origin: Origin) {
         S::AlterPolicy(ap) => {
             let table = cat.resolve(&ap.table_name);
             let name = ident_name(&ap.name);
-            if let Some(p) = cat.tables.get_mut(&table).and_then(|t| t.policies.iter_mut().find(|p| p.name == name)) {
+            if let Some(p) = cat
+                .tables
+                .get_mut(&table)
+                .and_then(|t| t.policies.iter_mut().find(|p| p.name == name))
+            {
                 match &ap.operation {
                     AlterPolicyOperation::Rename { new_name } => p.name = ident_name(new_name),
                     AlterPolicyOperation::Apply { to, using, with_check } => {
@@ -156,10 +160,7 @@ pub(super) fn apply(cat: &mut Catalog, stmt: &ast::Statement, origin: Origin) {
         }
         S::CreateFunction(cf) => {
             let name = cat.resolve(&cf.name);
-            let sets_search_path = cf
-                .set_params
-                .iter()
-                .any(|p| p.name.to_string().eq_ignore_ascii_case("search_path"));
+            let sets_search_path = cf.set_params.iter().any(|p| p.name.to_string().eq_ignore_ascii_case("search_path"));
             cat.functions.insert(
                 name.clone(),
                 Function {
@@ -364,11 +365,9 @@ fn add_column(cat: &Catalog, table: &mut Table, col: &ColumnDef, origin: Origin)
                 not_valid: false,
                 origin,
             }),
-            ColumnOption::Generated { generation_expr, .. } => {
-                if generation_expr.is_none() {
-                    column.identity = true;
-                    column.not_null = true;
-                }
+            ColumnOption::Generated { generation_expr: None, .. } => {
+                column.identity = true;
+                column.not_null = true;
             }
             ColumnOption::Identity(_) => column.identity = true,
             _ => {}
@@ -451,7 +450,9 @@ fn alter_table(cat: &mut Catalog, name: &QName, op: &AlterTableOperation, origin
     let snapshot = cat.clone_for_columns();
     let Some(table) = cat.tables.get_mut(name) else { return };
     match op {
-        AlterTableOperation::AddColumn { column_def, if_not_exists, .. } => {
+        AlterTableOperation::AddColumn {
+            column_def, if_not_exists, ..
+        } => {
             if *if_not_exists && table.column(&ident_name(&column_def.name)).is_some() {
                 return;
             }
@@ -481,7 +482,9 @@ fn alter_table(cat: &mut Catalog, name: &QName, op: &AlterTableOperation, origin
             }
         }
         AlterTableOperation::AlterColumn { column_name, op } => {
-            let Some(c) = table.column_mut(&ident_name(column_name)) else { return };
+            let Some(c) = table.column_mut(&ident_name(column_name)) else {
+                return;
+            };
             match op {
                 AlterColumnOperation::SetNotNull => c.not_null = true,
                 AlterColumnOperation::DropNotNull => c.not_null = false,
@@ -541,7 +544,14 @@ mod tests {
         let mut cat = Catalog::new();
         for (i, s) in f.statements.iter().enumerate() {
             let stmt = s.ast().unwrap_or_else(|| panic!("unparsed: {:?}", s.unparsed()));
-            cat.apply(stmt, Origin { file: 0, layer: 0, stmt: i as u32 });
+            cat.apply(
+                stmt,
+                Origin {
+                    file: 0,
+                    layer: 0,
+                    stmt: i as u32,
+                },
+            );
         }
         cat
     }

@@ -22,27 +22,13 @@ pub fn render(report: &CheckReport, w: &mut dyn Write) -> io::Result<()> {
         };
         let region = d.region.normalized();
         let (start, end) = (region.start, region.end);
-        write!(
-            w,
-            "::{command} file={},line={}",
-            escape_property(&d.file.path),
-            start.line
-        )?;
+        write!(w, "::{command} file={},line={}", escape_property(&d.file.path), start.line)?;
         if start.line == end.line {
-            write!(
-                w,
-                ",col={},endLine={},endColumn={}",
-                start.col, end.line, end.col
-            )?;
+            write!(w, ",col={},endLine={},endColumn={}", start.col, end.line, end.col)?;
         } else {
             write!(w, ",endLine={}", end.line)?;
         }
-        write!(
-            w,
-            ",title={}::{}",
-            escape_property(d.rule),
-            escape_data(&d.message)
-        )?;
+        write!(w, ",title={}::{}", escape_property(d.rule), escape_data(&d.message))?;
         if let Some(help) = &d.help {
             write!(w, "%0A{}", escape_data(help))?;
         }
@@ -102,9 +88,7 @@ mod tests {
         let report = fixture::report();
         let out = rendered(&report);
         assert_eq!(out.lines().count(), report.diagnostics.len());
-        assert!(out
-            .lines()
-            .all(|l| l.starts_with("::error ") || l.starts_with("::warning ")));
+        assert!(out.lines().all(|l| l.starts_with("::error ") || l.starts_with("::warning ")));
         assert!(!out.contains('\r'));
     }
 

@@ -150,9 +150,7 @@ mod tests {
         let diagnostics = value["diagnostics"].as_array().unwrap();
         assert_eq!(diagnostics.len(), report.diagnostics.len());
         for d in diagnostics {
-            for key in [
-                "rule", "severity", "file", "start", "end", "message", "help", "fix",
-            ] {
+            for key in ["rule", "severity", "file", "start", "end", "message", "help", "fix"] {
                 assert!(d.get(key).is_some(), "{key} missing in {d}");
             }
         }

@@ -20,37 +20,20 @@ pub fn render(report: &CheckReport, w: &mut dyn Write) -> io::Result<()> {
     if total == 0 {
         writeln!(w, r#"<testsuites name="strata" tests="1" failures="0">"#)?;
         writeln!(w, r#"  <testsuite name="strata" tests="1" failures="0">"#)?;
-        writeln!(
-            w,
-            r#"    <testcase name="strata check" classname="strata"/>"#
-        )?;
+        writeln!(w, r#"    <testcase name="strata check" classname="strata"/>"#)?;
         writeln!(w, "  </testsuite>")?;
         return writeln!(w, "</testsuites>");
     }
-    writeln!(
-        w,
-        r#"<testsuites name="strata" tests="{total}" failures="{total}">"#
-    )?;
+    writeln!(w, r#"<testsuites name="strata" tests="{total}" failures="{total}">"#)?;
     for (file, findings) in by_file(&report.diagnostics) {
         let n = findings.len();
         let path = attr(&file.path);
-        writeln!(
-            w,
-            r#"  <testsuite name="{path}" tests="{n}" failures="{n}">"#
-        )?;
+        writeln!(w, r#"  <testsuite name="{path}" tests="{n}" failures="{n}">"#)?;
         for d in findings {
             let start = d.region.start;
             let (line, col) = (start.line, start.col);
-            writeln!(
-                w,
-                r#"    <testcase name="{} at {line}:{col}" classname="{path}">"#,
-                attr(d.rule)
-            )?;
-            let prefix = if d.severity == Severity::Error {
-                ""
-            } else {
-                "warning: "
-            };
+            writeln!(w, r#"    <testcase name="{} at {line}:{col}" classname="{path}">"#, attr(d.rule))?;
+            let prefix = if d.severity == Severity::Error { "" } else { "warning: " };
             write!(
                 w,
                 r#"      <failure type="{}" message="{prefix}{}">"#,
@@ -99,10 +82,7 @@ fn attr(s: &str) -> Xml<'_> {
 
 /// Text escaped for element content.
 fn text(s: &str) -> Xml<'_> {
-    Xml {
-        s,
-        attribute: false,
-    }
+    Xml { s, attribute: false }
 }
 
 struct Xml<'a> {
@@ -173,10 +153,7 @@ mod tests {
 
     #[test]
     fn escaping() {
-        assert_eq!(
-            escaped("a<b>&\"c\"'d'", false),
-            "a&lt;b&gt;&amp;&quot;c&quot;&apos;d&apos;"
-        );
+        assert_eq!(escaped("a<b>&\"c\"'d'", false), "a&lt;b&gt;&amp;&quot;c&quot;&apos;d&apos;");
         assert_eq!(escaped("a\r\n\tb", false), "a&#13;\n\tb");
         assert_eq!(escaped("a\r\n\tb", true), "a&#13;&#10;&#9;b");
         assert_eq!(escaped("bell\u{7}nul\u{0}\u{FFFE}é€", false), "bellnulé€");

@@ -15,9 +15,7 @@ pub mod sarif;
 pub mod text;
 
 /// How serious a finding is. `Off` exists only in configuration.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Off,
@@ -89,11 +87,7 @@ impl SourceFile {
     pub fn new(path: String, text: String) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        SourceFile {
-            path,
-            text,
-            line_starts,
-        }
+        SourceFile { path, text, line_starts }
     }
 
     pub fn line_count(&self) -> usize {
@@ -171,22 +165,14 @@ pub struct CheckReport {
 
 impl CheckReport {
     pub fn count(&self, severity: Severity) -> usize {
-        self.diagnostics
-            .iter()
-            .filter(|d| d.severity == severity)
-            .count()
+        self.diagnostics.iter().filter(|d| d.severity == severity).count()
     }
 
     /// Sorts findings by file, position and rule so that every format is
     /// deterministic.
     pub fn sort(&mut self) {
-        self.diagnostics.sort_by(|a, b| {
-            (a.file.path.as_str(), a.region.start, a.rule).cmp(&(
-                b.file.path.as_str(),
-                b.region.start,
-                b.rule,
-            ))
-        });
+        self.diagnostics
+            .sort_by(|a, b| (a.file.path.as_str(), a.region.start, a.rule).cmp(&(b.file.path.as_str(), b.region.start, b.rule)));
     }
 }
 
@@ -210,13 +196,7 @@ pub struct RenderOptions {
 
 /// Renders `report` in `format`. `rules` is the rule table (SARIF and JUnit
 /// describe every rule, not only those that fired).
-pub fn render(
-    format: Format,
-    report: &CheckReport,
-    rules: &[&RuleMeta],
-    opts: &RenderOptions,
-    w: &mut dyn Write,
-) -> io::Result<()> {
+pub fn render(format: Format, report: &CheckReport, rules: &[&RuleMeta], opts: &RenderOptions, w: &mut dyn Write) -> io::Result<()> {
     match format {
         Format::Text => text::render(report, opts, w),
         Format::Json => json::render(report, w),
@@ -326,21 +306,13 @@ Do what the help says.
     /// The region of the first `needle` on `line`, in characters.
     fn span(file: &SourceFile, line: u32, needle: &str) -> Region {
         let text = file.line(line);
-        let byte = text
-            .find(needle)
-            .unwrap_or_else(|| panic!("{needle:?} not on line {line}"));
+        let byte = text.find(needle).unwrap_or_else(|| panic!("{needle:?} not on line {line}"));
         let col = text[..byte].chars().count() as u32 + 1;
         let len = needle.chars().count() as u32;
         Region::new(Pos::new(line, col), Pos::new(line, col + len - 1))
     }
 
-    fn diagnostic(
-        file: &Arc<SourceFile>,
-        rule: &'static str,
-        severity: Severity,
-        region: Region,
-        message: &str,
-    ) -> Diagnostic {
+    fn diagnostic(file: &Arc<SourceFile>, rule: &'static str, severity: Severity, region: Region, message: &str) -> Diagnostic {
         Diagnostic {
             rule,
             severity,
@@ -356,14 +328,8 @@ Do what the help says.
     /// a tab before a caret, a fix, and messages full of characters that some
     /// format must escape.
     pub(crate) fn report() -> CheckReport {
-        let notes = Arc::new(SourceFile::new(
-            NOTES_PATH.to_string(),
-            NOTES_SQL.to_string(),
-        ));
-        let widgets = Arc::new(SourceFile::new(
-            WIDGETS_PATH.to_string(),
-            WIDGETS_SQL.to_string(),
-        ));
+        let notes = Arc::new(SourceFile::new(NOTES_PATH.to_string(), NOTES_SQL.to_string()));
+        let widgets = Arc::new(SourceFile::new(WIDGETS_PATH.to_string(), WIDGETS_SQL.to_string()));
 
         let mut rls = diagnostic(
             &notes,
@@ -372,8 +338,7 @@ Do what the help says.
             span(&notes, 4, "notes"),
             "table `public.notes` has no ENABLE ROW LEVEL SECURITY by the end of its migration",
         );
-        rls.help =
-            Some("add `ALTER TABLE notes ENABLE ROW LEVEL SECURITY;` in the same file".to_string());
+        rls.help = Some("add `ALTER TABLE notes ENABLE ROW LEVEL SECURITY;` in the same file".to_string());
         let end = NOTES_SQL.len();
         rls.fix = Some(Fix {
             description: "enable row level security".to_string(),
@@ -391,8 +356,7 @@ Do what the help says.
             Region::new(Pos::new(4, 1), Pos::new(7, 2)),
             "table `public.notes` has no `tenant_id` column",
         );
-        tenant.help =
-            Some("add `tenant_id uuid NOT NULL REFERENCES core.tenants (id)`".to_string());
+        tenant.help = Some("add `tenant_id uuid NOT NULL REFERENCES core.tenants (id)`".to_string());
 
         let mut money = diagnostic(
             &widgets,
@@ -428,11 +392,7 @@ Do what the help says.
             &widgets,
             "unparsed-statement",
             Severity::Warning,
-            span(
-                &widgets,
-                5,
-                "ALTER TABLE widgets SPLIT PARTITION p1 INTO (p1a, p1b);",
-            ),
+            span(&widgets, 5, "ALTER TABLE widgets SPLIT PARTITION p1 INTO (p1a, p1b);"),
             "sqlparser does not understand this statement; only keyword checks saw it",
         );
 

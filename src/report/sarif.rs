@@ -141,11 +141,7 @@ struct Fingerprints {
 }
 
 pub fn render(report: &CheckReport, rules: &[&RuleMeta], w: &mut dyn Write) -> io::Result<()> {
-    let index: HashMap<&str, usize> = rules
-        .iter()
-        .enumerate()
-        .map(|(i, rule)| (rule.id, i))
-        .collect();
+    let index: HashMap<&str, usize> = rules.iter().enumerate().map(|(i, rule)| (rule.id, i)).collect();
     let mut occurrences: HashMap<u64, u32> = HashMap::new();
     let results = report
         .diagnostics
@@ -347,10 +343,7 @@ mod tests {
             assert!(location["artifactLocation"]["uri"].is_string());
             let region = &location["region"];
             assert!(region["startLine"].as_u64().unwrap() >= 1);
-            assert_eq!(
-                region["endColumn"].as_u64().unwrap(),
-                u64::from(d.region.end.col) + 1
-            );
+            assert_eq!(region["endColumn"].as_u64().unwrap(), u64::from(d.region.end.col) + 1);
             match result.get("ruleIndex") {
                 Some(i) => assert_eq!(rules[i.as_u64().unwrap() as usize]["id"], d.rule),
                 None => assert!(fixture::RULES.iter().all(|r| r.id != d.rule)),
@@ -367,10 +360,7 @@ mod tests {
         assert_eq!(rule.full_description.text, "Checks the fixture.");
         assert_eq!(rule.help.text, "Do what the help says.");
         assert_eq!(rule.properties.tags, ["governance"]);
-        assert_eq!(
-            descriptor(&fixture::RULES[5]).default_configuration.level,
-            "none"
-        );
+        assert_eq!(descriptor(&fixture::RULES[5]).default_configuration.level, "none");
     }
 
     #[test]
@@ -379,19 +369,10 @@ mod tests {
             let l = artifact_location(p);
             (l.uri, l.uri_base_id)
         };
-        assert_eq!(
-            uri("./schema/a b,c.sql"),
-            ("schema/a%20b%2Cc.sql".to_string(), Some("%SRCROOT%"))
-        );
-        assert_eq!(
-            uri("schema\\é.sql"),
-            ("schema/%C3%A9.sql".to_string(), Some("%SRCROOT%"))
-        );
+        assert_eq!(uri("./schema/a b,c.sql"), ("schema/a%20b%2Cc.sql".to_string(), Some("%SRCROOT%")));
+        assert_eq!(uri("schema\\é.sql"), ("schema/%C3%A9.sql".to_string(), Some("%SRCROOT%")));
         assert_eq!(uri("/srv/x.sql"), ("file:///srv/x.sql".to_string(), None));
-        assert_eq!(
-            uri("C:\\x y.sql"),
-            ("file:///C:/x%20y.sql".to_string(), None)
-        );
+        assert_eq!(uri("C:\\x y.sql"), ("file:///C:/x%20y.sql".to_string(), None));
     }
 
     #[test]
@@ -411,9 +392,7 @@ mod tests {
         report.diagnostics.push(copy);
         let log: Value = serde_json::from_str(&rendered(&report)).unwrap();
         let results = log["runs"][0]["results"].as_array().unwrap();
-        let first = results[0]["partialFingerprints"]["primaryLocationLineHash"]
-            .as_str()
-            .unwrap();
+        let first = results[0]["partialFingerprints"]["primaryLocationLineHash"].as_str().unwrap();
         let last = results.last().unwrap()["partialFingerprints"]["primaryLocationLineHash"]
             .as_str()
             .unwrap();

@@ -112,11 +112,7 @@ fn write_diagnostic(d: &Diagnostic, s: &Style, w: &mut dyn Write) -> io::Result<
         // A finding about the whole file: no line to show.
         writeln!(w, "{margin}{g}-->{r} {}", d.file.path)?;
     } else {
-        writeln!(
-            w,
-            "{margin}{g}-->{r} {}:{}:{}",
-            d.file.path, start.line, start.col
-        )?;
+        writeln!(w, "{margin}{g}-->{r} {}:{}:{}", d.file.path, start.line, start.col)?;
         writeln!(w, "{margin} {g}|{r}")?;
         let text = d.file.line(start.line);
         if text.is_empty() {
@@ -171,10 +167,7 @@ fn write_summary(report: &CheckReport, s: &Style, w: &mut dyn Write) -> io::Resu
     let stats = &report.stats;
     let errors = report.count(Severity::Error);
     let warnings = report.count(Severity::Warning);
-    let (error_style, warning_style) = (
-        if errors > 0 { s.error } else { "" },
-        if warnings > 0 { s.warning } else { "" },
-    );
+    let (error_style, warning_style) = (if errors > 0 { s.error } else { "" }, if warnings > 0 { s.warning } else { "" });
     write!(
         w,
         "checked {}, {} ({} parsed), {error_style}{}{r}, {warning_style}{}{r}",
@@ -183,18 +176,10 @@ fn write_summary(report: &CheckReport, s: &Style, w: &mut dyn Write) -> io::Resu
         stats.parsed,
         Count(errors, "error"),
         Count(warnings, "warning"),
-        r = if errors > 0 || warnings > 0 {
-            s.reset
-        } else {
-            ""
-        },
+        r = if errors > 0 || warnings > 0 { s.reset } else { "" },
     )?;
     if stats.context_files > 0 {
-        write!(
-            w,
-            ", {} of history replayed",
-            Count(stats.context_files, "file")
-        )?;
+        write!(w, ", {} of history replayed", Count(stats.context_files, "file"))?;
     }
     writeln!(w, " in {:.1} ms", stats.elapsed_ms)
 }
@@ -264,10 +249,7 @@ mod tests {
 
     #[test]
     fn color_marks_severity_gutter_and_help() {
-        let opts = RenderOptions {
-            color: true,
-            quiet: false,
-        };
+        let opts = RenderOptions { color: true, quiet: false };
         let out = rendered(&fixture::report(), &opts);
         assert!(out.contains("\x1b[1;31merror[rls-missing]\x1b[0m"));
         assert!(out.contains("\x1b[1;33mwarning[ban-money-type]\x1b[0m"));
@@ -277,10 +259,7 @@ mod tests {
 
     #[test]
     fn quiet_prints_only_the_summary() {
-        let opts = RenderOptions {
-            color: false,
-            quiet: true,
-        };
+        let opts = RenderOptions { color: false, quiet: true };
         let out = rendered(&fixture::report(), &opts);
         insta::assert_snapshot!(out, @"checked 2 files, 7 statements (6 parsed), 2 errors, 4 warnings, 250 files of history replayed in 12.3 ms");
     }
@@ -308,15 +287,9 @@ mod tests {
     fn caret_spans() {
         let at = |l1, c1, l2, c2| Region::new(Pos::new(l1, c1), Pos::new(l2, c2));
         // Same line, inclusive end.
-        assert_eq!(
-            caret_span("CREATE TABLE notes (", at(1, 14, 1, 18)),
-            (" ".repeat(13), 5)
-        );
+        assert_eq!(caret_span("CREATE TABLE notes (", at(1, 14, 1, 18)), (" ".repeat(13), 5));
         // Multi-line: up to the end of the start line.
-        assert_eq!(
-            caret_span("CREATE TABLE notes (", at(1, 14, 3, 2)),
-            (" ".repeat(13), 7)
-        );
+        assert_eq!(caret_span("CREATE TABLE notes (", at(1, 14, 3, 2)), (" ".repeat(13), 7));
         // A tab before the caret stays a tab; a non-ASCII character is one column.
         assert_eq!(caret_span("\té x", at(1, 4, 1, 4)), ("\t  ".to_string(), 1));
         // Past the end of the line, or an end before the start: one caret.
@@ -327,10 +300,7 @@ mod tests {
 
     #[test]
     fn finding_without_a_line() {
-        let file = Arc::new(SourceFile::new(
-            "a.sql".to_string(),
-            "SELECT 1;\n".to_string(),
-        ));
+        let file = Arc::new(SourceFile::new("a.sql".to_string(), "SELECT 1;\n".to_string()));
         let report = CheckReport {
             diagnostics: vec![Diagnostic {
                 rule: "unused-suppression",
@@ -344,9 +314,7 @@ mod tests {
             stats: Stats::default(),
         };
         let out = rendered(&report, &RenderOptions::default());
-        assert!(out.starts_with(
-            "warning[unused-suppression]: suppression suppresses nothing\n  --> a.sql\n\n"
-        ));
+        assert!(out.starts_with("warning[unused-suppression]: suppression suppresses nothing\n  --> a.sql\n\n"));
     }
 
     /// Linear rendering: one finding per line of a 40,000-line file. No timing

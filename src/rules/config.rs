@@ -69,15 +69,30 @@ impl RulesConfig {
         let at = |needle: &str| text.find(needle);
         for (key, value) in doc {
             if key != "rules" {
-                return Err(Error::config_at(path, text, at(&key), format!("unknown top-level key `{key}` (expected [rules.<id>] tables)")));
+                return Err(Error::config_at(
+                    path,
+                    text,
+                    at(&key),
+                    format!("unknown top-level key `{key}` (expected [rules.<id>] tables)"),
+                ));
             }
             let Some(rules) = value.as_table() else {
-                return Err(Error::config_at(path, text, at("rules"), "`rules` must be a table of [rules.<id>] sections"));
+                return Err(Error::config_at(
+                    path,
+                    text,
+                    at("rules"),
+                    "`rules` must be a table of [rules.<id>] sections",
+                ));
             };
             for (id, body) in rules {
                 let here = at(&format!("rules.{id}")).or_else(|| at(id));
                 if crate::rules::meta_of(id).is_none() {
-                    return Err(Error::config_at(path, text, here, format!("unknown rule `{id}` (see `strata rules`)")));
+                    return Err(Error::config_at(
+                        path,
+                        text,
+                        here,
+                        format!("unknown rule `{id}` (see `strata rules`)"),
+                    ));
                 }
                 let Some(body) = body.as_table() else {
                     return Err(Error::config_at(path, text, here, format!("[rules.{id}] must be a table")));
@@ -88,7 +103,12 @@ impl RulesConfig {
                     match k.as_str() {
                         "severity" => {
                             entry.severity = Some(parse_severity(v).ok_or_else(|| {
-                                Error::config_at(path, text, here, format!("rules.{id}.severity must be \"off\", \"warning\" or \"error\", not {v}"))
+                                Error::config_at(
+                                    path,
+                                    text,
+                                    here,
+                                    format!("rules.{id}.severity must be \"off\", \"warning\" or \"error\", not {v}"),
+                                )
                             })?);
                         }
                         "layers" => {
@@ -96,9 +116,18 @@ impl RulesConfig {
                                 return Err(Error::config_at(path, text, here, format!("rules.{id}.layers must be a table")));
                             };
                             for (layer, lv) in layers {
-                                let sev = lv.as_table().and_then(|t| t.get("severity")).and_then(parse_severity).ok_or_else(|| {
-                                    Error::config_at(path, text, here, format!("rules.{id}.layers.{layer} needs severity = \"off\" | \"warning\" | \"error\""))
-                                })?;
+                                let sev = lv
+                                    .as_table()
+                                    .and_then(|t| t.get("severity"))
+                                    .and_then(parse_severity)
+                                    .ok_or_else(|| {
+                                        Error::config_at(
+                                            path,
+                                            text,
+                                            here,
+                                            format!("rules.{id}.layers.{layer} needs severity = \"off\" | \"warning\" | \"error\""),
+                                        )
+                                    })?;
                                 entry.layers.insert(layer.clone(), sev);
                             }
                         }

@@ -57,7 +57,10 @@ impl Default for LidColumnRule {
             message: None,
         };
         LidColumnRule {
-            patterns: ["lid", "lid_jid", "wa_lid", "*_lid", "*_lid_jid", "whatsapp_lid*"].into_iter().map(p).collect(),
+            patterns: ["lid", "lid_jid", "wa_lid", "*_lid", "*_lid_jid", "whatsapp_lid*"]
+                .into_iter()
+                .map(p)
+                .collect(),
         }
     }
 }
@@ -67,14 +70,19 @@ impl LidColumnRule {
         let name = ident_name(&col.name);
         if let Some(p) = self.patterns.iter().find(|p| glob_match(&p.pattern, &name)) {
             let region = ident_region(&col.name).unwrap_or(cx.stmt.region);
-            let msg = p
-                .message
-                .clone()
-                .unwrap_or_else(|| "WhatsApp LIDs are never stored as identity; phone (E.164) in contacts is the routing identifier".to_string());
+            let msg = p.message.clone().unwrap_or_else(|| {
+                "WhatsApp LIDs are never stored as identity; phone (E.164) in contacts is the routing identifier".to_string()
+            });
             out.push(
-                Finding::new(region, format!("column `{table}.{name}` matches the banned identifier pattern `{}`: {msg}", p.pattern))
-                    .help("remove the column; resolve the sender to a contact by phone and store contact_id")
-                    .at_statement(cx.index),
+                Finding::new(
+                    region,
+                    format!(
+                        "column `{table}.{name}` matches the banned identifier pattern `{}`: {msg}",
+                        p.pattern
+                    ),
+                )
+                .help("remove the column; resolve the sender to a contact by phone and store contact_id")
+                .at_statement(cx.index),
             );
         }
     }
@@ -145,7 +153,10 @@ mod tests {
 
     #[test]
     fn fires_on_lid_columns() {
-        let d = check_ws(&[("core/0001_contacts.sql", "CREATE TABLE contacts (id uuid PRIMARY KEY, phone text, wa_lid text);\nALTER TABLE contacts ADD COLUMN lid_jid text;")]);
+        let d = check_ws(&[(
+            "core/0001_contacts.sql",
+            "CREATE TABLE contacts (id uuid PRIMARY KEY, phone text, wa_lid text);\nALTER TABLE contacts ADD COLUMN lid_jid text;",
+        )]);
         assert_eq!(ids(&d, "lid-column"), 2, "{d:#?}");
         let first = d.iter().find(|x| x.rule == "lid-column").unwrap();
         assert_eq!((first.region.start.line, first.region.start.col), (1, 57));
@@ -153,7 +164,10 @@ mod tests {
 
     #[test]
     fn quiet_on_valid_and_phone() {
-        let d = check_ws(&[("core/0001_contacts.sql", "CREATE TABLE contacts (id uuid PRIMARY KEY, phone text, valid boolean, solid text);")]);
+        let d = check_ws(&[(
+            "core/0001_contacts.sql",
+            "CREATE TABLE contacts (id uuid PRIMARY KEY, phone text, valid boolean, solid text);",
+        )]);
         assert_eq!(ids(&d, "lid-column"), 0, "{d:#?}");
     }
 }

@@ -38,13 +38,19 @@ impl Rule for MigrationModified {
     }
 
     fn check_file_start(&self, cx: &FileCtx, out: &mut Vec<Finding>) {
-        let Released::Released { hash, sum_line } = cx.file.released else { return };
+        let Released::Released { hash, sum_line } = cx.file.released else {
+            return;
+        };
         let now = sha256_hex(cx.file.parsed.source.text.as_bytes());
         if now != hash {
             out.push(
                 Finding::new(
                     Region::point(Pos::new(1, 1)),
-                    format!("released migration was modified: strata.sum line {sum_line} records sha256:{}…, the file now hashes to sha256:{}…", &hash[..12], &now[..12]),
+                    format!(
+                        "released migration was modified: strata.sum line {sum_line} records sha256:{}…, the file now hashes to sha256:{}…",
+                        &hash[..12],
+                        &now[..12]
+                    ),
                 )
                 .help("revert the edit and add a new migration; run `strata sum` only to re-release on purpose"),
             );

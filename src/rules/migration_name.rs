@@ -50,7 +50,9 @@ impl Rule for MigrationName {
     }
 
     fn check_file_start(&self, cx: &FileCtx, out: &mut Vec<Finding>) {
-        let (Some(cfg), Some(m)) = (cx.env.config, cx.file.migration) else { return };
+        let (Some(cfg), Some(m)) = (cx.env.config, cx.file.migration) else {
+            return;
+        };
         let at = Region::point(Pos::new(1, 1));
         let file = m.file_name();
         let naming = cfg.migrations.naming.as_str();
@@ -62,30 +64,57 @@ impl Rule for MigrationName {
         let native_layout = m.layout == Layout::Native || (naming == "native" && m.layout == Layout::Plain);
         if !ok || (naming == "native" && m.layout == Layout::Plain && !native_ok(&file, cfg.migrations.number_width)) {
             out.push(
-                Finding::new(at, format!("migration file name `{file}` is outside the naming convention `{naming}`"))
-                    .help(format!("name it `{:0w$}_<snake_case_name>.sql`; `strata new <layer> <name>` picks the next number", 1, w = cfg.migrations.number_width)),
+                Finding::new(
+                    at,
+                    format!("migration file name `{file}` is outside the naming convention `{naming}`"),
+                )
+                .help(format!(
+                    "name it `{:0w$}_<snake_case_name>.sql`; `strata new <layer> <name>` picks the next number",
+                    1,
+                    w = cfg.migrations.number_width
+                )),
             );
             return;
         }
         let Some(num) = m.number() else { return };
         let layer = cx.file.layer_migrations;
-        let Some(pos) = layer.iter().position(|x| x.path == m.path) else { return };
+        let Some(pos) = layer.iter().position(|x| x.path == m.path) else {
+            return;
+        };
         if let Some(other) = layer.iter().find(|x| x.path != m.path && x.number() == Some(num)) {
             out.push(
-                Finding::new(at, format!("migration number {} is used twice in this layer (also `{}`)", m.version, other.file_name()))
-                    .help("renumber the newer migration to the next free number of the layer"),
+                Finding::new(
+                    at,
+                    format!(
+                        "migration number {} is used twice in this layer (also `{}`)",
+                        m.version,
+                        other.file_name()
+                    ),
+                )
+                .help("renumber the newer migration to the next free number of the layer"),
             );
         } else if native_layout && pos > 0 {
             if let Some(prev) = layer[pos - 1].number() {
                 if num > prev + 1 {
                     out.push(
-                        Finding::new(at, format!("migration number {} skips {} (the previous migration is {})", m.version, prev + 1, layer[pos - 1].version))
-                            .help("number migrations consecutively; a gap usually means a released migration was deleted or renamed"),
+                        Finding::new(
+                            at,
+                            format!(
+                                "migration number {} skips {} (the previous migration is {})",
+                                m.version,
+                                prev + 1,
+                                layer[pos - 1].version
+                            ),
+                        )
+                        .help("number migrations consecutively; a gap usually means a released migration was deleted or renamed"),
                     );
                 }
             }
         } else if native_layout && pos == 0 && num != 1 && num != 0 {
-            out.push(Finding::new(at, format!("the first migration of the layer is numbered {}, not 1", m.version)).help("start each layer at 0001"));
+            out.push(
+                Finding::new(at, format!("the first migration of the layer is numbered {}, not 1", m.version))
+                    .help("start each layer at 0001"),
+            );
         }
     }
 }
@@ -110,7 +139,11 @@ mod tests {
     #[test]
     fn quiet_on_consecutive_native_names() {
         let ok = "SELECT 1;\n";
-        let d = check_ws(&[("core/0001_a.sql", ok), ("core/0002_b.sql", ok), ("verticals/agency/0001_deals.sql", ok)]);
+        let d = check_ws(&[
+            ("core/0001_a.sql", ok),
+            ("core/0002_b.sql", ok),
+            ("verticals/agency/0001_deals.sql", ok),
+        ]);
         assert_eq!(ids(&d, "migration-name"), 0, "{d:#?}");
     }
 }

@@ -38,9 +38,13 @@ impl Rule for MigrationOrder {
         if cx.file.released != Released::New {
             return;
         }
-        let (Some(m), Some(head)) = (cx.file.migration, cx.file.released_head) else { return };
+        let (Some(m), Some(head)) = (cx.file.migration, cx.file.released_head) else {
+            return;
+        };
         let layer = cx.file.layer_migrations;
-        let Some(pos) = layer.iter().position(|x| x.path == m.path) else { return };
+        let Some(pos) = layer.iter().position(|x| x.path == m.path) else {
+            return;
+        };
         if pos < head {
             out.push(
                 Finding::new(

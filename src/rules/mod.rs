@@ -222,7 +222,10 @@ pub fn ident_region(id: &sqlparser::ast::Ident) -> Option<Region> {
     (s.start.line > 0).then(|| {
         Region::new(
             crate::report::Pos::new(s.start.line as u32, s.start.column as u32),
-            crate::report::Pos::new(s.end.line as u32, (s.end.column as u32).saturating_sub(1).max(s.start.column as u32)),
+            crate::report::Pos::new(
+                s.end.line as u32,
+                (s.end.column as u32).saturating_sub(1).max(s.start.column as u32),
+            ),
         )
     })
 }
@@ -233,7 +236,11 @@ pub fn string_list(options: &toml::Table, key: &str) -> Result<Option<Vec<String
         None => Ok(None),
         Some(toml::Value::Array(a)) => a
             .iter()
-            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| format!("`{key}` must be a list of strings")))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("`{key}` must be a list of strings"))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map(Some),
         Some(_) => Err(format!("`{key}` must be a list of strings")),
@@ -263,7 +270,12 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 
 /// The severity a rule gets in a layer, after configuration.
 pub fn severity_in(cfg: &RulesConfig, meta: &RuleMeta, layer: Option<&LayerInfo>) -> Severity {
-    cfg.severity(meta.id, meta.default_severity, layer.map(|l| l.kind.as_str()), layer.map(|l| l.id.as_str()))
+    cfg.severity(
+        meta.id,
+        meta.default_severity,
+        layer.map(|l| l.kind.as_str()),
+        layer.map(|l| l.id.as_str()),
+    )
 }
 
 #[cfg(test)]

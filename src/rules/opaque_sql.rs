@@ -61,14 +61,19 @@ impl Rule for OpaqueSql {
             ),
             (Some(Statement::CreateFunction(cf)), _) => {
                 let body = match &cf.function_body {
-                    Some(CreateFunctionBody::AsBeforeOptions { body, .. }) | Some(CreateFunctionBody::AsAfterOptions(body)) => body.to_string(),
+                    Some(CreateFunctionBody::AsBeforeOptions { body, .. }) | Some(CreateFunctionBody::AsAfterOptions(body)) => {
+                        body.to_string()
+                    }
                     _ => return,
                 };
                 if body_has_execute(&body) {
                     out.push(
-                        Finding::new(region, format!("function `{}` runs dynamic SQL (EXECUTE): what it does is not checked", cf.name))
-                            .help("review the dynamic statements; suppress with `-- strata-ignore opaque-sql: <reason>`")
-                            .at_statement(cx.index),
+                        Finding::new(
+                            region,
+                            format!("function `{}` runs dynamic SQL (EXECUTE): what it does is not checked", cf.name),
+                        )
+                        .help("review the dynamic statements; suppress with `-- strata-ignore opaque-sql: <reason>`")
+                        .at_statement(cx.index),
                     );
                 }
             }

@@ -105,7 +105,10 @@ mod tests {
 
     #[test]
     fn fires_when_rls_is_never_enabled() {
-        let d = check_ws(&[("core/0001_notes.sql", "-- notes\nCREATE TABLE notes (id uuid PRIMARY KEY, body text);\n")]);
+        let d = check_ws(&[(
+            "core/0001_notes.sql",
+            "-- notes\nCREATE TABLE notes (id uuid PRIMARY KEY, body text);\n",
+        )]);
         assert_eq!(ids(&d, "rls-missing"), 1, "{d:#?}");
         let f = d.iter().find(|x| x.rule == "rls-missing").unwrap();
         assert_eq!((f.region.start.line, f.region.start.col), (2, 14));

@@ -43,9 +43,12 @@ impl Rule for UnparsedStatement {
             return;
         }
         out.push(
-            Finding::new(Region::point(u.pos), format!("could not parse this statement ({}); nothing in it was checked", u.message))
-                .help("review it by hand or run `strata check --shadow auto`; suppress with `-- strata-ignore unparsed-statement: <reason>`")
-                .at_statement(cx.index),
+            Finding::new(
+                Region::point(u.pos),
+                format!("could not parse this statement ({}); nothing in it was checked", u.message),
+            )
+            .help("review it by hand or run `strata check --shadow auto`; suppress with `-- strata-ignore unparsed-statement: <reason>`")
+            .at_statement(cx.index),
         );
     }
 }

@@ -79,7 +79,8 @@ mod tests {
     fn blanks_outside_sections() {
         let text = "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n";
         let up_end = text.find("-- migrate:down").unwrap();
-        let masked = mask_source(text, Some(&[0..up_end]));
+        let sections = [std::ops::Range { start: 0, end: up_end }];
+        let masked = mask_source(text, Some(&sections));
         assert!(masked.contains("CREATE TABLE a"));
         assert!(!masked.contains("DROP"));
         assert_eq!(masked.len(), text.len());

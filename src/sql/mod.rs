@@ -114,9 +114,7 @@ fn line_start_offset(text: &str, line: u32) -> usize {
     if line <= 1 {
         return 0;
     }
-    text.match_indices('\n')
-        .nth(line as usize - 2)
-        .map_or(text.len(), |(i, _)| i + 1)
+    text.match_indices('\n').nth(line as usize - 2).map_or(text.len(), |(i, _)| i + 1)
 }
 
 fn pos_of(t: &TokenWithSpan) -> Pos {
@@ -215,7 +213,11 @@ fn parse_statement(dialect: &PostgreSqlDialect, tokens: Vec<TokenWithSpan>, sour
         let trailing = parser.peek_token();
         match parsed {
             Ok(stmt) if trailing.token == Token::EOF => Ok(stmt),
-            Ok(_) => Err((format!("unexpected {} after the end of the statement", trailing.token), pos_of(&trailing), parser.into_tokens())),
+            Ok(_) => Err((
+                format!("unexpected {} after the end of the statement", trailing.token),
+                pos_of(&trailing),
+                parser.into_tokens(),
+            )),
             Err(e) => {
                 let at = parser.get_current_token().clone();
                 Err((strip_location(&e.to_string()), pos_of(&at), parser.into_tokens()))

@@ -51,11 +51,7 @@ pub(crate) fn parse_comment(comment: &str, at: Pos, next_statement: usize, _betw
         Some((rules, reason)) => (rules, Some(reason.trim().to_string()).filter(|r| !r.is_empty())),
         None => (rest, None),
     };
-    let rules = rules
-        .split(',')
-        .map(|r| r.trim().to_string())
-        .filter(|r| !r.is_empty())
-        .collect();
+    let rules = rules.split(',').map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect();
     let width = comment.trim_end().chars().count() as u32 + 2;
     Some(Suppression {
         rules,
@@ -89,7 +85,13 @@ mod tests {
 
     #[test]
     fn parses_rules_and_reason() {
-        let s = parse_comment(" strata-ignore rls-missing, lid-column: legacy import table", Pos::new(3, 1), 2, true).unwrap();
+        let s = parse_comment(
+            " strata-ignore rls-missing, lid-column: legacy import table",
+            Pos::new(3, 1),
+            2,
+            true,
+        )
+        .unwrap();
         assert_eq!(s.rules, vec!["rls-missing", "lid-column"]);
         assert_eq!(s.reason.as_deref(), Some("legacy import table"));
         assert_eq!(s.scope, SuppressionScope::Statement(2));
@@ -112,7 +114,9 @@ mod tests {
 
     #[test]
     fn no_transaction_header() {
-        assert!(has_no_transaction_header("-- strata: no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);"));
+        assert!(has_no_transaction_header(
+            "-- strata: no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);"
+        ));
         assert!(has_no_transaction_header("-- +goose Up\n-- +goose NO TRANSACTION\nSELECT 1;"));
         assert!(!has_no_transaction_header("SELECT 1;\n-- strata: no-transaction\n"));
     }

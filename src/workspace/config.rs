@@ -161,12 +161,20 @@ impl Config {
                 path,
                 text,
                 text.find("pg_version"),
-                format!("pg_version {} is not a PostgreSQL major version strata knows (10 to 30)", config.pg_version),
+                format!(
+                    "pg_version {} is not a PostgreSQL major version strata knows (10 to 30)",
+                    config.pg_version
+                ),
             ));
         }
         if config.migrations.naming != "native" && config.migrations.naming != "any" {
             if let Err(e) = regex::Regex::new(&config.migrations.naming) {
-                return Err(Error::config_at(path, text, text.find("naming"), format!("migrations.naming is not a valid regular expression: {e}")));
+                return Err(Error::config_at(
+                    path,
+                    text,
+                    text.find("naming"),
+                    format!("migrations.naming is not a valid regular expression: {e}"),
+                ));
             }
         }
         if config.migrations.layout != "auto" && crate::workspace::Layout::from_name(&config.migrations.layout).is_none() {

@@ -38,7 +38,17 @@ pub enum Layout {
 }
 
 impl Layout {
-    pub const NAMES: &'static [&'static str] = &["native", "sqlx", "flyway", "golang-migrate", "diesel", "prisma", "dbmate", "goose", "plain"];
+    pub const NAMES: &'static [&'static str] = &[
+        "native",
+        "sqlx",
+        "flyway",
+        "golang-migrate",
+        "diesel",
+        "prisma",
+        "dbmate",
+        "goose",
+        "plain",
+    ];
     const ALL: [Layout; 9] = [
         Layout::Native,
         Layout::Sqlx,
@@ -128,11 +138,15 @@ pub fn detect_layout(dir: &Path) -> Result<Layout> {
     }
     let names: Vec<String> = files.iter().map(|f| file_name(f)).collect();
     if names.iter().any(|n| n.ends_with(".up.sql")) {
-        return Ok(if names.iter().all(|n| n.starts_with(|c: char| c.is_ascii_digit())) && names.iter().any(|n| split_version(n, false).0.len() >= 14) {
-            Layout::Sqlx
-        } else {
-            Layout::GolangMigrate
-        });
+        return Ok(
+            if names.iter().all(|n| n.starts_with(|c: char| c.is_ascii_digit()))
+                && names.iter().any(|n| split_version(n, false).0.len() >= 14)
+            {
+                Layout::Sqlx
+            } else {
+                Layout::GolangMigrate
+            },
+        );
     }
     if names.iter().any(|n| is_flyway(n)) {
         return Ok(Layout::Flyway);
@@ -146,7 +160,11 @@ pub fn detect_layout(dir: &Path) -> Result<Layout> {
     let sql: Vec<&String> = names.iter().filter(|n| n.ends_with(".sql")).collect();
     if !sql.is_empty() && sql.iter().all(|n| native_version(n).is_some()) {
         let widths: Vec<usize> = sql.iter().map(|n| split_version(n, false).0.len()).collect();
-        return Ok(if widths.iter().all(|w| *w < 8) { Layout::Native } else { Layout::Sqlx });
+        return Ok(if widths.iter().all(|w| *w < 8) {
+            Layout::Native
+        } else {
+            Layout::Sqlx
+        });
     }
     Ok(Layout::Plain)
 }
@@ -254,7 +272,12 @@ pub fn discover(dir: &Path, layout: Option<Layout>) -> Result<(Layout, Vec<Migra
                 let p = d.join(file);
                 if p.is_file() {
                     let (version, name) = split_version(&file_name(&d), layout == Layout::Diesel);
-                    out.push(Migration { path: p, version, name, layout });
+                    out.push(Migration {
+                        path: p,
+                        version,
+                        name,
+                        layout,
+                    });
                 }
             }
             out.sort_by(|a, b| a.path.cmp(&b.path));
@@ -275,7 +298,12 @@ pub fn discover(dir: &Path, layout: Option<Layout>) -> Result<(Layout, Vec<Migra
                     Layout::Plain => (stem.to_string(), stem.to_string()),
                     _ => split_version(stem, false),
                 };
-                out.push(Migration { path: p, version, name, layout });
+                out.push(Migration {
+                    path: p,
+                    version,
+                    name,
+                    layout,
+                });
             }
             if layout == Layout::Plain {
                 out.sort_by(|a, b| a.path.cmp(&b.path));
@@ -334,7 +362,10 @@ mod tests {
         write(d.path(), "2018-01-01-000000_first/up.sql", "SELECT 1;");
         let (layout, ms) = discover(d.path(), None).unwrap();
         assert_eq!(layout, Layout::Diesel);
-        assert_eq!(names(&ms), vec!["2018-01-01-000000_first/up.sql", "2019-02-26-002946_create_user/up.sql"]);
+        assert_eq!(
+            names(&ms),
+            vec!["2018-01-01-000000_first/up.sql", "2019-02-26-002946_create_user/up.sql"]
+        );
         assert_eq!(ms[1].version, "2019-02-26-002946");
 
         let p = tempfile::tempdir().unwrap();
@@ -356,7 +387,11 @@ mod tests {
         assert_eq!(names(&ms), vec!["V1__init.sql", "V2__add.sql", "V10__more.sql"]);
 
         let g = tempfile::tempdir().unwrap();
-        write(g.path(), "20240101_a.sql", "-- +goose Up\nCREATE TABLE a (id int);\n-- +goose Down\nDROP TABLE a;\n");
+        write(
+            g.path(),
+            "20240101_a.sql",
+            "-- +goose Up\nCREATE TABLE a (id int);\n-- +goose Down\nDROP TABLE a;\n",
+        );
         assert_eq!(discover(g.path(), None).unwrap().0, Layout::Goose);
         let text = "-- migrate:up\nCREATE TABLE a (id int);\n\n-- migrate:down\nDROP TABLE a;\n";
         let s = forward_sections(text).unwrap();

@@ -95,7 +95,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<SumEntry>> {
             message: msg.to_string(),
         };
         if l.starts_with("<<<<<<<") || l.starts_with("=======") || l.starts_with(">>>>>>>") {
-            return Err(bad("merge conflict in strata.sum: resolve the migrations, then run `strata sum` again"));
+            return Err(bad(
+                "merge conflict in strata.sum: resolve the migrations, then run `strata sum` again",
+            ));
         }
         let mut parts = l.split_whitespace();
         let (Some(key), Some(hash), Some(ch), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {

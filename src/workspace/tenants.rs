@@ -51,7 +51,10 @@ pub fn parse(path: &Path, text: &str, has_vertical: &dyn Fn(&str) -> bool, has_b
         let t = spanned.into_inner();
         let fail = |msg: String| Error::config_at(path, text, at, msg);
         if !valid_slug(&t.slug) {
-            return Err(fail(format!("tenant slug `{}` is invalid: use [a-z0-9-]+ (at most 63 characters)", t.slug)));
+            return Err(fail(format!(
+                "tenant slug `{}` is invalid: use [a-z0-9-]+ (at most 63 characters)",
+                t.slug
+            )));
         }
         if !seen.insert(t.slug.clone()) {
             return Err(fail(format!("tenant `{}` is listed twice", t.slug)));
@@ -61,12 +64,18 @@ pub fn parse(path: &Path, text: &str, has_vertical: &dyn Fn(&str) -> bool, has_b
         }
         if let Some(v) = &t.vertical {
             if !has_vertical(v) {
-                return Err(fail(format!("tenant `{}`: vertical `{v}` does not exist under schema/verticals", t.slug)));
+                return Err(fail(format!(
+                    "tenant `{}`: vertical `{v}` does not exist under schema/verticals",
+                    t.slug
+                )));
             }
         }
         if let Some(b) = &t.bespoke {
             if !has_bespoke(b) {
-                return Err(fail(format!("tenant `{}`: bespoke layer `{b}` does not exist under schema/bespoke", t.slug)));
+                return Err(fail(format!(
+                    "tenant `{}`: bespoke layer `{b}` does not exist under schema/bespoke",
+                    t.slug
+                )));
             }
         }
         out.push(t);
