@@ -115,7 +115,7 @@ impl SourceFile {
     }
 }
 
-/// A suggested mechanical change: replace `region` (inclusive) by `replacement`.
+/// A suggested mechanical change: a set of edits to the file's text.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Fix {
     pub description: String,
@@ -124,7 +124,7 @@ pub struct Fix {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Edit {
-    /// Byte range in the file's text.
+    /// Byte range `start..end` (end exclusive) in the file's original text.
     pub start: usize,
     pub end: usize,
     pub replacement: String,
