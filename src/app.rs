@@ -109,7 +109,7 @@ fn cmd_check(explicit_ws: Option<&Path>, args: &CheckArgs, opts: &RenderOptions)
             } else {
                 check::review_set(&ws, &args.paths)?
             };
-            check::check_workspace(&ws, &review)?
+            check::check_workspace_cached(&ws, &review, !args.no_cache)?
         }
         _ => {
             if args.paths.is_empty() {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rayon::prelude::*;
+use sha2::Digest;
 
 use crate::catalog::{Catalog, Origin};
 use crate::error::{Error, Result};
@@ -18,10 +19,14 @@ use crate::workspace::{discover, forward_sections, sum, Migration, Workspace};
 
 /// Reads, masks and parses one migration file.
 pub fn load_file(path: &Path, display: String) -> Result<ParsedFile> {
-    let text = crate::error::read_utf8(path)?;
-    let sections = forward_sections(&text);
-    let masked = mask_source(&text, sections.as_deref());
-    Ok(parse_file(Arc::new(SourceFile::new(display, text)), &masked))
+    Ok(parse_source(Arc::new(SourceFile::new(display, crate::error::read_utf8(path)?))))
+}
+
+/// Masks (down sections, psql meta-commands, templates) and parses a file.
+pub fn parse_source(source: Arc<SourceFile>) -> ParsedFile {
+    let sections = forward_sections(&source.text);
+    let masked = mask_source(&source.text, sections.as_deref());
+    parse_file(source.clone(), &masked)
 }
 
 /// Loads many files in parallel, keeping their order.
@@ -251,7 +256,6 @@ pub fn check_files(paths: &[PathBuf], base: &Path) -> Result<CheckReport> {
             return Err(Error::MissingPath { path: p.clone() });
         }
     }
-    let parsed = load_all(&items)?;
     let env = Env {
         config: None,
         pg_version: 15,
@@ -261,98 +265,67 @@ pub fn check_files(paths: &[PathBuf], base: &Path) -> Result<CheckReport> {
     let engine = Engine::new(env, &RulesConfig::default())?;
     let mut report = CheckReport::default();
     let mut catalog = Catalog::new();
-    for (id, p) in parsed.iter().enumerate() {
-        let info = FileInfo {
-            parsed: p,
-            id: id as u32,
-            layer: None,
-            migration: None,
-            layer_migrations: &[],
-            released: Released::Unknown,
-            released_head: None,
-        };
-        engine.run_file(&info, &mut catalog, true, &mut report.diagnostics);
-        count_reviewed(&mut report, p);
+    // Parse a chunk of files in parallel, replay and check it in order, and
+    // drop its syntax trees before the next chunk: memory stays bounded on
+    // inputs of any size.
+    let chunk = (rayon::current_num_threads() * 32).max(32);
+    let mut id = 0u32;
+    for batch in items.chunks(chunk) {
+        let parsed = load_all(batch)?;
+        for p in &parsed {
+            let info = FileInfo {
+                parsed: p,
+                id,
+                layer: None,
+                migration: None,
+                layer_migrations: &[],
+                released: Released::Unknown,
+                released_head: None,
+            };
+            engine.run_file(&info, &mut catalog, true, &mut report.diagnostics);
+            count_reviewed(&mut report, p);
+            id += 1;
+        }
     }
     Ok(finish(report, started))
 }
 
 /// Checks a workspace: replays every composition of layers, reports the
-/// files in `review` (all when `None`).
+/// files in `review` (all when `None`). No catalog cache.
 pub fn check_workspace(ws: &Workspace, review: &ReviewSet) -> Result<CheckReport> {
+    check_workspace_cached(ws, review, false)
+}
+
+/// Like [`check_workspace`]; with `use_cache`, the catalog replayed from the
+/// history before the first file under review comes from [`crate::cache`]
+/// when the history is unchanged, so that history is not even parsed.
+///
+/// Each composition (core; core + a vertical; core + vertical + a bespoke
+/// layer) is replayed only up to its last file under review, and only when
+/// it reports a file no earlier composition reported. Every file is parsed
+/// at most once.
+pub fn check_workspace_cached(ws: &Workspace, review: &ReviewSet, use_cache: bool) -> Result<CheckReport> {
     let started = Instant::now();
-    // Every file once, in layer order.
+    // Every file once, in layer order; its id is its index here.
     let mut items = Vec::new();
-    let mut owners: Vec<(usize, usize)> = Vec::new();
+    let mut file_of: HashMap<(usize, usize), usize> = HashMap::new();
     for (li, layer) in ws.layers.iter().enumerate() {
         for (mi, m) in layer.migrations.iter().enumerate() {
-            items.push((m.path.clone(), ws.display(&m.path)));
-            owners.push((li, mi));
+            file_of.insert((li, mi), items.len());
+            items.push((li, mi, m.path.clone(), ws.display(&m.path)));
         }
     }
-    let parsed = load_all(&items)?;
-    let mut file_of: HashMap<(usize, usize), usize> = HashMap::new();
-    for (i, o) in owners.iter().enumerate() {
-        file_of.insert(*o, i);
-    }
+    let sources: Vec<Arc<SourceFile>> = items
+        .par_iter()
+        .map(|(_, _, p, d)| Ok(Arc::new(SourceFile::new(d.clone(), crate::error::read_utf8(p)?))))
+        .collect::<Result<_>>()?;
     let reviewed: Vec<bool> = items
         .iter()
-        .map(|(p, _)| review.as_ref().is_none_or(|set| set.contains(&canonical(p))))
+        .map(|(_, _, p, _)| review.as_ref().is_none_or(|set| set.contains(&canonical(p))))
         .collect();
 
     let mut report = CheckReport::default();
-
-    // strata.sum
-    let sum_path = ws.root.join(&ws.config.paths.sum);
-    let mut released: HashMap<String, (String, usize)> = HashMap::new();
-    if sum_path.is_file() {
-        let text = crate::error::read_utf8(&sum_path)?;
-        let shown = ws.display(&sum_path);
-        let entries = sum::parse(Path::new(&shown), &text)?;
-        let source = Arc::new(SourceFile::new(shown, text));
-        let on_disk: HashSet<String> = ws
-            .layers
-            .iter()
-            .flat_map(|l| l.migrations.iter().map(move |m| sum::key(&l.id(), &m.file_name())))
-            .collect();
-        let sev = ws.rules.severity("migration-modified", Severity::Error, None, None);
-        let mut sum_diag = |line: usize, message: String, help: &str| {
-            if sev != Severity::Off {
-                report.diagnostics.push(Diagnostic {
-                    rule: "migration-modified",
-                    severity: sev,
-                    file: source.clone(),
-                    region: Region::new(
-                        Pos::new(line as u32, 1),
-                        Pos::new(line as u32, source.line(line as u32).chars().count().max(1) as u32),
-                    ),
-                    message,
-                    help: Some(help.to_string()),
-                    fix: None,
-                });
-            }
-        };
-        for e in &entries {
-            if !on_disk.contains(&e.key) {
-                sum_diag(
-                    e.line,
-                    format!("released migration `{}` was removed", e.key),
-                    "restore the file; released migrations are never deleted",
-                );
-            }
-        }
-        if let Some(e) = sum::broken_chain(&entries) {
-            sum_diag(
-                e.line,
-                format!(
-                    "strata.sum hash chain breaks at `{}`: the file was edited by hand or its lines re-ordered",
-                    e.key
-                ),
-                "regenerate it with `strata sum` after restoring the released migrations",
-            );
-        }
-        released = entries.into_iter().map(|e| (e.key, (e.hash, e.line))).collect();
-    }
+    let released = check_sum(ws, &mut report)?;
 
     let layer_infos: Vec<LayerInfo> = ws
         .layers
@@ -370,9 +343,74 @@ pub fn check_workspace(ws: &Workspace, review: &ReviewSet) -> Result<CheckReport
             let id = l.id();
             l.migrations
                 .iter()
-                .rposition(|m| released.contains_key(&sum::key(&id, &m.file_name())))
+                .rposition(|m| released.as_ref().is_some_and(|r| r.contains_key(&sum::key(&id, &m.file_name()))))
         })
         .collect();
+
+    // Which composition reports which file, and how far each is replayed.
+    struct Plan {
+        label: String,
+        seq: Vec<usize>,
+        report: HashSet<usize>,
+        first: usize,
+        last: usize,
+    }
+    let mut claimed = vec![false; items.len()];
+    let mut plans = Vec::new();
+    for comp in ws.compositions() {
+        let seq: Vec<usize> = comp
+            .layers
+            .iter()
+            .flat_map(|&li| (0..ws.layers[li].migrations.len()).map(move |mi| (li, mi)))
+            .map(|k| file_of[&k])
+            .collect();
+        let report_set: HashSet<usize> = seq.iter().copied().filter(|&f| reviewed[f] && !claimed[f]).collect();
+        if report_set.is_empty() {
+            continue;
+        }
+        for &f in &report_set {
+            claimed[f] = true;
+        }
+        let first = seq.iter().position(|f| report_set.contains(f)).unwrap_or(0);
+        let last = seq.iter().rposition(|f| report_set.contains(f)).unwrap_or(0);
+        plans.push(Plan {
+            label: comp.label,
+            seq,
+            report: report_set,
+            first,
+            last,
+        });
+    }
+
+    // Catalogs of unchanged history prefixes, from the cache.
+    let mut cached: Vec<(Option<Catalog>, Option<String>)> = Vec::new();
+    for plan in &plans {
+        if !use_cache || plan.first == 0 {
+            cached.push((None, None));
+            continue;
+        }
+        let mut key = crate::cache::Key::new(&plan.label);
+        for &f in &plan.seq[..plan.first] {
+            key.file(f as u32, items[f].0 as u16, &sha2::Sha256::digest(sources[f].text.as_bytes()));
+        }
+        let (hit, k) = crate::cache::load(key);
+        cached.push((hit, Some(k)));
+    }
+
+    // Parse every file some plan replays, once, in parallel.
+    let mut needed = vec![false; items.len()];
+    for (plan, (hit, _)) in plans.iter().zip(&cached) {
+        let start = if hit.is_some() { plan.first } else { 0 };
+        for &f in &plan.seq[start..=plan.last] {
+            needed[f] = true;
+        }
+    }
+    let parsed: Vec<Option<ParsedFile>> = sources
+        .par_iter()
+        .zip(needed.par_iter())
+        .map(|(src, &n)| n.then(|| parse_source(src.clone())))
+        .collect();
+
     let env = Env {
         config: Some(&ws.config),
         pg_version: ws.config.pg_version,
@@ -380,55 +418,108 @@ pub fn check_workspace(ws: &Workspace, review: &ReviewSet) -> Result<CheckReport
         transactional: true,
     };
     let engine = Engine::new(env, &ws.rules)?;
-    let have_sum = sum_path.is_file();
-    let info = |li: usize, mi: usize| -> FileInfo {
-        let layer = &ws.layers[li];
-        let m: &Migration = &layer.migrations[mi];
-        let fid = file_of[&(li, mi)];
-        let key = sum::key(&layer_infos[li].id, &m.file_name());
-        FileInfo {
-            parsed: &parsed[fid],
-            id: fid as u32,
-            layer: Some(li as u16),
-            migration: Some(m),
-            layer_migrations: &layer.migrations,
-            released: match released.get(&key) {
-                Some((hash, line)) => Released::Released { hash, sum_line: *line },
-                None if have_sum => Released::New,
-                None => Released::Unknown,
-            },
-            released_head: heads[li],
+    let have_sum = released.is_some();
+    let mut touched = vec![false; items.len()];
+    for (plan, (hit, key)) in plans.iter().zip(cached) {
+        let start = if hit.is_some() { plan.first } else { 0 };
+        for &f in &plan.seq[..plan.first] {
+            touched[f] = true;
         }
-    };
-
-    let mut done = vec![false; parsed.len()];
-    let mut core_catalog: Option<Catalog> = None;
-    for comp in ws.compositions() {
-        let mut catalog = Catalog::new();
-        let mut start = 0;
-        if let (Some(core), Some(&first)) = (&core_catalog, comp.layers.first()) {
-            if ws.layers[first].kind == crate::workspace::LayerKind::Core {
-                catalog = core.clone();
-                start = 1;
-            }
-        }
-        for (pos, &li) in comp.layers.iter().enumerate().skip(start) {
-            for mi in 0..ws.layers[li].migrations.len() {
-                let fid = file_of[&(li, mi)];
-                let report_it = reviewed[fid] && !done[fid];
-                engine.run_file(&info(li, mi), &mut catalog, report_it, &mut report.diagnostics);
-                if report_it {
-                    done[fid] = true;
-                    count_reviewed(&mut report, &parsed[fid]);
+        let mut catalog = hit.unwrap_or_default();
+        for (pos, &f) in plan.seq.iter().enumerate().take(plan.last + 1).skip(start) {
+            if pos == plan.first {
+                if let (true, Some(k)) = (start == 0 && pos > 0, &key) {
+                    crate::cache::store(k, &catalog);
                 }
             }
-            if pos == 0 && ws.layers[li].kind == crate::workspace::LayerKind::Core && core_catalog.is_none() {
-                core_catalog = Some(catalog.clone());
+            let (li, mi, _, _) = items[f];
+            let layer = &ws.layers[li];
+            let m: &Migration = &layer.migrations[mi];
+            let Some(p) = parsed[f].as_ref() else { continue };
+            let info = FileInfo {
+                parsed: p,
+                id: f as u32,
+                layer: Some(li as u16),
+                migration: Some(m),
+                layer_migrations: &layer.migrations,
+                released: match released
+                    .as_ref()
+                    .and_then(|r| r.get(&sum::key(&layer_infos[li].id, &m.file_name())))
+                {
+                    Some((hash, line)) => Released::Released { hash, sum_line: *line },
+                    None if have_sum => Released::New,
+                    None => Released::Unknown,
+                },
+                released_head: heads[li],
+            };
+            let report_it = plan.report.contains(&f);
+            engine.run_file(&info, &mut catalog, report_it, &mut report.diagnostics);
+            touched[f] = true;
+            if report_it {
+                count_reviewed(&mut report, p);
             }
         }
     }
-    report.stats.context_files = parsed.len() - report.stats.files;
+    report.stats.context_files = touched.iter().filter(|t| **t).count() - report.stats.files;
     Ok(finish(report, started))
+}
+
+/// Released migrations: strata.sum key → (hash, line).
+type ReleasedMap = HashMap<String, (String, usize)>;
+
+/// Reads strata.sum (when the workspace has one), reports removed released
+/// migrations and a broken hash chain, and returns the released hashes.
+fn check_sum(ws: &Workspace, report: &mut CheckReport) -> Result<Option<ReleasedMap>> {
+    let sum_path = ws.root.join(&ws.config.paths.sum);
+    if !sum_path.is_file() {
+        return Ok(None);
+    }
+    let text = crate::error::read_utf8(&sum_path)?;
+    let shown = ws.display(&sum_path);
+    let entries = sum::parse(Path::new(&shown), &text)?;
+    let source = Arc::new(SourceFile::new(shown, text));
+    let on_disk: HashSet<String> = ws
+        .layers
+        .iter()
+        .flat_map(|l| l.migrations.iter().map(move |m| sum::key(&l.id(), &m.file_name())))
+        .collect();
+    let sev = ws.rules.severity("migration-modified", Severity::Error, None, None);
+    let mut sum_diag = |line: usize, message: String, help: &str| {
+        if sev != Severity::Off {
+            report.diagnostics.push(Diagnostic {
+                rule: "migration-modified",
+                severity: sev,
+                file: source.clone(),
+                region: Region::new(
+                    Pos::new(line as u32, 1),
+                    Pos::new(line as u32, source.line(line as u32).chars().count().max(1) as u32),
+                ),
+                message,
+                help: Some(help.to_string()),
+                fix: None,
+            });
+        }
+    };
+    for e in &entries {
+        if !on_disk.contains(&e.key) {
+            sum_diag(
+                e.line,
+                format!("released migration `{}` was removed", e.key),
+                "restore the file; released migrations are never deleted",
+            );
+        }
+    }
+    if let Some(e) = sum::broken_chain(&entries) {
+        sum_diag(
+            e.line,
+            format!(
+                "strata.sum hash chain breaks at `{}`: the file was edited by hand or its lines re-ordered",
+                e.key
+            ),
+            "regenerate it with `strata sum` after restoring the released migrations",
+        );
+    }
+    Ok(Some(entries.into_iter().map(|e| (e.key, (e.hash, e.line))).collect()))
 }
 
 /// Resolves the paths given to `strata check` inside a workspace into a

@@ -84,6 +84,9 @@ pub struct CheckArgs {
     /// Ignore any workspace: check PATHS as a plain migration sequence.
     #[arg(long)]
     pub no_workspace: bool,
+    /// Do not read or write the replayed-history cache (see STRATA_CACHE_DIR).
+    #[arg(long)]
+    pub no_cache: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Exit 1 on warnings too.

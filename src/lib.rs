@@ -6,6 +6,7 @@
 //! ([`rules`]) → diagnostics → a renderer ([`report`]).
 
 pub mod app;
+pub mod cache;
 pub mod catalog;
 pub mod check;
 pub mod cli;

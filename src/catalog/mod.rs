@@ -8,14 +8,14 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlparser::ast::{self, Expr, Ident, ObjectName, ObjectNamePart};
 
 mod replay;
 
 /// Where an object was created: the file (index in the check's file table),
 /// its layer (index in the layer table) and the statement index in the file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Origin {
     pub file: u32,
     pub layer: u16,
@@ -24,7 +24,7 @@ pub struct Origin {
 
 /// A schema-qualified name, normalized as PostgreSQL does: unquoted
 /// identifiers fold to lower case.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct QName {
     pub schema: String,
     pub name: String,
@@ -54,7 +54,7 @@ pub fn ident_name(id: &Ident) -> String {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Column {
     pub name: String,
     /// The type as written, lower-cased (`text`, `timestamp with time zone`, `varchar(20)`).
@@ -65,7 +65,7 @@ pub struct Column {
     pub origin: Origin,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum ConstraintKind {
     PrimaryKey,
@@ -75,7 +75,7 @@ pub enum ConstraintKind {
     Exclusion,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Constraint {
     pub name: Option<String>,
     pub kind: ConstraintKind,
@@ -85,7 +85,7 @@ pub struct Constraint {
     pub origin: Origin,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PolicyCommand {
     All,
@@ -95,28 +95,19 @@ pub enum PolicyCommand {
     Delete,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Policy {
     pub name: String,
     pub command: PolicyCommand,
     pub permissive: bool,
     /// Lower-cased role names; `public` when the policy has no TO clause.
     pub roles: Vec<String>,
-    #[serde(serialize_with = "ser_expr")]
     pub using: Option<Expr>,
-    #[serde(serialize_with = "ser_expr")]
     pub with_check: Option<Expr>,
     pub origin: Origin,
 }
 
-fn ser_expr<S: serde::Serializer>(e: &Option<Expr>, s: S) -> Result<S::Ok, S::Error> {
-    match e {
-        Some(e) => s.serialize_some(&e.to_string()),
-        None => s.serialize_none(),
-    }
-}
-
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Table {
     pub name: QName,
     pub columns: Vec<Column>,
@@ -147,7 +138,7 @@ impl Table {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Index {
     pub name: QName,
     pub table: QName,
@@ -156,7 +147,7 @@ pub struct Index {
     pub origin: Origin,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct View {
     pub name: QName,
     pub materialized: bool,
@@ -164,7 +155,7 @@ pub struct View {
     pub origin: Origin,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Function {
     pub name: QName,
     pub security_definer: bool,
@@ -172,22 +163,24 @@ pub struct Function {
     pub origin: Origin,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EnumType {
     pub name: QName,
     pub values: Vec<String>,
     pub origin: Origin,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Extension {
     pub name: String,
     pub schema: Option<String>,
     pub origin: Origin,
 }
 
-/// The replayed schema.
-#[derive(Clone, Debug, Default, Serialize)]
+/// The replayed schema. It serializes as a [`Snapshot`]: sorted lists, so
+/// the output is deterministic.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(into = "Snapshot", from = "Snapshot")]
 pub struct Catalog {
     pub tables: HashMap<QName, Table>,
     pub indexes: HashMap<QName, Index>,
@@ -241,5 +234,55 @@ impl Catalog {
     /// tracks are ignored.
     pub fn apply(&mut self, stmt: &ast::Statement, origin: Origin) {
         replay::apply(self, stmt, origin);
+    }
+}
+
+/// The serialized form of a [`Catalog`]: every map as a list sorted by name.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub tables: Vec<Table>,
+    pub indexes: Vec<Index>,
+    pub views: Vec<View>,
+    pub functions: Vec<Function>,
+    pub enums: Vec<EnumType>,
+    pub extensions: Vec<Extension>,
+    pub schemas: Vec<(String, Origin)>,
+    pub default_schema: Option<String>,
+}
+
+impl From<Catalog> for Snapshot {
+    fn from(c: Catalog) -> Snapshot {
+        fn sorted<K: Ord, V>(m: HashMap<K, V>) -> Vec<V> {
+            let mut v: Vec<(K, V)> = m.into_iter().collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v.into_iter().map(|(_, x)| x).collect()
+        }
+        let mut schemas: Vec<(String, Origin)> = c.schemas.into_iter().collect();
+        schemas.sort_by(|a, b| a.0.cmp(&b.0));
+        Snapshot {
+            tables: sorted(c.tables),
+            indexes: sorted(c.indexes),
+            views: sorted(c.views),
+            functions: sorted(c.functions),
+            enums: sorted(c.enums),
+            extensions: sorted(c.extensions),
+            schemas,
+            default_schema: c.default_schema,
+        }
+    }
+}
+
+impl From<Snapshot> for Catalog {
+    fn from(s: Snapshot) -> Catalog {
+        Catalog {
+            tables: s.tables.into_iter().map(|t| (t.name.clone(), t)).collect(),
+            indexes: s.indexes.into_iter().map(|i| (i.name.clone(), i)).collect(),
+            views: s.views.into_iter().map(|v| (v.name.clone(), v)).collect(),
+            functions: s.functions.into_iter().map(|f| (f.name.clone(), f)).collect(),
+            enums: s.enums.into_iter().map(|e| (e.name.clone(), e)).collect(),
+            extensions: s.extensions.into_iter().map(|e| (e.name.clone(), e)).collect(),
+            schemas: s.schemas.into_iter().collect(),
+            default_schema: s.default_schema,
+        }
     }
 }

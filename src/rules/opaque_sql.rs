@@ -37,13 +37,14 @@ pub(crate) fn is_do_block(words: &[String]) -> bool {
     words.first().is_some_and(|w| w == "DO")
 }
 
+/// Whether the body contains the word EXECUTE (any case), without
+/// allocating: bodies can be large.
 fn body_has_execute(body: &str) -> bool {
-    let upper = body.to_ascii_uppercase();
-    upper.match_indices("EXECUTE").any(|(i, _)| {
-        let before = upper[..i].chars().next_back();
-        let after = upper[i + 7..].chars().next();
-        !before.is_some_and(|c| c.is_alphanumeric() || c == '_') && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
-    })
+    let b = body.as_bytes();
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80;
+    b.windows(7)
+        .enumerate()
+        .any(|(i, w)| w.eq_ignore_ascii_case(b"EXECUTE") && (i == 0 || !word(b[i - 1])) && b.get(i + 7).is_none_or(|&c| !word(c)))
 }
 
 impl Rule for OpaqueSql {

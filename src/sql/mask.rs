@@ -2,6 +2,7 @@
 //! blanked out, keeping every line and column where it was so that spans
 //! still point into the original text.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 /// Returns a copy of `text` where
@@ -12,7 +13,10 @@ use std::ops::Range;
 ///
 /// Blanking replaces each character by one space: columns count characters,
 /// so positions are unchanged.
-pub fn mask_source(text: &str, up_sections: Option<&[Range<usize>]>) -> String {
+pub fn mask_source<'a>(text: &'a str, up_sections: Option<&[Range<usize>]>) -> Cow<'a, str> {
+    if up_sections.is_none() && !needs_masking(text) {
+        return Cow::Borrowed(text);
+    }
     let mut out = String::with_capacity(text.len());
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
@@ -38,7 +42,24 @@ pub fn mask_source(text: &str, up_sections: Option<&[Range<usize>]>) -> String {
             _ => mask_templates(line, &mut out),
         }
     }
-    out
+    Cow::Owned(out)
+}
+
+/// Whether any line starts with a backslash or any `{{` occurs: the common
+/// case is neither, and then the text is used as it is.
+fn needs_masking(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut at_line_start = true;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'\\' if at_line_start => return true,
+            b'{' if bytes.get(i + 1) == Some(&b'{') => return true,
+            b'\n' => at_line_start = true,
+            b' ' | b'\t' | b'\r' => {}
+            _ => at_line_start = false,
+        }
+    }
+    false
 }
 
 fn blank(line: &str, out: &mut String) {

@@ -88,33 +88,24 @@ pub fn parse_file(source: Arc<SourceFile>, masked: &str) -> ParsedFile {
         statements: Vec::new(),
         suppressions: Vec::new(),
     };
-    match Tokenizer::new(&dialect, masked).tokenize_with_location() {
-        Ok(tokens) => split_and_parse(&dialect, tokens, &mut out, None),
+    let mut tokens = Vec::new();
+    match Tokenizer::new(&dialect, masked).tokenize_with_location_into_buf(&mut tokens) {
+        Ok(()) => split_and_parse(&dialect, tokens, &mut out, None),
         Err(err) => {
-            // Everything up to the line of the error tokenizes; the rest of
-            // the file (from the start of the broken statement) is one
-            // unparsed statement, which is also what psql would make of it.
+            // The buffer holds every token before the error. The statement
+            // the error is in runs to the end of the file (which is also
+            // what psql would make of an unterminated string or comment):
+            // it becomes one unparsed statement.
             let err_pos = Pos::new(err.location.line.max(1) as u32, err.location.column.max(1) as u32);
-            let cut = line_start_offset(masked, err_pos.line);
-            let prefix_tokens = Tokenizer::new(&dialect, &masked[..cut])
-                .tokenize_with_location()
-                .unwrap_or_default();
             let tail_error = Unparsed {
                 message: format!("tokenizer: {}", err.message),
                 pos: err_pos,
                 words: Vec::new(),
             };
-            split_and_parse(&dialect, prefix_tokens, &mut out, Some(tail_error));
+            split_and_parse(&dialect, tokens, &mut out, Some(tail_error));
         }
     }
     out
-}
-
-fn line_start_offset(text: &str, line: u32) -> usize {
-    if line <= 1 {
-        return 0;
-    }
-    text.match_indices('\n').nth(line as usize - 2).map_or(text.len(), |(i, _)| i + 1)
 }
 
 fn pos_of(t: &TokenWithSpan) -> Pos {

@@ -1,0 +1,356 @@
+//! CLI behaviour, tested by running the binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixture(name: &str) -> PathBuf {
+    repo().join("tests/fixtures").join(name)
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn strata(cwd: &Path, args: &[&str]) -> Out {
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run strata");
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Replaces run-dependent numbers (timings, version) for snapshots.
+fn redact(s: &str) -> String {
+    let s = regex::Regex::new(r"in [0-9.]+ ms").unwrap().replace_all(s, "in [elapsed] ms");
+    let s = regex::Regex::new(r#""elapsed_ms": [0-9.e+-]+"#)
+        .unwrap()
+        .replace_all(&s, r#""elapsed_ms": "[elapsed]""#);
+    let s = regex::Regex::new(r#"time="[0-9.]+""#)
+        .unwrap()
+        .replace_all(&s, r#"time="[elapsed]""#);
+    s.replace(env!("CARGO_PKG_VERSION"), "[version]")
+}
+
+/// Copies a folder tree (fixtures are never edited in place).
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let rel = entry.path().strip_prefix(from).unwrap();
+        let dest = to.join(rel);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// A copy of the bundled workspace in a temp dir.
+fn bundled_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["strata.toml", "tenants.toml", "strata.sum"] {
+        if repo().join(f).exists() {
+            std::fs::copy(repo().join(f), dir.path().join(f)).unwrap();
+        }
+    }
+    copy_tree(&repo().join("schema"), &dir.path().join("schema"));
+    copy_tree(&repo().join("rules"), &dir.path().join("rules"));
+    dir
+}
+
+#[test]
+fn bundled_workspace_checks_clean_with_a_one_line_summary() {
+    let out = strata(&repo(), &["check"]);
+    assert_eq!(out.code, 0, "stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", out.stdout);
+    let re = regex::Regex::new(r"^checked \d+ files, \d+ statements \(\d+ parsed\), 0 errors, 0 warnings in [0-9.]+ ms$").unwrap();
+    assert!(re.is_match(lines[0]), "{}", lines[0]);
+}
+
+#[test]
+fn bundled_strata_sum_is_up_to_date() {
+    let out = strata(&repo(), &["sum", "--check"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}
+
+#[test]
+fn every_output_format_on_a_fixture_with_several_findings() {
+    for format in ["text", "json", "sarif", "github", "junit"] {
+        let out = strata(&fixture("findings"), &["check", "--format", format]);
+        assert_eq!(out.code, 1, "{format}: {}{}", out.stdout, out.stderr);
+        insta::assert_snapshot!(format!("format_{format}"), redact(&out.stdout));
+    }
+}
+
+#[test]
+fn sarif_has_every_field_code_scanning_requires() {
+    let out = strata(&fixture("findings"), &["check", "--format", "sarif"]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("valid JSON");
+    assert_eq!(v["version"], "2.1.0");
+    assert!(v["$schema"].as_str().unwrap().contains("sarif"));
+    let run = &v["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "strata");
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    assert!(rules.iter().all(|r| r["id"].is_string()
+        && r["shortDescription"]["text"].is_string()
+        && r["fullDescription"]["text"].is_string()
+        && r["help"]["text"].is_string()));
+    let results = run["results"].as_array().unwrap();
+    assert!(!results.is_empty());
+    for r in results {
+        assert!(r["ruleId"].is_string() && r["message"]["text"].is_string() && r["level"].is_string());
+        let loc = &r["locations"][0]["physicalLocation"];
+        assert!(loc["artifactLocation"]["uri"].is_string());
+        assert!(loc["region"]["startLine"].as_u64().unwrap() >= 1);
+        assert!(loc["region"]["startColumn"].as_u64().unwrap() >= 1);
+        let id = r["ruleId"].as_str().unwrap();
+        let idx = r["ruleIndex"].as_u64().unwrap() as usize;
+        assert_eq!(rules[idx]["id"], id);
+    }
+}
+
+#[test]
+fn a_syntax_error_between_valid_statements_keeps_checking_the_rest() {
+    let out = strata(&fixture("findings"), &["check", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let diags = v["diagnostics"].as_array().unwrap();
+    let unparsed: Vec<_> = diags.iter().filter(|d| d["rule"] == "unparsed-statement").collect();
+    assert_eq!(unparsed.len(), 1);
+    assert_eq!(unparsed[0]["file"], "schema/core/0002_notes.sql");
+    assert_eq!(unparsed[0]["start"]["line"], 6);
+    // The table created before the broken statement was replayed and checked.
+    assert!(diags
+        .iter()
+        .any(|d| d["rule"] == "rls-missing" && d["file"] == "schema/core/0002_notes.sql"));
+}
+
+#[test]
+fn plain_files_without_a_workspace_get_no_governance_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.sql"),
+        "CREATE TABLE t (id int, wa_lid text);\nCREATE TABLEX y;\n",
+    )
+    .unwrap();
+    let out = strata(dir.path(), &["check", "a.sql", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let rules: Vec<&str> = v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, vec!["unparsed-statement"]);
+    // --deny-warnings turns the warning into a failure.
+    assert_eq!(strata(dir.path(), &["check", "a.sql", "--deny-warnings"]).code, 1);
+}
+
+#[test]
+fn exit_2_for_a_missing_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = strata(dir.path(), &["check", "nope.sql"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("nope.sql") && out.stderr.contains("no such file"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn exit_2_for_an_unreadable_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("locked.sql");
+    std::fs::write(&path, "SELECT 1;").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    // root reads any file whatever its mode; /proc/self/mem exists but
+    // cannot be read sequentially by anyone.
+    let target = if std::fs::read(&path).is_ok() {
+        PathBuf::from("/proc/self/mem")
+    } else {
+        path
+    };
+    let out = strata(dir.path(), &["check", target.to_str().unwrap()]);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains(target.to_str().unwrap()) && out.stderr.contains("cannot read"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn exit_2_for_a_file_that_is_not_utf8() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("latin1.sql"), b"SELECT 1;\nSELECT 'caf\xe9';\n").unwrap();
+    let out = strata(dir.path(), &["check", "latin1.sql"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("latin1.sql:2:12: file is not valid UTF-8"), "{}", out.stderr);
+}
+
+#[test]
+fn exit_2_for_an_invalid_strata_toml() {
+    let ws = bundled_copy();
+    std::fs::write(ws.path().join("strata.toml"), "pg_version = 15\n[tenancy]\nmdoe = \"shared\"\n").unwrap();
+    let out = strata(ws.path(), &["check"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("strata.toml:3:1:") && out.stderr.contains("mdoe"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn exit_2_for_an_invalid_tenants_toml() {
+    let ws = bundled_copy();
+    std::fs::write(
+        ws.path().join("tenants.toml"),
+        "[[tenant]]\nslug = \"Not Valid\"\ndatabase = \"env:X\"\n",
+    )
+    .unwrap();
+    let out = strata(ws.path(), &["check"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("tenants.toml:1:1:") && out.stderr.contains("Not Valid"),
+        "{}",
+        out.stderr
+    );
+    std::fs::write(ws.path().join("tenants.toml"), "[[tenant]\nslug = 1\n").unwrap();
+    let out = strata(ws.path(), &["check"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("tenants.toml:1:"), "{}", out.stderr);
+}
+
+#[test]
+fn rules_and_explain() {
+    let out = strata(&repo(), &["rules", "--format", "json"]);
+    assert_eq!(out.code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let ids: Vec<&str> = v.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    for id in [
+        "unparsed-statement",
+        "opaque-sql",
+        "migration-name",
+        "lid-column",
+        "rls-missing",
+        "migration-modified",
+        "migration-order",
+    ] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+        let e = strata(&repo(), &["explain", id]);
+        assert_eq!(e.code, 0);
+        for h in ["## What it does", "## Why is this bad?", "## Example", "## How to fix"] {
+            assert!(e.stdout.contains(h), "{id}: {h}");
+        }
+    }
+    let bad = strata(&repo(), &["explain", "no-such-rule"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("unknown rule"));
+}
+
+#[test]
+fn ls_prints_a_tenants_composed_sequence_in_layer_order() {
+    let out = strata(&repo(), &["ls", "--tenant", "dreamlink"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let layers: Vec<&str> = out.stdout.lines().skip(1).map(|l| l.split_whitespace().next().unwrap()).collect();
+    let first_vertical = layers.iter().position(|l| l.starts_with("verticals/")).unwrap();
+    let first_bespoke = layers.iter().position(|l| l.starts_with("bespoke/")).unwrap();
+    assert!(layers[..first_vertical].iter().all(|l| *l == "core"));
+    assert!(layers[first_vertical..first_bespoke].iter().all(|l| *l == "verticals/agency"));
+    assert!(layers[first_bespoke..].iter().all(|l| *l == "bespoke/dreamlink"));
+    assert_eq!(strata(&repo(), &["ls", "--tenant", "nobody"]).code, 2);
+}
+
+#[test]
+fn sum_detects_edits_removals_and_reordering() {
+    let ws = bundled_copy();
+    assert_eq!(strata(ws.path(), &["sum"]).code, 0);
+    assert_eq!(strata(ws.path(), &["sum", "--check"]).code, 0);
+    assert_eq!(strata(ws.path(), &["check"]).code, 0);
+    let f = ws.path().join("schema/core/0002_contacts.sql");
+    let text = std::fs::read_to_string(&f).unwrap();
+    std::fs::write(&f, format!("{text}\n-- edited after release\n")).unwrap();
+    assert_eq!(strata(ws.path(), &["sum", "--check"]).code, 1);
+    let out = strata(ws.path(), &["check", "--format", "json"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.contains("\"migration-modified\""), "{}", out.stdout);
+    std::fs::write(&f, text).unwrap();
+    // Re-ordering two lines of strata.sum breaks the chain.
+    let sum_path = ws.path().join("strata.sum");
+    let sum = std::fs::read_to_string(&sum_path).unwrap();
+    let mut lines: Vec<&str> = sum.lines().collect();
+    lines.swap(1, 2);
+    std::fs::write(&sum_path, lines.join("\n") + "\n").unwrap();
+    let out = strata(ws.path(), &["check"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.contains("hash chain breaks"), "{}", out.stdout);
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let st = Command::new("git")
+        .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(st.success(), "git {args:?}");
+}
+
+#[test]
+fn staged_and_since_report_only_changed_migrations() {
+    let ws = bundled_copy();
+    git(ws.path(), &["init", "-q", "-b", "main"]);
+    git(ws.path(), &["add", "-A"]);
+    git(ws.path(), &["commit", "-q", "-m", "base"]);
+    std::fs::write(
+        ws.path().join("schema/core/0006_scratch.sql"),
+        "CREATE TABLE scratch (id uuid PRIMARY KEY, wa_lid text);\n",
+    )
+    .unwrap();
+    git(ws.path(), &["add", "schema/core/0006_scratch.sql"]);
+    let out = strata(ws.path(), &["check", "--staged", "--format", "json"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["summary"]["files"], 1);
+    assert!(v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["file"] == "schema/core/0006_scratch.sql"));
+    git(ws.path(), &["commit", "-q", "-m", "new"]);
+    let out = strata(ws.path(), &["check", "--since", "HEAD~1", "--format", "json"]);
+    assert_eq!(out.code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["summary"]["files"], 1);
+    let none = strata(ws.path(), &["check", "--since", "HEAD"]);
+    assert_eq!(none.code, 0);
+    assert!(none.stdout.starts_with("checked 0 files"), "{}", none.stdout);
+}
+
+#[test]
+fn color_follows_the_flag_and_no_color() {
+    let with = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["check", "--color", "always"])
+        .current_dir(fixture("findings"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&with.stdout).contains('\u{1b}'));
+    let without = strata(&fixture("findings"), &["check"]);
+    assert!(!without.stdout.contains('\u{1b}'));
+}
