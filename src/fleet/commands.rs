@@ -32,7 +32,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn table() -> Table {
     let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
     t
 }
 
@@ -123,11 +124,15 @@ pub fn migrate(ws: &Workspace, args: &MigrateArgs, quiet: bool) -> anyhow::Resul
         None => (rt.block_on(super::run_waves(ws, waves, &sets, &opts, &reporter)), None),
     };
     reporter.finish();
-    let failed = reports.iter().any(|r| r.status.is_failure() || r.status == TenantStatus::NotStarted);
+    let failed = reports
+        .iter()
+        .any(|r| r.status.is_failure() || r.status == TenantStatus::NotStarted);
     let run_failed = run.as_ref().is_some_and(|(_, _, rows)| rows.iter().any(|r| r.status == "failed"));
     let mut out = io::stdout().lock();
     if args.format == ListFormat::Json {
-        let control_plane = run.as_ref().map(|(id, me, rows)| serde_json::json!({"run_id": id, "runner": me, "tenants": rows}));
+        let control_plane = run
+            .as_ref()
+            .map(|(id, me, rows)| serde_json::json!({"run_id": id, "runner": me, "tenants": rows}));
         let doc = serde_json::json!({
             "dry_run": args.dry_run,
             "tenants": reports,
@@ -207,9 +212,13 @@ pub fn status(ws: &Workspace, args: &StatusArgs) -> anyhow::Result<u8> {
     let selected = select(ws, &args.tenants)?;
     let sets = Arc::new(MigrationSets::load(ws, &selected)?);
     let rt = runtime()?;
-    let checker = args
-        .drift
-        .then(|| Arc::new(DriftChecker::new(ScratchServer::TenantServer, Settings::from_config(&ws.config), app_role(ws))));
+    let checker = args.drift.then(|| {
+        Arc::new(DriftChecker::new(
+            ScratchServer::TenantServer,
+            Settings::from_config(&ws.config),
+            app_role(ws),
+        ))
+    });
     let mut rows = rt.block_on(async {
         let sem = Arc::new(tokio::sync::Semaphore::new(usize::from(args.concurrency)));
         let mut handles = Vec::new();
@@ -312,7 +321,11 @@ pub fn drift(ws: &Workspace, args: &DriftArgs) -> anyhow::Result<u8> {
             };
             match (&r.error, r.drifted) {
                 (Some(e), _) => writeln!(out, "{}: error: {e}", r.tenant)?,
-                (None, true) => writeln!(out, "{}: DRIFT from its {} applied migrations{pending}\n{}", r.tenant, r.replayed, r.diff)?,
+                (None, true) => writeln!(
+                    out,
+                    "{}: DRIFT from its {} applied migrations{pending}\n{}",
+                    r.tenant, r.replayed, r.diff
+                )?,
                 (None, false) => writeln!(out, "{}: no drift{pending}", r.tenant)?,
             }
         }

@@ -291,7 +291,10 @@ impl Worker {
             if let Some(r) = row {
                 return Ok(Some(r.get(0)));
             }
-            self.client.batch_execute("ROLLBACK").await.map_err(e("control plane: cannot roll back"))?;
+            self.client
+                .batch_execute("ROLLBACK")
+                .await
+                .map_err(e("control plane: cannot roll back"))?;
             // Others are working on the remaining tenants (or on an earlier wave).
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -319,7 +322,10 @@ impl Worker {
             )
             .await
             .map_err(e("control plane: cannot record a tenant"))?;
-        self.client.batch_execute("COMMIT").await.map_err(e("control plane: cannot commit"))?;
+        self.client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(e("control plane: cannot commit"))?;
         Ok(())
     }
 }
@@ -337,12 +343,8 @@ pub async fn run_claimed(
 ) -> Result<Vec<TenantReport>> {
     let done: Arc<Mutex<Vec<TenantReport>>> = Arc::new(Mutex::new(Vec::new()));
     let errors: Arc<Mutex<Vec<pg::Error>>> = Arc::new(Mutex::new(Vec::new()));
-    let jobs: Arc<std::collections::HashMap<String, (Tenant, Arc<Vec<Arc<crate::pg::apply::Loaded>>>)>> = Arc::new(
-        tenants
-            .iter()
-            .map(|t| (t.slug.clone(), ((*t).clone(), sets.of(ws, t))))
-            .collect(),
-    );
+    type Jobs = std::collections::HashMap<String, (Tenant, Arc<Vec<Arc<crate::pg::apply::Loaded>>>)>;
+    let jobs: Arc<Jobs> = Arc::new(tenants.iter().map(|t| (t.slug.clone(), ((*t).clone(), sets.of(ws, t)))).collect());
     let mut handles = Vec::new();
     for _ in 0..opts.concurrency.max(1) {
         let worker = cp.worker().await?;

@@ -211,6 +211,9 @@ impl MigrationSets {
     }
 }
 
+/// A tenant waiting in a wave: its position, itself, its migrations.
+type Job = (usize, Tenant, Arc<Vec<Arc<Loaded>>>);
+
 /// Settings of one fleet run.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -268,7 +271,13 @@ pub async fn run_tenant(t: &Tenant, migrations: &[Arc<Loaded>], opts: &RunOption
 
 /// Runs the waves locally (no control plane). Returns one report per tenant,
 /// in selection order.
-pub async fn run_waves(ws: &Workspace, waves: Vec<Vec<&Tenant>>, sets: &MigrationSets, opts: &RunOptions, reporter: &Arc<Reporter>) -> Vec<TenantReport> {
+pub async fn run_waves(
+    ws: &Workspace,
+    waves: Vec<Vec<&Tenant>>,
+    sets: &MigrationSets,
+    opts: &RunOptions,
+    reporter: &Arc<Reporter>,
+) -> Vec<TenantReport> {
     let failures = Arc::new(AtomicUsize::new(0));
     let mut reports = Vec::new();
     let mut halted: Option<String> = None;
@@ -277,11 +286,8 @@ pub async fn run_waves(ws: &Workspace, waves: Vec<Vec<&Tenant>>, sets: &Migratio
             reports.extend(wave.iter().map(|t| TenantReport::not_started(t, why)));
             continue;
         }
-        let queue: Arc<Mutex<VecDeque<(usize, Tenant, Arc<Vec<Arc<Loaded>>>)>>> = Arc::new(Mutex::new(
-            wave.iter()
-                .enumerate()
-                .map(|(i, t)| (i, (*t).clone(), sets.of(ws, t)))
-                .collect(),
+        let queue: Arc<Mutex<VecDeque<Job>>> = Arc::new(Mutex::new(
+            wave.iter().enumerate().map(|(i, t)| (i, (*t).clone(), sets.of(ws, t))).collect(),
         ));
         let done: Arc<Mutex<Vec<(usize, TenantReport)>>> = Arc::new(Mutex::new(Vec::new()));
         let mut workers = Vec::new();
@@ -292,7 +298,9 @@ pub async fn run_waves(ws: &Workspace, waves: Vec<Vec<&Tenant>>, sets: &Migratio
                     if opts.max_failures.is_some_and(|max| failures.load(Ordering::SeqCst) >= max) {
                         break;
                     }
-                    let Some((i, t, migrations)) = queue.lock().ok().and_then(|mut q| q.pop_front()) else { break };
+                    let Some((i, t, migrations)) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
+                        break;
+                    };
                     let report = run_tenant(&t, &migrations, &opts, &reporter).await;
                     if report.status.is_failure() {
                         failures.fetch_add(1, Ordering::SeqCst);
@@ -308,7 +316,7 @@ pub async fn run_waves(ws: &Workspace, waves: Vec<Vec<&Tenant>>, sets: &Migratio
         }
         let mut finished: Vec<(usize, TenantReport)> = done.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default();
         let reached = opts.max_failures.filter(|&max| failures.load(Ordering::SeqCst) >= max);
-        let left: Vec<(usize, Tenant, Arc<Vec<Arc<Loaded>>>)> = queue.lock().map(|mut q| q.drain(..).collect()).unwrap_or_default();
+        let left: Vec<Job> = queue.lock().map(|mut q| q.drain(..).collect()).unwrap_or_default();
         for (i, t, _) in left {
             let why = format!("--max-failures {} reached", reached.unwrap_or(0));
             finished.push((i, TenantReport::not_started(&t, &why)));
@@ -334,7 +342,9 @@ mod tests {
             database: "x".into(),
             vertical: None,
             bespoke: None,
-            labels: wave.map(|w| BTreeMap::from([("wave".to_string(), w.to_string())])).unwrap_or_default(),
+            labels: wave
+                .map(|w| BTreeMap::from([("wave".to_string(), w.to_string())]))
+                .unwrap_or_default(),
         }
     }
 

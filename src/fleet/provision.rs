@@ -135,7 +135,11 @@ fn toml_string(s: &str) -> String {
 
 /// The `[[tenant]]` block of a tenant.
 pub fn block(t: &Tenant) -> String {
-    let mut s = format!("[[tenant]]\nslug = {}\ndatabase = {}\n", toml_string(&t.slug), toml_string(&t.database));
+    let mut s = format!(
+        "[[tenant]]\nslug = {}\ndatabase = {}\n",
+        toml_string(&t.slug),
+        toml_string(&t.database)
+    );
     if let Some(v) = &t.vertical {
         s.push_str(&format!("vertical = {}\n", toml_string(v)));
     }
@@ -143,7 +147,11 @@ pub fn block(t: &Tenant) -> String {
         s.push_str(&format!("bespoke = {}\n", toml_string(b)));
     }
     if !t.labels.is_empty() {
-        let labels: Vec<String> = t.labels.iter().map(|(k, v)| format!("{} = {}", toml_key(k), toml_string(v))).collect();
+        let labels: Vec<String> = t
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{} = {}", toml_key(k), toml_string(v)))
+            .collect();
         s.push_str(&format!("labels = {{ {} }}\n", labels.join(", ")));
     }
     s

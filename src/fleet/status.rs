@@ -252,9 +252,12 @@ impl DriftChecker {
         let name = format!("strata_scratch_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
         let admin = pg::connect(server).await?;
         admin
-            .batch_execute(&format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(&name)))
+            .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))
             .await
-            .map_err(sql_error(server, format!("cannot create the scratch database {name} (strata needs CREATEDB)")))?;
+            .map_err(sql_error(
+                server,
+                format!("cannot create the scratch database {name} (strata needs CREATEDB)"),
+            ))?;
         let scratch = server.with_dbname(&name);
         let result = async {
             let client = pg::connect(&scratch).await?;

@@ -75,7 +75,10 @@ impl Loaded {
                         // An unparsed CREATE EXTENSION still names its extension.
                         let words = s.unparsed().map(|u| u.words.as_slice()).unwrap_or_default();
                         if words.len() > 2 && words[0] == "CREATE" && words[1] == "EXTENSION" {
-                            let rest: Vec<&String> = words[2..].iter().filter(|w| !matches!(w.as_str(), "IF" | "NOT" | "EXISTS")).collect();
+                            let rest: Vec<&String> = words[2..]
+                                .iter()
+                                .filter(|w| !matches!(w.as_str(), "IF" | "NOT" | "EXISTS"))
+                                .collect();
                             if let Some(name) = rest.first() {
                                 extensions.push(name.to_ascii_lowercase());
                             }
@@ -146,7 +149,8 @@ fn jitter_fraction() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    let mut z = nanos ^ (u64::from(std::process::id()) << 32) ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::Relaxed);
+    let mut z =
+        nanos ^ (u64::from(std::process::id()) << 32) ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::Relaxed);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
@@ -192,20 +196,28 @@ pub struct Options {
 
 /// Compares the history with the files: returns the indexes of the pending
 /// migrations and the count of applied ones, or the first reason to refuse.
-pub fn plan(history: &[Applied], migrations: &[Arc<Loaded>], allow_changed: bool, warnings: &mut Vec<String>) -> Result<(Vec<usize>, usize)> {
+pub fn plan(
+    history: &[Applied],
+    migrations: &[Arc<Loaded>],
+    allow_changed: bool,
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<usize>, usize)> {
     let by_key: HashMap<(String, String), usize> = migrations.iter().enumerate().map(|(i, m)| (m.key(), i)).collect();
     let mut applied = vec![false; migrations.len()];
     for h in history {
         let found = by_key.get(&h.key()).copied();
         if h.status != "applied" {
-            return Err(Error::UnfinishedMigration {
-                file: found.map_or_else(|| format!("{}/{} ({})", h.layer, h.version, h.name), |i| migrations[i].display.clone()),
+            return Err(Error::UnfinishedMigration(Box::new(super::Unfinished {
+                file: found.map_or_else(
+                    || format!("{}/{} ({})", h.layer, h.version, h.name),
+                    |i| migrations[i].display.clone(),
+                ),
                 layer: h.layer.clone(),
                 version: h.version.clone(),
                 state: if h.status == "failed" { "failed" } else { "was started" }.to_string(),
                 at: h.applied_at.clone(),
                 error: h.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default(),
-            });
+            })));
         }
         match found {
             None => {
@@ -255,7 +267,13 @@ pub fn plan(history: &[Applied], migrations: &[Arc<Loaded>], allow_changed: bool
 /// Checks what must hold before anything is applied: every extension the
 /// migrations create is installed or installable, and the application role
 /// exists (created NOLOGIN when `create_role`; roles are cluster-wide).
-pub async fn preflight(client: &Client, target: &Target, migrations: &[Arc<Loaded>], app_role: Option<&str>, create_role: bool) -> Result<Vec<String>> {
+pub async fn preflight(
+    client: &Client,
+    target: &Target,
+    migrations: &[Arc<Loaded>],
+    app_role: Option<&str>,
+    create_role: bool,
+) -> Result<Vec<String>> {
     let mut notes = Vec::new();
     let wanted: BTreeSet<String> = migrations.iter().flat_map(|m| m.extensions.iter().cloned()).collect();
     if !wanted.is_empty() {
@@ -315,11 +333,20 @@ pub async fn ensure_role(client: &Client, target: &Target, role: &str) -> Result
 }
 
 /// Migrates one database: lock, verify the history, apply what is pending.
-pub async fn migrate(client: &Client, target: &Target, migrations: &[Arc<Loaded>], opts: &Options, progress: &(dyn Fn(Event) + Sync)) -> Outcome {
+pub async fn migrate(
+    client: &Client,
+    target: &Target,
+    migrations: &[Arc<Loaded>],
+    opts: &Options,
+    progress: &(dyn Fn(Event) + Sync),
+) -> Outcome {
     let mut out = Outcome::default();
     if opts.dry_run {
         // Read-only: no lock, no history table.
-        match history::read(client, target).await.and_then(|h| plan(&h, migrations, opts.allow_changed, &mut out.warnings)) {
+        match history::read(client, target)
+            .await
+            .and_then(|h| plan(&h, migrations, opts.allow_changed, &mut out.warnings))
+        {
             Ok((pending, skipped)) => {
                 out.skipped = skipped;
                 out.pending = pending.iter().map(|&i| migrations[i].display.clone()).collect();
@@ -368,7 +395,14 @@ async fn migrate_locked(
 
 /// Applies one migration (recording it in the history when `record`).
 /// Returns its execution time in milliseconds.
-pub async fn apply_one(client: &Client, target: &Target, m: &Loaded, settings: &Settings, record: bool, progress: &(dyn Fn(Event) + Sync)) -> Result<u64> {
+pub async fn apply_one(
+    client: &Client,
+    target: &Target,
+    m: &Loaded,
+    settings: &Settings,
+    record: bool,
+    progress: &(dyn Fn(Event) + Sync),
+) -> Result<u64> {
     let result = if m.no_transaction {
         apply_no_transaction(client, target, m, settings, record, progress).await
     } else {
@@ -516,7 +550,10 @@ async fn apply_no_transaction(
                 &[&m.layer, &m.version, &m.name, &m.checksum, &"started", &TOOL_VERSION, &None::<i64>],
             )
             .await
-            .map_err(sql_error(target, format!("{}: cannot record the start of the migration", m.display)))?;
+            .map_err(sql_error(
+                target,
+                format!("{}: cannot record the start of the migration", m.display),
+            ))?;
     }
     client
         .batch_execute(&timeouts(settings, false))
@@ -608,7 +645,11 @@ mod tests {
 
     #[test]
     fn pending_after_applied() {
-        let ms = vec![loaded("core", "0001", "a"), loaded("core", "0002", "b"), loaded("verticals/crm", "0001", "c")];
+        let ms = vec![
+            loaded("core", "0001", "a"),
+            loaded("core", "0002", "b"),
+            loaded("verticals/crm", "0001", "c"),
+        ];
         let (pending, skipped) = plan(&[applied("core", "0001", "a", "applied")], &ms, false, &mut Vec::new()).unwrap();
         assert_eq!(pending, vec![1, 2]);
         assert_eq!(skipped, 1);
@@ -617,8 +658,13 @@ mod tests {
     #[test]
     fn changed_file_names_both_checksums() {
         let ms = vec![loaded("core", "0001", "new")];
-        let err = plan(&[applied("core", "0001", "old", "applied")], &ms, false, &mut Vec::new()).unwrap_err().to_string();
-        assert!(err.contains("schema/core/0001_n.sql") && err.contains("old") && err.contains("new"), "{err}");
+        let err = plan(&[applied("core", "0001", "old", "applied")], &ms, false, &mut Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("schema/core/0001_n.sql") && err.contains("old") && err.contains("new"),
+            "{err}"
+        );
         let mut warnings = Vec::new();
         assert!(plan(&[applied("core", "0001", "old", "applied")], &ms, true, &mut warnings).is_ok());
         assert_eq!(warnings.len(), 1);
@@ -644,9 +690,15 @@ mod tests {
     fn backoff_grows_with_jitter() {
         let base = Duration::from_millis(100);
         let first = backoff(base, 1);
-        assert!(first >= Duration::from_millis(50) && first < Duration::from_millis(100), "{first:?}");
+        assert!(
+            first >= Duration::from_millis(50) && first < Duration::from_millis(100),
+            "{first:?}"
+        );
         let third = backoff(base, 3);
-        assert!(third >= Duration::from_millis(200) && third < Duration::from_millis(400), "{third:?}");
+        assert!(
+            third >= Duration::from_millis(200) && third < Duration::from_millis(400),
+            "{third:?}"
+        );
         assert!(backoff(base, 40) <= Duration::from_secs(30));
     }
 }

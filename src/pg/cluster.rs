@@ -127,14 +127,18 @@ fn free_port() -> u16 {
 /// Removes the folders of clusters whose owning process is gone (a SIGKILLed
 /// test binary cannot run its cleanup; its server died with it).
 fn sweep_stale() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if !name.starts_with(DIR_PREFIX) {
             continue;
         }
         let path = e.path();
-        let owner: Option<i32> = std::fs::read_to_string(path.join("owner.pid")).ok().and_then(|s| s.trim().parse().ok());
+        let owner: Option<i32> = std::fs::read_to_string(path.join("owner.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
         let postmaster: Option<i32> = std::fs::read_to_string(path.join("data/postmaster.pid"))
             .ok()
             .and_then(|s| s.lines().next().and_then(|l| l.trim().parse().ok()));
@@ -180,7 +184,14 @@ impl TempCluster {
         initdb
             .arg("-D")
             .arg(&data)
-            .args(["--username", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"])
+            .args([
+                "--username",
+                SUPERUSER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
             .current_dir(&root)
             .stdin(Stdio::null());
         if let Some((uid, gid)) = ids {

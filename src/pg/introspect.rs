@@ -69,7 +69,9 @@ fn one_line(s: &str) -> String {
 const NS_FILTER: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'strata') AND n.nspname !~ '^pg_(toast|temp_)'";
 
 fn not_extension_member(catalog: &str, oid: &str) -> String {
-    format!("NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.classid = '{catalog}'::regclass AND dep.objid = {oid} AND dep.deptype = 'e')")
+    format!(
+        "NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.classid = '{catalog}'::regclass AND dep.objid = {oid} AND dep.deptype = 'e')"
+    )
 }
 
 /// Grants of an ACL column except the owner's own, as `grantee:PRIV,...`.

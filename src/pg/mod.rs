@@ -42,20 +42,8 @@ pub enum Error {
         name: String,
         applied: String,
     },
-    #[error(
-        "{file}: a no-transaction migration {state} at {at} and did not finish{error}; it may be half-applied, so strata \
-         will not run it again. Inspect the database and complete it by hand, then record it with \
-         `UPDATE strata.schema_history SET status = 'applied' WHERE layer = '{layer}' AND version = '{version}'` \
-         (or DELETE that row to let strata run the file again)"
-    )]
-    UnfinishedMigration {
-        file: String,
-        layer: String,
-        version: String,
-        state: String,
-        at: String,
-        error: String,
-    },
+    #[error("{0}")]
+    UnfinishedMigration(Box<Unfinished>),
     #[error("{file}: numbered below the applied head {head} of layer {layer}; migrations are applied in order")]
     OutOfOrder { file: String, layer: String, head: String },
     #[error("extension {name} is not available on this server: install {package}")]
@@ -92,6 +80,32 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A no-transaction migration recorded as started or failed: it may be
+/// half-applied, so strata will not run it again on its own.
+#[derive(Debug)]
+pub struct Unfinished {
+    pub file: String,
+    pub layer: String,
+    pub version: String,
+    /// `was started` or `failed`.
+    pub state: String,
+    pub at: String,
+    /// ` (the error)` or empty.
+    pub error: String,
+}
+
+impl std::fmt::Display for Unfinished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: a no-transaction migration {} at {} and did not finish{}; it may be half-applied, so strata will not run it \
+             again. Inspect the database and complete it by hand, then record it with `UPDATE strata.schema_history SET \
+             status = 'applied' WHERE layer = '{}' AND version = '{}'` (or DELETE that row to let strata run the file again)",
+            self.file, self.state, self.at, self.error, self.layer, self.version
+        )
+    }
+}
 
 /// `"name"` with embedded double quotes doubled: safe for any identifier.
 pub fn quote_ident(name: &str) -> String {

@@ -93,7 +93,13 @@ pub fn value(conn: &str, query: &str) -> String {
 
 pub fn rt() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
 }
 
 pub async fn connect(conn: &str) -> tokio_postgres::Client {
@@ -271,6 +277,11 @@ pub fn migrations_of(layers: &[&str]) -> usize {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema");
     layers
         .iter()
-        .map(|l| std::fs::read_dir(repo.join(l)).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sql")).count())
+        .map(|l| {
+            std::fs::read_dir(repo.join(l))
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sql"))
+                .count()
+        })
         .sum()
 }
