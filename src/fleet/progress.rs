@@ -65,7 +65,7 @@ impl Reporter {
     pub fn tenant_started(&self, tenant: &str) {
         match self.mode {
             Mode::Bars => {
-                let bar = self.multi.add(ProgressBar::new(0));
+                let bar = self.multi.add(ProgressBar::new(1));
                 bar.set_style(
                     ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg}")
                         .unwrap_or_else(|_| ProgressStyle::default_bar())

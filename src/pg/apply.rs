@@ -52,6 +52,10 @@ pub struct Loaded {
     pub statements: Vec<Stmt>,
     /// Extensions the file creates.
     pub extensions: Vec<String>,
+    /// The line of a BEGIN/COMMIT/ROLLBACK inside a transactional file
+    /// (other than one pair wrapping the whole file): it would end strata's
+    /// transaction early, so such a file is refused.
+    pub transaction_control: Option<u32>,
 }
 
 impl Loaded {
@@ -91,7 +95,7 @@ impl Loaded {
                 }
             })
             .collect();
-        Ok(Loaded {
+        let mut loaded = Loaded {
             layer,
             version,
             name,
@@ -100,7 +104,30 @@ impl Loaded {
             no_transaction: parsed.no_transaction,
             statements,
             extensions,
-        })
+            transaction_control: None,
+        };
+        if !loaded.no_transaction {
+            let control: Vec<(usize, bool)> = parsed
+                .statements
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| match s.ast() {
+                    Some(Ast::StartTransaction { .. }) => Some((i, true)),
+                    Some(Ast::Commit { .. } | Ast::Rollback { .. }) => Some((i, false)),
+                    _ => None,
+                })
+                .collect();
+            let last = loaded.statements.len().saturating_sub(1);
+            if control == [(0, true), (last, false)] && last > 0 {
+                // The file wraps itself in BEGIN ... COMMIT: strata's own
+                // transaction (with the history row) takes its place.
+                loaded.statements.pop();
+                loaded.statements.remove(0);
+            } else if let Some(&(i, _)) = control.first() {
+                loaded.transaction_control = Some(loaded.statements[i].line);
+            }
+        }
+        Ok(loaded)
     }
 }
 
@@ -403,6 +430,15 @@ pub async fn apply_one(
     record: bool,
     progress: &(dyn Fn(Event) + Sync),
 ) -> Result<u64> {
+    if let Some(line) = m.transaction_control {
+        return Err(Error::Statement {
+            file: m.display.clone(),
+            line,
+            message: "transaction control inside a transactional migration would commit it half-way: remove it, \
+                      or start the file with `-- strata: no-transaction`"
+                .into(),
+        });
+    }
     let result = if m.no_transaction {
         apply_no_transaction(client, target, m, settings, record, progress).await
     } else {
@@ -625,6 +661,7 @@ mod tests {
             no_transaction: false,
             statements: Vec::new(),
             extensions: Vec::new(),
+            transaction_control: None,
         })
     }
 
@@ -684,6 +721,40 @@ mod tests {
         let ms = vec![loaded("core", "0001", "a"), loaded("core", "0002", "b")];
         let err = plan(&[applied("core", "0002", "b", "applied")], &ms, false, &mut Vec::new()).unwrap_err();
         assert!(matches!(err, Error::OutOfOrder { .. }), "{err}");
+    }
+
+    fn load_text(text: &str) -> Loaded {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("0001_x.sql");
+        std::fs::write(&p, text).unwrap();
+        Loaded::load(&p, "0001_x.sql".into(), "core".into(), "0001".into(), "x".into()).unwrap()
+    }
+
+    #[test]
+    fn statements_extensions_and_wrapping_transactions() {
+        let m = load_text(
+            "BEGIN;\nCREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA extensions;\n\\set x 1\nCREATE TABLE t (id int);\nCOMMIT;\n",
+        );
+        assert_eq!(m.extensions, vec!["vector"]);
+        let sql: Vec<&str> = m.statements.iter().map(|s| s.sql.as_str()).collect();
+        assert_eq!(
+            sql,
+            vec![
+                "CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA extensions",
+                "CREATE TABLE t (id int)"
+            ]
+        );
+        assert_eq!(m.statements[1].line, 4);
+        assert_eq!(m.transaction_control, None);
+        let m = load_text("CREATE TABLE a (id int);\nCOMMIT;\nCREATE TABLE b (id int);\n");
+        assert_eq!(m.transaction_control, Some(2));
+    }
+
+    #[test]
+    fn goose_down_sections_are_never_sent() {
+        let m = load_text("-- +goose Up\nCREATE TABLE a (id int);\n-- +goose Down\nDROP TABLE a;\n");
+        let sql: Vec<&str> = m.statements.iter().map(|s| s.sql.as_str()).collect();
+        assert_eq!(sql, vec!["CREATE TABLE a (id int)"]);
     }
 
     #[test]
