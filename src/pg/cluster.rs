@@ -26,6 +26,7 @@ use super::{Error, Result, Target};
 
 const SUPERUSER: &str = "postgres";
 const DIR_PREFIX: &str = "strata-pg-";
+const INSTALL_HINT: &str = "install them with `apt-get install -y postgresql` (or point STRATA_PG_BINDIR at their folder)";
 
 /// A running throwaway cluster. Dropping it stops the server (immediate
 /// shutdown) and removes its folder, also while unwinding from a panic.
@@ -52,7 +53,7 @@ pub fn find_bindir() -> Result<PathBuf> {
             return Ok(dir);
         }
         return Err(Error::Cluster(format!(
-            "STRATA_PG_BINDIR={} holds no initdb and postgres binaries",
+            "STRATA_PG_BINDIR={} holds no initdb and postgres binaries: {INSTALL_HINT}",
             dir.display()
         )));
     }
@@ -83,11 +84,9 @@ pub fn find_bindir() -> Result<PathBuf> {
     {
         return Ok(dir);
     }
-    Err(Error::Cluster(
-        "PostgreSQL server binaries (initdb, postgres) not found: install them with `apt-get install -y postgresql` \
-         (or point STRATA_PG_BINDIR at their folder)"
-            .into(),
-    ))
+    Err(Error::Cluster(format!(
+        "PostgreSQL server binaries (initdb, postgres) not found: {INSTALL_HINT}"
+    )))
 }
 
 /// uid and gid of an OS user.
@@ -374,5 +373,18 @@ fn stop_child(child: &mut std::process::Child) {
 impl Drop for TempCluster {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn missing_binaries_say_how_to_install_them() {
+        let empty = tempfile::tempdir().unwrap();
+        // Only find_bindir reads this variable in the unit tests.
+        std::env::set_var("STRATA_PG_BINDIR", empty.path());
+        let err = super::find_bindir().unwrap_err().to_string();
+        std::env::remove_var("STRATA_PG_BINDIR");
+        assert!(err.contains("apt-get install -y postgresql"), "{err}");
     }
 }
