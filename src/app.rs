@@ -37,6 +37,13 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Explain { rule } => cmd_explain(rule),
         Command::Ls { tenant, format } => cmd_ls(&load_workspace(cli.workspace.as_deref())?, tenant.as_deref(), *format),
         Command::Sum { check } => cmd_sum(&load_workspace(cli.workspace.as_deref())?, *check),
+        // Live PostgreSQL (issue 4): implemented in crate::fleet::commands.
+        Command::Migrate(args) => crate::fleet::commands::migrate(&load_workspace(cli.workspace.as_deref())?, args, cli.quiet),
+        Command::Status(args) => crate::fleet::commands::status(&load_workspace(cli.workspace.as_deref())?, args),
+        Command::Drift(args) => crate::fleet::commands::drift(&load_workspace(cli.workspace.as_deref())?, args),
+        Command::Tenant {
+            command: crate::cli::TenantCommand::Create(args),
+        } => crate::fleet::commands::tenant_create(&load_workspace(cli.workspace.as_deref())?, args),
     }
 }
 

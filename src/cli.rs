@@ -69,6 +69,22 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+    // Live PostgreSQL (issue 4): see docs/migrate.md.
+    /// Apply pending migrations to tenant databases (exit 1 when a tenant failed).
+    Migrate(MigrateArgs),
+    /// One row per tenant: applied version per layer, pending count, last error.
+    ///
+    /// Exits 1 when a tenant is unreachable, behind, drifted or has a history problem.
+    Status(StatusArgs),
+    /// Compare live schemas with the applied migrations replayed into a scratch database.
+    ///
+    /// Prints a unified diff per drifted tenant; exits 1 on drift.
+    Drift(DriftArgs),
+    /// Provision tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -92,4 +108,96 @@ pub struct CheckArgs {
     /// Exit 1 on warnings too.
     #[arg(long)]
     pub deny_warnings: bool,
+}
+
+/// Arguments of `strata migrate`.
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// Migrate this tenant (repeatable).
+    #[arg(long = "tenant", value_name = "SLUG", conflicts_with = "all")]
+    pub tenants: Vec<String>,
+    /// Migrate every tenant of tenants.toml (through the control plane when one is configured).
+    #[arg(long)]
+    pub all: bool,
+    /// Show what would be applied; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Tenants migrated at once.
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+    /// A wave of tenants by label: LABEL=VALUE, a bare VALUE (wave=VALUE) or `*` (the rest).
+    /// Repeat for successive waves; a wave starts only when the previous one had no failure.
+    #[arg(long = "wave", value_name = "LABEL=VALUE")]
+    pub waves: Vec<String>,
+    /// Stop starting new tenants after N failures (running ones finish).
+    #[arg(long, value_name = "N")]
+    pub max_failures: Option<usize>,
+    /// Seconds to wait for another migrator's lock on a database.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub lock_wait: u64,
+    /// Run even when applied migrations were changed or removed on disk (after review).
+    #[arg(long)]
+    pub allow_changed: bool,
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
+}
+
+/// Arguments of `strata status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Only this tenant (repeatable; default: all).
+    #[arg(long = "tenant", value_name = "SLUG")]
+    pub tenants: Vec<String>,
+    /// Also check drift (replays the schema into a scratch database: slower).
+    #[arg(long)]
+    pub drift: bool,
+    /// Tenants read at once.
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
+}
+
+/// Arguments of `strata drift`.
+#[derive(Debug, clap::Args)]
+pub struct DriftArgs {
+    /// Only this tenant (repeatable; default: all).
+    #[arg(long = "tenant", value_name = "SLUG")]
+    pub tenants: Vec<String>,
+    /// Where to replay the expected schema: `auto` (a throwaway cluster), a URL of
+    /// another server's maintenance database, or (default) the tenant's own server.
+    #[arg(long, value_name = "auto|URL")]
+    pub scratch: Option<String>,
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create the tenant's database (if missing), apply its composed schema, register it in tenants.toml.
+    Create(TenantCreateArgs),
+}
+
+/// Arguments of `strata tenant create`.
+#[derive(Debug, clap::Args)]
+pub struct TenantCreateArgs {
+    /// The new tenant's slug ([a-z0-9-]+).
+    pub slug: String,
+    /// Its vertical (a folder under schema/verticals).
+    #[arg(long)]
+    pub vertical: Option<String>,
+    /// Its bespoke layer (a folder under schema/bespoke).
+    #[arg(long)]
+    pub bespoke: Option<String>,
+    /// Its database: a URL or key=value string without a password, or env:VAR.
+    #[arg(long, value_name = "URL")]
+    pub database: String,
+    /// A label (repeatable), e.g. wave=early.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Seconds to wait for another migrator's lock.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub lock_wait: u64,
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
 }

@@ -11,6 +11,8 @@ pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod error;
+pub mod fleet;
+pub mod pg;
 pub mod report;
 pub mod rules;
 pub mod sql;

@@ -1,0 +1,278 @@
+//! `strata status` and `strata drift`: what each tenant database has applied,
+//! and whether its live schema is what its history says it should be.
+//!
+//! Drift compares the live catalog with the tenant's *applied* migrations
+//! replayed into a scratch database (a fresh database on the tenant's own
+//! server, or on a throwaway cluster with `--scratch auto`), both introspected
+//! by [`crate::pg::introspect`]. Pending migrations are therefore not drift:
+//! `strata status` counts them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::pg::apply::{self, Loaded, Settings};
+use crate::pg::cluster::TempCluster;
+use crate::pg::conn::sql_error;
+use crate::pg::history::{self, Applied};
+use crate::pg::introspect::{diff, introspect};
+use crate::pg::{self, quote_ident, Error, Result, Target};
+use crate::workspace::Tenant;
+
+/// One layer's applied head.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerVersion {
+    pub layer: String,
+    /// The last applied version (None: nothing of this layer applied).
+    pub applied: Option<String>,
+    /// The newest version on disk.
+    pub head: Option<String>,
+}
+
+/// One row of `strata status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct StatusRow {
+    pub tenant: String,
+    pub vertical: Option<String>,
+    pub bespoke: Option<String>,
+    pub database: String,
+    pub layers: Vec<LayerVersion>,
+    pub applied: usize,
+    pub pending: usize,
+    /// The history does not match the files (changed, vanished or unfinished).
+    pub history_problem: Option<String>,
+    /// Only with --drift.
+    pub drift: Option<bool>,
+    pub last_error: Option<String>,
+    /// The database could not be read.
+    pub error: Option<String>,
+}
+
+impl StatusRow {
+    pub fn at_head(&self) -> bool {
+        self.error.is_none() && self.pending == 0 && self.history_problem.is_none() && self.drift != Some(true)
+    }
+}
+
+fn layer_versions(migrations: &[Arc<Loaded>], history: &[Applied]) -> Vec<LayerVersion> {
+    let applied: HashSet<(String, String)> = history.iter().filter(|h| h.status == "applied").map(|h| h.key()).collect();
+    let mut out: Vec<LayerVersion> = Vec::new();
+    for m in migrations {
+        if out.last().is_none_or(|l| l.layer != m.layer) {
+            out.push(LayerVersion {
+                layer: m.layer.clone(),
+                applied: None,
+                head: None,
+            });
+        }
+        let l = out.last_mut().expect("pushed above");
+        l.head = Some(m.version.clone());
+        if applied.contains(&m.key()) {
+            l.applied = Some(m.version.clone());
+        }
+    }
+    out
+}
+
+/// The status of one tenant (never fails: problems are in the row).
+pub async fn tenant_status(t: &Tenant, migrations: &[Arc<Loaded>], drift: Option<&DriftChecker>) -> StatusRow {
+    let mut row = StatusRow {
+        tenant: t.slug.clone(),
+        vertical: t.vertical.clone(),
+        bespoke: t.bespoke.clone(),
+        database: String::new(),
+        layers: Vec::new(),
+        applied: 0,
+        pending: migrations.len(),
+        history_problem: None,
+        drift: None,
+        last_error: None,
+        error: None,
+    };
+    let result: Result<()> = async {
+        let target = Target::parse(&t.database)?;
+        row.database = target.to_string();
+        let client = pg::connect(&target).await?;
+        let history = history::read(&client, &target).await?;
+        row.layers = layer_versions(migrations, &history);
+        match apply::plan(&history, migrations, false, &mut Vec::new()) {
+            Ok((pending, applied)) => {
+                row.pending = pending.len();
+                row.applied = applied;
+            }
+            Err(e) => {
+                let applied: HashSet<(String, String)> = history.iter().filter(|h| h.status == "applied").map(|h| h.key()).collect();
+                row.applied = migrations.iter().filter(|m| applied.contains(&m.key())).count();
+                row.pending = migrations.len() - row.applied;
+                row.history_problem = Some(e.to_string());
+            }
+        }
+        row.last_error = history::last_error(&client, &target)
+            .await?
+            .map(|e| format!("{} {}/{} ({}): {}", e.at, e.layer, e.version, e.name, e.error));
+        if let Some(checker) = drift {
+            let report = checker.check_connected(t, &client, &target, migrations, &history).await?;
+            row.drift = Some(report.drifted);
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        row.error = Some(e.to_string());
+    }
+    row
+}
+
+/// Where expected schemas are built.
+pub enum ScratchServer {
+    /// A fresh database on the tenant's own server (needs CREATEDB).
+    TenantServer,
+    /// A fresh database on this server (a URL to its maintenance database).
+    Server(Target),
+    /// A throwaway cluster started for this run.
+    Cluster(TempCluster),
+}
+
+/// One tenant's drift.
+#[derive(Clone, Debug, Serialize)]
+pub struct DriftReport {
+    pub tenant: String,
+    pub database: String,
+    pub drifted: bool,
+    /// The unified diff from expected to live (empty when clean).
+    pub diff: String,
+    /// Applied migrations the expected schema was built from.
+    pub replayed: usize,
+    /// Migrations on disk not applied yet (not counted as drift).
+    pub pending: usize,
+    pub error: Option<String>,
+}
+
+/// Builds expected schemas (cached per server and applied migration set)
+/// and compares live databases with them.
+pub struct DriftChecker {
+    scratch: ScratchServer,
+    settings: Settings,
+    app_role: Option<String>,
+    cache: tokio::sync::Mutex<HashMap<String, Arc<String>>>,
+}
+
+impl DriftChecker {
+    pub fn new(scratch: ScratchServer, settings: Settings, app_role: Option<String>) -> DriftChecker {
+        DriftChecker {
+            scratch,
+            settings,
+            app_role,
+            cache: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Connects to the tenant and checks it.
+    pub async fn check(&self, t: &Tenant, migrations: &[Arc<Loaded>]) -> DriftReport {
+        let mut report = DriftReport {
+            tenant: t.slug.clone(),
+            database: String::new(),
+            drifted: false,
+            diff: String::new(),
+            replayed: 0,
+            pending: 0,
+            error: None,
+        };
+        let result: Result<DriftReport> = async {
+            let target = Target::parse(&t.database)?;
+            report.database = target.to_string();
+            let client = pg::connect(&target).await?;
+            let history = history::read(&client, &target).await?;
+            self.check_connected(t, &client, &target, migrations, &history).await
+        }
+        .await;
+        match result {
+            Ok(r) => r,
+            Err(e) => {
+                report.error = Some(e.to_string());
+                report
+            }
+        }
+    }
+
+    async fn check_connected(
+        &self,
+        t: &Tenant,
+        client: &tokio_postgres::Client,
+        target: &Target,
+        migrations: &[Arc<Loaded>],
+        history: &[Applied],
+    ) -> Result<DriftReport> {
+        let applied: HashSet<(String, String)> = history.iter().filter(|h| h.status == "applied").map(|h| h.key()).collect();
+        let replay: Vec<Arc<Loaded>> = migrations.iter().filter(|m| applied.contains(&m.key())).cloned().collect();
+        let expected = self.expected(target, &replay).await?;
+        let live = introspect(client, target).await?.render();
+        let d = diff(
+            &expected,
+            &live,
+            &format!("expected ({} applied migrations replayed)", replay.len()),
+            &format!("live ({})", t.slug),
+        );
+        Ok(DriftReport {
+            tenant: t.slug.clone(),
+            database: target.to_string(),
+            drifted: !d.is_empty(),
+            diff: d,
+            replayed: replay.len(),
+            pending: migrations.len() - replay.len(),
+            error: None,
+        })
+    }
+
+    /// The expected schema text of `migrations`, replayed on the scratch
+    /// server (built once per server and migration set).
+    async fn expected(&self, tenant: &Target, migrations: &[Arc<Loaded>]) -> Result<Arc<String>> {
+        let server = match &self.scratch {
+            ScratchServer::TenantServer => tenant.with_dbname("postgres"),
+            ScratchServer::Server(t) => t.clone(),
+            ScratchServer::Cluster(c) => c.target("postgres"),
+        };
+        let mut key = server.server_key();
+        for m in migrations {
+            key.push_str(&format!("|{}/{}:{}", m.layer, m.version, m.checksum));
+        }
+        let mut cache = self.cache.lock().await;
+        if let Some(text) = cache.get(&key) {
+            return Ok(text.clone());
+        }
+        let text = Arc::new(self.build(&server, migrations).await?);
+        cache.insert(key, text.clone());
+        Ok(text)
+    }
+
+    async fn build(&self, server: &Target, migrations: &[Arc<Loaded>]) -> Result<String> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let name = format!("strata_scratch_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        let admin = pg::connect(server).await?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))
+            .await
+            .map_err(sql_error(
+                server,
+                format!("cannot create the scratch database {name} (strata needs CREATEDB)"),
+            ))?;
+        let scratch = server.with_dbname(&name);
+        let result = async {
+            let client = pg::connect(&scratch).await?;
+            apply::preflight(&client, &scratch, migrations, self.app_role.as_deref(), true).await?;
+            apply::replay(&client, &scratch, migrations, &self.settings).await?;
+            let model = introspect(&client, &scratch).await?;
+            Ok::<_, Error>(model.render())
+        }
+        .await;
+        let dropped = admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name)))
+            .await
+            .map_err(sql_error(server, format!("cannot drop the scratch database {name}")));
+        let text = result?;
+        dropped?;
+        Ok(text)
+    }
+}

@@ -1,0 +1,390 @@
+//! Throwaway PostgreSQL clusters: `initdb` into a temporary folder, a server
+//! on a unix socket only (`listen_addresses = ''`), trust authentication and
+//! `wal_level = logical`. `strata drift --scratch auto` and the test suite use
+//! this same code.
+//!
+//! Why the postmaster is spawned directly (not with `pg_ctl start`): it stays
+//! our child, in its own process group, with a parent-death signal (SIGQUIT,
+//! PostgreSQL's immediate shutdown) set by `prctl(PR_SET_PDEATHSIG)`. So no
+//! server outlives strata or a test binary, even after SIGKILL. The death
+//! signal fires when the *thread* that spawned the child ends, so a keeper
+//! thread spawns it and lives exactly as long as the cluster.
+//!
+//! As root, initdb and the server run as the `postgres` OS user (PostgreSQL
+//! refuses to run as root).
+
+use std::ffi::CString;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{Error, Result, Target};
+
+const SUPERUSER: &str = "postgres";
+const DIR_PREFIX: &str = "strata-pg-";
+const INSTALL_HINT: &str = "install them with `apt-get install -y postgresql` (or point STRATA_PG_BINDIR at their folder)";
+
+/// A running throwaway cluster. Dropping it stops the server (immediate
+/// shutdown) and removes its folder, also while unwinding from a panic.
+pub struct TempCluster {
+    root: PathBuf,
+    port: u16,
+    state: Mutex<Option<Running>>,
+}
+
+struct Running {
+    dir: tempfile::TempDir,
+    stop: mpsc::Sender<()>,
+    keeper: JoinHandle<()>,
+}
+
+/// The folder holding initdb and postgres: `STRATA_PG_BINDIR`, else
+/// `pg_config --bindir`, else the newest `/usr/lib/postgresql/<v>/bin`,
+/// else `PATH`.
+pub fn find_bindir() -> Result<PathBuf> {
+    let has_server = |d: &Path| d.join("initdb").is_file() && d.join("postgres").is_file();
+    if let Some(dir) = std::env::var_os("STRATA_PG_BINDIR") {
+        let dir = PathBuf::from(dir);
+        if has_server(&dir) {
+            return Ok(dir);
+        }
+        return Err(Error::Cluster(format!(
+            "STRATA_PG_BINDIR={} holds no initdb and postgres binaries: {INSTALL_HINT}",
+            dir.display()
+        )));
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if out.status.success() && has_server(&dir) {
+            return Ok(dir);
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let v: u32 = e.file_name().to_str()?.parse().ok()?;
+            Some((v, e.path().join("bin")))
+        })
+        .filter(|(_, d)| has_server(d))
+        .collect();
+    versions.sort();
+    if let Some((_, dir)) = versions.pop() {
+        return Ok(dir);
+    }
+    if let Some(dir) = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .find(|d| has_server(d))
+    {
+        return Ok(dir);
+    }
+    Err(Error::Cluster(format!(
+        "PostgreSQL server binaries (initdb, postgres) not found: {INSTALL_HINT}"
+    )))
+}
+
+/// uid and gid of an OS user.
+fn os_user(name: &str) -> Option<(u32, u32)> {
+    let c = CString::new(name).ok()?;
+    // SAFETY: getpwnam returns null or a pointer to static storage that we
+    // read immediately (no other thread of ours calls getpwnam meanwhile).
+    unsafe {
+        let pw = libc::getpwnam(c.as_ptr());
+        if pw.is_null() {
+            None
+        } else {
+            Some(((*pw).pw_uid, (*pw).pw_gid))
+        }
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+}
+
+/// A TCP port nobody listens on. The server listens on no TCP address, but
+/// the port still names its socket file (`.s.PGSQL.<port>`).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(54329)
+}
+
+/// Removes the folders of clusters whose owning process is gone (a SIGKILLed
+/// test binary cannot run its cleanup; its server died with it).
+fn sweep_stale() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(DIR_PREFIX) {
+            continue;
+        }
+        let path = e.path();
+        let owner: Option<i32> = std::fs::read_to_string(path.join("owner.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        let postmaster: Option<i32> = std::fs::read_to_string(path.join("data/postmaster.pid"))
+            .ok()
+            .and_then(|s| s.lines().next().and_then(|l| l.trim().parse().ok()));
+        if owner.is_some_and(|p| !process_alive(p)) && !postmaster.is_some_and(process_alive) {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
+impl TempCluster {
+    /// initdb and start a server; returns once it accepts connections.
+    pub fn start() -> Result<TempCluster> {
+        let bindir = find_bindir()?;
+        sweep_stale();
+        let ids = if is_root() {
+            Some(os_user("postgres").ok_or_else(|| {
+                Error::Cluster(
+                    "running as root: the server must run as the `postgres` OS user, which does not exist \
+                     (apt-get install -y postgresql creates it)"
+                        .into(),
+                )
+            })?)
+        } else {
+            None
+        };
+        let io = |what: &str, e: std::io::Error| Error::Cluster(format!("throwaway cluster: {what}: {e}"));
+        let dir = tempfile::Builder::new()
+            .prefix(DIR_PREFIX)
+            .tempdir()
+            .map_err(|e| io("cannot create a temporary folder", e))?;
+        let root = dir.path().to_path_buf();
+        std::fs::write(root.join("owner.pid"), std::process::id().to_string()).map_err(|e| io("cannot write owner.pid", e))?;
+        let sock = root.join("sock");
+        std::fs::create_dir(&sock).map_err(|e| io("cannot create the socket folder", e))?;
+        if let Some((uid, gid)) = ids {
+            for p in [&root, &sock] {
+                std::os::unix::fs::chown(p, Some(uid), Some(gid)).map_err(|e| io("cannot chown to postgres", e))?;
+            }
+        }
+        let data = root.join("data");
+        let log_path = root.join("postgres.log");
+        let mut initdb = Command::new(bindir.join("initdb"));
+        initdb
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "--username",
+                SUPERUSER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
+            .current_dir(&root)
+            .stdin(Stdio::null());
+        if let Some((uid, gid)) = ids {
+            initdb.uid(uid).gid(gid);
+        }
+        let out = initdb.output().map_err(|e| io("cannot run initdb", e))?;
+        if !out.status.success() {
+            return Err(Error::Cluster(format!(
+                "initdb failed: {}{}",
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&out.stdout)
+            )));
+        }
+        let port = free_port();
+        let log = std::fs::File::create(&log_path).map_err(|e| io("cannot create the server log", e))?;
+        if let Some((uid, gid)) = ids {
+            std::os::unix::fs::chown(&log_path, Some(uid), Some(gid)).map_err(|e| io("cannot chown the log", e))?;
+        }
+        let mut server = Command::new(bindir.join("postgres"));
+        server.arg("-D").arg(&data).arg("-k").arg(&sock).arg("-p").arg(port.to_string());
+        for setting in [
+            "listen_addresses=",
+            "wal_level=logical",
+            "max_connections=300",
+            "max_wal_senders=20",
+            "max_replication_slots=20",
+            "fsync=off",
+            "synchronous_commit=off",
+            "full_page_writes=off",
+            "unix_socket_permissions=0777",
+        ] {
+            server.arg("-c").arg(setting);
+        }
+        let err_log = log.try_clone().map_err(|e| io("cannot open the server log", e))?;
+        server
+            .current_dir(&root)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err_log)
+            .process_group(0);
+        if let Some((uid, gid)) = ids {
+            server.uid(uid).gid(gid);
+        }
+        // SAFETY: prctl is async-signal-safe; the closure runs in the child
+        // after the uid switch (a credential change would clear the setting).
+        unsafe {
+            server.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGQUIT as libc::c_ulong, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let (started_tx, started_rx) = mpsc::channel::<std::io::Result<u32>>();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let keeper = std::thread::Builder::new()
+            .name("strata-pg-keeper".into())
+            .spawn(move || {
+                let mut child = match server.spawn() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = started_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = started_tx.send(Ok(child.id()));
+                // A message or a dropped sender: stop.
+                let _ = stop_rx.recv();
+                stop_child(&mut child);
+            })
+            .map_err(|e| io("cannot start the keeper thread", e))?;
+        let pid = match started_rx.recv() {
+            Ok(Ok(pid)) => pid as i32,
+            Ok(Err(e)) => return Err(io("cannot start postgres", e)),
+            Err(_) => return Err(Error::Cluster("throwaway cluster: the keeper thread died".into())),
+        };
+        let cluster = TempCluster {
+            root: root.clone(),
+            port,
+            state: Mutex::new(Some(Running {
+                dir,
+                stop: stop_tx,
+                keeper,
+            })),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let pidfile = std::fs::read_to_string(data.join("postmaster.pid")).unwrap_or_default();
+            if pidfile.lines().nth(7).is_some_and(|l| l.trim() == "ready") && sock.join(format!(".s.PGSQL.{port}")).exists() {
+                return Ok(cluster);
+            }
+            if !process_alive(pid) || Instant::now() > deadline {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                return Err(Error::Cluster(format!("the throwaway PostgreSQL server did not start:\n{log}")));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The folder of the socket (the `host` of connection strings).
+    pub fn socket_dir(&self) -> PathBuf {
+        self.root.join("sock")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A libpq key=value connection string to database `dbname`.
+    pub fn conn_string(&self, dbname: &str) -> String {
+        format!(
+            "host={} port={} user={SUPERUSER} dbname={dbname}",
+            self.socket_dir().display(),
+            self.port
+        )
+    }
+
+    pub fn target(&self, dbname: &str) -> Target {
+        Target::parse(&self.conn_string(dbname)).expect("a cluster's own connection string parses")
+    }
+
+    /// Stops the server and removes the folder (idempotent).
+    pub fn stop(&self) {
+        let running = self.state.lock().map(|mut s| s.take()).unwrap_or_else(|p| p.into_inner().take());
+        if let Some(r) = running {
+            let _ = r.stop.send(());
+            let _ = r.keeper.join();
+            drop(r.dir);
+        }
+    }
+
+    /// Keeps the cluster for the rest of the process (tests share one per
+    /// binary in a static) and stops it from an `atexit` handler, because
+    /// statics are never dropped.
+    pub fn leak_until_exit(self) -> &'static TempCluster {
+        static AT_EXIT: Mutex<Vec<&'static TempCluster>> = Mutex::new(Vec::new());
+        static REGISTER: std::sync::Once = std::sync::Once::new();
+        extern "C" fn stop_all() {
+            let list = AT_EXIT.lock().map(|l| l.clone()).unwrap_or_default();
+            for c in list {
+                c.stop();
+            }
+        }
+        let leaked: &'static TempCluster = Box::leak(Box::new(self));
+        REGISTER.call_once(|| {
+            // SAFETY: registering a plain extern "C" function.
+            unsafe {
+                libc::atexit(stop_all);
+            }
+        });
+        if let Ok(mut l) = AT_EXIT.lock() {
+            l.push(leaked);
+        }
+        leaked
+    }
+}
+
+/// Immediate shutdown (SIGQUIT, what `pg_ctl stop -m immediate` sends), then
+/// SIGKILL if the server is still there after 10 s.
+fn stop_child(child: &mut std::process::Child) {
+    let pid = child.id() as i32;
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGQUIT);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) | Err(_) => return,
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+impl Drop for TempCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn missing_binaries_say_how_to_install_them() {
+        let empty = tempfile::tempdir().unwrap();
+        // Only find_bindir reads this variable in the unit tests.
+        std::env::set_var("STRATA_PG_BINDIR", empty.path());
+        let err = super::find_bindir().unwrap_err().to_string();
+        std::env::remove_var("STRATA_PG_BINDIR");
+        assert!(err.contains("apt-get install -y postgresql"), "{err}");
+    }
+}

@@ -1,0 +1,287 @@
+//! Shared harness of the database integration tests.
+//!
+//! One PostgreSQL server per test binary: `STRATA_TEST_PG` (a connection
+//! string to an existing server's maintenance database, as a superuser), or
+//! else a throwaway cluster started with the same code as `--scratch auto`
+//! (`strata::pg::cluster::TempCluster`). The cluster lives in a static and is
+//! stopped by an atexit handler; its postmaster also has a parent-death
+//! signal, so not even a killed test binary leaves a server behind.
+//! Missing PostgreSQL binaries make the tests fail, never skip.
+//!
+//! Each test gets its own databases (`test_<name>`) and its own copy of the
+//! bundled workspace in a temporary folder, so the repository's tenants.toml
+//! is never touched.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use strata::pg::cluster::TempCluster;
+
+pub struct Server {
+    /// A connection string to the maintenance database.
+    admin: String,
+}
+
+/// The server of this test binary (started on first use).
+pub fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        if let Ok(url) = std::env::var("STRATA_TEST_PG") {
+            return Server { admin: url };
+        }
+        let cluster = TempCluster::start()
+            .unwrap_or_else(|e| panic!("cannot start a throwaway PostgreSQL for the tests: {e}\n(or set STRATA_TEST_PG to a server's URL)"))
+            .leak_until_exit();
+        Server {
+            admin: cluster.conn_string("postgres"),
+        }
+    })
+}
+
+impl Server {
+    /// A connection string to database `db` of this server.
+    pub fn conn(&self, db: &str) -> String {
+        if self.admin.contains("://") {
+            // URL: replace the path.
+            let (base, query) = match self.admin.split_once('?') {
+                Some((b, q)) => (b, format!("?{q}")),
+                None => (self.admin.as_str(), String::new()),
+            };
+            let scheme_end = base.find("://").unwrap() + 3;
+            let host_end = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
+            format!("{}/{db}{query}", &base[..host_end])
+        } else {
+            // key=value: a later dbname wins.
+            format!("{} dbname={db}", self.admin)
+        }
+    }
+
+    pub fn admin(&self) -> &str {
+        &self.admin
+    }
+}
+
+/// Runs SQL on a connection string: every row of the last statement as text.
+pub fn sql(conn: &str, query: &str) -> Vec<Vec<Option<String>>> {
+    rt().block_on(async {
+        let client = connect(conn).await;
+        let msgs = client.simple_query(query).await.unwrap_or_else(|e| panic!("{query}: {e:?}"));
+        let mut rows = Vec::new();
+        for m in msgs {
+            match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    rows.push((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect());
+                }
+                tokio_postgres::SimpleQueryMessage::CommandComplete(_) => {}
+                _ => {}
+            }
+        }
+        rows
+    })
+}
+
+/// The single value of a query.
+pub fn value(conn: &str, query: &str) -> String {
+    sql(conn, query)
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .unwrap_or_default()
+}
+
+pub fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+pub async fn connect(conn: &str) -> tokio_postgres::Client {
+    let target = strata::pg::Target::parse(conn).unwrap();
+    strata::pg::connect(&target).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A fresh, empty database `test_<name>` (dropped first if a previous run left it).
+pub fn database(name: &str) -> String {
+    let srv = server();
+    let db = format!("test_{name}");
+    sql(srv.admin(), &format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"));
+    sql(srv.admin(), &format!("CREATE DATABASE \"{db}\""));
+    srv.conn(&db)
+}
+
+/// A tenant of a test workspace.
+pub struct TestTenant<'a> {
+    pub slug: &'a str,
+    pub vertical: Option<&'a str>,
+    pub bespoke: Option<&'a str>,
+    pub conn: String,
+}
+
+pub fn tenant<'a>(slug: &'a str, vertical: Option<&'a str>, conn: String) -> TestTenant<'a> {
+    TestTenant {
+        slug,
+        vertical,
+        bespoke: None,
+        conn,
+    }
+}
+
+/// A copy of the bundled workspace (strata.toml, schema, rules) in a temp dir.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+impl Workspace {
+    pub fn new(tenants: &[TestTenant]) -> Workspace {
+        let dir = tempfile::Builder::new().prefix("strata-ws-").tempdir().unwrap();
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        std::fs::copy(repo.join("strata.toml"), dir.path().join("strata.toml")).unwrap();
+        copy_dir(&repo.join("schema"), &dir.path().join("schema"));
+        copy_dir(&repo.join("rules"), &dir.path().join("rules"));
+        let ws = Workspace { dir };
+        let mut text = String::from("# test fleet\n");
+        for t in tenants {
+            text.push_str(&format!("\n[[tenant]]\nslug = \"{}\"\ndatabase = \"{}\"\n", t.slug, t.conn));
+            if let Some(v) = t.vertical {
+                text.push_str(&format!("vertical = \"{v}\"\n"));
+            }
+            if let Some(b) = t.bespoke {
+                text.push_str(&format!("bespoke = \"{b}\"\n"));
+            }
+        }
+        ws.write("tenants.toml", &text);
+        ws
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn file(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.file(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.file(rel)).unwrap()
+    }
+
+    /// Replaces the [runner] settings of strata.toml.
+    pub fn runner(&self, lock_timeout: &str, lock_retries: u32) {
+        let text = self.read("strata.toml");
+        let start = text.find("[runner]").expect("strata.toml has [runner]");
+        let end = text[start + 1..].find("\n[").map_or(text.len(), |i| start + 1 + i);
+        let new = format!(
+            "{}[runner]\nlock_timeout = \"{lock_timeout}\"\nstatement_timeout = \"1min\"\nlock_retries = {lock_retries}\n{}",
+            &text[..start],
+            &text[end..]
+        );
+        self.write("strata.toml", &new);
+    }
+
+    /// Sets a top-level key of strata.toml (before the first table).
+    pub fn top_level(&self, line: &str) {
+        let text = self.read("strata.toml");
+        self.write("strata.toml", &format!("{line}\n{text}"));
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+        c.arg("--workspace").arg(self.path()).args(args).stdin(Stdio::null());
+        c
+    }
+
+    /// Runs strata to completion.
+    pub fn strata(&self, args: &[&str]) -> Run {
+        let out = self.command(args).output().unwrap();
+        Run::from(out)
+    }
+}
+
+/// A finished strata process.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.all()))
+    }
+
+    #[track_caller]
+    pub fn expect(&self, code: i32) -> &Run {
+        assert_eq!(self.code, code, "exit code {} (expected {code}):\n{}", self.code, self.all());
+        self
+    }
+}
+
+/// `layer/version` of every applied history row, in order.
+pub fn history(conn: &str) -> Vec<String> {
+    sql(
+        conn,
+        "SELECT layer || '/' || version || ':' || status FROM strata.schema_history ORDER BY layer, version",
+    )
+    .into_iter()
+    .map(|r| r[0].clone().unwrap_or_default())
+    .collect()
+}
+
+/// Whether a relation exists.
+pub fn has_table(conn: &str, name: &str) -> bool {
+    value(conn, &format!("SELECT to_regclass('{name}') IS NOT NULL")) == "t"
+}
+
+/// Number of migrations of the bundled layers.
+pub fn migrations_of(layers: &[&str]) -> usize {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema");
+    layers
+        .iter()
+        .map(|l| {
+            std::fs::read_dir(repo.join(l))
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sql"))
+                .count()
+        })
+        .sum()
+}
