@@ -50,6 +50,10 @@
 //! - `fix` is `null` or a suggested change: each edit replaces the bytes
 //!   `start..end` of the file's UTF-8 text (byte offsets, `end` exclusive;
 //!   `start == end` inserts) by `replacement`. Edits of one fix do not overlap.
+//!   A fix that also adds a migration carries `"new_file": { "name": ...,
+//!   "content": ... }` (the descriptive part of the name; `strata check --fix`
+//!   numbers it after the last migration of the fixed file's folder); the key
+//!   is absent otherwise.
 
 use std::io::{self, Write};
 

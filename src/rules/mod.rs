@@ -23,6 +23,14 @@ pub mod rls_missing;
 pub mod unparsed_statement;
 pub mod unused_suppression;
 
+// Lock safety and correctness of change (SPEC §3).
+pub(crate) mod lock;
+pub mod concurrent_in_transaction;
+pub mod require_concurrent_detach;
+pub mod require_concurrent_index;
+pub mod require_concurrent_index_drop;
+pub mod require_concurrent_reindex;
+
 #[cfg(test)]
 pub(crate) mod testing;
 
@@ -157,6 +165,10 @@ impl Finding {
         self.statement = Some(i);
         self
     }
+    pub fn with_fix(mut self, fix: Option<Fix>) -> Self {
+        self.fix = fix;
+        self
+    }
 }
 
 pub trait Rule: Send + Sync {
@@ -194,6 +206,12 @@ rule_table! {
     unparsed_statement::UnparsedStatement,
     opaque_sql::OpaqueSql,
     unused_suppression::UnusedSuppression,
+    // Lock safety and correctness of change.
+    require_concurrent_index::RequireConcurrentIndex,
+    require_concurrent_index_drop::RequireConcurrentIndexDrop,
+    require_concurrent_reindex::RequireConcurrentReindex,
+    require_concurrent_detach::RequireConcurrentDetach,
+    concurrent_in_transaction::ConcurrentInTransaction,
 }
 
 pub fn meta_of(id: &str) -> Option<&'static RuleMeta> {
