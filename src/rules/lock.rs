@@ -678,6 +678,57 @@ pub fn alter_table_operations(toks: &[Tok]) -> Vec<Range<usize>> {
     ops
 }
 
+/// The edit that removes a statement with its `;`, and its whole line when
+/// nothing else is on it.
+pub fn remove_statement(source: &SourceFile, stmt: &Statement) -> Edit {
+    let text = source.text.as_bytes();
+    let mut start = stmt.bytes.start;
+    let line_start = source.text[..start].rfind('\n').map_or(0, |i| i + 1);
+    if source.text[line_start..start].trim().is_empty() {
+        start = line_start;
+    }
+    let mut end = stmt.bytes.end;
+    let skip_blanks = |mut i: usize| {
+        while i < text.len() && (text[i] == b' ' || text[i] == b'\t') {
+            i += 1;
+        }
+        i
+    };
+    end = skip_blanks(end);
+    if text.get(end) == Some(&b';') {
+        end = skip_blanks(end + 1);
+    }
+    if text.get(end) == Some(&b'\r') {
+        end += 1;
+    }
+    if text.get(end) == Some(&b'\n') {
+        end += 1;
+    }
+    Edit {
+        start,
+        end,
+        replacement: String::new(),
+    }
+}
+
+/// A snake_case file-name part made of `text`.
+pub fn slug(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches('_').to_string()
+}
+
+/// The file name part of a display path.
+pub fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
 /// Whether the SQL text of a statement uses the string literal `value`.
 pub fn uses_literal(text: &str, value: &str) -> bool {
     text.contains(&format!("'{}'", value.replace('\'', "''")))

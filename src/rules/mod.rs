@@ -25,11 +25,19 @@ pub mod unused_suppression;
 
 // Lock safety and correctness of change (SPEC §3).
 pub(crate) mod lock;
+pub mod add_primary_key;
+pub mod add_required_column;
+pub mod column_type_change;
 pub mod concurrent_in_transaction;
+pub mod constraint_not_valid;
+pub mod exclusion_constraint;
 pub mod require_concurrent_detach;
 pub mod require_concurrent_index;
 pub mod require_concurrent_index_drop;
 pub mod require_concurrent_reindex;
+pub mod set_not_null;
+pub mod unique_constraint;
+pub mod volatile_default;
 
 #[cfg(test)]
 pub(crate) mod testing;
@@ -212,6 +220,14 @@ rule_table! {
     require_concurrent_reindex::RequireConcurrentReindex,
     require_concurrent_detach::RequireConcurrentDetach,
     concurrent_in_transaction::ConcurrentInTransaction,
+    constraint_not_valid::ConstraintNotValid,
+    set_not_null::SetNotNull,
+    add_required_column::AddRequiredColumn,
+    add_primary_key::AddPrimaryKey,
+    unique_constraint::UniqueConstraint,
+    exclusion_constraint::ExclusionConstraint,
+    column_type_change::ColumnTypeChange,
+    volatile_default::VolatileDefaultRule,
 }
 
 pub fn meta_of(id: &str) -> Option<&'static RuleMeta> {
