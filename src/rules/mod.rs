@@ -30,12 +30,20 @@ pub mod add_required_column;
 pub mod column_type_change;
 pub mod concurrent_in_transaction;
 pub mod constraint_not_valid;
+pub mod drop_column;
+pub mod drop_database;
+pub mod drop_not_null;
+pub mod drop_schema;
+pub mod drop_table;
 pub mod exclusion_constraint;
+pub mod rename_column;
+pub mod rename_table;
 pub mod require_concurrent_detach;
 pub mod require_concurrent_index;
 pub mod require_concurrent_index_drop;
 pub mod require_concurrent_reindex;
 pub mod set_not_null;
+pub mod truncate_cascade;
 pub mod unique_constraint;
 pub mod volatile_default;
 
@@ -228,6 +236,14 @@ rule_table! {
     exclusion_constraint::ExclusionConstraint,
     column_type_change::ColumnTypeChange,
     volatile_default::VolatileDefaultRule,
+    rename_column::RenameColumn,
+    rename_table::RenameTable,
+    drop_column::DropColumn,
+    drop_table::DropTableRule,
+    drop_schema::DropSchema,
+    drop_database::DropDatabase,
+    drop_not_null::DropNotNull,
+    truncate_cascade::TruncateCascade,
 }
 
 pub fn meta_of(id: &str) -> Option<&'static RuleMeta> {
