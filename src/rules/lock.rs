@@ -126,6 +126,44 @@ pub fn transaction_start(env: &Env, file: &FileInfo, index: usize) -> Option<usi
     }
 }
 
+/// Whether a statement before `index` sets the run-time parameter `name`
+/// (`SET [LOCAL|SESSION] name ...` or `set_config('name', ...)`) to
+/// something other than 0 (which disables a timeout).
+pub fn setting_before(file: &FileInfo, index: usize, name: &str) -> bool {
+    let source = &file.parsed.source;
+    file.parsed.statements[..index.min(file.parsed.statements.len())].iter().any(|s| match s.ast() {
+        Some(ast::Statement::Set(ast::Set::SingleAssignment { variable, values, .. })) => {
+            variable.to_string().eq_ignore_ascii_case(name)
+                && !values.iter().any(|v| matches!(v.to_string().trim_matches('\'').trim(), "0" | "DEFAULT" | "default"))
+        }
+        _ => source.text[s.bytes.clone()].to_ascii_lowercase().contains(&format!("set_config('{name}'")),
+    })
+}
+
+/// The first statement of the file that takes a write-blocking lock on a
+/// live table with no `SET name` before it: `Some` only when that statement
+/// is `index`, so a file gets one finding.
+pub fn first_unguarded_lock(cx: &StatementCtx, name: &str) -> Option<TakenLock> {
+    let lock = strong_lock(cx.catalog, cx.file, cx.index)?;
+    if setting_before(cx.file, cx.index, name) || (0..cx.index).any(|j| strong_lock(cx.catalog, cx.file, j).is_some()) {
+        return None;
+    }
+    Some(lock)
+}
+
+/// The edit that adds `SET name = 'value';` before the first statement
+/// (after the leading comments, so headers stay first).
+pub fn set_before_first_statement(file: &FileInfo, name: &str, value: &str) -> Option<Edit> {
+    let first = file.parsed.statements.first()?;
+    let text = &file.parsed.source.text;
+    let at = text[..first.bytes.start].rfind('\n').map_or(0, |i| i + 1);
+    Some(Edit {
+        start: at,
+        end: at,
+        replacement: format!("SET {name} = '{value}';\n"),
+    })
+}
+
 /// Table lock modes that conflict with writes (`ROW EXCLUSIVE`), weakest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LockMode {
@@ -603,16 +641,7 @@ pub fn concurrently_fix(cx: &StatementCtx, at: At, guard: Option<&str>, descript
     Some(Fix::new(description, edits))
 }
 
-/// An insertion of `text` before token `toks[i]`.
-pub fn insert_before(tok: &Tok, text: &str) -> Edit {
-    Edit {
-        start: tok.bytes.start,
-        end: tok.bytes.start,
-        replacement: text.to_string(),
-    }
-}
-
-/// An insertion of `text` after token `toks[i]`.
+/// An insertion of `text` right after a token.
 pub fn insert_after(tok: &Tok, text: &str) -> Edit {
     Edit {
         start: tok.bytes.end,
@@ -629,19 +658,6 @@ pub fn find_kw<'a>(toks: &'a [Tok], kw: &str) -> Option<(usize, &'a Tok)> {
 /// The region of the first keyword `kw` of the statement, or the statement.
 pub fn kw_region(cx: &StatementCtx, kw: &str) -> Region {
     find_kw(&tokens(&cx.file.parsed.source, cx.stmt), kw).map_or(cx.stmt.region, |(_, t)| t.region)
-}
-
-/// The region of an AST span when sqlparser recorded one.
-pub fn span_region(span: sqlparser::tokenizer::Span) -> Option<Region> {
-    (span.start.line > 0).then(|| {
-        Region::new(
-            Pos::new(span.start.line as u32, span.start.column as u32),
-            Pos::new(
-                span.end.line as u32,
-                (span.end.column as u32).saturating_sub(1).max(span.start.column as u32),
-            ),
-        )
-    })
 }
 
 /// The token ranges of the comma-separated operations of an `ALTER TABLE`

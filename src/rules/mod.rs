@@ -30,22 +30,30 @@ pub mod add_required_column;
 pub mod column_type_change;
 pub mod concurrent_in_transaction;
 pub mod constraint_not_valid;
+pub mod domain_constraint;
 pub mod drop_column;
 pub mod drop_database;
 pub mod drop_not_null;
 pub mod drop_schema;
 pub mod drop_table;
+pub mod enum_value_ordering;
 pub mod exclusion_constraint;
+pub mod prefer_repack;
 pub mod rename_column;
 pub mod rename_table;
 pub mod require_concurrent_detach;
 pub mod require_concurrent_index;
 pub mod require_concurrent_index_drop;
 pub mod require_concurrent_reindex;
+pub mod require_lock_timeout;
+pub mod require_statement_timeout;
 pub mod set_not_null;
+pub mod transaction_nesting;
 pub mod truncate_cascade;
+pub mod uncommitted_transaction;
 pub mod unique_constraint;
 pub mod volatile_default;
+pub mod work_after_access_exclusive;
 
 #[cfg(test)]
 pub(crate) mod testing;
@@ -244,6 +252,14 @@ rule_table! {
     drop_database::DropDatabase,
     drop_not_null::DropNotNull,
     truncate_cascade::TruncateCascade,
+    require_lock_timeout::RequireLockTimeout,
+    require_statement_timeout::RequireStatementTimeout,
+    work_after_access_exclusive::WorkAfterAccessExclusive,
+    transaction_nesting::TransactionNesting,
+    uncommitted_transaction::UncommittedTransaction,
+    enum_value_ordering::EnumValueOrdering,
+    domain_constraint::DomainConstraint,
+    prefer_repack::PreferRepack,
 }
 
 pub fn meta_of(id: &str) -> Option<&'static RuleMeta> {
