@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod error;
+pub mod fix;
 pub mod report;
 pub mod rules;
 pub mod sql;

@@ -47,7 +47,7 @@ fn non_transactional(cx: &StatementCtx) -> Option<&'static str> {
         Some(Statement::Vacuum(_)) => Some("VACUUM"),
         Some(_) => None,
         None => match lock::keyword_shape(&cx.file.parsed.source, cx.stmt) {
-            Some(Shape::DropIndexConcurrently { .. }) => Some("DROP INDEX CONCURRENTLY"),
+            Some(Shape::DropIndexConcurrently) => Some("DROP INDEX CONCURRENTLY"),
             Some(Shape::Reindex { concurrently: true, .. }) => Some("REINDEX CONCURRENTLY"),
             Some(Shape::DetachPartition { concurrently: true, .. }) => Some("DETACH PARTITION CONCURRENTLY"),
             _ => cx.stmt.unparsed().and_then(|u| (u.words.first()? == "VACUUM").then_some("VACUUM")),

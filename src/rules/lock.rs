@@ -409,7 +409,7 @@ pub enum Shape {
         concurrently: bool,
     },
     /// `DROP INDEX CONCURRENTLY [IF EXISTS] name`.
-    DropIndexConcurrently { names: Vec<ObjectName> },
+    DropIndexConcurrently,
     /// `ALTER TABLE [IF EXISTS] [ONLY] t DETACH PARTITION p [CONCURRENTLY | FINALIZE]`.
     DetachPartition {
         table: ObjectName,
@@ -481,16 +481,7 @@ fn shape_of(toks: &[Tok]) -> Option<Shape> {
         if kw(i, "IF") && kw(i + 1, "EXISTS") {
             i += 2;
         }
-        let mut names = Vec::new();
-        while let Some((n, next)) = name_at(toks, i) {
-            names.push(n);
-            i = next;
-            if !matches!(toks.get(i).map(|t| &t.token), Some(Token::Comma)) {
-                break;
-            }
-            i += 1;
-        }
-        return (!names.is_empty()).then_some(Shape::DropIndexConcurrently { names });
+        return name_at(toks, i).map(|_| Shape::DropIndexConcurrently);
     }
     if kw(0, "ALTER") && kw(1, "TABLE") {
         let mut i = 2;
@@ -579,7 +570,7 @@ pub fn runs_outside_transaction(source: &SourceFile, stmt: &Statement) -> bool {
         Some(_) => false,
         None => matches!(
             keyword_shape(source, stmt),
-            Some(Shape::Reindex { .. } | Shape::DropIndexConcurrently { .. } | Shape::DetachPartition { .. })
+            Some(Shape::Reindex { .. } | Shape::DropIndexConcurrently | Shape::DetachPartition { .. })
         ),
     }
 }
@@ -767,7 +758,7 @@ mod tests {
             Some(Shape::Reindex { concurrently: true, ref kind, name: Some(_) }) if kind == "INDEX"
         ));
         assert!(matches!(shape("REINDEX TABLE orders"), Some(Shape::Reindex { concurrently: false, .. })));
-        assert!(matches!(shape("DROP INDEX CONCURRENTLY IF EXISTS a_idx"), Some(Shape::DropIndexConcurrently { ref names }) if names.len() == 1));
+        assert!(matches!(shape("DROP INDEX CONCURRENTLY IF EXISTS a_idx"), Some(Shape::DropIndexConcurrently)));
         assert!(matches!(
             shape("ALTER TABLE ONLY events DETACH PARTITION events_2023 CONCURRENTLY"),
             Some(Shape::DetachPartition { concurrently: true, .. })
