@@ -170,15 +170,24 @@ pub fn plan(report: &CheckReport, base: &Path) -> Result<FixPlan> {
         let source = &diagnostics[0].file.text;
         let on_disk = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
         if on_disk != *source {
-            plan.skipped.push(format!("{display}: changed on disk since the check; run `strata check --fix` again"));
+            plan.skipped.push(format!(
+                "{display}: changed on disk since the check; run `strata check --fix` again"
+            ));
             continue;
         }
         let mut taken: Vec<Edit> = Vec::new();
         let mut created = Vec::new();
         for d in diagnostics {
             let Some(fix) = &d.fix else { continue };
-            if fix.edits.iter().any(|e| e.end < e.start || e.end > source.len() || !source.is_char_boundary(e.start) || !source.is_char_boundary(e.end)) {
-                plan.skipped.push(format!("{display}: [{}] {}: the fix does not fit the file", d.rule, fix.description));
+            if fix
+                .edits
+                .iter()
+                .any(|e| e.end < e.start || e.end > source.len() || !source.is_char_boundary(e.start) || !source.is_char_boundary(e.end))
+            {
+                plan.skipped.push(format!(
+                    "{display}: [{}] {}: the fix does not fit the file",
+                    d.rule, fix.description
+                ));
                 continue;
             }
             if fix.edits.iter().any(|e| taken.iter().any(|t| conflicts(e, t))) {
@@ -228,7 +237,10 @@ pub fn plan(report: &CheckReport, base: &Path) -> Result<FixPlan> {
 pub fn write(plan: &FixPlan) -> Result<()> {
     for c in &plan.changes {
         if c.before.is_none() && c.path.exists() {
-            return Err(Error::Usage(format!("{}: already exists; not overwritten by --fix", c.path.display())));
+            return Err(Error::Usage(format!(
+                "{}: already exists; not overwritten by --fix",
+                c.path.display()
+            )));
         }
         std::fs::write(&c.path, &c.after).map_err(|e| Error::io(&c.path, e))?;
     }
@@ -240,7 +252,11 @@ pub fn write(plan: &FixPlan) -> Result<()> {
 pub fn render(plan: &FixPlan, w: &mut dyn Write) -> io::Result<()> {
     for c in &plan.changes {
         let before = c.before.as_deref().unwrap_or("");
-        let old = if c.before.is_some() { format!("a/{}", c.display) } else { "/dev/null".to_string() };
+        let old = if c.before.is_some() {
+            format!("a/{}", c.display)
+        } else {
+            "/dev/null".to_string()
+        };
         let diff = similar::TextDiff::from_lines(before, &c.after);
         write!(w, "{}", diff.unified_diff().header(&old, &format!("b/{}", c.display)))?;
     }
@@ -285,7 +301,10 @@ mod tests {
         assert!(!conflicts(&edit(2, 5, ""), &edit(5, 8, "")));
         assert!(conflicts(&edit(3, 3, "x"), &edit(2, 5, "")));
         assert!(!conflicts(&edit(5, 5, "x"), &edit(2, 5, "")));
-        assert_eq!(apply_edits("abcdef", &[edit(0, 0, "<"), edit(2, 4, "XY"), edit(6, 6, ">")]), "<abXYef>");
+        assert_eq!(
+            apply_edits("abcdef", &[edit(0, 0, "<"), edit(2, 4, "XY"), edit(6, 6, ">")]),
+            "<abXYef>"
+        );
     }
 
     #[test]
@@ -351,7 +370,10 @@ mod tests {
             "ALTER TABLE orders ADD CONSTRAINT orders_customer_fk FOREIGN KEY (customer_id) REFERENCES customers (id) NOT VALID;\n"
         );
         let validate = std::fs::read_to_string(schema.join("0004_validate_orders_customer_fk.sql")).unwrap();
-        assert!(validate.ends_with("ALTER TABLE orders VALIDATE CONSTRAINT orders_customer_fk;\n"), "{validate}");
+        assert!(
+            validate.ends_with("ALTER TABLE orders VALIDATE CONSTRAINT orders_customer_fk;\n"),
+            "{validate}"
+        );
         let lock_findings: Vec<_> = after
             .diagnostics
             .iter()
@@ -362,8 +384,14 @@ mod tests {
         let mut out = Vec::new();
         render(&plan, &mut out).unwrap();
         let out = String::from_utf8(out).unwrap();
-        assert!(out.contains("--- a/schema/core/0002_orders_indexes.sql\n+++ b/schema/core/0002_orders_indexes.sql\n"), "{out}");
-        assert!(out.contains("--- /dev/null\n+++ b/schema/core/0004_validate_orders_customer_fk.sql\n"), "{out}");
+        assert!(
+            out.contains("--- a/schema/core/0002_orders_indexes.sql\n+++ b/schema/core/0002_orders_indexes.sql\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("--- /dev/null\n+++ b/schema/core/0004_validate_orders_customer_fk.sql\n"),
+            "{out}"
+        );
         assert!(out.ends_with("fixed 3 findings in 2 files, 1 new migration\n"), "{out}");
     }
 

@@ -34,7 +34,10 @@ fn strata(dir: &Path, args: &[&str]) -> Output {
 fn fix_rewrites_files_prints_the_diff_and_reports_what_is_left() {
     let dir = workspace(&[
         ("core/0001_orders.sql", ORDERS),
-        ("core/0002_orders_customer_idx.sql", "CREATE INDEX orders_customer_idx ON orders (customer_id);\n"),
+        (
+            "core/0002_orders_customer_idx.sql",
+            "CREATE INDEX orders_customer_idx ON orders (customer_id);\n",
+        ),
         (
             "core/0003_orders_customer_fk.sql",
             "ALTER TABLE orders ADD CONSTRAINT orders_customer_fk FOREIGN KEY (customer_id) REFERENCES customers (id);\n",
@@ -48,7 +51,10 @@ fn fix_rewrites_files_prints_the_diff_and_reports_what_is_left() {
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("+++ b/schema/core/0002_orders_customer_idx.sql"), "{stdout}");
     assert!(stdout.contains("+-- strata: no-transaction"), "{stdout}");
-    assert!(stdout.contains("+++ b/schema/core/0004_validate_orders_customer_fk.sql"), "{stdout}");
+    assert!(
+        stdout.contains("+++ b/schema/core/0004_validate_orders_customer_fk.sql"),
+        "{stdout}"
+    );
     assert!(stdout.contains("fixed 2 findings in 2 files, 1 new migration"), "{stdout}");
     assert!(stdout.contains("0 errors, 0 warnings"), "{stdout}");
     let core = dir.path().join("schema/core");
@@ -78,6 +84,9 @@ fn fix_with_json_keeps_stdout_parseable_and_reports_new_files_under_review() {
     // The VALIDATE migration the fix wrote is reviewed too.
     assert_eq!(json["summary"]["files"], 2, "{stdout}");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("+++ b/schema/core/0003_validate_orders_customer_fk.sql"), "{stderr}");
+    assert!(
+        stderr.contains("+++ b/schema/core/0003_validate_orders_customer_fk.sql"),
+        "{stderr}"
+    );
     assert_eq!(out.status.code(), Some(0));
 }

@@ -56,7 +56,11 @@ impl Rule for AddPrimaryKey {
                 AlterTableOperation::AddConstraint {
                     constraint: TableConstraint::PrimaryKey(pk),
                     ..
-                } => pk.name.as_ref().and_then(ident_region).or_else(|| Some(lock::kw_region(cx, "PRIMARY"))),
+                } => pk
+                    .name
+                    .as_ref()
+                    .and_then(ident_region)
+                    .or_else(|| Some(lock::kw_region(cx, "PRIMARY"))),
                 AlterTableOperation::AddColumn { column_def, .. }
                     if column_def.options.iter().any(|o| matches!(o.option, ColumnOption::PrimaryKey(_))) =>
                 {
@@ -100,7 +104,10 @@ mod tests {
     #[test]
     fn quiet_using_an_index_or_on_a_new_table() {
         let d = check_ws(&[
-            ("core/0001_events.sql", &format!("{EVENTS}ALTER TABLE events ADD CONSTRAINT events_pk PRIMARY KEY (id);\n")),
+            (
+                "core/0001_events.sql",
+                &format!("{EVENTS}ALTER TABLE events ADD CONSTRAINT events_pk PRIMARY KEY (id);\n"),
+            ),
             ("core/0002_drop_pk.sql", "ALTER TABLE events DROP CONSTRAINT events_pk;\n"),
             (
                 "core/0003_pk.sql",

@@ -43,10 +43,12 @@ pub fn fills_itself(col: &ColumnDef) -> bool {
         "serial" | "bigserial" | "smallserial" | "serial2" | "serial4" | "serial8"
     );
     serial
-        || col
-            .options
-            .iter()
-            .any(|o| matches!(o.option, ColumnOption::Default(_) | ColumnOption::Generated { .. } | ColumnOption::Identity(_)))
+        || col.options.iter().any(|o| {
+            matches!(
+                o.option,
+                ColumnOption::Default(_) | ColumnOption::Generated { .. } | ColumnOption::Identity(_)
+            )
+        })
 }
 
 impl Rule for AddRequiredColumn {
@@ -62,7 +64,9 @@ impl Rule for AddRequiredColumn {
         }
         let table = cx.catalog.resolve(&at.name);
         for op in &at.operations {
-            let AlterTableOperation::AddColumn { column_def: col, .. } = op else { continue };
+            let AlterTableOperation::AddColumn { column_def: col, .. } = op else {
+                continue;
+            };
             let required = col
                 .options
                 .iter()

@@ -72,7 +72,8 @@ pub fn binary_coercible(old: &str, new: &str) -> bool {
         ("varchar", "text") | ("text", "varchar") if na.is_empty() => true,
         ("varchar", "varchar") | ("varbit", "varbit") => na.is_empty() || (!oa.is_empty() && na[0] >= oa[0]),
         ("numeric", "numeric") => {
-            na.is_empty() || (oa.len() == na.len() && !oa.is_empty() && na[0] >= oa[0] && oa.get(1).unwrap_or(&0) == na.get(1).unwrap_or(&0))
+            na.is_empty()
+                || (oa.len() == na.len() && !oa.is_empty() && na[0] >= oa[0] && oa.get(1).unwrap_or(&0) == na.get(1).unwrap_or(&0))
         }
         ("cidr", "inet") => true,
         _ => false,

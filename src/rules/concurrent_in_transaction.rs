@@ -78,7 +78,10 @@ impl Rule for ConcurrentInTransaction {
             }
             Tx::Explicit(begin) => {
                 let line = cx.file.parsed.statements[begin].region.start.line;
-                (format!("{what} cannot run inside the transaction block opened by BEGIN on line {line}"), None)
+                (
+                    format!("{what} cannot run inside the transaction block opened by BEGIN on line {line}"),
+                    None,
+                )
             }
         };
         out.push(

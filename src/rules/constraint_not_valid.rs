@@ -62,8 +62,16 @@ impl ConstraintNotValid {
     fn check_add(&self, cx: &StatementCtx, op_index: usize, constraint: &TableConstraint, out: &mut Vec<Finding>) {
         let Some(Statement::AlterTable(at)) = cx.stmt.ast() else { return };
         let (kind, name, lock_mode) = match constraint {
-            TableConstraint::ForeignKey(fk) => ("FOREIGN KEY", fk.name.as_ref(), "both tables are locked against writes (SHARE ROW EXCLUSIVE)"),
-            TableConstraint::Check(ch) => ("CHECK", ch.name.as_ref(), "the table is locked against reads and writes (ACCESS EXCLUSIVE)"),
+            TableConstraint::ForeignKey(fk) => (
+                "FOREIGN KEY",
+                fk.name.as_ref(),
+                "both tables are locked against writes (SHARE ROW EXCLUSIVE)",
+            ),
+            TableConstraint::Check(ch) => (
+                "CHECK",
+                ch.name.as_ref(),
+                "the table is locked against reads and writes (ACCESS EXCLUSIVE)",
+            ),
             _ => return,
         };
         let age = age_of(cx, &at.name);
@@ -200,7 +208,9 @@ mod tests {
         let fix = d.iter().find(|x| x.rule == "constraint-not-valid").unwrap().fix.clone().unwrap();
         let new_file = fix.new_file.unwrap();
         assert_eq!(new_file.name, "validate_orders_customer_fk");
-        assert!(new_file.content.ends_with("ALTER TABLE orders VALIDATE CONSTRAINT orders_customer_fk;\n"));
+        assert!(new_file
+            .content
+            .ends_with("ALTER TABLE orders VALIDATE CONSTRAINT orders_customer_fk;\n"));
     }
 
     #[test]
@@ -246,7 +256,10 @@ mod tests {
                 "core/0002_fk.sql",
                 "ALTER TABLE orders ADD CONSTRAINT orders_customer_fk FOREIGN KEY (customer_id) REFERENCES customers (id) NOT VALID;\n",
             ),
-            ("core/0003_validate.sql", "ALTER TABLE orders VALIDATE CONSTRAINT orders_customer_fk;\n"),
+            (
+                "core/0003_validate.sql",
+                "ALTER TABLE orders VALIDATE CONSTRAINT orders_customer_fk;\n",
+            ),
         ]);
         assert_eq!(ids(&d, "constraint-not-valid"), 0, "{d:#?}");
     }
@@ -255,7 +268,10 @@ mod tests {
     fn fires_on_a_new_column_with_references() {
         let d = check_ws(&[
             ("core/0001_orders.sql", TABLES),
-            ("core/0002_col.sql", "ALTER TABLE orders ADD COLUMN payer_id bigint REFERENCES customers (id);\n"),
+            (
+                "core/0002_col.sql",
+                "ALTER TABLE orders ADD COLUMN payer_id bigint REFERENCES customers (id);\n",
+            ),
         ]);
         assert_eq!(ids(&d, "constraint-not-valid"), 1, "{d:#?}");
     }

@@ -63,7 +63,9 @@ impl Rule for DomainConstraint {
                             d.name
                         ),
                     )
-                    .help("prefer a plain type with CHECK constraints on the table columns, which can be added NOT VALID and dropped freely"),
+                    .help(
+                        "prefer a plain type with CHECK constraints on the table columns, which can be added NOT VALID and dropped freely",
+                    ),
                 );
             }
             return;
@@ -86,7 +88,10 @@ impl Rule for DomainConstraint {
                 "enforce it with a CHECK (VALUE IS NOT NULL) constraint added NOT VALID, then VALIDATE it in a later migration",
             )
         } else {
-            ("adding a constraint without NOT VALID to", "add it `NOT VALID`, then `ALTER DOMAIN ... VALIDATE CONSTRAINT` in a later migration")
+            (
+                "adding a constraint without NOT VALID to",
+                "add it `NOT VALID`, then `ALTER DOMAIN ... VALIDATE CONSTRAINT` in a later migration",
+            )
         };
         out.push(
             Finding::new(
@@ -121,10 +126,7 @@ mod tests {
     #[test]
     fn quiet_with_not_valid_or_on_a_new_domain() {
         let d = check_ws(&[
-            (
-                "core/0001_contacts.sql",
-                &format!("{PHONE}ALTER DOMAIN phone_e164 SET NOT NULL;\n"),
-            ),
+            ("core/0001_contacts.sql", &format!("{PHONE}ALTER DOMAIN phone_e164 SET NOT NULL;\n")),
             (
                 "core/0002_phone_format.sql",
                 "ALTER DOMAIN phone_e164 ADD CONSTRAINT phone_e164_format CHECK (VALUE ~ '^\\+') NOT VALID;\n",
@@ -135,10 +137,7 @@ mod tests {
 
     #[test]
     fn fires_on_create_domain_with_check() {
-        let d = check_ws(&[(
-            "core/0001_email.sql",
-            "CREATE DOMAIN email AS text CHECK (VALUE LIKE '%@%');\n",
-        )]);
+        let d = check_ws(&[("core/0001_email.sql", "CREATE DOMAIN email AS text CHECK (VALUE LIKE '%@%');\n")]);
         assert_eq!(ids(&d, "domain-constraint"), 1, "{d:#?}");
     }
 }

@@ -49,7 +49,9 @@ impl Rule for DropColumn {
         }
         let table = cx.catalog.resolve(&at.name);
         for op in &at.operations {
-            let AlterTableOperation::DropColumn { column_names, .. } = op else { continue };
+            let AlterTableOperation::DropColumn { column_names, .. } = op else {
+                continue;
+            };
             for column in column_names {
                 out.push(
                     Finding::new(

@@ -47,8 +47,11 @@ impl Rule for DropDatabase {
         };
         for name in names {
             out.push(
-                Finding::new(cx.stmt.region, format!("DROP DATABASE `{name}` in a migration destroys a whole database"))
-                    .help("remove it; databases are created and dropped by fleet operations, not by schema migrations"),
+                Finding::new(
+                    cx.stmt.region,
+                    format!("DROP DATABASE `{name}` in a migration destroys a whole database"),
+                )
+                .help("remove it; databases are created and dropped by fleet operations, not by schema migrations"),
             );
         }
     }

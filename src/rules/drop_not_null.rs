@@ -79,7 +79,10 @@ mod tests {
     fn fires_on_an_existing_table() {
         let d = check_ws(&[
             ("core/0001_orders.sql", ORDERS),
-            ("core/0002_guest_checkout.sql", "ALTER TABLE orders ALTER COLUMN customer_id DROP NOT NULL;\n"),
+            (
+                "core/0002_guest_checkout.sql",
+                "ALTER TABLE orders ALTER COLUMN customer_id DROP NOT NULL;\n",
+            ),
         ]);
         assert_eq!(ids(&d, "drop-not-null"), 1, "{d:#?}");
         insta::assert_snapshot!(render_rule(&d, "drop-not-null"));

@@ -131,8 +131,14 @@ mod tests {
                 "core/0001_orders.sql",
                 &format!("{ORDERS}ALTER TYPE order_status ADD VALUE 'void';\nUPDATE orders SET status = 'void' WHERE false;\n"),
             ),
-            ("core/0002_refunded.sql", "ALTER TYPE order_status ADD VALUE IF NOT EXISTS 'refunded' AFTER 'paid';\n"),
-            ("core/0003_backfill.sql", "UPDATE orders SET status = 'refunded' WHERE refunded_at IS NOT NULL;\n"),
+            (
+                "core/0002_refunded.sql",
+                "ALTER TYPE order_status ADD VALUE IF NOT EXISTS 'refunded' AFTER 'paid';\n",
+            ),
+            (
+                "core/0003_backfill.sql",
+                "UPDATE orders SET status = 'refunded' WHERE refunded_at IS NOT NULL;\n",
+            ),
         ]);
         assert_eq!(ids(&d, "enum-value-ordering"), 0, "{d:#?}");
     }

@@ -101,7 +101,9 @@ mod tests {
     fn quiet_on_a_new_table() {
         let d = check_ws(&[(
             "core/0001_bookings.sql",
-            &format!("{BOOKINGS}ALTER TABLE bookings ADD CONSTRAINT bookings_no_overlap EXCLUDE USING gist (room_id WITH =, during WITH &&);\n"),
+            &format!(
+                "{BOOKINGS}ALTER TABLE bookings ADD CONSTRAINT bookings_no_overlap EXCLUDE USING gist (room_id WITH =, during WITH &&);\n"
+            ),
         )]);
         assert_eq!(ids(&d, "exclusion-constraint"), 0, "{d:#?}");
     }

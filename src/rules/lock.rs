@@ -131,13 +131,19 @@ pub fn transaction_start(env: &Env, file: &FileInfo, index: usize) -> Option<usi
 /// something other than 0 (which disables a timeout).
 pub fn setting_before(file: &FileInfo, index: usize, name: &str) -> bool {
     let source = &file.parsed.source;
-    file.parsed.statements[..index.min(file.parsed.statements.len())].iter().any(|s| match s.ast() {
-        Some(ast::Statement::Set(ast::Set::SingleAssignment { variable, values, .. })) => {
-            variable.to_string().eq_ignore_ascii_case(name)
-                && !values.iter().any(|v| matches!(v.to_string().trim_matches('\'').trim(), "0" | "DEFAULT" | "default"))
-        }
-        _ => source.text[s.bytes.clone()].to_ascii_lowercase().contains(&format!("set_config('{name}'")),
-    })
+    file.parsed.statements[..index.min(file.parsed.statements.len())]
+        .iter()
+        .any(|s| match s.ast() {
+            Some(ast::Statement::Set(ast::Set::SingleAssignment { variable, values, .. })) => {
+                variable.to_string().eq_ignore_ascii_case(name)
+                    && !values
+                        .iter()
+                        .any(|v| matches!(v.to_string().trim_matches('\'').trim(), "0" | "DEFAULT" | "default"))
+            }
+            _ => source.text[s.bytes.clone()]
+                .to_ascii_lowercase()
+                .contains(&format!("set_config('{name}'")),
+        })
 }
 
 /// The first statement of the file that takes a write-blocking lock on a
@@ -207,7 +213,10 @@ pub fn strong_lock(catalog: &Catalog, file: &FileInfo, index: usize) -> Option<T
     let live = |q: &QName| table_age(catalog, file, index, q).is_live();
     let on = |name: &ObjectName, mode: LockMode| -> Option<TakenLock> {
         let q = catalog.resolve(name);
-        live(&q).then(|| TakenLock { table: q.to_string(), mode })
+        live(&q).then(|| TakenLock {
+            table: q.to_string(),
+            mode,
+        })
     };
     let strongest = |locks: Vec<Option<TakenLock>>| locks.into_iter().flatten().max_by_key(|l| l.mode);
     use ast::Statement as S;
@@ -280,7 +289,9 @@ pub fn strong_lock(catalog: &Catalog, file: &FileInfo, index: usize) -> Option<T
                     }
                 }
                 Shape::DetachPartition {
-                    table, concurrently: false, ..
+                    table,
+                    concurrently: false,
+                    ..
                 } => on(table, LockMode::AccessExclusive),
                 _ => None,
             }
@@ -376,26 +387,19 @@ pub fn tokens(source: &SourceFile, stmt: &Statement) -> Vec<Tok> {
 /// and the index after it.
 pub fn name_at(toks: &[Tok], mut i: usize) -> Option<(ObjectName, usize)> {
     let mut parts = Vec::new();
-    loop {
-        let Some(Tok {
-            token: Token::Word(w), ..
-        }) = toks.get(i)
-        else {
-            break;
-        };
+    while let Some(Tok { token: Token::Word(w), .. }) = toks.get(i) {
         parts.push(ObjectNamePart::Identifier(Ident {
             value: w.value.clone(),
             quote_style: w.quote_style,
             span: sqlparser::tokenizer::Span::empty(),
         }));
         i += 1;
-        if matches!(toks.get(i).map(|t| &t.token), Some(Token::Period)) {
-            i += 1;
-        } else {
+        if !matches!(toks.get(i).map(|t| &t.token), Some(Token::Period)) {
             break;
         }
+        i += 1;
     }
-    (!parts.is_empty()).then(|| (ObjectName(parts), i))
+    (!parts.is_empty()).then_some((ObjectName(parts), i))
 }
 
 /// Statements sqlparser 0.63 cannot parse whose whole meaning for the
@@ -421,7 +425,11 @@ pub enum Shape {
     /// `VACUUM (FULL ...) [t]`: the parenthesized form sqlparser rejects.
     VacuumFull { table: Option<ObjectName> },
     /// `ALTER DOMAIN d ADD [CONSTRAINT c] CHECK (...) [NOT VALID]` or `ALTER DOMAIN d SET NOT NULL`.
-    AlterDomainConstraint { domain: ObjectName, not_valid: bool, set_not_null: bool },
+    AlterDomainConstraint {
+        domain: ObjectName,
+        not_valid: bool,
+        set_not_null: bool,
+    },
 }
 
 /// Recognizes an unparsed statement's [`Shape`] from its tokens.
@@ -457,8 +465,8 @@ fn shape_of(toks: &[Tok]) -> Option<Shape> {
     };
     if kw(0, "REINDEX") {
         let (mut i, _) = skip_parens(1);
-        let options_concurrently = toks[1..i].iter().any(|t| t.is_kw("CONCURRENTLY"))
-            && !toks[1..i].iter().any(|t| t.is_kw("FALSE") || t.is_kw("OFF"));
+        let options_concurrently =
+            toks[1..i].iter().any(|t| t.is_kw("CONCURRENTLY")) && !toks[1..i].iter().any(|t| t.is_kw("FALSE") || t.is_kw("OFF"));
         let Token::Word(kind) = &toks.get(i)?.token else { return None };
         let kind = kind.value.to_ascii_uppercase();
         if !matches!(kind.as_str(), "INDEX" | "TABLE" | "SCHEMA" | "DATABASE" | "SYSTEM") {
@@ -552,7 +560,12 @@ pub fn no_transaction_header(source: &SourceFile) -> Edit {
     Edit {
         start: 0,
         end: 0,
-        replacement: if goose { "-- +goose NO TRANSACTION\n" } else { "-- strata: no-transaction\n" }.to_string(),
+        replacement: if goose {
+            "-- +goose NO TRANSACTION\n"
+        } else {
+            "-- strata: no-transaction\n"
+        }
+        .to_string(),
     }
 }
 
@@ -662,7 +675,9 @@ pub fn alter_table_operations(toks: &[Tok]) -> Vec<Range<usize>> {
     if kw(i, "ONLY") {
         i += 1;
     }
-    let Some((_, mut start)) = name_at(toks, i) else { return Vec::new() };
+    let Some((_, mut start)) = name_at(toks, i) else {
+        return Vec::new();
+    };
     if matches!(toks.get(start).map(|t| &t.token), Some(Token::Mul)) {
         start += 1;
     }
@@ -757,14 +772,26 @@ mod tests {
             shape("REINDEX (VERBOSE) INDEX CONCURRENTLY core.orders_pkey"),
             Some(Shape::Reindex { concurrently: true, ref kind, name: Some(_) }) if kind == "INDEX"
         ));
-        assert!(matches!(shape("REINDEX TABLE orders"), Some(Shape::Reindex { concurrently: false, .. })));
-        assert!(matches!(shape("DROP INDEX CONCURRENTLY IF EXISTS a_idx"), Some(Shape::DropIndexConcurrently)));
+        assert!(matches!(
+            shape("REINDEX TABLE orders"),
+            Some(Shape::Reindex { concurrently: false, .. })
+        ));
+        assert!(matches!(
+            shape("DROP INDEX CONCURRENTLY IF EXISTS a_idx"),
+            Some(Shape::DropIndexConcurrently)
+        ));
         assert!(matches!(
             shape("ALTER TABLE ONLY events DETACH PARTITION events_2023 CONCURRENTLY"),
             Some(Shape::DetachPartition { concurrently: true, .. })
         ));
-        assert!(matches!(shape("CLUSTER orders USING orders_pkey"), Some(Shape::Cluster { table: Some(_) })));
-        assert!(matches!(shape("VACUUM (FULL, ANALYZE) orders"), Some(Shape::VacuumFull { table: Some(_) })));
+        assert!(matches!(
+            shape("CLUSTER orders USING orders_pkey"),
+            Some(Shape::Cluster { table: Some(_) })
+        ));
+        assert!(matches!(
+            shape("VACUUM (FULL, ANALYZE) orders"),
+            Some(Shape::VacuumFull { table: Some(_) })
+        ));
         assert!(shape("VACUUM (ANALYZE) orders").is_none());
         assert!(matches!(
             shape("ALTER DOMAIN email ADD CONSTRAINT email_at CHECK (VALUE LIKE '%@%') NOT VALID"),
@@ -785,11 +812,17 @@ mod tests {
 
     #[test]
     fn alter_table_operation_ranges() {
-        let f = parse_text("t.sql", "ALTER TABLE ONLY s.t ADD CONSTRAINT c CHECK (f(a, b) > 0), ADD COLUMN x int");
+        let f = parse_text(
+            "t.sql",
+            "ALTER TABLE ONLY s.t ADD CONSTRAINT c CHECK (f(a, b) > 0), ADD COLUMN x int",
+        );
         let toks = tokens(&f.source, &f.statements[0]);
         let ops = alter_table_operations(&toks);
         assert_eq!(ops.len(), 2);
         let last = &toks[ops[0].end - 1];
-        assert_eq!(&f.source.text[..last.bytes.end], "ALTER TABLE ONLY s.t ADD CONSTRAINT c CHECK (f(a, b) > 0)");
+        assert_eq!(
+            &f.source.text[..last.bytes.end],
+            "ALTER TABLE ONLY s.t ADD CONSTRAINT c CHECK (f(a, b) > 0)"
+        );
     }
 }

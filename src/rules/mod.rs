@@ -24,7 +24,6 @@ pub mod unparsed_statement;
 pub mod unused_suppression;
 
 // Lock safety and correctness of change (SPEC §3).
-pub(crate) mod lock;
 pub mod add_primary_key;
 pub mod add_required_column;
 pub mod column_type_change;
@@ -38,6 +37,7 @@ pub mod drop_schema;
 pub mod drop_table;
 pub mod enum_value_ordering;
 pub mod exclusion_constraint;
+pub(crate) mod lock;
 pub mod prefer_repack;
 pub mod rename_column;
 pub mod rename_table;

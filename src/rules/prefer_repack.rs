@@ -96,7 +96,10 @@ mod tests {
     #[test]
     fn quiet_on_plain_vacuum_and_new_tables() {
         let d = check_ws(&[
-            ("core/0001_messages.sql", &format!("{MESSAGES}CLUSTER messages USING messages_container_id_idx;\n")),
+            (
+                "core/0001_messages.sql",
+                &format!("{MESSAGES}CLUSTER messages USING messages_container_id_idx;\n"),
+            ),
             ("core/0002_vacuum.sql", "-- strata: no-transaction\nVACUUM messages;\n"),
         ]);
         assert_eq!(ids(&d, "prefer-repack"), 0, "{d:#?}");

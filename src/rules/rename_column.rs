@@ -83,7 +83,10 @@ mod tests {
     fn fires_on_an_existing_table() {
         let d = check_ws(&[
             ("core/0001_contacts.sql", CONTACTS),
-            ("core/0002_rename_phone.sql", "ALTER TABLE contacts RENAME COLUMN phone TO phone_e164;\n"),
+            (
+                "core/0002_rename_phone.sql",
+                "ALTER TABLE contacts RENAME COLUMN phone TO phone_e164;\n",
+            ),
         ]);
         assert_eq!(ids(&d, "rename-column"), 1, "{d:#?}");
         insta::assert_snapshot!(render_rule(&d, "rename-column"));

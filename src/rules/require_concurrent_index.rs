@@ -54,7 +54,12 @@ impl Rule for RequireConcurrentIndex {
         let table = cx.catalog.resolve(&ci.table_name);
         let what = if ci.unique { "CREATE UNIQUE INDEX" } else { "CREATE INDEX" };
         let guard = (ci.name.is_some() && !ci.if_not_exists).then_some("IF NOT EXISTS");
-        let fix = lock::concurrently_fix(cx, At::Keyword("INDEX"), guard, "build the index CONCURRENTLY outside a transaction");
+        let fix = lock::concurrently_fix(
+            cx,
+            At::Keyword("INDEX"),
+            guard,
+            "build the index CONCURRENTLY outside a transaction",
+        );
         out.push(
             Finding::new(
                 cx.stmt.region,
@@ -79,7 +84,10 @@ mod tests {
     fn fires_on_an_existing_table() {
         let d = check_ws(&[
             ("core/0001_orders.sql", ORDERS),
-            ("core/0002_orders_customer_idx.sql", "CREATE INDEX orders_customer_idx ON orders (customer_id);\n"),
+            (
+                "core/0002_orders_customer_idx.sql",
+                "CREATE INDEX orders_customer_idx ON orders (customer_id);\n",
+            ),
         ]);
         assert_eq!(ids(&d, "require-concurrent-index"), 1, "{d:#?}");
         insta::assert_snapshot!(render_rule(&d, "require-concurrent-index"));
@@ -102,7 +110,10 @@ mod tests {
     fn quiet_on_the_fixed_form_which_is_concurrent_in_transaction_business() {
         let d = check_ws(&[
             ("core/0001_orders.sql", ORDERS),
-            ("core/0002_idx.sql", "CREATE INDEX CONCURRENTLY orders_customer_idx ON orders (customer_id);\n"),
+            (
+                "core/0002_idx.sql",
+                "CREATE INDEX CONCURRENTLY orders_customer_idx ON orders (customer_id);\n",
+            ),
         ]);
         assert_eq!(ids(&d, "require-concurrent-index"), 0, "{d:#?}");
         assert_eq!(ids(&d, "concurrent-in-transaction"), 1, "{d:#?}");

@@ -90,7 +90,8 @@ impl Rule for RequireConcurrentIndexDrop {
 mod tests {
     use crate::rules::testing::{check_ws, fixed_text, ids, render_rule};
 
-    const ORDERS: &str = "CREATE TABLE orders (id bigint PRIMARY KEY, status text NOT NULL);\nCREATE INDEX orders_status_idx ON orders (status);\n";
+    const ORDERS: &str =
+        "CREATE TABLE orders (id bigint PRIMARY KEY, status text NOT NULL);\nCREATE INDEX orders_status_idx ON orders (status);\n";
 
     #[test]
     fn fires_on_an_existing_tables_index() {

@@ -73,7 +73,10 @@ impl Rule for RequireConcurrentReindex {
             None => kind.to_lowercase(),
         };
         let (help, fix) = if kind == "SYSTEM" {
-            ("REINDEX SYSTEM cannot run concurrently: do it in a maintenance window, not in a migration".to_string(), None)
+            (
+                "REINDEX SYSTEM cannot run concurrently: do it in a maintenance window, not in a migration".to_string(),
+                None,
+            )
         } else if cx.env.pg_version >= 12 {
             (
                 format!("use `REINDEX {kind} CONCURRENTLY` in a file that starts with `-- strata: no-transaction`"),
@@ -91,7 +94,9 @@ impl Rule for RequireConcurrentReindex {
         out.push(
             Finding::new(
                 cx.stmt.region,
-                format!("REINDEX of {target} without CONCURRENTLY locks out queries on the index and writes on its table for the whole rebuild"),
+                format!(
+                    "REINDEX of {target} without CONCURRENTLY locks out queries on the index and writes on its table for the whole rebuild"
+                ),
             )
             .help(help)
             .with_fix(fix),
@@ -103,13 +108,17 @@ impl Rule for RequireConcurrentReindex {
 mod tests {
     use crate::rules::testing::{check_ws, check_ws_pg, fixed_text, ids, render_rule};
 
-    const ORDERS: &str = "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint);\nCREATE INDEX orders_customer_idx ON orders (customer_id);\n";
+    const ORDERS: &str =
+        "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint);\nCREATE INDEX orders_customer_idx ON orders (customer_id);\n";
 
     #[test]
     fn fires_on_an_existing_index() {
         let d = check_ws(&[
             ("core/0001_orders.sql", ORDERS),
-            ("core/0002_reindex.sql", "-- bloat after the import\nREINDEX INDEX orders_customer_idx;\n"),
+            (
+                "core/0002_reindex.sql",
+                "-- bloat after the import\nREINDEX INDEX orders_customer_idx;\n",
+            ),
         ]);
         assert_eq!(ids(&d, "require-concurrent-reindex"), 1, "{d:#?}");
         assert_eq!(ids(&d, "unparsed-statement"), 0, "{d:#?}");
@@ -134,7 +143,13 @@ mod tests {
 
     #[test]
     fn no_fix_before_postgres_12() {
-        let d = check_ws_pg(11, &[("core/0001_orders.sql", ORDERS), ("core/0002_reindex.sql", "REINDEX TABLE orders;\n")]);
+        let d = check_ws_pg(
+            11,
+            &[
+                ("core/0001_orders.sql", ORDERS),
+                ("core/0002_reindex.sql", "REINDEX TABLE orders;\n"),
+            ],
+        );
         assert_eq!(fixed_text(&d, "require-concurrent-reindex"), None);
         let f = d.iter().find(|x| x.rule == "require-concurrent-reindex").unwrap();
         assert!(f.help.as_deref().unwrap().contains("PostgreSQL 11 has no REINDEX CONCURRENTLY"));

@@ -48,8 +48,11 @@ impl Rule for RequireLockTimeout {
         if cx.env.config.is_some() {
             return;
         }
-        let Some(taken) = lock::first_unguarded_lock(cx, "lock_timeout") else { return };
-        let fix = lock::set_before_first_statement(cx.file, "lock_timeout", "5s").map(|e| Fix::new("set lock_timeout at the top of the file", vec![e]));
+        let Some(taken) = lock::first_unguarded_lock(cx, "lock_timeout") else {
+            return;
+        };
+        let fix = lock::set_before_first_statement(cx.file, "lock_timeout", "5s")
+            .map(|e| Fix::new("set lock_timeout at the top of the file", vec![e]));
         out.push(
             Finding::new(
                 cx.stmt.region,
@@ -60,7 +63,9 @@ impl Rule for RequireLockTimeout {
                     taken.mode.blocks()
                 ),
             )
-            .help("start the file with `SET lock_timeout = '5s';` and retry on timeout (strata's runner does this for workspace migrations)")
+            .help(
+                "start the file with `SET lock_timeout = '5s';` and retry on timeout (strata's runner does this for workspace migrations)",
+            )
             .with_fix(fix),
         );
     }

@@ -47,7 +47,9 @@ impl Rule for RequireStatementTimeout {
         if cx.env.config.is_some() {
             return;
         }
-        let Some(taken) = lock::first_unguarded_lock(cx, "statement_timeout") else { return };
+        let Some(taken) = lock::first_unguarded_lock(cx, "statement_timeout") else {
+            return;
+        };
         let fix = lock::set_before_first_statement(cx.file, "statement_timeout", "10min")
             .map(|e| Fix::new("set statement_timeout at the top of the file", vec![e]));
         out.push(

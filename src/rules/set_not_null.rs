@@ -48,7 +48,9 @@ crate::declare_rule! {
 fn is_not_null_check(expr: &str, column: &str) -> bool {
     let norm: String = expr.chars().filter(|c| !c.is_whitespace() && *c != '(' && *c != ')').collect();
     let upper = norm.to_ascii_uppercase();
-    let Some(len) = upper.strip_suffix("ISNOTNULL").map(str::len) else { return false };
+    let Some(len) = upper.strip_suffix("ISNOTNULL").map(str::len) else {
+        return false;
+    };
     let subject = &norm[..len];
     match subject.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
         Some(quoted) => quoted == column,
@@ -129,7 +131,10 @@ mod tests {
     fn fires_on_an_existing_table() {
         let d = check_ws(&[
             ("core/0001_orders.sql", ORDERS),
-            ("core/0002_customer_required.sql", "ALTER TABLE orders ALTER COLUMN customer_id SET NOT NULL;\n"),
+            (
+                "core/0002_customer_required.sql",
+                "ALTER TABLE orders ALTER COLUMN customer_id SET NOT NULL;\n",
+            ),
         ]);
         assert_eq!(ids(&d, "set-not-null"), 1, "{d:#?}");
         insta::assert_snapshot!(render_rule(&d, "set-not-null"));
@@ -143,7 +148,10 @@ mod tests {
                 "core/0002_nn_check.sql",
                 "ALTER TABLE orders ADD CONSTRAINT orders_customer_id_nn CHECK (customer_id IS NOT NULL) NOT VALID;\n",
             ),
-            ("core/0003_validate.sql", "ALTER TABLE orders VALIDATE CONSTRAINT orders_customer_id_nn;\n"),
+            (
+                "core/0003_validate.sql",
+                "ALTER TABLE orders VALIDATE CONSTRAINT orders_customer_id_nn;\n",
+            ),
             (
                 "core/0004_not_null.sql",
                 "ALTER TABLE orders ALTER COLUMN customer_id SET NOT NULL;\nALTER TABLE orders DROP CONSTRAINT orders_customer_id_nn;\n",

@@ -45,18 +45,24 @@ crate::declare_rule! {
 /// `BEGIN`, or only closing with `COMMIT`): remove the wrapper.
 fn unwrap_fix(parsed: &ParsedFile) -> Option<Fix> {
     let statements = &parsed.statements;
-    let controls: Vec<usize> = (0..statements.len()).filter(|&i| lock::tx_control(&statements[i]).is_some()).collect();
+    let controls: Vec<usize> = (0..statements.len())
+        .filter(|&i| lock::tx_control(&statements[i]).is_some())
+        .collect();
     let last = statements.len().checked_sub(1)?;
     let is_commit = |i: usize| {
-        lock::tx_control(&statements[i]) == Some(TxControl::End) && !matches!(statements[i].ast(), Some(sqlparser::ast::Statement::Rollback { .. }))
+        lock::tx_control(&statements[i]) == Some(TxControl::End)
+            && !matches!(statements[i].ast(), Some(sqlparser::ast::Statement::Rollback { .. }))
     };
-    let wrapper = controls.iter().all(|&i| {
-        (i == 0 && lock::tx_control(&statements[i]) == Some(TxControl::Begin)) || (i == last && i != 0 && is_commit(i))
-    });
+    let wrapper = controls
+        .iter()
+        .all(|&i| (i == 0 && lock::tx_control(&statements[i]) == Some(TxControl::Begin)) || (i == last && i != 0 && is_commit(i)));
     (wrapper && !controls.is_empty()).then(|| {
         Fix::new(
             "remove the transaction statements (strata runs the file in a transaction)",
-            controls.iter().map(|&i| lock::remove_statement(&parsed.source, &statements[i])).collect(),
+            controls
+                .iter()
+                .map(|&i| lock::remove_statement(&parsed.source, &statements[i]))
+                .collect(),
         )
     })
 }
@@ -130,7 +136,10 @@ mod tests {
     fn a_commit_in_the_middle_gets_no_fix() {
         let d = check_ws(&[
             ("core/0001_orders.sql", ORDERS),
-            ("core/0002_note.sql", "ALTER TABLE orders ADD COLUMN note text;\nCOMMIT;\nALTER TABLE orders ADD COLUMN memo text;\n"),
+            (
+                "core/0002_note.sql",
+                "ALTER TABLE orders ADD COLUMN note text;\nCOMMIT;\nALTER TABLE orders ADD COLUMN memo text;\n",
+            ),
         ]);
         assert_eq!(ids(&d, "transaction-nesting"), 1, "{d:#?}");
         assert!(d.iter().find(|x| x.rule == "transaction-nesting").unwrap().fix.is_none());

@@ -56,7 +56,10 @@ impl Rule for UniqueConstraint {
                     constraint: TableConstraint::Unique(u),
                     ..
                 } => (
-                    u.name.as_ref().and_then(ident_region).or_else(|| Some(lock::kw_region(cx, "UNIQUE"))),
+                    u.name
+                        .as_ref()
+                        .and_then(ident_region)
+                        .or_else(|| Some(lock::kw_region(cx, "UNIQUE"))),
                     u.name.as_ref().map(|n| n.to_string()),
                 ),
                 AlterTableOperation::AddColumn { column_def, .. }
@@ -107,7 +110,10 @@ mod tests {
     #[test]
     fn quiet_using_an_index_or_on_a_new_table() {
         let d = check_ws(&[
-            ("core/0001_contacts.sql", &format!("{CONTACTS}ALTER TABLE contacts ADD UNIQUE (phone);\n")),
+            (
+                "core/0001_contacts.sql",
+                &format!("{CONTACTS}ALTER TABLE contacts ADD UNIQUE (phone);\n"),
+            ),
             (
                 "core/0002_phone.sql",
                 "ALTER TABLE contacts ADD CONSTRAINT contacts_phone_key UNIQUE USING INDEX contacts_phone_idx;\n",

@@ -89,7 +89,10 @@ impl VolatileDefaultRule {
     /// Why adding this column rewrites the table, if it does.
     fn rewrite_reason(&self, col: &ColumnDef, pg_version: u32) -> Option<String> {
         let ty = col.data_type.to_string().to_ascii_lowercase();
-        if matches!(ty.as_str(), "serial" | "bigserial" | "smallserial" | "serial2" | "serial4" | "serial8") {
+        if matches!(
+            ty.as_str(),
+            "serial" | "bigserial" | "smallserial" | "serial2" | "serial4" | "serial8"
+        ) {
             return Some(format!("is `{ty}` (its default, nextval(), is volatile)"));
         }
         for o in &col.options {
@@ -110,7 +113,9 @@ impl VolatileDefaultRule {
                     }
                     let null = matches!(e, Expr::Value(v) if v.value == Value::Null);
                     if pg_version < 11 && !null {
-                        return Some(format!("has a DEFAULT, and PostgreSQL {pg_version} stores it in every row (instant only since 11)"));
+                        return Some(format!(
+                            "has a DEFAULT, and PostgreSQL {pg_version} stores it in every row (instant only since 11)"
+                        ));
                     }
                 }
                 _ => {}
@@ -140,8 +145,12 @@ impl Rule for VolatileDefaultRule {
         }
         let table = cx.catalog.resolve(&at.name);
         for op in &at.operations {
-            let AlterTableOperation::AddColumn { column_def: col, .. } = op else { continue };
-            let Some(reason) = self.rewrite_reason(col, cx.env.pg_version) else { continue };
+            let AlterTableOperation::AddColumn { column_def: col, .. } = op else {
+                continue;
+            };
+            let Some(reason) = self.rewrite_reason(col, cx.env.pg_version) else {
+                continue;
+            };
             out.push(
                 Finding::new(
                     ident_region(&col.name).unwrap_or(cx.stmt.region),

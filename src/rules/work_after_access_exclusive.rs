@@ -64,7 +64,9 @@ impl Rule for WorkAfterAccessExclusive {
         if is_bookkeeping(cx.stmt) {
             return;
         }
-        let Some(start) = lock::transaction_start(cx.env, cx.file, cx.index) else { return };
+        let Some(start) = lock::transaction_start(cx.env, cx.file, cx.index) else {
+            return;
+        };
         // Only the first statement after the first ACCESS EXCLUSIVE lock of
         // the transaction: one finding says it all.
         let Some(prev) = (start..cx.index).rev().find(|&j| !is_bookkeeping(&statements[j])) else {
@@ -92,7 +94,8 @@ impl Rule for WorkAfterAccessExclusive {
 mod tests {
     use crate::rules::testing::{check_ws, ids, render_rule};
 
-    const ORDERS: &str = "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(12, 2));\nCREATE TABLE refunds (id bigint PRIMARY KEY);\n";
+    const ORDERS: &str =
+        "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(12, 2));\nCREATE TABLE refunds (id bigint PRIMARY KEY);\n";
 
     #[test]
     fn fires_on_work_after_the_lock() {
