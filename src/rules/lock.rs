@@ -56,8 +56,9 @@ pub fn age_of(cx: &StatementCtx, name: &ObjectName) -> TableAge {
 /// (the catalog never saw it) still makes the table new.
 fn created_by_unparsed(file: &FileInfo, index: usize, name: &QName) -> bool {
     let upper = name.name.to_ascii_uppercase();
-    file.parsed.statements[..index.min(file.parsed.statements.len())].iter().any(|s| {
-        s.unparsed().is_some_and(|u| {
+    let parsed = file.parsed;
+    parsed.unparsed.iter().take_while(|&&i| i < index).any(|&i| {
+        parsed.statements[i].unparsed().is_some_and(|u| {
             let w = &u.words;
             w.first().is_some_and(|x| x == "CREATE") && w.iter().take(4).any(|x| x == "TABLE") && w.contains(&upper)
         })
@@ -80,25 +81,10 @@ pub fn runner_transaction(env: &Env, file: &FileInfo) -> bool {
     env.transactional && !file.parsed.no_transaction
 }
 
-/// Transaction control statements.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TxControl {
-    Begin,
-    /// COMMIT, END, ROLLBACK or ABORT (not `ROLLBACK TO SAVEPOINT`).
-    End,
-}
+pub use crate::sql::TxControl;
 
 pub fn tx_control(stmt: &Statement) -> Option<TxControl> {
-    match (stmt.ast(), stmt.unparsed()) {
-        (Some(ast::Statement::StartTransaction { statements, .. }), _) if statements.is_empty() => Some(TxControl::Begin),
-        (Some(ast::Statement::Commit { .. }), _) | (Some(ast::Statement::Rollback { savepoint: None, .. }), _) => Some(TxControl::End),
-        (None, Some(u)) => match u.words.first().map(String::as_str) {
-            Some("ABORT") => Some(TxControl::End),
-            Some("COMMIT") if u.words.get(1).is_none_or(|w| w != "PREPARED") => Some(TxControl::End),
-            _ => None,
-        },
-        _ => None,
-    }
+    stmt.tx_control()
 }
 
 /// The transaction statement `index` of `file` runs in.
@@ -106,14 +92,12 @@ pub fn transaction_at(env: &Env, file: &FileInfo, index: usize) -> Tx {
     if runner_transaction(env, file) {
         return Tx::Runner;
     }
-    for j in (0..index.min(file.parsed.statements.len())).rev() {
-        match tx_control(&file.parsed.statements[j]) {
-            Some(TxControl::Begin) => return Tx::Explicit(j),
-            Some(TxControl::End) => return Tx::None,
-            None => {}
-        }
+    let controls = &file.parsed.tx_controls;
+    let before = controls.partition_point(|&j| j < index);
+    match before.checked_sub(1).map(|k| controls[k]) {
+        Some(j) if file.parsed.statements[j].tx_control() == Some(TxControl::Begin) => Tx::Explicit(j),
+        _ => Tx::None,
     }
-    Tx::None
 }
 
 /// The index of the first statement of the transaction statement `index`
@@ -131,6 +115,7 @@ pub fn transaction_start(env: &Env, file: &FileInfo, index: usize) -> Option<usi
 /// something other than 0 (which disables a timeout).
 pub fn setting_before(file: &FileInfo, index: usize, name: &str) -> bool {
     let source = &file.parsed.source;
+    let call = format!("set_config('{name}'");
     file.parsed.statements[..index.min(file.parsed.statements.len())]
         .iter()
         .any(|s| match s.ast() {
@@ -140,9 +125,8 @@ pub fn setting_before(file: &FileInfo, index: usize, name: &str) -> bool {
                         .iter()
                         .any(|v| matches!(v.to_string().trim_matches('\'').trim(), "0" | "DEFAULT" | "default"))
             }
-            _ => source.text[s.bytes.clone()]
-                .to_ascii_lowercase()
-                .contains(&format!("set_config('{name}'")),
+            Some(ast::Statement::Query(_)) => source.text[s.bytes.clone()].to_ascii_lowercase().contains(&call),
+            _ => false,
         })
 }
 
@@ -151,7 +135,7 @@ pub fn setting_before(file: &FileInfo, index: usize, name: &str) -> bool {
 /// is `index`, so a file gets one finding.
 pub fn first_unguarded_lock(cx: &StatementCtx, name: &str) -> Option<TakenLock> {
     let lock = strong_lock(cx.catalog, cx.file, cx.index)?;
-    if setting_before(cx.file, cx.index, name) || (0..cx.index).any(|j| strong_lock(cx.catalog, cx.file, j).is_some()) {
+    if (0..cx.index).any(|j| strong_lock(cx.catalog, cx.file, j).is_some()) || setting_before(cx.file, cx.index, name) {
         return None;
     }
     Some(lock)

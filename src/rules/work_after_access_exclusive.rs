@@ -64,16 +64,16 @@ impl Rule for WorkAfterAccessExclusive {
         if is_bookkeeping(cx.stmt) {
             return;
         }
-        let Some(start) = lock::transaction_start(cx.env, cx.file, cx.index) else {
-            return;
-        };
         // Only the first statement after the first ACCESS EXCLUSIVE lock of
         // the transaction: one finding says it all.
-        let Some(prev) = (start..cx.index).rev().find(|&j| !is_bookkeeping(&statements[j])) else {
+        let Some(prev) = (0..cx.index).rev().find(|&j| !is_bookkeeping(&statements[j])) else {
             return;
         };
         let Some(taken) = access_exclusive(cx, prev) else { return };
-        if (start..prev).any(|j| access_exclusive(cx, j).is_some()) {
+        let Some(start) = lock::transaction_start(cx.env, cx.file, cx.index) else {
+            return;
+        };
+        if prev < start || (start..prev).any(|j| access_exclusive(cx, j).is_some()) {
             return;
         }
         let line = statements[prev].region.start.line;
