@@ -47,26 +47,27 @@ impl FixPlan {
     }
 }
 
-/// Whether two edits of one file cannot both be applied.
+/// Whether two edits of one file cannot both be applied. Insertions at the
+/// same point can (see [`apply_edits`] for their order).
 fn conflicts(a: &Edit, b: &Edit) -> bool {
-    if a == b {
-        return false;
-    }
     let inside = |p: usize, e: &Edit| e.start < p && p < e.end;
     match (a.start == a.end, b.start == b.end) {
-        (true, true) => a.start == b.start,
+        (true, true) => false,
         (true, false) => inside(a.start, b),
         (false, true) => inside(b.start, a),
-        (false, false) => a.start < b.end && b.start < a.end,
+        (false, false) => a != b && a.start < b.end && b.start < a.end,
     }
 }
 
-/// Applies non-overlapping edits, the last one first.
+/// Applies non-overlapping edits, from the end of the text backwards so
+/// that earlier offsets stay valid. Insertions at one point keep their
+/// order, except that comment lines (a file header such as
+/// `-- strata: no-transaction`) go before statements.
 pub fn apply_edits(text: &str, edits: &[Edit]) -> String {
-    let mut sorted: Vec<&Edit> = edits.iter().collect();
-    sorted.sort_by_key(|e| std::cmp::Reverse((e.start, e.end)));
+    let mut order: Vec<(usize, &Edit)> = edits.iter().enumerate().collect();
+    order.sort_by_key(|(i, e)| (e.start, e.end, !e.replacement.starts_with("--"), *i));
     let mut out = text.to_string();
-    for e in sorted {
+    for (_, e) in order.into_iter().rev() {
         out.replace_range(e.start..e.end, &e.replacement);
     }
     out
@@ -295,8 +296,7 @@ mod tests {
 
     #[test]
     fn overlapping_edits() {
-        assert!(!conflicts(&edit(0, 0, "a"), &edit(0, 0, "a")));
-        assert!(conflicts(&edit(0, 0, "a"), &edit(0, 0, "b")));
+        assert!(!conflicts(&edit(0, 0, "a"), &edit(0, 0, "b")));
         assert!(conflicts(&edit(2, 5, ""), &edit(4, 8, "")));
         assert!(!conflicts(&edit(2, 5, ""), &edit(5, 8, "")));
         assert!(conflicts(&edit(3, 3, "x"), &edit(2, 5, "")));
@@ -304,6 +304,13 @@ mod tests {
         assert_eq!(
             apply_edits("abcdef", &[edit(0, 0, "<"), edit(2, 4, "XY"), edit(6, 6, ">")]),
             "<abXYef>"
+        );
+        let header = edit(0, 0, "-- strata: no-transaction\n");
+        let lock = edit(0, 0, "SET lock_timeout = '5s';\n");
+        let statement = edit(0, 0, "SET statement_timeout = '10min';\n");
+        assert_eq!(
+            apply_edits("X;", &[lock, header, statement]),
+            "-- strata: no-transaction\nSET lock_timeout = '5s';\nSET statement_timeout = '10min';\nX;"
         );
     }
 

@@ -74,11 +74,5 @@ pub fn fixed_text(d: &[Diagnostic], rule: &str) -> Option<String> {
     let found: Vec<&Diagnostic> = d.iter().filter(|x| x.rule == rule).collect();
     assert_eq!(found.len(), 1, "{found:#?}");
     let fix = found[0].fix.as_ref()?;
-    let mut text = found[0].file.text.clone();
-    let mut edits = fix.edits.clone();
-    edits.sort_by_key(|e| std::cmp::Reverse((e.start, e.end)));
-    for e in edits {
-        text.replace_range(e.start..e.end, &e.replacement);
-    }
-    Some(text)
+    Some(crate::fix::apply_edits(&found[0].file.text, &fix.edits))
 }

@@ -124,11 +124,7 @@ mod tests {
         assert_eq!(ids(&d, "transaction-nesting"), 2, "{d:#?}");
         insta::assert_snapshot!(render_rule(&d, "transaction-nesting"));
         let found = d.iter().find(|x| x.rule == "transaction-nesting").unwrap();
-        let fix = found.fix.clone().unwrap();
-        let mut text = found.file.text.clone();
-        for e in fix.edits.iter().rev() {
-            text.replace_range(e.start..e.end, &e.replacement);
-        }
+        let text = crate::fix::apply_edits(&found.file.text, &found.fix.as_ref().unwrap().edits);
         assert_eq!(text, "ALTER TABLE orders ADD COLUMN note text;\n");
     }
 

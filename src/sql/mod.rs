@@ -143,6 +143,9 @@ pub fn parse_file(source: Arc<SourceFile>, masked: &str) -> ParsedFile {
     out.unparsed = (0..out.statements.len())
         .filter(|&i| out.statements[i].unparsed().is_some())
         .collect();
+    out.tx_controls = (0..out.statements.len())
+        .filter(|&i| out.statements[i].tx_control().is_some())
+        .collect();
     out
 }
 
