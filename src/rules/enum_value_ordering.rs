@@ -71,12 +71,11 @@ impl Rule for EnumValueOrdering {
             return;
         }
         let statements = &cx.file.parsed.statements;
-        let text = &cx.file.parsed.source.text;
         for (j, later) in statements.iter().enumerate().skip(cx.index + 1) {
             if lock::transaction_at(cx.env, cx.file, j) != tx {
                 break;
             }
-            if lock::uses_literal(&text[later.bytes.clone()], value) {
+            if lock::uses_literal(lock::statement_text(&cx.file.parsed.source, later), value) {
                 out.push(
                     Finding::new(
                         later.region,

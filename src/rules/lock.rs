@@ -125,7 +125,7 @@ pub fn setting_before(file: &FileInfo, index: usize, name: &str) -> bool {
                         .iter()
                         .any(|v| matches!(v.to_string().trim_matches('\'').trim(), "0" | "DEFAULT" | "default"))
             }
-            Some(ast::Statement::Query(_)) => source.text[s.bytes.clone()].to_ascii_lowercase().contains(&call),
+            Some(ast::Statement::Query(_)) => statement_text(source, s).to_ascii_lowercase().contains(&call),
             _ => false,
         })
 }
@@ -319,6 +319,11 @@ fn shape_table(catalog: &Catalog, shape: &Shape) -> Option<QName> {
     }
 }
 
+/// The SQL text of a statement (empty if its range does not fit the text).
+pub fn statement_text<'a>(source: &'a SourceFile, stmt: &Statement) -> &'a str {
+    source.text.get(stmt.bytes.clone()).unwrap_or("")
+}
+
 /// One token of a statement with its place in the file.
 #[derive(Clone, Debug)]
 pub struct Tok {
@@ -338,7 +343,7 @@ impl Tok {
 /// The tokens of a statement (no whitespace or comments), with byte ranges
 /// and regions in the file. Empty when the text does not tokenize.
 pub fn tokens(source: &SourceFile, stmt: &Statement) -> Vec<Tok> {
-    let text = &source.text[stmt.bytes.clone()];
+    let text = statement_text(source, stmt);
     let Ok(raw) = Tokenizer::new(&PostgreSqlDialect {}, text).tokenize_with_location() else {
         return Vec::new();
     };

@@ -74,7 +74,7 @@ impl Rule for TransactionNesting {
 
     fn check_statement(&self, cx: &StatementCtx, out: &mut Vec<Finding>) {
         let Some(control) = lock::tx_control(cx.stmt) else { return };
-        let keyword = cx.file.parsed.source.text[cx.stmt.bytes.clone()]
+        let keyword = lock::statement_text(&cx.file.parsed.source, cx.stmt)
             .split_whitespace()
             .next()
             .unwrap_or("")

@@ -243,7 +243,10 @@ fn parse_statement(dialect: &PostgreSqlDialect, tokens: Vec<TokenWithSpan>, sour
     let start = tokens.first().map(pos_of).unwrap_or_default();
     let end = tokens.last().map(end_pos_of).unwrap_or(start);
     let region = Region::new(start, end);
-    let bytes = source.offset(start)..source.offset(end).saturating_add(1).min(source.text.len());
+    // `end` is the position of the last character, which may take several bytes.
+    let last = source.offset(end);
+    let last_len = source.text[last..].chars().next().map_or(0, char::len_utf8);
+    let bytes = source.offset(start)..last + last_len;
     // sqlparser must never take the tool down: a panic inside it becomes an
     // unparsed statement like any other parser error.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -341,6 +344,15 @@ mod tests {
         let u = f.statements[1].unparsed().unwrap();
         assert!(u.message.contains("tokenizer"), "{}", u.message);
         assert_eq!(f.statements[1].region.start.line, 2);
+    }
+
+    #[test]
+    fn byte_ranges_end_on_a_character_boundary() {
+        let f = parse_text("t.sql", "ALTER TABLE orders RENAME TO commandes_€;\nSELECT 1;");
+        assert_eq!(
+            &f.source.text[f.statements[0].bytes.clone()],
+            "ALTER TABLE orders RENAME TO commandes_€"
+        );
     }
 
     #[test]
