@@ -161,6 +161,27 @@ mod tests {
     }
 
     #[test]
+    fn a_new_file_of_a_fix_is_serialized_only_when_present() {
+        let mut report = fixture::report();
+        let with_fix = report.diagnostics.iter_mut().find(|d| d.fix.is_some()).unwrap();
+        with_fix.fix.as_mut().unwrap().new_file = Some(crate::report::NewFile {
+            name: "validate_notes_body_check".to_string(),
+            content: "ALTER TABLE notes VALIDATE CONSTRAINT notes_body_check;\n".to_string(),
+        });
+        let value: serde_json::Value = serde_json::from_str(&rendered(&report)).unwrap();
+        let fixes: Vec<&serde_json::Value> = value["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| &d["fix"])
+            .filter(|f| !f.is_null())
+            .collect();
+        assert_eq!(fixes[0]["new_file"]["name"], "validate_notes_body_check");
+        let plain: serde_json::Value = serde_json::from_str(&rendered(&fixture::report())).unwrap();
+        assert!(!plain.to_string().contains("new_file"));
+    }
+
+    #[test]
     fn empty_report() {
         let out = rendered(&CheckReport::default());
         assert!(out.ends_with("\"diagnostics\": []\n}\n"));

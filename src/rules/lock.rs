@@ -83,10 +83,6 @@ pub fn runner_transaction(env: &Env, file: &FileInfo) -> bool {
 
 pub use crate::sql::TxControl;
 
-pub fn tx_control(stmt: &Statement) -> Option<TxControl> {
-    stmt.tx_control()
-}
-
 /// The transaction statement `index` of `file` runs in.
 pub fn transaction_at(env: &Env, file: &FileInfo, index: usize) -> Tx {
     if runner_transaction(env, file) {
@@ -267,7 +263,7 @@ pub fn strong_lock(catalog: &Catalog, file: &FileInfo, index: usize) -> Option<T
                             mode: LockMode::AccessExclusive,
                         }),
                         None => Some(TakenLock {
-                            table: "every table it names".to_string(),
+                            table: unresolved_target(&shape),
                             mode: LockMode::AccessExclusive,
                         }),
                     }
@@ -316,6 +312,15 @@ fn shape_table(catalog: &Catalog, shape: &Shape) -> Option<QName> {
         Shape::Cluster { table: Some(n) } | Shape::VacuumFull { table: Some(n) } => Some(catalog.resolve(n)),
         Shape::DetachPartition { table, .. } => Some(catalog.resolve(table)),
         _ => None,
+    }
+}
+
+/// What a keyword-level statement locks when the catalog cannot name the table.
+fn unresolved_target(shape: &Shape) -> String {
+    match shape {
+        Shape::Reindex { kind, name: Some(n), .. } if kind == "INDEX" => format!("the table of index {n}"),
+        Shape::Reindex { kind, name: Some(n), .. } if kind == "SCHEMA" => format!("every table of schema {n}"),
+        _ => "every table".to_string(),
     }
 }
 

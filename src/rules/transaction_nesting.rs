@@ -45,17 +45,15 @@ crate::declare_rule! {
 /// `BEGIN`, or only closing with `COMMIT`): remove the wrapper.
 fn unwrap_fix(parsed: &ParsedFile) -> Option<Fix> {
     let statements = &parsed.statements;
-    let controls: Vec<usize> = (0..statements.len())
-        .filter(|&i| lock::tx_control(&statements[i]).is_some())
-        .collect();
+    let controls: Vec<usize> = (0..statements.len()).filter(|&i| statements[i].tx_control().is_some()).collect();
     let last = statements.len().checked_sub(1)?;
     let is_commit = |i: usize| {
-        lock::tx_control(&statements[i]) == Some(TxControl::End)
+        statements[i].tx_control() == Some(TxControl::End)
             && !matches!(statements[i].ast(), Some(sqlparser::ast::Statement::Rollback { .. }))
     };
     let wrapper = controls
         .iter()
-        .all(|&i| (i == 0 && lock::tx_control(&statements[i]) == Some(TxControl::Begin)) || (i == last && i != 0 && is_commit(i)));
+        .all(|&i| (i == 0 && statements[i].tx_control() == Some(TxControl::Begin)) || (i == last && i != 0 && is_commit(i)));
     (wrapper && !controls.is_empty()).then(|| {
         Fix::new(
             "remove the transaction statements (strata runs the file in a transaction)",
@@ -73,7 +71,7 @@ impl Rule for TransactionNesting {
     }
 
     fn check_statement(&self, cx: &StatementCtx, out: &mut Vec<Finding>) {
-        let Some(control) = lock::tx_control(cx.stmt) else { return };
+        let Some(control) = cx.stmt.tx_control() else { return };
         let keyword = lock::statement_text(&cx.file.parsed.source, cx.stmt)
             .split_whitespace()
             .next()

@@ -50,7 +50,7 @@ impl Rule for UncommittedTransaction {
         }
         let mut open = None;
         for (i, s) in cx.file.parsed.statements.iter().enumerate() {
-            match lock::tx_control(s) {
+            match s.tx_control() {
                 Some(TxControl::Begin) => open = open.or(Some(i)),
                 Some(TxControl::End) => open = None,
                 None => {}

@@ -43,7 +43,7 @@ crate::declare_rule! {
 
 /// Statements that do no work of their own while a lock is held.
 fn is_bookkeeping(stmt: &Statement) -> bool {
-    lock::tx_control(stmt).is_some()
+    stmt.tx_control().is_some()
         || matches!(
             stmt.ast(),
             Some(Ast::Set(_) | Ast::Reset(_) | Ast::Comment { .. } | Ast::Savepoint { .. } | Ast::ReleaseSavepoint { .. })
