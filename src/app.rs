@@ -98,6 +98,57 @@ fn git_changed(root: &Path, since: Option<&str>, staged: bool) -> anyhow::Result
     Ok(files.into_iter().map(|f| top.join(f)).filter(|p| p.exists()).collect())
 }
 
+/// What `strata check` checks, kept so that `--fix` can check again.
+enum CheckTarget {
+    /// A workspace; `review` lists the files or folders to report on
+    /// (`None`: every layer).
+    Workspace {
+        root: PathBuf,
+        review: Option<Vec<PathBuf>>,
+        use_cache: bool,
+    },
+    /// Plain files or folders outside any workspace, resolved from `cwd`.
+    Plain { paths: Vec<PathBuf>, cwd: PathBuf },
+}
+
+impl CheckTarget {
+    fn check(&self) -> anyhow::Result<report::CheckReport> {
+        Ok(match self {
+            CheckTarget::Workspace { root, review, use_cache } => {
+                let ws = Workspace::load(root)?;
+                let set = match review {
+                    None => None,
+                    Some(paths) => check::review_set(&ws, paths)?.or_else(|| Some(Default::default())),
+                };
+                check::check_workspace_cached(&ws, &set, *use_cache)?
+            }
+            CheckTarget::Plain { paths, cwd } => check::check_files(paths, cwd)?,
+        })
+    }
+
+    /// Where the paths shown in diagnostics are relative to.
+    fn base(&self) -> &Path {
+        match self {
+            CheckTarget::Workspace { root, .. } => root,
+            CheckTarget::Plain { cwd, .. } => cwd,
+        }
+    }
+
+    /// Reports on migrations `--fix` created next to the files under review.
+    fn include_created(&mut self, created: impl Iterator<Item = PathBuf>) {
+        let list = match self {
+            CheckTarget::Workspace { review: Some(list), .. } | CheckTarget::Plain { paths: list, .. } => list,
+            CheckTarget::Workspace { review: None, .. } => return,
+        };
+        for path in created {
+            let covered = list.iter().any(|p| p.is_dir() && path.starts_with(p));
+            if !covered {
+                list.push(path);
+            }
+        }
+    }
+}
+
 fn cmd_check(explicit_ws: Option<&Path>, args: &CheckArgs, opts: &RenderOptions) -> anyhow::Result<u8> {
     let root = if args.no_workspace { None } else { find_workspace(explicit_ws)? };
     let cwd = std::env::current_dir().context("cannot read the working directory")?;
@@ -106,17 +157,19 @@ fn cmd_check(explicit_ws: Option<&Path>, args: &CheckArgs, opts: &RenderOptions)
         let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
         !args.paths.is_empty() && args.paths.iter().all(|p| p.canonicalize().is_ok_and(|c| !c.starts_with(&root)))
     };
-    let report = match root {
+    let mut target = match root {
         Some(root) if !outside(&root) => {
-            let ws = Workspace::load(&root)?;
             let review = if args.since.is_some() || args.staged {
                 let changed = git_changed(&root, args.since.as_deref(), args.staged)?;
-                let migrations: Vec<PathBuf> = changed.into_iter().filter(|p| p.extension().is_some_and(|e| e == "sql")).collect();
-                check::review_set(&ws, &migrations)?.or_else(|| Some(Default::default()))
+                Some(changed.into_iter().filter(|p| p.extension().is_some_and(|e| e == "sql")).collect())
             } else {
-                check::review_set(&ws, &args.paths)?
+                (!args.paths.is_empty()).then(|| args.paths.clone())
             };
-            check::check_workspace_cached(&ws, &review, !args.no_cache)?
+            CheckTarget::Workspace {
+                root,
+                review,
+                use_cache: !args.no_cache,
+            }
         }
         _ => {
             if args.paths.is_empty() {
@@ -125,11 +178,29 @@ fn cmd_check(explicit_ws: Option<&Path>, args: &CheckArgs, opts: &RenderOptions)
             if args.since.is_some() || args.staged {
                 bail!("--since and --staged need a workspace (strata.toml)");
             }
-            check::check_files(&args.paths, &cwd)?
+            CheckTarget::Plain {
+                paths: args.paths.clone(),
+                cwd,
+            }
         }
     };
+    let mut report = target.check()?;
     let stdout = io::stdout();
     let mut w = io::BufWriter::new(stdout.lock());
+    if args.fix {
+        let plan = crate::fix::plan(&report, target.base())?;
+        crate::fix::write(&plan)?;
+        // The diff goes to stdout with the text report; machine formats keep
+        // stdout parseable and get it on stderr.
+        if args.format == report::Format::Text {
+            crate::fix::render(&plan, &mut w)?;
+            writeln!(w)?;
+        } else {
+            crate::fix::render(&plan, &mut io::stderr().lock())?;
+        }
+        target.include_created(plan.created().map(|c| c.path.clone()));
+        report = target.check()?;
+    }
     report::render(args.format, &report, rules::ALL, opts, &mut w)?;
     w.flush()?;
     let failing = report.count(Severity::Error) > 0 || (args.deny_warnings && report.count(Severity::Warning) > 0);

@@ -108,6 +108,11 @@ pub struct CheckArgs {
     /// Exit 1 on warnings too.
     #[arg(long)]
     pub deny_warnings: bool,
+    /// Apply the safe mechanical fixes (CONCURRENTLY with the no-transaction
+    /// header, NOT VALID with a VALIDATE migration, ...), print the diff, and
+    /// report what is left.
+    #[arg(long)]
+    pub fix: bool,
 }
 
 /// Arguments of `strata migrate`.

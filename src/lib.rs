@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod error;
+pub mod fix;
 pub mod fleet;
 pub mod pg;
 pub mod report;

@@ -50,6 +50,10 @@
 //! - `fix` is `null` or a suggested change: each edit replaces the bytes
 //!   `start..end` of the file's UTF-8 text (byte offsets, `end` exclusive;
 //!   `start == end` inserts) by `replacement`. Edits of one fix do not overlap.
+//!   A fix that also adds a migration carries `"new_file": { "name": ...,
+//!   "content": ... }` (the descriptive part of the name; `strata check --fix`
+//!   numbers it after the last migration of the fixed file's folder); the key
+//!   is absent otherwise.
 
 use std::io::{self, Write};
 
@@ -154,6 +158,27 @@ mod tests {
                 assert!(d.get(key).is_some(), "{key} missing in {d}");
             }
         }
+    }
+
+    #[test]
+    fn a_new_file_of_a_fix_is_serialized_only_when_present() {
+        let mut report = fixture::report();
+        let with_fix = report.diagnostics.iter_mut().find(|d| d.fix.is_some()).unwrap();
+        with_fix.fix.as_mut().unwrap().new_file = Some(crate::report::NewFile {
+            name: "validate_notes_body_check".to_string(),
+            content: "ALTER TABLE notes VALIDATE CONSTRAINT notes_body_check;\n".to_string(),
+        });
+        let value: serde_json::Value = serde_json::from_str(&rendered(&report)).unwrap();
+        let fixes: Vec<&serde_json::Value> = value["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| &d["fix"])
+            .filter(|f| !f.is_null())
+            .collect();
+        assert_eq!(fixes[0]["new_file"]["name"], "validate_notes_body_check");
+        let plain: serde_json::Value = serde_json::from_str(&rendered(&fixture::report())).unwrap();
+        assert!(!plain.to_string().contains("new_file"));
     }
 
     #[test]

@@ -115,11 +115,34 @@ impl SourceFile {
     }
 }
 
-/// A suggested mechanical change: a set of edits to the file's text.
+/// A suggested mechanical change: a set of edits to the file's text and,
+/// optionally, a new migration to add after it (`strata check --fix`
+/// applies both).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Fix {
     pub description: String,
     pub edits: Vec<Edit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_file: Option<NewFile>,
+}
+
+impl Fix {
+    pub fn new(description: impl Into<String>, edits: Vec<Edit>) -> Self {
+        Fix {
+            description: description.into(),
+            edits,
+            new_file: None,
+        }
+    }
+}
+
+/// A migration a fix adds in the folder of the fixed file. The fixer names
+/// it after the folder's last migration (`0008_<name>.sql`, `V8__<name>.sql`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NewFile {
+    /// The descriptive part of the file name, snake_case.
+    pub name: String,
+    pub content: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -340,14 +363,14 @@ Do what the help says.
         );
         rls.help = Some("add `ALTER TABLE notes ENABLE ROW LEVEL SECURITY;` in the same file".to_string());
         let end = NOTES_SQL.len();
-        rls.fix = Some(Fix {
-            description: "enable row level security".to_string(),
-            edits: vec![Edit {
+        rls.fix = Some(Fix::new(
+            "enable row level security",
+            vec![Edit {
                 start: end,
                 end,
                 replacement: "ALTER TABLE notes ENABLE ROW LEVEL SECURITY;\n".to_string(),
             }],
-        });
+        ));
 
         let mut tenant = diagnostic(
             &notes,

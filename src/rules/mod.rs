@@ -23,6 +23,38 @@ pub mod rls_missing;
 pub mod unparsed_statement;
 pub mod unused_suppression;
 
+// Lock safety and correctness of change (SPEC §3).
+pub mod add_primary_key;
+pub mod add_required_column;
+pub mod column_type_change;
+pub mod concurrent_in_transaction;
+pub mod constraint_not_valid;
+pub mod domain_constraint;
+pub mod drop_column;
+pub mod drop_database;
+pub mod drop_not_null;
+pub mod drop_schema;
+pub mod drop_table;
+pub mod enum_value_ordering;
+pub mod exclusion_constraint;
+pub(crate) mod lock;
+pub mod prefer_repack;
+pub mod rename_column;
+pub mod rename_table;
+pub mod require_concurrent_detach;
+pub mod require_concurrent_index;
+pub mod require_concurrent_index_drop;
+pub mod require_concurrent_reindex;
+pub mod require_lock_timeout;
+pub mod require_statement_timeout;
+pub mod set_not_null;
+pub mod transaction_nesting;
+pub mod truncate_cascade;
+pub mod uncommitted_transaction;
+pub mod unique_constraint;
+pub mod volatile_default;
+pub mod work_after_access_exclusive;
+
 #[cfg(test)]
 pub(crate) mod testing;
 
@@ -157,6 +189,10 @@ impl Finding {
         self.statement = Some(i);
         self
     }
+    pub fn with_fix(mut self, fix: Option<Fix>) -> Self {
+        self.fix = fix;
+        self
+    }
 }
 
 pub trait Rule: Send + Sync {
@@ -194,6 +230,36 @@ rule_table! {
     unparsed_statement::UnparsedStatement,
     opaque_sql::OpaqueSql,
     unused_suppression::UnusedSuppression,
+    // Lock safety and correctness of change.
+    require_concurrent_index::RequireConcurrentIndex,
+    require_concurrent_index_drop::RequireConcurrentIndexDrop,
+    require_concurrent_reindex::RequireConcurrentReindex,
+    require_concurrent_detach::RequireConcurrentDetach,
+    concurrent_in_transaction::ConcurrentInTransaction,
+    constraint_not_valid::ConstraintNotValid,
+    set_not_null::SetNotNull,
+    add_required_column::AddRequiredColumn,
+    add_primary_key::AddPrimaryKey,
+    unique_constraint::UniqueConstraint,
+    exclusion_constraint::ExclusionConstraint,
+    column_type_change::ColumnTypeChange,
+    volatile_default::VolatileDefaultRule,
+    rename_column::RenameColumn,
+    rename_table::RenameTable,
+    drop_column::DropColumn,
+    drop_table::DropTableRule,
+    drop_schema::DropSchema,
+    drop_database::DropDatabase,
+    drop_not_null::DropNotNull,
+    truncate_cascade::TruncateCascade,
+    require_lock_timeout::RequireLockTimeout,
+    require_statement_timeout::RequireStatementTimeout,
+    work_after_access_exclusive::WorkAfterAccessExclusive,
+    transaction_nesting::TransactionNesting,
+    uncommitted_transaction::UncommittedTransaction,
+    enum_value_ordering::EnumValueOrdering,
+    domain_constraint::DomainConstraint,
+    prefer_repack::PreferRepack,
 }
 
 pub fn meta_of(id: &str) -> Option<&'static RuleMeta> {

@@ -62,3 +62,19 @@ pub fn render_rule(d: &[Diagnostic], rule: &str) -> String {
     // Drop the summary line (it carries a timing).
     text.lines().filter(|l| !l.starts_with("checked ")).collect::<Vec<_>>().join("\n")
 }
+
+/// Like [`check_ws`], with the workspace's `pg_version` set to `pg_version`.
+pub fn check_ws_pg(pg_version: u32, files: &[(&str, &str)]) -> Vec<Diagnostic> {
+    check_ws_with(files, |root| {
+        let toml = STRATA_TOML.replace("pg_version = 15", &format!("pg_version = {pg_version}"));
+        std::fs::write(root.join("strata.toml"), toml).expect("write strata.toml");
+    })
+}
+
+/// The fix of the only finding of `rule`, applied to its file's text.
+pub fn fixed_text(d: &[Diagnostic], rule: &str) -> Option<String> {
+    let found: Vec<&Diagnostic> = d.iter().filter(|x| x.rule == rule).collect();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let fix = found[0].fix.as_ref()?;
+    Some(crate::fix::apply_edits(&found[0].file.text, &fix.edits))
+}

@@ -46,7 +46,32 @@ pub struct Unparsed {
     pub words: Vec<String>,
 }
 
+/// What a transaction control statement does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxControl {
+    /// `BEGIN` or `START TRANSACTION`.
+    Begin,
+    /// `COMMIT`, `END`, `ROLLBACK` or `ABORT` (not `ROLLBACK TO SAVEPOINT`).
+    End,
+}
+
 impl Statement {
+    /// Whether the statement opens or ends a transaction.
+    pub fn tx_control(&self) -> Option<TxControl> {
+        match &self.kind {
+            StatementKind::Parsed(s) => match s.as_ref() {
+                ast::Statement::StartTransaction { statements, .. } if statements.is_empty() => Some(TxControl::Begin),
+                ast::Statement::Commit { .. } | ast::Statement::Rollback { savepoint: None, .. } => Some(TxControl::End),
+                _ => None,
+            },
+            StatementKind::Unparsed(u) => match u.words.first().map(String::as_str) {
+                Some("ABORT") => Some(TxControl::End),
+                Some("COMMIT") if u.words.get(1).is_none_or(|w| w != "PREPARED") => Some(TxControl::End),
+                _ => None,
+            },
+        }
+    }
+
     pub fn ast(&self) -> Option<&ast::Statement> {
         match &self.kind {
             StatementKind::Parsed(s) => Some(s),
@@ -70,6 +95,12 @@ pub struct ParsedFile {
     /// The file starts with `-- strata: no-transaction` (or goose's
     /// `-- +goose no transaction`): strata runs it outside a transaction.
     pub no_transaction: bool,
+    /// Indices of the statements the parser did not understand, in order,
+    /// so that keyword-level checks need not scan the whole file.
+    pub unparsed: Vec<usize>,
+    /// Indices of the statements that open or end a transaction, in order
+    /// (see [`Statement::tx_control`]).
+    pub tx_controls: Vec<usize>,
 }
 
 impl ParsedFile {
@@ -87,6 +118,8 @@ pub fn parse_file(source: Arc<SourceFile>, masked: &str) -> ParsedFile {
         source,
         statements: Vec::new(),
         suppressions: Vec::new(),
+        unparsed: Vec::new(),
+        tx_controls: Vec::new(),
     };
     let mut tokens = Vec::new();
     match Tokenizer::new(&dialect, masked).tokenize_with_location_into_buf(&mut tokens) {
@@ -105,6 +138,12 @@ pub fn parse_file(source: Arc<SourceFile>, masked: &str) -> ParsedFile {
             split_and_parse(&dialect, tokens, &mut out, Some(tail_error));
         }
     }
+    out.unparsed = (0..out.statements.len())
+        .filter(|&i| out.statements[i].unparsed().is_some())
+        .collect();
+    out.tx_controls = (0..out.statements.len())
+        .filter(|&i| out.statements[i].tx_control().is_some())
+        .collect();
     out
 }
 
@@ -195,7 +234,10 @@ fn parse_statement(dialect: &PostgreSqlDialect, tokens: Vec<TokenWithSpan>, sour
     let start = tokens.first().map(pos_of).unwrap_or_default();
     let end = tokens.last().map(end_pos_of).unwrap_or(start);
     let region = Region::new(start, end);
-    let bytes = source.offset(start)..source.offset(end).saturating_add(1).min(source.text.len());
+    // `end` is the position of the last character, which may take several bytes.
+    let last = source.offset(end);
+    let last_len = source.text[last..].chars().next().map_or(0, char::len_utf8);
+    let bytes = source.offset(start)..last + last_len;
     // sqlparser must never take the tool down: a panic inside it becomes an
     // unparsed statement like any other parser error.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -293,6 +335,15 @@ mod tests {
         let u = f.statements[1].unparsed().unwrap();
         assert!(u.message.contains("tokenizer"), "{}", u.message);
         assert_eq!(f.statements[1].region.start.line, 2);
+    }
+
+    #[test]
+    fn byte_ranges_end_on_a_character_boundary() {
+        let f = parse_text("t.sql", "ALTER TABLE orders RENAME TO commandes_€;\nSELECT 1;");
+        assert_eq!(
+            &f.source.text[f.statements[0].bytes.clone()],
+            "ALTER TABLE orders RENAME TO commandes_€"
+        );
     }
 
     #[test]

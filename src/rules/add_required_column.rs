@@ -1,0 +1,127 @@
+use sqlparser::ast::{AlterTableOperation, ColumnDef, ColumnOption, Statement};
+
+use super::lock::{self, age_of};
+use super::{ident_region, Finding, Rule, RuleMeta, StatementCtx};
+
+crate::declare_rule! {
+    /// ## What it does
+    /// Flags `ADD COLUMN ... NOT NULL` (or `PRIMARY KEY`) without a `DEFAULT`
+    /// on a table that existed before the migration file.
+    ///
+    /// ## Why is this bad?
+    /// Existing rows would get NULL in a column that forbids it, so
+    /// PostgreSQL rejects the statement as soon as the table has one row. The
+    /// migration passes on an empty development database and fails on the
+    /// first tenant with data, halfway through a fleet rollout.
+    ///
+    /// ## Example
+    /// ```sql
+    /// -- bad
+    /// ALTER TABLE orders ADD COLUMN currency text NOT NULL;
+    /// -- good (PostgreSQL 11+: a constant default is instant)
+    /// ALTER TABLE orders ADD COLUMN currency text NOT NULL DEFAULT 'EUR';
+    /// ```
+    ///
+    /// ## How to fix
+    /// Give the column a constant (non-volatile) `DEFAULT`: since PostgreSQL
+    /// 11 that is instant. Otherwise add it nullable, backfill it in batches,
+    /// add `CHECK (column IS NOT NULL) NOT VALID`, validate it, then
+    /// `SET NOT NULL`.
+    pub struct AddRequiredColumn {
+        id: "add-required-column",
+        group: LockSafety,
+        severity: Error,
+        summary: "ADD COLUMN ... NOT NULL without a DEFAULT on an existing table (fails once the table has rows)",
+        needs_workspace: false,
+    }
+}
+
+/// Whether the column gets its values from somewhere when it is added.
+pub fn fills_itself(col: &ColumnDef) -> bool {
+    let serial = matches!(
+        col.data_type.to_string().to_ascii_lowercase().as_str(),
+        "serial" | "bigserial" | "smallserial" | "serial2" | "serial4" | "serial8"
+    );
+    serial
+        || col.options.iter().any(|o| {
+            matches!(
+                o.option,
+                ColumnOption::Default(_) | ColumnOption::Generated { .. } | ColumnOption::Identity(_)
+            )
+        })
+}
+
+impl Rule for AddRequiredColumn {
+    fn meta(&self) -> &'static RuleMeta {
+        &META
+    }
+
+    fn check_statement(&self, cx: &StatementCtx, out: &mut Vec<Finding>) {
+        let Some(Statement::AlterTable(at)) = cx.stmt.ast() else { return };
+        let age = age_of(cx, &at.name);
+        if !age.is_live() {
+            return;
+        }
+        let table = cx.catalog.resolve(&at.name);
+        for op in &at.operations {
+            let AlterTableOperation::AddColumn { column_def: col, .. } = op else {
+                continue;
+            };
+            let required = col
+                .options
+                .iter()
+                .any(|o| matches!(o.option, ColumnOption::NotNull | ColumnOption::PrimaryKey(_)));
+            if !required || fills_itself(col) {
+                continue;
+            }
+            let help = if cx.env.pg_version >= 11 {
+                "give it a constant DEFAULT (instant since PostgreSQL 11), or add it nullable, backfill in batches, then enforce NOT NULL through a validated CHECK"
+            } else {
+                "add it nullable, backfill in batches, then add `CHECK (... IS NOT NULL) NOT VALID` and VALIDATE it (a DEFAULT rewrites the table before PostgreSQL 11)"
+            };
+            out.push(
+                Finding::new(
+                    ident_region(&col.name).unwrap_or(cx.stmt.region),
+                    format!(
+                        "NOT NULL column `{}` added to {} without a DEFAULT: the statement fails as soon as the table has a row",
+                        col.name,
+                        lock::describe(age, &table)
+                    ),
+                )
+                .help(help),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testing::{check_ws, ids, render_rule};
+
+    const ORDERS: &str = "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(12, 2));\n";
+
+    #[test]
+    fn fires_without_a_default() {
+        let d = check_ws(&[
+            ("core/0001_orders.sql", ORDERS),
+            ("core/0002_currency.sql", "ALTER TABLE orders ADD COLUMN currency text NOT NULL;\n"),
+        ]);
+        assert_eq!(ids(&d, "add-required-column"), 1, "{d:#?}");
+        insta::assert_snapshot!(render_rule(&d, "add-required-column"));
+    }
+
+    #[test]
+    fn quiet_with_a_default_nullable_or_on_a_new_table() {
+        let d = check_ws(&[
+            (
+                "core/0001_orders.sql",
+                &format!("{ORDERS}ALTER TABLE orders ADD COLUMN placed_by text NOT NULL;\n"),
+            ),
+            (
+                "core/0002_currency.sql",
+                "ALTER TABLE orders ADD COLUMN currency text NOT NULL DEFAULT 'EUR', ADD COLUMN note text,\n    ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY;\n",
+            ),
+        ]);
+        assert_eq!(ids(&d, "add-required-column"), 0, "{d:#?}");
+    }
+}

@@ -1,0 +1,167 @@
+use sqlparser::ast::{AlterColumnOperation, AlterTableOperation, Statement};
+
+use super::lock::{self, age_of};
+use super::{ident_region, Finding, Rule, RuleMeta, StatementCtx};
+use crate::catalog::ident_name;
+
+crate::declare_rule! {
+    /// ## What it does
+    /// Flags `ALTER COLUMN ... TYPE` on a table that existed before the
+    /// migration file, unless the change is one PostgreSQL makes without
+    /// touching the data: `varchar(n)` to a longer `varchar(m)`, to
+    /// `varchar` or to `text`; `text` to `varchar`; `numeric(p, s)` to a
+    /// larger precision with the same scale or to `numeric`; `varbit(n)`
+    /// widened; `cidr` to `inet`.
+    ///
+    /// ## Why is this bad?
+    /// Any other type change rewrites the table and rebuilds every index on
+    /// it while holding an `ACCESS EXCLUSIVE` lock: no reads or writes until
+    /// it is done, minutes to hours on a large table. Running application
+    /// code may also break on the new type.
+    ///
+    /// ## Example
+    /// ```sql
+    /// -- bad: a rewrite
+    /// ALTER TABLE orders ALTER COLUMN id TYPE bigint;
+    /// -- fine: no rewrite
+    /// ALTER TABLE orders ALTER COLUMN reference TYPE varchar(64);  -- was varchar(32)
+    /// ```
+    ///
+    /// ## How to fix
+    /// Expand and contract: add a column of the new type, keep both in sync
+    /// (trigger or application), backfill in batches, switch reads, then drop
+    /// the old column. For length limits, prefer `text` with a `CHECK`
+    /// constraint added `NOT VALID`.
+    pub struct ColumnTypeChange {
+        id: "column-type-change",
+        group: LockSafety,
+        severity: Error,
+        summary: "ALTER COLUMN TYPE on an existing table that rewrites it (ACCESS EXCLUSIVE for the whole rewrite)",
+        needs_workspace: false,
+    }
+}
+
+/// A type name split into a normalized base and its numeric modifiers.
+fn parse_type(ty: &str) -> (String, Vec<u32>) {
+    let ty = ty.trim().to_ascii_lowercase();
+    let (base, args) = match ty.find('(') {
+        Some(i) => (ty[..i].trim().to_string(), ty[i + 1..].trim_end_matches(')').to_string()),
+        None => (ty.clone(), String::new()),
+    };
+    let base = match base.as_str() {
+        "character varying" | "varchar" => "varchar",
+        "decimal" | "numeric" => "numeric",
+        "bit varying" | "varbit" => "varbit",
+        "int" | "integer" | "int4" => "int4",
+        "bigint" | "int8" => "int8",
+        "smallint" | "int2" => "int2",
+        other => other,
+    }
+    .to_string();
+    let args = args.split(',').filter_map(|a| a.trim().parse().ok()).collect();
+    (base, args)
+}
+
+/// Whether changing a column from `old` to `new` needs neither a rewrite
+/// nor a scan.
+pub fn binary_coercible(old: &str, new: &str) -> bool {
+    let (ob, oa) = parse_type(old);
+    let (nb, na) = parse_type(new);
+    match (ob.as_str(), nb.as_str()) {
+        _ if ob == nb && oa == na => true,
+        ("varchar", "text") | ("text", "varchar") if na.is_empty() => true,
+        ("varchar", "varchar") | ("varbit", "varbit") => na.is_empty() || (!oa.is_empty() && na[0] >= oa[0]),
+        ("numeric", "numeric") => {
+            na.is_empty()
+                || (oa.len() == na.len() && !oa.is_empty() && na[0] >= oa[0] && oa.get(1).unwrap_or(&0) == na.get(1).unwrap_or(&0))
+        }
+        ("cidr", "inet") => true,
+        _ => false,
+    }
+}
+
+impl Rule for ColumnTypeChange {
+    fn meta(&self) -> &'static RuleMeta {
+        &META
+    }
+
+    fn check_statement(&self, cx: &StatementCtx, out: &mut Vec<Finding>) {
+        let Some(Statement::AlterTable(at)) = cx.stmt.ast() else { return };
+        let age = age_of(cx, &at.name);
+        if !age.is_live() {
+            return;
+        }
+        let q = cx.catalog.resolve(&at.name);
+        for op in &at.operations {
+            let AlterTableOperation::AlterColumn {
+                column_name,
+                op: AlterColumnOperation::SetDataType { data_type, using, .. },
+            } = op
+            else {
+                continue;
+            };
+            let column = ident_name(column_name);
+            let new = data_type.to_string().to_lowercase();
+            let old = cx.catalog.table(&q).and_then(|t| t.column(&column)).map(|c| c.data_type.clone());
+            if using.is_none() && old.as_deref().is_some_and(|old| binary_coercible(old, &new)) {
+                continue;
+            }
+            let from = old.map_or(String::new(), |o| format!(" from `{o}`"));
+            out.push(
+                Finding::new(
+                    ident_region(column_name).unwrap_or(cx.stmt.region),
+                    format!(
+                        "changing `{column}`{from} to `{new}` rewrites all of {} and its indexes under an ACCESS EXCLUSIVE lock",
+                        lock::describe(age, &q)
+                    ),
+                )
+                .help("add a column of the new type, sync and backfill it in batches, switch reads, then drop the old one (expand and contract)"),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::binary_coercible;
+    use crate::rules::testing::{check_ws, ids, render_rule};
+
+    const ORDERS: &str = "CREATE TABLE orders (id integer PRIMARY KEY, reference varchar(32), total numeric(10, 2));\n";
+
+    #[test]
+    fn fires_on_a_rewriting_change() {
+        let d = check_ws(&[
+            ("core/0001_orders.sql", ORDERS),
+            ("core/0002_bigint_ids.sql", "ALTER TABLE orders ALTER COLUMN id TYPE bigint;\n"),
+        ]);
+        assert_eq!(ids(&d, "column-type-change"), 1, "{d:#?}");
+        insta::assert_snapshot!(render_rule(&d, "column-type-change"));
+    }
+
+    #[test]
+    fn quiet_on_binary_coercible_changes_and_new_tables() {
+        let d = check_ws(&[
+            (
+                "core/0001_orders.sql",
+                &format!("{ORDERS}ALTER TABLE orders ALTER COLUMN id TYPE bigint;\n"),
+            ),
+            (
+                "core/0002_widen.sql",
+                "ALTER TABLE orders ALTER COLUMN reference TYPE varchar(64), ALTER COLUMN total TYPE numeric(14, 2);\nALTER TABLE orders ALTER COLUMN reference SET DATA TYPE text;\n",
+            ),
+        ]);
+        assert_eq!(ids(&d, "column-type-change"), 0, "{d:#?}");
+    }
+
+    #[test]
+    fn coercions() {
+        assert!(binary_coercible("varchar(20)", "varchar(40)"));
+        assert!(binary_coercible("character varying(20)", "text"));
+        assert!(!binary_coercible("varchar(40)", "varchar(20)"));
+        assert!(!binary_coercible("text", "varchar(20)"));
+        assert!(binary_coercible("numeric(10,2)", "numeric(12,2)"));
+        assert!(!binary_coercible("numeric(10,2)", "numeric(12,3)"));
+        assert!(!binary_coercible("int", "bigint"));
+        assert!(binary_coercible("integer", "int4"));
+    }
+}

@@ -1,0 +1,141 @@
+use sqlparser::ast::Statement;
+
+use super::lock::{self, age_of, At};
+use super::{Finding, Rule, RuleMeta, StatementCtx};
+
+crate::declare_rule! {
+    /// ## What it does
+    /// Flags `CREATE INDEX` without `CONCURRENTLY` on a table that existed
+    /// before the migration file (a table created earlier in the same file
+    /// is empty and invisible to other sessions: indexing it is free).
+    ///
+    /// ## Why is this bad?
+    /// A plain `CREATE INDEX` holds a `SHARE` lock on the table for the whole
+    /// build: every `INSERT`, `UPDATE` and `DELETE` waits, for minutes on a
+    /// large table. `CREATE INDEX CONCURRENTLY` builds the index while writes
+    /// continue.
+    ///
+    /// ## Example
+    /// ```sql
+    /// -- bad: 0002_orders_customer_idx.sql, orders was created in 0001
+    /// CREATE INDEX orders_customer_idx ON orders (customer_id);
+    /// -- good
+    /// -- strata: no-transaction
+    /// CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_customer_idx ON orders (customer_id);
+    /// ```
+    ///
+    /// ## How to fix
+    /// Add `CONCURRENTLY` and run the statement outside a transaction: put it
+    /// in a migration file of its own that starts with
+    /// `-- strata: no-transaction`. `IF NOT EXISTS` lets the file run again
+    /// after a failure halfway (drop an index left `INVALID` by a failed
+    /// build first). `strata check --fix` does all three when the file holds
+    /// only index statements.
+    pub struct RequireConcurrentIndex {
+        id: "require-concurrent-index",
+        group: LockSafety,
+        severity: Error,
+        summary: "CREATE INDEX without CONCURRENTLY on an existing table (blocks writes for the whole build)",
+        needs_workspace: false,
+    }
+}
+
+impl Rule for RequireConcurrentIndex {
+    fn meta(&self) -> &'static RuleMeta {
+        &META
+    }
+
+    fn check_statement(&self, cx: &StatementCtx, out: &mut Vec<Finding>) {
+        let Some(Statement::CreateIndex(ci)) = cx.stmt.ast() else { return };
+        let age = age_of(cx, &ci.table_name);
+        if ci.concurrently || !age.is_live() {
+            return;
+        }
+        let table = cx.catalog.resolve(&ci.table_name);
+        let what = if ci.unique { "CREATE UNIQUE INDEX" } else { "CREATE INDEX" };
+        let guard = (ci.name.is_some() && !ci.if_not_exists).then_some("IF NOT EXISTS");
+        let fix = lock::concurrently_fix(
+            cx,
+            At::Keyword("INDEX"),
+            guard,
+            "build the index CONCURRENTLY outside a transaction",
+        );
+        out.push(
+            Finding::new(
+                cx.stmt.region,
+                format!(
+                    "{what} on {} without CONCURRENTLY blocks writes to it (SHARE lock) for the whole build",
+                    lock::describe(age, &table)
+                ),
+            )
+            .help("use `CREATE INDEX CONCURRENTLY` in a migration file of its own that starts with `-- strata: no-transaction`")
+            .with_fix(fix),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testing::{check_plain, check_ws, fixed_text, ids, render_rule};
+
+    const ORDERS: &str = "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint NOT NULL, total numeric(12, 2));\n";
+
+    #[test]
+    fn fires_on_an_existing_table() {
+        let d = check_ws(&[
+            ("core/0001_orders.sql", ORDERS),
+            (
+                "core/0002_orders_customer_idx.sql",
+                "CREATE INDEX orders_customer_idx ON orders (customer_id);\n",
+            ),
+        ]);
+        assert_eq!(ids(&d, "require-concurrent-index"), 1, "{d:#?}");
+        insta::assert_snapshot!(render_rule(&d, "require-concurrent-index"));
+        assert_eq!(
+            fixed_text(&d, "require-concurrent-index").unwrap(),
+            "-- strata: no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS orders_customer_idx ON orders (customer_id);\n"
+        );
+    }
+
+    #[test]
+    fn quiet_on_a_table_created_in_the_same_file() {
+        let d = check_ws(&[(
+            "core/0001_orders.sql",
+            &format!("{ORDERS}CREATE INDEX orders_customer_idx ON orders (customer_id);\n"),
+        )]);
+        assert_eq!(ids(&d, "require-concurrent-index"), 0, "{d:#?}");
+    }
+
+    #[test]
+    fn quiet_on_the_fixed_form_which_is_concurrent_in_transaction_business() {
+        let d = check_ws(&[
+            ("core/0001_orders.sql", ORDERS),
+            (
+                "core/0002_idx.sql",
+                "CREATE INDEX CONCURRENTLY orders_customer_idx ON orders (customer_id);\n",
+            ),
+        ]);
+        assert_eq!(ids(&d, "require-concurrent-index"), 0, "{d:#?}");
+        assert_eq!(ids(&d, "concurrent-in-transaction"), 1, "{d:#?}");
+    }
+
+    #[test]
+    fn no_fix_when_the_file_does_other_work() {
+        let d = check_ws(&[
+            ("core/0001_orders.sql", ORDERS),
+            (
+                "core/0002_mixed.sql",
+                "CREATE TABLE refunds (id bigint PRIMARY KEY);\nCREATE INDEX orders_total_idx ON orders (total);\n",
+            ),
+        ]);
+        assert_eq!(fixed_text(&d, "require-concurrent-index"), None);
+    }
+
+    #[test]
+    fn plain_files_treat_unknown_tables_as_existing() {
+        let d = check_plain("CREATE UNIQUE INDEX users_email_idx ON users (email);\n");
+        assert_eq!(ids(&d, "require-concurrent-index"), 1, "{d:#?}");
+        let f = d.iter().find(|x| x.rule == "require-concurrent-index").unwrap();
+        assert!(f.message.contains("not created in this file"), "{}", f.message);
+    }
+}

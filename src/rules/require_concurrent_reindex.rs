@@ -1,0 +1,157 @@
+use super::lock::{self, At, Shape, TableAge};
+use super::{Finding, Rule, RuleMeta, StatementCtx};
+
+crate::declare_rule! {
+    /// ## What it does
+    /// Flags `REINDEX` without `CONCURRENTLY` on an index, table, schema or
+    /// database that existed before the migration file. sqlparser cannot
+    /// parse `REINDEX`; strata reads its keywords.
+    ///
+    /// ## Why is this bad?
+    /// A plain `REINDEX` takes an `ACCESS EXCLUSIVE` lock on each index it
+    /// rebuilds (queries that would use it wait) and a `SHARE` lock on its
+    /// table (writes wait), for the whole rebuild. Since PostgreSQL 12,
+    /// `REINDEX CONCURRENTLY` rebuilds without blocking reads or writes.
+    ///
+    /// ## Example
+    /// ```sql
+    /// -- bad
+    /// REINDEX INDEX orders_customer_idx;
+    /// -- good
+    /// -- strata: no-transaction
+    /// REINDEX INDEX CONCURRENTLY orders_customer_idx;
+    /// ```
+    ///
+    /// ## How to fix
+    /// Add `CONCURRENTLY` and run it outside a transaction (a file that starts
+    /// with `-- strata: no-transaction`); `strata check --fix` does it when the
+    /// file holds only index statements. Before PostgreSQL 12, build a
+    /// replacement with `CREATE INDEX CONCURRENTLY`, drop the old index
+    /// concurrently and rename the new one.
+    pub struct RequireConcurrentReindex {
+        id: "require-concurrent-reindex",
+        group: LockSafety,
+        severity: Error,
+        summary: "REINDEX without CONCURRENTLY on existing indexes (locks the table for the rebuild)",
+        needs_workspace: false,
+    }
+}
+
+impl Rule for RequireConcurrentReindex {
+    fn meta(&self) -> &'static RuleMeta {
+        &META
+    }
+
+    fn check_statement(&self, cx: &StatementCtx, out: &mut Vec<Finding>) {
+        let Some(Shape::Reindex {
+            kind,
+            name,
+            concurrently: false,
+            ..
+        }) = lock::keyword_shape(&cx.file.parsed.source, cx.stmt)
+        else {
+            return;
+        };
+        let age = match (kind.as_str(), &name) {
+            ("INDEX", Some(n)) => lock::index_table(cx.catalog, n).map(|t| lock::table_age(cx.catalog, cx.file, cx.index, &t)),
+            ("TABLE", Some(n)) => Some(lock::age_of(cx, n)),
+            ("SCHEMA", Some(n)) => {
+                let schema = cx.catalog.resolve(n).name;
+                cx.catalog
+                    .schemas
+                    .get(&schema)
+                    .map(|o| if o.file == cx.file.id { TableAge::New } else { TableAge::Existing })
+            }
+            _ => None,
+        }
+        .unwrap_or(TableAge::Unknown);
+        if !age.is_live() {
+            return;
+        }
+        let target = match &name {
+            Some(n) => format!("{} `{n}`", kind.to_lowercase()),
+            None => kind.to_lowercase(),
+        };
+        let (help, fix) = if kind == "SYSTEM" {
+            (
+                "REINDEX SYSTEM cannot run concurrently: do it in a maintenance window, not in a migration".to_string(),
+                None,
+            )
+        } else if cx.env.pg_version >= 12 {
+            (
+                format!("use `REINDEX {kind} CONCURRENTLY` in a file that starts with `-- strata: no-transaction`"),
+                lock::concurrently_fix(cx, At::Keyword(&kind), None, "rebuild CONCURRENTLY outside a transaction"),
+            )
+        } else {
+            (
+                format!(
+                    "PostgreSQL {} has no REINDEX CONCURRENTLY: build a replacement with CREATE INDEX CONCURRENTLY, drop the old index concurrently, rename",
+                    cx.env.pg_version
+                ),
+                None,
+            )
+        };
+        out.push(
+            Finding::new(
+                cx.stmt.region,
+                format!(
+                    "REINDEX of {target} without CONCURRENTLY locks out queries on the index and writes on its table for the whole rebuild"
+                ),
+            )
+            .help(help)
+            .with_fix(fix),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testing::{check_ws, check_ws_pg, fixed_text, ids, render_rule};
+
+    const ORDERS: &str =
+        "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint);\nCREATE INDEX orders_customer_idx ON orders (customer_id);\n";
+
+    #[test]
+    fn fires_on_an_existing_index() {
+        let d = check_ws(&[
+            ("core/0001_orders.sql", ORDERS),
+            (
+                "core/0002_reindex.sql",
+                "-- bloat after the import\nREINDEX INDEX orders_customer_idx;\n",
+            ),
+        ]);
+        assert_eq!(ids(&d, "require-concurrent-reindex"), 1, "{d:#?}");
+        assert_eq!(ids(&d, "unparsed-statement"), 0, "{d:#?}");
+        insta::assert_snapshot!(render_rule(&d, "require-concurrent-reindex"));
+        assert_eq!(
+            fixed_text(&d, "require-concurrent-reindex").unwrap(),
+            "-- strata: no-transaction\n-- bloat after the import\nREINDEX INDEX CONCURRENTLY orders_customer_idx;\n"
+        );
+    }
+
+    #[test]
+    fn quiet_when_concurrent_or_new() {
+        let d = check_ws(&[
+            ("core/0001_orders.sql", &format!("{ORDERS}REINDEX TABLE orders;\n")),
+            (
+                "core/0002_reindex.sql",
+                "-- strata: no-transaction\nREINDEX (VERBOSE) TABLE CONCURRENTLY orders;\n",
+            ),
+        ]);
+        assert_eq!(ids(&d, "require-concurrent-reindex"), 0, "{d:#?}");
+    }
+
+    #[test]
+    fn no_fix_before_postgres_12() {
+        let d = check_ws_pg(
+            11,
+            &[
+                ("core/0001_orders.sql", ORDERS),
+                ("core/0002_reindex.sql", "REINDEX TABLE orders;\n"),
+            ],
+        );
+        assert_eq!(fixed_text(&d, "require-concurrent-reindex"), None);
+        let f = d.iter().find(|x| x.rule == "require-concurrent-reindex").unwrap();
+        assert!(f.help.as_deref().unwrap().contains("PostgreSQL 11 has no REINDEX CONCURRENTLY"));
+    }
+}

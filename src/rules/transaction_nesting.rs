@@ -1,0 +1,153 @@
+use super::lock::{self, Tx, TxControl};
+use super::{Finding, Rule, RuleMeta, StatementCtx};
+use crate::report::Fix;
+use crate::sql::ParsedFile;
+
+crate::declare_rule! {
+    /// ## What it does
+    /// Flags `BEGIN`, `COMMIT`, `END` and `ROLLBACK` in a migration file that
+    /// strata runs inside a transaction (every file without the
+    /// `-- strata: no-transaction` header), and a `BEGIN` inside a
+    /// transaction already opened in a no-transaction file.
+    ///
+    /// ## Why is this bad?
+    /// strata wraps each migration and its history row in one transaction.
+    /// An inner `BEGIN` is ignored with a warning, so the author's idea of
+    /// the transaction is wrong; an inner `COMMIT` ends strata's transaction
+    /// early, so a failure afterwards leaves the migration half applied and
+    /// unrecorded; a `ROLLBACK` silently undoes what came before.
+    ///
+    /// ## Example
+    /// ```sql
+    /// -- bad
+    /// BEGIN;
+    /// ALTER TABLE orders ADD COLUMN note text;
+    /// COMMIT;
+    /// -- good: strata provides the transaction
+    /// ALTER TABLE orders ADD COLUMN note text;
+    /// ```
+    ///
+    /// ## How to fix
+    /// Remove the transaction statements; strata already runs the file in a
+    /// transaction (`strata check --fix` removes a `BEGIN` ... `COMMIT` pair
+    /// that wraps the whole file). To control transactions yourself, start
+    /// the file with `-- strata: no-transaction`.
+    pub struct TransactionNesting {
+        id: "transaction-nesting",
+        group: LockSafety,
+        severity: Error,
+        summary: "BEGIN/COMMIT/ROLLBACK inside a migration strata already runs in a transaction",
+        needs_workspace: false,
+    }
+}
+
+/// The fix for a file wrapped in `BEGIN` ... `COMMIT` (or only opening with
+/// `BEGIN`, or only closing with `COMMIT`): remove the wrapper.
+fn unwrap_fix(parsed: &ParsedFile) -> Option<Fix> {
+    let statements = &parsed.statements;
+    let controls: Vec<usize> = (0..statements.len()).filter(|&i| statements[i].tx_control().is_some()).collect();
+    let last = statements.len().checked_sub(1)?;
+    let is_commit = |i: usize| {
+        statements[i].tx_control() == Some(TxControl::End)
+            && !matches!(statements[i].ast(), Some(sqlparser::ast::Statement::Rollback { .. }))
+    };
+    let wrapper = controls
+        .iter()
+        .all(|&i| (i == 0 && statements[i].tx_control() == Some(TxControl::Begin)) || (i == last && i != 0 && is_commit(i)));
+    (wrapper && !controls.is_empty()).then(|| {
+        Fix::new(
+            "remove the transaction statements (strata runs the file in a transaction)",
+            controls
+                .iter()
+                .map(|&i| lock::remove_statement(&parsed.source, &statements[i]))
+                .collect(),
+        )
+    })
+}
+
+impl Rule for TransactionNesting {
+    fn meta(&self) -> &'static RuleMeta {
+        &META
+    }
+
+    fn check_statement(&self, cx: &StatementCtx, out: &mut Vec<Finding>) {
+        let Some(control) = cx.stmt.tx_control() else { return };
+        let keyword = lock::statement_text(&cx.file.parsed.source, cx.stmt)
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        let (message, fix) = match (lock::transaction_at(cx.env, cx.file, cx.index), control) {
+            (Tx::Runner, TxControl::Begin) => (
+                format!("{keyword} inside a migration strata already runs in a transaction: PostgreSQL ignores it with a warning"),
+                unwrap_fix(cx.file.parsed),
+            ),
+            (Tx::Runner, TxControl::End) if keyword == "ROLLBACK" || keyword == "ABORT" => (
+                format!("{keyword} inside a migration strata runs in a transaction undoes everything before it and ends strata's transaction"),
+                None,
+            ),
+            (Tx::Runner, TxControl::End) => (
+                format!("{keyword} inside a migration strata runs in a transaction ends that transaction early: what follows is no longer atomic with what came before"),
+                unwrap_fix(cx.file.parsed),
+            ),
+            (Tx::Explicit(begin), TxControl::Begin) => (
+                format!(
+                    "BEGIN inside the transaction opened on line {}: PostgreSQL ignores it with a warning",
+                    cx.file.parsed.statements[begin].region.start.line
+                ),
+                None,
+            ),
+            _ => return,
+        };
+        out.push(
+            Finding::new(cx.stmt.region, message)
+                .help("remove it (strata wraps the file in a transaction), or start the file with `-- strata: no-transaction` to manage transactions yourself")
+                .with_fix(fix.filter(|_| lock::fixable(cx.file))),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testing::{check_ws, ids, render_rule};
+
+    const ORDERS: &str = "CREATE TABLE orders (id bigint PRIMARY KEY);\n";
+
+    #[test]
+    fn fires_on_begin_and_commit_in_a_transactional_file() {
+        let d = check_ws(&[
+            ("core/0001_orders.sql", ORDERS),
+            ("core/0002_note.sql", "BEGIN;\nALTER TABLE orders ADD COLUMN note text;\nCOMMIT;\n"),
+        ]);
+        assert_eq!(ids(&d, "transaction-nesting"), 2, "{d:#?}");
+        insta::assert_snapshot!(render_rule(&d, "transaction-nesting"));
+        let found = d.iter().find(|x| x.rule == "transaction-nesting").unwrap();
+        let text = crate::fix::apply_edits(&found.file.text, &found.fix.as_ref().unwrap().edits);
+        assert_eq!(text, "ALTER TABLE orders ADD COLUMN note text;\n");
+    }
+
+    #[test]
+    fn a_commit_in_the_middle_gets_no_fix() {
+        let d = check_ws(&[
+            ("core/0001_orders.sql", ORDERS),
+            (
+                "core/0002_note.sql",
+                "ALTER TABLE orders ADD COLUMN note text;\nCOMMIT;\nALTER TABLE orders ADD COLUMN memo text;\n",
+            ),
+        ]);
+        assert_eq!(ids(&d, "transaction-nesting"), 1, "{d:#?}");
+        assert!(d.iter().find(|x| x.rule == "transaction-nesting").unwrap().fix.is_none());
+    }
+
+    #[test]
+    fn quiet_in_a_no_transaction_file_with_its_own_transactions() {
+        let d = check_ws(&[
+            ("core/0001_orders.sql", ORDERS),
+            (
+                "core/0002_note.sql",
+                "-- strata: no-transaction\nBEGIN;\nALTER TABLE orders ADD COLUMN note text;\nCOMMIT;\nBEGIN;\nALTER TABLE orders ADD COLUMN memo text;\nCOMMIT;\n",
+            ),
+        ]);
+        assert_eq!(ids(&d, "transaction-nesting"), 0, "{d:#?}");
+    }
+}

@@ -1,0 +1,227 @@
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{visit_expressions, AlterTableOperation, ColumnDef, ColumnOption, Expr, GeneratedExpressionMode, Statement, Value};
+
+use super::lock::{self, age_of};
+use super::{ident_region, string_list, Finding, Rule, RuleMeta, StatementCtx};
+
+crate::declare_rule! {
+    /// ## What it does
+    /// Flags `ADD COLUMN` on a table that existed before the migration file
+    /// when the new column makes PostgreSQL rewrite the table: a volatile
+    /// `DEFAULT` (`gen_random_uuid()`, `clock_timestamp()`, `random()`,
+    /// `nextval()`, a `serial` type), an identity column, a stored generated
+    /// column, or, before PostgreSQL 11, any non-NULL `DEFAULT`.
+    ///
+    /// ## Why is this bad?
+    /// Since PostgreSQL 11 a constant (or stable, like `now()`) default is
+    /// stored once in the catalog and the add is instant. A volatile default
+    /// must be computed for each existing row, so the whole table and its
+    /// indexes are rewritten under an `ACCESS EXCLUSIVE` lock: no reads or
+    /// writes for as long as the rewrite takes.
+    ///
+    /// ## Example
+    /// ```sql
+    /// -- bad
+    /// ALTER TABLE orders ADD COLUMN public_id uuid DEFAULT gen_random_uuid();
+    /// -- good
+    /// ALTER TABLE orders ADD COLUMN public_id uuid;
+    /// ALTER TABLE orders ALTER COLUMN public_id SET DEFAULT gen_random_uuid();
+    /// -- then backfill existing rows in batches
+    /// ```
+    ///
+    /// ## How to fix
+    /// Add the column without a default (or with a constant one), then set
+    /// the default with `ALTER COLUMN ... SET DEFAULT` (it applies to new rows
+    /// only and is instant), and backfill existing rows in batches.
+    ///
+    /// ## Options
+    /// `volatile_functions`: more function names to treat as volatile (your
+    /// own ID generators, for example).
+    pub struct VolatileDefault {
+        id: "volatile-default",
+        group: LockSafety,
+        severity: Error,
+        summary: "ADD COLUMN with a volatile default (or any default before PG 11) on an existing table: full rewrite",
+        needs_workspace: false,
+    }
+}
+
+/// Built-in functions whose volatility is VOLATILE.
+const VOLATILE: &[&str] = &[
+    "random",
+    "clock_timestamp",
+    "timeofday",
+    "gen_random_uuid",
+    "uuid_generate_v1",
+    "uuid_generate_v1mc",
+    "uuid_generate_v4",
+    "uuidv4",
+    "uuidv7",
+    "nextval",
+    "setval",
+    "txid_current",
+    "random_normal",
+];
+
+#[derive(Debug, Clone, Default)]
+pub struct VolatileDefaultRule {
+    extra: Vec<String>,
+}
+
+impl VolatileDefaultRule {
+    fn volatile_call(&self, expr: &Expr) -> Option<String> {
+        let found = visit_expressions(expr, |e| {
+            if let Expr::Function(f) = e {
+                let name = f.name.0.last().map(|p| p.to_string().to_lowercase()).unwrap_or_default();
+                if VOLATILE.contains(&name.as_str()) || self.extra.contains(&name) {
+                    return ControlFlow::Break(format!("{name}()"));
+                }
+            }
+            ControlFlow::Continue(())
+        });
+        match found {
+            ControlFlow::Break(name) => Some(name),
+            ControlFlow::Continue(()) => None,
+        }
+    }
+
+    /// Why adding this column rewrites the table, if it does.
+    fn rewrite_reason(&self, col: &ColumnDef, pg_version: u32) -> Option<String> {
+        let ty = col.data_type.to_string().to_ascii_lowercase();
+        if matches!(
+            ty.as_str(),
+            "serial" | "bigserial" | "smallserial" | "serial2" | "serial4" | "serial8"
+        ) {
+            return Some(format!("is `{ty}` (its default, nextval(), is volatile)"));
+        }
+        for o in &col.options {
+            match &o.option {
+                ColumnOption::Generated {
+                    generation_expr: Some(_),
+                    generation_expr_mode,
+                    ..
+                } if *generation_expr_mode != Some(GeneratedExpressionMode::Virtual) => {
+                    return Some("is a stored generated column".to_string());
+                }
+                ColumnOption::Generated { generation_expr: None, .. } | ColumnOption::Identity(_) => {
+                    return Some("is an identity column (every row gets its own value)".to_string());
+                }
+                ColumnOption::Default(e) => {
+                    if let Some(f) = self.volatile_call(e) {
+                        return Some(format!("has a volatile DEFAULT ({f})"));
+                    }
+                    let null = matches!(e, Expr::Value(v) if v.value == Value::Null);
+                    if pg_version < 11 && !null {
+                        return Some(format!(
+                            "has a DEFAULT, and PostgreSQL {pg_version} stores it in every row (instant only since 11)"
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+impl Rule for VolatileDefaultRule {
+    fn meta(&self) -> &'static RuleMeta {
+        &META
+    }
+
+    fn configure(&mut self, options: &toml::Table) -> Result<(), String> {
+        if let Some(list) = string_list(options, "volatile_functions")? {
+            self.extra = list.into_iter().map(|s| s.to_lowercase()).collect();
+        }
+        Ok(())
+    }
+
+    fn check_statement(&self, cx: &StatementCtx, out: &mut Vec<Finding>) {
+        let Some(Statement::AlterTable(at)) = cx.stmt.ast() else { return };
+        let age = age_of(cx, &at.name);
+        if !age.is_live() {
+            return;
+        }
+        let table = cx.catalog.resolve(&at.name);
+        for op in &at.operations {
+            let AlterTableOperation::AddColumn { column_def: col, .. } = op else {
+                continue;
+            };
+            let Some(reason) = self.rewrite_reason(col, cx.env.pg_version) else {
+                continue;
+            };
+            out.push(
+                Finding::new(
+                    ident_region(&col.name).unwrap_or(cx.stmt.region),
+                    format!(
+                        "new column `{}` {reason}: adding it rewrites all of {} under an ACCESS EXCLUSIVE lock",
+                        col.name,
+                        lock::describe(age, &table)
+                    ),
+                )
+                .help("add the column without that default, then `ALTER COLUMN ... SET DEFAULT` (new rows only, instant) and backfill existing rows in batches"),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testing::{check_ws, check_ws_pg, check_ws_with, ids, render_rule};
+
+    const ORDERS: &str = "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(12, 2));\n";
+
+    #[test]
+    fn fires_on_a_volatile_default() {
+        let d = check_ws(&[
+            ("core/0001_orders.sql", ORDERS),
+            (
+                "core/0002_public_id.sql",
+                "ALTER TABLE orders ADD COLUMN public_id uuid NOT NULL DEFAULT gen_random_uuid();\n",
+            ),
+        ]);
+        assert_eq!(ids(&d, "volatile-default"), 1, "{d:#?}");
+        insta::assert_snapshot!(render_rule(&d, "volatile-default"));
+    }
+
+    #[test]
+    fn constant_and_stable_defaults_are_cheap_since_11() {
+        let files = [
+            ("core/0001_orders.sql", ORDERS),
+            (
+                "core/0002_cols.sql",
+                "ALTER TABLE orders ADD COLUMN currency text NOT NULL DEFAULT 'EUR', ADD COLUMN created_at timestamptz NOT NULL DEFAULT now();\n",
+            ),
+        ];
+        assert_eq!(ids(&check_ws(&files), "volatile-default"), 0);
+        assert_eq!(ids(&check_ws_pg(10, &files), "volatile-default"), 2);
+    }
+
+    #[test]
+    fn serial_identity_and_configured_functions() {
+        let d = check_ws_with(
+            &[
+                ("core/0001_orders.sql", ORDERS),
+                (
+                    "core/0002_cols.sql",
+                    "ALTER TABLE orders ADD COLUMN seq bigserial, ADD COLUMN n bigint GENERATED BY DEFAULT AS IDENTITY,\n    ADD COLUMN code text DEFAULT app.next_code();\n",
+                ),
+            ],
+            |root| {
+                std::fs::create_dir_all(root.join("rules")).unwrap();
+                std::fs::write(root.join("rules/lock.toml"), "[rules.volatile-default]\nvolatile_functions = [\"next_code\"]\n").unwrap();
+            },
+        );
+        assert_eq!(ids(&d, "volatile-default"), 3, "{d:#?}");
+    }
+
+    #[test]
+    fn quiet_on_a_new_table() {
+        let d = check_ws(&[(
+            "core/0001_orders.sql",
+            &format!("{ORDERS}ALTER TABLE orders ADD COLUMN public_id uuid DEFAULT gen_random_uuid();\n"),
+        )]);
+        assert_eq!(ids(&d, "volatile-default"), 0, "{d:#?}");
+    }
+}

@@ -1,0 +1,92 @@
+//! `strata check --fix`, run as a user would: the binary on a workspace.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const STRATA_TOML: &str = "pg_version = 15\n[tenancy]\nmode = \"database-per-tenant\"\napp_role = \"orbis_app\"\n";
+
+const ORDERS: &str = "CREATE TABLE customers (id bigint PRIMARY KEY);\n\
+CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint);\n\
+ALTER TABLE customers ENABLE ROW LEVEL SECURITY;\n\
+ALTER TABLE orders ENABLE ROW LEVEL SECURITY;\n";
+
+fn workspace(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("strata.toml"), STRATA_TOML).expect("write strata.toml");
+    for (rel, text) in files {
+        let p = dir.path().join("schema").join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+    dir
+}
+
+fn strata(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .args(["--color", "never"])
+        .current_dir(dir)
+        .output()
+        .expect("run strata")
+}
+
+#[test]
+fn fix_rewrites_files_prints_the_diff_and_reports_what_is_left() {
+    let dir = workspace(&[
+        ("core/0001_orders.sql", ORDERS),
+        (
+            "core/0002_orders_customer_idx.sql",
+            "CREATE INDEX orders_customer_idx ON orders (customer_id);\n",
+        ),
+        (
+            "core/0003_orders_customer_fk.sql",
+            "ALTER TABLE orders ADD CONSTRAINT orders_customer_fk FOREIGN KEY (customer_id) REFERENCES customers (id);\n",
+        ),
+    ]);
+    let before = strata(dir.path(), &["check"]);
+    assert_eq!(before.status.code(), Some(1), "{}", String::from_utf8_lossy(&before.stdout));
+
+    let out = strata(dir.path(), &["check", "--fix"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("+++ b/schema/core/0002_orders_customer_idx.sql"), "{stdout}");
+    assert!(stdout.contains("+-- strata: no-transaction"), "{stdout}");
+    assert!(
+        stdout.contains("+++ b/schema/core/0004_validate_orders_customer_fk.sql"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("fixed 2 findings in 2 files, 1 new migration"), "{stdout}");
+    assert!(stdout.contains("0 errors, 0 warnings"), "{stdout}");
+    let core = dir.path().join("schema/core");
+    let validate = std::fs::read_to_string(core.join("0004_validate_orders_customer_fk.sql")).expect("new migration");
+    assert!(validate.contains("VALIDATE CONSTRAINT orders_customer_fk;"), "{validate}");
+
+    // Nothing left to fix: a second run changes nothing.
+    let again = strata(dir.path(), &["check", "--fix"]);
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(stdout.contains("fixed 0 findings in 0 files"), "{stdout}");
+    assert!(!core.join("0005_validate_orders_customer_fk.sql").exists());
+}
+
+#[test]
+fn fix_with_json_keeps_stdout_parseable_and_reports_new_files_under_review() {
+    let dir = workspace(&[
+        ("core/0001_orders.sql", ORDERS),
+        (
+            "core/0002_fk.sql",
+            "ALTER TABLE orders ADD CONSTRAINT orders_customer_fk FOREIGN KEY (customer_id) REFERENCES customers (id);\n",
+        ),
+    ]);
+    let out = strata(dir.path(), &["check", "--fix", "--format", "json", "schema/core/0002_fk.sql"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("stdout is JSON");
+    assert_eq!(json["summary"]["errors"], 0, "{stdout}");
+    // The VALIDATE migration the fix wrote is reviewed too.
+    assert_eq!(json["summary"]["files"], 2, "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("+++ b/schema/core/0003_validate_orders_customer_fk.sql"),
+        "{stderr}"
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
