@@ -354,15 +354,7 @@ pub fn check_workspace(ws: &Workspace, review: &ReviewSet) -> Result<CheckReport
         released = entries.into_iter().map(|e| (e.key, (e.hash, e.line))).collect();
     }
 
-    let layer_infos: Vec<LayerInfo> = ws
-        .layers
-        .iter()
-        .map(|l| LayerInfo {
-            id: l.id(),
-            kind: l.kind,
-            name: l.name.clone(),
-        })
-        .collect();
+    let layer_infos = layer_infos(ws, &parsed, &file_of);
     let heads: Vec<Option<usize>> = ws
         .layers
         .iter()
@@ -429,6 +421,56 @@ pub fn check_workspace(ws: &Workspace, review: &ReviewSet) -> Result<CheckReport
     }
     report.stats.context_files = parsed.len() - report.stats.files;
     Ok(finish(report, started))
+}
+
+/// The layers as rules see them: what each may depend on, and which tables
+/// and views each one defines (each layer replayed alone, so that an object
+/// of a layer outside the composition being checked can still be named).
+fn layer_infos(ws: &Workspace, parsed: &[ParsedFile], file_of: &HashMap<(usize, usize), usize>) -> Vec<LayerInfo> {
+    use crate::workspace::LayerKind;
+    let core: Vec<u16> = ws.layer(LayerKind::Core, "core").map(|i| i as u16).into_iter().collect();
+    ws.layers
+        .par_iter()
+        .enumerate()
+        .map(|(li, l)| {
+            let depends_on = match l.kind {
+                LayerKind::Core => Vec::new(),
+                LayerKind::Vertical => core.clone(),
+                LayerKind::Bespoke => {
+                    let mut deps = core.clone();
+                    for t in ws.tenants.iter().filter(|t| t.bespoke.as_deref() == Some(l.name.as_str())) {
+                        if let Some(v) = t.vertical.as_deref().and_then(|v| ws.layer(LayerKind::Vertical, v)) {
+                            if !deps.contains(&(v as u16)) {
+                                deps.push(v as u16);
+                            }
+                        }
+                    }
+                    deps
+                }
+            };
+            let mut alone = Catalog::new();
+            for mi in 0..l.migrations.len() {
+                let fid = file_of[&(li, mi)];
+                for (i, stmt) in parsed[fid].statements.iter().enumerate() {
+                    if let Some(ast) = stmt.ast() {
+                        let origin = Origin {
+                            file: fid as u32,
+                            layer: li as u16,
+                            stmt: i as u32,
+                        };
+                        alone.apply(ast, origin);
+                    }
+                }
+            }
+            LayerInfo {
+                id: l.id(),
+                kind: l.kind,
+                name: l.name.clone(),
+                depends_on,
+                objects: alone.tables.into_keys().chain(alone.views.into_keys()).collect(),
+            }
+        })
+        .collect()
 }
 
 /// Resolves the paths given to `strata check` inside a workspace into a

@@ -47,8 +47,33 @@ pub fn render_rule(d: &[Diagnostic], rule: &str) -> String {
         stats: Default::default(),
     };
     let mut out = Vec::new();
-    crate::report::text::render(&report, &crate::report::RenderOptions { color: false, quiet: false }, &mut out).expect("render");
+    crate::report::text::render(
+        &report,
+        &crate::report::RenderOptions {
+            color: false,
+            quiet: false,
+        },
+        &mut out,
+    )
+    .expect("render");
     let text = String::from_utf8(out).expect("utf8");
     // Drop the summary line (it carries a timing).
     text.lines().filter(|l| !l.starts_with("checked ")).collect::<Vec<_>>().join("\n")
+}
+
+/// `sql` with the edits of every fix that `rule` attached applied (edits must
+/// not overlap), to test fixes without the fix engine.
+pub fn apply_fixes(sql: &str, d: &[Diagnostic], rule: &str) -> String {
+    let mut edits: Vec<&crate::report::Edit> = d
+        .iter()
+        .filter(|x| x.rule == rule)
+        .filter_map(|x| x.fix.as_ref())
+        .flat_map(|f| &f.edits)
+        .collect();
+    edits.sort_by_key(|e| std::cmp::Reverse(e.start));
+    let mut out = sql.to_string();
+    for e in edits {
+        out.replace_range(e.start..e.end, &e.replacement);
+    }
+    out
 }
