@@ -1,12 +1,13 @@
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use sqlparser::ast::{AlterTableOperation, Statement as Ast};
 
-use super::helpers::{alter_ops, column_region, in_file, names_table};
-use super::policy_expr::{policy_clauses, ScopeOptions};
+use super::helpers::{alter_ops, column_site, here, in_file, names_table};
+use super::policy_expr::{policy_clauses, policy_site, policy_sites, ScopeOptions};
 use super::rls_missing::is_tenant_table;
 use super::{FileCtx, Finding, Rule, RuleMeta};
 use crate::catalog::{ConstraintKind, QName, Table};
+use crate::report::Region;
 
 crate::declare_rule! {
     /// ## What it does
@@ -63,16 +64,18 @@ pub struct ContainerScopeRule {
     scope: ScopeOptions,
 }
 
-/// Tables this file changes in a way that can break their container scope.
-fn changed_here(cx: &FileCtx) -> BTreeSet<QName> {
-    let mut out: BTreeSet<QName> = alter_ops(cx)
-        .into_iter()
-        .filter(|(_, _, op)| matches!(op, AlterTableOperation::DropConstraint { .. }))
-        .map(|(_, t, _)| t)
-        .collect();
-    for s in &cx.file.parsed.statements {
+/// Tables this file changes in a way that can break their container scope
+/// (DROP CONSTRAINT, DROP POLICY), with the first such statement.
+fn changed_here(cx: &FileCtx) -> BTreeMap<QName, usize> {
+    let mut out = BTreeMap::new();
+    for (i, t, op) in alter_ops(cx) {
+        if matches!(op, AlterTableOperation::DropConstraint { .. }) {
+            out.entry(t).or_insert(i);
+        }
+    }
+    for (i, s) in cx.file.parsed.statements.iter().enumerate() {
         if let Some(Ast::DropPolicy(dp)) = s.ast() {
-            out.insert(cx.catalog.resolve(&dp.table_name));
+            out.entry(cx.catalog.resolve(&dp.table_name)).or_insert(i);
         }
     }
     out
@@ -93,6 +96,7 @@ impl Rule for ContainerScopeRule {
         };
         let container_table = &cfg.tenancy.container_table;
         let changed = changed_here(cx);
+        let sites = policy_sites(cx);
         let mut tables: Vec<&Table> = cx
             .catalog
             .tables
@@ -103,8 +107,8 @@ impl Rule for ContainerScopeRule {
                     && !names_table(container_table, &t.name)
                     && (in_file(cx, t.origin)
                         || in_file(cx, col.origin)
-                        || t.policies.iter().any(|p| in_file(cx, p.origin))
-                        || changed.contains(&t.name))
+                        || t.policies.iter().any(|p| policy_site(&sites, t, p).is_some())
+                        || changed.contains_key(&t.name))
             })
             .collect();
         tables.sort_by_key(|t| (t.origin.stmt, t.name.clone()));
@@ -118,6 +122,9 @@ impl Rule for ContainerScopeRule {
                     .iter()
                     .any(|(_, e)| e.is_some_and(|e| scope.context.constrains(e, &scope.key)))
             });
+            if has_fk && has_policy {
+                continue;
+            }
             let mut missing = Vec::new();
             if !has_fk {
                 missing.push(format!("no foreign key to `{container_table}`"));
@@ -125,37 +132,40 @@ impl Rule for ContainerScopeRule {
             if !has_policy {
                 missing.push(format!("no policy that pins `{}` to the container context", scope.key));
             }
-            if missing.is_empty() {
-                continue;
-            }
-            let col = t.column(&scope.key).map(|c| c.origin).unwrap_or(t.origin);
-            out.push(
-                Finding::new(
-                    column_region(cx, t, &scope.key, col),
-                    format!(
-                        "`{}` is container-scoped (it has `{}`) but has {}: the walled garden is not enforced",
-                        t.name,
-                        scope.key,
-                        missing.join(" and ")
-                    ),
-                )
-                .help({
-                    let key = &scope.key;
-                    let ctx = scope.context.shown.first().map(String::as_str).unwrap_or("<container context>");
-                    let fk = format!("declare `{key} uuid NOT NULL REFERENCES {container_table} (id)`");
-                    let policy = format!("add a policy with `USING ({key} = (SELECT {ctx}))` and the same WITH CHECK");
-                    match (has_fk, has_policy) {
-                        (false, false) => format!("{fk} and {policy}"),
-                        (false, true) => fk,
-                        _ => policy,
+            let key = &scope.key;
+            let ctx = scope.context.shown.first().map(String::as_str).unwrap_or("<container context>");
+            let fk_help = format!("declare `{key} uuid NOT NULL REFERENCES {container_table} (id)`");
+            let policy_help = format!("add a policy with `USING ({key} = (SELECT {ctx}))` and the same WITH CHECK");
+            let help = match (has_fk, has_policy) {
+                (false, false) => format!("{fk_help} and {policy_help}"),
+                (false, true) => fk_help,
+                _ => policy_help,
+            };
+            let col = t.column(key).and_then(|c| here(cx, c.origin));
+            let (region, stmt) = match column_site(cx, t, key, col) {
+                (_, None) => {
+                    // Neither the table nor the column is new here: point at
+                    // what this file changed (a policy, a dropped constraint).
+                    let site = t.policies.iter().filter_map(|p| policy_site(&sites, t, p)).min_by_key(|s| s.1);
+                    match (site, changed.get(&t.name)) {
+                        (Some((r, i)), _) => (r, Some(i)),
+                        (None, Some(&i)) => (cx.file.parsed.statements[i].region, Some(i)),
+                        (None, None) => (Region::default(), None),
                     }
-                })
-                .at_statement(if in_file(cx, col) {
-                    col.stmt as usize
-                } else {
-                    t.origin.stmt as usize
-                }),
-            );
+                }
+                site => site,
+            };
+            let mut f = Finding::new(
+                region,
+                format!(
+                    "`{}` is container-scoped (it has `{key}`) but has {}: the walled garden is not enforced",
+                    t.name,
+                    missing.join(" and ")
+                ),
+            )
+            .help(help);
+            f.statement = stmt;
+            out.push(f);
         }
     }
 }

@@ -142,7 +142,19 @@ fn rules_markdown_of(rules: &[&RuleMeta]) -> String {
     );
     out.push_str("| squawk rule | strata rule | note |\n|---|---|---|\n");
     for (squawk, ours, note) in SQUAWK {
-        let ids = ours.split(", ").map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ");
+        // Rules of the table link to their section; the others are SPEC
+        // ids another group of rules implements.
+        let ids = ours
+            .split(", ")
+            .map(|id| {
+                if rules.iter().any(|m| m.id == id) {
+                    format!("[`{id}`](#{id})")
+                } else {
+                    format!("`{id}`")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
         let _ = writeln!(out, "| `{squawk}` | {ids} | {} |", cell(note));
     }
     out

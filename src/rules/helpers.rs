@@ -61,19 +61,35 @@ pub fn column_ident<'a>(stmt: &'a Ast, column: &str) -> Option<&'a Ident> {
     }
 }
 
-/// The region of a column of `t` in the statement of this file that defined
-/// it, falling back to that statement, then to the table's creation.
-pub fn column_region(cx: &FileCtx, t: &Table, column: &str, origin: Origin) -> Region {
-    origin_ast(cx, origin)
-        .and_then(|s| column_ident(s, column))
+/// Where to report something about table `t`: its name in the CREATE TABLE
+/// when this file created it, else the whole file (line 0).
+pub fn table_site(cx: &FileCtx, t: &Table) -> (Region, Option<usize>) {
+    if in_file(cx, t.origin) {
+        (super::rls_missing::created_region(cx, t), Some(t.origin.stmt as usize))
+    } else {
+        (Region::default(), None)
+    }
+}
+
+/// Where to report something about column `column` of `t`: its name in
+/// statement `stmt` of this file (which defined or renamed it), else that
+/// statement, else the table.
+pub fn column_site(cx: &FileCtx, t: &Table, column: &str, stmt: Option<usize>) -> (Region, Option<usize>) {
+    let Some(i) = stmt.filter(|&i| i < cx.file.parsed.statements.len()) else {
+        return table_site(cx, t);
+    };
+    let s = &cx.file.parsed.statements[i];
+    let region = s
+        .ast()
+        .and_then(|a| column_ident(a, column))
         .and_then(ident_region)
-        .unwrap_or_else(|| {
-            if in_file(cx, origin) {
-                stmt_region(cx.file, origin.stmt as usize)
-            } else {
-                super::rls_missing::created_region(cx, t)
-            }
-        })
+        .unwrap_or(s.region);
+    (region, Some(i))
+}
+
+/// The statement index of `origin` when it is in this file.
+pub fn here(cx: &FileCtx, origin: Origin) -> Option<usize> {
+    in_file(cx, origin).then_some(origin.stmt as usize)
 }
 
 /// How a statement gives a column its type.

@@ -55,6 +55,7 @@ crate::declare_rule! {
 enum Use {
     Reference,
     Alter,
+    Drop,
 }
 
 fn relations_of<V: sqlparser::ast::Visit>(node: &V, out: &mut Vec<(ObjectName, Use)>) {
@@ -111,7 +112,7 @@ fn uses(stmt: &Ast) -> Vec<(ObjectName, Use)> {
             object_type: ObjectType::Table | ObjectType::View | ObjectType::MaterializedView,
             names,
             ..
-        } => out.extend(names.iter().map(|n| (n.clone(), Use::Alter))),
+        } => out.extend(names.iter().map(|n| (n.clone(), Use::Drop))),
         Ast::CreateView(cv) => relations_of(cv.query.as_ref(), &mut out),
         Ast::CreateIndex(ci) => out.push((ci.table_name.clone(), Use::Reference)),
         Ast::CreatePolicy(p) => {
@@ -190,6 +191,13 @@ impl Rule for LayerBoundary {
                                 layers[current].id, layers[owner].id
                             ),
                             alter_help,
+                        )),
+                        Use::Drop if owner != current && owner < layers.len() => Some((
+                            format!(
+                                "`{}` drops `{q}`, which belongs to `{}`: only the layer that owns an object may drop it",
+                                layers[current].id, layers[owner].id
+                            ),
+                            format!("drop it in `{}` once no tenant of that layer needs it", layers[owner].id),
                         )),
                         _ if owner < layers.len() => {
                             forbidden_reference(layers, current, owner).map(|why| (format!("{why}: `{q}` belongs to it"), reference_help))

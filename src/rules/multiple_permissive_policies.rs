@@ -1,7 +1,6 @@
 use std::collections::BTreeSet;
 
-use super::helpers::in_file;
-use super::policy_expr::{command_word, policy_region};
+use super::policy_expr::{command_word, policy_site, policy_sites, PolicySites};
 use super::{FileCtx, Finding, Rule, RuleMeta};
 use crate::catalog::{Policy, PolicyCommand, Table};
 
@@ -53,7 +52,7 @@ fn applies(p: &Policy, role: &str, command: PolicyCommand) -> bool {
     p.permissive && (p.command == PolicyCommand::All || p.command == command) && p.roles.iter().any(|r| r == role || r == "public")
 }
 
-fn check_table(cx: &FileCtx, t: &Table, out: &mut Vec<Finding>) {
+fn check_table(sites: &PolicySites, t: &Table, out: &mut Vec<Finding>) {
     let roles: BTreeSet<&str> = t
         .policies
         .iter()
@@ -64,20 +63,21 @@ fn check_table(cx: &FileCtx, t: &Table, out: &mut Vec<Finding>) {
     for role in roles {
         for command in COMMANDS {
             let overlapping: Vec<&Policy> = t.policies.iter().filter(|p| applies(p, role, command)).collect();
-            if overlapping.len() < 2 || !overlapping.iter().any(|p| in_file(cx, p.origin)) {
+            if overlapping.len() < 2 {
                 continue;
             }
             let names: BTreeSet<&str> = overlapping.iter().map(|p| p.name.as_str()).collect();
             if reported.contains(&names) {
                 continue;
             }
-            let Some(newest) = overlapping.iter().filter(|p| in_file(cx, p.origin)).max_by_key(|p| p.origin.stmt) else {
+            // Reported where this file last touched one of them.
+            let Some((region, stmt)) = overlapping.iter().filter_map(|p| policy_site(sites, t, p)).max_by_key(|s| s.1) else {
                 continue;
             };
             let list = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
             out.push(
                 Finding::new(
-                    policy_region(cx, t, newest),
+                    region,
                     format!(
                         "table `{}` has {} permissive policies for role `{role}` on {}: {list}; each one is evaluated for every row and the loosest wins",
                         t.name,
@@ -86,7 +86,7 @@ fn check_table(cx: &FileCtx, t: &Table, out: &mut Vec<Finding>) {
                     ),
                 )
                 .help("merge them into one policy, or make the narrowing one AS RESTRICTIVE")
-                .at_statement(newest.origin.stmt as usize),
+                .at_statement(stmt),
             );
             reported.push(names);
         }
@@ -99,15 +99,16 @@ impl Rule for MultiplePermissivePolicies {
     }
 
     fn check_file_end(&self, cx: &FileCtx, out: &mut Vec<Finding>) {
+        let sites = policy_sites(cx);
         let mut tables: Vec<&Table> = cx
             .catalog
             .tables
             .values()
-            .filter(|t| t.policies.iter().any(|p| in_file(cx, p.origin)))
+            .filter(|t| t.policies.iter().any(|p| policy_site(&sites, t, p).is_some()))
             .collect();
         tables.sort_by(|a, b| a.name.cmp(&b.name));
         for t in tables {
-            check_table(cx, t, out);
+            check_table(&sites, t, out);
         }
     }
 }

@@ -1,8 +1,8 @@
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use sqlparser::ast::{AlterTableOperation, Ident, Statement as Ast};
 
-use super::helpers::{alter_ops, column_region, in_file, names_table, typed_columns, TypeSource};
+use super::helpers::{alter_ops, column_site, here, names_table, typed_columns, TypeSource};
 use super::{glob_match, ident_region, string_list, FileCtx, Finding, Rule, RuleMeta, StatementCtx};
 use crate::catalog::{ident_name, ConstraintKind, QName, Table};
 
@@ -167,38 +167,39 @@ impl Rule for PersonRefNotContactRule {
     }
 
     fn check_file_end(&self, cx: &FileCtx, out: &mut Vec<Finding>) {
-        let renamed: BTreeSet<(QName, String)> = alter_ops(cx)
+        // Columns renamed in this file, with the renaming statement.
+        let renamed: BTreeMap<(QName, String), usize> = alter_ops(cx)
             .into_iter()
-            .filter_map(|(_, table, op)| match op {
-                AlterTableOperation::RenameColumn { new_column_name, .. } => Some((table, ident_name(new_column_name))),
+            .filter_map(|(i, table, op)| match op {
+                AlterTableOperation::RenameColumn { new_column_name, .. } => Some(((table, ident_name(new_column_name)), i)),
                 _ => None,
             })
             .collect();
         let mut found = Vec::new();
         for t in cx.catalog.tables.values() {
             for c in &t.columns {
-                let touched = in_file(cx, c.origin) || renamed.contains(&(t.name.clone(), c.name.clone()));
-                if touched && self.is_contact_column(&c.name) && !self.references_person_table(t, &c.name) {
-                    found.push((c.origin.stmt, t, c));
+                let at = here(cx, c.origin).or_else(|| renamed.get(&(t.name.clone(), c.name.clone())).copied());
+                if let Some(at) = at.filter(|_| self.is_contact_column(&c.name) && !self.references_person_table(t, &c.name)) {
+                    found.push((at, t, c));
                 }
             }
         }
         found.sort_by(|a, b| (a.0, &a.1.name, &a.2.name).cmp(&(b.0, &b.1.name, &b.2.name)));
-        for (_, t, c) in found {
-            out.push(
-                Finding::new(
-                    column_region(cx, t, &c.name, c.origin),
-                    format!(
-                        "column `{}.{}` has no foreign key to `{}`(id) by the end of the file",
-                        t.name, c.name, self.person_table
-                    ),
-                )
-                .help(format!(
-                    "add `REFERENCES {} (id)` with the ON DELETE the relationship needs",
-                    self.person_table
-                ))
-                .at_statement(c.origin.stmt as usize),
-            );
+        for (at, t, c) in found {
+            let (region, stmt) = column_site(cx, t, &c.name, Some(at));
+            let mut f = Finding::new(
+                region,
+                format!(
+                    "column `{}.{}` has no foreign key to `{}`(id) by the end of the file",
+                    t.name, c.name, self.person_table
+                ),
+            )
+            .help(format!(
+                "add `REFERENCES {} (id)` with the ON DELETE the relationship needs",
+                self.person_table
+            ));
+            f.statement = stmt;
+            out.push(f);
         }
     }
 }

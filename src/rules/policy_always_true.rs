@@ -1,8 +1,8 @@
-use super::helpers::in_file;
-use super::policy_expr::{command_word, is_always_true, policy_region};
+use super::policy_expr::{command_word, is_always_true, policy_site, policy_sites};
 use super::rls_missing::is_tenant_table;
 use super::{FileCtx, Finding, Rule, RuleMeta};
 use crate::catalog::{Policy, PolicyCommand, Table};
+use crate::report::Region;
 
 crate::declare_rule! {
     /// ## What it does
@@ -58,7 +58,7 @@ fn always_true_parts(p: &Policy) -> Vec<&'static str> {
     parts
 }
 
-fn report(cx: &FileCtx, t: &Table, p: &Policy, untrusted: &[String], out: &mut Vec<Finding>) {
+fn report(cx: &FileCtx, t: &Table, p: &Policy, (region, stmt): (Region, usize), untrusted: &[String], out: &mut Vec<Finding>) {
     let Some(role) = p.roles.iter().find(|r| *r == "public" || untrusted.contains(r)) else {
         return;
     };
@@ -74,19 +74,24 @@ fn report(cx: &FileCtx, t: &Table, p: &Policy, untrusted: &[String], out: &mut V
     let app = cx.env.config.map(|c| c.tenancy.app_role.as_str()).unwrap_or("app");
     out.push(
         Finding::new(
-            policy_region(cx, t, p),
+            region,
             format!(
-                "policy `{}` ({} on `{}`) applies to {who} with {}: it does not restrict rows",
+                "policy `{}` ({} on `{}`) applies to {who} with {}: {}",
                 p.name,
                 command_word(p.command),
                 t.name,
-                parts.join(" and ")
+                parts.join(" and "),
+                if parts.iter().all(|p| p.contains("WITH CHECK")) {
+                    "any row can be written"
+                } else {
+                    "it does not restrict rows"
+                }
             ),
         )
         .help(format!(
             "restrict it with `TO {app}`, or pin the tenant/container key in USING and an explicit WITH CHECK"
         ))
-        .at_statement(p.origin.stmt as usize),
+        .at_statement(stmt),
     );
 }
 
@@ -101,17 +106,19 @@ impl Rule for PolicyAlwaysTrue {
             .config
             .map(|c| c.tenancy.untrusted_roles.iter().map(|r| r.to_lowercase()).collect())
             .unwrap_or_default();
-        let mut policies: Vec<(&Table, &Policy)> = cx
+        let sites = policy_sites(cx);
+        let mut policies: Vec<(&Table, &Policy, (Region, usize))> = cx
             .catalog
             .tables
             .values()
             .filter(|t| is_tenant_table(cx.env, t))
             .flat_map(|t| t.policies.iter().map(move |p| (t, p)))
-            .filter(|(_, p)| p.permissive && in_file(cx, p.origin))
+            .filter(|(_, p)| p.permissive)
+            .filter_map(|(t, p)| policy_site(&sites, t, p).map(|site| (t, p, site)))
             .collect();
-        policies.sort_by_key(|(_, p)| p.origin.stmt);
-        for (t, p) in policies {
-            report(cx, t, p, &untrusted, out);
+        policies.sort_by_key(|(_, _, site)| site.1);
+        for (t, p, site) in policies {
+            report(cx, t, p, site, &untrusted, out);
         }
     }
 }
@@ -132,6 +139,34 @@ mod tests {
         )]);
         assert_eq!(ids(&d, "policy-always-true"), 3, "{d:#?}");
         insta::assert_snapshot!(render_rule(&d, "policy-always-true"));
+    }
+
+    #[test]
+    fn an_alter_policy_in_a_later_file_is_checked_there() {
+        let d = check_ws(&[
+            (
+                "core/0001_deals.sql",
+                &format!("{DEALS}CREATE POLICY deals_tenant_app ON deals FOR ALL TO orbis_app USING (true) WITH CHECK (true);\n"),
+            ),
+            (
+                "core/0002_open.sql",
+                "-- opened for the dashboard\nALTER POLICY deals_tenant_app ON deals TO public;\n",
+            ),
+        ]);
+        let found: Vec<_> = d.iter().filter(|x| x.rule == "policy-always-true").collect();
+        assert_eq!(found.len(), 1, "{d:#?}");
+        assert_eq!(found[0].file.path, "schema/core/0002_open.sql");
+        assert_eq!((found[0].region.start.line, found[0].region.start.col), (2, 14));
+    }
+
+    #[test]
+    fn a_reasoned_suppression_silences_it() {
+        let d = check_ws(&[(
+            "core/0001_deals.sql",
+            &format!("{DEALS}-- strata-ignore policy-always-true: public price list, no tenant data\nCREATE POLICY deals_all ON deals FOR SELECT USING (true);\n"),
+        )]);
+        assert_eq!(ids(&d, "policy-always-true"), 0, "{d:#?}");
+        assert_eq!(ids(&d, "unused-suppression"), 0, "{d:#?}");
     }
 
     #[test]

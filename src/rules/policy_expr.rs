@@ -2,18 +2,18 @@
 //! session's tenant (or container) context, and whether it is always true.
 //! Shared by the policy rules and `container-scope`.
 
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    visit_expressions, BinaryOperator, CastKind, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectNamePart,
-    Statement as Ast, UnaryOperator, Value, Visit,
+    visit_expressions, AlterPolicyOperation, BinaryOperator, CastKind, DataType, Expr, Function, FunctionArg, FunctionArgExpr,
+    FunctionArguments, ObjectNamePart, Statement as Ast, UnaryOperator, Value, Visit,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
-use super::helpers::{origin_ast, stmt_region};
 use super::{ident_region, string_list, Env, FileCtx};
-use crate::catalog::{ident_name, Policy, PolicyCommand, Table};
+use crate::catalog::{ident_name, Policy, PolicyCommand, QName, Table};
 use crate::report::Region;
 use crate::workspace::TenancyMode;
 
@@ -260,14 +260,32 @@ pub fn policy_clauses(p: &Policy) -> Vec<(&'static str, Option<&Expr>)> {
     }
 }
 
-/// The region of a policy's name in the statement of this file that created
-/// it, else that statement, else the table's creation.
-pub fn policy_region(cx: &FileCtx, t: &Table, p: &Policy) -> Region {
-    match origin_ast(cx, p.origin) {
-        Some(Ast::CreatePolicy(cp)) => ident_region(&cp.name).unwrap_or_else(|| stmt_region(cx.file, p.origin.stmt as usize)),
-        Some(_) => stmt_region(cx.file, p.origin.stmt as usize),
-        None => super::rls_missing::created_region(cx, t),
+/// Where a file creates or alters policies: (table, policy name) → the name's
+/// region and the statement index of the last such statement.
+pub type PolicySites = HashMap<(QName, String), (Region, usize)>;
+
+/// Where this file creates or alters each policy: the policies a file is
+/// answerable for.
+pub fn policy_sites(cx: &FileCtx) -> PolicySites {
+    let mut sites = HashMap::new();
+    for (i, s) in cx.file.parsed.statements.iter().enumerate() {
+        let (table, name) = match s.ast() {
+            Some(Ast::CreatePolicy(p)) => (&p.table_name, &p.name),
+            Some(Ast::AlterPolicy(p)) => match &p.operation {
+                AlterPolicyOperation::Rename { new_name } => (&p.table_name, new_name),
+                AlterPolicyOperation::Apply { .. } => (&p.table_name, &p.name),
+            },
+            _ => continue,
+        };
+        let region = ident_region(name).unwrap_or(s.region);
+        sites.insert((cx.catalog.resolve(table), ident_name(name)), (region, i));
     }
+    sites
+}
+
+/// The site of policy `p` of table `t` in this file, if the file touches it.
+pub fn policy_site(sites: &PolicySites, t: &Table, p: &Policy) -> Option<(Region, usize)> {
+    sites.get(&(t.name.clone(), p.name.clone())).copied()
 }
 
 pub fn command_word(c: PolicyCommand) -> &'static str {

@@ -1,5 +1,5 @@
-use super::helpers::{in_file, names_table};
-use super::policy_expr::{policy_clauses, policy_region, Scope, ScopeOptions};
+use super::helpers::names_table;
+use super::policy_expr::{policy_clauses, policy_site, policy_sites, Scope, ScopeOptions};
 use super::rls_missing::is_tenant_table;
 use super::{FileCtx, Finding, Rule, RuleMeta};
 use crate::catalog::{Policy, PolicyCommand, Table};
@@ -91,6 +91,7 @@ impl Rule for PolicyNotTenantScopedRule {
             TenancyMode::DatabasePerTenant => self.scope.container(cx.env),
         };
         let Some(scope) = scope else { return };
+        let sites = policy_sites(cx);
         let mut tables: Vec<&Table> = cx
             .catalog
             .tables
@@ -99,7 +100,7 @@ impl Rule for PolicyNotTenantScopedRule {
                 is_tenant_table(cx.env, t)
                     && t.column(&scope.key).is_some()
                     && !(scope.mode == TenancyMode::DatabasePerTenant && names_table(&cfg.tenancy.container_table, &t.name))
-                    && t.policies.iter().any(|p| in_file(cx, p.origin))
+                    && t.policies.iter().any(|p| policy_site(&sites, t, p).is_some())
             })
             .collect();
         tables.sort_by(|a, b| a.name.cmp(&b.name));
@@ -111,14 +112,17 @@ impl Rule for PolicyNotTenantScopedRule {
             if restrictive_wall(&scope, t) {
                 continue;
             }
-            for p in t.policies.iter().filter(|p| p.permissive && in_file(cx, p.origin)) {
+            for p in t.policies.iter().filter(|p| p.permissive) {
+                let Some((region, stmt)) = policy_site(&sites, t, p) else {
+                    continue;
+                };
                 let bad = unscoped(&scope, p);
                 if bad.is_empty() {
                     continue;
                 }
                 out.push(
                     Finding::new(
-                        policy_region(cx, t, p),
+                        region,
                         format!(
                             "policy `{}` on `{}` does not pin `{}` to the {what} context in {}: it admits rows of other {what}s",
                             p.name,
@@ -132,7 +136,7 @@ impl Rule for PolicyNotTenantScopedRule {
                         key = scope.key,
                         clauses = bad.join(" and ")
                     ))
-                    .at_statement(p.origin.stmt as usize),
+                    .at_statement(stmt),
                 );
             }
         }

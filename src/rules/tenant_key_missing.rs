@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use sqlparser::ast::{AlterColumnOperation, AlterTableOperation};
 
-use super::helpers::{alter_ops, column_region, in_file, names_table, stmt_region};
+use super::helpers::{alter_ops, column_site, here, in_file, names_table, stmt_region};
 use super::rls_missing::{created_region, is_tenant_table};
 use super::{FileCtx, Finding, Rule, RuleMeta};
 use crate::catalog::{ident_name, ConstraintKind, QName, Table};
@@ -99,7 +99,7 @@ impl Rule for TenantKeyMissing {
                         matches!(&k.kind, ConstraintKind::ForeignKey { table, .. } if names_table(root, table)) && k.columns.contains(&key)
                     });
                     let region = if at.is_none() {
-                        column_region(cx, t, &key, c.origin)
+                        column_site(cx, t, &key, here(cx, c.origin)).0
                     } else {
                         region
                     };
