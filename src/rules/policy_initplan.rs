@@ -67,6 +67,9 @@ impl Default for PolicyInitplanRule {
 struct BareCalls<'a> {
     functions: &'a [String],
     depth: usize,
+    /// For each function call being visited, whether it was reported: calls
+    /// inside a reported call are covered by its fix.
+    calls: Vec<bool>,
     found: Vec<(String, Pos, Pos)>,
 }
 
@@ -83,11 +86,19 @@ impl Visitor for BareCalls<'_> {
         ControlFlow::Continue(())
     }
 
-    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-        if self.depth > 0 {
-            return ControlFlow::Continue(());
+    fn post_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        if matches!(expr, Expr::Function(_)) {
+            self.calls.pop();
         }
-        if let Expr::Function(f) = expr {
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        let Expr::Function(f) = expr else {
+            return ControlFlow::Continue(());
+        };
+        let reported = self.found.len();
+        if self.depth == 0 && !self.calls.contains(&true) {
             let name = function_name(f);
             let idents: Vec<_> = f
                 .name
@@ -108,6 +119,7 @@ impl Visitor for BareCalls<'_> {
                 }
             }
         }
+        self.calls.push(self.found.len() > reported);
         ControlFlow::Continue(())
     }
 }
@@ -152,6 +164,7 @@ impl PolicyInitplanRule {
         let mut calls = BareCalls {
             functions: &self.functions,
             depth: 0,
+            calls: Vec::new(),
             found: Vec::new(),
         };
         let _ = e.visit(&mut calls);
@@ -228,6 +241,14 @@ mod tests {
             fixed.contains("nullif((select current_setting('orbis.container_id', true)), '')::uuid AND author = (select auth.uid())"),
             "{fixed}"
         );
+    }
+
+    #[test]
+    fn a_call_inside_a_reported_call_is_covered_by_its_fix() {
+        let d = check_plain(&format!(
+            "{TABLE}CREATE POLICY m ON messages FOR SELECT USING (container_id = current_setting(auth.jwt() ->> 'setting')::uuid);\n"
+        ));
+        assert_eq!(ids(&d, "policy-initplan"), 1, "{d:#?}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ crate::declare_rule! {
     /// `database-per-tenant` mode: the same for the container key
     /// (`container_id`) on container-scoped tables, against the container
     /// context (by default any `current_setting('<prefix>.container_id')`).
+    /// Tables without the key column are left to `tenant-key-missing`.
     ///
     /// ## Why is this bad?
     /// Policies are OR-ed: one permissive policy that does not pin the key

@@ -101,7 +101,7 @@ impl Rule for ViewSecurityInvoker {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_plain, ids, render_rule};
+    use crate::rules::testing::{check_plain, check_ws_with, ids, render_rule};
 
     #[test]
     fn fires_on_definer_rights_views() {
@@ -110,6 +110,21 @@ mod tests {
         );
         assert_eq!(ids(&d, "view-security-invoker"), 1, "{d:#?}");
         insta::assert_snapshot!(render_rule(&d, "view-security-invoker"));
+    }
+
+    #[test]
+    fn quiet_before_postgresql_15() {
+        let d = check_ws_with(
+            &[(
+                "core/0001_deals.sql",
+                "CREATE TABLE deals (id uuid PRIMARY KEY);\nCREATE VIEW open_deals AS SELECT id FROM deals;\n",
+            )],
+            |root| {
+                let toml = crate::rules::testing::STRATA_TOML.replace("pg_version = 15", "pg_version = 14");
+                std::fs::write(root.join("strata.toml"), toml).unwrap();
+            },
+        );
+        assert_eq!(ids(&d, "view-security-invoker"), 0, "{d:#?}");
     }
 
     #[test]
