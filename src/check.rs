@@ -327,15 +327,6 @@ pub fn check_workspace_cached(ws: &Workspace, review: &ReviewSet, use_cache: boo
     let mut report = CheckReport::default();
     let released = check_sum(ws, &mut report)?;
 
-    let layer_infos: Vec<LayerInfo> = ws
-        .layers
-        .iter()
-        .map(|l| LayerInfo {
-            id: l.id(),
-            kind: l.kind,
-            name: l.name.clone(),
-        })
-        .collect();
     let heads: Vec<Option<usize>> = ws
         .layers
         .iter()
@@ -398,7 +389,9 @@ pub fn check_workspace_cached(ws: &Workspace, review: &ReviewSet, use_cache: boo
     }
 
     // Parse every file some plan replays, once, in parallel.
-    let mut needed = vec![false; items.len()];
+    // Layers other than core are parsed whole: layer-boundary needs to know
+    // what each of them defines.
+    let mut needed: Vec<bool> = items.iter().map(|(li, ..)| ws.layers[*li].kind != crate::workspace::LayerKind::Core).collect();
     for (plan, (hit, _)) in plans.iter().zip(&cached) {
         let start = if hit.is_some() { plan.first } else { 0 };
         for &f in &plan.seq[start..=plan.last] {
@@ -410,6 +403,7 @@ pub fn check_workspace_cached(ws: &Workspace, review: &ReviewSet, use_cache: boo
         .zip(needed.par_iter())
         .map(|(src, &n)| n.then(|| parse_source(src.clone())))
         .collect();
+    let layer_infos = layer_infos(ws, &parsed, &file_of);
 
     let env = Env {
         config: Some(&ws.config),
@@ -520,6 +514,59 @@ fn check_sum(ws: &Workspace, report: &mut CheckReport) -> Result<Option<Released
         );
     }
     Ok(Some(entries.into_iter().map(|e| (e.key, (e.hash, e.line))).collect()))
+}
+
+/// The layers as rules see them: what each may depend on, and which tables
+/// and views each one defines (each layer replayed alone, so that an object
+/// of a layer outside the composition being checked can still be named).
+/// Every layer may use core's objects, so core's are not collected (and a
+/// long core history need not be parsed for this).
+fn layer_infos(ws: &Workspace, parsed: &[Option<ParsedFile>], file_of: &HashMap<(usize, usize), usize>) -> Vec<LayerInfo> {
+    use crate::workspace::LayerKind;
+    let core: Vec<u16> = ws.layer(LayerKind::Core, "core").map(|i| i as u16).into_iter().collect();
+    ws.layers
+        .par_iter()
+        .enumerate()
+        .map(|(li, l)| {
+            let depends_on = match l.kind {
+                LayerKind::Core => Vec::new(),
+                LayerKind::Vertical => core.clone(),
+                LayerKind::Bespoke => {
+                    let mut deps = core.clone();
+                    for t in ws.tenants.iter().filter(|t| t.bespoke.as_deref() == Some(l.name.as_str())) {
+                        if let Some(v) = t.vertical.as_deref().and_then(|v| ws.layer(LayerKind::Vertical, v)) {
+                            if !deps.contains(&(v as u16)) {
+                                deps.push(v as u16);
+                            }
+                        }
+                    }
+                    deps
+                }
+            };
+            let mut alone = Catalog::new();
+            for mi in 0..l.migrations.len() {
+                let fid = file_of[&(li, mi)];
+                let Some(file) = parsed[fid].as_ref().filter(|_| l.kind != LayerKind::Core) else { continue };
+                for (i, stmt) in file.statements.iter().enumerate() {
+                    if let Some(ast) = stmt.ast() {
+                        let origin = Origin {
+                            file: fid as u32,
+                            layer: li as u16,
+                            stmt: i as u32,
+                        };
+                        alone.apply(ast, origin);
+                    }
+                }
+            }
+            LayerInfo {
+                id: l.id(),
+                kind: l.kind,
+                name: l.name.clone(),
+                depends_on,
+                objects: alone.tables.into_keys().chain(alone.views.into_keys()).collect(),
+            }
+        })
+        .collect()
 }
 
 /// Resolves the paths given to `strata check` inside a workspace into a

@@ -113,6 +113,16 @@ impl SourceFile {
         let col = (pos.col as usize).saturating_sub(1);
         start + line.char_indices().nth(col).map_or(line.len(), |(b, _)| b)
     }
+
+    /// The 1-based position of a byte offset (the inverse of [`Self::offset`]),
+    /// for rules that locate text by bytes, e.g. to attach a [`Fix`].
+    pub fn position(&self, byte: usize) -> Pos {
+        let byte = byte.min(self.text.len());
+        let i = self.line_starts.partition_point(|&s| s <= byte).max(1);
+        let start = self.line_starts[i - 1];
+        let col = self.text.get(start..byte).map_or(0, |s| s.chars().count());
+        Pos::new(i as u32, col as u32 + 1)
+    }
 }
 
 /// A suggested mechanical change: a set of edits to the file's text and,

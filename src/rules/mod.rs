@@ -6,7 +6,9 @@
 //! Rules never print: they push [`Finding`]s, and the dispatcher attaches
 //! the rule id and the configured severity.
 
-use crate::catalog::Catalog;
+use std::collections::HashSet;
+
+use crate::catalog::{Catalog, QName};
 use crate::report::{Fix, Region, Severity};
 use crate::sql::{ParsedFile, Statement};
 use crate::workspace::{Config, LayerKind, Migration};
@@ -54,6 +56,40 @@ pub mod uncommitted_transaction;
 pub mod unique_constraint;
 pub mod volatile_default;
 pub mod work_after_access_exclusive;
+// Governance and correctness rules of SPEC §3 (layers, RLS and policies,
+// people, state homes; types, keys and policy performance).
+pub mod ban_char;
+pub mod bespoke_table;
+pub mod container_scope;
+pub mod duplicate_column;
+pub mod extension_in_public;
+pub mod fk_missing_index;
+pub mod idempotent_ddl;
+pub mod identifier_too_long;
+pub mod layer_boundary;
+pub mod multiple_permissive_policies;
+pub mod no_primary_key;
+pub mod parallel_person_table;
+pub mod person_ref_not_contact;
+pub mod policy_always_true;
+pub mod policy_initplan;
+pub mod policy_missing;
+pub mod policy_not_tenant_scoped;
+pub mod prefer_bigint;
+pub mod prefer_identity;
+pub mod prefer_jsonb;
+pub mod prefer_text;
+pub mod prefer_timestamptz;
+pub mod require_table_schema;
+pub mod rls_disabled;
+pub mod rls_not_forced;
+pub mod security_definer_search_path;
+pub mod tenant_key_missing;
+pub mod view_security_invoker;
+
+pub mod docs;
+mod helpers;
+mod policy_expr;
 
 #[cfg(test)]
 pub(crate) mod testing;
@@ -96,6 +132,14 @@ pub struct LayerInfo {
     pub id: String,
     pub kind: LayerKind,
     pub name: String,
+    /// The layers this layer may depend on (indexes in [`Env::layers`]):
+    /// none for core, core for a vertical, core and the verticals of its
+    /// tenants for a bespoke layer.
+    pub depends_on: Vec<u16>,
+    /// The tables and views the layer's own migrations leave behind, so that
+    /// a reference to an object of a layer outside the current composition
+    /// (another vertical, another tenant's bespoke layer) can be named.
+    pub objects: HashSet<QName>,
 }
 
 /// What is known about the file being checked.
@@ -224,6 +268,34 @@ macro_rules! rule_table {
 rule_table! {
     lid_column::LidColumnRule,
     rls_missing::RlsMissing,
+    rls_not_forced::RlsNotForced,
+    rls_disabled::RlsDisabled,
+    policy_missing::PolicyMissing,
+    policy_not_tenant_scoped::PolicyNotTenantScopedRule,
+    policy_always_true::PolicyAlwaysTrue,
+    tenant_key_missing::TenantKeyMissing,
+    container_scope::ContainerScopeRule,
+    bespoke_table::BespokeTableRule,
+    parallel_person_table::ParallelPersonTableRule,
+    person_ref_not_contact::PersonRefNotContactRule,
+    layer_boundary::LayerBoundary,
+    idempotent_ddl::IdempotentDdl,
+    prefer_bigint::PreferBigintRule,
+    prefer_identity::PreferIdentity,
+    prefer_text::PreferText,
+    ban_char::BanChar,
+    prefer_timestamptz::PreferTimestamptz,
+    prefer_jsonb::PreferJsonb,
+    identifier_too_long::IdentifierTooLong,
+    duplicate_column::DuplicateColumn,
+    require_table_schema::RequireTableSchema,
+    fk_missing_index::FkMissingIndex,
+    no_primary_key::NoPrimaryKey,
+    security_definer_search_path::SecurityDefinerSearchPath,
+    view_security_invoker::ViewSecurityInvoker,
+    extension_in_public::ExtensionInPublicRule,
+    multiple_permissive_policies::MultiplePermissivePolicies,
+    policy_initplan::PolicyInitplanRule,
     migration_name::MigrationName,
     migration_modified::MigrationModified,
     migration_order::MigrationOrder,

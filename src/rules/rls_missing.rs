@@ -1,6 +1,6 @@
 use sqlparser::ast::{Spanned, Statement};
 
-use super::{FileCtx, Finding, Rule, RuleMeta};
+use super::{Env, FileCtx, Finding, Rule, RuleMeta};
 use crate::catalog::Table;
 use crate::report::{Pos, Region};
 use crate::workspace::TenancyMode;
@@ -43,11 +43,11 @@ crate::declare_rule! {
 }
 
 /// Whether a table holds tenant data under the workspace's tenancy settings.
-pub fn is_tenant_table(cx: &FileCtx, t: &Table) -> bool {
+pub fn is_tenant_table(env: &Env, t: &Table) -> bool {
     if t.temporary || t.name.schema == "strata" {
         return false;
     }
-    let Some(cfg) = cx.env.config else { return false };
+    let Some(cfg) = env.config else { return false };
     let global = |n: &str| cfg.tenancy.global_tables.iter().any(|g| g == n || *g == t.name.to_string());
     if global(&t.name.name) {
         return false;
@@ -83,7 +83,7 @@ impl Rule for RlsMissing {
             .catalog
             .tables
             .values()
-            .filter(|t| t.origin.file == cx.file.id && !t.rls_enabled && is_tenant_table(cx, t))
+            .filter(|t| t.origin.file == cx.file.id && !t.rls_enabled && is_tenant_table(cx.env, t))
             .collect();
         created.sort_by_key(|t| t.origin.stmt);
         for t in created {

@@ -78,3 +78,20 @@ pub fn fixed_text(d: &[Diagnostic], rule: &str) -> Option<String> {
     let fix = found[0].fix.as_ref()?;
     Some(crate::fix::apply_edits(&found[0].file.text, &fix.edits))
 }
+
+/// `sql` with the edits of every fix that `rule` attached applied (edits must
+/// not overlap), to test fixes without the fix engine.
+pub fn apply_fixes(sql: &str, d: &[Diagnostic], rule: &str) -> String {
+    let mut edits: Vec<&crate::report::Edit> = d
+        .iter()
+        .filter(|x| x.rule == rule)
+        .filter_map(|x| x.fix.as_ref())
+        .flat_map(|f| &f.edits)
+        .collect();
+    edits.sort_by_key(|e| std::cmp::Reverse(e.start));
+    let mut out = sql.to_string();
+    for e in edits {
+        out.replace_range(e.start..e.end, &e.replacement);
+    }
+    out
+}

@@ -1,0 +1,199 @@
+//! docs/rules.md, generated from the same metadata `strata rules` and
+//! `strata explain` print, so the three can never disagree. A test fails when
+//! the file is stale; `STRATA_BLESS=1 cargo test rules_doc` rewrites it.
+
+use std::fmt::Write;
+
+use super::{Group, RuleMeta, ALL};
+
+/// Every rule of squawk (sbdchd/squawk) and the strata rule(s) that cover it.
+/// The ids on the right are contracts of SPEC §3.
+pub const SQUAWK: &[(&str, &str, &str)] = &[
+    (
+        "adding-field-with-default",
+        "volatile-default",
+        "only volatile defaults rewrite since PostgreSQL 11",
+    ),
+    ("adding-foreign-key-constraint", "constraint-not-valid", ""),
+    ("adding-not-nullable-field", "set-not-null", ""),
+    ("adding-required-field", "add-required-column", ""),
+    ("adding-serial-primary-key-field", "add-primary-key, prefer-identity", ""),
+    ("ban-alter-domain-with-add-constraint", "domain-constraint", ""),
+    ("ban-char-field", "ban-char", ""),
+    ("ban-concurrent-index-creation-in-transaction", "concurrent-in-transaction", ""),
+    ("ban-create-domain-with-constraint", "domain-constraint", ""),
+    ("ban-drop-column", "drop-column", ""),
+    ("ban-drop-database", "drop-database", ""),
+    ("ban-drop-not-null", "drop-not-null", ""),
+    ("ban-drop-table", "drop-table", ""),
+    (
+        "ban-duplicate-column-assignments",
+        "duplicate-column",
+        "also CREATE TABLE, ADD COLUMN and INSERT column lists",
+    ),
+    ("ban-truncate-cascade", "truncate-cascade", ""),
+    ("ban-uncommitted-transaction", "uncommitted-transaction", ""),
+    ("changing-column-type", "column-type-change", ""),
+    ("constraint-missing-not-valid", "constraint-not-valid", ""),
+    ("disallowed-unique-constraint", "unique-constraint", ""),
+    ("identifier-too-long", "identifier-too-long", ""),
+    ("prefer-big-int", "prefer-bigint", "`scope = \"all\"` for every integer column"),
+    (
+        "prefer-bigint-over-int",
+        "prefer-bigint",
+        "`scope = \"all\"` for every integer column",
+    ),
+    (
+        "prefer-bigint-over-smallint",
+        "prefer-bigint",
+        "`scope = \"all\"` for every integer column",
+    ),
+    ("prefer-identity", "prefer-identity", ""),
+    ("prefer-repack", "prefer-repack", ""),
+    ("prefer-robust-stmts", "idempotent-ddl", "opt-in"),
+    ("prefer-text-field", "prefer-text", ""),
+    ("prefer-timestamptz", "prefer-timestamptz", ""),
+    ("renaming-column", "rename-column", ""),
+    ("renaming-table", "rename-table", ""),
+    ("require-concurrent-index-creation", "require-concurrent-index", ""),
+    ("require-concurrent-index-deletion", "require-concurrent-index-drop", ""),
+    ("require-concurrent-partition-detach", "require-concurrent-detach", ""),
+    ("require-concurrent-reindex", "require-concurrent-reindex", ""),
+    ("require-enum-value-ordering", "enum-value-ordering", ""),
+    ("require-lock-timeout", "require-lock-timeout", ""),
+    ("require-statement-timeout", "require-statement-timeout", ""),
+    ("require-table-schema", "require-table-schema", "opt-in"),
+    ("require-timeout-settings", "require-lock-timeout, require-statement-timeout", ""),
+    ("transaction-nesting", "transaction-nesting", ""),
+];
+
+const GROUPS: [(Group, &str); 4] = [
+    (Group::Governance, "Governance"),
+    (Group::LockSafety, "Lock safety"),
+    (Group::Correctness, "Correctness"),
+    (Group::Review, "Review"),
+];
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+fn rule_section(out: &mut String, m: &RuleMeta) {
+    let _ = writeln!(out, "### `{}`\n", m.id);
+    let scope = if m.needs_workspace { " · needs a workspace" } else { "" };
+    let _ = writeln!(out, "{} · default: {}{scope}\n", m.group.as_str(), m.default_severity.as_str());
+    for line in m.doc_text().trim_end().lines() {
+        // The rule's own headings sit below the rule's heading.
+        match line.strip_prefix("## ") {
+            Some(h) => {
+                let _ = writeln!(out, "#### {h}");
+            }
+            None => {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+    }
+    out.push('\n');
+}
+
+/// The text of docs/rules.md.
+pub fn rules_markdown() -> String {
+    rules_markdown_of(ALL)
+}
+
+fn rules_markdown_of(rules: &[&RuleMeta]) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "<!-- Generated from the rule metadata in src/rules/ (rules::docs::rules_markdown). Do not edit:\n     change the rule's doc comment, then run `STRATA_BLESS=1 cargo test rules_doc`. -->\n\n",
+    );
+    out.push_str("# strata rules\n\n");
+    out.push_str(
+        "Every rule has a stable id, a group and a default severity; `rules/*.toml` changes severities \
+(per layer too) and options. `strata rules` lists them, `strata explain <id>` prints one.\n\n",
+    );
+    out.push_str("| id | group | default | summary |\n|---|---|---|---|\n");
+    for (group, _) in GROUPS {
+        for m in rules.iter().filter(|m| m.group == group) {
+            let _ = writeln!(
+                out,
+                "| [`{0}`](#{0}) | {1} | {2} | {3} |",
+                m.id,
+                m.group.as_str(),
+                m.default_severity.as_str(),
+                cell(m.summary)
+            );
+        }
+    }
+    out.push('\n');
+    for (group, title) in GROUPS {
+        let members: Vec<&&RuleMeta> = rules.iter().filter(|m| m.group == group).collect();
+        if members.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "## {title}\n");
+        for m in members {
+            rule_section(&mut out, m);
+        }
+    }
+    out.push_str("## squawk compatibility\n\n");
+    out.push_str(
+        "Each rule of [squawk](https://squawkhq.com/docs/rules) and the strata rule that covers it \
+(a statement squawk flags is flagged by strata under this id).\n\n",
+    );
+    out.push_str("| squawk rule | strata rule | note |\n|---|---|---|\n");
+    for (squawk, ours, note) in SQUAWK {
+        // Rules of the table link to their section; the others are SPEC
+        // ids another group of rules implements.
+        let ids = ours
+            .split(", ")
+            .map(|id| {
+                if rules.iter().any(|m| m.id == id) {
+                    format!("[`{id}`](#{id})")
+                } else {
+                    format!("`{id}`")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(out, "| `{squawk}` | {ids} | {} |", cell(note));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_doc_is_up_to_date() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/rules.md");
+        let want = rules_markdown();
+        if std::env::var_os("STRATA_BLESS").is_some() {
+            std::fs::create_dir_all(path.parent().expect("docs dir")).expect("mkdir docs");
+            std::fs::write(&path, &want).expect("write docs/rules.md");
+            return;
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/rules.md is out of date with the rule metadata; regenerate it with `STRATA_BLESS=1 cargo test rules_doc`"
+        );
+    }
+
+    #[test]
+    fn rules_doc_covers_every_rule_once() {
+        let md = rules_markdown();
+        for m in ALL {
+            assert_eq!(md.matches(&format!("### `{}`\n", m.id)).count(), 1, "{}", m.id);
+        }
+    }
+
+    #[test]
+    fn squawk_rules_are_listed_once() {
+        let mut seen = std::collections::HashSet::new();
+        for (squawk, ours, _) in SQUAWK {
+            assert!(seen.insert(*squawk), "{squawk} twice");
+            assert!(!ours.is_empty());
+        }
+    }
+}
