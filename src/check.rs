@@ -391,7 +391,10 @@ pub fn check_workspace_cached(ws: &Workspace, review: &ReviewSet, use_cache: boo
     // Parse every file some plan replays, once, in parallel.
     // Layers other than core are parsed whole: layer-boundary needs to know
     // what each of them defines.
-    let mut needed: Vec<bool> = items.iter().map(|(li, ..)| ws.layers[*li].kind != crate::workspace::LayerKind::Core).collect();
+    let mut needed: Vec<bool> = items
+        .iter()
+        .map(|(li, ..)| ws.layers[*li].kind != crate::workspace::LayerKind::Core)
+        .collect();
     for (plan, (hit, _)) in plans.iter().zip(&cached) {
         let start = if hit.is_some() { plan.first } else { 0 };
         for &f in &plan.seq[start..=plan.last] {
@@ -546,7 +549,9 @@ fn layer_infos(ws: &Workspace, parsed: &[Option<ParsedFile>], file_of: &HashMap<
             let mut alone = Catalog::new();
             for mi in 0..l.migrations.len() {
                 let fid = file_of[&(li, mi)];
-                let Some(file) = parsed[fid].as_ref().filter(|_| l.kind != LayerKind::Core) else { continue };
+                let Some(file) = parsed[fid].as_ref().filter(|_| l.kind != LayerKind::Core) else {
+                    continue;
+                };
                 for (i, stmt) in file.statements.iter().enumerate() {
                     if let Some(ast) = stmt.ast() {
                         let origin = Origin {

@@ -5,10 +5,14 @@ use std::process::{Command, Output};
 
 const STRATA_TOML: &str = "pg_version = 15\n[tenancy]\nmode = \"database-per-tenant\"\napp_role = \"orbis_app\"\n";
 
-const ORDERS: &str = "CREATE TABLE customers (id bigint PRIMARY KEY);\n\
-CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint);\n\
-ALTER TABLE customers ENABLE ROW LEVEL SECURITY;\n\
-ALTER TABLE orders ENABLE ROW LEVEL SECURITY;\n";
+const ORDERS: &str = "CREATE TABLE products (id bigint PRIMARY KEY);\n\
+CREATE TABLE orders (id bigint PRIMARY KEY, product_id bigint);\n\
+ALTER TABLE products ENABLE ROW LEVEL SECURITY;\n\
+ALTER TABLE products FORCE ROW LEVEL SECURITY;\n\
+CREATE POLICY products_app ON products FOR ALL TO orbis_app USING (true) WITH CHECK (true);\n\
+ALTER TABLE orders ENABLE ROW LEVEL SECURITY;\n\
+ALTER TABLE orders FORCE ROW LEVEL SECURITY;\n\
+CREATE POLICY orders_app ON orders FOR ALL TO orbis_app USING (true) WITH CHECK (true);\n";
 
 fn workspace(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -35,12 +39,12 @@ fn fix_rewrites_files_prints_the_diff_and_reports_what_is_left() {
     let dir = workspace(&[
         ("core/0001_orders.sql", ORDERS),
         (
-            "core/0002_orders_customer_idx.sql",
-            "CREATE INDEX orders_customer_idx ON orders (customer_id);\n",
+            "core/0002_orders_product_idx.sql",
+            "CREATE INDEX orders_product_idx ON orders (product_id);\n",
         ),
         (
-            "core/0003_orders_customer_fk.sql",
-            "ALTER TABLE orders ADD CONSTRAINT orders_customer_fk FOREIGN KEY (customer_id) REFERENCES customers (id);\n",
+            "core/0003_orders_product_fk.sql",
+            "ALTER TABLE orders ADD CONSTRAINT orders_product_fk FOREIGN KEY (product_id) REFERENCES products (id);\n",
         ),
     ]);
     let before = strata(dir.path(), &["check"]);
@@ -49,23 +53,20 @@ fn fix_rewrites_files_prints_the_diff_and_reports_what_is_left() {
     let out = strata(dir.path(), &["check", "--fix"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("+++ b/schema/core/0002_orders_customer_idx.sql"), "{stdout}");
+    assert!(stdout.contains("+++ b/schema/core/0002_orders_product_idx.sql"), "{stdout}");
     assert!(stdout.contains("+-- strata: no-transaction"), "{stdout}");
-    assert!(
-        stdout.contains("+++ b/schema/core/0004_validate_orders_customer_fk.sql"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("+++ b/schema/core/0004_validate_orders_product_fk.sql"), "{stdout}");
     assert!(stdout.contains("fixed 2 findings in 2 files, 1 new migration"), "{stdout}");
     assert!(stdout.contains("0 errors, 0 warnings"), "{stdout}");
     let core = dir.path().join("schema/core");
-    let validate = std::fs::read_to_string(core.join("0004_validate_orders_customer_fk.sql")).expect("new migration");
-    assert!(validate.contains("VALIDATE CONSTRAINT orders_customer_fk;"), "{validate}");
+    let validate = std::fs::read_to_string(core.join("0004_validate_orders_product_fk.sql")).expect("new migration");
+    assert!(validate.contains("VALIDATE CONSTRAINT orders_product_fk;"), "{validate}");
 
     // Nothing left to fix: a second run changes nothing.
     let again = strata(dir.path(), &["check", "--fix"]);
     let stdout = String::from_utf8_lossy(&again.stdout);
     assert!(stdout.contains("fixed 0 findings in 0 files"), "{stdout}");
-    assert!(!core.join("0005_validate_orders_customer_fk.sql").exists());
+    assert!(!core.join("0005_validate_orders_product_fk.sql").exists());
 }
 
 #[test]
@@ -74,7 +75,7 @@ fn fix_with_json_keeps_stdout_parseable_and_reports_new_files_under_review() {
         ("core/0001_orders.sql", ORDERS),
         (
             "core/0002_fk.sql",
-            "ALTER TABLE orders ADD CONSTRAINT orders_customer_fk FOREIGN KEY (customer_id) REFERENCES customers (id);\n",
+            "ALTER TABLE orders ADD CONSTRAINT orders_product_fk FOREIGN KEY (product_id) REFERENCES products (id);\n",
         ),
     ]);
     let out = strata(dir.path(), &["check", "--fix", "--format", "json", "schema/core/0002_fk.sql"]);
@@ -84,9 +85,6 @@ fn fix_with_json_keeps_stdout_parseable_and_reports_new_files_under_review() {
     // The VALIDATE migration the fix wrote is reviewed too.
     assert_eq!(json["summary"]["files"], 2, "{stdout}");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("+++ b/schema/core/0003_validate_orders_customer_fk.sql"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("+++ b/schema/core/0003_validate_orders_product_fk.sql"), "{stderr}");
     assert_eq!(out.status.code(), Some(0));
 }

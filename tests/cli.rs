@@ -142,7 +142,7 @@ fn plain_files_without_a_workspace_get_no_governance_rules() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("a.sql"),
-        "CREATE TABLE t (id int, wa_lid text);\nCREATE TABLEX y;\n",
+        "CREATE TABLE t (id bigint PRIMARY KEY, wa_lid text);\nCREATE TABLEX y;\n",
     )
     .unwrap();
     let out = strata(dir.path(), &["check", "a.sql", "--format", "json"]);
