@@ -52,7 +52,11 @@ pub const SQUAWK: &[(&str, &str, &str)] = &[
     ("prefer-repack", "prefer-repack", ""),
     ("prefer-robust-stmts", "idempotent-ddl", "opt-in"),
     ("prefer-text-field", "prefer-text", ""),
-    ("prefer-timestamptz", "prefer-timestamptz", ""),
+    (
+        "prefer-timestamp-tz",
+        "prefer-timestamptz",
+        "named `prefer-timestamptz` in older squawk releases",
+    ),
     ("renaming-column", "rename-column", ""),
     ("renaming-table", "rename-table", ""),
     ("require-concurrent-index-creation", "require-concurrent-index", ""),

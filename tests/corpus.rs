@@ -1,0 +1,168 @@
+//! The optional corpus suite: real migration histories from public projects
+//! (../shared/corpora, never copied into this repository).
+//!
+//! These tests are `#[ignore]`d so that `cargo test` needs no corpora (they
+//! show as "ignored", not silently skipped); `.ci/run` runs them with
+//! `cargo test --test corpus -- --ignored --nocapture` when the folder
+//! exists. Set STRATA_CORPORA to use another folder.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn corpora() -> PathBuf {
+    let dir = std::env::var_os("STRATA_CORPORA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora"));
+    assert!(
+        dir.is_dir(),
+        "the corpus suite needs the shared corpora at {} (or STRATA_CORPORA=<folder>)",
+        dir.display()
+    );
+    dir
+}
+
+fn corpus_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(corpora())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn strata(args: &[&str], cwd: &Path) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run strata");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn governance_rules() -> HashSet<String> {
+    let (code, out, _) = strata(&["rules", "--format", "json"], Path::new(env!("CARGO_MANIFEST_DIR")));
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["group"] == "governance")
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+#[ignore = "needs ../shared/corpora; run with --ignored (the CI does)"]
+fn every_corpus_checks_without_a_panic_and_reports_unparsed_statements_precisely() {
+    let governance = governance_rules();
+    let mut totals = (0u64, 0u64);
+    println!(
+        "\n{:<20} {:>6} {:>10} {:>8} {:>8}  findings by rule",
+        "corpus", "files", "statements", "parsed", "share"
+    );
+    for dir in corpus_dirs() {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        // Checked from inside the corpus, without a workspace: the files are
+        // one plain migration sequence in the order discovery gives.
+        let (code, out, err) = strata(&["check", "--no-workspace", ".", "--format", "json"], &dir);
+        assert!(code == 0 || code == 1, "{name}: exit {code}\n{err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{name}: bad JSON ({e}): {err}"));
+        let s = &v["summary"];
+        let (stmts, parsed) = (s["statements"].as_u64().unwrap(), s["parsed"].as_u64().unwrap());
+        totals.0 += stmts;
+        totals.1 += parsed;
+        let mut by_rule: BTreeMap<String, usize> = BTreeMap::new();
+        for d in v["diagnostics"].as_array().unwrap() {
+            let rule = d["rule"].as_str().unwrap().to_string();
+            assert!(
+                !governance.contains(&rule),
+                "{name}: governance rule {rule} fired without a workspace: {d}"
+            );
+            if rule == "unparsed-statement" {
+                // The reported position is a real, non-blank place in the file.
+                let file = dir.join(d["file"].as_str().unwrap());
+                let text = std::fs::read_to_string(&file).unwrap();
+                let line = d["start"]["line"].as_u64().unwrap() as usize;
+                let col = d["start"]["col"].as_u64().unwrap() as usize;
+                let l = text
+                    .lines()
+                    .nth(line - 1)
+                    .unwrap_or_else(|| panic!("{}: no line {line}", file.display()));
+                let c = l
+                    .chars()
+                    .nth(col - 1)
+                    .unwrap_or_else(|| panic!("{}:{line}: no column {col}", file.display()));
+                assert!(!c.is_whitespace(), "{}:{line}:{col} points at whitespace", file.display());
+            }
+            *by_rule.entry(rule).or_default() += 1;
+        }
+        let summary: Vec<String> = by_rule.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        println!(
+            "{:<20} {:>6} {:>10} {:>8} {:>7.1}%  {}",
+            name,
+            s["files"],
+            stmts,
+            parsed,
+            100.0 * parsed as f64 / stmts.max(1) as f64,
+            summary.join(", ")
+        );
+    }
+    println!(
+        "{:<20} {:>6} {:>10} {:>8} {:>7.1}%",
+        "all",
+        "",
+        totals.0,
+        totals.1,
+        100.0 * totals.1 as f64 / totals.0.max(1) as f64
+    );
+}
+
+#[test]
+#[ignore = "needs ../shared/corpora; run with --ignored (the CI does)"]
+fn a_corpus_adopted_as_a_workspace_core_layer_checks_and_reports_one_new_file() {
+    // lemmy as the core layer of a throwaway workspace: the whole history is
+    // context, one new migration is reported.
+    let lemmy = corpora().join("lemmy");
+    let ws = tempfile::tempdir().unwrap();
+    let core = ws.path().join("schema/core");
+    std::fs::create_dir_all(&core).unwrap();
+    for e in std::fs::read_dir(&lemmy).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "sql") {
+            std::fs::copy(&p, core.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(ws.path().join("strata.toml"), "pg_version = 16\n[migrations]\nnaming = \"any\"\n").unwrap();
+    let new = core.join("9999-12-31-000000_add_nickname.up.sql");
+    std::fs::write(
+        &new,
+        "ALTER TABLE person ADD COLUMN nickname varchar(30);\nCREATE INDEX person_nickname ON person (nickname);\n",
+    )
+    .unwrap();
+    let (code, out, err) = strata(&["check", new.to_str().unwrap(), "--format", "json", "--no-cache"], ws.path());
+    assert_eq!(code, 1, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["summary"]["files"], 1);
+    assert!(v["summary"]["context_files"].as_u64().unwrap() >= 300);
+    let rules: Vec<&str> = v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["rule"].as_str().unwrap())
+        .collect();
+    // person exists in the history: the index must be concurrent.
+    assert!(rules.contains(&"require-concurrent-index"), "{rules:?}");
+    assert!(rules.contains(&"prefer-text"), "{rules:?}");
+    assert!(v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["file"] == "schema/core/9999-12-31-000000_add_nickname.up.sql"));
+}
