@@ -10,6 +10,7 @@ use crate::rules::RulesConfig;
 
 mod config;
 mod discovery;
+pub mod scaffold;
 pub mod sum;
 mod tenants;
 
@@ -95,7 +96,11 @@ impl Workspace {
         let layout = Layout::from_name(&config.migrations.layout);
         let schema = root.join(&config.paths.schema);
         let mut layers = Vec::new();
-        let core = schema.join("core");
+        let core = root.join(config.paths.core_dir());
+        // An explicitly configured core folder must exist; the default one is optional.
+        if config.paths.core.is_some() && !core.is_dir() {
+            return Err(Error::MissingPath { path: core });
+        }
         if core.is_dir() {
             let (l, migrations) = discover(&core, layout)?;
             layers.push(Layer {
