@@ -192,7 +192,13 @@ impl CheckTarget {
 }
 
 fn cmd_check(explicit_ws: Option<&Path>, args: &CheckArgs, opts: &RenderOptions, verbose: bool) -> anyhow::Result<u8> {
-    let root = if args.no_workspace { None } else { find_workspace(explicit_ws)? };
+    let root = if args.no_workspace {
+        None
+    } else {
+        // A pre-commit hook runs at the repository root and passes paths:
+        // a workspace in a subfolder is found from the first path.
+        find_workspace(explicit_ws)?.or_else(|| args.paths.first().and_then(|p| Workspace::find(p.parent().unwrap_or(p))))
+    };
     let cwd = std::env::current_dir().context("cannot read the working directory")?;
     // Paths that all lie outside the workspace are checked as plain files.
     let outside = |root: &Path| {
