@@ -485,12 +485,7 @@ fn cmd_new(ws: &Workspace, args: &NewArgs) -> anyhow::Result<u8> {
         .map(|i| &ws.layers[i])
         .filter(|l| !l.migrations.is_empty())
         .map_or(Layout::Native, |l| l.layout);
-    let id = match layer.kind {
-        LayerKind::Core => "core".to_string(),
-        LayerKind::Vertical => format!("verticals/{}", layer.name),
-        LayerKind::Bespoke => format!("bespoke/{}", layer.name),
-    };
-    let planned = scaffold::plan_new(&dir, &ws.config, existing, fallback, &id, &name, std::time::SystemTime::now())?;
+    let planned = scaffold::plan_new(&dir, &ws.config, existing, fallback, &layer.id(), &name, std::time::SystemTime::now())?;
     scaffold::write_new(&planned)?;
     if let Some((path, _)) = planned.files.first() {
         println!("{}", ws.display(path));

@@ -53,11 +53,11 @@ impl Layer {
     /// `core`, `verticals/<name>` or `bespoke/<name>`: the id used in
     /// strata.sum, the history table and rule overrides.
     pub fn id(&self) -> String {
-        match self.kind {
-            LayerKind::Core => "core".to_string(),
-            LayerKind::Vertical => format!("verticals/{}", self.name),
-            LayerKind::Bespoke => format!("bespoke/{}", self.name),
+        scaffold::LayerName {
+            kind: self.kind,
+            name: self.name.clone(),
         }
+        .id()
     }
 }
 

@@ -152,6 +152,15 @@ impl LayerName {
         }
         Ok(LayerName { kind, name: name.to_string() })
     }
+
+    /// `core`, `verticals/<name>` or `bespoke/<name>`, as [`super::Layer::id`].
+    pub fn id(&self) -> String {
+        match self.kind {
+            LayerKind::Core => "core".to_string(),
+            LayerKind::Vertical => format!("verticals/{}", self.name),
+            LayerKind::Bespoke => format!("bespoke/{}", self.name),
+        }
+    }
 }
 
 /// `AddNotes`, `add-notes`, `add notes` → `add_notes`. Errors when nothing
