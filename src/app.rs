@@ -478,14 +478,25 @@ fn cmd_new(ws: &Workspace, args: &NewArgs) -> anyhow::Result<u8> {
     let layer = scaffold::LayerName::parse(&args.layer)?;
     let name = scaffold::snake_case(&args.name)?;
     let dir = scaffold::layer_dir(&ws.root, &ws.config, &layer);
-    let existing = ws.layer(layer.kind, &layer.name).map(|i| ws.layers[i].migrations.as_slice()).unwrap_or(&[]);
+    let existing = ws
+        .layer(layer.kind, &layer.name)
+        .map(|i| ws.layers[i].migrations.as_slice())
+        .unwrap_or(&[]);
     // An empty layer follows the core layer's layout (native in a new workspace).
     let fallback = ws
         .layer(LayerKind::Core, "core")
         .map(|i| &ws.layers[i])
         .filter(|l| !l.migrations.is_empty())
         .map_or(Layout::Native, |l| l.layout);
-    let planned = scaffold::plan_new(&dir, &ws.config, existing, fallback, &layer.id(), &name, std::time::SystemTime::now())?;
+    let planned = scaffold::plan_new(
+        &dir,
+        &ws.config,
+        existing,
+        fallback,
+        &layer.id(),
+        &name,
+        std::time::SystemTime::now(),
+    )?;
     scaffold::write_new(&planned)?;
     if let Some((path, _)) = planned.files.first() {
         println!("{}", ws.display(path));

@@ -88,9 +88,23 @@ fn layout_fixture(layout: &str) -> (Vec<(&'static str, &'static str)>, Vec<&'sta
     const UP2: &str = "SELECT 1;\n";
     const DOWN: &str = "DROP TABLE a;\n";
     match layout {
+        // Numeric, not lexical, order; from 1 and consecutive (else `migration-name`).
         "native" => (
-            vec![("0001_a.sql", UP1), ("0002_b.sql", UP2), ("0010_c.sql", UP2)],
-            vec!["0001_a.sql", "0002_b.sql", "0010_c.sql"],
+            vec![
+                ("1_m.sql", UP1),
+                ("2_m.sql", UP2),
+                ("3_m.sql", UP2),
+                ("4_m.sql", UP2),
+                ("5_m.sql", UP2),
+                ("6_m.sql", UP2),
+                ("7_m.sql", UP2),
+                ("8_m.sql", UP2),
+                ("9_m.sql", UP2),
+                ("10_m.sql", UP2),
+            ],
+            vec![
+                "1_m.sql", "2_m.sql", "3_m.sql", "4_m.sql", "5_m.sql", "6_m.sql", "7_m.sql", "8_m.sql", "9_m.sql", "10_m.sql",
+            ],
         ),
         "sqlx" => (
             vec![
@@ -141,14 +155,23 @@ fn layout_fixture(layout: &str) -> (Vec<(&'static str, &'static str)>, Vec<&'sta
         ),
         "dbmate" => (
             vec![
-                ("20240101000000_a.sql", "-- migrate:up\nCREATE TABLE a (id bigint PRIMARY KEY);\n\n-- migrate:down\nDROP TABLE a;\n"),
-                ("20240201000000_b.sql", "-- migrate:up\nSELECT 1;\n\n-- migrate:down\nDROP TABLE a;\n"),
+                (
+                    "20240101000000_a.sql",
+                    "-- migrate:up\nCREATE TABLE a (id bigint PRIMARY KEY);\n\n-- migrate:down\nDROP TABLE a;\n",
+                ),
+                (
+                    "20240201000000_b.sql",
+                    "-- migrate:up\nSELECT 1;\n\n-- migrate:down\nDROP TABLE a;\n",
+                ),
             ],
             vec!["20240101000000_a.sql", "20240201000000_b.sql"],
         ),
         "goose" => (
             vec![
-                ("20240101000000_a.sql", "-- +goose Up\nCREATE TABLE a (id bigint PRIMARY KEY);\n-- +goose Down\nDROP TABLE a;\n"),
+                (
+                    "20240101000000_a.sql",
+                    "-- +goose Up\nCREATE TABLE a (id bigint PRIMARY KEY);\n-- +goose Down\nDROP TABLE a;\n",
+                ),
                 (
                     "20240201000000_b.sql",
                     "-- +goose Up\n-- +goose StatementBegin\nSELECT 1;\n-- +goose StatementEnd\n-- +goose Down\nDROP TABLE a;\n",
@@ -198,7 +221,12 @@ fn init_from_adopts_every_supported_layout_in_place() {
         let check = strata(repo.path(), &["check", "--format", "json", "--no-cache"]);
         assert!(check.code == 0 || check.code == 1, "{layout}: {}{}", check.stdout, check.stderr);
         let v: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
-        let rules: Vec<&str> = v["diagnostics"].as_array().unwrap().iter().map(|d| d["rule"].as_str().unwrap()).collect();
+        let rules: Vec<&str> = v["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["rule"].as_str().unwrap())
+            .collect();
         assert!(!rules.contains(&"drop-table"), "{layout}: {rules:?}");
         assert!(!rules.contains(&"migration-name"), "{layout}: {rules:?}");
     }
@@ -235,16 +263,22 @@ fn new_numbers_migrations_per_layer() {
     assert!(text.starts_with("-- core: add notes\n"), "{text}");
     assert!(text.contains("-- -- strata: no-transaction"), "{text}");
 
+    // Fresh files (comments only) keep the workspace clean.
+    ok(ws, &["check", "--no-cache"]);
+
     // The width comes from strata.toml.
     let config = std::fs::read_to_string(ws.join("strata.toml")).unwrap();
     std::fs::write(ws.join("strata.toml"), config.replace("number_width = 4", "number_width = 6")).unwrap();
-    assert_eq!(ok(ws, &["new", "verticals/crm", "pipeline"]).trim(), "schema/verticals/crm/000001_pipeline.sql");
+    assert_eq!(
+        ok(ws, &["new", "verticals/crm", "pipeline"]).trim(),
+        "schema/verticals/crm/000001_pipeline.sql"
+    );
 
-    // Fresh files (comments only) keep the workspace clean.
-    std::fs::write(ws.join("strata.toml"), config).unwrap();
-    ok(ws, &["check", "--no-cache"]);
-
-    for bad in [&["new", "core", "9lives"][..], &["new", "plugins/x", "a"], &["new", "verticals/Bad_Name", "a"]] {
+    for bad in [
+        &["new", "core", "9lives"][..],
+        &["new", "plugins/x", "a"],
+        &["new", "verticals/Bad_Name", "a"],
+    ] {
         let out = strata(ws, bad);
         assert_eq!(out.code, 2, "{bad:?}: {}", out.stdout);
     }
@@ -279,11 +313,20 @@ fn check_finds_the_workspace_from_the_paths_given() {
     // pre-commit runs hooks at the repository root; the workspace may be a subfolder.
     let repo = tempfile::tempdir().unwrap();
     ok(repo.path(), &["init", "-q", "db"]);
-    write(repo.path(), "db/schema/core/0002_flags.sql", "CREATE TABLE feature_flags (id bigint PRIMARY KEY);\n");
+    write(
+        repo.path(),
+        "db/schema/core/0002_flags.sql",
+        "CREATE TABLE feature_flags (id bigint PRIMARY KEY);\n",
+    );
     let out = strata(repo.path(), &["check", "--format", "json", "db/schema/core/0002_flags.sql"]);
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let rules: Vec<&str> = v["diagnostics"].as_array().unwrap().iter().map(|d| d["rule"].as_str().unwrap()).collect();
+    let rules: Vec<&str> = v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["rule"].as_str().unwrap())
+        .collect();
     assert!(rules.contains(&"rls-missing"), "governance rules apply: {rules:?}");
 }
 
@@ -337,7 +380,10 @@ fn configuration_doc_matches_the_code() {
     let documented = documented_keys(&doc, "## strata.toml");
     let code_keys: Vec<&String> = code.keys().collect();
     let doc_keys: Vec<&String> = documented.keys().collect();
-    assert_eq!(doc_keys, code_keys, "docs/configuration.md and Config disagree on the keys of strata.toml");
+    assert_eq!(
+        doc_keys, code_keys,
+        "docs/configuration.md and Config disagree on the keys of strata.toml"
+    );
     for (key, default) in &documented {
         match (default, default_values.get(key)) {
             (Some(d), Some(v)) => {
@@ -361,8 +407,17 @@ fn configuration_doc_matches_the_code() {
     flatten("tenant", &toml::Table::try_from(&tenant).unwrap(), &mut tenant_keys);
     let tenant_keys: Vec<String> = tenant_keys
         .keys()
-        .map(|k| if k.starts_with("tenant.labels.") { "tenant.labels".to_string() } else { k.clone() })
+        .map(|k| {
+            if k.starts_with("tenant.labels.") {
+                "tenant.labels".to_string()
+            } else {
+                k.clone()
+            }
+        })
         .collect();
     let documented: Vec<String> = documented_keys(&doc, "## tenants.toml").into_keys().collect();
-    assert_eq!(documented, tenant_keys, "docs/configuration.md and Tenant disagree on the keys of tenants.toml");
+    assert_eq!(
+        documented, tenant_keys,
+        "docs/configuration.md and Tenant disagree on the keys of tenants.toml"
+    );
 }

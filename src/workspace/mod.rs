@@ -38,6 +38,15 @@ impl LayerKind {
     }
 }
 
+/// `core`, `verticals/<name>` or `bespoke/<name>`.
+pub fn layer_id(kind: LayerKind, name: &str) -> String {
+    match kind {
+        LayerKind::Core => "core".to_string(),
+        LayerKind::Vertical => format!("verticals/{name}"),
+        LayerKind::Bespoke => format!("bespoke/{name}"),
+    }
+}
+
 /// One layer of the schema: its folder and its forward migrations.
 #[derive(Clone, Debug, Serialize)]
 pub struct Layer {
@@ -53,11 +62,7 @@ impl Layer {
     /// `core`, `verticals/<name>` or `bespoke/<name>`: the id used in
     /// strata.sum, the history table and rule overrides.
     pub fn id(&self) -> String {
-        scaffold::LayerName {
-            kind: self.kind,
-            name: self.name.clone(),
-        }
-        .id()
+        layer_id(self.kind, &self.name)
     }
 }
 

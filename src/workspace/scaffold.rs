@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-use super::{detect_layout, discover, display_path, valid_slug, Config, Layout, LayerKind, Migration, CONFIG_FILE};
+use super::{detect_layout, discover, display_path, valid_slug, Config, LayerKind, Layout, Migration, CONFIG_FILE};
 
 const CONFIG_TEMPLATE: &str = include_str!("templates/strata.toml");
 const GOVERNANCE_TEMPLATE: &str = include_str!("templates/governance.toml");
@@ -150,16 +150,15 @@ impl LayerName {
                 "layer name `{name}` is invalid: use [a-z0-9-]+ (at most 63 characters)"
             )));
         }
-        Ok(LayerName { kind, name: name.to_string() })
+        Ok(LayerName {
+            kind,
+            name: name.to_string(),
+        })
     }
 
     /// `core`, `verticals/<name>` or `bespoke/<name>`, as [`super::Layer::id`].
     pub fn id(&self) -> String {
-        match self.kind {
-            LayerKind::Core => "core".to_string(),
-            LayerKind::Vertical => format!("verticals/{}", self.name),
-            LayerKind::Bespoke => format!("bespoke/{}", self.name),
-        }
+        super::layer_id(self.kind, &self.name)
     }
 }
 
