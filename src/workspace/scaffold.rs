@@ -101,14 +101,20 @@ pub fn init(root: &Path, from: Option<&Path>) -> Result<InitReport> {
 }
 
 /// The core folder as written in strata.toml: relative to the workspace root
-/// when it is inside it, else absolute.
+/// (with `..` when it lies beside it), so that the workspace can move.
 fn core_path(root: &Path, dir: &Path) -> String {
     let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let shown = match dir.strip_prefix(&root) {
-        Ok(rel) if rel.as_os_str().is_empty() => ".".to_string(),
-        Ok(rel) => rel.to_string_lossy().replace('\\', "/"),
-        Err(_) => dir.to_string_lossy().replace('\\', "/"),
+    let common = root.components().zip(dir.components()).take_while(|(a, b)| a == b).count();
+    let mut rel = PathBuf::new();
+    for _ in root.components().skip(common) {
+        rel.push("..");
+    }
+    rel.extend(dir.components().skip(common));
+    let shown = if rel.as_os_str().is_empty() {
+        ".".to_string()
+    } else {
+        rel.to_string_lossy().replace('\\', "/")
     };
     shown.replace('"', "\\\"")
 }
@@ -370,6 +376,18 @@ mod tests {
         let h = header("core", "add_notes", Layout::Native);
         assert!(h.contains("strata: no-transaction"));
         assert!(!crate::sql::suppress::has_no_transaction_header(&h));
+    }
+
+    #[test]
+    fn core_paths_are_relative_to_the_root() {
+        let d = tempfile::tempdir().unwrap();
+        for sub in ["ws", "ws/db/migrations", "legacy/migrations"] {
+            std::fs::create_dir_all(d.path().join(sub)).unwrap();
+        }
+        let root = d.path().join("ws");
+        assert_eq!(core_path(&root, &root.join("db/migrations")), "db/migrations");
+        assert_eq!(core_path(&root, &d.path().join("legacy/migrations")), "../legacy/migrations");
+        assert_eq!(core_path(&root, &root), ".");
     }
 
     #[test]
