@@ -76,8 +76,11 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
-    /// Create a workspace: strata.toml, the layer folders, rules, tenants.toml,
-    /// a first core migration that passes every rule, strata.sum.
+    /// Create a workspace, or adopt an existing migration folder (--from).
+    ///
+    /// Writes strata.toml, the layer folders, rules/governance.toml,
+    /// tenants.toml, a first core migration that passes every rule, and
+    /// strata.sum; never overwrites an existing strata.toml.
     ///
     /// With --from, adopt an existing migration folder (any supported layout)
     /// as the core layer in place: nothing is renamed or copied.

@@ -318,7 +318,18 @@ fn check_finds_the_workspace_from_the_paths_given() {
         "db/schema/core/0002_flags.sql",
         "CREATE TABLE feature_flags (id bigint PRIMARY KEY);\n",
     );
-    let out = strata(repo.path(), &["check", "--format", "json", "db/schema/core/0002_flags.sql"]);
+    write(repo.path(), "db/schema/core/0002_flags.down.sql", "DROP TABLE feature_flags;\n");
+    // What the hook of .pre-commit-hooks.yaml runs: `strata check` and the staged `.sql` files.
+    let out = strata(
+        repo.path(),
+        &[
+            "check",
+            "--format",
+            "json",
+            "db/schema/core/0002_flags.sql",
+            "db/schema/core/0002_flags.down.sql",
+        ],
+    );
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let rules: Vec<&str> = v["diagnostics"]
@@ -328,6 +339,35 @@ fn check_finds_the_workspace_from_the_paths_given() {
         .map(|d| d["rule"].as_str().unwrap())
         .collect();
     assert!(rules.contains(&"rls-missing"), "governance rules apply: {rules:?}");
+    assert_eq!(v["summary"]["files"], 1, "the down file is ignored");
+
+    let hooks = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".pre-commit-hooks.yaml")).unwrap();
+    for line in [
+        "- id: strata\n",
+        "entry: strata check\n",
+        "files: \\.sql$\n",
+        "pass_filenames: true\n",
+    ] {
+        assert!(hooks.contains(line), "{line:?} missing from .pre-commit-hooks.yaml");
+    }
+}
+
+#[test]
+fn explain_and_sum_print_json_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    ok(tmp.path(), &["init", "-q"]);
+    let explain: serde_json::Value = serde_json::from_str(&ok(tmp.path(), &["explain", "rls-missing", "--format", "json"])).unwrap();
+    assert_eq!(explain["id"], "rls-missing");
+    assert!(explain["doc"].as_str().unwrap().contains("## What it does"));
+    let sum: serde_json::Value = serde_json::from_str(&ok(tmp.path(), &["sum", "--check", "--format", "json"])).unwrap();
+    assert_eq!(sum["up_to_date"], true);
+    assert_eq!(sum["written"], false);
+    assert_eq!(sum["migrations"], 1);
+    ok(tmp.path(), &["new", "core", "more"]);
+    let stale = strata(tmp.path(), &["sum", "--check", "--format", "json"]);
+    assert_eq!(stale.code, 1);
+    let stale: serde_json::Value = serde_json::from_str(&stale.stdout).unwrap();
+    assert_eq!(stale["up_to_date"], false);
 }
 
 /// The key tables of a section of docs/configuration.md: backticked key,
