@@ -460,4 +460,23 @@ fn configuration_doc_matches_the_code() {
         documented, tenant_keys,
         "docs/configuration.md and Tenant disagree on the keys of tenants.toml"
     );
+
+    // rules/*.toml: the rules listed with options are those whose generated
+    // documentation (docs/rules.md) has an Options section.
+    let rules_doc = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/rules.md")).unwrap();
+    let mut with_options: Vec<String> = rules_doc
+        .split("\n### `")
+        .skip(1)
+        .filter(|section| section.contains("\n#### Options"))
+        .map(|section| section[..section.find('`').unwrap()].to_string())
+        .collect();
+    with_options.sort();
+    let listed: Vec<String> = documented_keys(&doc, "## rules/*.toml")
+        .into_keys()
+        .filter(|k| !k.starts_with("rules."))
+        .collect();
+    assert_eq!(
+        listed, with_options,
+        "docs/configuration.md lists other rules with options than docs/rules.md"
+    );
 }
