@@ -241,6 +241,9 @@ fn init_from_a_missing_or_empty_folder_is_a_usage_error() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("no migrations found"), "{}", out.stderr);
     assert!(!repo.path().join("strata.toml").exists());
+    // Nothing is created when the adoption fails.
+    assert_eq!(strata(repo.path(), &["init", "ws", "--from", "empty"]).code, 2);
+    assert!(!repo.path().join("ws").exists());
 }
 
 #[test]

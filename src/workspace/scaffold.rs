@@ -41,32 +41,33 @@ pub fn init(root: &Path, from: Option<&Path>) -> Result<InitReport> {
             config_path.display()
         )));
     }
-    std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
     let mut report = InitReport::default();
+    // Validate what is adopted before anything is created.
+    if let Some(dir) = from {
+        if !dir.is_dir() {
+            return Err(Error::MissingPath { path: dir.to_path_buf() });
+        }
+        let layout = detect_layout(dir)?;
+        let (_, migrations) = discover(dir, Some(layout))?;
+        if migrations.is_empty() {
+            return Err(Error::Usage(format!(
+                "{}: no migrations found (expected one of the layouts: {})",
+                dir.display(),
+                Layout::NAMES.join(", ")
+            )));
+        }
+        report.adopted = Some((layout, migrations.len()));
+    }
+    std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
     let name = root
         .canonicalize()
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "strata".into());
     let name = name.replace(['"', '\\'], "");
-    let config = match from {
-        None => render_config(&name, "native", "native", None),
-        Some(dir) => {
-            if !dir.is_dir() {
-                return Err(Error::MissingPath { path: dir.to_path_buf() });
-            }
-            let layout = detect_layout(dir)?;
-            let (_, migrations) = discover(dir, Some(layout))?;
-            if migrations.is_empty() {
-                return Err(Error::Usage(format!(
-                    "{}: no migrations found (expected one of the layouts: {})",
-                    dir.display(),
-                    Layout::NAMES.join(", ")
-                )));
-            }
-            report.adopted = Some((layout, migrations.len()));
-            render_config(&name, layout.name(), "any", Some(&core_path(root, dir)))
-        }
+    let config = match (from, report.adopted) {
+        (Some(dir), Some((layout, _))) => render_config(&name, layout.name(), "any", Some(&core_path(root, dir))),
+        _ => render_config(&name, "native", "native", None),
     };
     // The rendered configuration must load: a template bug would otherwise
     // surface only on the user's next command.
