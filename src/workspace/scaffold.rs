@@ -372,6 +372,54 @@ mod tests {
         assert_eq!(s.diesel, "2024-02-29-235959");
     }
 
+    fn migration(file: &str, version: &str, layout: Layout) -> Migration {
+        Migration {
+            path: PathBuf::from("m").join(file),
+            version: version.into(),
+            name: "x".into(),
+            layout,
+        }
+    }
+
+    fn planned(layout: &str, existing: &[Migration]) -> Vec<String> {
+        let mut config = Config::default();
+        config.migrations.layout = layout.into();
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_709_251_199);
+        let new = plan_new(Path::new("m"), &config, existing, Layout::Native, "core", "add_notes", now).unwrap();
+        new.files.iter().map(|(p, _)| p.to_string_lossy().replace('\\', "/")).collect()
+    }
+
+    #[test]
+    fn next_names_follow_the_layout() {
+        assert_eq!(planned("auto", &[]), ["m/0001_add_notes.sql"]);
+        let native = [
+            migration("0001_a.sql", "0001", Layout::Native),
+            migration("0002_b.sql", "0002", Layout::Native),
+        ];
+        assert_eq!(planned("native", &native), ["m/0003_add_notes.sql"]);
+        let flyway = [
+            migration("V9__a.sql", "9", Layout::Flyway),
+            migration("V10__b.sql", "10", Layout::Flyway),
+        ];
+        assert_eq!(planned("flyway", &flyway), ["m/V11__add_notes.sql"]);
+        let gm = [migration("000007_a.up.sql", "000007", Layout::GolangMigrate)];
+        assert_eq!(planned("auto", &gm), ["m/000008_add_notes.up.sql", "m/000008_add_notes.down.sql"]);
+        let sqlx = [migration("20240101000000_a.sql", "20240101000000", Layout::Sqlx)];
+        assert_eq!(planned("auto", &sqlx), ["m/20240229235959_add_notes.sql"]);
+        let diesel = [migration("2020-01-01-000000_a/up.sql", "2020-01-01-000000", Layout::Diesel)];
+        assert_eq!(
+            planned("diesel", &diesel),
+            ["m/2024-02-29-235959_add_notes/up.sql", "m/2024-02-29-235959_add_notes/down.sql"]
+        );
+        assert_eq!(planned("prisma", &[]), ["m/20240229235959_add_notes/migration.sql"]);
+    }
+
+    #[test]
+    fn goose_and_dbmate_files_get_their_sections() {
+        assert!(header("core", "a", Layout::Goose).starts_with("-- +goose Up\n"));
+        assert!(header("core", "a", Layout::Dbmate).contains("\n-- migrate:down\n"));
+    }
+
     #[test]
     fn the_hint_is_not_a_header() {
         let h = header("core", "add_notes", Layout::Native);
