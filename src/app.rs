@@ -9,10 +9,10 @@ use anyhow::{bail, Context};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 
 use crate::check;
-use crate::cli::{CheckArgs, Cli, ColorChoice, Command, ListFormat};
+use crate::cli::{CheckArgs, Cli, ColorChoice, Command, InitArgs, ListFormat, NewArgs};
 use crate::report::{self, RenderOptions, Severity};
 use crate::rules;
-use crate::workspace::{sum, Workspace};
+use crate::workspace::{scaffold, sum, LayerKind, Layout, Workspace};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FINDINGS: u8 = 1;
@@ -31,20 +31,30 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         ColorChoice::Auto => io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     };
     let opts = RenderOptions { color, quiet: cli.quiet };
-    match &cli.command {
-        Command::Check(args) => cmd_check(cli.workspace.as_deref(), args, &opts),
+    let started = std::time::Instant::now();
+    let ws = |cli: &Cli| load_workspace(cli.workspace.as_deref(), cli.verbose);
+    let code = match &cli.command {
+        Command::Check(args) => cmd_check(cli.workspace.as_deref(), args, &opts, cli.verbose),
         Command::Rules { format } => cmd_rules(*format),
-        Command::Explain { rule } => cmd_explain(rule),
-        Command::Ls { tenant, format } => cmd_ls(&load_workspace(cli.workspace.as_deref())?, tenant.as_deref(), *format),
-        Command::Sum { check } => cmd_sum(&load_workspace(cli.workspace.as_deref())?, *check),
+        Command::Explain { rule, format } => cmd_explain(rule, *format),
+        Command::Ls { tenant, format } => cmd_ls(&ws(&cli)?, tenant.as_deref(), *format),
+        Command::Sum { check, format } => cmd_sum(&ws(&cli)?, *check, *format),
+        Command::Init(args) => cmd_init(args, cli.quiet),
+        Command::New(args) => cmd_new(&ws(&cli)?, args),
+        Command::Completions { shell } => cmd_completions(*shell),
+        Command::Man => cmd_man(),
         // Live PostgreSQL (issue 4): implemented in crate::fleet::commands.
-        Command::Migrate(args) => crate::fleet::commands::migrate(&load_workspace(cli.workspace.as_deref())?, args, cli.quiet),
-        Command::Status(args) => crate::fleet::commands::status(&load_workspace(cli.workspace.as_deref())?, args),
-        Command::Drift(args) => crate::fleet::commands::drift(&load_workspace(cli.workspace.as_deref())?, args),
+        Command::Migrate(args) => crate::fleet::commands::migrate(&ws(&cli)?, args, cli.quiet),
+        Command::Status(args) => crate::fleet::commands::status(&ws(&cli)?, args),
+        Command::Drift(args) => crate::fleet::commands::drift(&ws(&cli)?, args),
         Command::Tenant {
             command: crate::cli::TenantCommand::Create(args),
-        } => crate::fleet::commands::tenant_create(&load_workspace(cli.workspace.as_deref())?, args),
+        } => crate::fleet::commands::tenant_create(&ws(&cli)?, args),
+    };
+    if cli.verbose {
+        eprintln!("strata: done in {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
     }
+    code
 }
 
 /// The workspace given with `--workspace`, or found upwards from the
@@ -60,11 +70,43 @@ fn find_workspace(explicit: Option<&Path>) -> anyhow::Result<Option<PathBuf>> {
     Ok(Workspace::find(&cwd))
 }
 
-fn load_workspace(explicit: Option<&Path>) -> anyhow::Result<Workspace> {
+fn load_workspace(explicit: Option<&Path>, verbose: bool) -> anyhow::Result<Workspace> {
     match find_workspace(explicit)? {
-        Some(root) => Ok(Workspace::load(&root)?),
+        Some(root) => {
+            let started = std::time::Instant::now();
+            let ws = Workspace::load(&root)?;
+            if verbose {
+                describe_workspace(&ws, started.elapsed());
+            }
+            Ok(ws)
+        }
         None => bail!("no strata.toml found in this folder or any parent (run `strata init`, or pass --workspace DIR)"),
     }
+}
+
+/// `--verbose`: the workspace root, its layers and tenants, on stderr.
+fn describe_workspace(ws: &Workspace, load_time: std::time::Duration) {
+    eprintln!(
+        "strata: workspace {} ({}, tenancy {}, pg {}), loaded in {:.1} ms",
+        ws.root.display(),
+        ws.config.name,
+        match ws.config.tenancy.mode {
+            crate::workspace::TenancyMode::DatabasePerTenant => "database-per-tenant",
+            crate::workspace::TenancyMode::Shared => "shared",
+        },
+        ws.config.pg_version,
+        load_time.as_secs_f64() * 1000.0
+    );
+    for l in &ws.layers {
+        eprintln!(
+            "strata:   layer {:<24} {:<14} {:>4} migrations  {}",
+            l.id(),
+            l.layout.name(),
+            l.migrations.len(),
+            ws.display(&l.dir)
+        );
+    }
+    eprintln!("strata:   {} tenants", ws.tenants.len());
 }
 
 fn git_lines(args: &[&str], cwd: &Path) -> anyhow::Result<Vec<String>> {
@@ -149,8 +191,14 @@ impl CheckTarget {
     }
 }
 
-fn cmd_check(explicit_ws: Option<&Path>, args: &CheckArgs, opts: &RenderOptions) -> anyhow::Result<u8> {
-    let root = if args.no_workspace { None } else { find_workspace(explicit_ws)? };
+fn cmd_check(explicit_ws: Option<&Path>, args: &CheckArgs, opts: &RenderOptions, verbose: bool) -> anyhow::Result<u8> {
+    let root = if args.no_workspace {
+        None
+    } else {
+        // A pre-commit hook runs at the repository root and passes paths:
+        // a workspace in a subfolder is found from the first path.
+        find_workspace(explicit_ws)?.or_else(|| args.paths.first().and_then(|p| Workspace::find(p.parent().unwrap_or(p))))
+    };
     let cwd = std::env::current_dir().context("cannot read the working directory")?;
     // Paths that all lie outside the workspace are checked as plain files.
     let outside = |root: &Path| {
@@ -165,6 +213,14 @@ fn cmd_check(explicit_ws: Option<&Path>, args: &CheckArgs, opts: &RenderOptions)
             } else {
                 (!args.paths.is_empty()).then(|| args.paths.clone())
             };
+            if verbose {
+                let started = std::time::Instant::now();
+                describe_workspace(&Workspace::load(&root)?, started.elapsed());
+                match &review {
+                    None => eprintln!("strata: reporting on every layer"),
+                    Some(list) => eprintln!("strata: reporting on {} path(s); the whole history is context", list.len()),
+                }
+            }
             CheckTarget::Workspace {
                 root,
                 review,
@@ -184,7 +240,11 @@ fn cmd_check(explicit_ws: Option<&Path>, args: &CheckArgs, opts: &RenderOptions)
             }
         }
     };
+    let started = std::time::Instant::now();
     let mut report = target.check()?;
+    if verbose {
+        eprintln!("strata: checked in {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
+    }
     let stdout = io::stdout();
     let mut w = io::BufWriter::new(stdout.lock());
     if args.fix {
@@ -238,7 +298,7 @@ fn cmd_rules(format: ListFormat) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
-fn cmd_explain(rule: &str) -> anyhow::Result<u8> {
+fn cmd_explain(rule: &str, format: ListFormat) -> anyhow::Result<u8> {
     let Some(meta) = rules::meta_of(rule) else {
         let close: Vec<&str> = rules::ALL
             .iter()
@@ -253,6 +313,15 @@ fn cmd_explain(rule: &str) -> anyhow::Result<u8> {
         return Err(crate::Error::Usage(format!("unknown rule `{rule}`{hint}; `strata rules` lists them")).into());
     };
     let mut out = io::stdout().lock();
+    if format == ListFormat::Json {
+        let doc = serde_json::json!({
+            "id": meta.id, "group": meta.group.as_str(), "default_severity": meta.default_severity.as_str(),
+            "summary": meta.summary, "needs_workspace": meta.needs_workspace, "doc": meta.doc_text(),
+        });
+        serde_json::to_writer_pretty(&mut out, &doc)?;
+        writeln!(out)?;
+        return Ok(EXIT_OK);
+    }
     writeln!(out, "# {}\n", meta.id)?;
     writeln!(
         out,
@@ -349,23 +418,104 @@ pub fn write_sum(root: &Path) -> crate::Result<usize> {
     Ok(entries.len())
 }
 
-fn cmd_sum(ws: &Workspace, check_only: bool) -> anyhow::Result<u8> {
+fn cmd_sum(ws: &Workspace, check_only: bool, format: ListFormat) -> anyhow::Result<u8> {
     let entries = sum::compute(ws)?;
     let rendered = sum::render(&entries);
     let path = ws.root.join(&ws.config.paths.sum);
-    if check_only {
-        let current = std::fs::read_to_string(&path).unwrap_or_default();
-        if current == rendered {
-            println!("{}: up to date ({} migrations)", ws.display(&path), entries.len());
-            return Ok(EXIT_OK);
-        }
-        println!(
-            "{}: out of date; run `strata sum` to release the current migrations",
-            ws.display(&path)
-        );
-        return Ok(EXIT_FINDINGS);
+    let shown = ws.display(&path);
+    let up_to_date = std::fs::read_to_string(&path).is_ok_and(|current| current == rendered);
+    if !check_only {
+        std::fs::write(&path, rendered).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    std::fs::write(&path, rendered).with_context(|| format!("cannot write {}", path.display()))?;
-    println!("{}: {} migrations released", ws.display(&path), entries.len());
+    if format == ListFormat::Json {
+        let v = serde_json::json!({
+            "path": shown, "migrations": entries.len(),
+            "up_to_date": up_to_date || !check_only, "written": !check_only,
+        });
+        let mut out = io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &v)?;
+        writeln!(out)?;
+    } else if !check_only {
+        println!("{shown}: {} migrations released", entries.len());
+    } else if up_to_date {
+        println!("{shown}: up to date ({} migrations)", entries.len());
+    } else {
+        println!("{shown}: out of date; run `strata sum` to release the current migrations");
+    }
+    Ok(if check_only && !up_to_date { EXIT_FINDINGS } else { EXIT_OK })
+}
+
+fn cmd_init(args: &InitArgs, quiet: bool) -> anyhow::Result<u8> {
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    let root = args.dir.as_ref().map_or_else(|| cwd.clone(), |d| cwd.join(d));
+    let from = args.from.as_ref().map(|f| cwd.join(f));
+    let report = scaffold::init(&root, from.as_deref())?;
+    let released = write_sum(&root)?;
+    if quiet {
+        return Ok(EXIT_OK);
+    }
+    let mut out = io::stdout().lock();
+    writeln!(out, "created a strata workspace in {}", root.display())?;
+    for f in &report.created {
+        writeln!(out, "  created {f}")?;
+    }
+    for f in &report.kept {
+        writeln!(out, "  kept    {f} (exists)")?;
+    }
+    writeln!(out, "  wrote   strata.sum ({released} migrations released)")?;
+    match report.adopted {
+        Some((layout, n)) => writeln!(
+            out,
+            "adopted {n} {} migrations as the core layer, in place; `strata check` shows what the rules think of them",
+            layout.name()
+        )?,
+        None => writeln!(out, "next: `strata new core add_notes`, then `strata check`")?,
+    }
+    Ok(EXIT_OK)
+}
+
+fn cmd_new(ws: &Workspace, args: &NewArgs) -> anyhow::Result<u8> {
+    let layer = scaffold::LayerName::parse(&args.layer)?;
+    let name = scaffold::snake_case(&args.name)?;
+    let dir = scaffold::layer_dir(&ws.root, &ws.config, &layer);
+    let existing = ws
+        .layer(layer.kind, &layer.name)
+        .map(|i| ws.layers[i].migrations.as_slice())
+        .unwrap_or(&[]);
+    // An empty layer follows the core layer's layout (native in a new workspace).
+    let fallback = ws
+        .layer(LayerKind::Core, "core")
+        .map(|i| &ws.layers[i])
+        .filter(|l| !l.migrations.is_empty())
+        .map_or(Layout::Native, |l| l.layout);
+    let planned = scaffold::plan_new(
+        &dir,
+        &ws.config,
+        existing,
+        fallback,
+        &layer.id(),
+        &name,
+        std::time::SystemTime::now(),
+    )?;
+    scaffold::write_new(&planned)?;
+    if let Some((path, _)) = planned.files.first() {
+        println!("{}", ws.display(path));
+    }
+    Ok(EXIT_OK)
+}
+
+fn cmd_completions(shell: clap_complete::Shell) -> anyhow::Result<u8> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let mut out = io::stdout().lock();
+    clap_complete::generate(shell, &mut cmd, "strata", &mut out);
+    out.flush()?;
+    Ok(EXIT_OK)
+}
+
+fn cmd_man() -> anyhow::Result<u8> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let mut out = io::stdout().lock();
+    clap_mangen::Man::new(cmd).render(&mut out)?;
+    out.flush()?;
     Ok(EXIT_OK)
 }

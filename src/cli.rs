@@ -16,8 +16,11 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
     /// Print only the summary line.
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Print details on stderr: the workspace root, its layers, timings.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -54,6 +57,8 @@ pub enum Command {
     Explain {
         /// A rule id, as listed by `strata rules`.
         rule: String,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
     },
     /// Print the layers, or one tenant's composed migration sequence.
     Ls {
@@ -68,7 +73,31 @@ pub enum Command {
         /// Do not write; exit 1 when strata.sum is not up to date.
         #[arg(long)]
         check: bool,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
     },
+    /// Create a workspace, or adopt an existing migration folder (--from).
+    ///
+    /// Writes strata.toml, the layer folders, rules/governance.toml,
+    /// tenants.toml, a first core migration that passes every rule, and
+    /// strata.sum; never overwrites an existing strata.toml.
+    ///
+    /// With --from, adopt an existing migration folder (any supported layout)
+    /// as the core layer in place: nothing is renamed or copied.
+    Init(InitArgs),
+    /// Create the next migration of a layer and print its path.
+    ///
+    /// LAYER is `core`, `verticals/<vertical>` or `bespoke/<tenant>` (the
+    /// folder of a new vertical or bespoke layer is created). NAME is turned
+    /// into snake_case.
+    New(NewArgs),
+    /// Print a shell completion script (e.g. `strata completions bash > /etc/bash_completion.d/strata`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout (e.g. `strata man > strata.1`).
+    Man,
     // Live PostgreSQL (issue 4): see docs/migrate.md.
     /// Apply pending migrations to tenant databases (exit 1 when a tenant failed).
     Migrate(MigrateArgs),
@@ -113,6 +142,25 @@ pub struct CheckArgs {
     /// report what is left.
     #[arg(long)]
     pub fix: bool,
+}
+
+/// Arguments of `strata init`.
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// The folder of the new workspace (created when missing; default: the working directory).
+    pub dir: Option<PathBuf>,
+    /// Adopt this existing migration folder as the core layer (its layout is detected).
+    #[arg(long, value_name = "MIGRATIONS_DIR")]
+    pub from: Option<PathBuf>,
+}
+
+/// Arguments of `strata new`.
+#[derive(Debug, clap::Args)]
+pub struct NewArgs {
+    /// `core`, `verticals/<vertical>` or `bespoke/<tenant>`.
+    pub layer: String,
+    /// What the migration does, e.g. `add_notes` (normalized to snake_case).
+    pub name: String,
 }
 
 /// Arguments of `strata migrate`.

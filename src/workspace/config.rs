@@ -79,17 +79,30 @@ impl Default for Migrations {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Paths {
+    /// The folder holding `core/`, `verticals/` and `bespoke/`.
     pub schema: PathBuf,
+    /// The core layer's folder when it is not `<schema>/core`: an existing
+    /// migration folder adopted in place (`strata init --from DIR`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub core: Option<PathBuf>,
     pub rules: PathBuf,
     pub tenants: PathBuf,
     pub sum: PathBuf,
     pub cutovers: PathBuf,
 }
 
+impl Paths {
+    /// The core layer's folder, relative to the workspace root.
+    pub fn core_dir(&self) -> PathBuf {
+        self.core.clone().unwrap_or_else(|| self.schema.join("core"))
+    }
+}
+
 impl Default for Paths {
     fn default() -> Self {
         Paths {
             schema: "schema".into(),
+            core: None,
             rules: "rules".into(),
             tenants: "tenants.toml".into(),
             sum: "strata.sum".into(),

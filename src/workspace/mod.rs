@@ -10,6 +10,7 @@ use crate::rules::RulesConfig;
 
 mod config;
 mod discovery;
+pub mod scaffold;
 pub mod sum;
 mod tenants;
 
@@ -37,6 +38,15 @@ impl LayerKind {
     }
 }
 
+/// `core`, `verticals/<name>` or `bespoke/<name>`.
+pub fn layer_id(kind: LayerKind, name: &str) -> String {
+    match kind {
+        LayerKind::Core => "core".to_string(),
+        LayerKind::Vertical => format!("verticals/{name}"),
+        LayerKind::Bespoke => format!("bespoke/{name}"),
+    }
+}
+
 /// One layer of the schema: its folder and its forward migrations.
 #[derive(Clone, Debug, Serialize)]
 pub struct Layer {
@@ -52,11 +62,7 @@ impl Layer {
     /// `core`, `verticals/<name>` or `bespoke/<name>`: the id used in
     /// strata.sum, the history table and rule overrides.
     pub fn id(&self) -> String {
-        match self.kind {
-            LayerKind::Core => "core".to_string(),
-            LayerKind::Vertical => format!("verticals/{}", self.name),
-            LayerKind::Bespoke => format!("bespoke/{}", self.name),
-        }
+        layer_id(self.kind, &self.name)
     }
 }
 
@@ -95,7 +101,11 @@ impl Workspace {
         let layout = Layout::from_name(&config.migrations.layout);
         let schema = root.join(&config.paths.schema);
         let mut layers = Vec::new();
-        let core = schema.join("core");
+        let core = root.join(config.paths.core_dir());
+        // An explicitly configured core folder must exist; the default one is optional.
+        if config.paths.core.is_some() && !core.is_dir() {
+            return Err(Error::MissingPath { path: core });
+        }
         if core.is_dir() {
             let (l, migrations) = discover(&core, layout)?;
             layers.push(Layer {
