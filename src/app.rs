@@ -44,6 +44,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Tenant {
             command: crate::cli::TenantCommand::Create(args),
         } => crate::fleet::commands::tenant_create(&load_workspace(cli.workspace.as_deref())?, args),
+        // Isolation proofs (issue 5): implemented in crate::fleet::isolation.
+        Command::VerifyIsolation(args) => crate::fleet::isolation::verify_isolation(&load_workspace(cli.workspace.as_deref())?, args),
     }
 }
 

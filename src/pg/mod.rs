@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod conn;
 pub mod history;
 pub mod introspect;
+pub mod isolation;
 pub mod lock;
 
 pub use conn::{connect, Target};
