@@ -27,6 +27,8 @@ use crate::workspace::{Config, TenancyMode};
 
 /// SQLSTATE insufficient_privilege: what a WITH CHECK violation raises.
 const INSUFFICIENT_PRIVILEGE: &str = "42501";
+/// SQLSTATE check_violation.
+const CHECK_VIOLATION: &str = "23514";
 
 /// The outcome of one check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -355,6 +357,9 @@ struct Seeder<'a> {
     tables: HashMap<u32, &'a TableInfo>,
     counter: u32,
     parents: HashMap<(u32, Option<String>), Row>,
+    /// Nullable columns left NULL per table: they appear in a CHECK that
+    /// rejected the generated values.
+    nulled: HashMap<u32, BTreeSet<String>>,
 }
 
 impl<'a> Seeder<'a> {
@@ -365,6 +370,7 @@ impl<'a> Seeder<'a> {
 
     /// The INSERT of one row of `t` (with the key set to `key` when given).
     async fn insert_sql(&mut self, t: &TableInfo, key: Option<(&str, &str)>, depth: u32) -> std::result::Result<String, String> {
+        let nulled = self.nulled.get(&t.oid).cloned().unwrap_or_default();
         let n = self.next();
         let mut cols = Vec::new();
         let mut vals = Vec::new();
@@ -388,7 +394,7 @@ impl<'a> Seeder<'a> {
                     vals.push(format!("{}::{}", quote_literal(value), c.ty));
                 }
                 Some(_) => {}
-                None if c.has_default => {}
+                None if c.has_default || nulled.contains(&c.name) => {}
                 None => match value_for(c, n) {
                     Ok(v) => {
                         cols.push(quote_ident(&c.name));
@@ -430,35 +436,66 @@ impl<'a> Seeder<'a> {
         })
     }
 
-    /// Inserts one row (inside a savepoint) and returns its values.
+    /// Inserts one row (inside a savepoint) and returns its values. A CHECK
+    /// violation is retried with the constraint's nullable columns left NULL.
     async fn seed(&mut self, t: &TableInfo, key: Option<(&str, &str)>, depth: u32) -> std::result::Result<Row, String> {
-        let sql = self.insert_sql(t, key, depth).await?;
-        let sql = format!("{sql} RETURNING to_jsonb(strata_row)::text");
-        self.client.batch_execute("SAVEPOINT strata_seed").await.map_err(|e| describe(&e))?;
-        match self.client.query_one(&sql, &[]).await {
-            Ok(row) => {
-                self.client
-                    .batch_execute("RELEASE SAVEPOINT strata_seed")
-                    .await
-                    .map_err(|e| describe(&e))?;
-                let json: String = row.get(0);
-                let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json).map_err(|e| e.to_string())?;
-                Ok(map
-                    .into_iter()
-                    .map(|(k, v)| {
-                        let text = match v {
-                            serde_json::Value::String(s) => s,
-                            other => other.to_string(),
-                        };
-                        (k, text)
-                    })
-                    .collect())
+        loop {
+            let sql = self.insert_sql(t, key, depth).await?;
+            let sql = format!("{sql} RETURNING to_jsonb(strata_row)::text");
+            self.client.batch_execute("SAVEPOINT strata_seed").await.map_err(|e| describe(&e))?;
+            let e = match self.client.query_one(&sql, &[]).await {
+                Ok(row) => {
+                    self.client
+                        .batch_execute("RELEASE SAVEPOINT strata_seed")
+                        .await
+                        .map_err(|e| describe(&e))?;
+                    let json: String = row.get(0);
+                    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+                    return Ok(map
+                        .into_iter()
+                        .map(|(k, v)| {
+                            let text = match v {
+                                serde_json::Value::String(s) => s,
+                                other => other.to_string(),
+                            };
+                            (k, text)
+                        })
+                        .collect());
+                }
+                Err(e) => e,
+            };
+            let _ = self.client.batch_execute("ROLLBACK TO SAVEPOINT strata_seed").await;
+            if sqlstate(&e) == Some(CHECK_VIOLATION) && self.null_columns_of(t, &e).await {
+                continue;
             }
-            Err(e) => {
-                let _ = self.client.batch_execute("ROLLBACK TO SAVEPOINT strata_seed").await;
-                Err(describe(&e))
-            }
+            return Err(describe(&e));
         }
+    }
+}
+
+impl Seeder<'_> {
+    /// Marks the nullable columns of the violated CHECK as NULL; false when
+    /// there is nothing new to leave out.
+    async fn null_columns_of(&mut self, t: &TableInfo, e: &tokio_postgres::Error) -> bool {
+        let Some(name) = e.as_db_error().and_then(|d| d.constraint()) else {
+            return false;
+        };
+        let Ok(rows) = self
+            .client
+            .query(
+                "SELECT a.attname FROM pg_constraint c
+                 JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
+                 WHERE c.conrelid = $1 AND c.conname = $2 AND NOT a.attnotnull",
+                &[&t.oid, &name],
+            )
+            .await
+        else {
+            return false;
+        };
+        let set = self.nulled.entry(t.oid).or_default();
+        let before = set.len();
+        set.extend(rows.into_iter().map(|r| r.get::<_, String>(0)));
+        set.len() > before
     }
 }
 
@@ -523,6 +560,7 @@ async fn probe(client: &Client, target: &Target, scope: &Scope, tables: &[TableI
         tables: tables.iter().map(|t| (t.oid, t)).collect(),
         counter: 0,
         parents: HashMap::new(),
+        nulled: HashMap::new(),
     };
     // The two scope values: rows of the root table when it exists, else
     // generated values of the key's type.
