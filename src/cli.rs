@@ -118,6 +118,11 @@ pub struct CheckArgs {
     /// report what is left.
     #[arg(long)]
     pub fix: bool,
+    /// Also apply the files under review to a scratch database (`auto`: a
+    /// throwaway cluster; or a server's maintenance-database URL) and report
+    /// the locks and rewrites they really cause (see docs/isolation.md).
+    #[arg(long, value_name = "auto|URL")]
+    pub shadow: Option<String>,
 }
 
 /// Arguments of `strata migrate`.

@@ -13,6 +13,7 @@ pub mod history;
 pub mod introspect;
 pub mod isolation;
 pub mod lock;
+pub mod shadow;
 
 pub use conn::{connect, Target};
 

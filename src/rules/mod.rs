@@ -37,6 +37,8 @@ pub mod drop_database;
 pub mod drop_not_null;
 pub mod drop_schema;
 pub mod drop_table;
+pub mod lock_taken;
+pub mod table_rewrite;
 pub mod enum_value_ordering;
 pub mod exclusion_constraint;
 pub(crate) mod lock;
@@ -327,6 +329,9 @@ rule_table! {
     require_lock_timeout::RequireLockTimeout,
     require_statement_timeout::RequireStatementTimeout,
     work_after_access_exclusive::WorkAfterAccessExclusive,
+    // Observed by `strata check --shadow` (src/pg/shadow.rs).
+    lock_taken::LockTaken,
+    table_rewrite::TableRewrite,
     transaction_nesting::TransactionNesting,
     uncommitted_transaction::UncommittedTransaction,
     enum_value_ordering::EnumValueOrdering,
