@@ -85,7 +85,7 @@ fn table_created_in_a_do_block_without_rls_is_caught() {
 
 #[test]
 fn alter_column_type_rewrites_a_populated_table() {
-    let (run, json) = shadow("-- Local times.\nALTER TABLE messages ALTER COLUMN sent_at TYPE timestamp;\n");
+    let (run, json) = shadow("-- Body lengths only.\nALTER TABLE messages ALTER COLUMN body TYPE integer USING length(body);\n");
     run.expect(1);
     let f = findings(&json);
     let rewrite = of(&f, "table-rewrite");
