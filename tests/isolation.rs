@@ -53,15 +53,40 @@ fn skipped(json: &serde_json::Value) -> Vec<String> {
 #[track_caller]
 fn assert_leak(json: &serde_json::Value, table: &str, check: &str) {
     let l = leaks(json);
-    assert!(l.iter().any(|(t, c)| t == table && c == check), "expected a {check} leak on {table}, got {l:?}");
+    assert!(
+        l.iter().any(|(t, c)| t == table && c == check),
+        "expected a {check} leak on {table}, got {l:?}"
+    );
+}
+
+/// What the faults are built from in one tenancy mode.
+struct Mode<'a> {
+    /// The scope key column and the table it references.
+    key: &'a str,
+    parent: &'a str,
+    /// A scoped table of the schema.
+    table: &'a str,
+    app: &'a str,
+    /// The session setting the policies read.
+    setting: &'a str,
 }
 
 /// The three faults, applied one at a time to a verified-clean tenant.
-fn faults(ws: &Workspace, slug: &str, conn: &str, key: &str, parent: &str, table: &str, app: &str, setting: &str) {
+fn faults(ws: &Workspace, slug: &str, conn: &str, mode: &Mode) {
+    let Mode {
+        key,
+        parent,
+        table,
+        app,
+        setting,
+    } = *mode;
     let ctx = format!("nullif(current_setting('{setting}', true), '')::uuid");
 
     // A permissive USING (true) policy ORs away the scoped one.
-    sql(conn, &format!("CREATE POLICY strata_test_open ON {table} FOR SELECT TO {app} USING (true)"));
+    sql(
+        conn,
+        &format!("CREATE POLICY strata_test_open ON {table} FOR SELECT TO {app} USING (true)"),
+    );
     let (run, json) = verify(ws, slug);
     run.expect(1);
     assert_leak(&json, table, "select");
@@ -115,13 +140,21 @@ fn database_per_tenant_agency_is_isolated_and_faults_are_caught() {
     let before = footprint(&conn);
     let text = ws.strata(&["verify-isolation", "--tenant", "agency"]);
     text.expect(0);
-    assert!(text.stdout.contains("messages") && text.stdout.contains("0 leak(s)"), "{}", text.all());
+    assert!(
+        text.stdout.contains("messages") && text.stdout.contains("0 leak(s)"),
+        "{}",
+        text.all()
+    );
     let (run, json) = verify(&ws, "agency");
     run.expect(0);
     assert!(leaks(&json).is_empty(), "{}", run.stdout);
     // A CHECK the generated values cannot meet makes a table "could not seed", never a failure.
     for s in skipped(&json) {
-        assert!(s.contains("could not seed") && s.contains("check constraint"), "{s}\n{}", run.stderr);
+        assert!(
+            s.contains("could not seed") && s.contains("check constraint"),
+            "{s}\n{}",
+            run.stderr
+        );
     }
     for table in ["messages", "knowledge_items", "container_members"] {
         for check in ["select", "update", "delete", "insert"] {
@@ -133,9 +166,20 @@ fn database_per_tenant_agency_is_isolated_and_faults_are_caught() {
             assert!(found, "{table} {check} must be probed:\n{}", run.stdout);
         }
     }
-    assert_eq!(footprint(&conn), before, "verify-isolation must leave no role, row or policy behind");
+    assert_eq!(
+        footprint(&conn),
+        before,
+        "verify-isolation must leave no role, row or policy behind"
+    );
 
-    faults(&ws, "agency", &conn, "container_id", "containers", "messages", "orbis_app", "orbis.container_id");
+    let mode = Mode {
+        key: "container_id",
+        parent: "containers",
+        table: "messages",
+        app: "orbis_app",
+        setting: "orbis.container_id",
+    };
+    faults(&ws, "agency", &conn, &mode);
     assert_eq!(footprint(&conn), before);
 }
 
@@ -170,7 +214,14 @@ fn shared_mode_is_isolated_and_faults_are_caught() {
         }
     }
     assert_eq!(footprint(&conn), before);
-    faults(&ws, "shared", &conn, "org_id", "orgs", "projects", "app_user", "app.org_id");
+    let mode = Mode {
+        key: "org_id",
+        parent: "orgs",
+        table: "projects",
+        app: "app_user",
+        setting: "app.org_id",
+    };
+    faults(&ws, "shared", &conn, &mode);
     assert_eq!(footprint(&conn), before);
 }
 

@@ -38,13 +38,30 @@ fn shadow(sql: &str) -> (Run, serde_json::Value) {
     let tmp = private_tmp();
     let path = ws.file(file);
     let out = ws
-        .command(&["check", "--no-cache", "--format", "json", "--shadow", "auto", path.to_str().unwrap()])
+        .command(&[
+            "check",
+            "--no-cache",
+            "--format",
+            "json",
+            "--shadow",
+            "auto",
+            path.to_str().unwrap(),
+        ])
         .env("TMPDIR", tmp.path())
         .output()
         .unwrap();
     let run = Run::from(out);
-    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "temp files left behind:\n{}", run.all());
-    assert_eq!(processes_mentioning(&tmp.path().display().to_string()), 0, "a server was left running");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "temp files left behind:\n{}",
+        run.all()
+    );
+    assert_eq!(
+        processes_mentioning(&tmp.path().display().to_string()),
+        0,
+        "a server was left running"
+    );
     let json = if run.code == 2 { serde_json::Value::Null } else { run.json() };
     (run, json)
 }
@@ -92,7 +109,9 @@ fn alter_column_type_rewrites_a_populated_table() {
     assert_eq!(rewrite.len(), 1, "{f:#?}");
     assert!(rewrite[0].2.contains("`messages`"), "{f:#?}");
     assert!(
-        of(&f, "lock-taken").iter().any(|(_, l, m)| *l == 2 && m.contains("ACCESS EXCLUSIVE") && m.contains("`messages`")),
+        of(&f, "lock-taken")
+            .iter()
+            .any(|(_, l, m)| *l == 2 && m.contains("ACCESS EXCLUSIVE") && m.contains("`messages`")),
         "{f:#?}"
     );
 }
@@ -110,7 +129,8 @@ fn plain_create_index_takes_a_share_lock() {
 
 #[test]
 fn concurrent_index_in_a_no_transaction_file_reports_nothing() {
-    let (_run, json) = shadow("-- strata: no-transaction\n-- Search by body.\nCREATE INDEX CONCURRENTLY messages_body_idx ON messages (body);\n");
+    let (_run, json) =
+        shadow("-- strata: no-transaction\n-- Search by body.\nCREATE INDEX CONCURRENTLY messages_body_idx ON messages (body);\n");
     let f = findings(&json);
     assert!(of(&f, "lock-taken").is_empty() && of(&f, "table-rewrite").is_empty(), "{f:#?}");
 }

@@ -248,7 +248,11 @@ async fn load_tables(client: &Client, target: &Target) -> Result<Vec<TableInfo>>
         tables.push(TableInfo {
             oid,
             qualified: format!("{}.{}", quote_ident(&schema), quote_ident(&name)),
-            shown: if schema == "public" { name.clone() } else { format!("{schema}.{name}") },
+            shown: if schema == "public" {
+                name.clone()
+            } else {
+                format!("{schema}.{name}")
+            },
             name,
             rls: r.get(3),
             forced: r.get(4),
@@ -432,7 +436,12 @@ impl<'a> Seeder<'a> {
         Ok(if cols.is_empty() {
             format!("INSERT INTO {} AS strata_row DEFAULT VALUES", t.qualified)
         } else {
-            format!("INSERT INTO {} AS strata_row ({}) VALUES ({})", t.qualified, cols.join(", "), vals.join(", "))
+            format!(
+                "INSERT INTO {} AS strata_row ({}) VALUES ({})",
+                t.qualified,
+                cols.join(", "),
+                vals.join(", ")
+            )
         })
     }
 
@@ -608,7 +617,11 @@ async fn probe(client: &Client, target: &Target, scope: &Scope, tables: &[TableI
                 }
             }
             None => {
-                let col = scoped[0].columns.iter().find(|c| c.name == scope.key).expect("scoped tables carry the key");
+                let col = scoped[0]
+                    .columns
+                    .iter()
+                    .find(|c| c.name == scope.key)
+                    .expect("scoped tables carry the key");
                 let expr = value_for(col, seeder.next()).map_err(|message| super::Error::Sql {
                     target: target.to_string(),
                     context: "cannot generate a scope key".into(),

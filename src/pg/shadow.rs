@@ -38,12 +38,22 @@ const BLOCKING: [&str; 4] = ["ShareLock", "ShareRowExclusiveLock", "ExclusiveLoc
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Observation {
     /// `mode` (as in pg_locks) held on a pre-existing table.
-    Lock { table: String, mode: String },
-    Rewrite { table: String },
+    Lock {
+        table: String,
+        mode: String,
+    },
+    Rewrite {
+        table: String,
+    },
     /// A table without row level security appeared.
-    NoRls { table: String },
+    NoRls {
+        table: String,
+    },
     /// A column matching a banned identifier pattern appeared.
-    BannedColumn { table: String, column: String },
+    BannedColumn {
+        table: String,
+        column: String,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -208,7 +218,7 @@ pub async fn run(
 /// dropped afterwards).
 pub enum ShadowServer {
     Auto,
-    Server(Target),
+    Server(Box<Target>),
 }
 
 impl ShadowServer {
@@ -216,7 +226,7 @@ impl ShadowServer {
         Ok(if spec == "auto" {
             ShadowServer::Auto
         } else {
-            ShadowServer::Server(Target::parse(spec)?)
+            ShadowServer::Server(Box::new(Target::parse(spec)?))
         })
     }
 }
@@ -316,7 +326,11 @@ pub fn check(ws: &Workspace, review: &HashSet<PathBuf>, server: &ShadowServer) -
         let (meta, message, help) = match &o.what {
             Observation::Lock { table, mode } => (
                 &crate::rules::lock_taken::META,
-                format!("takes {} on `{table}`, which existed before this file: it blocks {} until commit", lock_name(mode), blocks(mode)),
+                format!(
+                    "takes {} on `{table}`, which existed before this file: it blocks {} until commit",
+                    lock_name(mode),
+                    blocks(mode)
+                ),
                 "use the online form (CONCURRENTLY, NOT VALID + VALIDATE) or a phased cutover".to_string(),
             ),
             Observation::Rewrite { table } => (

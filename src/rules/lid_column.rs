@@ -70,7 +70,10 @@ impl LidColumnRule {
     /// catalogs by `strata check --shadow`).
     pub fn banned_pattern(&self, name: &str) -> Option<&str> {
         let name = name.to_lowercase();
-        self.patterns.iter().find(|p| glob_match(&p.pattern, &name)).map(|p| p.pattern.as_str())
+        self.patterns
+            .iter()
+            .find(|p| glob_match(&p.pattern, &name))
+            .map(|p| p.pattern.as_str())
     }
 
     fn check_column(&self, col: &ColumnDef, table: &str, cx: &StatementCtx, out: &mut Vec<Finding>) {
