@@ -1,5 +1,5 @@
-//! `strata check --shadow auto`: a throwaway cluster, no server needed. These
-//! tests never start the shared test server.
+//! `strata check --shadow`: `auto` (a throwaway cluster, no server needed:
+//! those tests never start the shared test server) and a server URL.
 
 mod common;
 
@@ -148,4 +148,29 @@ fn shadow_needs_files_under_review() {
     let run = ws.strata(&["check", "--shadow", "auto"]);
     run.expect(2);
     assert!(Path::new(&ws.file("strata.toml")).exists());
+}
+
+#[test]
+fn shadow_on_a_server_url_drops_its_scratch_database() {
+    let srv = server();
+    let ws = Workspace::new(&[]);
+    let file = "schema/core/0006_under_review.sql";
+    ws.write(file, "-- Search by body.\nCREATE INDEX messages_body_idx ON messages (body);\n");
+    let path = ws.file(file);
+    let run = ws.strata(&[
+        "check",
+        "--no-cache",
+        "--format",
+        "json",
+        "--shadow",
+        srv.admin(),
+        path.to_str().unwrap(),
+    ]);
+    run.expect(1);
+    let f = findings(&run.json());
+    assert_eq!(of(&f, "lock-taken").len(), 1, "{f:#?}");
+    assert_eq!(
+        value(srv.admin(), "SELECT count(*) FROM pg_database WHERE datname LIKE 'strata_shadow_%'"),
+        "0"
+    );
 }
