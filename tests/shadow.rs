@@ -174,3 +174,16 @@ fn shadow_on_a_server_url_drops_its_scratch_database() {
         "0"
     );
 }
+
+#[test]
+fn rls_without_force_or_policy_in_a_function_is_caught() {
+    let (run, json) = shadow(
+        "-- Made by a helper function.\nCREATE FUNCTION make_notes() RETURNS void LANGUAGE plpgsql AS $$\nBEGIN\n  CREATE TABLE notes (id uuid PRIMARY KEY);\n  ALTER TABLE notes ENABLE ROW LEVEL SECURITY;\nEND\n$$;\nSELECT make_notes();\n",
+    );
+    run.expect(1);
+    let f = findings(&json);
+    let forced = of(&f, "rls-not-forced");
+    assert_eq!(forced.len(), 1, "{f:#?}");
+    assert_eq!(forced[0].1, 8, "the span of the statement that made the table appear: {f:#?}");
+    assert!(of(&f, "rls-missing").is_empty(), "{f:#?}");
+}

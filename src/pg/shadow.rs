@@ -49,6 +49,14 @@ pub enum Observation {
     NoRls {
         table: String,
     },
+    /// A table with row level security, but not forced, appeared.
+    NotForced {
+        table: String,
+    },
+    /// A table with row level security but no policy appeared.
+    NoPolicy {
+        table: String,
+    },
     /// A column matching a banned identifier pattern appeared.
     BannedColumn {
         table: String,
@@ -173,9 +181,10 @@ pub async fn run(
     let rows = client
         .query(
             "SELECT c.oid, c.relname::text, c.relrowsecurity, c.relkind::text,
-                    coalesce(array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attnum > 0 AND NOT a.attisdropped), '{}')
+                    coalesce(array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attnum > 0 AND NOT a.attisdropped), '{}'),
+                    c.relforcerowsecurity, EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid)
              FROM pg_class c LEFT JOIN pg_attribute a ON a.attrelid = c.oid
-             WHERE c.oid = ANY ($1) GROUP BY c.oid, c.relname, c.relrowsecurity, c.relkind",
+             WHERE c.oid = ANY ($1) GROUP BY c.oid, c.relname, c.relrowsecurity, c.relkind, c.relforcerowsecurity",
             &[&oids],
         )
         .await
@@ -190,11 +199,24 @@ pub async fn run(
         let (file, line) = created[&oid].clone();
         let shown = names.get(&oid).cloned().unwrap_or(relname.clone());
         let global = governance.global_tables.iter().any(|g| *g == relname || *g == shown);
-        if kind != "m" && !rls && !global {
+        let forced: bool = r.get(5);
+        let has_policy: bool = r.get(6);
+        let problem = if kind == "m" || global {
+            None
+        } else if !rls {
+            Some(Observation::NoRls { table: shown.clone() })
+        } else if !forced {
+            Some(Observation::NotForced { table: shown.clone() })
+        } else if !has_policy {
+            Some(Observation::NoPolicy { table: shown.clone() })
+        } else {
+            None
+        };
+        if let Some(what) = problem {
             out.push(Observed {
                 file: file.clone(),
                 line,
-                what: Observation::NoRls { table: shown.clone() },
+                what,
             });
         }
         for c in columns {
@@ -233,7 +255,8 @@ impl ShadowServer {
 
 /// Runs the shadow check of the reviewed files (canonical paths) of a
 /// workspace and returns its findings as diagnostics of `lock-taken`,
-/// `table-rewrite`, `rls-missing` and `lid-column`.
+/// `table-rewrite`, `rls-missing`, `rls-not-forced`, `policy-missing` and
+/// `lid-column`.
 pub fn check(ws: &Workspace, review: &HashSet<PathBuf>, server: &ShadowServer) -> Result<Vec<Diagnostic>> {
     let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
     let mut chain = Vec::new();
@@ -342,6 +365,16 @@ pub fn check(ws: &Workspace, review: &HashSet<PathBuf>, server: &ShadowServer) -
                 &crate::rules::rls_missing::META,
                 format!("this statement created tenant table `{table}` without ROW LEVEL SECURITY (observed on the shadow database)"),
                 format!("add `ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;` and FORCE with a policy in this file"),
+            ),
+            Observation::NotForced { table } => (
+                &crate::rules::rls_not_forced::META,
+                format!("this statement created tenant table `{table}` with ROW LEVEL SECURITY enabled but not forced (observed on the shadow database)"),
+                format!("add `ALTER TABLE {table} FORCE ROW LEVEL SECURITY;` in this file"),
+            ),
+            Observation::NoPolicy { table } => (
+                &crate::rules::policy_missing::META,
+                format!("this statement created tenant table `{table}` with ROW LEVEL SECURITY but no policy (observed on the shadow database)"),
+                format!("add a `CREATE POLICY ... ON {table}` in this file"),
             ),
             Observation::BannedColumn { table, column } => (
                 &crate::rules::lid_column::META,
