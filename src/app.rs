@@ -50,6 +50,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Tenant {
             command: crate::cli::TenantCommand::Create(args),
         } => crate::fleet::commands::tenant_create(&ws(&cli)?, args),
+        // Isolation proofs (issue 5): implemented in crate::fleet::isolation.
+        Command::VerifyIsolation(args) => crate::fleet::isolation::verify_isolation(&ws(&cli)?, args),
     };
     if cli.verbose {
         eprintln!("strata: done in {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
@@ -261,10 +263,39 @@ fn cmd_check(explicit_ws: Option<&Path>, args: &CheckArgs, opts: &RenderOptions,
         target.include_created(plan.created().map(|c| c.path.clone()));
         report = target.check()?;
     }
+    if let Some(spec) = &args.shadow {
+        merge_shadow(&target, spec, &mut report)?;
+    }
     report::render(args.format, &report, rules::ALL, opts, &mut w)?;
     w.flush()?;
     let failing = report.count(Severity::Error) > 0 || (args.deny_warnings && report.count(Severity::Warning) > 0);
     Ok(if failing { EXIT_FINDINGS } else { EXIT_OK })
+}
+
+/// `--shadow`: adds what the shadow run observed to the static report (a
+/// finding the static rules already made on the same line is kept once).
+fn merge_shadow(target: &CheckTarget, spec: &str, report: &mut report::CheckReport) -> anyhow::Result<()> {
+    let CheckTarget::Workspace {
+        root, review: Some(paths), ..
+    } = target
+    else {
+        bail!("--shadow needs a workspace and the files to review (PATHS, --since or --staged)");
+    };
+    let ws = Workspace::load(root)?;
+    let set = check::review_set(&ws, paths)?.unwrap_or_default();
+    let server = crate::pg::shadow::ShadowServer::parse(spec)?;
+    let found = crate::pg::shadow::check(&ws, &set, &server).context("--shadow")?;
+    let statics = report.diagnostics.len();
+    for d in found {
+        let seen = report.diagnostics[..statics]
+            .iter()
+            .any(|x| x.rule == d.rule && x.file.path == d.file.path && x.region.start.line == d.region.start.line);
+        if !seen {
+            report.diagnostics.push(d);
+        }
+    }
+    report.sort();
+    Ok(())
 }
 
 fn cmd_rules(format: ListFormat) -> anyhow::Result<u8> {

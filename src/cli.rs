@@ -114,6 +114,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    // Isolation proofs (issue 5): see docs/isolation.md.
+    /// Prove tenant isolation live: RLS catalog checks and a rolled-back probe as the app role.
+    ///
+    /// Exits 1 on any leak, 2 when a tenant could not be verified.
+    VerifyIsolation(VerifyIsolationArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -142,6 +147,11 @@ pub struct CheckArgs {
     /// report what is left.
     #[arg(long)]
     pub fix: bool,
+    /// Also apply the files under review to a scratch database (`auto`: a
+    /// throwaway cluster; or a server's maintenance-database URL) and report
+    /// the locks and rewrites they really cause (see docs/isolation.md).
+    #[arg(long, value_name = "auto|URL")]
+    pub shadow: Option<String>,
 }
 
 /// Arguments of `strata init`.
@@ -251,6 +261,19 @@ pub struct TenantCreateArgs {
     /// Seconds to wait for another migrator's lock.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     pub lock_wait: u64,
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
+}
+
+/// Arguments of `strata verify-isolation`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyIsolationArgs {
+    /// Verify this tenant (repeatable).
+    #[arg(long = "tenant", value_name = "SLUG", conflicts_with = "all")]
+    pub tenants: Vec<String>,
+    /// Verify every tenant of tenants.toml.
+    #[arg(long)]
+    pub all: bool,
     #[arg(long, value_enum, default_value_t = ListFormat::Text)]
     pub format: ListFormat,
 }

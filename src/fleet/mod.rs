@@ -11,6 +11,7 @@
 
 pub mod commands;
 pub mod control;
+pub mod isolation;
 pub mod progress;
 pub mod provision;
 pub mod status;

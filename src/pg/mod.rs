@@ -11,7 +11,9 @@ pub mod cluster;
 pub mod conn;
 pub mod history;
 pub mod introspect;
+pub mod isolation;
 pub mod lock;
+pub mod shadow;
 
 pub use conn::{connect, Target};
 

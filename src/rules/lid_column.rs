@@ -66,6 +66,16 @@ impl Default for LidColumnRule {
 }
 
 impl LidColumnRule {
+    /// The banned pattern a column name matches, if any (also used on live
+    /// catalogs by `strata check --shadow`).
+    pub fn banned_pattern(&self, name: &str) -> Option<&str> {
+        let name = name.to_lowercase();
+        self.patterns
+            .iter()
+            .find(|p| glob_match(&p.pattern, &name))
+            .map(|p| p.pattern.as_str())
+    }
+
     fn check_column(&self, col: &ColumnDef, table: &str, cx: &StatementCtx, out: &mut Vec<Finding>) {
         let name = ident_name(&col.name);
         if let Some(p) = self.patterns.iter().find(|p| glob_match(&p.pattern, &name)) {

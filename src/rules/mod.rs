@@ -40,6 +40,7 @@ pub mod drop_table;
 pub mod enum_value_ordering;
 pub mod exclusion_constraint;
 pub(crate) mod lock;
+pub mod lock_taken;
 pub mod prefer_repack;
 pub mod rename_column;
 pub mod rename_table;
@@ -50,6 +51,7 @@ pub mod require_concurrent_reindex;
 pub mod require_lock_timeout;
 pub mod require_statement_timeout;
 pub mod set_not_null;
+pub mod table_rewrite;
 pub mod transaction_nesting;
 pub mod truncate_cascade;
 pub mod uncommitted_transaction;
@@ -327,6 +329,9 @@ rule_table! {
     require_lock_timeout::RequireLockTimeout,
     require_statement_timeout::RequireStatementTimeout,
     work_after_access_exclusive::WorkAfterAccessExclusive,
+    // Observed by `strata check --shadow` (src/pg/shadow.rs).
+    lock_taken::LockTaken,
+    table_rewrite::TableRewrite,
     transaction_nesting::TransactionNesting,
     uncommitted_transaction::UncommittedTransaction,
     enum_value_ordering::EnumValueOrdering,
