@@ -44,6 +44,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Tenant {
             command: crate::cli::TenantCommand::Create(args),
         } => crate::fleet::commands::tenant_create(&load_workspace(cli.workspace.as_deref())?, args),
+        // Phased cutovers (issue 5): implemented in crate::cutover::commands.
+        Command::Plan(args) => crate::cutover::commands::plan(optional_workspace(cli.workspace.as_deref())?.as_ref(), args),
+        Command::Cutover { command } => {
+            crate::cutover::commands::cutover(optional_workspace(cli.workspace.as_deref())?.as_ref(), command, cli.quiet)
+        }
     }
 }
 
@@ -65,6 +70,11 @@ fn load_workspace(explicit: Option<&Path>) -> anyhow::Result<Workspace> {
         Some(root) => Ok(Workspace::load(&root)?),
         None => bail!("no strata.toml found in this folder or any parent (run `strata init`, or pass --workspace DIR)"),
     }
+}
+
+/// The workspace if there is one (a `move` cutover needs none).
+fn optional_workspace(explicit: Option<&Path>) -> anyhow::Result<Option<Workspace>> {
+    Ok(find_workspace(explicit)?.map(|root| Workspace::load(&root)).transpose()?)
 }
 
 fn git_lines(args: &[&str], cwd: &Path) -> anyhow::Result<Vec<String>> {
