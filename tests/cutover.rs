@@ -1,0 +1,206 @@
+//! `strata cutover` on a real PostgreSQL: a reshape (rename a column by
+//! expand/contract) under a concurrent writer, resumed between steps,
+//! verified, contracted; rollback before contract; contract refused before
+//! its retention window.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use common::{sql, value, Workspace};
+
+/// A tenant database with `messages(id, body, sender)` and `rows` rows,
+/// a control-plane database, and a workspace whose cutover renames body → text.
+fn setup(name: &str, rows: u32, retention: &str) -> (Workspace, String, String) {
+    let db = common::database(&format!("{name}_tenant"));
+    let cp = common::database(&format!("{name}_cp"));
+    sql(
+        &db,
+        &format!(
+            "CREATE TABLE messages (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text, sender text NOT NULL, lid_jid text);
+             INSERT INTO messages (body, sender, lid_jid) SELECT 'message ' || g, 'sender ' || (g % 17), 'lid' || g
+             FROM generate_series(1, {rows}) g;
+             INSERT INTO messages (body, sender) VALUES (NULL, 'nobody');
+             ANALYZE messages;"
+        ),
+    );
+    let ws = Workspace::new(&[common::tenant("acme", None, db.clone())]);
+    ws.write(
+        "cutovers/rename-body.toml",
+        &format!(
+            r#"kind = "reshape"
+description = "messages.body becomes messages.text"
+control_plane = "{cp}"
+retention = "{retention}"
+
+[flip]
+workers = ["inbox", "digest"]
+soak = "0s"
+
+[backfill]
+batch_size = 250
+pause = "0s"
+lock_timeout = "1s"
+
+[[table]]
+name = "messages"
+rename = {{ body = "text" }}
+drop = ["lid_jid"]
+"#
+        ),
+    );
+    (ws, db, cp)
+}
+
+/// Inserts and updates through the old column until stopped.
+fn start_writer(db: &str) -> (Arc<AtomicBool>, Arc<AtomicU64>, std::thread::JoinHandle<()>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
+    let (s, w, db) = (stop.clone(), written.clone(), db.to_string());
+    let handle = std::thread::spawn(move || {
+        common::rt().block_on(async {
+            let client = common::connect(&db).await;
+            let mut i = 0u64;
+            while !s.load(Ordering::Relaxed) {
+                i += 1;
+                client
+                    .execute(
+                        "INSERT INTO messages (body, sender) VALUES ('live ' || $1::text, 'writer')",
+                        &[&i.to_string()],
+                    )
+                    .await
+                    .expect("insert during the cutover");
+                if i % 5 == 0 {
+                    client
+                        .execute("UPDATE messages SET body = body || ' (edited)' WHERE id = $1", &[&((i * 37 % 3000) as i64 + 1)])
+                        .await
+                        .expect("update during the cutover");
+                }
+                w.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    });
+    (stop, written, handle)
+}
+
+fn steps_done(ws: &Workspace) -> Vec<String> {
+    let status = ws.strata(&["cutover", "status", "rename-body", "--format", "json"]);
+    status.json()[0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "done")
+        .map(|s| s["step"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn reshape_under_concurrent_writes_resumes_verifies_and_contracts() {
+    let (ws, db, cp) = setup("reshape_live", 3000, "0s");
+    let (stop, written, writer) = start_writer(&db);
+
+    // Stop after expand: a run killed there resumes from the next step.
+    ws.strata(&["cutover", "run", "rename-body", "--until", "expand"]).expect(0);
+    assert_eq!(steps_done(&ws), ["preflight", "expand"]);
+    assert_eq!(value(&db, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'messages' AND column_name = 'text'"), "1");
+
+    // A run killed in the middle of a step leaves it `running`: it is run again.
+    ws.strata(&["cutover", "run", "rename-body", "--until", "backfill"]).expect(0);
+    sql(&cp, "UPDATE strata.cutover_steps SET status = 'running', finished_at = NULL WHERE step = 'backfill'");
+    let run = ws.strata(&["cutover", "run", "rename-body", "--until", "verify"]);
+    run.expect(0);
+    assert!(!run.stderr.contains("expand …"), "expand must not run again:\n{}", run.all());
+    assert!(run.stderr.contains("backfill …"), "the interrupted backfill runs again:\n{}", run.all());
+    assert_eq!(steps_done(&ws), ["preflight", "expand", "dual-write", "backfill", "verify"]);
+
+    // Keep writing a little after verify, then stop and compare every row.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(written.load(Ordering::Relaxed) > 0, "the writer wrote during the window");
+    assert_eq!(value(&db, "SELECT count(*) FROM messages WHERE text IS DISTINCT FROM body"), "0");
+    assert_eq!(value(&db, "SELECT count(*) FROM messages WHERE strata_needs_backfill"), "0");
+    assert_eq!(value(&db, "SELECT count(*) FROM messages WHERE body IS NULL AND text IS NULL"), "1");
+
+    // A flipped writer writes the new column: the trigger keeps the old one current.
+    sql(&db, "INSERT INTO messages (text, sender) VALUES ('from the new side', 'new')");
+    assert_eq!(value(&db, "SELECT body FROM messages WHERE sender = 'new'"), "from the new side");
+    sql(&db, "UPDATE messages SET text = 'renamed' WHERE sender = 'new'");
+    assert_eq!(value(&db, "SELECT body FROM messages WHERE sender = 'new'"), "renamed");
+
+    // Flips (soak 0s), then contract (retention 0s).
+    ws.strata(&["cutover", "run", "rename-body"]).expect(0);
+    let routes = sql(&cp, "SELECT worker, reads, writes FROM strata.worker_routes ORDER BY worker");
+    assert_eq!(
+        routes,
+        [
+            vec![Some("digest".into()), Some("new".into()), Some("new".into())],
+            vec![Some("inbox".into()), Some("new".into()), Some("new".into())]
+        ]
+    );
+    let columns = value(
+        &db,
+        "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'messages'",
+    );
+    assert_eq!(columns, "id,sender,text");
+    assert_eq!(value(&db, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'strata_%'"), "0");
+    assert_eq!(value(&cp, "SELECT status FROM strata.cutover_runs"), "contracted");
+
+    // Contracted: nothing to roll back to.
+    let rb = ws.strata(&["cutover", "rollback", "rename-body"]);
+    rb.expect(1);
+    assert!(rb.stdout.contains("is contracted"), "{}", rb.all());
+}
+
+#[test]
+fn rollback_before_contract_restores_the_original_and_contract_waits_for_retention() {
+    let (ws, db, cp) = setup("reshape_rollback", 500, "1h");
+    let before = value(&db, "SELECT md5(string_agg(row(id, body, sender, lid_jid)::text, ',' ORDER BY id)) FROM messages");
+
+    // Everything up to the flips; contract waits for its retention window.
+    let run = ws.strata(&["cutover", "run", "rename-body"]);
+    run.expect(0);
+    assert!(run.stdout.contains("waiting"), "{}", run.all());
+    assert!(run.stdout.contains("retention window (1h) is not over"), "{}", run.all());
+    let refused = ws.strata(&["cutover", "run", "rename-body", "--until", "contract"]);
+    refused.expect(1);
+    assert!(refused.stdout.contains("contract refused"), "{}", refused.all());
+    assert!(steps_done(&ws).contains(&"flip-writers".to_string()));
+    assert!(!steps_done(&ws).contains(&"contract".to_string()));
+
+    // The old column is still current after writes through the new one.
+    sql(&db, "UPDATE messages SET text = text || '!' WHERE id <= 10");
+
+    let rb = ws.strata(&["cutover", "rollback", "rename-body"]);
+    rb.expect(0);
+    assert!(rb.stdout.contains("rolled-back"), "{}", rb.all());
+    let columns = value(
+        &db,
+        "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'messages'",
+    );
+    assert_eq!(columns, "id,body,sender,lid_jid");
+    assert_eq!(value(&db, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'strata_%'"), "0");
+    assert_eq!(value(&db, "SELECT count(*) FROM pg_proc WHERE proname LIKE 'dw_%'"), "0");
+    sql(&db, "UPDATE messages SET body = left(body, -1) WHERE id <= 10");
+    let after = value(&db, "SELECT md5(string_agg(row(id, body, sender, lid_jid)::text, ',' ORDER BY id)) FROM messages");
+    assert_eq!(before, after, "rows are as before the cutover");
+    let routes = sql(&cp, "SELECT DISTINCT reads || '/' || writes FROM strata.worker_routes");
+    assert_eq!(routes, [vec![Some("old/old".to_string())]]);
+    assert_eq!(value(&cp, "SELECT status FROM strata.cutover_runs"), "rolled-back");
+
+    // A new run after a rollback starts from the beginning.
+    ws.strata(&["cutover", "run", "rename-body", "--until", "expand"]).expect(0);
+    assert_eq!(value(&cp, "SELECT count(*) FROM strata.cutover_runs"), "2");
+}
+
+#[test]
+fn plan_estimates_rows_from_a_reachable_tenant() {
+    let (ws, _db, _cp) = setup("reshape_plan", 1000, "7d");
+    let out = ws.strata(&["plan", "rename-body", "--format", "json"]);
+    out.expect(0);
+    let v = out.json();
+    assert_eq!(v["estimates"][0]["table"], "public.messages");
+    assert_eq!(v["estimates"][0]["rows"], 1001);
+    assert_eq!(v["steps"].as_array().unwrap().len(), 9);
+}
