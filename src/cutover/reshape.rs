@@ -97,6 +97,14 @@ impl<'a> TenantDb<'a> {
     /// Checks that tables, keys and old columns exist.
     pub async fn preflight(&mut self) -> Result<String> {
         let mut problems = Vec::new();
+        // Forced RLS applies to the table owner too: a backfill that cannot see every row would
+        // "finish" early and verification would compare a subset.
+        let bypass: bool = self
+            .client
+            .query_one("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user", &[])
+            .await
+            .map_err(self.err("reading the current role".into()))?
+            .get(0);
         for t in &self.cutover.tables {
             let exists: bool = self
                 .client
@@ -107,6 +115,19 @@ impl<'a> TenantDb<'a> {
             if !exists {
                 problems.push(format!("table {} does not exist", t.display()));
                 continue;
+            }
+            let rls: bool = self
+                .client
+                .query_one("SELECT relrowsecurity FROM pg_class WHERE oid = to_regclass($1)", &[&t.qualified()])
+                .await
+                .map_err(self.err(format!("reading {}", t.display())))?
+                .get(0);
+            if rls && !bypass {
+                problems.push(format!(
+                    "{} has row-level security and this role has neither SUPERUSER nor BYPASSRLS: the backfill would not see \
+                     every row (connect as a role with BYPASSRLS)",
+                    t.display()
+                ));
             }
             let unique: bool = self
                 .client

@@ -218,7 +218,10 @@ fn move_steps(c: &Cutover) -> Vec<Step> {
             "expand",
             Phase::Expand,
             Action::Expand,
-            format!("create schema {staging} on the target with the source tables' shape; the target tables get the new columns"),
+            format!(
+                "create schema {staging} on the target with the source tables' shape; the target tables get the new columns: {}",
+                column_summary(c)
+            ),
             "DDL committed",
             format!("drop schema {staging}"),
         ),
