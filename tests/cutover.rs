@@ -73,7 +73,10 @@ fn start_writer(db: &str) -> (Arc<AtomicBool>, Arc<AtomicU64>, std::thread::Join
                     .expect("insert during the cutover");
                 if i % 5 == 0 {
                     client
-                        .execute("UPDATE messages SET body = body || ' (edited)' WHERE id = $1", &[&((i * 37 % 3000) as i64 + 1)])
+                        .execute(
+                            "UPDATE messages SET body = body || ' (edited)' WHERE id = $1",
+                            &[&((i * 37 % 3000) as i64 + 1)],
+                        )
                         .await
                         .expect("update during the cutover");
                 }
@@ -103,15 +106,28 @@ fn reshape_under_concurrent_writes_resumes_verifies_and_contracts() {
     // Stop after expand: a run killed there resumes from the next step.
     ws.strata(&["cutover", "run", "rename-body", "--until", "expand"]).expect(0);
     assert_eq!(steps_done(&ws), ["preflight", "expand"]);
-    assert_eq!(value(&db, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'messages' AND column_name = 'text'"), "1");
+    assert_eq!(
+        value(
+            &db,
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'messages' AND column_name = 'text'"
+        ),
+        "1"
+    );
 
     // A run killed in the middle of a step leaves it `running`: it is run again.
     ws.strata(&["cutover", "run", "rename-body", "--until", "backfill"]).expect(0);
-    sql(&cp, "UPDATE strata.cutover_steps SET status = 'running', finished_at = NULL WHERE step = 'backfill'");
+    sql(
+        &cp,
+        "UPDATE strata.cutover_steps SET status = 'running', finished_at = NULL WHERE step = 'backfill'",
+    );
     let run = ws.strata(&["cutover", "run", "rename-body", "--until", "verify"]);
     run.expect(0);
     assert!(!run.stderr.contains("expand …"), "expand must not run again:\n{}", run.all());
-    assert!(run.stderr.contains("backfill …"), "the interrupted backfill runs again:\n{}", run.all());
+    assert!(
+        run.stderr.contains("backfill …"),
+        "the interrupted backfill runs again:\n{}",
+        run.all()
+    );
     assert_eq!(steps_done(&ws), ["preflight", "expand", "dual-write", "backfill", "verify"]);
 
     // Keep writing a little after verify, then stop and compare every row.
@@ -156,7 +172,10 @@ fn reshape_under_concurrent_writes_resumes_verifies_and_contracts() {
 #[test]
 fn rollback_before_contract_restores_the_original_and_contract_waits_for_retention() {
     let (ws, db, cp) = setup("reshape_rollback", 500, "1h");
-    let before = value(&db, "SELECT md5(string_agg(row(id, body, sender, lid_jid)::text, ',' ORDER BY id)) FROM messages");
+    let before = value(
+        &db,
+        "SELECT md5(string_agg(row(id, body, sender, lid_jid)::text, ',' ORDER BY id)) FROM messages",
+    );
 
     // Everything up to the flips; contract waits for its retention window.
     let run = ws.strata(&["cutover", "run", "rename-body"]);
@@ -183,7 +202,10 @@ fn rollback_before_contract_restores_the_original_and_contract_waits_for_retenti
     assert_eq!(value(&db, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'strata_%'"), "0");
     assert_eq!(value(&db, "SELECT count(*) FROM pg_proc WHERE proname LIKE 'dw_%'"), "0");
     sql(&db, "UPDATE messages SET body = left(body, -1) WHERE id <= 10");
-    let after = value(&db, "SELECT md5(string_agg(row(id, body, sender, lid_jid)::text, ',' ORDER BY id)) FROM messages");
+    let after = value(
+        &db,
+        "SELECT md5(string_agg(row(id, body, sender, lid_jid)::text, ',' ORDER BY id)) FROM messages",
+    );
     assert_eq!(before, after, "rows are as before the cutover");
     let routes = sql(&cp, "SELECT DISTINCT reads || '/' || writes FROM strata.worker_routes");
     assert_eq!(routes, [vec![Some("old/old".to_string())]]);

@@ -49,7 +49,17 @@ fn plan_as_json() {
     let ids: Vec<&str> = v["steps"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
     assert_eq!(
         ids,
-        ["preflight", "expand", "dual-write", "backfill", "verify", "flip-reader:inbox", "flip-reader:digest", "flip-writers", "contract"]
+        [
+            "preflight",
+            "expand",
+            "dual-write",
+            "backfill",
+            "verify",
+            "flip-reader:inbox",
+            "flip-reader:digest",
+            "flip-writers",
+            "contract"
+        ]
     );
     assert_eq!(v["estimates"][0]["rows"], serde_json::Value::Null);
     assert_eq!(v["estimates"][0]["from"], "unreachable");
@@ -59,7 +69,11 @@ fn plan_as_json() {
 fn a_bad_cutover_file_names_its_position() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.toml");
-    std::fs::write(&path, "kind = \"reshape\"\nretention = \"7d\"\nworkerz = []\n[[table]]\nname = \"messages\"\n").unwrap();
+    std::fs::write(
+        &path,
+        "kind = \"reshape\"\nretention = \"7d\"\nworkerz = []\n[[table]]\nname = \"messages\"\n",
+    )
+    .unwrap();
     let (code, _, stderr) = plan(path.to_str().unwrap(), "text");
     assert_eq!(code, 2);
     assert!(stderr.contains("broken.toml:3:1: unknown field `workerz`"), "{stderr}");

@@ -94,10 +94,7 @@ pub fn plan(ws: Option<&Workspace>, args: &PlanArgs) -> anyhow::Result<u8> {
             let ws = need_ws(ws, &c)?;
             let waves = executor::tenant_waves(ws, &c)?;
             let dbs = waves.iter().flatten().map(|t| (t.slug.clone(), t.database.clone())).collect();
-            (
-                waves.iter().map(|w| w.iter().map(|t| t.slug.clone()).collect()).collect(),
-                dbs,
-            )
+            (waves.iter().map(|w| w.iter().map(|t| t.slug.clone()).collect()).collect(), dbs)
         }
     };
     let estimates = runtime()?.block_on(estimates(&c, &databases));
@@ -130,7 +127,12 @@ fn print_outcomes(outcomes: &[TenantOutcome], format: ListFormat) -> anyhow::Res
             let mut t = table();
             t.set_header(["tenant", "status", "last step done", "detail"]);
             for o in outcomes {
-                t.add_row([o.tenant.clone(), o.status.clone(), o.step.clone().unwrap_or_else(|| "-".into()), o.detail.clone()]);
+                t.add_row([
+                    o.tenant.clone(),
+                    o.status.clone(),
+                    o.step.clone().unwrap_or_else(|| "-".into()),
+                    o.detail.clone(),
+                ]);
             }
             writeln!(out, "{t}")?;
         }
@@ -179,8 +181,11 @@ pub fn cutover(ws: Option<&Workspace>, command: &CutoverCommand, quiet: bool) ->
                     let mut t = table();
                     t.set_header(["tenant", "run", "status", "steps", "current", "detail", "routes"]);
                     for r in &rows {
-                        let routes: Vec<String> =
-                            r.routes.iter().map(|x| format!("{}: reads {}, writes {}", x.worker, x.reads, x.writes)).collect();
+                        let routes: Vec<String> = r
+                            .routes
+                            .iter()
+                            .map(|x| format!("{}: reads {}, writes {}", x.worker, x.reads, x.writes))
+                            .collect();
                         t.add_row([
                             r.tenant.clone(),
                             r.run_id.map_or_else(|| "-".into(), |i| i.to_string()),

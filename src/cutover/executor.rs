@@ -42,12 +42,16 @@ impl TenantOutcome {
 
 /// The control plane the cutover names, or the workspace's.
 pub fn control_plane_spec(ws: &Workspace, c: &Cutover) -> Result<String> {
-    c.file.control_plane.clone().or_else(|| ws.config.control_plane.clone()).ok_or_else(|| {
-        Error::Refused(format!(
-            "cutover {}: no control plane: set `control_plane` in the cutover file or in strata.toml (its run state lives there)",
-            c.name
-        ))
-    })
+    c.file
+        .control_plane
+        .clone()
+        .or_else(|| ws.config.control_plane.clone())
+        .ok_or_else(|| {
+            Error::Refused(format!(
+                "cutover {}: no control plane: set `control_plane` in the cutover file or in strata.toml (its run state lives there)",
+                c.name
+            ))
+        })
 }
 
 /// The tenants of a reshape, in waves.

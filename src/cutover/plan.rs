@@ -217,7 +217,11 @@ pub fn parse(path: &Path, text: &str) -> crate::Result<Cutover> {
     };
     let retention = duration("retention", Some(&file.retention), Duration::ZERO)?;
     let soak = duration("soak", file.flip.soak.as_deref(), Duration::from_secs(600))?;
-    let max_replication_lag = duration("max_replication_lag", file.gates.max_replication_lag.as_deref(), Duration::from_secs(30))?;
+    let max_replication_lag = duration(
+        "max_replication_lag",
+        file.gates.max_replication_lag.as_deref(),
+        Duration::from_secs(30),
+    )?;
     let pause = duration("pause", file.backfill.pause.as_deref(), Duration::from_millis(50))?;
     let lock_timeout = file.backfill.lock_timeout.clone().unwrap_or_else(|| "2s".into());
     duration("lock_timeout", Some(&lock_timeout), Duration::ZERO)?;
@@ -233,7 +237,10 @@ pub fn parse(path: &Path, text: &str) -> crate::Result<Cutover> {
                 }
             }
             if !file.tenants.is_empty() || !file.waves.is_empty() {
-                return Err(err("tenants", "`tenants` and `waves` are for `reshape`; a `move` has one source and one target".into()));
+                return Err(err(
+                    "tenants",
+                    "`tenants` and `waves` are for `reshape`; a `move` has one source and one target".into(),
+                ));
             }
         }
         Kind::Reshape => {
@@ -337,7 +344,10 @@ fn resolve_table(t: &TableMapping, kind: Kind, err: &dyn Fn(&str, String) -> Err
             ));
         }
         if c.replaces.is_none() && c.sql_type.is_none() {
-            return Err(err(&c.name, format!("table {}: column {} needs `type` (it replaces no column)", t.name, c.name)));
+            return Err(err(
+                &c.name,
+                format!("table {}: column {} needs `type` (it replaces no column)", t.name, c.name),
+            ));
         }
         changes.push(ColumnChange {
             new: c.name.clone(),
@@ -351,14 +361,20 @@ fn resolve_table(t: &TableMapping, kind: Kind, err: &dyn Fn(&str, String) -> Err
     for c in &changes {
         for col in std::iter::once(&c.new).chain(c.replaces.iter()) {
             if !valid_ident(col) {
-                return Err(err(col, format!("table {}: `{col}` is not a column name (letters, digits, _)", t.name)));
+                return Err(err(
+                    col,
+                    format!("table {}: `{col}` is not a column name (letters, digits, _)", t.name),
+                ));
             }
         }
         if !seen.insert(c.new.clone()) {
             return Err(err(&c.new, format!("table {}: new column {} is defined twice", t.name, c.new)));
         }
         if c.replaces.as_deref() == Some(key.as_str()) {
-            return Err(err(&key, format!("table {}: the key column {key} cannot be replaced by a reshape", t.name)));
+            return Err(err(
+                &key,
+                format!("table {}: the key column {key} cannot be replaced by a reshape", t.name),
+            ));
         }
     }
     for d in &t.drop {
@@ -367,7 +383,10 @@ fn resolve_table(t: &TableMapping, kind: Kind, err: &dyn Fn(&str, String) -> Err
         }
     }
     if kind == Kind::Reshape && changes.is_empty() && t.drop.is_empty() {
-        return Err(err(&t.name, format!("table {}: nothing to reshape (no rename, column or drop)", t.name)));
+        return Err(err(
+            &t.name,
+            format!("table {}: nothing to reshape (no rename, column or drop)", t.name),
+        ));
     }
     Ok(Table {
         schema,
@@ -484,7 +503,10 @@ drop = ["lid_jid"]
     #[test]
     fn bad_duration_names_the_key() {
         let e = parse_str(&RESHAPE.replace("\"5m\"", "\"five minutes\"")).unwrap_err().to_string();
-        assert!(e.contains("cutovers/rename-body.toml:10:1: soak = `five minutes` is not a duration"), "{e}");
+        assert!(
+            e.contains("cutovers/rename-body.toml:10:1: soak = `five minutes` is not a duration"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -157,7 +157,11 @@ impl<'a> TenantDb<'a> {
         if problems.is_empty() {
             Ok(format!("{} tables ready", self.cutover.tables.len()))
         } else {
-            Err(Error::Refused(format!("{}: preflight failed: {}", self.target, problems.join("; "))))
+            Err(Error::Refused(format!(
+                "{}: preflight failed: {}",
+                self.target,
+                problems.join("; ")
+            )))
         }
     }
 
@@ -171,9 +175,10 @@ impl<'a> TenantDb<'a> {
                     (None, Some(old)) => match self.column_type(t, old).await? {
                         Some(ty) => ty,
                         // Already expanded and contracted by hand? The new column must exist then.
-                        None => self.column_type(t, &ch.new).await?.ok_or_else(|| {
-                            Error::Refused(format!("{}: neither {old} nor {} exists", t.display(), ch.new))
-                        })?,
+                        None => self
+                            .column_type(t, &ch.new)
+                            .await?
+                            .ok_or_else(|| Error::Refused(format!("{}: neither {old} nor {} exists", t.display(), ch.new)))?,
                     },
                     (None, None) => unreachable!("validated: a column that replaces nothing has a type"),
                 };
@@ -181,8 +186,11 @@ impl<'a> TenantDb<'a> {
                 added += 1;
             }
             parts.push(format!("ADD COLUMN IF NOT EXISTS {MARKER} boolean NOT NULL DEFAULT true"));
-            self.ddl(&format!("expanding {}", t.display()), &format!("ALTER TABLE {} {};", t.qualified(), parts.join(", ")))
-                .await?;
+            self.ddl(
+                &format!("expanding {}", t.display()),
+                &format!("ALTER TABLE {} {};", t.qualified(), parts.join(", ")),
+            )
+            .await?;
         }
         Ok(format!("{added} columns added"))
     }
@@ -232,7 +240,8 @@ impl<'a> TenantDb<'a> {
                 self.function_name(t),
                 q = t.qualified()
             );
-            self.ddl(&format!("installing the dual-write trigger on {}", t.display()), &sql).await?;
+            self.ddl(&format!("installing the dual-write trigger on {}", t.display()), &sql)
+                .await?;
         }
         Ok(format!("trigger {} on {} tables", self.trigger_name(), self.cutover.tables.len()))
     }
@@ -308,7 +317,10 @@ impl<'a> TenantDb<'a> {
                 return Err(Error::Gate {
                     tenant: self.target.to_string(),
                     step: "backfill".into(),
-                    message: format!("{}: {left} rows still marked after the backfill (is the trigger installed?)", t.display()),
+                    message: format!(
+                        "{}: {left} rows still marked after the backfill (is the trigger installed?)",
+                        t.display()
+                    ),
                 });
             }
             report.push(format!("{}: {updated} rows in {batches} batches", t.display()));
@@ -385,7 +397,11 @@ impl<'a> TenantDb<'a> {
     pub async fn rollback(&mut self) -> Result<String> {
         let trigger = quote_ident(&self.trigger_name());
         for t in &self.cutover.tables.clone() {
-            let mut drops: Vec<String> = t.changes.iter().map(|c| format!("DROP COLUMN IF EXISTS {}", quote_ident(&c.new))).collect();
+            let mut drops: Vec<String> = t
+                .changes
+                .iter()
+                .map(|c| format!("DROP COLUMN IF EXISTS {}", quote_ident(&c.new)))
+                .collect();
             drops.push(format!("DROP COLUMN IF EXISTS {MARKER}"));
             let exists: bool = self
                 .client

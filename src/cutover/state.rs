@@ -144,7 +144,11 @@ impl ControlPlane {
             "SELECT {} FROM strata.cutover_runs WHERE cutover = $1 AND tenant = $2 AND status IN ('running', 'failed')",
             Self::RUN_COLUMNS
         );
-        let row = self.client.query_opt(&q, &[&cutover, &tenant]).await.map_err(self.err("reading the run"))?;
+        let row = self
+            .client
+            .query_opt(&q, &[&cutover, &tenant])
+            .await
+            .map_err(self.err("reading the run"))?;
         Ok(row.as_ref().map(Self::run_row))
     }
 
@@ -154,7 +158,11 @@ impl ControlPlane {
             "SELECT {} FROM strata.cutover_runs WHERE cutover = $1 AND tenant = $2 ORDER BY id DESC LIMIT 1",
             Self::RUN_COLUMNS
         );
-        let row = self.client.query_opt(&q, &[&cutover, &tenant]).await.map_err(self.err("reading the run"))?;
+        let row = self
+            .client
+            .query_opt(&q, &[&cutover, &tenant])
+            .await
+            .map_err(self.err("reading the run"))?;
         Ok(row.as_ref().map(Self::run_row))
     }
 

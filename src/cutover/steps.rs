@@ -169,7 +169,10 @@ fn reshape_steps(c: &Cutover) -> Vec<Step> {
             "verify",
             Phase::DualWrite,
             Action::Verify,
-            format!("compare old and new on every row: counts and chunked checksums ({} rows a chunk)", s.batch_size),
+            format!(
+                "compare old and new on every row: counts and chunked checksums ({} rows a chunk)",
+                s.batch_size
+            ),
             format!("at most {} differing rows", c.file.gates.max_row_difference),
             "nothing to undo",
         ),
@@ -249,10 +252,7 @@ fn move_steps(c: &Cutover) -> Vec<Step> {
             Phase::DualWrite,
             Action::Verify,
             "row counts and chunked checksums of source vs target; replication lag".into(),
-            format!(
-                "at most {} differing rows, lag under {lag}",
-                c.file.gates.max_row_difference
-            ),
+            format!("at most {} differing rows, lag under {lag}", c.file.gates.max_row_difference),
             "nothing to undo",
         ),
     ];
