@@ -18,7 +18,8 @@ use crate::workspace::{Tenant, Workspace};
 pub struct TenantOutcome {
     pub tenant: String,
     /// `done` (reached the requested step), `waiting` (contract waits for
-    /// its retention window), `failed`, `not-started`, `rolled-back`.
+    /// its retention window), `busy` (another strata process runs this
+    /// tenant), `failed`, `not-started`, `rolled-back`.
     pub status: String,
     /// The last step done.
     pub step: Option<String>,
@@ -99,6 +100,8 @@ pub async fn run(ws: &Workspace, c: &Cutover, until: Option<&str>, log: &(dyn Fn
             }
             let outcome = match run_tenant(&cp, c, t, until, None, log).await {
                 Ok(o) => o,
+                // Two processes on one cutover share the tenants: the other one has this one.
+                Err(e @ Error::Busy(_)) => TenantOutcome::new(&t.slug, "busy", None, e.to_string()),
                 Err(e) => TenantOutcome::new(&t.slug, "failed", None, e.to_string()),
             };
             if outcome.is_failure() {

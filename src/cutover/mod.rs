@@ -11,6 +11,7 @@
 
 pub mod commands;
 pub mod executor;
+pub mod identity;
 pub mod plan;
 pub mod render;
 pub mod reshape;
@@ -29,6 +30,9 @@ pub enum Error {
     /// A gate did not pass: the run stops before the next step.
     #[error("{tenant}: step {step}: gate not passed: {message}")]
     Gate { tenant: String, step: String, message: String },
+    /// Another strata process holds this (cutover, tenant): it is left to that process.
+    #[error("{0}")]
+    Busy(String),
     /// The operator asked for something the run's state forbids.
     #[error("{0}")]
     Refused(String),

@@ -108,7 +108,7 @@ impl ControlPlane {
             .await
             .map_err(self.err("locking the run"))?;
         if !row.get::<_, bool>(0) {
-            return Err(Error::Refused(format!(
+            return Err(Error::Busy(format!(
                 "another strata process is running cutover {cutover} for tenant {tenant}; wait for it or stop it"
             )));
         }
