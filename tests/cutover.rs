@@ -226,3 +226,47 @@ fn plan_estimates_rows_from_a_reachable_tenant() {
     assert_eq!(v["estimates"][0]["rows"], 1001);
     assert_eq!(v["steps"].as_array().unwrap().len(), 9);
 }
+
+#[test]
+fn a_step_blocked_by_a_lock_fails_after_its_retries_and_resumes_later() {
+    let (ws, db, _cp) = setup("reshape_locked", 200, "0s");
+    ws.strata(&["cutover", "run", "rename-body", "--until", "preflight"]).expect(0);
+
+    // Another session holds the table: expand gives up after its lock_timeout retries.
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel::<()>();
+    let blocker_db = db.clone();
+    let blocker = std::thread::spawn(move || {
+        common::rt().block_on(async {
+            let mut client = common::connect(&blocker_db).await;
+            let t = client.transaction().await.unwrap();
+            t.batch_execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE").await.unwrap();
+            locked_tx.send(()).unwrap();
+            tokio::task::spawn_blocking(move || rx.recv()).await.unwrap().unwrap();
+            t.rollback().await.unwrap();
+        })
+    });
+    locked_rx.recv().unwrap();
+    let run = ws.strata(&["cutover", "run", "rename-body", "--until", "expand"]);
+    run.expect(1);
+    assert!(run.stdout.contains("lock timeout") || run.stdout.contains("55P03"), "{}", run.all());
+    let status = ws.strata(&["cutover", "status", "rename-body", "--format", "json"]);
+    status.expect(1);
+    assert_eq!(status.json()[0]["status"], "failed");
+    tx.send(()).unwrap();
+    blocker.join().unwrap();
+
+    // Once the lock is gone, the failed step runs again.
+    ws.strata(&["cutover", "run", "rename-body", "--until", "verify"]).expect(0);
+    assert_eq!(steps_done(&ws), ["preflight", "expand", "dual-write", "backfill", "verify"]);
+
+    // Flips go in order: digest waits for inbox.
+    let early = ws.strata(&["cutover", "flip", "rename-body", "digest"]);
+    early.expect(1);
+    assert!(early.stdout.contains("flip-reader:inbox is not done yet"), "{}", early.all());
+    ws.strata(&["cutover", "flip", "rename-body", "inbox"]).expect(0);
+    let text = ws.strata(&["cutover", "status", "rename-body"]);
+    text.expect(0);
+    assert!(text.stdout.contains("inbox: reads new, writes old"), "{}", text.all());
+    assert!(text.stdout.contains("digest: reads old, writes old"), "{}", text.all());
+}

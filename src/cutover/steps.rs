@@ -86,8 +86,16 @@ fn column_summary(c: &Cutover) -> String {
                     Some(old) => format!("{old} → {}", ch.new),
                     None => format!("+{}", ch.new),
                 })
+                .chain(t.drop.iter().map(|d| format!("-{d}")))
                 .collect();
-            format!("{} ({})", t.display(), cols.join(", "))
+            let mut s = t.display();
+            if (&t.target_schema, &t.target_name) != (&t.schema, &t.name) {
+                s.push_str(&format!(" → {}.{}", t.target_schema, t.target_name));
+            }
+            if !cols.is_empty() {
+                s.push_str(&format!(" ({})", cols.join(", ")));
+            }
+            s
         })
         .collect::<Vec<_>>()
         .join("; ")
