@@ -270,3 +270,13 @@ fn a_step_blocked_by_a_lock_fails_after_its_retries_and_resumes_later() {
     assert!(text.stdout.contains("inbox: reads new, writes old"), "{}", text.all());
     assert!(text.stdout.contains("digest: reads old, writes old"), "{}", text.all());
 }
+
+#[test]
+fn preflight_refuses_a_new_column_that_already_exists() {
+    let (ws, db, _cp) = setup("reshape_taken", 10, "0s");
+    sql(&db, "ALTER TABLE messages ADD COLUMN text text");
+    let run = ws.strata(&["cutover", "run", "rename-body"]);
+    run.expect(1);
+    assert!(run.stdout.contains("the new column text already exists"), "{}", run.all());
+    assert_eq!(value(&db, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'strata_%'"), "0");
+}

@@ -330,6 +330,16 @@ async fn rollback_tenant(cp: &ControlPlane, c: &Cutover, t: &Tenant, log: &(dyn 
         };
         return Ok(TenantOutcome::new(&t.slug, "rolled-back", None, detail));
     };
+    if run.plan_checksum != c.checksum {
+        // Rollback drops what the file names: an edited file could name other columns.
+        return Err(Error::Refused(format!(
+            "{}: cutover {} was edited after run {} started ({}); restore the file that started it to roll back",
+            t.slug,
+            c.name,
+            run.id,
+            c.path.display()
+        )));
+    }
     let recorded = cp.steps(run.id).await?;
     if recorded.iter().any(|r| r.step == "contract") {
         return Err(Error::Refused(format!(

@@ -152,6 +152,16 @@ impl<'a> TenantDb<'a> {
                         problems.push(format!("{}: column {old} does not exist", t.display()));
                     }
                 }
+                // Expand adds it with IF NOT EXISTS: an existing column would be silently adopted.
+                if self.column_type(t, &ch.new).await?.is_some() {
+                    problems.push(format!("{}: the new column {} already exists", t.display(), ch.new));
+                }
+            }
+            if self.column_type(t, MARKER).await?.is_some() {
+                problems.push(format!(
+                    "{}: {MARKER} exists: another reshape of this table is in progress",
+                    t.display()
+                ));
             }
         }
         if problems.is_empty() {
