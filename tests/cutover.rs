@@ -280,3 +280,73 @@ fn preflight_refuses_a_new_column_that_already_exists() {
     assert!(run.stdout.contains("the new column text already exists"), "{}", run.all());
     assert_eq!(value(&db, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'strata_%'"), "0");
 }
+
+#[test]
+fn a_move_runs_its_preflight_and_stops_before_what_is_not_implemented() {
+    let source = common::database("move_source");
+    let target = common::database("move_target");
+    let cp = common::database("move_cp");
+    sql(
+        &source,
+        "CREATE TABLE users (id bigint PRIMARY KEY, name text); CREATE TABLE notes (body text)",
+    );
+    sql(&target, "CREATE TABLE contacts (id bigint PRIMARY KEY, display_name text)");
+    let ws = Workspace::new(&[]);
+    let file = |tables: &str| {
+        ws.write(
+            "cutovers/nova-move.toml",
+            &format!(
+                "kind = \"move\"\nsource = \"{source}\"\ntarget = \"{target}\"\ncontrol_plane = \"{cp}\"\nretention = \"1d\"\n{tables}"
+            ),
+        )
+    };
+    file("[[table]]\nname = \"users\"\ntarget = \"contacts\"\nrename = { name = \"display_name\" }\n[[table]]\nname = \"notes\"\n");
+    let run = ws.strata(&["cutover", "run", "nova-move", "--until", "preflight"]);
+    run.expect(1);
+    assert!(
+        run.stdout
+            .contains("source table public.notes has no primary key or replica identity"),
+        "{}",
+        run.all()
+    );
+    assert!(run.stdout.contains("target table public.notes does not exist"), "{}", run.all());
+
+    file("[[table]]\nname = \"users\"\ntarget = \"contacts\"\nrename = { name = \"display_name\" }\n");
+    ws.strata(&["cutover", "run", "nova-move", "--until", "preflight"]).expect(0);
+    let rest = ws.strata(&["cutover", "run", "nova-move"]);
+    rest.expect(2);
+    assert!(
+        rest.stderr
+            .contains("step expand of a `move` (logical replication) is not implemented yet"),
+        "{}",
+        rest.all()
+    );
+    let status = ws.strata(&["cutover", "status", "nova-move", "--format", "json"]);
+    assert_eq!(status.json()[0]["steps"][0]["status"], "done");
+}
+
+#[test]
+fn an_edited_plan_is_adopted_after_a_failed_preflight_and_refused_later() {
+    let (ws, _db, _cp) = setup("reshape_edited", 10, "0s");
+    let good = ws.read("cutovers/rename-body.toml");
+    ws.write(
+        "cutovers/rename-body.toml",
+        &good.replace("rename = { body = \"text\" }", "rename = { bodi = \"text\" }"),
+    );
+    let bad = ws.strata(&["cutover", "run", "rename-body"]);
+    bad.expect(1);
+    assert!(bad.stdout.contains("column bodi does not exist"), "{}", bad.all());
+
+    ws.write("cutovers/rename-body.toml", &good);
+    ws.strata(&["cutover", "run", "rename-body", "--until", "expand"]).expect(0);
+
+    ws.write("cutovers/rename-body.toml", &good.replace("batch_size = 250", "batch_size = 100"));
+    let edited = ws.strata(&["cutover", "run", "rename-body"]);
+    edited.expect(1);
+    assert!(edited.stdout.contains("was edited after run"), "{}", edited.all());
+    let rb = ws.strata(&["cutover", "rollback", "rename-body"]);
+    rb.expect(1);
+    assert!(rb.stdout.contains("restore the file that started it"), "{}", rb.all());
+    ws.write("cutovers/rename-body.toml", &good);
+    ws.strata(&["cutover", "rollback", "rename-body"]).expect(0);
+}

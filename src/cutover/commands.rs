@@ -151,7 +151,6 @@ pub fn cutover(ws: Option<&Workspace>, command: &CutoverCommand, quiet: bool) ->
     match command {
         CutoverCommand::Run { file, until, format } => {
             let c = load(ws, file)?;
-            let ws = need_ws(ws, &c)?;
             let outcomes = rt.block_on(executor::run(ws, &c, until.as_deref(), &log))?;
             print_outcomes(&outcomes, *format)
         }
@@ -169,7 +168,6 @@ pub fn cutover(ws: Option<&Workspace>, command: &CutoverCommand, quiet: bool) ->
         }
         CutoverCommand::Status { file, format } => {
             let c = load(ws, file)?;
-            let ws = need_ws(ws, &c)?;
             let rows = rt.block_on(executor::status(ws, &c))?;
             let mut out = io::stdout().lock();
             match format {

@@ -84,10 +84,13 @@ fn refuse_move(c: &Cutover) -> Result<()> {
     Ok(())
 }
 
-/// Runs the cutover over its tenants, up to and including `until`.
-pub async fn run(ws: &Workspace, c: &Cutover, until: Option<&str>, log: &(dyn Fn(&str) + Sync)) -> Result<Vec<TenantOutcome>> {
-    refuse_move(c)?;
+/// Runs the cutover over its tenants (a move: between its two databases), up to and including `until`.
+pub async fn run(ws: Option<&Workspace>, c: &Cutover, until: Option<&str>, log: &(dyn Fn(&str) + Sync)) -> Result<Vec<TenantOutcome>> {
     check_until(c, until)?;
+    if c.file.kind == Kind::Move {
+        return run_move(ws, c, until, log).await.map(|o| vec![o]);
+    }
+    let ws = ws.ok_or_else(|| Error::Refused(format!("cutover {}: a reshape needs a workspace (tenants.toml)", c.name)))?;
     let cp = ControlPlane::open(&control_plane_spec(ws, c)?).await?;
     let mut outcomes = Vec::new();
     let mut failures = 0;
@@ -118,6 +121,69 @@ pub async fn run(ws: &Workspace, c: &Cutover, until: Option<&str>, log: &(dyn Fn
         }
     }
     Ok(outcomes)
+}
+
+/// The run key of a move in the control plane (a move has no tenants).
+const MOVE_RUN: &str = "move";
+
+/// A move: only its preflight is implemented; the run stops before the first
+/// step that is not.
+async fn run_move(ws: Option<&Workspace>, c: &Cutover, until: Option<&str>, log: &(dyn Fn(&str) + Sync)) -> Result<TenantOutcome> {
+    let spec = c
+        .file
+        .control_plane
+        .clone()
+        .or_else(|| ws.and_then(|w| w.config.control_plane.clone()))
+        .ok_or_else(|| {
+            Error::Refused(format!(
+                "cutover {}: no control plane: set `control_plane` in the cutover file",
+                c.name
+            ))
+        })?;
+    let cp = ControlPlane::open(&spec).await?;
+    cp.lock_run(&c.name, MOVE_RUN).await?;
+    let run = cp.start_run(&c.name, MOVE_RUN, c.file.kind.as_str(), &c.checksum).await?;
+    if run.plan_checksum != c.checksum && !cp.adopt_checksum(run.id, &c.checksum).await? {
+        cp.unlock_run(&c.name, MOVE_RUN).await?;
+        return Err(Error::Refused(format!(
+            "cutover {} was edited after run {} started ({}); finish or roll back that run first",
+            c.name,
+            run.id,
+            c.path.display()
+        )));
+    }
+    let mut last_done = None;
+    let mut result = Ok(());
+    for (pos, step) in steps(c).iter().enumerate() {
+        let done = cp.steps(run.id).await?.iter().any(|r| r.step == step.id && r.status == "done");
+        if !done {
+            if step.action != Action::Preflight {
+                result = Err(Error::Refused(format!(
+                    "cutover {}: step {} of a `move` (logical replication) is not implemented yet; preflight is",
+                    c.name, step.id
+                )));
+                break;
+            }
+            log(&format!("{}: {} …", c.name, step.id));
+            cp.step_started(run.id, &step.id, pos as i32).await?;
+            match super::relocate::preflight(c).await {
+                Ok(detail) => cp.step_finished(run.id, &step.id, "done", &detail).await?,
+                Err(e) => {
+                    let msg = e.to_string();
+                    cp.step_finished(run.id, &step.id, "failed", &msg).await?;
+                    cp.set_run_status(run.id, "failed", Some(&msg)).await?;
+                    cp.unlock_run(&c.name, MOVE_RUN).await?;
+                    return Ok(TenantOutcome::new(MOVE_RUN, "failed", last_done, msg));
+                }
+            }
+        }
+        last_done = Some(step.id.clone());
+        if until == Some(step.id.as_str()) {
+            break;
+        }
+    }
+    cp.unlock_run(&c.name, MOVE_RUN).await?;
+    result.map(|()| TenantOutcome::new(MOVE_RUN, "done", last_done, ""))
 }
 
 /// Runs the one step `flip-reader:WORKER` for every tenant (the steps before it must be done).
@@ -168,7 +234,8 @@ async fn run_tenant_locked(
     log: &(dyn Fn(&str) + Sync),
 ) -> Result<TenantOutcome> {
     let run = cp.start_run(&c.name, &t.slug, c.file.kind.as_str(), &c.checksum).await?;
-    if run.plan_checksum != c.checksum {
+    // An edit after a failed preflight is how the operator fixes the plan; after that it is refused.
+    if run.plan_checksum != c.checksum && !cp.adopt_checksum(run.id, &c.checksum).await? {
         return Err(Error::Refused(format!(
             "{}: cutover {} was edited after run {} started ({}); finish or roll back that run first",
             t.slug,
@@ -379,12 +446,26 @@ pub struct Route {
     pub writes: String,
 }
 
-pub async fn status(ws: &Workspace, c: &Cutover) -> Result<Vec<TenantStatus>> {
-    let cp = ControlPlane::open(&control_plane_spec(ws, c)?).await?;
+pub async fn status(ws: Option<&Workspace>, c: &Cutover) -> Result<Vec<TenantStatus>> {
+    let spec = match ws {
+        Some(ws) => control_plane_spec(ws, c)?,
+        None => c.file.control_plane.clone().ok_or_else(|| {
+            Error::Refused(format!(
+                "cutover {}: no control plane: set `control_plane` in the cutover file",
+                c.name
+            ))
+        })?,
+    };
+    let cp = ControlPlane::open(&spec).await?;
     let plan = steps(c);
+    let keys: Vec<String> = match (c.file.kind, ws) {
+        (Kind::Move, _) => vec![MOVE_RUN.to_string()],
+        (Kind::Reshape, Some(ws)) => tenant_waves(ws, c)?.into_iter().flatten().map(|t| t.slug.clone()).collect(),
+        (Kind::Reshape, None) => return Err(Error::Refused(format!("cutover {}: a reshape needs a workspace", c.name))),
+    };
     let mut out = Vec::new();
-    for t in tenant_waves(ws, c)?.into_iter().flatten() {
-        let run = cp.latest_run(&c.name, &t.slug).await?;
+    for slug in keys {
+        let run = cp.latest_run(&c.name, &slug).await?;
         let recorded = match &run {
             Some(r) => cp.steps(r.id).await?,
             None => Vec::new(),
@@ -392,13 +473,13 @@ pub async fn status(ws: &Workspace, c: &Cutover) -> Result<Vec<TenantStatus>> {
         let done = recorded.iter().filter(|r| r.status == "done").count();
         let current = recorded.iter().rev().find(|r| r.status != "done").or(recorded.last());
         let routes = cp
-            .routes(&c.name, &t.slug)
+            .routes(&c.name, &slug)
             .await?
             .into_iter()
             .map(|(worker, reads, writes)| Route { worker, reads, writes })
             .collect();
         out.push(TenantStatus {
-            tenant: t.slug.clone(),
+            tenant: slug,
             run_id: run.as_ref().map(|r| r.id),
             status: run.as_ref().map_or_else(|| "not-started".into(), |r| r.status.clone()),
             done,

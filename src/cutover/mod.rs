@@ -5,14 +5,15 @@
 //! ([`state`]) so that a run killed at any point continues where it stopped.
 //!
 //! Implemented: the file format, the printed plan, and the `reshape` executor
-//! (expand/contract inside tenant databases). The `move` executor (logical
-//! replication) and the Orbis identity-consolidation transform are planned
-//! but not executed yet: `cutover run` refuses a `move`.
+//! (expand/contract inside tenant databases). Of a `move`, only the
+//! preflight runs ([`relocate`]); the Orbis identity consolidation has its
+//! matching core ([`identity`]) but no step yet.
 
 pub mod commands;
 pub mod executor;
 pub mod identity;
 pub mod plan;
+pub mod relocate;
 pub mod render;
 pub mod reshape;
 pub mod state;

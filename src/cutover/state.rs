@@ -196,6 +196,20 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// Adopts an edited cutover file, when nothing it changes has run yet.
+    pub async fn adopt_checksum(&self, run_id: i64, checksum: &str) -> Result<bool> {
+        let n = self
+            .client
+            .execute(
+                "UPDATE strata.cutover_runs SET plan_checksum = $2 WHERE id = $1 AND NOT EXISTS \
+                 (SELECT 1 FROM strata.cutover_steps WHERE run_id = $1 AND step <> 'preflight' AND status <> 'rolled-back')",
+                &[&run_id, &checksum],
+            )
+            .await
+            .map_err(self.err("recording the edited plan"))?;
+        Ok(n == 1)
+    }
+
     pub async fn steps(&self, run_id: i64) -> Result<Vec<StepRow>> {
         let rows = self
             .client
