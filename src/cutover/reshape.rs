@@ -38,6 +38,53 @@ fn short(name: &str) -> String {
     s
 }
 
+/// The dual-write trigger of a cutover (one per table, same name).
+pub fn trigger_name(c: &Cutover) -> String {
+    short(&format!("strata_dual_write_{}", c.name))
+}
+
+/// The trigger function of one table, in the tenant's `strata` schema.
+pub fn function_name(c: &Cutover, t: &Table) -> String {
+    format!("strata.{}", quote_ident(&short(&format!("dw_{}__{}", c.name, t.name))))
+}
+
+/// The trigger function: `up` fills the new columns from the old ones,
+/// `down` the old from the new, and the backfill marker is cleared.
+pub fn trigger_function(c: &Cutover, t: &Table) -> String {
+    let assign = |col: &str, expr: &str| format!("SELECT ({expr}) INTO NEW.{} FROM (SELECT NEW.*) AS strata_row;", quote_ident(col));
+    let mut insert = String::new();
+    let mut update = String::new();
+    for ch in &t.changes {
+        let new = quote_ident(&ch.new);
+        let up = assign(&ch.new, &ch.up);
+        match (&ch.replaces, &ch.down) {
+            (Some(old), Some(down)) => {
+                let oldq = quote_ident(old);
+                let down = assign(old, down);
+                insert.push_str(&format!(
+                    "    IF NEW.{new} IS NULL THEN {up}\n    ELSIF NEW.{oldq} IS NULL THEN {down}\n    END IF;\n"
+                ));
+                // A write through the new column only (a flipped writer) fills the old one; anything else
+                // (an old writer, the backfill) recomputes the new one.
+                update.push_str(&format!(
+                    "    IF NEW.{new} IS DISTINCT FROM OLD.{new} AND NEW.{oldq} IS NOT DISTINCT FROM OLD.{oldq} THEN {down}\n    \
+                     ELSE {up}\n    END IF;\n"
+                ));
+            }
+            _ => {
+                insert.push_str(&format!("    {up}\n"));
+                update.push_str(&format!("    {up}\n"));
+            }
+        }
+    }
+    format!(
+        "CREATE SCHEMA IF NOT EXISTS strata;\n\
+         CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $strata$\nBEGIN\n  IF TG_OP = 'INSERT' THEN\n{insert}  \
+         ELSE\n{update}  END IF;\n  NEW.{MARKER} := false;\n  RETURN NEW;\nEND\n$strata$;\n",
+        function_name(c, t)
+    )
+}
+
 impl<'a> TenantDb<'a> {
     pub async fn connect(spec: &str, cutover: &'a Cutover) -> Result<TenantDb<'a>> {
         let target = Target::parse(spec)?;
@@ -51,11 +98,11 @@ impl<'a> TenantDb<'a> {
     }
 
     fn trigger_name(&self) -> String {
-        short(&format!("strata_dual_write_{}", self.cutover.name))
+        trigger_name(self.cutover)
     }
 
     fn function_name(&self, t: &Table) -> String {
-        format!("strata.{}", quote_ident(&short(&format!("dw_{}__{}", self.cutover.name, t.name))))
+        function_name(self.cutover, t)
     }
 
     /// Runs `sql` in one transaction with the plan's lock_timeout, retrying
@@ -205,48 +252,13 @@ impl<'a> TenantDb<'a> {
         Ok(format!("{added} columns added"))
     }
 
-    fn trigger_function(&self, t: &Table) -> String {
-        let assign = |col: &str, expr: &str| format!("SELECT ({expr}) INTO NEW.{} FROM (SELECT NEW.*) AS strata_row;", quote_ident(col));
-        let mut insert = String::new();
-        let mut update = String::new();
-        for ch in &t.changes {
-            let new = quote_ident(&ch.new);
-            let up = assign(&ch.new, &ch.up);
-            match (&ch.replaces, &ch.down) {
-                (Some(old), Some(down)) => {
-                    let oldq = quote_ident(old);
-                    let down = assign(old, down);
-                    insert.push_str(&format!(
-                        "    IF NEW.{new} IS NULL THEN {up}\n    ELSIF NEW.{oldq} IS NULL THEN {down}\n    END IF;\n"
-                    ));
-                    // A write through the new column only (a flipped writer) fills the old one; anything else
-                    // (an old writer, the backfill) recomputes the new one.
-                    update.push_str(&format!(
-                        "    IF NEW.{new} IS DISTINCT FROM OLD.{new} AND NEW.{oldq} IS NOT DISTINCT FROM OLD.{oldq} THEN {down}\n    \
-                         ELSE {up}\n    END IF;\n"
-                    ));
-                }
-                _ => {
-                    insert.push_str(&format!("    {up}\n"));
-                    update.push_str(&format!("    {up}\n"));
-                }
-            }
-        }
-        format!(
-            "CREATE SCHEMA IF NOT EXISTS strata;\n\
-             CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $strata$\nBEGIN\n  IF TG_OP = 'INSERT' THEN\n{insert}  \
-             ELSE\n{update}  END IF;\n  NEW.{MARKER} := false;\n  RETURN NEW;\nEND\n$strata$;\n",
-            self.function_name(t)
-        )
-    }
-
     pub async fn dual_write(&mut self) -> Result<String> {
         let trigger = quote_ident(&self.trigger_name());
         for t in &self.cutover.tables.clone() {
             let sql = format!(
                 "{}DROP TRIGGER IF EXISTS {trigger} ON {q};\nCREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {q} \
                  FOR EACH ROW EXECUTE FUNCTION {}();\n",
-                self.trigger_function(t),
+                trigger_function(self.cutover, t),
                 self.function_name(t),
                 q = t.qualified()
             );
@@ -449,5 +461,22 @@ impl std::fmt::Display for Verification {
             "{} rows, {} differing; {} chunks, {} differing",
             self.rows, self.differing_rows, self.chunks, self.differing_chunks
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trigger_function_of_a_rename_and_a_derived_column() {
+        let c = super::super::plan::parse(
+            std::path::Path::new("rename-body.toml"),
+            "kind = \"reshape\"\nretention = \"1d\"\n[[table]]\nname = \"messages\"\nrename = { body = \"text\" }\n\
+             [[table.column]]\nname = \"body_length\"\ntype = \"integer\"\nup = \"length(body)\"\n",
+        )
+        .unwrap();
+        insta::assert_snapshot!(trigger_function(&c, &c.tables[0]));
+        assert_eq!(trigger_name(&c), "strata_dual_write_rename_body");
     }
 }
