@@ -52,6 +52,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         } => crate::fleet::commands::tenant_create(&ws(&cli)?, args),
         // Isolation proofs (issue 5): implemented in crate::fleet::isolation.
         Command::VerifyIsolation(args) => crate::fleet::isolation::verify_isolation(&ws(&cli)?, args),
+        // Phased cutovers (issue 6): implemented in crate::cutover::commands.
+        Command::Plan(args) => crate::cutover::commands::plan(optional_workspace(cli.workspace.as_deref())?.as_ref(), args),
+        Command::Cutover { command } => {
+            crate::cutover::commands::cutover(optional_workspace(cli.workspace.as_deref())?.as_ref(), command, cli.quiet)
+        }
     };
     if cli.verbose {
         eprintln!("strata: done in {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
@@ -109,6 +114,11 @@ fn describe_workspace(ws: &Workspace, load_time: std::time::Duration) {
         );
     }
     eprintln!("strata:   {} tenants", ws.tenants.len());
+}
+
+/// The workspace if there is one (a `move` cutover needs none).
+fn optional_workspace(explicit: Option<&Path>) -> anyhow::Result<Option<Workspace>> {
+    Ok(find_workspace(explicit)?.map(|root| Workspace::load(&root)).transpose()?)
 }
 
 fn git_lines(args: &[&str], cwd: &Path) -> anyhow::Result<Vec<String>> {

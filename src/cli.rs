@@ -119,6 +119,14 @@ pub enum Command {
     ///
     /// Exits 1 on any leak, 2 when a tenant could not be verified.
     VerifyIsolation(VerifyIsolationArgs),
+    // Phased cutovers (issue 5): see docs/cutovers.md.
+    /// Print the phased plan of a cutover file: every step, its gate and its rollback.
+    Plan(PlanArgs),
+    /// Execute a phased cutover: run, status, flip a worker, roll back.
+    Cutover {
+        #[command(subcommand)]
+        command: CutoverCommand,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -276,4 +284,48 @@ pub struct VerifyIsolationArgs {
     pub all: bool,
     #[arg(long, value_enum, default_value_t = ListFormat::Text)]
     pub format: ListFormat,
+}
+/// Arguments of `strata plan`.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// The cutover file (or its name under the workspace's cutovers/ folder).
+    pub file: PathBuf,
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CutoverCommand {
+    /// Run (or resume) the cutover in every tenant, up to and including a step.
+    ///
+    /// Exits 1 when a tenant failed, a gate refused, or contract was asked for before its retention window ended.
+    Run {
+        /// The cutover file (or its name under cutovers/).
+        file: PathBuf,
+        /// Stop after this step (e.g. `backfill`, `verify`, `flip-reader:inbox`, `contract`).
+        #[arg(long, value_name = "STEP")]
+        until: Option<String>,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+    /// Every tenant's run: status, steps done, current step, worker routes.
+    Status {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+    /// Flip one worker's reads to the new shape (the next flip-reader step), soak, gate.
+    Flip {
+        file: PathBuf,
+        /// A worker of the cutover's flip.workers.
+        worker: String,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+    /// Undo everything before contract: routes back to old, drop the trigger and the new columns.
+    Rollback {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
 }

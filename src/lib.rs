@@ -10,6 +10,7 @@ pub mod cache;
 pub mod catalog;
 pub mod check;
 pub mod cli;
+pub mod cutover;
 pub mod error;
 pub mod fix;
 pub mod fleet;

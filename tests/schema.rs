@@ -12,8 +12,17 @@ fn replay(ws: &Workspace, layers: &[usize]) -> Catalog {
         for m in &ws.layers[li].migrations {
             let parsed = strata::check::load_file(&m.path, ws.display(&m.path)).unwrap();
             for (i, s) in parsed.statements.iter().enumerate() {
-                let ast = s.ast().unwrap_or_else(|| panic!("{}: unparsed statement {:?}", parsed.source.path, s.unparsed()));
-                cat.apply(ast, Origin { file, layer: li as u16, stmt: i as u32 });
+                let ast = s
+                    .ast()
+                    .unwrap_or_else(|| panic!("{}: unparsed statement {:?}", parsed.source.path, s.unparsed()));
+                cat.apply(
+                    ast,
+                    Origin {
+                        file,
+                        layer: li as u16,
+                        stmt: i as u32,
+                    },
+                );
             }
             file += 1;
         }
@@ -30,10 +39,20 @@ fn every_table_has_a_comment_rls_and_no_lid_column_in_every_composition() {
         let cat = replay(&ws, &comp.layers);
         assert!(!cat.tables.is_empty());
         for t in cat.tables.values() {
-            assert!(t.comment.as_deref().is_some_and(|c| !c.is_empty()), "{}: {} has no COMMENT ON TABLE", comp.label, t.name);
+            assert!(
+                t.comment.as_deref().is_some_and(|c| !c.is_empty()),
+                "{}: {} has no COMMENT ON TABLE",
+                comp.label,
+                t.name
+            );
             assert!(t.rls_enabled && t.rls_forced, "{}: {} lacks RLS", comp.label, t.name);
             assert!(!t.policies.is_empty(), "{}: {} has no policy", comp.label, t.name);
-            assert!(t.columns.iter().all(|c| !c.name.contains("lid")), "{}: {} stores a LID", comp.label, t.name);
+            assert!(
+                t.columns.iter().all(|c| !c.name.contains("lid")),
+                "{}: {} stores a LID",
+                comp.label,
+                t.name
+            );
         }
         // contacts is the only person record, in every composition.
         assert!(cat.tables.keys().any(|k| k.name == "contacts"));

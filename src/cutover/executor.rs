@@ -1,0 +1,494 @@
+//! Runs a `reshape` step by step in each tenant database, wave after wave,
+//! recording every step in the control plane. A step already `done` is
+//! skipped; a step found `running` or `failed` (a killed or failed run) is
+//! run again, which is safe because every step is idempotent.
+
+use serde::Serialize;
+
+use super::plan::{format_duration, Cutover, Kind};
+use super::reshape::TenantDb;
+use super::state::{ControlPlane, StepRow};
+use super::steps::{steps, Action, Step};
+use super::{Error, Result};
+use crate::fleet::WaveSelector;
+use crate::workspace::{Tenant, Workspace};
+
+/// What happened to one tenant.
+#[derive(Clone, Debug, Serialize)]
+pub struct TenantOutcome {
+    pub tenant: String,
+    /// `done` (reached the requested step), `waiting` (contract waits for
+    /// its retention window), `busy` (another strata process runs this
+    /// tenant), `failed`, `not-started`, `rolled-back`.
+    pub status: String,
+    /// The last step done.
+    pub step: Option<String>,
+    pub detail: String,
+}
+
+impl TenantOutcome {
+    fn new(tenant: &str, status: &str, step: Option<String>, detail: impl Into<String>) -> TenantOutcome {
+        TenantOutcome {
+            tenant: tenant.to_string(),
+            status: status.to_string(),
+            step,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn is_failure(&self) -> bool {
+        self.status == "failed"
+    }
+}
+
+/// The control plane the cutover names, or the workspace's.
+pub fn control_plane_spec(ws: &Workspace, c: &Cutover) -> Result<String> {
+    c.file
+        .control_plane
+        .clone()
+        .or_else(|| ws.config.control_plane.clone())
+        .ok_or_else(|| {
+            Error::Refused(format!(
+                "cutover {}: no control plane: set `control_plane` in the cutover file or in strata.toml (its run state lives there)",
+                c.name
+            ))
+        })
+}
+
+/// The tenants of a reshape, in waves.
+pub fn tenant_waves<'w>(ws: &'w Workspace, c: &Cutover) -> Result<Vec<Vec<&'w Tenant>>> {
+    let tenants = crate::fleet::select(ws, &c.file.tenants)?;
+    let selectors = c.file.waves.iter().map(|w| WaveSelector::parse(w)).collect::<Result<Vec<_>, _>>()?;
+    Ok(crate::fleet::waves(&tenants, &selectors))
+}
+
+/// Checks `--until` names a step of the plan.
+pub fn check_until(c: &Cutover, until: Option<&str>) -> Result<()> {
+    if let Some(u) = until {
+        let all = steps(c);
+        if !all.iter().any(|s| s.id == u) {
+            let ids: Vec<String> = all.into_iter().map(|s| s.id).collect();
+            return Err(Error::Refused(format!("--until {u}: no such step (steps: {})", ids.join(", "))));
+        }
+    }
+    Ok(())
+}
+
+fn refuse_move(c: &Cutover) -> Result<()> {
+    if c.file.kind == Kind::Move {
+        return Err(Error::Refused(format!(
+            "cutover {}: executing a `move` (logical replication) is not implemented yet; `strata plan` prints its steps",
+            c.name
+        )));
+    }
+    Ok(())
+}
+
+/// Runs the cutover over its tenants (a move: between its two databases), up to and including `until`.
+pub async fn run(ws: Option<&Workspace>, c: &Cutover, until: Option<&str>, log: &(dyn Fn(&str) + Sync)) -> Result<Vec<TenantOutcome>> {
+    check_until(c, until)?;
+    if c.file.kind == Kind::Move {
+        return run_move(ws, c, until, log).await.map(|o| vec![o]);
+    }
+    let ws = ws.ok_or_else(|| Error::Refused(format!("cutover {}: a reshape needs a workspace (tenants.toml)", c.name)))?;
+    let cp = ControlPlane::open(&control_plane_spec(ws, c)?).await?;
+    let mut outcomes = Vec::new();
+    let mut failures = 0;
+    let mut halted = false;
+    for wave in tenant_waves(ws, c)? {
+        for t in wave {
+            if halted {
+                outcomes.push(TenantOutcome::new(&t.slug, "not-started", None, "halted after earlier failures"));
+                continue;
+            }
+            let outcome = match run_tenant(&cp, c, t, until, None, log).await {
+                Ok(o) => o,
+                // Two processes on one cutover share the tenants: the other one has this one.
+                Err(e @ Error::Busy(_)) => TenantOutcome::new(&t.slug, "busy", None, e.to_string()),
+                Err(e) => TenantOutcome::new(&t.slug, "failed", None, e.to_string()),
+            };
+            if outcome.is_failure() {
+                failures += 1;
+                if failures > c.file.max_failures {
+                    halted = true;
+                }
+            }
+            outcomes.push(outcome);
+        }
+        // A wave starts only when the previous one had no failure.
+        if failures > 0 {
+            halted = true;
+        }
+    }
+    Ok(outcomes)
+}
+
+/// The run key of a move in the control plane (a move has no tenants).
+const MOVE_RUN: &str = "move";
+
+/// A move: only its preflight is implemented; the run stops before the first
+/// step that is not.
+async fn run_move(ws: Option<&Workspace>, c: &Cutover, until: Option<&str>, log: &(dyn Fn(&str) + Sync)) -> Result<TenantOutcome> {
+    let spec = c
+        .file
+        .control_plane
+        .clone()
+        .or_else(|| ws.and_then(|w| w.config.control_plane.clone()))
+        .ok_or_else(|| {
+            Error::Refused(format!(
+                "cutover {}: no control plane: set `control_plane` in the cutover file",
+                c.name
+            ))
+        })?;
+    let cp = ControlPlane::open(&spec).await?;
+    cp.lock_run(&c.name, MOVE_RUN).await?;
+    let run = cp.start_run(&c.name, MOVE_RUN, c.file.kind.as_str(), &c.checksum).await?;
+    if run.plan_checksum != c.checksum && !cp.adopt_checksum(run.id, &c.checksum).await? {
+        cp.unlock_run(&c.name, MOVE_RUN).await?;
+        return Err(Error::Refused(format!(
+            "cutover {} was edited after run {} started ({}); finish or roll back that run first",
+            c.name,
+            run.id,
+            c.path.display()
+        )));
+    }
+    let mut last_done = None;
+    let mut result = Ok(());
+    for (pos, step) in steps(c).iter().enumerate() {
+        let done = cp.steps(run.id).await?.iter().any(|r| r.step == step.id && r.status == "done");
+        if !done {
+            if step.action != Action::Preflight {
+                result = Err(Error::Refused(format!(
+                    "cutover {}: step {} of a `move` (logical replication) is not implemented yet; preflight is",
+                    c.name, step.id
+                )));
+                break;
+            }
+            log(&format!("{}: {} …", c.name, step.id));
+            cp.step_started(run.id, &step.id, pos as i32).await?;
+            match super::relocate::preflight(c).await {
+                Ok(detail) => cp.step_finished(run.id, &step.id, "done", &detail).await?,
+                Err(e) => {
+                    let msg = e.to_string();
+                    cp.step_finished(run.id, &step.id, "failed", &msg).await?;
+                    cp.set_run_status(run.id, "failed", Some(&msg)).await?;
+                    cp.unlock_run(&c.name, MOVE_RUN).await?;
+                    return Ok(TenantOutcome::new(MOVE_RUN, "failed", last_done, msg));
+                }
+            }
+        }
+        last_done = Some(step.id.clone());
+        if until == Some(step.id.as_str()) {
+            break;
+        }
+    }
+    cp.unlock_run(&c.name, MOVE_RUN).await?;
+    result.map(|()| TenantOutcome::new(MOVE_RUN, "done", last_done, ""))
+}
+
+/// Runs the one step `flip-reader:WORKER` for every tenant (the steps before it must be done).
+pub async fn flip(ws: &Workspace, c: &Cutover, worker: &str, log: &(dyn Fn(&str) + Sync)) -> Result<Vec<TenantOutcome>> {
+    refuse_move(c)?;
+    let id = format!("flip-reader:{worker}");
+    if !steps(c).iter().any(|s| s.id == id) {
+        return Err(Error::Refused(format!(
+            "worker {worker} is not in flip.workers of cutover {} ({})",
+            c.name,
+            c.file.flip.workers.join(", ")
+        )));
+    }
+    let cp = ControlPlane::open(&control_plane_spec(ws, c)?).await?;
+    let mut outcomes = Vec::new();
+    for t in tenant_waves(ws, c)?.into_iter().flatten() {
+        let o = match run_tenant(&cp, c, t, Some(&id), Some(&id), log).await {
+            Ok(o) => o,
+            Err(e) => TenantOutcome::new(&t.slug, "failed", None, e.to_string()),
+        };
+        outcomes.push(o);
+    }
+    Ok(outcomes)
+}
+
+/// One tenant: resume its run and execute steps up to `until`. With `only`,
+/// every step before it must already be done and only it runs.
+async fn run_tenant(
+    cp: &ControlPlane,
+    c: &Cutover,
+    t: &Tenant,
+    until: Option<&str>,
+    only: Option<&str>,
+    log: &(dyn Fn(&str) + Sync),
+) -> Result<TenantOutcome> {
+    cp.lock_run(&c.name, &t.slug).await?;
+    let res = run_tenant_locked(cp, c, t, until, only, log).await;
+    cp.unlock_run(&c.name, &t.slug).await?;
+    res
+}
+
+async fn run_tenant_locked(
+    cp: &ControlPlane,
+    c: &Cutover,
+    t: &Tenant,
+    until: Option<&str>,
+    only: Option<&str>,
+    log: &(dyn Fn(&str) + Sync),
+) -> Result<TenantOutcome> {
+    let run = cp.start_run(&c.name, &t.slug, c.file.kind.as_str(), &c.checksum).await?;
+    // An edit after a failed preflight is how the operator fixes the plan; after that it is refused.
+    if run.plan_checksum != c.checksum && !cp.adopt_checksum(run.id, &c.checksum).await? {
+        return Err(Error::Refused(format!(
+            "{}: cutover {} was edited after run {} started ({}); finish or roll back that run first",
+            t.slug,
+            c.name,
+            run.id,
+            c.path.display()
+        )));
+    }
+    let mut db = TenantDb::connect(&t.database, c).await?;
+    let plan = steps(c);
+    let mut last_done = None;
+    for (pos, step) in plan.iter().enumerate() {
+        let recorded = cp.steps(run.id).await?;
+        let row = recorded.iter().find(|r| r.step == step.id);
+        if row.is_some_and(|r| r.status == "done") {
+            last_done = Some(step.id.clone());
+            if until == Some(step.id.as_str()) {
+                break;
+            }
+            continue;
+        }
+        if only.is_some_and(|o| o != step.id) {
+            return Err(Error::Refused(format!(
+                "{}: step {} is not done yet; run `strata cutover run` up to it first",
+                t.slug, step.id
+            )));
+        }
+        if step.action == Action::Contract {
+            if let Some(wait) = contract_blocked(c, &plan, &recorded)? {
+                let status = if until == Some("contract") { "failed" } else { "waiting" };
+                return Ok(TenantOutcome::new(&t.slug, status, last_done, wait));
+            }
+        }
+        log(&format!("{}: {} …", t.slug, step.id));
+        cp.set_run_status(run.id, "running", None).await?;
+        cp.step_started(run.id, &step.id, pos as i32).await?;
+        match execute(cp, &mut db, c, t, run.id, step).await {
+            Ok(detail) => {
+                cp.step_finished(run.id, &step.id, "done", &detail).await?;
+                log(&format!("{}: {} done: {detail}", t.slug, step.id));
+                last_done = Some(step.id.clone());
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                cp.step_finished(run.id, &step.id, "failed", &msg).await?;
+                cp.set_run_status(run.id, "failed", Some(&msg)).await?;
+                return Ok(TenantOutcome::new(&t.slug, "failed", last_done, msg));
+            }
+        }
+        if step.action == Action::Contract {
+            cp.set_run_status(run.id, "contracted", None).await?;
+        }
+        if until == Some(step.id.as_str()) {
+            break;
+        }
+    }
+    Ok(TenantOutcome::new(&t.slug, "done", last_done, ""))
+}
+
+/// Why contract may not start yet, if it may not.
+fn contract_blocked(c: &Cutover, plan: &[Step], recorded: &[StepRow]) -> Result<Option<String>> {
+    for s in plan.iter().filter(|s| s.action != Action::Contract) {
+        if !recorded.iter().any(|r| r.step == s.id && r.status == "done") {
+            return Ok(Some(format!("contract refused: step {} has not passed its gate", s.id)));
+        }
+    }
+    let since = recorded
+        .iter()
+        .find(|r| r.step == "flip-writers")
+        .and_then(|r| r.since_finish_s)
+        .unwrap_or(0.0);
+    let retention = c.settings.retention.as_secs_f64();
+    if since < retention {
+        let left = std::time::Duration::from_secs((retention - since).ceil() as u64);
+        return Ok(Some(format!(
+            "contract refused: the retention window ({}) is not over; {} left since the writers flipped",
+            format_duration(c.settings.retention),
+            format_duration(left)
+        )));
+    }
+    Ok(None)
+}
+
+async fn execute(cp: &ControlPlane, db: &mut TenantDb<'_>, c: &Cutover, t: &Tenant, run_id: i64, step: &Step) -> Result<String> {
+    let gate = |message: String| Error::Gate {
+        tenant: t.slug.clone(),
+        step: step.id.clone(),
+        message,
+    };
+    let verify = |v: super::reshape::Verification| -> Result<String> {
+        let allowed = c.file.gates.max_row_difference as i64;
+        if v.differing_rows > allowed {
+            return Err(gate(format!("{v} (at most {allowed} differing rows allowed)")));
+        }
+        Ok(v.to_string())
+    };
+    match &step.action {
+        Action::Preflight => db.preflight().await,
+        Action::Expand => db.expand().await,
+        Action::DualWrite => {
+            for w in &c.file.flip.workers {
+                cp.set_route(&c.name, &t.slug, w, None, None).await?;
+            }
+            db.dual_write().await
+        }
+        Action::Backfill => db.backfill().await,
+        Action::Verify => verify(db.verify().await?),
+        Action::FlipReader { worker } => {
+            cp.set_route(&c.name, &t.slug, worker, Some("new"), None).await?;
+            // The soak counts from the step's first start, so a resumed run waits only what is left.
+            let started = cp
+                .steps(run_id)
+                .await?
+                .into_iter()
+                .find(|r| r.step == step.id)
+                .map_or(0.0, |r| r.since_start_s);
+            let left = c.settings.soak.as_secs_f64() - started;
+            if left > 0.0 {
+                tokio::time::sleep(std::time::Duration::from_secs_f64(left)).await;
+            }
+            Ok(format!("{worker} reads the new shape; {}", verify(db.verify().await?)?))
+        }
+        Action::FlipWriters => {
+            for w in &c.file.flip.workers {
+                cp.set_route(&c.name, &t.slug, w, Some("new"), Some("new")).await?;
+            }
+            Ok(format!("{} workers write the new shape", c.file.flip.workers.len()))
+        }
+        Action::Contract => db.contract().await,
+    }
+}
+
+/// Rolls back every tenant's run that has not started contract.
+pub async fn rollback(ws: &Workspace, c: &Cutover, log: &(dyn Fn(&str) + Sync)) -> Result<Vec<TenantOutcome>> {
+    refuse_move(c)?;
+    let cp = ControlPlane::open(&control_plane_spec(ws, c)?).await?;
+    let mut outcomes = Vec::new();
+    for t in tenant_waves(ws, c)?.into_iter().flatten() {
+        cp.lock_run(&c.name, &t.slug).await?;
+        let res = rollback_tenant(&cp, c, t, log).await;
+        cp.unlock_run(&c.name, &t.slug).await?;
+        outcomes.push(res.unwrap_or_else(|e| TenantOutcome::new(&t.slug, "failed", None, e.to_string())));
+    }
+    Ok(outcomes)
+}
+
+async fn rollback_tenant(cp: &ControlPlane, c: &Cutover, t: &Tenant, log: &(dyn Fn(&str) + Sync)) -> Result<TenantOutcome> {
+    let Some(run) = cp.active_run(&c.name, &t.slug).await? else {
+        let latest = cp.latest_run(&c.name, &t.slug).await?;
+        let detail = match latest {
+            Some(r) if r.status == "contracted" => {
+                return Err(Error::Refused(format!(
+                    "{}: cutover {} is contracted (run {}): the old objects are gone, nothing to roll back to",
+                    t.slug, c.name, r.id
+                )))
+            }
+            Some(r) => format!("no active run (last run {} is {})", r.id, r.status),
+            None => "never run".into(),
+        };
+        return Ok(TenantOutcome::new(&t.slug, "rolled-back", None, detail));
+    };
+    if run.plan_checksum != c.checksum {
+        // Rollback drops what the file names: an edited file could name other columns.
+        return Err(Error::Refused(format!(
+            "{}: cutover {} was edited after run {} started ({}); restore the file that started it to roll back",
+            t.slug,
+            c.name,
+            run.id,
+            c.path.display()
+        )));
+    }
+    let recorded = cp.steps(run.id).await?;
+    if recorded.iter().any(|r| r.step == "contract") {
+        return Err(Error::Refused(format!(
+            "{}: contract has started (run {}); a cutover cannot be rolled back once contract began",
+            t.slug, run.id
+        )));
+    }
+    log(&format!("{}: rolling back run {}", t.slug, run.id));
+    for w in &c.file.flip.workers {
+        cp.set_route(&c.name, &t.slug, w, Some("old"), Some("old")).await?;
+    }
+    let mut db = TenantDb::connect(&t.database, c).await?;
+    let detail = db.rollback().await?;
+    cp.mark_steps_rolled_back(run.id).await?;
+    cp.set_run_status(run.id, "rolled-back", None).await?;
+    Ok(TenantOutcome::new(&t.slug, "rolled-back", None, detail))
+}
+
+/// One tenant's run as `strata cutover status` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TenantStatus {
+    pub tenant: String,
+    pub run_id: Option<i64>,
+    pub status: String,
+    pub done: usize,
+    pub total: usize,
+    pub current: Option<String>,
+    pub detail: Option<String>,
+    pub steps: Vec<StepRow>,
+    pub routes: Vec<Route>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Route {
+    pub worker: String,
+    pub reads: String,
+    pub writes: String,
+}
+
+pub async fn status(ws: Option<&Workspace>, c: &Cutover) -> Result<Vec<TenantStatus>> {
+    let spec = match ws {
+        Some(ws) => control_plane_spec(ws, c)?,
+        None => c.file.control_plane.clone().ok_or_else(|| {
+            Error::Refused(format!(
+                "cutover {}: no control plane: set `control_plane` in the cutover file",
+                c.name
+            ))
+        })?,
+    };
+    let cp = ControlPlane::open(&spec).await?;
+    let plan = steps(c);
+    let keys: Vec<String> = match (c.file.kind, ws) {
+        (Kind::Move, _) => vec![MOVE_RUN.to_string()],
+        (Kind::Reshape, Some(ws)) => tenant_waves(ws, c)?.into_iter().flatten().map(|t| t.slug.clone()).collect(),
+        (Kind::Reshape, None) => return Err(Error::Refused(format!("cutover {}: a reshape needs a workspace", c.name))),
+    };
+    let mut out = Vec::new();
+    for slug in keys {
+        let run = cp.latest_run(&c.name, &slug).await?;
+        let recorded = match &run {
+            Some(r) => cp.steps(r.id).await?,
+            None => Vec::new(),
+        };
+        let done = recorded.iter().filter(|r| r.status == "done").count();
+        let current = recorded.iter().rev().find(|r| r.status != "done").or(recorded.last());
+        let routes = cp
+            .routes(&c.name, &slug)
+            .await?
+            .into_iter()
+            .map(|(worker, reads, writes)| Route { worker, reads, writes })
+            .collect();
+        out.push(TenantStatus {
+            tenant: slug,
+            run_id: run.as_ref().map(|r| r.id),
+            status: run.as_ref().map_or_else(|| "not-started".into(), |r| r.status.clone()),
+            done,
+            total: plan.len(),
+            current: current.map(|r| format!("{} ({})", r.step, r.status)),
+            detail: current.and_then(|r| r.detail.clone()).or(run.and_then(|r| r.error)),
+            steps: recorded,
+            routes,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,317 @@
+//! The phased plan of a cutover: every step with what it does, the gate it
+//! must pass and how it is undone. `strata plan` prints it; the executor
+//! runs the same list, so what is printed is what runs.
+
+use serde::Serialize;
+
+use super::plan::{format_duration, Cutover, Kind};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    Preflight,
+    Expand,
+    DualWrite,
+    FlipReaders,
+    FlipWriters,
+    Contract,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Preflight => "preflight",
+            Phase::Expand => "expand",
+            Phase::DualWrite => "dual-write",
+            Phase::FlipReaders => "flip-readers",
+            Phase::FlipWriters => "flip-writers",
+            Phase::Contract => "contract",
+        }
+    }
+}
+
+/// What a step does when run (the executor matches on it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    Preflight,
+    Expand,
+    DualWrite,
+    Backfill,
+    Verify,
+    FlipReader { worker: String },
+    FlipWriters,
+    Contract,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    /// Stable id: `expand`, `backfill`, `flip-reader:inbox`, ... (`--until` takes it).
+    pub id: String,
+    pub phase: Phase,
+    #[serde(flatten)]
+    pub action: Action,
+    pub does: String,
+    pub gate: String,
+    pub rollback: String,
+}
+
+/// The steps of `cutover`, in order.
+pub fn steps(c: &Cutover) -> Vec<Step> {
+    match c.file.kind {
+        Kind::Reshape => reshape_steps(c),
+        Kind::Move => move_steps(c),
+    }
+}
+
+fn step(id: impl Into<String>, phase: Phase, action: Action, does: String, gate: impl Into<String>, rollback: impl Into<String>) -> Step {
+    Step {
+        id: id.into(),
+        phase,
+        action,
+        does,
+        gate: gate.into(),
+        rollback: rollback.into(),
+    }
+}
+
+fn column_summary(c: &Cutover) -> String {
+    c.tables
+        .iter()
+        .map(|t| {
+            let cols: Vec<String> = t
+                .changes
+                .iter()
+                .map(|ch| match &ch.replaces {
+                    Some(old) => format!("{old} → {}", ch.new),
+                    None => format!("+{}", ch.new),
+                })
+                .chain(t.drop.iter().map(|d| format!("-{d}")))
+                .collect();
+            let mut s = t.display();
+            if (&t.target_schema, &t.target_name) != (&t.schema, &t.name) {
+                s.push_str(&format!(" → {}.{}", t.target_schema, t.target_name));
+            }
+            if !cols.is_empty() {
+                s.push_str(&format!(" ({})", cols.join(", ")));
+            }
+            s
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn flips(c: &Cutover, steps: &mut Vec<Step>) {
+    let soak = format_duration(c.settings.soak);
+    for w in &c.file.flip.workers {
+        steps.push(step(
+            format!("flip-reader:{w}"),
+            Phase::FlipReaders,
+            Action::FlipReader { worker: w.clone() },
+            format!("set the route of worker {w} to read the new shape (strata.worker_routes), then soak {soak}"),
+            format!("after the soak, verification still within {} rows", c.file.gates.max_row_difference),
+            format!("route {w} back to the old shape"),
+        ));
+    }
+    let writers = if c.file.flip.workers.is_empty() {
+        "the writers (no workers listed)".to_string()
+    } else {
+        c.file.flip.workers.join(", ")
+    };
+    steps.push(step(
+        "flip-writers",
+        Phase::FlipWriters,
+        Action::FlipWriters,
+        format!("route the writes of {writers} to the new shape; the retention window starts"),
+        "every reader flipped and soaked",
+        "route writes back to the old shape (dual-write keeps the old side current)",
+    ));
+}
+
+fn reshape_steps(c: &Cutover) -> Vec<Step> {
+    let s = &c.settings;
+    let lt = &s.lock_timeout;
+    let mut steps = vec![
+        step(
+            "preflight",
+            Phase::Preflight,
+            Action::Preflight,
+            format!(
+                "connect to each tenant database; check the tables, their unique key and the old columns exist: {}",
+                column_summary(c)
+            ),
+            "every table and column present, every key unique and single-column",
+            "nothing to undo",
+        ),
+        step(
+            "expand",
+            Phase::Expand,
+            Action::Expand,
+            format!("add the new columns (nullable) and the backfill marker; lock_timeout {lt} on every statement"),
+            "DDL committed",
+            "drop the new columns and the marker",
+        ),
+        step(
+            "dual-write",
+            Phase::DualWrite,
+            Action::DualWrite,
+            "install the dual-write trigger: writes to the old columns fill the new ones (up), writes to the new ones fill the old \
+             ones (down)"
+                .into(),
+            "trigger installed on every table",
+            "drop the trigger and its function",
+        ),
+        step(
+            "backfill",
+            Phase::DualWrite,
+            Action::Backfill,
+            format!(
+                "keyset batches of {} rows ({} pause) through rows still marked as needing backfill, up to the key's maximum at start",
+                s.batch_size,
+                format_duration(s.pause)
+            ),
+            "no row left marked",
+            "nothing to undo (the new columns go with expand's rollback)",
+        ),
+        step(
+            "verify",
+            Phase::DualWrite,
+            Action::Verify,
+            format!(
+                "compare old and new on every row: counts and chunked checksums ({} rows a chunk)",
+                s.batch_size
+            ),
+            format!("at most {} differing rows", c.file.gates.max_row_difference),
+            "nothing to undo",
+        ),
+    ];
+    flips(c, &mut steps);
+    let drops: Vec<String> = c
+        .tables
+        .iter()
+        .flat_map(|t| {
+            t.changes
+                .iter()
+                .filter_map(|ch| ch.replaces.clone())
+                .chain(t.drop.iter().cloned())
+                .map(move |col| format!("{}.{col}", t.name))
+        })
+        .collect();
+    steps.push(step(
+        "contract",
+        Phase::Contract,
+        Action::Contract,
+        format!("drop the trigger, the marker and the old columns ({})", drops.join(", ")),
+        format!(
+            "every earlier step done and its gate passed; {} since the writers flipped",
+            format_duration(s.retention)
+        ),
+        "none: irreversible",
+    ));
+    steps
+}
+
+fn move_steps(c: &Cutover) -> Vec<Step> {
+    let staging = c.file.staging_schema.clone().unwrap_or_else(|| "strata_staging".into());
+    let lag = format_duration(c.settings.max_replication_lag);
+    let mut steps = vec![
+        step(
+            "preflight",
+            Phase::Preflight,
+            Action::Preflight,
+            "connect to source and target; wal_level = logical on the source; every table has a primary key or replica identity; \
+             lint the target schema"
+                .into(),
+            "all checks pass",
+            "nothing to undo",
+        ),
+        step(
+            "expand",
+            Phase::Expand,
+            Action::Expand,
+            format!(
+                "create schema {staging} on the target with the source tables' shape; the target tables get the new columns: {}",
+                column_summary(c)
+            ),
+            "DDL committed",
+            format!("drop schema {staging}"),
+        ),
+        step(
+            "dual-write",
+            Phase::DualWrite,
+            Action::DualWrite,
+            format!(
+                "publication on the source, a logical slot (pg_create_logical_replication_slot), a subscription into {staging} \
+                 (create_slot = false); the column mapping applied from {staging} to the target tables"
+            ),
+            format!("subscription streaming, lag under {lag}"),
+            "drop the subscription, the slot and the publication",
+        ),
+        step(
+            "backfill",
+            Phase::DualWrite,
+            Action::Backfill,
+            "wait for the subscription's initial copy; apply the mapping to every copied row in keyset batches".into(),
+            "every table synchronised (pg_subscription_rel state r)",
+            "nothing to undo",
+        ),
+        step(
+            "verify",
+            Phase::DualWrite,
+            Action::Verify,
+            "row counts and chunked checksums of source vs target; replication lag".into(),
+            format!("at most {} differing rows, lag under {lag}", c.file.gates.max_row_difference),
+            "nothing to undo",
+        ),
+    ];
+    flips(c, &mut steps);
+    steps.push(step(
+        "contract",
+        Phase::Contract,
+        Action::Contract,
+        format!(
+            "synchronise sequences, drop the subscription, slot and publication, drop {staging}; the source tables are left for \
+             the operator to drop"
+        ),
+        format!(
+            "every earlier step done and its gate passed; {} since the writers flipped",
+            format_duration(c.settings.retention)
+        ),
+        "none: irreversible",
+    ));
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn reshape_plan_has_every_phase_in_order() {
+        let c = super::super::plan::parse(
+            Path::new("rename-body.toml"),
+            "kind = \"reshape\"\nretention = \"1d\"\n[flip]\nworkers = [\"inbox\", \"digest\"]\n[[table]]\nname = \"messages\"\n\
+             rename = { body = \"text\" }\n",
+        )
+        .unwrap();
+        let ids: Vec<String> = steps(&c).into_iter().map(|s| s.id).collect();
+        assert_eq!(
+            ids,
+            [
+                "preflight",
+                "expand",
+                "dual-write",
+                "backfill",
+                "verify",
+                "flip-reader:inbox",
+                "flip-reader:digest",
+                "flip-writers",
+                "contract"
+            ]
+        );
+        let contract = steps(&c).pop().unwrap();
+        assert!(contract.does.contains("messages.body"), "{}", contract.does);
+        assert!(contract.gate.contains("1d since the writers flipped"), "{}", contract.gate);
+    }
+}
