@@ -158,6 +158,8 @@ pub struct View {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Function {
     pub name: QName,
+    /// VOLATILE (PostgreSQL's default when CREATE FUNCTION says nothing).
+    pub volatile: bool,
     pub security_definer: bool,
     pub sets_search_path: bool,
     pub origin: Origin,
@@ -226,6 +228,12 @@ impl Catalog {
     }
 
     /// Finds a table by an unresolved name (for rules reading the AST).
+    /// Whether a function defined by the history is VOLATILE, by its last
+    /// name part (overloads share the answer of any volatile one).
+    pub fn function_is_volatile(&self, name: &str) -> bool {
+        self.functions.values().any(|f| f.name.name == name && f.volatile)
+    }
+
     pub fn lookup_table(&self, name: &ObjectName) -> Option<&Table> {
         self.tables.get(&self.resolve(name))
     }

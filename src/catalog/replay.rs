@@ -165,6 +165,7 @@ pub(super) fn apply(cat: &mut Catalog, stmt: &ast::Statement, origin: Origin) {
                 name.clone(),
                 Function {
                     name,
+                    volatile: matches!(cf.behavior, None | Some(ast::FunctionBehavior::Volatile)),
                     security_definer: matches!(cf.security, Some(FunctionSecurity::Definer)),
                     sets_search_path,
                     origin,

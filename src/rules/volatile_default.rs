@@ -70,11 +70,14 @@ pub struct VolatileDefaultRule {
 }
 
 impl VolatileDefaultRule {
-    fn volatile_call(&self, expr: &Expr) -> Option<String> {
+    /// The first volatile function called in `expr`: a volatile built-in, a
+    /// configured name, or a function the history created without
+    /// IMMUTABLE/STABLE (PostgreSQL's default volatility is VOLATILE).
+    fn volatile_call(&self, expr: &Expr, catalog: &crate::catalog::Catalog) -> Option<String> {
         let found = visit_expressions(expr, |e| {
             if let Expr::Function(f) = e {
                 let name = f.name.0.last().map(|p| p.to_string().to_lowercase()).unwrap_or_default();
-                if VOLATILE.contains(&name.as_str()) || self.extra.contains(&name) {
+                if VOLATILE.contains(&name.as_str()) || self.extra.contains(&name) || catalog.function_is_volatile(&name) {
                     return ControlFlow::Break(format!("{name}()"));
                 }
             }
@@ -87,7 +90,7 @@ impl VolatileDefaultRule {
     }
 
     /// Why adding this column rewrites the table, if it does.
-    fn rewrite_reason(&self, col: &ColumnDef, pg_version: u32) -> Option<String> {
+    fn rewrite_reason(&self, col: &ColumnDef, pg_version: u32, catalog: &crate::catalog::Catalog) -> Option<String> {
         let ty = col.data_type.to_string().to_ascii_lowercase();
         if matches!(
             ty.as_str(),
@@ -108,7 +111,7 @@ impl VolatileDefaultRule {
                     return Some("is an identity column (every row gets its own value)".to_string());
                 }
                 ColumnOption::Default(e) => {
-                    if let Some(f) = self.volatile_call(e) {
+                    if let Some(f) = self.volatile_call(e, catalog) {
                         return Some(format!("has a volatile DEFAULT ({f})"));
                     }
                     let null = matches!(e, Expr::Value(v) if v.value == Value::Null);
@@ -148,7 +151,7 @@ impl Rule for VolatileDefaultRule {
             let AlterTableOperation::AddColumn { column_def: col, .. } = op else {
                 continue;
             };
-            let Some(reason) = self.rewrite_reason(col, cx.env.pg_version) else {
+            let Some(reason) = self.rewrite_reason(col, cx.env.pg_version, cx.catalog) else {
                 continue;
             };
             out.push(
@@ -214,6 +217,25 @@ mod tests {
             },
         );
         assert_eq!(ids(&d, "volatile-default"), 3, "{d:#?}");
+    }
+
+    #[test]
+    fn a_function_created_without_a_volatility_is_volatile() {
+        let d = check_ws(&[
+            ("core/0001_orders.sql", ORDERS),
+            (
+                "core/0002_codes.sql",
+                "CREATE FUNCTION next_code() RETURNS text LANGUAGE sql AS $$ SELECT md5(random()::text) $$;\n\
+                 CREATE FUNCTION fixed_code() RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'x' $$;\n",
+            ),
+            (
+                "core/0003_add_code.sql",
+                "ALTER TABLE orders ADD COLUMN code text NOT NULL DEFAULT next_code();\nALTER TABLE orders ADD COLUMN tag text NOT NULL DEFAULT fixed_code();\n",
+            ),
+        ]);
+        let found: Vec<_> = d.iter().filter(|x| x.rule == "volatile-default").collect();
+        assert_eq!(found.len(), 1, "{d:#?}");
+        assert!(found[0].message.contains("next_code()"), "{}", found[0].message);
     }
 
     #[test]
