@@ -1,0 +1,177 @@
+//! The example workspaces under examples/: each passes `strata check` with no finding,
+//! migrates onto a real server (up to the parts needing an extension missing here),
+//! passes `strata verify-isolation`, and rejects migrations that break its own discipline.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A copy of `examples/<name>` whose fleet is the given databases.
+fn example(name: &str, tenants: &[(&str, &str)]) -> Workspace {
+    let dir = tempfile::Builder::new().prefix("strata-example-").tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    copy_dir(&repo.join("examples").join(name), dir.path());
+    let ws = Workspace { dir };
+    let mut text = String::new();
+    for (slug, conn) in tenants {
+        text.push_str(&format!("[[tenant]]\nslug = \"{slug}\"\ndatabase = \"{conn}\"\n\n"));
+    }
+    ws.write("tenants.toml", &text);
+    ws
+}
+
+/// The example as shipped checks clean: exit 0, not one finding.
+fn check_clean(name: &str) {
+    let ws = example(name, &[]);
+    let run = ws.strata(&["check", "--format", "json"]);
+    run.expect(0);
+    let json = run.json();
+    assert_eq!(json["diagnostics"].as_array().unwrap().len(), 0, "{}", run.all());
+    // The shipped strata.sum matches the shipped migrations.
+    ws.strata(&["check", "--deny-warnings"]).expect(0);
+}
+
+/// Every file of tests/fixtures/bad-<name>/ (named `<rule-id>.sql`), added as the next core
+/// migration, is rejected by `strata check` with that rule id.
+fn bad_migrations_rejected(name: &str, next: &str) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(format!("bad-{name}"));
+    let mut files: Vec<_> = std::fs::read_dir(&fixtures)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "at least three bad migrations for {name}");
+    for file in files {
+        let rule = file.file_stem().unwrap().to_str().unwrap().to_string();
+        let ws = example(name, &[]);
+        let rel = format!("schema/core/{next}_bad.sql");
+        ws.write(&rel, &std::fs::read_to_string(&file).unwrap());
+        let path = ws.file(&rel);
+        let run = ws.strata(&["check", path.to_str().unwrap(), "--format", "json"]);
+        run.expect(1);
+        let json = run.json();
+        let rules: Vec<&str> = json["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["rule"].as_str().unwrap())
+            .collect();
+        assert!(
+            rules.contains(&rule.as_str()),
+            "{name}: {} should be rejected with {rule}, got {rules:?}",
+            file.display()
+        );
+    }
+}
+
+/// Number of rows of `strata.schema_history` in a database.
+fn applied(conn: &str) -> usize {
+    history(conn).len()
+}
+
+fn verify_clean(ws: &Workspace) {
+    let run = ws.strata(&["verify-isolation", "--all", "--format", "json"]);
+    run.expect(0);
+    let json = run.json();
+    for t in json["tenants"].as_array().unwrap() {
+        for f in t["findings"].as_array().unwrap() {
+            assert_ne!(f["outcome"], "leak", "{}", run.all());
+        }
+    }
+}
+
+#[test]
+fn orbitcrm_checks_clean() {
+    check_clean("orbitcrm");
+}
+
+#[test]
+fn orbitcrm_rejects_bad_migrations() {
+    bad_migrations_rejected("orbitcrm", "0007");
+}
+
+#[test]
+fn orbitcrm_migrates_up_to_pgvector_and_is_isolated() {
+    let conn = database("example_orbitcrm");
+    let ws = example("orbitcrm", &[("orbitcrm", &conn)]);
+    let run = ws.strata(&["migrate", "--all"]);
+    let vector_available = value(
+        &conn,
+        "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'",
+    ) == "1";
+    if vector_available {
+        run.expect(0);
+        assert_eq!(applied(&conn), 6);
+    } else {
+        // pgvector is not installed: strata's preflight stops the tenant before any
+        // statement runs and names the extension.
+        run.expect(1);
+        let all = run.all();
+        assert!(
+            all.contains("extension vector is not available on this server: install pgvector"),
+            "{all}"
+        );
+        assert!(!has_table(&conn, "organizations"), "nothing is applied: {all}");
+        // Everything but the ai part (its own migration) applies and is isolated.
+        std::fs::remove_file(ws.file("schema/core/0006_document_chunks_vector.sql")).unwrap();
+        ws.strata(&["migrate", "--all"]).expect(0);
+        assert_eq!(applied(&conn), 5);
+        assert!(has_table(&conn, "documents"));
+        assert!(!has_table(&conn, "document_chunks"));
+    }
+    verify_clean(&ws);
+}
+
+#[test]
+fn corbi_checks_clean() {
+    check_clean("corbi");
+}
+
+#[test]
+fn corbi_rejects_bad_migrations() {
+    bad_migrations_rejected("corbi", "0006");
+}
+
+#[test]
+fn corbi_migrates_and_is_isolated() {
+    let conn = database("example_corbi");
+    let ws = example("corbi", &[("corbi", &conn)]);
+    ws.strata(&["migrate", "--all"]).expect(0);
+    assert_eq!(applied(&conn), 5);
+    verify_clean(&ws);
+
+    // The seed's cascades: outbound messages go with their contact, inbound ones stay.
+    sql(
+        &conn,
+        "INSERT INTO organizations (id, name) VALUES ('00000000-0000-0000-0000-0000000000a1', 'Acme');
+         INSERT INTO contacts (id, organization_id, full_name)
+             VALUES ('00000000-0000-0000-0000-0000000000c1', '00000000-0000-0000-0000-0000000000a1', 'Ana');
+         INSERT INTO outbound_messages (organization_id, contact_id, channel, body)
+             VALUES ('00000000-0000-0000-0000-0000000000a1', '00000000-0000-0000-0000-0000000000c1', 'whatsapp', 'hi');
+         INSERT INTO inbound_messages (organization_id, contact_id, channel, payload)
+             VALUES ('00000000-0000-0000-0000-0000000000a1', '00000000-0000-0000-0000-0000000000c1', 'whatsapp', '{}');
+         DELETE FROM contacts;",
+    );
+    assert_eq!(value(&conn, "SELECT count(*) FROM outbound_messages"), "0");
+    assert_eq!(
+        value(&conn, "SELECT count(*) FROM inbound_messages WHERE contact_id IS NULL"),
+        "1"
+    );
+}
