@@ -13,3 +13,6 @@ CREATE TYPE task_status AS ENUM ('todo', 'in_progress', 'done');
 CREATE TYPE task_priority AS ENUM ('low', 'medium', 'high', 'urgent');
 
 CREATE TYPE doc_visibility AS ENUM ('internal', 'shared');
+
+-- ai_messages.role ('user', 'assistant', 'system' in the seed).
+CREATE TYPE ai_message_role AS ENUM ('user', 'assistant', 'system');

@@ -35,7 +35,7 @@ CREATE TABLE ai_messages (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     org_id uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
     conversation_id uuid NOT NULL REFERENCES ai_conversations (id) ON DELETE CASCADE,
-    role text NOT NULL CHECK (role IN ('user', 'assistant', 'system')),
+    role ai_message_role NOT NULL,
     content text NOT NULL,
     tokens_in integer NOT NULL DEFAULT 0,
     tokens_out integer NOT NULL DEFAULT 0,
