@@ -192,3 +192,73 @@ fn corbi_migrates_and_is_isolated() {
         "1"
     );
 }
+
+#[test]
+fn org_in_a_box_checks_clean() {
+    check_clean("org-in-a-box");
+}
+
+#[test]
+fn org_in_a_box_rejects_bad_migrations() {
+    bad_migrations_rejected("org-in-a-box", "0005");
+}
+
+#[test]
+fn org_in_a_box_migrates_up_to_pgvector_and_is_isolated() {
+    let conn = database("example_oiab");
+    let ws = example("org-in-a-box", &[("oiab", &conn)]);
+    let run = ws.strata(&["migrate", "--all"]);
+    let vector_available = value(
+        &conn,
+        "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'",
+    ) == "1";
+    if vector_available {
+        run.expect(0);
+        assert_eq!(applied(&conn), 4);
+    } else {
+        run.expect(1);
+        let all = run.all();
+        assert!(
+            all.contains("extension vector is not available on this server: install pgvector"),
+            "{all}"
+        );
+        assert!(!has_table(&conn, "tenants"), "nothing is applied: {all}");
+        // Everything but memory and trajectories (their own migration) applies and is isolated.
+        std::fs::remove_file(ws.file("schema/core/0004_memory_vectors.sql")).unwrap();
+        ws.strata(&["migrate", "--all"]).expect(0);
+        assert_eq!(applied(&conn), 3);
+        assert!(!has_table(&conn, "memories"));
+    }
+    verify_clean(
+        &ws,
+        &["users", "roles", "user_roles", "entra_sessions", "personas", "providers", "jobs", "orchestrator_plans", "orchestrator_subtasks", "skills", "usage_events", "sessions_index", "agent_templates"],
+    );
+
+    // audit_log is append-only for the application; usage_events is idempotent on request_id;
+    // jobs dedupe on dedupe_key only while it is set.
+    sql(
+        &conn,
+        "INSERT INTO tenants (id, name, slug) VALUES ('00000000-0000-0000-0000-0000000000a1', 'Contoso', 'contoso');
+         INSERT INTO jobs (tenant_id, kind, dedupe_key) VALUES ('00000000-0000-0000-0000-0000000000a1', 'embed-memories', 'k1');
+         INSERT INTO jobs (tenant_id, kind) VALUES ('00000000-0000-0000-0000-0000000000a1', 'agent-turn'), ('00000000-0000-0000-0000-0000000000a1', 'agent-turn');
+         INSERT INTO jobs (tenant_id, kind, dedupe_key) VALUES ('00000000-0000-0000-0000-0000000000a1', 'embed-memories', 'k1')
+             ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING;
+         INSERT INTO usage_events (tenant_id, request_id, model) VALUES ('00000000-0000-0000-0000-0000000000a1', 'r1', 'm')
+             ON CONFLICT (request_id) DO NOTHING;
+         INSERT INTO usage_events (tenant_id, request_id, model) VALUES ('00000000-0000-0000-0000-0000000000a1', 'r1', 'm')
+             ON CONFLICT (request_id) DO NOTHING;",
+    );
+    assert_eq!(value(&conn, "SELECT count(*) FROM jobs"), "3");
+    assert_eq!(value(&conn, "SELECT count(*) FROM usage_events"), "1");
+    let grants = value(
+        &conn,
+        "SELECT string_agg(privilege_type, ',' ORDER BY privilege_type) FROM information_schema.role_table_grants
+         WHERE table_name = 'audit_log' AND grantee = 'oiab_app'",
+    );
+    assert_eq!(grants, "INSERT,SELECT");
+
+    // The migrator's idempotency: every file of the schema runs a second time without error.
+    for file in ["0001_extensions.sql", "0002_tenants_and_users.sql", "0003_runtime.sql"] {
+        sql(&conn, &ws.read(&format!("schema/core/{file}")));
+    }
+}
