@@ -262,3 +262,30 @@ fn org_in_a_box_migrates_up_to_pgvector_and_is_isolated() {
         sql(&conn, &ws.read(&format!("schema/core/{file}")));
     }
 }
+
+#[test]
+fn devsphere_checks_clean() {
+    check_clean("devsphere");
+}
+
+#[test]
+fn devsphere_rejects_bad_migrations() {
+    bad_migrations_rejected("devsphere", "013");
+}
+
+#[test]
+fn devsphere_migrates_and_is_isolated() {
+    let conn = database("example_devsphere");
+    let ws = example("devsphere", &[("devsphere", &conn)]);
+    ws.strata(&["migrate", "--all"]).expect(0);
+    assert_eq!(applied(&conn), 12);
+    verify_clean(
+        &ws,
+        &[
+            "users", "leads", "clients", "opportunities", "projects", "project_tasks", "timesheets",
+            "time_entries", "deliverables", "client_invoices", "expenses", "agents", "approvals",
+            "notifications", "activity_logs", "api_keys", "api_request_logs", "webhook_endpoints",
+            "webhook_deliveries",
+        ],
+    );
+}
