@@ -52,10 +52,7 @@ fn bad_migrations_rejected(name: &str, next: &str) {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(format!("bad-{name}"));
-    let mut files: Vec<_> = std::fs::read_dir(&fixtures)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut files: Vec<_> = std::fs::read_dir(&fixtures).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     assert!(files.len() >= 3, "at least three bad migrations for {name}");
     for file in files {
@@ -123,10 +120,7 @@ fn orbitcrm_migrates_up_to_pgvector_and_is_isolated() {
     let conn = database("example_orbitcrm");
     let ws = example("orbitcrm", &[("orbitcrm", &conn)]);
     let run = ws.strata(&["migrate", "--all"]);
-    let vector_available = value(
-        &conn,
-        "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'",
-    ) == "1";
+    let vector_available = value(&conn, "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'") == "1";
     if vector_available {
         run.expect(0);
         assert_eq!(applied(&conn), 6);
@@ -149,7 +143,18 @@ fn orbitcrm_migrates_up_to_pgvector_and_is_isolated() {
     }
     verify_clean(
         &ws,
-        &["profiles", "contacts", "projects", "invoices", "tasks", "bookings", "ai_conversations", "ai_messages", "usage_logs", "documents"],
+        &[
+            "profiles",
+            "contacts",
+            "projects",
+            "invoices",
+            "tasks",
+            "bookings",
+            "ai_conversations",
+            "ai_messages",
+            "usage_logs",
+            "documents",
+        ],
     );
 }
 
@@ -171,7 +176,15 @@ fn corbi_migrates_and_is_isolated() {
     assert_eq!(applied(&conn), 5);
     verify_clean(
         &ws,
-        &["memberships", "contacts", "message_templates", "outbound_messages", "inbound_messages", "suppressions", "bookings"],
+        &[
+            "memberships",
+            "contacts",
+            "message_templates",
+            "outbound_messages",
+            "inbound_messages",
+            "suppressions",
+            "bookings",
+        ],
     );
 
     // The seed's cascades: outbound messages go with their contact, inbound ones stay.
@@ -187,10 +200,7 @@ fn corbi_migrates_and_is_isolated() {
          DELETE FROM contacts;",
     );
     assert_eq!(value(&conn, "SELECT count(*) FROM outbound_messages"), "0");
-    assert_eq!(
-        value(&conn, "SELECT count(*) FROM inbound_messages WHERE contact_id IS NULL"),
-        "1"
-    );
+    assert_eq!(value(&conn, "SELECT count(*) FROM inbound_messages WHERE contact_id IS NULL"), "1");
 }
 
 #[test]
@@ -208,10 +218,7 @@ fn org_in_a_box_migrates_up_to_pgvector_and_is_isolated() {
     let conn = database("example_oiab");
     let ws = example("org-in-a-box", &[("oiab", &conn)]);
     let run = ws.strata(&["migrate", "--all"]);
-    let vector_available = value(
-        &conn,
-        "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'",
-    ) == "1";
+    let vector_available = value(&conn, "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'") == "1";
     if vector_available {
         run.expect(0);
         assert_eq!(applied(&conn), 4);
@@ -231,7 +238,21 @@ fn org_in_a_box_migrates_up_to_pgvector_and_is_isolated() {
     }
     verify_clean(
         &ws,
-        &["users", "roles", "user_roles", "entra_sessions", "personas", "providers", "jobs", "orchestrator_plans", "orchestrator_subtasks", "skills", "usage_events", "sessions_index", "agent_templates"],
+        &[
+            "users",
+            "roles",
+            "user_roles",
+            "entra_sessions",
+            "personas",
+            "providers",
+            "jobs",
+            "orchestrator_plans",
+            "orchestrator_subtasks",
+            "skills",
+            "usage_events",
+            "sessions_index",
+            "agent_templates",
+        ],
     );
 
     // audit_log is append-only for the application; usage_events is idempotent on request_id;
@@ -282,9 +303,24 @@ fn devsphere_migrates_and_is_isolated() {
     verify_clean(
         &ws,
         &[
-            "users", "leads", "clients", "opportunities", "projects", "project_tasks", "timesheets",
-            "time_entries", "deliverables", "client_invoices", "expenses", "agents", "approvals",
-            "notifications", "activity_logs", "api_keys", "api_request_logs", "webhook_endpoints",
+            "users",
+            "leads",
+            "clients",
+            "opportunities",
+            "projects",
+            "project_tasks",
+            "timesheets",
+            "time_entries",
+            "deliverables",
+            "client_invoices",
+            "expenses",
+            "agents",
+            "approvals",
+            "notifications",
+            "activity_logs",
+            "api_keys",
+            "api_request_logs",
+            "webhook_endpoints",
             "webhook_deliveries",
         ],
     );
