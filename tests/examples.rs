@@ -325,3 +325,72 @@ fn devsphere_migrates_and_is_isolated() {
         ],
     );
 }
+
+/// Runs SQL as the application role with the given organization and user in the session.
+fn as_app(conn: &str, role: &str, org: &str, user: &str, query: &str) -> Result<(), String> {
+    let query =
+        format!("SET ROLE {role}; SELECT set_config('app.org_id', '{org}', false), set_config('app.user_id', '{user}', false); {query}");
+    rt().block_on(async {
+        let client = connect(conn).await;
+        client.batch_execute(&query).await.map_err(|e| {
+            e.as_db_error()
+                .map_or_else(|| e.to_string(), |d| format!("{}: {}", d.code().code(), d.message()))
+        })
+    })
+}
+
+const ORG: &str = "00000000-0000-0000-0000-0000000000a1";
+
+#[test]
+fn devsphere_policies_follow_the_role_helper() {
+    let conn = database("example_devsphere_roles");
+    let ws = example("devsphere", &[("devsphere", &conn)]);
+    ws.strata(&["migrate", "--all"]).expect(0);
+    let admin = "00000000-0000-0000-0000-00000000000a";
+    let client = "00000000-0000-0000-0000-00000000000c";
+    let gone = "00000000-0000-0000-0000-00000000000d";
+    sql(
+        &conn,
+        &format!(
+            "INSERT INTO organizations (id, name, slug) VALUES ('{ORG}', 'Acme', 'acme');
+             INSERT INTO users (id, org_id, email, role) VALUES ('{admin}', '{ORG}', 'a@x', 'admin'), ('{client}', '{ORG}', 'c@x', 'client');
+             INSERT INTO users (id, org_id, email, role, is_active, deleted_at) VALUES ('{gone}', '{ORG}', 'd@x', 'admin', false, now());"
+        ),
+    );
+    let insert = format!("INSERT INTO api_keys (org_id, name, key_prefix, key_hash) VALUES ('{ORG}', 'k', 'ds_', md5(random()::text))");
+    as_app(&conn, "devsphere_app", ORG, admin, &insert).unwrap();
+    // A client user reads but never writes; a soft-deleted admin has lost its role.
+    as_app(&conn, "devsphere_app", ORG, client, "SELECT count(*) FROM api_keys").unwrap();
+    for user in [client, gone] {
+        let err = as_app(&conn, "devsphere_app", ORG, user, &insert).unwrap_err();
+        assert!(err.starts_with("42501"), "{err}");
+    }
+    assert_eq!(value(&conn, "SELECT count(*) FROM api_keys"), "1");
+}
+
+#[test]
+fn corbi_viewers_cannot_write() {
+    let conn = database("example_corbi_roles");
+    let ws = example("corbi", &[("corbi", &conn)]);
+    ws.strata(&["migrate", "--all"]).expect(0);
+    let staff = "00000000-0000-0000-0000-00000000000b";
+    let viewer = "00000000-0000-0000-0000-00000000000e";
+    sql(
+        &conn,
+        &format!(
+            "INSERT INTO organizations (id, name) VALUES ('{ORG}', 'Acme');
+             INSERT INTO users (id, email) VALUES ('{staff}', 's@x'), ('{viewer}', 'v@x');
+             INSERT INTO memberships (organization_id, user_id, role) VALUES ('{ORG}', '{staff}', 'staff'), ('{ORG}', '{viewer}', 'viewer');"
+        ),
+    );
+    let insert = format!("INSERT INTO contacts (organization_id, full_name) VALUES ('{ORG}', 'Ana')");
+    as_app(&conn, "corbi_app", ORG, staff, &insert).unwrap();
+    as_app(&conn, "corbi_app", ORG, viewer, "SELECT count(*) FROM contacts").unwrap();
+    let err = as_app(&conn, "corbi_app", ORG, viewer, &insert).unwrap_err();
+    assert!(err.starts_with("42501"), "{err}");
+    // The suppression list is unique per (organization, channel, identifier).
+    let suppress = format!("INSERT INTO suppressions (organization_id, channel, identifier) VALUES ('{ORG}', 'whatsapp', '+41790000000')");
+    as_app(&conn, "corbi_app", ORG, staff, &suppress).unwrap();
+    let err = as_app(&conn, "corbi_app", ORG, staff, &suppress).unwrap_err();
+    assert!(err.starts_with("23505"), "{err}");
+}
