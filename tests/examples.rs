@@ -394,3 +394,39 @@ fn corbi_viewers_cannot_write() {
     let err = as_app(&conn, "corbi_app", ORG, staff, &suppress).unwrap_err();
     assert!(err.starts_with("23505"), "{err}");
 }
+
+/// The single value of a query run as the application role.
+fn as_app_value(conn: &str, role: &str, org: &str, user: &str, query: &str) -> String {
+    let query =
+        format!("SET ROLE {role}; SELECT set_config('app.org_id', '{org}', false), set_config('app.user_id', '{user}', false); {query}");
+    sql(conn, &query)
+        .last()
+        .and_then(|r| r.first().cloned().flatten())
+        .unwrap_or_default()
+}
+
+#[test]
+fn orbitcrm_owners_see_all_members_their_own_and_shared() {
+    let conn = database("example_orbitcrm_roles");
+    let ws = example("orbitcrm", &[("orbitcrm", &conn)]);
+    std::fs::remove_file(ws.file("schema/core/0006_document_chunks_vector.sql")).unwrap();
+    ws.strata(&["migrate", "--all"]).expect(0);
+    let owner = "00000000-0000-0000-0000-00000000000a";
+    let member = "00000000-0000-0000-0000-00000000000b";
+    sql(
+        &conn,
+        &format!(
+            "INSERT INTO organizations (id, name, slug) VALUES ('{ORG}', 'Acme', 'acme');
+             INSERT INTO profiles (id, org_id, role) VALUES ('{owner}', '{ORG}', 'owner'), ('{member}', '{ORG}', 'member');
+             INSERT INTO ai_conversations (org_id, user_id, model) VALUES ('{ORG}', '{owner}', 'm'), ('{ORG}', '{member}', 'm');
+             INSERT INTO documents (org_id, name, file_path, visibility) VALUES ('{ORG}', 'a', 'a', 'internal'), ('{ORG}', 'b', 'b', 'shared');"
+        ),
+    );
+    let count = |user: &str, table: &str| as_app_value(&conn, "orbitcrm_app", ORG, user, &format!("SELECT count(*) FROM {table}"));
+    assert_eq!(count(owner, "ai_conversations"), "2");
+    assert_eq!(count(member, "ai_conversations"), "1");
+    assert_eq!(count(owner, "documents"), "2");
+    assert_eq!(count(member, "documents"), "1");
+    // Organization-wide CRM data is shared by owners and members.
+    assert_eq!(count(member, "profiles"), "2");
+}
