@@ -10,7 +10,7 @@ CREATE TABLE leads (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
-COMMENT ON TABLE leads IS 'leads of an organization (seed 004)';
+COMMENT ON TABLE leads IS 'CRM: prospects, owned by a user';
 
 CREATE INDEX leads_org_id_idx ON leads (org_id);
 CREATE INDEX leads_owner_user_id_idx ON leads (owner_user_id);
@@ -40,7 +40,7 @@ CREATE TABLE clients (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
-COMMENT ON TABLE clients IS 'clients of an organization (seed 004)';
+COMMENT ON TABLE clients IS 'CRM: the organization''s clients (soft-deleted)';
 
 CREATE INDEX clients_org_id_idx ON clients (org_id);
 
@@ -70,7 +70,7 @@ CREATE TABLE opportunities (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
-COMMENT ON TABLE opportunities IS 'opportunities of an organization (seed 004)';
+COMMENT ON TABLE opportunities IS 'CRM: a deal with a client or a lead';
 
 CREATE INDEX opportunities_org_id_idx ON opportunities (org_id);
 CREATE INDEX opportunities_client_id_idx ON opportunities (client_id);

@@ -11,7 +11,7 @@ CREATE TABLE projects (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
-COMMENT ON TABLE projects IS 'projects of an organization (seed 004)';
+COMMENT ON TABLE projects IS 'Delivery: a client project (soft-deleted)';
 
 CREATE INDEX projects_org_id_idx ON projects (org_id);
 CREATE INDEX projects_client_id_idx ON projects (client_id);
@@ -42,7 +42,7 @@ CREATE TABLE project_tasks (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
-COMMENT ON TABLE project_tasks IS 'project_tasks of an organization (seed 004)';
+COMMENT ON TABLE project_tasks IS 'Delivery: a task of a project';
 
 CREATE INDEX project_tasks_org_id_idx ON project_tasks (org_id);
 CREATE INDEX project_tasks_project_id_idx ON project_tasks (project_id);

@@ -10,7 +10,7 @@ CREATE TABLE timesheets (
     UNIQUE (user_id, week_start)
 );
 
-COMMENT ON TABLE timesheets IS 'timesheets of an organization (seed 004)';
+COMMENT ON TABLE timesheets IS 'Delivery: a user''s weekly timesheet';
 
 CREATE INDEX timesheets_org_id_idx ON timesheets (org_id);
 
@@ -40,7 +40,7 @@ CREATE TABLE time_entries (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
-COMMENT ON TABLE time_entries IS 'time_entries of an organization (seed 004)';
+COMMENT ON TABLE time_entries IS 'Delivery: time a user spent on a task';
 
 CREATE INDEX time_entries_org_id_idx ON time_entries (org_id);
 CREATE INDEX time_entries_user_id_idx ON time_entries (user_id);

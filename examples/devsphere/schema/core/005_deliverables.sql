@@ -9,7 +9,7 @@ CREATE TABLE deliverables (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
-COMMENT ON TABLE deliverables IS 'deliverables of an organization (seed 004)';
+COMMENT ON TABLE deliverables IS 'Delivery: what a project delivers';
 
 CREATE INDEX deliverables_org_id_idx ON deliverables (org_id);
 CREATE INDEX deliverables_project_id_idx ON deliverables (project_id);

@@ -13,7 +13,7 @@ CREATE TABLE client_invoices (
     UNIQUE (org_id, number)
 );
 
-COMMENT ON TABLE client_invoices IS 'client_invoices of an organization (seed 004)';
+COMMENT ON TABLE client_invoices IS 'Finance: invoices to clients';
 
 CREATE INDEX client_invoices_org_id_idx ON client_invoices (org_id);
 CREATE INDEX client_invoices_client_id_idx ON client_invoices (client_id);
@@ -44,7 +44,7 @@ CREATE TABLE expenses (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
-COMMENT ON TABLE expenses IS 'expenses of an organization (seed 004)';
+COMMENT ON TABLE expenses IS 'Finance: expenses submitted by users';
 
 CREATE INDEX expenses_org_id_idx ON expenses (org_id);
 CREATE INDEX expenses_project_id_idx ON expenses (project_id);

@@ -11,7 +11,7 @@ CREATE TABLE agents (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
-COMMENT ON TABLE agents IS 'agents of an organization (seed 004)';
+COMMENT ON TABLE agents IS 'AI agents configured for the organization (soft-deleted)';
 
 CREATE INDEX agents_org_id_idx ON agents (org_id);
 

@@ -12,7 +12,7 @@ CREATE TABLE approvals (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
-COMMENT ON TABLE approvals IS 'approvals of an organization (seed 004)';
+COMMENT ON TABLE approvals IS 'A request on any entity, decided by an owner or admin';
 
 CREATE INDEX approvals_org_id_idx ON approvals (org_id);
 CREATE INDEX approvals_requested_by_user_id_idx ON approvals (requested_by_user_id);

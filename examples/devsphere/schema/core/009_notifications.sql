@@ -9,7 +9,7 @@ CREATE TABLE notifications (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
-COMMENT ON TABLE notifications IS 'notifications of an organization (seed 004)';
+COMMENT ON TABLE notifications IS 'Notifications for a user';
 
 CREATE INDEX notifications_org_id_idx ON notifications (org_id);
 CREATE INDEX notifications_user_id_idx ON notifications (user_id);

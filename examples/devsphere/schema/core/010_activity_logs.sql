@@ -10,7 +10,7 @@ CREATE TABLE activity_logs (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
-COMMENT ON TABLE activity_logs IS 'activity_logs of an organization (seed 004)';
+COMMENT ON TABLE activity_logs IS 'The organization''s history of changes';
 
 CREATE INDEX activity_logs_org_id_idx ON activity_logs (org_id);
 CREATE INDEX activity_logs_actor_user_id_idx ON activity_logs (actor_user_id);

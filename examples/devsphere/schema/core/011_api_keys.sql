@@ -13,7 +13,7 @@ CREATE TABLE api_keys (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
-COMMENT ON TABLE api_keys IS 'api_keys of an organization (seed 004)';
+COMMENT ON TABLE api_keys IS 'API keys: a prefix and a hash, never the key';
 
 CREATE INDEX api_keys_org_id_idx ON api_keys (org_id);
 CREATE INDEX api_keys_created_by_user_id_idx ON api_keys (created_by_user_id);
@@ -43,7 +43,7 @@ CREATE TABLE api_request_logs (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
-COMMENT ON TABLE api_request_logs IS 'api_request_logs of an organization (seed 004)';
+COMMENT ON TABLE api_request_logs IS 'Requests made with an API key';
 
 CREATE INDEX api_request_logs_org_id_idx ON api_request_logs (org_id);
 CREATE INDEX api_request_logs_api_key_id_idx ON api_request_logs (api_key_id);

@@ -11,7 +11,7 @@ CREATE TABLE webhook_endpoints (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
-COMMENT ON TABLE webhook_endpoints IS 'webhook_endpoints of an organization (seed 004)';
+COMMENT ON TABLE webhook_endpoints IS 'Webhook endpoints; the secret is encrypted with pgcrypto (soft-deleted)';
 
 CREATE INDEX webhook_endpoints_org_id_idx ON webhook_endpoints (org_id);
 
@@ -42,7 +42,7 @@ CREATE TABLE webhook_deliveries (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
-COMMENT ON TABLE webhook_deliveries IS 'webhook_deliveries of an organization (seed 004)';
+COMMENT ON TABLE webhook_deliveries IS 'Attempts to deliver an event to a webhook endpoint';
 
 CREATE INDEX webhook_deliveries_org_id_idx ON webhook_deliveries (org_id);
 CREATE INDEX webhook_deliveries_endpoint_id_idx ON webhook_deliveries (endpoint_id);
