@@ -3,32 +3,15 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod support;
+use support::{copy_tree, strata};
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn fixture(name: &str) -> PathBuf {
     repo().join("tests/fixtures").join(name)
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn strata(cwd: &Path, args: &[&str]) -> Out {
-    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .current_dir(cwd)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run strata");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 /// Replaces run-dependent numbers (timings, version) for snapshots.
@@ -41,20 +24,6 @@ fn redact(s: &str) -> String {
         .unwrap()
         .replace_all(&s, r#"time="[elapsed]""#);
     s.replace(env!("CARGO_PKG_VERSION"), "[version]")
-}
-
-/// Copies a folder tree (fixtures are never edited in place).
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let rel = entry.path().strip_prefix(from).unwrap();
-        let dest = to.join(rel);
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
 }
 
 /// A copy of the bundled workspace in a temp dir.
