@@ -1,6 +1,6 @@
-use sqlparser::ast::{AlterColumnOperation, AlterTableOperation, Statement};
+use sqlparser::ast::{AlterColumnOperation, AlterTableOperation};
 
-use super::lock::{self, age_of};
+use super::lock::{self};
 use super::{ident_region, Finding, Rule, RuleMeta, StatementCtx};
 use crate::catalog::ident_name;
 
@@ -86,12 +86,7 @@ impl Rule for ColumnTypeChange {
     }
 
     fn check_statement(&self, cx: &StatementCtx, out: &mut Vec<Finding>) {
-        let Some(Statement::AlterTable(at)) = cx.stmt.ast() else { return };
-        let age = age_of(cx, &at.name);
-        if !age.is_live() {
-            return;
-        }
-        let q = cx.catalog.resolve(&at.name);
+        let Some((at, age, q)) = lock::live_alter(cx) else { return };
         for op in &at.operations {
             let AlterTableOperation::AlterColumn {
                 column_name,

@@ -1,6 +1,6 @@
-use sqlparser::ast::{AlterTableOperation, Statement};
+use sqlparser::ast::AlterTableOperation;
 
-use super::lock::{self, age_of};
+use super::lock::{self};
 use super::{ident_region, Finding, Rule, RuleMeta, StatementCtx};
 
 crate::declare_rule! {
@@ -42,12 +42,7 @@ impl Rule for DropColumn {
     }
 
     fn check_statement(&self, cx: &StatementCtx, out: &mut Vec<Finding>) {
-        let Some(Statement::AlterTable(at)) = cx.stmt.ast() else { return };
-        let age = age_of(cx, &at.name);
-        if !age.is_live() {
-            return;
-        }
-        let table = cx.catalog.resolve(&at.name);
+        let Some((at, age, table)) = lock::live_alter(cx) else { return };
         for op in &at.operations {
             let AlterTableOperation::DropColumn { column_names, .. } = op else {
                 continue;

@@ -52,6 +52,18 @@ pub fn age_of(cx: &StatementCtx, name: &ObjectName) -> TableAge {
     table_age(cx.catalog, cx.file, cx.index, &cx.catalog.resolve(name))
 }
 
+/// The statement's `ALTER TABLE`, when the table it alters can carry live
+/// traffic (not created earlier in this file): the statement, the table's
+/// age and its resolved name. The common opening of every rule about
+/// altering existing tables.
+pub fn live_alter<'a>(cx: &'a StatementCtx) -> Option<(&'a sqlparser::ast::AlterTable, TableAge, QName)> {
+    let Some(sqlparser::ast::Statement::AlterTable(at)) = cx.stmt.ast() else {
+        return None;
+    };
+    let age = age_of(cx, &at.name);
+    age.is_live().then(|| (at, age, cx.catalog.resolve(&at.name)))
+}
+
 /// A `CREATE TABLE` earlier in the file that the parser did not understand
 /// (the catalog never saw it) still makes the table new.
 fn created_by_unparsed(file: &FileInfo, index: usize, name: &QName) -> bool {

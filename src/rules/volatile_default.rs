@@ -1,8 +1,8 @@
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{visit_expressions, AlterTableOperation, ColumnDef, ColumnOption, Expr, GeneratedExpressionMode, Statement, Value};
+use sqlparser::ast::{visit_expressions, AlterTableOperation, ColumnDef, ColumnOption, Expr, GeneratedExpressionMode, Value};
 
-use super::lock::{self, age_of};
+use super::lock::{self};
 use super::{ident_region, string_list, Finding, Rule, RuleMeta, StatementCtx};
 
 crate::declare_rule! {
@@ -141,12 +141,7 @@ impl Rule for VolatileDefaultRule {
     }
 
     fn check_statement(&self, cx: &StatementCtx, out: &mut Vec<Finding>) {
-        let Some(Statement::AlterTable(at)) = cx.stmt.ast() else { return };
-        let age = age_of(cx, &at.name);
-        if !age.is_live() {
-            return;
-        }
-        let table = cx.catalog.resolve(&at.name);
+        let Some((at, age, table)) = lock::live_alter(cx) else { return };
         for op in &at.operations {
             let AlterTableOperation::AddColumn { column_def: col, .. } = op else {
                 continue;
