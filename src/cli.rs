@@ -305,6 +305,9 @@ pub enum CutoverCommand {
         /// Stop after this step (e.g. `backfill`, `verify`, `flip-reader:inbox`, `contract`).
         #[arg(long, value_name = "STEP")]
         until: Option<String>,
+        /// Tenants of a wave run at once by this process (other processes running the same command share the tenants).
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        concurrency: u16,
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },

@@ -149,9 +149,14 @@ pub fn cutover(ws: Option<&Workspace>, command: &CutoverCommand, quiet: bool) ->
     };
     let rt = runtime()?;
     match command {
-        CutoverCommand::Run { file, until, format } => {
+        CutoverCommand::Run {
+            file,
+            until,
+            concurrency,
+            format,
+        } => {
             let c = load(ws, file)?;
-            let outcomes = rt.block_on(executor::run(ws, &c, until.as_deref(), &log))?;
+            let outcomes = rt.block_on(executor::run(ws, &c, until.as_deref(), usize::from(*concurrency), &log))?;
             print_outcomes(&outcomes, *format)
         }
         CutoverCommand::Flip { file, worker, format } => {
@@ -177,7 +182,7 @@ pub fn cutover(ws: Option<&Workspace>, command: &CutoverCommand, quiet: bool) ->
                 }
                 ListFormat::Text => {
                     let mut t = table();
-                    t.set_header(["tenant", "run", "status", "steps", "current", "detail", "routes"]);
+                    t.set_header(["tenant", "wave", "run", "status", "steps", "current", "detail", "routes"]);
                     for r in &rows {
                         let routes: Vec<String> = r
                             .routes
@@ -186,6 +191,7 @@ pub fn cutover(ws: Option<&Workspace>, command: &CutoverCommand, quiet: bool) ->
                             .collect();
                         t.add_row([
                             r.tenant.clone(),
+                            r.wave.map_or_else(|| "-".into(), |w| w.to_string()),
                             r.run_id.map_or_else(|| "-".into(), |i| i.to_string()),
                             r.status.clone(),
                             format!("{}/{}", r.done, r.total),

@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use super::claim::Pass;
 use super::plan::{format_duration, Cutover, Kind};
 use super::reshape::TenantDb;
 use super::state::{ControlPlane, StepRow};
@@ -84,44 +85,162 @@ fn refuse_move(c: &Cutover) -> Result<()> {
     Ok(())
 }
 
-/// Runs the cutover over its tenants (a move: between its two databases), up to and including `until`.
-pub async fn run(ws: Option<&Workspace>, c: &Cutover, until: Option<&str>, log: &(dyn Fn(&str) + Sync)) -> Result<Vec<TenantOutcome>> {
+/// Runs the cutover over its tenants (a move: between its two databases), up
+/// to and including `until`; a reshape runs up to `concurrency` tenants of a
+/// wave at once.
+pub async fn run(
+    ws: Option<&Workspace>,
+    c: &Cutover,
+    until: Option<&str>,
+    concurrency: usize,
+    log: &(dyn Fn(&str) + Sync),
+) -> Result<Vec<TenantOutcome>> {
     check_until(c, until)?;
     if c.file.kind == Kind::Move {
         return run_move(ws, c, until, log).await.map(|o| vec![o]);
     }
     let ws = ws.ok_or_else(|| Error::Refused(format!("cutover {}: a reshape needs a workspace (tenants.toml)", c.name)))?;
-    let cp = ControlPlane::open(&control_plane_spec(ws, c)?).await?;
-    let mut outcomes = Vec::new();
-    let mut failures = 0;
-    let mut halted = false;
-    for wave in tenant_waves(ws, c)? {
-        for t in wave {
-            if halted {
-                outcomes.push(TenantOutcome::new(&t.slug, "not-started", None, "halted after earlier failures"));
-                continue;
+    run_reshape(ws, c, until, concurrency, log).await
+}
+
+/// A reshape: join (or start) the pass of this command in the control plane,
+/// then `concurrency` workers claim its tenants wave by wave (see
+/// [`super::claim`]). Returns every tenant of the pass, in wave order: those
+/// this process ran with their outcome, the others as the pass records them.
+async fn run_reshape(
+    ws: &Workspace,
+    c: &Cutover,
+    until: Option<&str>,
+    concurrency: usize,
+    log: &(dyn Fn(&str) + Sync),
+) -> Result<Vec<TenantOutcome>> {
+    let spec = control_plane_spec(ws, c)?;
+    // Opening creates the tables, the pass tables included.
+    let cp = ControlPlane::open(&spec).await?;
+    let waves = tenant_waves(ws, c)?;
+    let registered: Vec<(String, i32)> = waves
+        .iter()
+        .enumerate()
+        .flat_map(|(w, ts)| ts.iter().map(move |t| (t.slug.clone(), w as i32)))
+        .collect();
+    let pass = Pass::join(&cp.target, &c.name, until, &c.checksum, c.file.max_failures, &registered).await?;
+    let tenants: Vec<&Tenant> = waves.into_iter().flatten().collect();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency.max(1).min(tenants.len().max(1)) {
+        let claimer = pass.claimer().await?;
+        let worker_cp = ControlPlane::open(&spec).await?;
+        let tenants = &tenants;
+        workers.push(async move {
+            let mut mine = Vec::new();
+            while let Some(slug) = claimer.claim().await? {
+                let Some(t) = tenants.iter().find(|t| t.slug == slug) else {
+                    // Not possible: the claim only offers this process's tenants.
+                    return Err(Error::Refused(format!("cutover {}: claimed unknown tenant {slug}", c.name)));
+                };
+                let outcome = match run_claimed(&worker_cp, c, t, until, log).await {
+                    Ok(o) => o,
+                    Err(e @ Error::Busy(_)) => TenantOutcome::new(&t.slug, "busy", None, e.to_string()),
+                    Err(e) => TenantOutcome::new(&t.slug, "failed", None, e.to_string()),
+                };
+                claimer
+                    .complete(&outcome.tenant, &outcome.status, outcome.step.as_deref(), &outcome.detail)
+                    .await?;
+                mine.push(outcome);
             }
-            let outcome = match run_tenant(&cp, c, t, until, None, log).await {
-                Ok(o) => o,
-                // Two processes on one cutover share the tenants: the other one has this one.
-                Err(e @ Error::Busy(_)) => TenantOutcome::new(&t.slug, "busy", None, e.to_string()),
-                Err(e) => TenantOutcome::new(&t.slug, "failed", None, e.to_string()),
-            };
-            if outcome.is_failure() {
-                failures += 1;
-                if failures > c.file.max_failures {
-                    halted = true;
+            Ok::<_, Error>(mine)
+        });
+    }
+    let mut mine = Vec::new();
+    for res in join_all(workers).await {
+        mine.extend(res?);
+    }
+    let rows = pass.finish().await?;
+    let failed = rows.iter().filter(|r| r.status == "failed").count();
+    let outcomes = rows
+        .into_iter()
+        .map(|r| {
+            if let Some(o) = mine.iter().find(|o| o.tenant == r.tenant) {
+                return o.clone();
+            }
+            match r.status.as_str() {
+                "pending" if r.claimed_now => TenantOutcome::new(&r.tenant, "busy", None, "another strata process is running it now"),
+                "pending" => TenantOutcome::new(
+                    &r.tenant,
+                    "not-started",
+                    None,
+                    format!(
+                        "halted: {failed} tenant(s) failed in this run, more than max_failures = {} (wave {} not started)",
+                        c.file.max_failures,
+                        r.wave + 1
+                    ),
+                ),
+                _ => {
+                    let by = r.claimed_by.as_deref().unwrap_or("another process");
+                    let detail = match r.detail.as_deref() {
+                        Some(d) if !d.is_empty() => format!("{d} (run by {by})"),
+                        _ => format!("run by {by}"),
+                    };
+                    TenantOutcome::new(&r.tenant, &r.status, r.step, detail)
                 }
             }
-            outcomes.push(outcome);
-        }
-        // A wave starts only when the previous one had no failure.
-        if failures > 0 {
-            halted = true;
-        }
-    }
+        })
+        .collect();
     Ok(outcomes)
 }
+
+/// Polls every future to completion on the current task (the workers
+/// borrow the cutover and the log, so they are not spawned).
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, out) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if out.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *out = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+/// A claimed tenant: take its executor lock, waiting a little for the
+/// session of a process that just died to end, then run it.
+async fn run_claimed(
+    cp: &ControlPlane,
+    c: &Cutover,
+    t: &Tenant,
+    until: Option<&str>,
+    log: &(dyn Fn(&str) + Sync),
+) -> Result<TenantOutcome> {
+    let mut attempt = 0;
+    loop {
+        match cp.lock_run(&c.name, &t.slug).await {
+            Ok(()) => break,
+            Err(Error::Busy(_)) if attempt < LOCK_WAITS => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let res = run_tenant_locked(cp, c, t, until, None, log).await;
+    cp.unlock_run(&c.name, &t.slug).await?;
+    res
+}
+
+/// Attempts (250 ms apart) at a claimed tenant's executor lock: a `flip` or
+/// `rollback` may hold it, or the session of a killed process not yet ended.
+const LOCK_WAITS: u32 = 20;
 
 /// The run key of a move in the control plane (a move has no tenants).
 const MOVE_RUN: &str = "move";
@@ -233,6 +352,15 @@ async fn run_tenant_locked(
     only: Option<&str>,
     log: &(dyn Fn(&str) + Sync),
 ) -> Result<TenantOutcome> {
+    // A contracted tenant is finished: a run killed after contract (or run again) has nothing left to do.
+    if let Some(r) = cp.latest_run(&c.name, &t.slug).await?.filter(|r| r.status == "contracted") {
+        return Ok(TenantOutcome::new(
+            &t.slug,
+            "done",
+            Some("contract".into()),
+            format!("contracted (run {})", r.id),
+        ));
+    }
     let run = cp.start_run(&c.name, &t.slug, c.file.kind.as_str(), &c.checksum).await?;
     // An edit after a failed preflight is how the operator fixes the plan; after that it is refused.
     if run.plan_checksum != c.checksum && !cp.adopt_checksum(run.id, &c.checksum).await? {
@@ -285,12 +413,13 @@ async fn run_tenant_locked(
                 return Ok(TenantOutcome::new(&t.slug, "failed", last_done, msg));
             }
         }
-        if step.action == Action::Contract {
-            cp.set_run_status(run.id, "contracted", None).await?;
-        }
         if until == Some(step.id.as_str()) {
             break;
         }
+    }
+    // Also when contract was recorded done by a run killed before it could close the run.
+    if last_done.as_deref() == Some("contract") {
+        cp.set_run_status(run.id, "contracted", None).await?;
     }
     Ok(TenantOutcome::new(&t.slug, "done", last_done, ""))
 }
@@ -372,6 +501,7 @@ async fn execute(cp: &ControlPlane, db: &mut TenantDb<'_>, c: &Cutover, t: &Tena
 pub async fn rollback(ws: &Workspace, c: &Cutover, log: &(dyn Fn(&str) + Sync)) -> Result<Vec<TenantOutcome>> {
     refuse_move(c)?;
     let cp = ControlPlane::open(&control_plane_spec(ws, c)?).await?;
+    super::claim::abandon_passes(&cp.client, &cp.target, &c.name).await?;
     let mut outcomes = Vec::new();
     for t in tenant_waves(ws, c)?.into_iter().flatten() {
         cp.lock_run(&c.name, &t.slug).await?;
@@ -429,6 +559,8 @@ async fn rollback_tenant(cp: &ControlPlane, c: &Cutover, t: &Tenant, log: &(dyn 
 #[derive(Clone, Debug, Serialize)]
 pub struct TenantStatus {
     pub tenant: String,
+    /// The tenant's wave, from 1 (a move has none).
+    pub wave: Option<usize>,
     pub run_id: Option<i64>,
     pub status: String,
     pub done: usize,
@@ -458,13 +590,17 @@ pub async fn status(ws: Option<&Workspace>, c: &Cutover) -> Result<Vec<TenantSta
     };
     let cp = ControlPlane::open(&spec).await?;
     let plan = steps(c);
-    let keys: Vec<String> = match (c.file.kind, ws) {
-        (Kind::Move, _) => vec![MOVE_RUN.to_string()],
-        (Kind::Reshape, Some(ws)) => tenant_waves(ws, c)?.into_iter().flatten().map(|t| t.slug.clone()).collect(),
+    let keys: Vec<(String, Option<usize>)> = match (c.file.kind, ws) {
+        (Kind::Move, _) => vec![(MOVE_RUN.to_string(), None)],
+        (Kind::Reshape, Some(ws)) => tenant_waves(ws, c)?
+            .into_iter()
+            .enumerate()
+            .flat_map(|(w, ts)| ts.into_iter().map(move |t| (t.slug.clone(), Some(w + 1))))
+            .collect(),
         (Kind::Reshape, None) => return Err(Error::Refused(format!("cutover {}: a reshape needs a workspace", c.name))),
     };
     let mut out = Vec::new();
-    for slug in keys {
+    for (slug, wave) in keys {
         let run = cp.latest_run(&c.name, &slug).await?;
         let recorded = match &run {
             Some(r) => cp.steps(r.id).await?,
@@ -480,6 +616,7 @@ pub async fn status(ws: Option<&Workspace>, c: &Cutover) -> Result<Vec<TenantSta
             .collect();
         out.push(TenantStatus {
             tenant: slug,
+            wave,
             run_id: run.as_ref().map(|r| r.id),
             status: run.as_ref().map_or_else(|| "not-started".into(), |r| r.status.clone()),
             done,

@@ -9,6 +9,7 @@
 //! preflight runs ([`relocate`]); the Orbis identity consolidation has its
 //! matching core ([`identity`]) but no step yet.
 
+pub mod claim;
 pub mod commands;
 pub mod executor;
 pub mod identity;

@@ -86,7 +86,10 @@ impl ControlPlane {
     pub async fn open(spec: &str) -> Result<ControlPlane> {
         let target = Target::parse(spec)?;
         let client = crate::pg::connect(&target).await?;
-        let sql = format!("BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA_SQL} COMMIT;");
+        let sql = format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA_SQL} {} COMMIT;",
+            super::claim::SCHEMA_SQL
+        );
         client
             .batch_execute(&sql)
             .await
