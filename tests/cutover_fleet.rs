@@ -168,15 +168,20 @@ fn try_value(conn: &str, query: &str) -> Option<String> {
 }
 
 /// Acknowledged writes: per (tenant index, id), the amount in cents and the memo last written.
-type Acked = Arc<Mutex<HashMap<(usize, i64), (i64, String)>>>;
+type Writes = HashMap<(usize, i64), (i64, String)>;
+
+struct Writer {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Writes>>,
+    handle: std::thread::JoinHandle<u64>,
+}
 
 /// A thread writing to every tenant in turn, through the old columns
 /// (`amount`, `note`) or the new ones (`amount_cents`, `memo`): inserts, and
-/// updates of the rows it inserted. Returns its stop flag, its acknowledged
-/// writes and its handle.
-fn start_writer(dbs: Vec<String>, new_shape: bool) -> (Arc<AtomicBool>, Acked, std::thread::JoinHandle<u64>) {
+/// updates of the rows it inserted.
+fn start_writer(dbs: Vec<String>, new_shape: bool) -> Writer {
     let stop = Arc::new(AtomicBool::new(false));
-    let acked: Acked = Arc::new(Mutex::new(HashMap::new()));
+    let acked = Arc::new(Mutex::new(Writes::new()));
     let (s, a) = (stop.clone(), acked.clone());
     let handle = std::thread::spawn(move || {
         common::rt().block_on(async {
@@ -226,13 +231,14 @@ fn start_writer(dbs: Vec<String>, new_shape: bool) -> (Arc<AtomicBool>, Acked, s
             i as u64
         })
     });
-    (stop, acked, handle)
+    Writer { stop, acked, handle }
 }
 
-fn stop_writer(w: (Arc<AtomicBool>, Acked, std::thread::JoinHandle<u64>)) -> (u64, HashMap<(usize, i64), (i64, String)>) {
-    w.0.store(true, Ordering::Relaxed);
-    let n = w.2.join().expect("the writer thread");
-    let acked = std::mem::take(&mut *w.1.lock().unwrap());
+/// Stops the writer: how many writes it made, and what was acknowledged.
+fn stop_writer(w: Writer) -> (u64, Writes) {
+    w.stop.store(true, Ordering::Relaxed);
+    let n = w.handle.join().expect("the writer thread");
+    let acked = std::mem::take(&mut *w.acked.lock().unwrap());
     (n, acked)
 }
 

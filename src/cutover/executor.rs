@@ -1,7 +1,11 @@
 //! Runs a `reshape` step by step in each tenant database, wave after wave,
-//! recording every step in the control plane. A step already `done` is
+//! recording every step in the control plane. The tenants of a run are
+//! claimed through the control plane ([`super::claim`]), so any number of
+//! `strata cutover run` processes, each with `--concurrency` workers, share
+//! one cutover and no tenant runs twice at once. A step already `done` is
 //! skipped; a step found `running` or `failed` (a killed or failed run) is
-//! run again, which is safe because every step is idempotent.
+//! run again, which is safe because every step is idempotent; a contracted
+//! tenant is finished and is left alone.
 
 use serde::Serialize;
 
@@ -550,8 +554,7 @@ async fn rollback_tenant(cp: &ControlPlane, c: &Cutover, t: &Tenant, log: &(dyn 
     }
     let mut db = TenantDb::connect(&t.database, c).await?;
     let detail = db.rollback().await?;
-    cp.mark_steps_rolled_back(run.id).await?;
-    cp.set_run_status(run.id, "rolled-back", None).await?;
+    cp.mark_rolled_back(run.id).await?;
     Ok(TenantOutcome::new(&t.slug, "rolled-back", None, detail))
 }
 

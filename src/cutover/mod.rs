@@ -3,6 +3,8 @@
 //! ([`steps`]), each with its gate and rollback, that the executor
 //! ([`executor`]) runs resumably, recording every step in the control plane
 //! ([`state`]) so that a run killed at any point continues where it stopped.
+//! The tenants of a reshape are claimed through the control plane
+//! ([`claim`]) so that several strata processes share one cutover.
 //!
 //! Implemented: the file format, the printed plan, and the `reshape` executor
 //! (expand/contract inside tenant databases). Of a `move`, only the

@@ -263,10 +263,13 @@ impl ControlPlane {
         Ok(())
     }
 
-    pub async fn mark_steps_rolled_back(&self, run_id: i64) -> Result<()> {
+    /// Marks the run and its steps rolled back, in one statement: a rollback
+    /// killed half way leaves the run active, so it is rolled back again.
+    pub async fn mark_rolled_back(&self, run_id: i64) -> Result<()> {
         self.client
             .execute(
-                "UPDATE strata.cutover_steps SET status = 'rolled-back' WHERE run_id = $1",
+                "WITH steps AS (UPDATE strata.cutover_steps SET status = 'rolled-back' WHERE run_id = $1) \
+                 UPDATE strata.cutover_runs SET status = 'rolled-back', error = NULL, finished_at = now() WHERE id = $1",
                 &[&run_id],
             )
             .await
