@@ -650,3 +650,34 @@ fn max_failures_decides_whether_the_next_wave_starts() {
     let text = f.ws.strata(&["cutover", "status", "pay"]);
     assert!(text.stdout.contains("wave"), "{}", text.all());
 }
+
+#[test]
+fn a_tenant_held_by_another_command_is_busy_and_holds_back_the_next_wave() {
+    let f = fleet("fleet_busy", [Some(20), Some(20), Some(20)], &FAST);
+    // A `cutover flip` or `rollback` elsewhere holds the canary's executor lock.
+    let holder = common::rt().block_on(async {
+        let client = common::connect(&f.cp).await;
+        client
+            .execute("SELECT pg_advisory_lock(hashtext('strata-cutover:pay:t1'))", &[])
+            .await
+            .unwrap();
+        client
+    });
+    let run = f.ws.strata(&["cutover", "run", "pay", "--until", "expand", "--format", "json"]);
+    run.expect(1);
+    let v = run.json();
+    assert_eq!(outcome(&v, "t1")["status"], "busy", "{v}");
+    assert!(
+        outcome(&v, "t1")["detail"].as_str().unwrap().contains("another strata process"),
+        "{v}"
+    );
+    assert_eq!(outcome(&v, "t2")["status"], "not-started", "{v}");
+    assert_eq!(value(&f.cp, "SELECT count(*) FROM strata.cutover_runs"), "0");
+
+    drop(holder);
+    let run = f.ws.strata(&["cutover", "run", "pay", "--until", "expand", "--format", "json"]);
+    run.expect(0);
+    for t in ["t1", "t2", "t3"] {
+        assert_eq!(outcome(&run.json(), t)["step"], "expand");
+    }
+}

@@ -15,7 +15,8 @@
 //!
 //! Waves hold across processes: a tenant is claimable only when no tenant of
 //! an earlier wave is pending and the pass has no more than `max_failures`
-//! failed tenants. A pass closes (`done`, `failed`, `halted`) when nothing is
+//! failed tenants (a tenant left `busy`, held by a `flip` or `rollback`,
+//! counts as failed: it did not reach the step). A pass closes (`done`, `failed`, `halted`) when nothing is
 //! left for anyone; a rollback abandons the cutover's running passes.
 
 use std::time::Duration;
@@ -169,7 +170,7 @@ impl Pass {
     async fn close_if_finished(&self, client: &Client) -> Result<Option<&'static str>> {
         let row = client
             .query_one(
-                "SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE status = 'failed') \
+                "SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE status IN ('failed', 'busy')) \
                  FROM strata.cutover_pass_tenants WHERE pass_id = $1",
                 &[&self.id],
             )
@@ -292,7 +293,7 @@ impl Claimer<'_> {
                       WHERE p.pass_id = $1 AND p.status = 'pending' AND p.tenant = ANY($2)
                         AND NOT EXISTS (SELECT 1 FROM strata.cutover_pass_tenants e
                                          WHERE e.pass_id = p.pass_id AND e.wave < p.wave AND e.status = 'pending')
-                        AND (SELECT count(*) FROM strata.cutover_pass_tenants f WHERE f.pass_id = p.pass_id AND f.status = 'failed') <= $3
+                        AND (SELECT count(*) FROM strata.cutover_pass_tenants f WHERE f.pass_id = p.pass_id AND f.status IN ('failed', 'busy')) <= $3
                       ORDER BY p.wave, p.position
                       LIMIT 1 FOR UPDATE SKIP LOCKED",
                     &[&self.pass.id, &self.pass.mine, &self.pass.max_failures],
@@ -309,7 +310,7 @@ impl Claimer<'_> {
             let counts = self
                 .client
                 .query_one(
-                    "SELECT count(*) FILTER (WHERE status = 'pending' AND tenant = ANY($2)), count(*) FILTER (WHERE status = 'failed') \
+                    "SELECT count(*) FILTER (WHERE status = 'pending' AND tenant = ANY($2)), count(*) FILTER (WHERE status IN ('failed', 'busy')) \
                      FROM strata.cutover_pass_tenants WHERE pass_id = $1",
                     &[&self.pass.id, &self.pass.mine],
                 )

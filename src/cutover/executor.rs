@@ -41,8 +41,9 @@ impl TenantOutcome {
         }
     }
 
+    /// Failed, or not run because another process held it: it did not reach the step.
     pub fn is_failure(&self) -> bool {
-        self.status == "failed"
+        matches!(self.status.as_str(), "failed" | "busy")
     }
 }
 
@@ -159,7 +160,7 @@ async fn run_reshape(
         mine.extend(res?);
     }
     let rows = pass.finish().await?;
-    let failed = rows.iter().filter(|r| r.status == "failed").count();
+    let failed = rows.iter().filter(|r| matches!(r.status.as_str(), "failed" | "busy")).count();
     let outcomes = rows
         .into_iter()
         .map(|r| {
@@ -173,7 +174,7 @@ async fn run_reshape(
                     "not-started",
                     None,
                     format!(
-                        "halted: {failed} tenant(s) failed in this run, more than max_failures = {} (wave {} not started)",
+                        "halted: {failed} tenant(s) failed (or busy) in this run, more than max_failures = {} (wave {} not started)",
                         c.file.max_failures,
                         r.wave + 1
                     ),
