@@ -681,3 +681,64 @@ fn a_tenant_held_by_another_command_is_busy_and_holds_back_the_next_wave() {
         assert_eq!(outcome(&run.json(), t)["step"], "expand");
     }
 }
+
+#[test]
+fn concurrency_runs_the_tenants_of_a_wave_at_once() {
+    let f = fleet("fleet_concurrent", [Some(20), Some(20), Some(20)], &FAST);
+    // t2's table is locked: its expand waits (lock_timeout 1s, retried), and t3 goes ahead meanwhile.
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel::<()>();
+    let t2 = f.tenants[1].1.clone();
+    let blocker = std::thread::spawn(move || {
+        common::rt().block_on(async {
+            let mut client = common::connect(&t2).await;
+            let tx = client.transaction().await.unwrap();
+            tx.batch_execute("LOCK TABLE payments IN ACCESS EXCLUSIVE MODE").await.unwrap();
+            locked_tx.send(()).unwrap();
+            tokio::task::spawn_blocking(move || release_rx.recv()).await.unwrap().unwrap();
+            tx.rollback().await.unwrap();
+        })
+    });
+    locked_rx.recv().unwrap();
+    let child =
+        f.ws.command(&[
+            "cutover",
+            "run",
+            "pay",
+            "--until",
+            "expand",
+            "--concurrency",
+            "2",
+            "--format",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let step = |tenant: &str| {
+        try_value(
+            &f.cp,
+            &format!(
+                "SELECT s.status FROM strata.cutover_steps s JOIN strata.cutover_runs r ON r.id = s.run_id \
+                 WHERE r.tenant = '{tenant}' AND s.step = 'expand'"
+            ),
+        )
+    };
+    // With one tenant at a time, t3 would start only once t2's expand gave up.
+    while step("t3").as_deref() != Some("done") {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        step("t2").as_deref(),
+        Some("running"),
+        "t2 is still waiting for its lock while t3 ran"
+    );
+    release_tx.send(()).unwrap();
+    blocker.join().unwrap();
+    let run = common::Run::from(child.wait_with_output().unwrap());
+    run.expect(0);
+    for t in ["t1", "t2", "t3"] {
+        assert_eq!(outcome(&run.json(), t)["step"], "expand", "{}", run.all());
+    }
+}
