@@ -646,6 +646,11 @@ fn max_failures_decides_whether_the_next_wave_starts() {
         (2.into(), "running".into())
     );
     assert_eq!(row("t3")["done"], 5);
+    assert_eq!(
+        (row("t2")["wave"].clone(), row("t2")["status"].clone()),
+        (2.into(), "failed".into())
+    );
+    assert!(row("t2")["detail"].as_str().unwrap().contains("test_fleet_failures_gone"), "{s}");
     assert_eq!(row("t3")["steps"][4]["step"], "verify");
     let text = f.ws.strata(&["cutover", "status", "pay"]);
     assert!(text.stdout.contains("wave"), "{}", text.all());

@@ -377,7 +377,15 @@ async fn run_tenant_locked(
             c.path.display()
         )));
     }
-    let mut db = TenantDb::connect(&t.database, c).await?;
+    let mut db = match TenantDb::connect(&t.database, c).await {
+        Ok(db) => db,
+        Err(e) => {
+            // Recorded, so that `cutover status` says why the tenant stands still.
+            let msg = e.to_string();
+            cp.set_run_status(run.id, "failed", Some(&msg)).await?;
+            return Ok(TenantOutcome::new(&t.slug, "failed", None, msg));
+        }
+    };
     let plan = steps(c);
     let mut last_done = None;
     for (pos, step) in plan.iter().enumerate() {
