@@ -517,8 +517,8 @@ fn sigkill_in_the_middle_of_a_large_backfill_resumes_to_the_same_end_state() {
 fn two_processes_share_one_cutover_and_run_each_tenant_once() {
     let f = fleet(
         "fleet_two",
-        [Some(3000), Some(3000), Some(3000)],
-        &Options { batch_size: 50, ..FAST },
+        [Some(4000), Some(4000), Some(4000)],
+        &Options { batch_size: 20, ..FAST },
     );
     let spawn = || {
         f.ws.command(&["cutover", "run", "pay", "--format", "json"])
