@@ -295,8 +295,11 @@ fn merge_shadow(target: &CheckTarget, spec: &str, report: &mut report::CheckRepo
     let set = check::review_set(&ws, paths)?.unwrap_or_default();
     let server = crate::pg::shadow::ShadowServer::parse(spec)?;
     let found = crate::pg::shadow::check(&ws, &set, &server).context("--shadow")?;
+    for note in &found.notes {
+        eprintln!("strata: --shadow: {note}");
+    }
     let statics = report.diagnostics.len();
-    for d in found {
+    for d in found.diagnostics {
         let seen = report.diagnostics[..statics]
             .iter()
             .any(|x| x.rule == d.rule && x.file.path == d.file.path && x.region.start.line == d.region.start.line);
