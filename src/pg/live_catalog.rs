@@ -370,7 +370,7 @@ mod tests {
     #[test]
     fn server_printed_policies_read_like_written_ones() {
         let e = policy_expr("(container_id = (current_setting('orbis.container_id'::text))::uuid)").unwrap();
-        assert_eq!(e.to_string(), "(container_id = (current_setting('orbis.container_id'))::uuid)");
+        assert_eq!(e.to_string(), "(container_id = (current_setting('orbis.container_id'))::UUID)");
         let e = policy_expr("(note = 'it''s'::text)").unwrap();
         assert_eq!(e.to_string(), "(note = 'it''s')");
         assert!(policy_expr("(((").is_none());
