@@ -476,6 +476,8 @@ pub fn check(ws: &Workspace, review: &HashSet<PathBuf>, server: &ShadowServer) -
         files.push(parsed);
         places.push((li, mi));
     }
+    // Bad rule options fail before a server is started.
+    let rules = crate::rules::configured(&ws.rules)?;
     let settings = Settings::from_config(&ws.config);
     let app_role = Some(ws.config.tenancy.app_role.clone()).filter(|r| !r.is_empty());
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -517,7 +519,6 @@ pub fn check(ws: &Workspace, review: &HashSet<PathBuf>, server: &ShadowServer) -
         }),
     }?;
 
-    let rules = crate::rules::configured(&ws.rules).map_err(|e| Error::Cluster(format!("cannot configure the rules: {e}")))?;
     let layer_infos: Vec<LayerInfo> = ws
         .layers
         .iter()
