@@ -386,3 +386,26 @@ fn plain_ddl_is_reported_once_by_the_static_and_the_live_pass() {
     assert_eq!(lines_of(&f, "rls-missing"), vec![2], "{f:#?}");
     assert_eq!(lines_of(&f, "lid-column"), vec![4], "{f:#?}");
 }
+
+#[test]
+fn a_bespoke_layer_is_replayed_on_top_of_its_tenants_vertical() {
+    // dreamlink's views read the agency vertical's tables.
+    let ws = Workspace::new(&[TestTenant {
+        slug: "dreamlink",
+        vertical: Some("agency"),
+        bespoke: Some("dreamlink"),
+        conn: "postgres://localhost/dreamlink".into(),
+    }]);
+    let path = ws.file("schema/bespoke/dreamlink");
+    let run = ws.strata(&[
+        "check",
+        "--no-cache",
+        "--format",
+        "json",
+        "--shadow",
+        "auto",
+        path.to_str().unwrap(),
+    ]);
+    assert_ne!(run.code, 2, "{}", run.all());
+    assert!(run.json()["summary"]["files"].as_u64().unwrap() > 0, "{}", run.all());
+}

@@ -446,8 +446,16 @@ pub fn check(ws: &Workspace, review: &HashSet<PathBuf>, server: &ShadowServer) -
             notes: Vec::new(),
         });
     }
+    // Core, then every layer a reviewed layer stands on (a bespoke layer's
+    // vertical), then the reviewed layers: in apply order.
     let mut layers: Vec<usize> = (0..ws.layers.len()).filter(|&i| ws.layers[i].kind == LayerKind::Core).collect();
-    layers.extend(chain.into_iter().filter(|i| ws.layers[*i].kind != LayerKind::Core));
+    for comp in ws.compositions() {
+        if comp.layers.last().is_some_and(|l| chain.contains(l)) {
+            layers.extend(comp.layers);
+        }
+    }
+    layers.sort_by_key(|&i| (ws.layers[i].kind, i));
+    layers.dedup();
     let loaded = apply::load_layers(ws, &layers)?;
     let first = loaded.iter().position(|m| reviewed.contains(&m.display)).unwrap_or(loaded.len());
     let before = &loaded[..first];
