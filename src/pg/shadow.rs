@@ -798,4 +798,124 @@ mod tests {
         assert_eq!(lock_name("AccessExclusiveLock"), "ACCESS EXCLUSIVE");
         assert_eq!(blocks("ShareLock"), "every write");
     }
+
+    fn origin(file: u32, stmt: u32) -> Origin {
+        Origin { file, layer: 0, stmt }
+    }
+
+    fn column(name: &str, data_type: &str, stmt: u32) -> crate::catalog::Column {
+        crate::catalog::Column {
+            name: name.into(),
+            data_type: data_type.into(),
+            not_null: false,
+            default: None,
+            identity: false,
+            origin: origin(0, stmt),
+        }
+    }
+
+    fn catalog() -> Catalog {
+        let mut cat = Catalog::new();
+        let table = |name: &str, file: u32, columns| crate::catalog::Table {
+            name: QName::new("public", name),
+            columns,
+            constraints: Vec::new(),
+            rls_enabled: false,
+            rls_forced: false,
+            policies: Vec::new(),
+            comment: None,
+            temporary: false,
+            origin: origin(file, 1),
+        };
+        // Made by statement 1 of file 0; its last column by statement 3.
+        let notes = table(
+            "notes",
+            0,
+            vec![
+                column("id", "uuid", 1),
+                column("odd", "no such ((type", 1),
+                column("wa_lid", "text", 3),
+            ],
+        );
+        // Made by another file.
+        let mut id = column("id", "uuid", 1);
+        id.origin = origin(7, 1);
+        let other = table("other", 7, vec![id]);
+        for t in [notes, other] {
+            cat.tables.insert(t.name.clone(), t);
+        }
+        let f = crate::catalog::Function {
+            name: QName::new("public", "whoami"),
+            volatile: true,
+            security_definer: true,
+            sets_search_path: false,
+            origin: origin(0, 2),
+        };
+        cat.functions.insert(f.name.clone(), f);
+        cat
+    }
+
+    #[test]
+    fn synthesized_ddl_parses_and_says_what_each_line_defines() {
+        let synths = synthesize(&catalog(), 0);
+        let shown: Vec<(usize, String)> = synths
+            .iter()
+            .map(|s| (s.stmt, s.parsed.source.text.lines().next().unwrap_or_default().to_string()))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                (1, "CREATE TABLE \"public\".\"notes\" (".to_string()),
+                (3, "ALTER TABLE \"public\".\"notes\" ADD COLUMN \"wa_lid\" text;".to_string()),
+                (
+                    2,
+                    "CREATE FUNCTION \"public\".\"whoami\"() RETURNS void LANGUAGE sql SECURITY DEFINER AS 'SELECT 1';".to_string()
+                ),
+            ],
+        );
+        // Every statement parses: the unreadable type fell back to text.
+        for s in &synths {
+            assert!(
+                s.parsed.statements.len() == 1 && s.parsed.statements[0].ast().is_some(),
+                "{}",
+                s.parsed.source.text
+            );
+        }
+        assert!(
+            synths[0].parsed.source.text.contains("\"odd\" text"),
+            "{}",
+            synths[0].parsed.source.text
+        );
+        assert_eq!(
+            synths[0].subjects,
+            vec![
+                Subject::Table,
+                Subject::Column("id".into()),
+                Subject::Column("odd".into()),
+                Subject::Column("wa_lid".into()),
+                Subject::Table
+            ]
+        );
+        assert!(matches!(
+            synths[2].parsed.statements[0].ast(),
+            Some(Ast::CreateFunction(cf)) if matches!(cf.security, Some(sqlparser::ast::FunctionSecurity::Definer))
+        ));
+    }
+
+    #[test]
+    fn findings_move_to_the_name_in_plain_ddl_else_to_the_statement() {
+        let file = crate::sql::parse_text(
+            "t.sql",
+            "DO $$ BEGIN EXECUTE 'CREATE TABLE notes (id uuid)'; END $$;\nCREATE TABLE\n  tags (\n    id uuid,\n    wa_lid text\n);\n",
+        );
+        let whole = site(&file, 0, &Subject::Table);
+        assert_eq!((whole.start.line, whole.start.col), (1, 1));
+        let name = site(&file, 1, &Subject::Table);
+        assert_eq!((name.start.line, name.start.col), (3, 3));
+        let col = site(&file, 1, &Subject::Column("wa_lid".into()));
+        assert_eq!((col.start.line, col.start.col), (5, 5));
+        // A column the statement does not name: the whole statement.
+        let other = site(&file, 1, &Subject::Column("nope".into()));
+        assert_eq!((other.start.line, other.start.col), (2, 1));
+    }
 }
