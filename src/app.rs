@@ -298,6 +298,14 @@ fn merge_shadow(target: &CheckTarget, spec: &str, report: &mut report::CheckRepo
     for note in &found.notes {
         eprintln!("strata: --shadow: {note}");
     }
+    // A suppression that silenced a shadow finding is used after all.
+    report.diagnostics.retain(|d| {
+        d.rule != "unused-suppression"
+            || !found
+                .used_suppressions
+                .iter()
+                .any(|(file, region)| *file == d.file.path && region.start == d.region.start)
+    });
     let statics = report.diagnostics.len();
     for d in found.diagnostics {
         let seen = report.diagnostics[..statics]

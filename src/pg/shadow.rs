@@ -416,6 +416,9 @@ impl ShadowServer {
 /// What `--shadow` adds to a check.
 pub struct ShadowReport {
     pub diagnostics: Vec<Diagnostic>,
+    /// Suppressions (file shown, region of the comment) that silenced a
+    /// shadow finding: the static pass reports them as suppressing nothing.
+    pub used_suppressions: Vec<(String, Region)>,
     /// Things the user should know about the run (tables left empty).
     pub notes: Vec<String>,
 }
@@ -443,6 +446,7 @@ pub fn check(ws: &Workspace, review: &HashSet<PathBuf>, server: &ShadowServer) -
     if reviewed.is_empty() {
         return Ok(ShadowReport {
             diagnostics: Vec::new(),
+            used_suppressions: Vec::new(),
             notes: Vec::new(),
         });
     }
@@ -465,15 +469,17 @@ pub fn check(ws: &Workspace, review: &HashSet<PathBuf>, server: &ShadowServer) -
     for m in loaded[first..].iter().filter(|m| reviewed.contains(&m.display)) {
         let (li, mi) = place[&m.display];
         let parsed = crate::check::load_file(&ws.layers[li].migrations[mi].path, m.display.clone())?;
+        // In order, so that statements sharing a line map one to one.
+        let mut next = 0;
         let stmt_index = m
             .statements
             .iter()
             .map(|s| {
-                parsed
-                    .statements
-                    .iter()
-                    .position(|p| p.region.start.line >= s.line)
-                    .unwrap_or(parsed.statements.len().saturating_sub(1))
+                let i = (next..parsed.statements.len())
+                    .find(|&i| parsed.statements[i].region.start.line >= s.line)
+                    .unwrap_or(parsed.statements.len().saturating_sub(1));
+                next = i + 1;
+                i
             })
             .collect();
         runs.push(Reviewed {
@@ -587,11 +593,15 @@ pub fn check(ws: &Workspace, review: &HashSet<PathBuf>, server: &ShadowServer) -
         }
     }
     let mut diagnostics: Vec<Diagnostic> = Vec::new();
+    let mut used_suppressions = Vec::new();
     for (fi, meta, f) in found {
         let parsed = &files[fi];
         let severity = crate::rules::severity_in(&ws.rules, meta, layer_infos.get(places[fi].0));
-        let stmt = f.statement;
-        if severity == Severity::Off || parsed.suppressions.iter().any(|s| s.covers(meta.id, stmt)) {
+        if severity == Severity::Off {
+            continue;
+        }
+        if let Some(s) = parsed.suppressions.iter().find(|s| s.covers(meta.id, f.statement)) {
+            used_suppressions.push((parsed.source.path.clone(), s.region));
             continue;
         }
         let duplicate = diagnostics.iter().any(|d| {
@@ -615,7 +625,11 @@ pub fn check(ws: &Workspace, review: &HashSet<PathBuf>, server: &ShadowServer) -
         .into_iter()
         .map(|(table, why)| format!("could not seed `{table}` ({why}): its locks and rewrites are observed on an empty table"))
         .collect();
-    Ok(ShadowReport { diagnostics, notes })
+    Ok(ShadowReport {
+        diagnostics,
+        used_suppressions,
+        notes,
+    })
 }
 
 /// The governance findings of one reviewed file on the live catalog after
