@@ -295,8 +295,19 @@ fn merge_shadow(target: &CheckTarget, spec: &str, report: &mut report::CheckRepo
     let set = check::review_set(&ws, paths)?.unwrap_or_default();
     let server = crate::pg::shadow::ShadowServer::parse(spec)?;
     let found = crate::pg::shadow::check(&ws, &set, &server).context("--shadow")?;
+    for note in &found.notes {
+        eprintln!("strata: --shadow: {note}");
+    }
+    // A suppression that silenced a shadow finding is used after all.
+    report.diagnostics.retain(|d| {
+        d.rule != "unused-suppression"
+            || !found
+                .used_suppressions
+                .iter()
+                .any(|(file, region)| *file == d.file.path && region.start == d.region.start)
+    });
     let statics = report.diagnostics.len();
-    for d in found {
+    for d in found.diagnostics {
         let seen = report.diagnostics[..statics]
             .iter()
             .any(|x| x.rule == d.rule && x.file.path == d.file.path && x.region.start.line == d.region.start.line);

@@ -25,11 +25,12 @@ use super::conn::sql_error;
 use super::{describe, quote_ident, quote_literal, sqlstate, Result, Target};
 use crate::workspace::{Config, TenancyMode};
 
-/// Seeds two rows into every user table (parents first), each in its own
-/// savepoint; a table whose rows cannot be generated stays empty. Used by
-/// `strata check --shadow` so that rewrites and locks are observed on
-/// populated tables. Returns the number of tables that got rows.
-pub async fn seed_every_table(client: &Client, target: &Target) -> Result<usize> {
+/// Seeds two rows into every user table (parents first, following single-
+/// and multi-column foreign keys), each in its own savepoint; a table whose
+/// rows cannot be generated stays empty. Used by `strata check --shadow` so
+/// that rewrites and locks are observed on populated tables. Returns the
+/// tables that got no row, as shown, with the reason.
+pub async fn seed_every_table(client: &Client, target: &Target) -> Result<Vec<(String, String)>> {
     let tables = load_tables(client, target).await?;
     let mut seeder = Seeder {
         client,
@@ -39,14 +40,16 @@ pub async fn seed_every_table(client: &Client, target: &Target) -> Result<usize>
         nulled: HashMap::new(),
     };
     client.batch_execute("BEGIN").await.map_err(sql_error(target, "cannot seed"))?;
-    let mut seeded = 0;
+    let mut unseeded = Vec::new();
     for t in &tables {
-        let ok = seeder.seed(t, None, 0).await.is_ok();
-        let ok = seeder.seed(t, None, 0).await.is_ok() || ok;
-        seeded += usize::from(ok);
+        let first = seeder.seed(t, None, 0).await;
+        let second = seeder.seed(t, None, 0).await;
+        if let (Err(e), Err(_)) = (first, second) {
+            unseeded.push((t.shown.clone(), e));
+        }
     }
     client.batch_execute("COMMIT").await.map_err(sql_error(target, "cannot seed"))?;
-    Ok(seeded)
+    Ok(unseeded)
 }
 
 /// SQLSTATE insufficient_privilege: what a WITH CHECK violation raises.
@@ -132,11 +135,12 @@ struct Column {
     is_enum: bool,
 }
 
+/// A foreign key: its columns and the referenced columns, pairwise.
 #[derive(Clone, Debug)]
 struct ForeignKey {
-    column: String,
+    columns: Vec<String>,
     target: u32,
-    target_column: String,
+    target_columns: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -229,20 +233,22 @@ async fn load_tables(client: &Client, target: &Target) -> Result<Vec<TableInfo>>
             .collect();
         let fks = client
             .query(
-                "SELECT a.attname, c.confrelid, f.attname
+                "SELECT ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(num, i)
+                              JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.num ORDER BY k.i),
+                        c.confrelid,
+                        ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(num, i)
+                              JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.num ORDER BY k.i)
                  FROM pg_constraint c
-                 JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
-                 JOIN pg_attribute f ON f.attrelid = c.confrelid AND f.attnum = c.confkey[1]
-                 WHERE c.conrelid = $1 AND c.contype = 'f' AND cardinality(c.conkey) = 1",
+                 WHERE c.conrelid = $1 AND c.contype = 'f'",
                 &[&oid],
             )
             .await
             .map_err(sql_error(target, format!("cannot read the foreign keys of {name}")))?
             .into_iter()
             .map(|f| ForeignKey {
-                column: f.get(0),
+                columns: f.get(0),
                 target: f.get(1),
-                target_column: f.get(2),
+                target_columns: f.get(2),
             })
             .collect();
         tables.push(TableInfo {
@@ -400,6 +406,32 @@ impl<'a> Seeder<'a> {
     async fn insert_sql(&mut self, t: &TableInfo, key: Option<(&str, &str)>, depth: u32) -> std::result::Result<String, String> {
         let nulled = self.nulled.get(&t.oid).cloned().unwrap_or_default();
         let n = self.next();
+        let is_key = |name: &str| key.is_some_and(|(k, _)| k == name);
+        // A foreign key with a required column (other than the scope key)
+        // takes every one of its columns from one parent row, so that
+        // multi-column keys match a real tuple.
+        let mut from_parent: HashMap<String, String> = HashMap::new();
+        for fk in &t.fks {
+            let required = fk.columns.iter().any(|name| {
+                !is_key(name)
+                    && t.columns
+                        .iter()
+                        .any(|c| c.name == *name && c.not_null && !c.has_default && !c.no_insert)
+            });
+            if !required {
+                continue;
+            }
+            let parent = self.parent(fk.target, key, depth + 1).await?;
+            for (column, target_column) in fk.columns.iter().zip(&fk.target_columns) {
+                if is_key(column) || from_parent.contains_key(column) {
+                    continue;
+                }
+                let value = parent
+                    .get(target_column)
+                    .ok_or_else(|| format!("parent row of {} has no {target_column}", t.shown))?;
+                from_parent.insert(column.clone(), value.clone());
+            }
+        }
         let mut cols = Vec::new();
         let mut vals = Vec::new();
         for c in &t.columns {
@@ -411,26 +443,25 @@ impl<'a> Seeder<'a> {
                 vals.push(format!("{}::{}", quote_literal(v), c.ty));
                 continue;
             }
-            let fk = t.fks.iter().find(|f| f.column == c.name);
-            match fk {
-                Some(fk) if c.not_null && !c.has_default => {
-                    let parent = self.parent(fk.target, key, depth + 1).await?;
-                    let value = parent
-                        .get(&fk.target_column)
-                        .ok_or_else(|| format!("parent row of {} has no {}", t.shown, fk.target_column))?;
+            if let Some(value) = from_parent.get(&c.name) {
+                cols.push(quote_ident(&c.name));
+                vals.push(format!("{}::{}", quote_literal(value), c.ty));
+                continue;
+            }
+            if t.fks.iter().any(|f| f.columns.contains(&c.name)) {
+                // Nullable or defaulted: left to the default.
+                continue;
+            }
+            if c.has_default || nulled.contains(&c.name) {
+                continue;
+            }
+            match value_for(c, n) {
+                Ok(v) => {
                     cols.push(quote_ident(&c.name));
-                    vals.push(format!("{}::{}", quote_literal(value), c.ty));
+                    vals.push(v);
                 }
-                Some(_) => {}
-                None if c.has_default || nulled.contains(&c.name) => {}
-                None => match value_for(c, n) {
-                    Ok(v) => {
-                        cols.push(quote_ident(&c.name));
-                        vals.push(v);
-                    }
-                    Err(e) if c.not_null => return Err(e),
-                    Err(_) => {}
-                },
+                Err(e) if c.not_null => return Err(e),
+                Err(_) => {}
             }
         }
         Ok(if cols.is_empty() {
@@ -605,8 +636,8 @@ async fn probe(client: &Client, target: &Target, scope: &Scope, tables: &[TableI
                 let pk = scoped
                     .iter()
                     .flat_map(|t| t.fks.iter())
-                    .find(|f| f.column == scope.key && f.target == r.oid)
-                    .map(|f| f.target_column.clone())
+                    .find(|f| f.columns == [scope.key.clone()] && f.target == r.oid)
+                    .and_then(|f| f.target_columns.first().cloned())
                     .unwrap_or_else(|| "id".to_string());
                 match seeder.seed(r, None, 0).await {
                     Ok(row) => row.get(&pk).cloned(),

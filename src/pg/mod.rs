@@ -12,6 +12,7 @@ pub mod conn;
 pub mod history;
 pub mod introspect;
 pub mod isolation;
+pub mod live_catalog;
 pub mod lock;
 pub mod shadow;
 

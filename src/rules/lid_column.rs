@@ -66,8 +66,7 @@ impl Default for LidColumnRule {
 }
 
 impl LidColumnRule {
-    /// The banned pattern a column name matches, if any (also used on live
-    /// catalogs by `strata check --shadow`).
+    /// The banned pattern a column name matches, if any.
     pub fn banned_pattern(&self, name: &str) -> Option<&str> {
         let name = name.to_lowercase();
         self.patterns

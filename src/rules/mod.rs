@@ -90,7 +90,7 @@ pub mod tenant_key_missing;
 pub mod view_security_invoker;
 
 pub mod docs;
-mod helpers;
+pub(crate) mod helpers;
 mod policy_expr;
 
 #[cfg(test)]
@@ -98,6 +98,7 @@ pub(crate) mod testing;
 
 pub use config::{RuleSettings, RulesConfig};
 pub use meta::{Group, RuleMeta};
+pub use policy_expr::parse_expr as parse_policy_expr;
 
 /// Declares a rule type with its metadata; the doc comment is the rule's
 /// documentation (headings: What it does, Why is this bad?, Example, How to fix).
