@@ -373,7 +373,7 @@ fn resolve_table(t: &TableMapping, kind: Kind, err: &dyn Fn(&str, String) -> Err
         if c.replaces.as_deref() == Some(key.as_str()) {
             return Err(err(
                 &key,
-                format!("table {}: the key column {key} cannot be replaced by a reshape", t.name),
+                format!("table {}: the key column {key} cannot be replaced (it keeps its name)", t.name),
             ));
         }
     }

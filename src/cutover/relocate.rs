@@ -209,7 +209,7 @@ impl<'a> MoveDbs<'a> {
     async fn dst_ddl(&self, what: &str, sql: &str) -> Result<()> {
         let lt = quote_literal(&self.c.settings.lock_timeout);
         self.dst
-            .batch_execute(&format!("BEGIN;\nSET LOCAL lock_timeout = {lt};\n{sql}\nCOMMIT;"))
+            .batch_execute(&format!("BEGIN;\nSET LOCAL lock_timeout = {lt};\n{sql};\nCOMMIT;"))
             .await
             .map_err(self.on_dst(what))?;
         Ok(())
