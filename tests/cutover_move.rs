@@ -136,12 +136,16 @@ target = "knowledge_items"
         (
             value(
                 &self.source,
-                &format!(
-                    "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}' OR slot_name LIKE 'pg\\_%\\_sync\\_%'"
-                ),
+                &format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}' OR slot_name LIKE 'pg\\_%\\_sync\\_%'"),
             ),
-            value(&self.target, &format!("SELECT count(*) FROM pg_subscription WHERE subname = '{slot}'")),
-            value(&self.source, &format!("SELECT count(*) FROM pg_publication WHERE pubname = '{slot}'")),
+            value(
+                &self.target,
+                &format!("SELECT count(*) FROM pg_subscription WHERE subname = '{slot}'"),
+            ),
+            value(
+                &self.source,
+                &format!("SELECT count(*) FROM pg_publication WHERE pubname = '{slot}'"),
+            ),
         )
     }
 
@@ -203,10 +207,23 @@ target = "knowledge_items"
             "old-named columns dropped"
         );
         assert_eq!(columns(&self.target, "knowledge_items"), "id,title,body");
-        assert_eq!(value(&self.target, "SELECT to_regclass('public.knowledge') IS NULL"), "t", "staging table dropped");
-        assert_eq!(value(&self.target, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'strata_%'"), "0");
-        assert_eq!(value(&self.target, "SELECT count(*) FROM pg_namespace WHERE nspname = 'strata_staging'"), "0");
-        assert_eq!(value(&self.cp, "SELECT status FROM strata.cutover_runs ORDER BY id DESC LIMIT 1"), "contracted");
+        assert_eq!(
+            value(&self.target, "SELECT to_regclass('public.knowledge') IS NULL"),
+            "t",
+            "staging table dropped"
+        );
+        assert_eq!(
+            value(&self.target, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'strata_%'"),
+            "0"
+        );
+        assert_eq!(
+            value(&self.target, "SELECT count(*) FROM pg_namespace WHERE nspname = 'strata_staging'"),
+            "0"
+        );
+        assert_eq!(
+            value(&self.cp, "SELECT status FROM strata.cutover_runs ORDER BY id DESC LIMIT 1"),
+            "contracted"
+        );
         assert_eq!(
             columns(&self.source, "messages"),
             "id,sender,text,sent_ts,lid_jid",
@@ -236,16 +253,15 @@ impl Drop for Move {
                 }
                 let src = common::connect(&self.source).await;
                 for _ in 0..100 {
+                    // A slot still held by a walsender that is shutting down is dropped on a later round.
+                    src.execute(
+                        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                         WHERE (slot_name = $1 OR slot_name LIKE 'pg\\_%\\_sync\\_%') AND NOT active",
+                        &[&slot],
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
                     let left: i64 = src
-                        .query_one(
-                            "SELECT count(*) FROM (SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
-                             WHERE (slot_name = $1 OR slot_name LIKE 'pg\\_%\\_sync\\_%') AND NOT active) d",
-                            &[&slot],
-                        )
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .get(0);
-                    let active: i64 = src
                         .query_one(
                             "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 OR slot_name LIKE 'pg\\_%\\_sync\\_%'",
                             &[&slot],
@@ -253,8 +269,7 @@ impl Drop for Move {
                         .await
                         .map_err(|e| e.to_string())?
                         .get(0);
-                    let _ = left;
-                    if active == 0 {
+                    if left == 0 {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -350,9 +365,12 @@ fn start_writer(m: &Move, rows: u32) -> (Arc<AtomicBool>, Arc<AtomicU64>, std::t
                         .expect("update on the source");
                     }
                     if i % 7 == 0 {
-                        src.execute("INSERT INTO knowledge (title, body) VALUES ('live fact', $1::text)", &[&i.to_string()])
-                            .await
-                            .expect("insert on the source");
+                        src.execute(
+                            "INSERT INTO knowledge (title, body) VALUES ('live fact', $1::text)",
+                            &[&i.to_string()],
+                        )
+                        .await
+                        .expect("insert on the source");
                     }
                     if i % 11 == 0 {
                         src.execute("DELETE FROM knowledge WHERE id = $1", &[&(i % i64::from(rows / 10) + 1)])
@@ -379,7 +397,10 @@ fn a_move_under_continuous_writes_flips_readers_then_writers_and_contracts() {
     // The publication's column list keeps lid_jid on the source.
     let published = value(
         &m.source,
-        &format!("SELECT array_to_string(attnames, ',') FROM pg_publication_tables WHERE pubname = '{}' AND tablename = 'messages'", m.slot()),
+        &format!(
+            "SELECT array_to_string(attnames, ',') FROM pg_publication_tables WHERE pubname = '{}' AND tablename = 'messages'",
+            m.slot()
+        ),
     );
     assert_eq!(published, "id,sender,text,sent_ts");
 
@@ -457,17 +478,23 @@ fn until_and_a_sigkill_in_the_middle_resume_to_the_same_end_state() {
     let m = Move::new("move-resume", 40000, "0s");
     m.strata(&["run", "--until", "expand"]).expect(0);
     assert_eq!(m.steps_done(), ["preflight", "expand"]);
-    assert_eq!(m.replication_objects(), ("0".into(), "0".into(), "0".into()), "nothing replicates yet");
-    assert_eq!(columns(&m.target, "messages"), "id,sender_name,body,sent_at,lid_jid,sender,text,sent_ts");
+    assert_eq!(
+        m.replication_objects(),
+        ("0".into(), "0".into(), "0".into()),
+        "nothing replicates yet"
+    );
+    assert_eq!(
+        columns(&m.target, "messages"),
+        "id,sender_name,body,sent_at,lid_jid,sender,text,sent_ts"
+    );
 
     // Killed while it waits for the initial copy.
-    let mut child = m
-        .ws
-        .command(&["cutover", "run", &m.name, "--until", "verify"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child =
+        m.ws.command(&["cutover", "run", &m.name, "--until", "verify"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
     loop {
         if value(&m.cp, "SELECT count(*) FROM strata.cutover_steps WHERE step = 'backfill'") == "1" {
             break;
@@ -517,10 +544,7 @@ fn rollback_before_the_writers_flip_leaves_the_target_as_before() {
             + &value(conn, "SELECT count(*)::text FROM pg_proc")
     };
     let target_before = shape(&m.target);
-    let source_before = value(
-        &m.source,
-        "SELECT md5(string_agg(row(m.*)::text, ',' ORDER BY id)) FROM messages m",
-    );
+    let source_before = value(&m.source, "SELECT md5(string_agg(row(m.*)::text, ',' ORDER BY id)) FROM messages m");
 
     m.strata(&["run", "--until", "flip-reader:inbox"]).expect(0);
     assert_eq!(m.replication_objects().1, "1", "the subscription exists");
@@ -531,7 +555,11 @@ fn rollback_before_the_writers_flip_leaves_the_target_as_before() {
     rb.expect(0);
     assert!(rb.stdout.contains("rolled-back"), "{}", rb.all());
     m.assert_no_replication_objects();
-    assert_eq!(shape(&m.target), target_before, "the target's relations, columns, schemas, triggers, functions");
+    assert_eq!(
+        shape(&m.target),
+        target_before,
+        "the target's relations, columns, schemas, triggers, functions"
+    );
     assert_eq!(value(&m.target, "SELECT count(*) FROM messages"), "0");
     assert_eq!(value(&m.target, "SELECT count(*) FROM knowledge_items"), "0");
     let routes = sql(&m.cp, "SELECT DISTINCT reads || '/' || writes FROM strata.worker_routes");
@@ -589,12 +617,16 @@ fn preflight_refuses_a_non_empty_target_and_a_key_of_another_name() {
     run.expect(1);
     assert!(run.stdout.contains("knowledge_items is not empty"), "{}", run.all());
     assert!(
-        run.stdout.contains("public.messages: key column id has no single-column unique index"),
+        run.stdout
+            .contains("public.messages: key column id has no single-column unique index"),
         "{}",
         run.all()
     );
     sql(&m.target, "ALTER TABLE messages RENAME COLUMN message_id TO id");
     assert_eq!(columns(&m.target, "messages"), "id,sender_name,body,sent_at,lid_jid");
-    assert_eq!(value(&m.target, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'strata_%'"), "0");
+    assert_eq!(
+        value(&m.target, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'strata_%'"),
+        "0"
+    );
     m.assert_no_replication_objects();
 }

@@ -7,8 +7,8 @@
 use serde::Serialize;
 
 use super::plan::{format_duration, Cutover, Kind};
-use super::reshape::TenantDb;
 use super::relocate::MoveDbs;
+use super::reshape::TenantDb;
 use super::state::{ControlPlane, RunRow, StepRow};
 use super::steps::{steps, Action, Step};
 use super::{Error, Result};
@@ -448,7 +448,9 @@ pub async fn rollback(ws: Option<&Workspace>, c: &Cutover, log: &(dyn Fn(&str) +
         cp.lock_run(&c.name, MOVE_RUN).await?;
         let res = rollback_move(&cp, c, log).await;
         cp.unlock_run(&c.name, MOVE_RUN).await?;
-        return Ok(vec![res.unwrap_or_else(|e| TenantOutcome::new(MOVE_RUN, "failed", None, e.to_string()))]);
+        return Ok(vec![
+            res.unwrap_or_else(|e| TenantOutcome::new(MOVE_RUN, "failed", None, e.to_string()))
+        ]);
     }
     let ws = need_workspace(ws, c)?;
     let cp = ControlPlane::open(&control_plane_spec(ws, c)?).await?;

@@ -4,10 +4,11 @@
 //! ([`executor`]) runs resumably, recording every step in the control plane
 //! ([`state`]) so that a run killed at any point continues where it stopped.
 //!
-//! Implemented: the file format, the printed plan, and the `reshape` executor
-//! (expand/contract inside tenant databases). Of a `move`, only the
-//! preflight runs ([`relocate`]); the Orbis identity consolidation has its
-//! matching core ([`identity`]) but no step yet.
+//! Implemented: the file format, the printed plan, the `reshape` executor
+//! (expand/contract inside tenant databases, [`reshape`]) and the `move`
+//! executor (logical replication between two databases, [`relocate`]); the
+//! Orbis identity consolidation has its matching core ([`identity`]) but no
+//! step yet.
 
 pub mod commands;
 pub mod executor;

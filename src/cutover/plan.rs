@@ -41,7 +41,7 @@ pub struct CutoverFile {
     pub source: Option<String>,
     /// `move`: the database the data arrives in.
     pub target: Option<String>,
-    /// `move`: the schema on the target that the subscription fills before the flip.
+    /// `move`: the schema on the target holding the mapping's trigger functions.
     pub staging_schema: Option<String>,
     /// `reshape`: the tenants (slugs of tenants.toml; default: all).
     #[serde(default)]

@@ -145,7 +145,13 @@ async fn columns(client: &Client, target: &Target, table: &str) -> Result<Vec<Co
         )
         .await
         .map_err(|e| Error::Pg(sql_error(target, format!("reading the columns of {table}"))(e)))?;
-    Ok(rows.iter().map(|r| Column { name: r.get(0), ty: r.get(1) }).collect())
+    Ok(rows
+        .iter()
+        .map(|r| Column {
+            name: r.get(0),
+            ty: r.get(1),
+        })
+        .collect())
 }
 
 /// Whether `table` has a single-column unique index on `key`.
@@ -178,7 +184,9 @@ impl<'a> MoveDbs<'a> {
         // Checksums compare text renderings: both sides render alike.
         for (client, t) in [(&src, &source), (&dst, &target)] {
             client
-                .batch_execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3; SET IntervalStyle = 'postgres'")
+                .batch_execute(
+                    "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3; SET IntervalStyle = 'postgres'",
+                )
                 .await
                 .map_err(|e| Error::Pg(sql_error(t, "setting the session")(e)))?;
         }
@@ -248,7 +256,11 @@ impl<'a> MoveDbs<'a> {
         let same = (&t.schema, &t.name) == (&t.target_schema, &t.target_name);
         let target_q = qualified(&t.target_schema, &t.target_name);
         let target_cols = columns(&self.dst, &self.target, &target_q).await?;
-        let added = if same { self.marked_columns(&target_q).await? } else { BTreeSet::new() };
+        let added = if same {
+            self.marked_columns(&target_q).await?
+        } else {
+            BTreeSet::new()
+        };
         let types: BTreeMap<&str, &str> = target_cols
             .iter()
             .filter(|col| !added.contains(&col.name))
@@ -308,6 +320,10 @@ impl<'a> MoveDbs<'a> {
         .await?;
         if can != "true" {
             problems.push("the source role has neither REPLICATION nor SUPERUSER".into());
+        }
+        let superuser = text(dst, target, "SELECT rolsuper::text FROM pg_roles WHERE rolname = current_user").await?;
+        if superuser != "true" {
+            problems.push("the target role is not a superuser: PostgreSQL 15 allows CREATE SUBSCRIPTION to superusers only".into());
         }
         for t in &self.c.tables {
             let row = src
@@ -563,7 +579,11 @@ impl<'a> MoveDbs<'a> {
             .await
             .map_err(self.on_src("reading the publications"))?
             .get(0);
-        let verb = if exists { format!("ALTER PUBLICATION {q} SET") } else { format!("CREATE PUBLICATION {q} FOR") };
+        let verb = if exists {
+            format!("ALTER PUBLICATION {q} SET")
+        } else {
+            format!("CREATE PUBLICATION {q} FOR")
+        };
         self.src_exec("creating the publication", &format!("{verb} TABLE {}", tables.join(", ")))
             .await?;
         if !self.slot_exists(&name).await? {
@@ -587,10 +607,16 @@ impl<'a> MoveDbs<'a> {
                     quote_literal(&name)
                 );
                 // The statement holds the password: the error names the step, not the SQL.
-                self.dst.batch_execute(&sql).await.map_err(self.on_dst("creating the subscription"))?;
+                self.dst
+                    .batch_execute(&sql)
+                    .await
+                    .map_err(self.on_dst("creating the subscription"))?;
             }
         }
-        Ok(format!("publication, slot and subscription {name} ({} tables)", self.c.tables.len()))
+        Ok(format!(
+            "publication, slot and subscription {name} ({} tables)",
+            self.c.tables.len()
+        ))
     }
 
     /// (tables ready, tables, sync + apply errors so far).
@@ -648,7 +674,12 @@ impl<'a> MoveDbs<'a> {
                 });
             }
             if last_report.elapsed() > Duration::from_secs(2) {
-                log(&format!("{}: backfill: {ready}/{} tables copied ({})", self.c.name, tables.len(), describe_states(&tables)));
+                log(&format!(
+                    "{}: backfill: {ready}/{} tables copied ({})",
+                    self.c.name,
+                    tables.len(),
+                    describe_states(&tables)
+                ));
                 last_report = Instant::now();
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -687,7 +718,12 @@ impl<'a> MoveDbs<'a> {
                 .await
                 .map_err(self.on_src("reading the replication slot"))?;
             match row {
-                None => return Err(Error::Refused(format!("cutover {}: the replication slot {slot} does not exist", self.c.name))),
+                None => {
+                    return Err(Error::Refused(format!(
+                        "cutover {}: the replication slot {slot} does not exist",
+                        self.c.name
+                    )))
+                }
                 Some(r) if r.get::<_, bool>(0) => return Ok(Some(start.elapsed())),
                 Some(_) => {}
             }
@@ -725,9 +761,16 @@ impl<'a> MoveDbs<'a> {
                 .map_or_else(|| "text".to_string(), |col| col.ty);
             let src_row = format!(
                 "row({})::text",
-                m.pairs.iter().map(|(_, ty, e)| format!("({e})::{ty}")).collect::<Vec<_>>().join(", ")
+                m.pairs
+                    .iter()
+                    .map(|(_, ty, e)| format!("({e})::{ty}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
-            let dst_row = format!("row({})::text", m.pairs.iter().map(|(n, _, _)| quote_ident(n)).collect::<Vec<_>>().join(", "));
+            let dst_row = format!(
+                "row({})::text",
+                m.pairs.iter().map(|(n, _, _)| quote_ident(n)).collect::<Vec<_>>().join(", ")
+            );
             let n = i64::from(self.c.settings.batch_size);
             let bounds: Vec<String> = self
                 .src
@@ -773,9 +816,8 @@ impl<'a> MoveDbs<'a> {
             if differing.is_empty() {
                 continue;
             }
-            let row_sql = |row: &str, table: &str, filter: &str| {
-                format!("SELECT {key}::text, md5({row}) FROM {table} AS strata_row WHERE {filter}")
-            };
+            let row_sql =
+                |row: &str, table: &str, filter: &str| format!("SELECT {key}::text, md5({row}) FROM {table} AS strata_row WHERE {filter}");
             let in_chunks = format!("width_bucket({key}, $1::text[]::{key_type}[]) = ANY($2)");
             let src_rows: BTreeMap<String, String> = self
                 .src
@@ -1163,6 +1205,9 @@ mod tests {
         .unwrap();
         assert_eq!(replication_name(&c), "strata_nova_to_dreamlink");
         assert_eq!(trigger_name(&c), "strata_move_nova_to_dreamlink");
-        assert_eq!(function_name(&c, &c.tables[0]), "strata_staging.mv_nova_to_dreamlink__public_knowledge");
+        assert_eq!(
+            function_name(&c, &c.tables[0]),
+            "strata_staging.mv_nova_to_dreamlink__public_knowledge"
+        );
     }
 }

@@ -279,7 +279,11 @@ fn move_steps(c: &Cutover) -> Vec<Step> {
             "nothing to undo",
         ),
     ];
-    reader_flips(c, &format!("after the soak, lag under {lag} and at most {rows} differing rows"), &mut steps);
+    reader_flips(
+        c,
+        &format!("after the soak, lag under {lag} and at most {rows} differing rows"),
+        &mut steps,
+    );
     steps.push(step(
         "flip-writers",
         Phase::FlipWriters,
@@ -314,6 +318,33 @@ fn move_steps(c: &Cutover) -> Vec<Step> {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn move_plan_runs_the_same_ids_and_refuses_rollback_after_the_writers() {
+        let c = super::super::plan::parse(
+            Path::new("nova-move.toml"),
+            "kind = \"move\"\nsource = \"env:S\"\ntarget = \"env:T\"\nretention = \"1d\"\n[flip]\nworkers = [\"inbox\"]\n\
+             [[table]]\nname = \"knowledge\"\ntarget = \"knowledge_items\"\n",
+        )
+        .unwrap();
+        let all = steps(&c);
+        let ids: Vec<&str> = all.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "preflight",
+                "expand",
+                "dual-write",
+                "backfill",
+                "verify",
+                "flip-reader:inbox",
+                "flip-writers",
+                "contract"
+            ]
+        );
+        assert!(all[6].rollback.contains("refused"), "{}", all[6].rollback);
+        assert!(all[2].does.contains("create_slot = false"), "{}", all[2].does);
+    }
 
     #[test]
     fn reshape_plan_has_every_phase_in_order() {
