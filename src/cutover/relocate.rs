@@ -1192,10 +1192,10 @@ mod tests {
 
     #[test]
     fn conninfo_quotes_values_and_names_are_derived_from_the_cutover() {
-        let t = Target::parse("host=/tmp/sock port=5433 user=o'brien password=s3cr\\et dbname=nova").unwrap();
+        let t = Target::parse("host=/tmp/sock port=5433 user=o'brien password='p w\\'d\\\\' dbname=nova").unwrap();
         assert_eq!(
             conninfo(&t),
-            "host='/tmp/sock' port='5433' user='o\\'brien' password='s3cr\\\\et' dbname='nova'"
+            "host='/tmp/sock' port='5433' user='o\\'brien' password='p w\\'d\\\\' dbname='nova'"
         );
         let c = super::super::plan::parse(
             std::path::Path::new("nova-to-dreamlink.toml"),
@@ -1207,7 +1207,7 @@ mod tests {
         assert_eq!(trigger_name(&c), "strata_move_nova_to_dreamlink");
         assert_eq!(
             function_name(&c, &c.tables[0]),
-            "strata_staging.mv_nova_to_dreamlink__public_knowledge"
+            "\"strata_staging\".\"mv_nova_to_dreamlink__public_knowledge\""
         );
     }
 }
