@@ -528,6 +528,10 @@ fn until_and_a_sigkill_in_the_middle_resume_to_the_same_end_state() {
         value(&m.source, "SELECT count(*) FROM messages")
     );
     m.assert_contracted();
+    // The step details (copy time, lag, verification figures), for `--nocapture`.
+    for row in sql(&m.cp, "SELECT step, detail FROM strata.cutover_steps ORDER BY position") {
+        eprintln!("{}: {}", row[0].as_deref().unwrap_or(""), row[1].as_deref().unwrap_or(""));
+    }
 }
 
 #[test]

@@ -438,7 +438,7 @@ async fn move_gate(dbs: &mut MoveDbs<'_>, step: &Step) -> Result<String> {
     if v.differing_rows > allowed {
         return Err(gate(format!("{v} (at most {allowed} differing rows allowed)")));
     }
-    Ok(format!("replication lag {:.2}s; {v}", lag.as_secs_f64()))
+    Ok(format!("replication lag {:.1}ms; {v}", lag.as_secs_f64() * 1000.0))
 }
 
 /// Rolls back every tenant's run (or the move) that has not started contract.

@@ -998,7 +998,10 @@ impl<'a> MoveDbs<'a> {
                 let pending = self.pending_changes().await?;
                 if pending == 0 {
                     self.drop_replication().await?;
-                    return Ok(format!("caught up (last lag {:.2}s), replication ended", lag.as_secs_f64()));
+                    return Ok(format!(
+                        "caught up (last lag {:.1}ms), replication ended",
+                        lag.as_secs_f64() * 1000.0
+                    ));
                 }
                 if round == 5 {
                     self.set_enabled(true).await?;
