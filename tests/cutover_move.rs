@@ -634,3 +634,51 @@ fn preflight_refuses_a_non_empty_target_and_a_key_of_another_name() {
     );
     m.assert_no_replication_objects();
 }
+
+#[test]
+fn a_writer_ignoring_its_route_keeps_the_dual_write_window_open() {
+    let m = Move::new("move-rogue", 1000, "0s");
+    m.strata(&["run", "--until", "flip-reader:digest"]).expect(0);
+
+    // A writer that never reads its route keeps writing the source.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (s, source) = (stop.clone(), m.source.clone());
+    let rogue = std::thread::spawn(move || {
+        common::rt().block_on(async {
+            let src = common::connect(&source).await;
+            let mut n = 0u64;
+            while !s.load(Ordering::Relaxed) {
+                src.execute("INSERT INTO messages (sender, text) VALUES ('rogue', 'ignores its route')", &[])
+                    .await
+                    .expect("insert on the source");
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            n
+        })
+    });
+    let refused = m.strata(&["run", "--until", "flip-writers"]);
+    refused.expect(1);
+    assert!(refused.stdout.contains("a writer ignores its route"), "{}", refused.all());
+    assert_eq!(
+        m.replication_objects(),
+        ("1".into(), "1".into(), "1".into()),
+        "the window stays open"
+    );
+    stop.store(true, Ordering::Relaxed);
+    let rogue_rows = rogue.join().unwrap();
+    assert!(rogue_rows > 0);
+
+    // Once the source is quiet, the window closes with every row carried over.
+    m.strata(&["run", "--until", "flip-writers"]).expect(0);
+    m.assert_no_replication_objects();
+    assert_eq!(
+        value(&m.target, "SELECT count(*) FROM messages WHERE sender_name = 'rogue'"),
+        rogue_rows.to_string()
+    );
+    let max_message = value(&m.source, "SELECT max(id) FROM messages");
+    let max_knowledge = value(&m.source, "SELECT max(id) FROM knowledge");
+    m.compare(&max_message, &max_knowledge);
+    m.strata(&["run"]).expect(0);
+    m.assert_contracted();
+}
