@@ -37,6 +37,9 @@ use crate::pg::{quote_ident, quote_literal, Target};
 /// rows numbered on the target.
 pub const SEQUENCE_HEADROOM: i64 = 1000;
 
+/// Attempts of a target DDL transaction that failed on `lock_timeout`.
+const LOCK_ATTEMPTS: u32 = 5;
+
 /// Rounds of re-comparing rows that differed while replication was catching up.
 const VERIFY_RECHECKS: usize = 5;
 
@@ -214,13 +217,29 @@ impl<'a> MoveDbs<'a> {
     }
 
     /// DDL on the target, in one transaction with the plan's lock_timeout.
+    /// A lock timeout (55P03) is retried with a growing pause, like a reshape's DDL.
     async fn dst_ddl(&self, what: &str, sql: &str) -> Result<()> {
         let lt = quote_literal(&self.c.settings.lock_timeout);
-        self.dst
-            .batch_execute(&format!("BEGIN;\nSET LOCAL lock_timeout = {lt};\n{sql};\nCOMMIT;"))
-            .await
-            .map_err(self.on_dst(what))?;
-        Ok(())
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .dst
+                .batch_execute(&format!("BEGIN;\nSET LOCAL lock_timeout = {lt};\n{sql};\nCOMMIT;"))
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    // The failed statement left the transaction block open and aborted.
+                    let _ = self.dst.batch_execute("ROLLBACK").await;
+                    if crate::pg::sqlstate(&e) == Some("55P03") && attempt < LOCK_ATTEMPTS {
+                        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt * attempt))).await;
+                        continue;
+                    }
+                    return Err(self.on_dst(what)(e));
+                }
+            }
+        }
     }
 
     /// Columns of the target table carrying this cutover's marker.
