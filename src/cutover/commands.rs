@@ -161,13 +161,17 @@ pub fn cutover(ws: Option<&Workspace>, command: &CutoverCommand, quiet: bool) ->
         }
         CutoverCommand::Flip { file, worker, format } => {
             let c = load(ws, file)?;
-            let ws = need_ws(ws, &c)?;
+            if c.file.kind == Kind::Reshape {
+                need_ws(ws, &c)?;
+            }
             let outcomes = rt.block_on(executor::flip(ws, &c, worker, &log))?;
             print_outcomes(&outcomes, *format)
         }
         CutoverCommand::Rollback { file, format } => {
             let c = load(ws, file)?;
-            let ws = need_ws(ws, &c)?;
+            if c.file.kind == Kind::Reshape {
+                need_ws(ws, &c)?;
+            }
             let outcomes = rt.block_on(executor::rollback(ws, &c, &log))?;
             print_outcomes(&outcomes, *format)
         }

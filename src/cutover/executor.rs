@@ -1,5 +1,6 @@
 //! Runs a `reshape` step by step in each tenant database, wave after wave,
-//! recording every step in the control plane. The tenants of a run are
+//! and a `move` between its source and target (run key `move`), recording
+//! every step in the control plane. The tenants of a reshape are
 //! claimed through the control plane ([`super::claim`]), so any number of
 //! `strata cutover run` processes, each with `--concurrency` workers, share
 //! one cutover and no tenant runs twice at once. A step already `done` is
@@ -11,8 +12,9 @@ use serde::Serialize;
 
 use super::claim::Pass;
 use super::plan::{format_duration, Cutover, Kind};
+use super::relocate::MoveDbs;
 use super::reshape::TenantDb;
-use super::state::{ControlPlane, StepRow};
+use super::state::{ControlPlane, RunRow, StepRow};
 use super::steps::{steps, Action, Step};
 use super::{Error, Result};
 use crate::fleet::WaveSelector;
@@ -80,16 +82,6 @@ pub fn check_until(c: &Cutover, until: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-fn refuse_move(c: &Cutover) -> Result<()> {
-    if c.file.kind == Kind::Move {
-        return Err(Error::Refused(format!(
-            "cutover {}: executing a `move` (logical replication) is not implemented yet; `strata plan` prints its steps",
-            c.name
-        )));
-    }
-    Ok(())
-}
-
 /// Runs the cutover over its tenants (a move: between its two databases), up
 /// to and including `until`; a reshape runs up to `concurrency` tenants of a
 /// wave at once.
@@ -102,9 +94,9 @@ pub async fn run(
 ) -> Result<Vec<TenantOutcome>> {
     check_until(c, until)?;
     if c.file.kind == Kind::Move {
-        return run_move(ws, c, until, log).await.map(|o| vec![o]);
+        return run_move(ws, c, until, None, log).await.map(|o| vec![o]);
     }
-    let ws = ws.ok_or_else(|| Error::Refused(format!("cutover {}: a reshape needs a workspace (tenants.toml)", c.name)))?;
+    let ws = need_workspace(ws, c)?;
     run_reshape(ws, c, until, concurrency, log).await
 }
 
@@ -250,11 +242,9 @@ const LOCK_WAITS: u32 = 20;
 /// The run key of a move in the control plane (a move has no tenants).
 const MOVE_RUN: &str = "move";
 
-/// A move: only its preflight is implemented; the run stops before the first
-/// step that is not.
-async fn run_move(ws: Option<&Workspace>, c: &Cutover, until: Option<&str>, log: &(dyn Fn(&str) + Sync)) -> Result<TenantOutcome> {
-    let spec = c
-        .file
+/// The control plane of a move: the cutover's, else the workspace's.
+fn move_control_plane(ws: Option<&Workspace>, c: &Cutover) -> Result<String> {
+    c.file
         .control_plane
         .clone()
         .or_else(|| ws.and_then(|w| w.config.control_plane.clone()))
@@ -263,56 +253,36 @@ async fn run_move(ws: Option<&Workspace>, c: &Cutover, until: Option<&str>, log:
                 "cutover {}: no control plane: set `control_plane` in the cutover file",
                 c.name
             ))
-        })?;
-    let cp = ControlPlane::open(&spec).await?;
-    cp.lock_run(&c.name, MOVE_RUN).await?;
-    let run = cp.start_run(&c.name, MOVE_RUN, c.file.kind.as_str(), &c.checksum).await?;
-    if run.plan_checksum != c.checksum && !cp.adopt_checksum(run.id, &c.checksum).await? {
-        cp.unlock_run(&c.name, MOVE_RUN).await?;
-        return Err(Error::Refused(format!(
-            "cutover {} was edited after run {} started ({}); finish or roll back that run first",
-            c.name,
-            run.id,
-            c.path.display()
-        )));
-    }
-    let mut last_done = None;
-    let mut result = Ok(());
-    for (pos, step) in steps(c).iter().enumerate() {
-        let done = cp.steps(run.id).await?.iter().any(|r| r.step == step.id && r.status == "done");
-        if !done {
-            if step.action != Action::Preflight {
-                result = Err(Error::Refused(format!(
-                    "cutover {}: step {} of a `move` (logical replication) is not implemented yet; preflight is",
-                    c.name, step.id
-                )));
-                break;
-            }
-            log(&format!("{}: {} …", c.name, step.id));
-            cp.step_started(run.id, &step.id, pos as i32).await?;
-            match super::relocate::preflight(c).await {
-                Ok(detail) => cp.step_finished(run.id, &step.id, "done", &detail).await?,
-                Err(e) => {
-                    let msg = e.to_string();
-                    cp.step_finished(run.id, &step.id, "failed", &msg).await?;
-                    cp.set_run_status(run.id, "failed", Some(&msg)).await?;
-                    cp.unlock_run(&c.name, MOVE_RUN).await?;
-                    return Ok(TenantOutcome::new(MOVE_RUN, "failed", last_done, msg));
-                }
-            }
-        }
-        last_done = Some(step.id.clone());
-        if until == Some(step.id.as_str()) {
-            break;
-        }
-    }
-    cp.unlock_run(&c.name, MOVE_RUN).await?;
-    result.map(|()| TenantOutcome::new(MOVE_RUN, "done", last_done, ""))
+        })
 }
 
-/// Runs the one step `flip-reader:WORKER` for every tenant (the steps before it must be done).
-pub async fn flip(ws: &Workspace, c: &Cutover, worker: &str, log: &(dyn Fn(&str) + Sync)) -> Result<Vec<TenantOutcome>> {
-    refuse_move(c)?;
+/// A move between its two databases: the same step loop as a reshape's
+/// tenant, run key `move`. With `only`, every step before it must be done.
+async fn run_move(
+    ws: Option<&Workspace>,
+    c: &Cutover,
+    until: Option<&str>,
+    only: Option<&str>,
+    log: &(dyn Fn(&str) + Sync),
+) -> Result<TenantOutcome> {
+    let cp = ControlPlane::open(&move_control_plane(ws, c)?).await?;
+    if let Err(e) = cp.lock_run(&c.name, MOVE_RUN).await {
+        return Ok(TenantOutcome::new(MOVE_RUN, "busy", None, e.to_string()));
+    }
+    let res = async {
+        let mut runner = MoveRunner {
+            dbs: MoveDbs::connect(c).await?,
+        };
+        run_steps(&cp, c, MOVE_RUN, &mut runner, until, only, log).await
+    }
+    .await;
+    cp.unlock_run(&c.name, MOVE_RUN).await?;
+    Ok(res.unwrap_or_else(|e| TenantOutcome::new(MOVE_RUN, "failed", None, e.to_string())))
+}
+
+/// Runs the one step `flip-reader:WORKER` for every tenant, or for the move
+/// (the steps before it must be done).
+pub async fn flip(ws: Option<&Workspace>, c: &Cutover, worker: &str, log: &(dyn Fn(&str) + Sync)) -> Result<Vec<TenantOutcome>> {
     let id = format!("flip-reader:{worker}");
     if !steps(c).iter().any(|s| s.id == id) {
         return Err(Error::Refused(format!(
@@ -321,6 +291,10 @@ pub async fn flip(ws: &Workspace, c: &Cutover, worker: &str, log: &(dyn Fn(&str)
             c.file.flip.workers.join(", ")
         )));
     }
+    if c.file.kind == Kind::Move {
+        return run_move(ws, c, Some(&id), Some(&id), log).await.map(|o| vec![o]);
+    }
+    let ws = need_workspace(ws, c)?;
     let cp = ControlPlane::open(&control_plane_spec(ws, c)?).await?;
     let mut outcomes = Vec::new();
     for t in tenant_waves(ws, c)?.into_iter().flatten() {
@@ -331,6 +305,38 @@ pub async fn flip(ws: &Workspace, c: &Cutover, worker: &str, log: &(dyn Fn(&str)
         outcomes.push(o);
     }
     Ok(outcomes)
+}
+
+fn need_workspace<'w>(ws: Option<&'w Workspace>, c: &Cutover) -> Result<&'w Workspace> {
+    ws.ok_or_else(|| Error::Refused(format!("cutover {}: a reshape needs a workspace (tenants.toml)", c.name)))
+}
+
+/// Where the steps of one run execute: a tenant database (reshape) or the
+/// source and target of a move.
+trait StepRunner {
+    async fn execute(&mut self, cp: &ControlPlane, run_id: i64, step: &Step, log: &(dyn Fn(&str) + Sync)) -> Result<String>;
+}
+
+struct ReshapeRunner<'a, 'c> {
+    db: TenantDb<'c>,
+    tenant: &'a Tenant,
+}
+
+impl StepRunner for ReshapeRunner<'_, '_> {
+    async fn execute(&mut self, cp: &ControlPlane, run_id: i64, step: &Step, _log: &(dyn Fn(&str) + Sync)) -> Result<String> {
+        let c = self.db.cutover;
+        execute(cp, &mut self.db, c, self.tenant, run_id, step).await
+    }
+}
+
+struct MoveRunner<'c> {
+    dbs: MoveDbs<'c>,
+}
+
+impl StepRunner for MoveRunner<'_> {
+    async fn execute(&mut self, cp: &ControlPlane, run_id: i64, step: &Step, log: &(dyn Fn(&str) + Sync)) -> Result<String> {
+        execute_move(cp, &mut self.dbs, run_id, step, log).await
+    }
 }
 
 /// One tenant: resume its run and execute steps up to `until`. With `only`,
@@ -349,6 +355,7 @@ async fn run_tenant(
     res
 }
 
+/// One tenant whose executor lock this process holds.
 async fn run_tenant_locked(
     cp: &ControlPlane,
     c: &Cutover,
@@ -357,35 +364,57 @@ async fn run_tenant_locked(
     only: Option<&str>,
     log: &(dyn Fn(&str) + Sync),
 ) -> Result<TenantOutcome> {
-    // A contracted tenant is finished: a run killed after contract (or run again) has nothing left to do.
-    if let Some(r) = cp.latest_run(&c.name, &t.slug).await?.filter(|r| r.status == "contracted") {
-        return Ok(TenantOutcome::new(
-            &t.slug,
-            "done",
-            Some("contract".into()),
-            format!("contracted (run {})", r.id),
-        ));
+    if let Some(done) = contracted(cp, c, &t.slug).await? {
+        return Ok(done);
     }
-    let run = cp.start_run(&c.name, &t.slug, c.file.kind.as_str(), &c.checksum).await?;
+    let db = match TenantDb::connect(&t.database, c).await {
+        Ok(db) => db,
+        Err(e) => {
+            // Recorded, so that `cutover status` says why the tenant stands still.
+            let msg = e.to_string();
+            let run = cp.start_run(&c.name, &t.slug, c.file.kind.as_str(), &c.checksum).await?;
+            cp.set_run_status(run.id, "failed", Some(&msg)).await?;
+            return Ok(TenantOutcome::new(&t.slug, "failed", None, msg));
+        }
+    };
+    let mut runner = ReshapeRunner { db, tenant: t };
+    run_steps(cp, c, &t.slug, &mut runner, until, only, log).await
+}
+
+/// The outcome of a run (`key`) that already contracted, if it did.
+async fn contracted(cp: &ControlPlane, c: &Cutover, key: &str) -> Result<Option<TenantOutcome>> {
+    Ok(cp
+        .latest_run(&c.name, key)
+        .await?
+        .filter(|r| r.status == "contracted")
+        .map(|r| TenantOutcome::new(key, "done", Some("contract".into()), format!("contracted (run {})", r.id))))
+}
+
+/// The step loop of one run (`key`: a tenant's slug, or `move`): steps
+/// already done are skipped, a step found running or failed runs again.
+async fn run_steps<R: StepRunner>(
+    cp: &ControlPlane,
+    c: &Cutover,
+    key: &str,
+    runner: &mut R,
+    until: Option<&str>,
+    only: Option<&str>,
+    log: &(dyn Fn(&str) + Sync),
+) -> Result<TenantOutcome> {
+    // A contracted run is finished: a run killed after contract (or run again) has nothing left to do.
+    if let Some(done) = contracted(cp, c, key).await? {
+        return Ok(done);
+    }
+    let run = cp.start_run(&c.name, key, c.file.kind.as_str(), &c.checksum).await?;
     // An edit after a failed preflight is how the operator fixes the plan; after that it is refused.
     if run.plan_checksum != c.checksum && !cp.adopt_checksum(run.id, &c.checksum).await? {
         return Err(Error::Refused(format!(
-            "{}: cutover {} was edited after run {} started ({}); finish or roll back that run first",
-            t.slug,
+            "{key}: cutover {} was edited after run {} started ({}); finish or roll back that run first",
             c.name,
             run.id,
             c.path.display()
         )));
     }
-    let mut db = match TenantDb::connect(&t.database, c).await {
-        Ok(db) => db,
-        Err(e) => {
-            // Recorded, so that `cutover status` says why the tenant stands still.
-            let msg = e.to_string();
-            cp.set_run_status(run.id, "failed", Some(&msg)).await?;
-            return Ok(TenantOutcome::new(&t.slug, "failed", None, msg));
-        }
-    };
     let plan = steps(c);
     let mut last_done = None;
     for (pos, step) in plan.iter().enumerate() {
@@ -400,30 +429,30 @@ async fn run_tenant_locked(
         }
         if only.is_some_and(|o| o != step.id) {
             return Err(Error::Refused(format!(
-                "{}: step {} is not done yet; run `strata cutover run` up to it first",
-                t.slug, step.id
+                "{key}: step {} is not done yet; run `strata cutover run` up to it first",
+                step.id
             )));
         }
         if step.action == Action::Contract {
             if let Some(wait) = contract_blocked(c, &plan, &recorded)? {
                 let status = if until == Some("contract") { "failed" } else { "waiting" };
-                return Ok(TenantOutcome::new(&t.slug, status, last_done, wait));
+                return Ok(TenantOutcome::new(key, status, last_done, wait));
             }
         }
-        log(&format!("{}: {} …", t.slug, step.id));
+        log(&format!("{key}: {} …", step.id));
         cp.set_run_status(run.id, "running", None).await?;
         cp.step_started(run.id, &step.id, pos as i32).await?;
-        match execute(cp, &mut db, c, t, run.id, step).await {
+        match runner.execute(cp, run.id, step, log).await {
             Ok(detail) => {
                 cp.step_finished(run.id, &step.id, "done", &detail).await?;
-                log(&format!("{}: {} done: {detail}", t.slug, step.id));
+                log(&format!("{key}: {} done: {detail}", step.id));
                 last_done = Some(step.id.clone());
             }
             Err(e) => {
                 let msg = e.to_string();
                 cp.step_finished(run.id, &step.id, "failed", &msg).await?;
                 cp.set_run_status(run.id, "failed", Some(&msg)).await?;
-                return Ok(TenantOutcome::new(&t.slug, "failed", last_done, msg));
+                return Ok(TenantOutcome::new(key, "failed", last_done, msg));
             }
         }
         if until == Some(step.id.as_str()) {
@@ -434,7 +463,7 @@ async fn run_tenant_locked(
     if last_done.as_deref() == Some("contract") {
         cp.set_run_status(run.id, "contracted", None).await?;
     }
-    Ok(TenantOutcome::new(&t.slug, "done", last_done, ""))
+    Ok(TenantOutcome::new(key, "done", last_done, ""))
 }
 
 /// Why contract may not start yet, if it may not.
@@ -487,17 +516,7 @@ async fn execute(cp: &ControlPlane, db: &mut TenantDb<'_>, c: &Cutover, t: &Tena
         Action::Verify => verify(db.verify().await?),
         Action::FlipReader { worker } => {
             cp.set_route(&c.name, &t.slug, worker, Some("new"), None).await?;
-            // The soak counts from the step's first start, so a resumed run waits only what is left.
-            let started = cp
-                .steps(run_id)
-                .await?
-                .into_iter()
-                .find(|r| r.step == step.id)
-                .map_or(0.0, |r| r.since_start_s);
-            let left = c.settings.soak.as_secs_f64() - started;
-            if left > 0.0 {
-                tokio::time::sleep(std::time::Duration::from_secs_f64(left)).await;
-            }
+            soak(cp, c, run_id, step).await?;
             Ok(format!("{worker} reads the new shape; {}", verify(db.verify().await?)?))
         }
         Action::FlipWriters => {
@@ -510,9 +529,87 @@ async fn execute(cp: &ControlPlane, db: &mut TenantDb<'_>, c: &Cutover, t: &Tena
     }
 }
 
-/// Rolls back every tenant's run that has not started contract.
-pub async fn rollback(ws: &Workspace, c: &Cutover, log: &(dyn Fn(&str) + Sync)) -> Result<Vec<TenantOutcome>> {
-    refuse_move(c)?;
+/// Waits out the soak of a flip. It counts from the step's first start, so
+/// a resumed run waits only what is left.
+async fn soak(cp: &ControlPlane, c: &Cutover, run_id: i64, step: &Step) -> Result<()> {
+    let started = cp
+        .steps(run_id)
+        .await?
+        .into_iter()
+        .find(|r| r.step == step.id)
+        .map_or(0.0, |r| r.since_start_s);
+    let left = c.settings.soak.as_secs_f64() - started;
+    if left > 0.0 {
+        tokio::time::sleep(std::time::Duration::from_secs_f64(left)).await;
+    }
+    Ok(())
+}
+
+/// One step of a move. A new step (e.g. the identity consolidation, after
+/// backfill and before flip-writers) is one more `Action` and one more arm.
+async fn execute_move(cp: &ControlPlane, dbs: &mut MoveDbs<'_>, run_id: i64, step: &Step, log: &(dyn Fn(&str) + Sync)) -> Result<String> {
+    let c = dbs.c;
+    match &step.action {
+        Action::Preflight => dbs.preflight().await,
+        Action::Expand => dbs.expand().await,
+        Action::DualWrite => {
+            for w in &c.file.flip.workers {
+                cp.set_route(&c.name, MOVE_RUN, w, None, None).await?;
+            }
+            dbs.dual_write().await
+        }
+        Action::Backfill => dbs.backfill(log).await,
+        Action::Verify => move_gate(dbs, step).await,
+        Action::FlipReader { worker } => {
+            cp.set_route(&c.name, MOVE_RUN, worker, Some("new"), None).await?;
+            soak(cp, c, run_id, step).await?;
+            Ok(format!("{worker} reads the target; {}", move_gate(dbs, step).await?))
+        }
+        Action::FlipWriters => {
+            // Sequences first: a writer routed to the target must not reuse a key the source handed out.
+            let before = dbs.sync_sequences().await?;
+            for w in &c.file.flip.workers {
+                cp.set_route(&c.name, MOVE_RUN, w, Some("new"), Some("new")).await?;
+            }
+            let ended = dbs.finish_replication().await?;
+            let after = dbs.sync_sequences().await?;
+            Ok(format!(
+                "{} workers write the target; {before}; {ended}; after the last replicated rows: {after}; the retention window starts",
+                c.file.flip.workers.len()
+            ))
+        }
+        Action::Contract => dbs.contract().await,
+    }
+}
+
+/// The gate of a move: replication lag, then counts and chunked checksums.
+async fn move_gate(dbs: &mut MoveDbs<'_>, step: &Step) -> Result<String> {
+    let gate = |message: String| Error::Gate {
+        tenant: MOVE_RUN.into(),
+        step: step.id.clone(),
+        message,
+    };
+    let lag = dbs.lag_gate().await?.map_err(gate)?;
+    let v = dbs.verify().await?;
+    let allowed = dbs.c.file.gates.max_row_difference as i64;
+    if v.differing_rows > allowed {
+        return Err(gate(format!("{v} (at most {allowed} differing rows allowed)")));
+    }
+    Ok(format!("replication lag {:.1}ms; {v}", lag.as_secs_f64() * 1000.0))
+}
+
+/// Rolls back every tenant's run (or the move) that has not started contract.
+pub async fn rollback(ws: Option<&Workspace>, c: &Cutover, log: &(dyn Fn(&str) + Sync)) -> Result<Vec<TenantOutcome>> {
+    if c.file.kind == Kind::Move {
+        let cp = ControlPlane::open(&move_control_plane(ws, c)?).await?;
+        cp.lock_run(&c.name, MOVE_RUN).await?;
+        let res = rollback_move(&cp, c, log).await;
+        cp.unlock_run(&c.name, MOVE_RUN).await?;
+        return Ok(vec![
+            res.unwrap_or_else(|e| TenantOutcome::new(MOVE_RUN, "failed", None, e.to_string()))
+        ]);
+    }
+    let ws = need_workspace(ws, c)?;
     let cp = ControlPlane::open(&control_plane_spec(ws, c)?).await?;
     super::claim::abandon_passes(&cp.client, &cp.target, &c.name).await?;
     let mut outcomes = Vec::new();
@@ -525,26 +622,26 @@ pub async fn rollback(ws: &Workspace, c: &Cutover, log: &(dyn Fn(&str) + Sync)) 
     Ok(outcomes)
 }
 
-async fn rollback_tenant(cp: &ControlPlane, c: &Cutover, t: &Tenant, log: &(dyn Fn(&str) + Sync)) -> Result<TenantOutcome> {
-    let Some(run) = cp.active_run(&c.name, &t.slug).await? else {
-        let latest = cp.latest_run(&c.name, &t.slug).await?;
+/// The run to roll back, or the outcome when there is none.
+async fn run_to_roll_back(cp: &ControlPlane, c: &Cutover, key: &str) -> Result<Result<RunRow, TenantOutcome>> {
+    let Some(run) = cp.active_run(&c.name, key).await? else {
+        let latest = cp.latest_run(&c.name, key).await?;
         let detail = match latest {
             Some(r) if r.status == "contracted" => {
                 return Err(Error::Refused(format!(
-                    "{}: cutover {} is contracted (run {}): the old objects are gone, nothing to roll back to",
-                    t.slug, c.name, r.id
+                    "{key}: cutover {} is contracted (run {}): the old objects are gone, nothing to roll back to",
+                    c.name, r.id
                 )))
             }
             Some(r) => format!("no active run (last run {} is {})", r.id, r.status),
             None => "never run".into(),
         };
-        return Ok(TenantOutcome::new(&t.slug, "rolled-back", None, detail));
+        return Ok(Err(TenantOutcome::new(key, "rolled-back", None, detail)));
     };
     if run.plan_checksum != c.checksum {
         // Rollback drops what the file names: an edited file could name other columns.
         return Err(Error::Refused(format!(
-            "{}: cutover {} was edited after run {} started ({}); restore the file that started it to roll back",
-            t.slug,
+            "{key}: cutover {} was edited after run {} started ({}); restore the file that started it to roll back",
             c.name,
             run.id,
             c.path.display()
@@ -553,10 +650,18 @@ async fn rollback_tenant(cp: &ControlPlane, c: &Cutover, t: &Tenant, log: &(dyn 
     let recorded = cp.steps(run.id).await?;
     if recorded.iter().any(|r| r.step == "contract") {
         return Err(Error::Refused(format!(
-            "{}: contract has started (run {}); a cutover cannot be rolled back once contract began",
-            t.slug, run.id
+            "{key}: contract has started (run {}); a cutover cannot be rolled back once contract began",
+            run.id
         )));
     }
+    Ok(Ok(run))
+}
+
+async fn rollback_tenant(cp: &ControlPlane, c: &Cutover, t: &Tenant, log: &(dyn Fn(&str) + Sync)) -> Result<TenantOutcome> {
+    let run = match run_to_roll_back(cp, c, &t.slug).await? {
+        Ok(run) => run,
+        Err(outcome) => return Ok(outcome),
+    };
     log(&format!("{}: rolling back run {}", t.slug, run.id));
     for w in &c.file.flip.workers {
         cp.set_route(&c.name, &t.slug, w, Some("old"), Some("old")).await?;
@@ -565,6 +670,32 @@ async fn rollback_tenant(cp: &ControlPlane, c: &Cutover, t: &Tenant, log: &(dyn 
     let detail = db.rollback().await?;
     cp.mark_rolled_back(run.id).await?;
     Ok(TenantOutcome::new(&t.slug, "rolled-back", None, detail))
+}
+
+/// A move rolls back until its writers flip. After that, rows written on
+/// the target exist nowhere else: dropping the target side would lose them,
+/// so rollback refuses (roll forward, or move them back with a new cutover).
+async fn rollback_move(cp: &ControlPlane, c: &Cutover, log: &(dyn Fn(&str) + Sync)) -> Result<TenantOutcome> {
+    let run = match run_to_roll_back(cp, c, MOVE_RUN).await? {
+        Ok(run) => run,
+        Err(outcome) => return Ok(outcome),
+    };
+    if let Some(r) = cp.steps(run.id).await?.iter().find(|r| r.step == "flip-writers") {
+        return Err(Error::Refused(format!(
+            "cutover {}: the writers were routed to the target (flip-writers {} at {}): rows written there since exist only on the \
+             target and a rollback would lose them; roll forward (contract after the retention window) or move them back with a \
+             new cutover",
+            c.name, r.status, r.started_at
+        )));
+    }
+    log(&format!("{}: rolling back run {}", c.name, run.id));
+    for w in &c.file.flip.workers {
+        cp.set_route(&c.name, MOVE_RUN, w, Some("old"), Some("old")).await?;
+    }
+    let mut dbs = MoveDbs::connect(c).await?;
+    let detail = dbs.rollback().await?;
+    cp.mark_rolled_back(run.id).await?;
+    Ok(TenantOutcome::new(MOVE_RUN, "rolled-back", None, detail))
 }
 
 /// One tenant's run as `strata cutover status` shows it.

@@ -6,10 +6,11 @@
 //! The tenants of a reshape are claimed through the control plane
 //! ([`claim`]) so that several strata processes share one cutover.
 //!
-//! Implemented: the file format, the printed plan, and the `reshape` executor
-//! (expand/contract inside tenant databases). Of a `move`, only the
-//! preflight runs ([`relocate`]); the Orbis identity consolidation has its
-//! matching core ([`identity`]) but no step yet.
+//! Implemented: the file format, the printed plan, the `reshape` executor
+//! (expand/contract inside tenant databases, [`reshape`]) and the `move`
+//! executor (logical replication between two databases, [`relocate`]); the
+//! Orbis identity consolidation has its matching core ([`identity`]) but no
+//! step yet.
 
 pub mod claim;
 pub mod commands;

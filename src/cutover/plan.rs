@@ -41,7 +41,7 @@ pub struct CutoverFile {
     pub source: Option<String>,
     /// `move`: the database the data arrives in.
     pub target: Option<String>,
-    /// `move`: the schema on the target that the subscription fills before the flip.
+    /// `move`: the schema on the target holding the mapping's trigger functions.
     pub staging_schema: Option<String>,
     /// `reshape`: the tenants (slugs of tenants.toml; default: all).
     #[serde(default)]
@@ -373,7 +373,7 @@ fn resolve_table(t: &TableMapping, kind: Kind, err: &dyn Fn(&str, String) -> Err
         if c.replaces.as_deref() == Some(key.as_str()) {
             return Err(err(
                 &key,
-                format!("table {}: the key column {key} cannot be replaced by a reshape", t.name),
+                format!("table {}: the key column {key} cannot be replaced (it keeps its name)", t.name),
             ));
         }
     }

@@ -32,7 +32,7 @@ pub struct TenantDb<'a> {
     pub cutover: &'a Cutover,
 }
 
-fn short(name: &str) -> String {
+pub(crate) fn short(name: &str) -> String {
     let mut s: String = name.replace('-', "_");
     s.truncate(63);
     s

@@ -101,7 +101,7 @@ fn column_summary(c: &Cutover) -> String {
         .join("; ")
 }
 
-fn flips(c: &Cutover, steps: &mut Vec<Step>) {
+fn reader_flips(c: &Cutover, gate: &str, steps: &mut Vec<Step>) {
     let soak = format_duration(c.settings.soak);
     for w in &c.file.flip.workers {
         steps.push(step(
@@ -109,20 +109,28 @@ fn flips(c: &Cutover, steps: &mut Vec<Step>) {
             Phase::FlipReaders,
             Action::FlipReader { worker: w.clone() },
             format!("set the route of worker {w} to read the new shape (strata.worker_routes), then soak {soak}"),
-            format!("after the soak, verification still within {} rows", c.file.gates.max_row_difference),
+            gate,
             format!("route {w} back to the old shape"),
         ));
     }
-    let writers = if c.file.flip.workers.is_empty() {
+}
+
+fn writers(c: &Cutover) -> String {
+    if c.file.flip.workers.is_empty() {
         "the writers (no workers listed)".to_string()
     } else {
         c.file.flip.workers.join(", ")
-    };
+    }
+}
+
+fn flips(c: &Cutover, steps: &mut Vec<Step>) {
+    let gate = format!("after the soak, verification still within {} rows", c.file.gates.max_row_difference);
+    reader_flips(c, &gate, steps);
     steps.push(step(
         "flip-writers",
         Phase::FlipWriters,
         Action::FlipWriters,
-        format!("route the writes of {writers} to the new shape; the retention window starts"),
+        format!("route the writes of {} to the new shape; the retention window starts", writers(c)),
         "every reader flipped and soaked",
         "route writes back to the old shape (dual-write keeps the old side current)",
     ));
@@ -214,13 +222,15 @@ fn reshape_steps(c: &Cutover) -> Vec<Step> {
 fn move_steps(c: &Cutover) -> Vec<Step> {
     let staging = c.file.staging_schema.clone().unwrap_or_else(|| "strata_staging".into());
     let lag = format_duration(c.settings.max_replication_lag);
+    let rows = c.file.gates.max_row_difference;
     let mut steps = vec![
         step(
             "preflight",
             Phase::Preflight,
             Action::Preflight,
-            "connect to source and target; wal_level = logical on the source; every table has a primary key or replica identity; \
-             lint the target schema"
+            "connect to source and target; wal_level = logical, a free replication slot and a REPLICATION role on the source; \
+             every source table has a primary key or replica identity; every target table exists, is empty, has a unique key of \
+             the same name and the new columns"
                 .into(),
             "all checks pass",
             "nothing to undo",
@@ -230,48 +240,70 @@ fn move_steps(c: &Cutover) -> Vec<Step> {
             Phase::Expand,
             Action::Expand,
             format!(
-                "create schema {staging} on the target with the source tables' shape; the target tables get the new columns: {}",
+                "on the target: tables keeping their name get the source's old-named columns they lack and a replica trigger \
+                 computing the new columns; renamed tables get a staging table of the source's name whose replica trigger \
+                 upserts into them; trigger functions in {staging}: {}",
                 column_summary(c)
             ),
             "DDL committed",
-            format!("drop schema {staging}"),
+            format!("drop the added columns, staging tables, triggers and functions (and {staging} if strata created it)"),
         ),
         step(
             "dual-write",
             Phase::DualWrite,
             Action::DualWrite,
-            format!(
-                "publication on the source, a logical slot (pg_create_logical_replication_slot), a subscription into {staging} \
-                 (create_slot = false); the column mapping applied from {staging} to the target tables"
-            ),
-            format!("subscription streaming, lag under {lag}"),
-            "drop the subscription, the slot and the publication",
+            "publication on the source (column lists: dropped columns never leave the source), a logical slot \
+             (pg_create_logical_replication_slot), a subscription on the target (create_slot = false, copy_data = true)"
+                .into(),
+            "publication, slot and subscription exist",
+            "drop the subscription, the slot and the publication; empty the target tables",
         ),
         step(
             "backfill",
             Phase::DualWrite,
             Action::Backfill,
-            "wait for the subscription's initial copy; apply the mapping to every copied row in keyset batches".into(),
-            "every table synchronised (pg_subscription_rel state r)",
-            "nothing to undo",
+            "wait for the subscription's initial copy (pg_subscription_rel), reporting progress".into(),
+            "every table synchronised (state r), no sync or apply error",
+            "nothing to undo (the rows go with dual-write's rollback)",
         ),
         step(
             "verify",
             Phase::DualWrite,
             Action::Verify,
-            "row counts and chunked checksums of source vs target; replication lag".into(),
-            format!("at most {} differing rows, lag under {lag}", c.file.gates.max_row_difference),
+            format!(
+                "replication lag (time until the target confirms a WAL probe); row counts and chunked checksums of the mapped \
+                 source rows vs the target ({} rows a chunk), differing rows compared again once replication caught up",
+                c.settings.batch_size
+            ),
+            format!("lag under {lag}, at most {rows} differing rows"),
             "nothing to undo",
         ),
     ];
-    flips(c, &mut steps);
+    reader_flips(
+        c,
+        &format!("after the soak, lag under {lag} and at most {rows} differing rows"),
+        &mut steps,
+    );
+    steps.push(step(
+        "flip-writers",
+        Phase::FlipWriters,
+        Action::FlipWriters,
+        format!(
+            "set the target's key sequences past the source's; route the writes of {} to the target; wait until the target \
+             has applied everything the slot holds; drop the subscription, the slot and the publication; the retention window \
+             starts",
+            writers(c)
+        ),
+        "every reader flipped and passed its gate; the source's slot drained",
+        "none: rollback is refused from here (rows written on the target would be lost)",
+    ));
     steps.push(step(
         "contract",
         Phase::Contract,
         Action::Contract,
         format!(
-            "synchronise sequences, drop the subscription, slot and publication, drop {staging}; the source tables are left for \
-             the operator to drop"
+            "drop the old-named columns, staging tables, replica triggers and functions on the target (and {staging} if strata \
+             created it); the source tables are left for the operator to drop"
         ),
         format!(
             "every earlier step done and its gate passed; {} since the writers flipped",
@@ -286,6 +318,33 @@ fn move_steps(c: &Cutover) -> Vec<Step> {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn move_plan_runs_the_same_ids_and_refuses_rollback_after_the_writers() {
+        let c = super::super::plan::parse(
+            Path::new("nova-move.toml"),
+            "kind = \"move\"\nsource = \"env:S\"\ntarget = \"env:T\"\nretention = \"1d\"\n[flip]\nworkers = [\"inbox\"]\n\
+             [[table]]\nname = \"knowledge\"\ntarget = \"knowledge_items\"\n",
+        )
+        .unwrap();
+        let all = steps(&c);
+        let ids: Vec<&str> = all.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "preflight",
+                "expand",
+                "dual-write",
+                "backfill",
+                "verify",
+                "flip-reader:inbox",
+                "flip-writers",
+                "contract"
+            ]
+        );
+        assert!(all[6].rollback.contains("refused"), "{}", all[6].rollback);
+        assert!(all[2].does.contains("create_slot = false"), "{}", all[2].does);
+    }
 
     #[test]
     fn reshape_plan_has_every_phase_in_order() {
