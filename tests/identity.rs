@@ -398,6 +398,14 @@ fn generated_nova_leon_consolidates() {
     );
 
     let target = orbis("identity_gen_target");
+    // Contacts Orbis already has: user 10's phone, user 7's Slack id, one
+    // contact named as some users are, two named as others are.
+    sql(
+        &target,
+        "INSERT INTO contacts (display_name, phone, slack_id) VALUES \
+         ('Staff', '+41790000010', NULL), ('Ops', NULL, 'U00000007'), \
+         ('Mia Meier', NULL, NULL), ('Marco Graf', NULL, NULL), ('marco graf', NULL, NULL)",
+    );
     initial_copy(&source, &target);
     let report = run(&source, &target, &spec()).unwrap();
     println!("{report}");
@@ -405,7 +413,19 @@ fn generated_nova_leon_consolidates() {
     // Every user is linked or reported unidentifiable; every message is kept,
     // with a contact or with its sender_name as nova-leon had it.
     assert_eq!(report.linked() + report.unidentifiable.len(), 300);
-    assert_eq!(report.unidentifiable.len(), 6, "every 50th user has only a LID");
+    assert_eq!(report.unidentifiable, ["25", "75", "125", "175", "225", "275"], "in users.id order");
+    // The 29 second rows of a phone (19 reaches Staff through user 10's phone), user 10; user 7's Slack id.
+    assert_eq!((report.by_method.phone, report.by_method.slack), (30, 1));
+    let mia = value(&target, "SELECT id FROM contacts WHERE display_name = 'Mia Meier'");
+    let by_name = sql(&target, "SELECT contact_id::text FROM strata.identity_links WHERE method = 'name'");
+    assert!(!by_name.is_empty() && by_name.len() == report.by_method.name);
+    assert!(by_name.iter().all(|r| r[0].as_deref() == Some(mia.as_str())), "only Mia Meier is unambiguous");
+    assert!(!report.ambiguous_names.is_empty());
+    assert!(
+        report.ambiguous_names.iter().all(|a| a.name == "Marco Graf" && a.candidates.len() == 2),
+        "{:?}",
+        report.ambiguous_names
+    );
     assert_eq!(value(&target, "SELECT count(*) FROM messages"), "3000");
     assert_eq!(report.messages.resolved() + report.messages.unresolved, 3000);
     assert_eq!(

@@ -693,7 +693,8 @@ pub async fn run(source: &tokio_postgres::Client, target: &tokio_postgres::Clien
     check_columns(source, "source", &users_table, &[&u.id, &u.name, &u.phone, &u.slack_id]).await?;
     check_sees_all_rows(source, "source", &[&users_table]).await?;
     let query = format!(
-        "SELECT {id}::text, {name}::text, {phone}::text, {slack}::text FROM {table} ORDER BY {id}",
+        // `t.` in ORDER BY: the bare name would sort by the text output column.
+        "SELECT t.{id}::text, t.{name}::text, t.{phone}::text, t.{slack}::text FROM {table} AS t ORDER BY t.{id}",
         id = q(&u.id),
         name = q(&u.name),
         phone = q(&u.phone),
@@ -793,7 +794,8 @@ async fn link_on_target(tx: &tokio_postgres::Client, spec: &IdentitySpec, t: &Ta
         .collect();
 
     let query = format!(
-        "SELECT {id}::text, {name}::text, {phone}::text, {slack}::text FROM {table} ORDER BY {id}",
+        // `t.` in ORDER BY: the bare name would sort by the text output column.
+        "SELECT t.{id}::text, t.{name}::text, t.{phone}::text, t.{slack}::text FROM {table} AS t ORDER BY t.{id}",
         id = q(&c.id),
         name = q(&c.name),
         phone = q(&c.phone),
