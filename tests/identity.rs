@@ -45,7 +45,10 @@ fn orbis(name: &str) -> String {
     for f in files {
         sql(&conn, &std::fs::read_to_string(&f).unwrap());
     }
-    sql(&conn, "ALTER TABLE messages ADD COLUMN user_id bigint, ADD COLUMN sender_phone text");
+    sql(
+        &conn,
+        "ALTER TABLE messages ADD COLUMN user_id bigint, ADD COLUMN sender_phone text",
+    );
     conn
 }
 
@@ -70,9 +73,18 @@ fn dump(conn: &str, query: &str) -> Vec<Vec<Option<String>>> {
 
 fn target_state(conn: &str) -> Vec<Vec<Vec<Option<String>>>> {
     vec![
-        dump(conn, "SELECT id, phone, slack_id, display_name, updated_at FROM contacts ORDER BY id"),
-        dump(conn, "SELECT id, contact_id, sender_name, user_id, sender_phone FROM messages ORDER BY id"),
-        dump(conn, "SELECT legacy_user_id, contact_id, method, linked_at FROM strata.identity_links ORDER BY 1"),
+        dump(
+            conn,
+            "SELECT id, phone, slack_id, display_name, updated_at FROM contacts ORDER BY id",
+        ),
+        dump(
+            conn,
+            "SELECT id, contact_id, sender_name, user_id, sender_phone FROM messages ORDER BY id",
+        ),
+        dump(
+            conn,
+            "SELECT legacy_user_id, contact_id, method, linked_at FROM strata.identity_links ORDER BY 1",
+        ),
     ]
 }
 
@@ -161,8 +173,14 @@ fn links_users_resolves_senders_and_reruns_change_nothing() {
     }
     assert_eq!(contact("10"), "00000000-0000-0000-0000-0000000000f1");
     assert_eq!(method("10"), "phone");
-    assert_eq!((contact("4").as_str(), method("4").as_str()), ("00000000-0000-0000-0000-00000000003a", "slack"));
-    assert_eq!((contact("5").as_str(), method("5").as_str()), ("00000000-0000-0000-0000-000000000005", "name"));
+    assert_eq!(
+        (contact("4").as_str(), method("4").as_str()),
+        ("00000000-0000-0000-0000-00000000003a", "slack")
+    );
+    assert_eq!(
+        (contact("5").as_str(), method("5").as_str()),
+        ("00000000-0000-0000-0000-000000000005", "name")
+    );
     // An ambiguous name links to neither candidate: a new contact.
     assert_eq!(method("6"), "new-contact");
     assert!(!contact("6").starts_with("00000000-0000-0000-0000-0000000000a"), "{}", contact("6"));
@@ -192,17 +210,22 @@ fn links_users_resolves_senders_and_reruns_change_nothing() {
     assert_eq!(value(&target, "SELECT count(*) FROM contacts"), "10");
 
     // Message senders.
-    let senders: BTreeMap<String, (Option<String>, String)> = sql(&target, "SELECT right(id::text, 2), contact_id, sender_name FROM messages")
-        .into_iter()
-        .map(|r| (r[0].clone().unwrap(), (r[1].clone(), r[2].clone().unwrap())))
-        .collect();
+    let senders: BTreeMap<String, (Option<String>, String)> =
+        sql(&target, "SELECT right(id::text, 2), contact_id, sender_name FROM messages")
+            .into_iter()
+            .map(|r| (r[0].clone().unwrap(), (r[1].clone(), r[2].clone().unwrap())))
+            .collect();
     assert_eq!(senders["01"].0.as_deref(), Some(leon));
     assert_eq!(senders["02"].0, Some(contact("7")));
     assert_eq!(senders["03"].0, Some(contact("6")));
     assert_eq!(senders["04"].0.as_deref(), Some("00000000-0000-0000-0000-0000000000ee"));
     assert_eq!(senders["05"].0.as_deref(), Some("00000000-0000-0000-0000-0000000000f1"));
     for (m, name) in [("06", "Stranger"), ("07", "~ Someone"), ("08", "Ghost"), ("09", "Shared phone")] {
-        assert_eq!(senders[m], (None, name.to_string()), "message {m} keeps contact_id NULL and its sender_name");
+        assert_eq!(
+            senders[m],
+            (None, name.to_string()),
+            "message {m} keeps contact_id NULL and its sender_name"
+        );
     }
     assert_eq!(
         senders["10"].0.as_deref(),
@@ -261,7 +284,10 @@ fn links_users_resolves_senders_and_reruns_change_nothing() {
 
     // Before the writers flip: a user and a message written to nova-leon
     // meanwhile (as replication would carry it) are linked and resolved.
-    sql(&source, "INSERT INTO users (id, name, phone) VALUES (12, 'Gaku T.', '+81 (90) 1234-5678')");
+    sql(
+        &source,
+        "INSERT INTO users (id, name, phone) VALUES (12, 'Gaku T.', '+81 (90) 1234-5678')",
+    );
     sql(
         &target,
         &format!(
@@ -390,10 +416,20 @@ fn generated_nova_leon_consolidates() {
     // The mix the generator promises.
     assert_eq!(value(&source, "SELECT count(*) FROM users WHERE phone LIKE '+41 79 %'"), "90");
     assert_eq!(value(&source, "SELECT count(*) FROM users WHERE phone LIKE '0041%'"), "24");
-    assert_eq!(value(&source, "SELECT count(*) FROM users WHERE phone IS NULL AND slack_id IS NOT NULL"), "30");
-    assert_ne!(value(&source, "SELECT count(*) - count(DISTINCT name) FROM users"), "0", "users share names");
     assert_eq!(
-        value(&source, "SELECT count(*) FROM messages WHERE user_id IS NULL AND sender_phone IS NULL AND lid_jid LIKE '%@lid'"),
+        value(&source, "SELECT count(*) FROM users WHERE phone IS NULL AND slack_id IS NOT NULL"),
+        "30"
+    );
+    assert_ne!(
+        value(&source, "SELECT count(*) - count(DISTINCT name) FROM users"),
+        "0",
+        "users share names"
+    );
+    assert_eq!(
+        value(
+            &source,
+            "SELECT count(*) FROM messages WHERE user_id IS NULL AND sender_phone IS NULL AND lid_jid LIKE '%@lid'"
+        ),
         "300"
     );
 
@@ -419,10 +455,16 @@ fn generated_nova_leon_consolidates() {
     let mia = value(&target, "SELECT id FROM contacts WHERE display_name = 'Mia Meier'");
     let by_name = sql(&target, "SELECT contact_id::text FROM strata.identity_links WHERE method = 'name'");
     assert!(!by_name.is_empty() && by_name.len() == report.by_method.name);
-    assert!(by_name.iter().all(|r| r[0].as_deref() == Some(mia.as_str())), "only Mia Meier is unambiguous");
+    assert!(
+        by_name.iter().all(|r| r[0].as_deref() == Some(mia.as_str())),
+        "only Mia Meier is unambiguous"
+    );
     assert!(!report.ambiguous_names.is_empty());
     assert!(
-        report.ambiguous_names.iter().all(|a| a.name == "Marco Graf" && a.candidates.len() == 2),
+        report
+            .ambiguous_names
+            .iter()
+            .all(|a| a.name == "Marco Graf" && a.candidates.len() == 2),
         "{:?}",
         report.ambiguous_names
     );
@@ -443,10 +485,13 @@ fn generated_nova_leon_consolidates() {
     }
     // Messages from phones of nobody and LID-only senders stay unresolved;
     // messages of linked users carry their user's contact.
-    let lid_ids: BTreeSet<String> = sql(&source, "SELECT id::text FROM messages WHERE user_id IS NULL AND sender_phone IS NULL")
-        .into_iter()
-        .map(|r| r[0].clone().unwrap())
-        .collect();
+    let lid_ids: BTreeSet<String> = sql(
+        &source,
+        "SELECT id::text FROM messages WHERE user_id IS NULL AND sender_phone IS NULL",
+    )
+    .into_iter()
+    .map(|r| r[0].clone().unwrap())
+    .collect();
     let unresolved: BTreeSet<String> = sql(&target, "SELECT id::text FROM messages WHERE contact_id IS NULL")
         .into_iter()
         .map(|r| r[0].clone().unwrap())
@@ -479,4 +524,21 @@ fn generated_nova_leon_consolidates() {
     let again = run(&source, &target, &spec()).unwrap();
     assert_eq!((again.linked(), again.contacts_created, again.messages.resolved()), (0, 0, 0));
     assert_eq!(target_state(&target), before);
+}
+
+/// The example move plan: its `[identity]` section is an `IdentitySpec` (the
+/// defaults plus sender_phone, as its comment says), the rest is a valid
+/// cutover file for today's plan.rs; the reshape example is valid as it is.
+#[test]
+fn example_cutover_files_parse() {
+    let path = repo().join("examples/cutovers/nova-leon-to-dreamlink.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut doc: toml::Table = toml::from_str(&text).unwrap();
+    let identity: IdentitySpec = doc.remove("identity").expect("an [identity] section").try_into().unwrap();
+    assert_eq!(identity, spec());
+    let plan = strata::cutover::plan::parse(&path, &toml::to_string(&doc).unwrap()).unwrap();
+    let messages = plan.tables.iter().find(|t| t.name == "messages").unwrap();
+    assert_eq!(messages.drop, ["lid_jid"]);
+    let reshape = strata::cutover::plan::load(&repo().join("examples/cutovers/reshape-message-body.toml")).unwrap();
+    assert_eq!(reshape.tables[0].changes[0].replaces.as_deref(), Some("body"));
 }

@@ -570,7 +570,10 @@ async fn check_columns(client: &tokio_postgres::Client, side: &str, table: &(Str
         .await
         .map_err(sql_err(side, format!("reading the columns of {}.{}", table.0, table.1)))?;
     if rows.is_empty() {
-        return Err(Error::Refused(format!("identity: {side} table {}.{} does not exist", table.0, table.1)));
+        return Err(Error::Refused(format!(
+            "identity: {side} table {}.{} does not exist",
+            table.0, table.1
+        )));
     }
     let present: BTreeSet<String> = rows.iter().map(|r| r.get(0)).collect();
     let missing: Vec<&str> = columns.iter().copied().filter(|c| !present.contains(*c)).collect();
@@ -591,10 +594,7 @@ async fn check_columns(client: &tokio_postgres::Client, side: &str, table: &(Str
 /// then see a subset of contacts and create duplicates. Refused.
 async fn check_sees_all_rows(client: &tokio_postgres::Client, side: &str, tables: &[&(String, String)]) -> Result<()> {
     let bypass: bool = client
-        .query_one(
-            "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user",
-            &[],
-        )
+        .query_one("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user", &[])
         .await
         .map_err(sql_err(side, "reading the current role"))?
         .get(0);
@@ -657,7 +657,12 @@ pub async fn run(source: &tokio_postgres::Client, target: &tokio_postgres::Clien
     })?;
     let u = &spec.users;
     let users_table = table_name("users.table", &u.table)?;
-    for (key, v) in [("users.id", &u.id), ("users.name", &u.name), ("users.phone", &u.phone), ("users.slack_id", &u.slack_id)] {
+    for (key, v) in [
+        ("users.id", &u.id),
+        ("users.name", &u.name),
+        ("users.phone", &u.phone),
+        ("users.slack_id", &u.slack_id),
+    ] {
         check_ident(key, v)?;
     }
     let c = &spec.contacts;
@@ -748,7 +753,12 @@ struct TargetSpec<'a> {
     message_columns: &'a [&'a str],
 }
 
-async fn link_on_target(tx: &tokio_postgres::Client, spec: &IdentitySpec, t: &TargetSpec<'_>, users: Vec<LegacyUser>) -> Result<LinkReport> {
+async fn link_on_target(
+    tx: &tokio_postgres::Client,
+    spec: &IdentitySpec,
+    t: &TargetSpec<'_>,
+    users: Vec<LegacyUser>,
+) -> Result<LinkReport> {
     let (country, contacts_table, identities_table, messages_table) = (t.country.to_string(), t.contacts, t.identities, t.messages);
     let c = &spec.contacts;
     let m = &spec.messages;
@@ -777,7 +787,9 @@ async fn link_on_target(tx: &tokio_postgres::Client, spec: &IdentitySpec, t: &Ta
         contacts = quoted(&contacts_table),
         id = q(&c.id)
     );
-    tx.batch_execute(&ddl).await.map_err(sql_err("target", format!("creating {LINK_TABLE}")))?;
+    tx.batch_execute(&ddl)
+        .await
+        .map_err(sql_err("target", format!("creating {LINK_TABLE}")))?;
 
     let mut links: HashMap<String, (Option<String>, String)> = HashMap::new();
     for r in tx
@@ -895,9 +907,10 @@ async fn link_on_target(tx: &tokio_postgres::Client, spec: &IdentitySpec, t: &Ta
             phone = q(&c.phone),
             slack = q(&c.slack_id)
         );
-        tx.execute(&insert, &[&new_ids, &names, &phones, &slacks])
-            .await
-            .map_err(sql_err("target", format!("creating contacts in {}.{}", contacts_table.0, contacts_table.1)))?;
+        tx.execute(&insert, &[&new_ids, &names, &phones, &slacks]).await.map_err(sql_err(
+            "target",
+            format!("creating contacts in {}.{}", contacts_table.0, contacts_table.1),
+        ))?;
         for (id, n) in new_ids.iter().zip(&result.new_contacts) {
             handles.add(id, n.phone.as_deref(), n.slack_id.as_deref(), &country);
         }
@@ -1029,7 +1042,10 @@ async fn resolve_messages(
         let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values.iter().map(|v| *v as _).collect();
         let n: i64 = tx
             .query_one(
-                &format!("SELECT count(*) FROM {table_q} AS m WHERE m.{contact} IS NULL AND ({})", test.join(" OR ")),
+                &format!(
+                    "SELECT count(*) FROM {table_q} AS m WHERE m.{contact} IS NULL AND ({})",
+                    test.join(" OR ")
+                ),
                 &params,
             )
             .await
@@ -1165,7 +1181,9 @@ mod tests {
         assert_eq!(spec.contacts.name, "display_name");
         assert_eq!(spec.messages.user_id, "user_id");
         assert_eq!(spec.messages.sender_phone, "sender_phone");
-        let e = toml::from_str::<IdentitySpec>("[users]\nlid = \"lid_jid\"\n").unwrap_err().to_string();
+        let e = toml::from_str::<IdentitySpec>("[users]\nlid = \"lid_jid\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field `lid`"), "{e}");
     }
 
@@ -1197,11 +1215,16 @@ mod tests {
         };
         let text = report.to_string();
         assert!(
-            text.starts_with("identity: 5 legacy users, 1 already linked, 4 linked now: 1 by phone, 1 by Slack id, 0 by name, 2 as new contacts"),
+            text.starts_with(
+                "identity: 5 legacy users, 1 already linked, 4 linked now: 1 by phone, 1 by Slack id, 0 by name, 2 as new contacts"
+            ),
             "{text}"
         );
         assert!(text.contains("user 4 \"Alex Smith\" matches contacts c4, c5"), "{text}");
-        assert!(text.contains("messages: 9 resolved now (7 by user, 2 by phone, 0 by Slack id), 3 keep contact_id NULL"), "{text}");
+        assert!(
+            text.contains("messages: 9 resolved now (7 by user, 2 by phone, 0 by Slack id), 3 keep contact_id NULL"),
+            "{text}"
+        );
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["by_method"]["new-contact"], 2);
         assert_eq!(json["ambiguous_names"][0]["candidates"][1], "c5");

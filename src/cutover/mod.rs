@@ -6,8 +6,8 @@
 //!
 //! Implemented: the file format, the printed plan, and the `reshape` executor
 //! (expand/contract inside tenant databases). Of a `move`, only the
-//! preflight runs ([`relocate`]); the Orbis identity consolidation has its
-//! matching core ([`identity`]) but no step yet.
+//! preflight runs ([`relocate`]); the Orbis identity consolidation
+//! ([`identity`]) runs on real databases but is not a step of the executor yet.
 
 pub mod commands;
 pub mod executor;
