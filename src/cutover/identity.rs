@@ -763,12 +763,12 @@ async fn link_on_target(
     let c = &spec.contacts;
     let m = &spec.messages;
     let message_columns = t.message_columns;
-    check_columns(tx, "target", &contacts_table, &[&c.id, &c.name, &c.phone, &c.slack_id]).await?;
+    check_columns(tx, "target", contacts_table, &[&c.id, &c.name, &c.phone, &c.slack_id]).await?;
     if let Some(t) = &identities_table {
         check_columns(tx, "target", t, &["contact_id", "channel", "identifier"]).await?;
     }
     if let Some(t) = &messages_table {
-        check_columns(tx, "target", t, &message_columns).await?;
+        check_columns(tx, "target", t, message_columns).await?;
     }
     let mut guarded = vec![contacts_table];
     guarded.extend(identities_table);
@@ -784,7 +784,7 @@ async fn link_on_target(
          );
          COMMENT ON TABLE {LINK_TABLE} IS 'strata identity consolidation: which contact each legacy users row was linked to, and how.';
          LOCK TABLE {LINK_TABLE} IN SHARE ROW EXCLUSIVE MODE;",
-        contacts = quoted(&contacts_table),
+        contacts = quoted(contacts_table),
         id = q(&c.id)
     );
     tx.batch_execute(&ddl)
@@ -812,7 +812,7 @@ async fn link_on_target(
         name = q(&c.name),
         phone = q(&c.phone),
         slack = q(&c.slack_id),
-        table = quoted(&contacts_table)
+        table = quoted(contacts_table)
     );
     let mut contacts: Vec<Contact> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
@@ -901,7 +901,7 @@ async fn link_on_target(
         let insert = format!(
             "INSERT INTO {table} ({id}, {name}, {phone}, {slack}) \
              SELECT n.id::uuid, n.name, n.phone, n.slack FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS n(id, name, phone, slack)",
-            table = quoted(&contacts_table),
+            table = quoted(contacts_table),
             id = q(&c.id),
             name = q(&c.name),
             phone = q(&c.phone),
@@ -951,7 +951,7 @@ async fn link_on_target(
     report.ambiguous_names = result.ambiguous_names;
     report.unidentifiable = result.unidentifiable;
     if let Some(t) = &messages_table {
-        report.messages = resolve_messages(&tx, t, m, &handles, &country).await?;
+        report.messages = resolve_messages(tx, t, m, &handles, &country).await?;
     }
     Ok(report)
 }
