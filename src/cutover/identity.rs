@@ -173,8 +173,11 @@ pub fn calling_code(country: &str) -> Option<String> {
 /// E.164 (`+41791234567`) from what people type: spaces, dashes, dots,
 /// brackets, a `00` international prefix, a national `0` prefix (with the
 /// `default_country` calling code, e.g. `41`), a WhatsApp JID
-/// (`41791234567@s.whatsapp.net`). A LID (`...@lid`), a country code
-/// starting with 0, or anything that is not 8 to 15 digits is `None`.
+/// (`41791234567@s.whatsapp.net`), bare digits with the country code (11
+/// or more). A LID (`...@lid`), bare digits too short to tell national from
+/// international (`791234567`), a country code
+/// starting with 0, or anything that is not 7 to 15 digits (the
+/// `contacts_phone_e164` CHECK of Orbis) is `None`.
 pub fn normalize_phone(raw: &str, default_country: &str) -> Option<String> {
     let raw = raw.trim();
     let raw = match raw.split_once('@') {
@@ -193,10 +196,15 @@ pub fn normalize_phone(raw: &str, default_country: &str) -> Option<String> {
         rest.to_string()
     } else if let Some(rest) = digits.strip_prefix('0') {
         format!("{default_country}{rest}")
-    } else {
+    } else if digits.len() >= 11 {
+        // A JID or a number typed with its country code but no `+`.
         digits
+    } else {
+        // `79 123 45 67`: national without its 0, or international? Guessing
+        // could attribute someone to a stranger.
+        return None;
     };
-    ((8..=15).contains(&international.len()) && !international.starts_with('0')).then(|| format!("+{international}"))
+    ((7..=15).contains(&international.len()) && !international.starts_with('0')).then(|| format!("+{international}"))
 }
 
 /// The key names are compared by: lowercase, whitespace collapsed.
@@ -774,22 +782,33 @@ async fn link_on_target(
     guarded.extend(identities_table);
     guarded.extend(messages_table);
     check_sees_all_rows(tx, "target", &guarded).await?;
-    let ddl = format!(
-        "CREATE SCHEMA IF NOT EXISTS strata;
-         CREATE TABLE IF NOT EXISTS {LINK_TABLE} (
-             legacy_user_id text PRIMARY KEY,
-             contact_id uuid REFERENCES {contacts} ({id}) ON DELETE SET NULL,
-             method text NOT NULL CHECK (method IN ('phone', 'slack', 'name', 'new-contact')),
-             linked_at timestamptz NOT NULL DEFAULT now()
-         );
-         COMMENT ON TABLE {LINK_TABLE} IS 'strata identity consolidation: which contact each legacy users row was linked to, and how.';
-         LOCK TABLE {LINK_TABLE} IN SHARE ROW EXCLUSIVE MODE;",
-        contacts = quoted(contacts_table),
-        id = q(&c.id)
-    );
-    tx.batch_execute(&ddl)
+    // Created once (a run with nothing new then writes nothing, not even DDL);
+    // the lock keeps a concurrent run waiting until this one committed.
+    let missing: bool = tx
+        .query_one(&format!("SELECT to_regclass('{LINK_TABLE}') IS NULL"), &[])
         .await
-        .map_err(sql_err("target", format!("creating {LINK_TABLE}")))?;
+        .map_err(sql_err("target", format!("looking up {LINK_TABLE}")))?
+        .get(0);
+    if missing {
+        let ddl = format!(
+            "CREATE SCHEMA IF NOT EXISTS strata;
+             CREATE TABLE IF NOT EXISTS {LINK_TABLE} (
+                 legacy_user_id text PRIMARY KEY,
+                 contact_id uuid REFERENCES {contacts} ({id}) ON DELETE SET NULL,
+                 method text NOT NULL CHECK (method IN ('phone', 'slack', 'name', 'new-contact')),
+                 linked_at timestamptz NOT NULL DEFAULT now()
+             );
+             COMMENT ON TABLE {LINK_TABLE} IS 'strata identity consolidation: which contact each legacy users row was linked to, and how.';",
+            contacts = quoted(contacts_table),
+            id = q(&c.id)
+        );
+        tx.batch_execute(&ddl)
+            .await
+            .map_err(sql_err("target", format!("creating {LINK_TABLE}")))?;
+    }
+    tx.batch_execute(&format!("LOCK TABLE {LINK_TABLE} IN SHARE ROW EXCLUSIVE MODE"))
+        .await
+        .map_err(sql_err("target", format!("locking {LINK_TABLE}")))?;
 
     let mut links: HashMap<String, (Option<String>, String)> = HashMap::new();
     for r in tx
@@ -1100,6 +1119,8 @@ mod tests {
         assert_eq!(normalize_phone("ask reception", "49"), None);
         assert_eq!(normalize_phone("+12", "49"), None);
         assert_eq!(normalize_phone("+0791234567", "41"), None, "no country code starts with 0");
+        assert_eq!(normalize_phone("41791234567", "41").as_deref(), Some("+41791234567"));
+        assert_eq!(normalize_phone("791234567", "41"), None, "national or international: not guessed");
     }
 
     #[test]
