@@ -542,3 +542,33 @@ fn example_cutover_files_parse() {
     let reshape = strata::cutover::plan::load(&repo().join("examples/cutovers/reshape-message-body.toml")).unwrap();
     assert_eq!(reshape.tables[0].changes[0].replaces.as_deref(), Some("body"));
 }
+
+/// Two runs started together on a fresh target: one waits for the other
+/// (advisory lock), so every user is linked once and no contact is doubled.
+#[test]
+fn concurrent_runs_link_each_user_once() {
+    let source = nova_leon("identity_race_source");
+    let target = orbis("identity_race_target");
+    sql(
+        &source,
+        "INSERT INTO users (id, name, phone, slack_id) \
+         SELECT i, 'User ' || i, '+41 79 100 ' || lpad(i::text, 4, '0'), NULL FROM generate_series(1, 200) AS i",
+    );
+    let (a, b) = rt().block_on(async {
+        let (s1, t1, s2, t2) = (
+            connect(&source).await,
+            connect(&target).await,
+            connect(&source).await,
+            connect(&target).await,
+        );
+        let spec = spec();
+        tokio::join!(identity::run(&s1, &t1, &spec), identity::run(&s2, &t2, &spec))
+    });
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut created = [a.contacts_created, b.contacts_created];
+    created.sort();
+    assert_eq!(created, [0, 200], "one run did the work, the other found it done");
+    assert_eq!(a.already_linked + b.already_linked, 200);
+    assert_eq!(value(&target, "SELECT count(*) FROM contacts"), "200");
+    assert_eq!(value(&target, "SELECT count(*) FROM strata.identity_links"), "200");
+}

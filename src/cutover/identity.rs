@@ -17,6 +17,14 @@
 //!   writers flip) and is idempotent: a user already in the link table is
 //!   never relinked, and a message that has a `contact_id` is never touched.
 //!
+//! Wiring it as a step (for the `move` executor): deserialize the cutover
+//! file's `[identity]` table into [`IdentitySpec`] (every key has a
+//! default), connect to source and target as a superuser or a BYPASSRLS
+//! role, call [`run`] after the initial copy and again before the writers
+//! flip (while the target's messages still carry the legacy `user_id` /
+//! sender columns, i.e. before contract), and record the report: `Display`
+//! for the step's text, `Serialize` for its JSON detail.
+//!
 //! Why the link table decides, not a fresh match: between two runs the
 //! target gains contacts (those this step created, those the application
 //! wrote), so matching everyone again could move a user to another contact.
@@ -517,6 +525,10 @@ impl fmt::Display for LinkReport {
 /// The link table on the target: one row per legacy user ever linked.
 pub const LINK_TABLE: &str = "strata.identity_links";
 
+/// The advisory (transaction) lock serialising runs on one target
+/// ("STRATA" and 3; the migrator's and the control plane's keys differ).
+const RUN_LOCK: i64 = 0x5354_5241_5441_0003;
+
 /// `schema.table` (or `table`: public) as a quoted name, checked.
 fn table_name(key: &str, value: &str) -> Result<(String, String)> {
     let (schema, name) = value.split_once('.').unwrap_or(("public", value));
@@ -653,9 +665,9 @@ impl Handles {
 /// BYPASSRLS (the Orbis tables force row-level security, which even their
 /// owner is subject to); otherwise the step refuses before writing.
 ///
-/// Everything on the target happens in one transaction, which holds a lock
-/// on the link table: a concurrent second run waits and then finds the
-/// first one's links.
+/// Everything on the target happens in one transaction, which holds an
+/// advisory lock: a concurrent second run waits and then finds the first
+/// one's links.
 pub async fn run(source: &tokio_postgres::Client, target: &tokio_postgres::Client, spec: &IdentitySpec) -> Result<LinkReport> {
     let country = calling_code(&spec.default_country).ok_or_else(|| {
         Error::Refused(format!(
@@ -782,8 +794,12 @@ async fn link_on_target(
     guarded.extend(identities_table);
     guarded.extend(messages_table);
     check_sees_all_rows(tx, "target", &guarded).await?;
-    // Created once (a run with nothing new then writes nothing, not even DDL);
-    // the lock keeps a concurrent run waiting until this one committed.
+    // One run at a time per target: a concurrent run waits until this one
+    // committed, then finds its links (and its link table).
+    tx.query_one("SELECT pg_advisory_xact_lock($1)", &[&RUN_LOCK])
+        .await
+        .map_err(sql_err("target", "taking the identity advisory lock"))?;
+    // Created once: a run with nothing new writes nothing, not even DDL.
     let missing: bool = tx
         .query_one(&format!("SELECT to_regclass('{LINK_TABLE}') IS NULL"), &[])
         .await
@@ -806,9 +822,6 @@ async fn link_on_target(
             .await
             .map_err(sql_err("target", format!("creating {LINK_TABLE}")))?;
     }
-    tx.batch_execute(&format!("LOCK TABLE {LINK_TABLE} IN SHARE ROW EXCLUSIVE MODE"))
-        .await
-        .map_err(sql_err("target", format!("locking {LINK_TABLE}")))?;
 
     let mut links: HashMap<String, (Option<String>, String)> = HashMap::new();
     for r in tx
