@@ -7,10 +7,10 @@
 //! ([`claim`]) so that several strata processes share one cutover.
 //!
 //! Implemented: the file format, the printed plan, the `reshape` executor
-//! (expand/contract inside tenant databases, [`reshape`]) and the `move`
-//! executor (logical replication between two databases, [`relocate`]); the
-//! Orbis identity consolidation has its matching core ([`identity`]) but no
-//! step yet.
+//! (expand/contract inside tenant databases, [`reshape`]), the `move`
+//! executor (logical replication between two databases, [`relocate`]) and
+//! the Orbis identity consolidation ([`identity`]), a step of a move whose
+//! file has an `[identity]` section.
 
 pub mod claim;
 pub mod commands;
