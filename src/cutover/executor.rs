@@ -513,6 +513,8 @@ async fn execute(cp: &ControlPlane, db: &mut TenantDb<'_>, c: &Cutover, t: &Tena
             db.dual_write().await
         }
         Action::Backfill => db.backfill().await,
+        // The plan refuses `[identity]` in a reshape, so this step is never planned here.
+        Action::Identity => Err(Error::Refused(format!("cutover {}: the identity step belongs to a `move`", c.name))),
         Action::Verify => verify(db.verify().await?),
         Action::FlipReader { worker } => {
             cp.set_route(&c.name, &t.slug, worker, Some("new"), None).await?;
@@ -545,8 +547,7 @@ async fn soak(cp: &ControlPlane, c: &Cutover, run_id: i64, step: &Step) -> Resul
     Ok(())
 }
 
-/// One step of a move. A new step (e.g. the identity consolidation, after
-/// backfill and before flip-writers) is one more `Action` and one more arm.
+/// One step of a move.
 async fn execute_move(cp: &ControlPlane, dbs: &mut MoveDbs<'_>, run_id: i64, step: &Step, log: &(dyn Fn(&str) + Sync)) -> Result<String> {
     let c = dbs.c;
     match &step.action {
@@ -559,6 +560,7 @@ async fn execute_move(cp: &ControlPlane, dbs: &mut MoveDbs<'_>, run_id: i64, ste
             dbs.dual_write().await
         }
         Action::Backfill => dbs.backfill(log).await,
+        Action::Identity => identity(dbs, log).await,
         Action::Verify => move_gate(dbs, step).await,
         Action::FlipReader { worker } => {
             cp.set_route(&c.name, MOVE_RUN, worker, Some("new"), None).await?;
@@ -573,13 +575,33 @@ async fn execute_move(cp: &ControlPlane, dbs: &mut MoveDbs<'_>, run_id: i64, ste
             }
             let ended = dbs.finish_replication().await?;
             let after = dbs.sync_sequences().await?;
+            // The users and messages replicated since the identity step: linked now that no more arrive.
+            let linked = if c.file.identity.is_some() {
+                format!("; {}", identity(dbs, log).await?)
+            } else {
+                String::new()
+            };
             Ok(format!(
-                "{} workers write the target; {before}; {ended}; after the last replicated rows: {after}; the retention window starts",
+                "{} workers write the target; {before}; {ended}; after the last replicated rows: {after}{linked}; the retention \
+                 window starts",
                 c.file.flip.workers.len()
             ))
         }
         Action::Contract => dbs.contract().await,
     }
+}
+
+/// The identity consolidation of a move: prints the link report, returns its summary line.
+async fn identity(dbs: &MoveDbs<'_>, log: &(dyn Fn(&str) + Sync)) -> Result<String> {
+    let Some(spec) = &dbs.c.file.identity else {
+        return Ok("no [identity] section".into());
+    };
+    let report = super::identity::run(&dbs.src, &dbs.dst, spec).await?;
+    let text = report.to_string();
+    for line in text.lines() {
+        log(&format!("{MOVE_RUN}: {line}"));
+    }
+    Ok(text.lines().next().unwrap_or_default().to_string())
 }
 
 /// The gate of a move: replication lag, then counts and chunked checksums.

@@ -17,13 +17,12 @@
 //!   writers flip) and is idempotent: a user already in the link table is
 //!   never relinked, and a message that has a `contact_id` is never touched.
 //!
-//! Wiring it as a step (for the `move` executor): deserialize the cutover
-//! file's `[identity]` table into [`IdentitySpec`] (every key has a
-//! default), connect to source and target as a superuser or a BYPASSRLS
-//! role, call [`run`] after the initial copy and again before the writers
-//! flip (while the target's messages still carry the legacy `user_id` /
-//! sender columns, i.e. before contract), and record the report: `Display`
-//! for the step's text, `Serialize` for its JSON detail.
+//! The step: a cutover file's `[identity]` table is an [`IdentitySpec`]
+//! (every key has a default); the `move` executor runs [`run`] as the step
+//! `identity` after the initial copy and again inside `flip-writers` once
+//! replication delivered its last rows (while the target's messages still
+//! carry the legacy `user_id` / sender columns, i.e. before contract), with
+//! source and target connected as superusers, and logs the report.
 //!
 //! Why the link table decides, not a fresh match: between two runs the
 //! target gains contacts (those this step created, those the application

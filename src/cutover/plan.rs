@@ -62,6 +62,9 @@ pub struct CutoverFile {
     pub backfill: Backfill,
     #[serde(rename = "table")]
     pub tables: Vec<TableMapping>,
+    /// `move`: the Orbis identity consolidation (legacy users → contacts), run
+    /// after the initial copy and again when the writers flip.
+    pub identity: Option<super::identity::IdentitySpec>,
 }
 
 /// The workers whose routes flip, in order, and the soak after each.
@@ -244,10 +247,11 @@ pub fn parse(path: &Path, text: &str) -> crate::Result<Cutover> {
             }
         }
         Kind::Reshape => {
-            for key in ["source", "target", "staging_schema"] {
+            for key in ["source", "target", "staging_schema", "identity"] {
                 let set = match key {
                     "source" => file.source.is_some(),
                     "target" => file.target.is_some(),
+                    "identity" => file.identity.is_some(),
                     _ => file.staging_schema.is_some(),
                 };
                 if set {

@@ -294,7 +294,13 @@ impl<'a> MoveDbs<'a> {
                 continue;
             }
             if let Some(ty) = types.get(n) {
-                pairs.push((col.name.clone(), ty.to_string(), quote_ident(n)));
+                // A column whose type changes on the way (text → an enum) converts explicitly.
+                let expr = if col.ty == *ty {
+                    quote_ident(n)
+                } else {
+                    format!("{}::{ty}", quote_ident(n))
+                };
+                pairs.push((col.name.clone(), ty.to_string(), expr));
             }
         }
         for ch in &t.changes {
@@ -480,6 +486,8 @@ impl<'a> MoveDbs<'a> {
             let m = self.mapping(t).await?;
             let f = function_name(c, t);
             let assign_row = "FROM (SELECT NEW.*) AS strata_row";
+            // Apply workers run with an empty search_path: the mapping's types and functions resolve in the target's schema.
+            let path = format!("{}, pg_catalog", quote_ident(&t.target_schema));
             if m.same {
                 let present: BTreeSet<String> = columns(&self.dst, &self.target, &m.target_q)
                     .await?
@@ -505,7 +513,7 @@ impl<'a> MoveDbs<'a> {
                         .map(|ch| format!("  SELECT ({}) INTO NEW.{} {assign_row};\n", ch.up, quote_ident(&ch.new)))
                         .collect();
                     sql.push_str(&format!(
-                        "CREATE OR REPLACE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS $strata$\nBEGIN\n{body}  RETURN NEW;\n\
+                        "CREATE OR REPLACE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql SET search_path = {path} AS $strata$\nBEGIN\n{body}  RETURN NEW;\n\
                          END\n$strata$;\nDROP TRIGGER IF EXISTS {trigger} ON {q};\nCREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE \
                          ON {q} FOR EACH ROW EXECUTE FUNCTION {f}();\nALTER TABLE {q} ENABLE REPLICA TRIGGER {trigger};\n",
                         q = m.target_q
@@ -541,7 +549,7 @@ impl<'a> MoveDbs<'a> {
                 };
                 sql.push_str(&format!(
                     "CREATE TABLE IF NOT EXISTS {l} ({}, PRIMARY KEY ({key}));\nCOMMENT ON TABLE {l} IS {mark};\n\
-                     CREATE OR REPLACE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS $strata$\nBEGIN\n  \
+                     CREATE OR REPLACE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql SET search_path = {path} AS $strata$\nBEGIN\n  \
                      IF TG_OP = 'DELETE' THEN\n    DELETE FROM {tq} WHERE {key} = OLD.{key};\n    RETURN NULL;\n  END IF;\n  \
                      IF TG_OP = 'UPDATE' AND OLD.{key} IS DISTINCT FROM NEW.{key} THEN\n    DELETE FROM {tq} WHERE {key} = OLD.{key};\n  \
                      END IF;\n  INSERT INTO {tq} ({}) OVERRIDING SYSTEM VALUE SELECT {} {assign_row}\n    ON CONFLICT ({key}) {conflict};\n  \
@@ -765,9 +773,14 @@ impl<'a> MoveDbs<'a> {
         })
     }
 
-    /// Counts and chunked checksums of every table, source (mapped) against
-    /// target. Rows that differ are compared again after replication caught
-    /// up (they may have been in flight); those still differing are counted.
+    /// Counts and chunked checksums of every table: the published columns on
+    /// the source against where they land on the target (the table itself, or
+    /// the staging table of a renamed one). Rows that differ are compared
+    /// again after replication caught up (they may have been in flight); those
+    /// still differing are counted, with the target rows whose new columns do
+    /// not hold the mapping of their carried columns ([`Self::mismatched`]).
+    /// The mapping is evaluated on the target only, where its types and
+    /// functions exist (the source need not know `container_kind`).
     pub async fn verify(&mut self) -> Result<Verification> {
         let mut v = Verification::default();
         for t in &self.c.tables {
@@ -778,18 +791,16 @@ impl<'a> MoveDbs<'a> {
                 .into_iter()
                 .find(|col| col.name == t.key)
                 .map_or_else(|| "text".to_string(), |col| col.ty);
-            let src_row = format!(
+            // What the subscription carries: the published columns, on the source and where they land on the target.
+            let carried = format!(
                 "row({})::text",
-                m.pairs
+                m.published
                     .iter()
-                    .map(|(_, ty, e)| format!("({e})::{ty}"))
+                    .map(|col| format!("{}::text", quote_ident(&col.name)))
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            let dst_row = format!(
-                "row({})::text",
-                m.pairs.iter().map(|(n, _, _)| quote_ident(n)).collect::<Vec<_>>().join(", ")
-            );
+            let (src_row, dst_row) = (&carried, &carried);
             let n = i64::from(self.c.settings.batch_size);
             let bounds: Vec<String> = self
                 .src
@@ -815,7 +826,7 @@ impl<'a> MoveDbs<'a> {
             };
             let src_chunks = read(
                 self.src
-                    .query(&chunk_sql(&src_row, &t.qualified()), &[&bounds])
+                    .query(&chunk_sql(src_row, &t.qualified()), &[&bounds])
                     .await
                     .map_err(self.on_src(format!("checksumming {}", t.display())))?,
             );
@@ -823,10 +834,11 @@ impl<'a> MoveDbs<'a> {
             self.catch_up_quietly().await?;
             let dst_chunks = read(
                 self.dst
-                    .query(&chunk_sql(&dst_row, &m.target_q), &[&bounds])
+                    .query(&chunk_sql(dst_row, &m.landing_q), &[&bounds])
                     .await
-                    .map_err(self.on_dst(format!("checksumming {}", m.target_q)))?,
+                    .map_err(self.on_dst(format!("checksumming {}", m.landing_q)))?,
             );
+            v.differing_rows += self.mismatched(&m, t).await?;
             let all: BTreeSet<i32> = src_chunks.keys().chain(dst_chunks.keys()).copied().collect();
             let differing: Vec<i32> = all.iter().copied().filter(|k| src_chunks.get(k) != dst_chunks.get(k)).collect();
             v.rows += src_chunks.values().map(|(c, _)| c).sum::<i64>();
@@ -840,7 +852,7 @@ impl<'a> MoveDbs<'a> {
             let in_chunks = format!("width_bucket({key}, $1::text[]::{key_type}[]) = ANY($2)");
             let src_rows: BTreeMap<String, String> = self
                 .src
-                .query(&row_sql(&src_row, &t.qualified(), &in_chunks), &[&bounds, &differing])
+                .query(&row_sql(src_row, &t.qualified(), &in_chunks), &[&bounds, &differing])
                 .await
                 .map_err(self.on_src(format!("comparing rows of {}", t.display())))?
                 .iter()
@@ -849,9 +861,9 @@ impl<'a> MoveDbs<'a> {
             self.catch_up_quietly().await?;
             let dst_rows: BTreeMap<String, String> = self
                 .dst
-                .query(&row_sql(&dst_row, &m.target_q, &in_chunks), &[&bounds, &differing])
+                .query(&row_sql(dst_row, &m.landing_q, &in_chunks), &[&bounds, &differing])
                 .await
-                .map_err(self.on_dst(format!("comparing rows of {}", m.target_q)))?
+                .map_err(self.on_dst(format!("comparing rows of {}", m.landing_q)))?
                 .iter()
                 .map(|r| (r.get(0), r.get(1)))
                 .collect();
@@ -863,7 +875,7 @@ impl<'a> MoveDbs<'a> {
                 }
                 let s: BTreeMap<String, String> = self
                     .src
-                    .query(&row_sql(&src_row, &t.qualified(), &by_key), &[&keys])
+                    .query(&row_sql(src_row, &t.qualified(), &by_key), &[&keys])
                     .await
                     .map_err(self.on_src(format!("comparing rows of {}", t.display())))?
                     .iter()
@@ -872,9 +884,9 @@ impl<'a> MoveDbs<'a> {
                 self.catch_up_quietly().await?;
                 let d: BTreeMap<String, String> = self
                     .dst
-                    .query(&row_sql(&dst_row, &m.target_q, &by_key), &[&keys])
+                    .query(&row_sql(dst_row, &m.landing_q, &by_key), &[&keys])
                     .await
-                    .map_err(self.on_dst(format!("comparing rows of {}", m.target_q)))?
+                    .map_err(self.on_dst(format!("comparing rows of {}", m.landing_q)))?
                     .iter()
                     .map(|r| (r.get(0), r.get(1)))
                     .collect();
@@ -883,6 +895,43 @@ impl<'a> MoveDbs<'a> {
             v.differing_rows += keys.len() as i64;
         }
         Ok(v)
+    }
+
+    /// Target rows whose new columns are not the mapping (`up`, renames, casts)
+    /// of the carried columns they were computed from.
+    async fn mismatched(&self, m: &Mapping, t: &Table) -> Result<i64> {
+        let key = quote_ident(&t.key);
+        let want = format!(
+            "row({})::text",
+            m.pairs
+                .iter()
+                .map(|(_, ty, e)| format!("({e})::{ty}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let got = format!(
+            "row({})::text",
+            m.pairs.iter().map(|(n, _, _)| quote_ident(n)).collect::<Vec<_>>().join(", ")
+        );
+        let sql = if m.same {
+            format!(
+                "SELECT count(*) FROM {q} AS strata_row WHERE {want} IS DISTINCT FROM {got}",
+                q = m.target_q
+            )
+        } else {
+            format!(
+                "SELECT count(*) FROM (SELECT {key} AS strata_key, {want} AS want FROM {l} AS strata_row) s \
+                 FULL JOIN (SELECT {key} AS strata_key, {got} AS got FROM {q}) d USING (strata_key) WHERE s.want IS DISTINCT FROM d.got",
+                l = m.landing_q,
+                q = m.target_q
+            )
+        };
+        let row = self
+            .dst
+            .query_one(&sql, &[])
+            .await
+            .map_err(self.on_dst(format!("checking the mapping of {}", m.target_q)))?;
+        Ok(row.get(0))
     }
 
     /// Waits (up to the lag limit) for the target to apply what the source has now; a slow target shows as differing rows.

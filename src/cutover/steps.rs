@@ -38,8 +38,12 @@ pub enum Action {
     Expand,
     DualWrite,
     Backfill,
+    /// `move` with `[identity]`: legacy users linked to contacts, message senders resolved.
+    Identity,
     Verify,
-    FlipReader { worker: String },
+    FlipReader {
+        worker: String,
+    },
     FlipWriters,
     Contract,
 }
@@ -266,19 +270,35 @@ fn move_steps(c: &Cutover) -> Vec<Step> {
             "every table synchronised (state r), no sync or apply error",
             "nothing to undo (the rows go with dual-write's rollback)",
         ),
-        step(
-            "verify",
-            Phase::DualWrite,
-            Action::Verify,
-            format!(
-                "replication lag (time until the target confirms a WAL probe); row counts and chunked checksums of the mapped \
-                 source rows vs the target ({} rows a chunk), differing rows compared again once replication caught up",
-                c.settings.batch_size
-            ),
-            format!("lag under {lag}, at most {rows} differing rows"),
-            "nothing to undo",
-        ),
     ];
+    if let Some(id) = &c.file.identity {
+        steps.push(step(
+            "identity",
+            Phase::DualWrite,
+            Action::Identity,
+            format!(
+                "link the source's legacy users ({}) to the target's contacts ({}): phone in E.164, then Slack id, then a name of \
+                 exactly one contact, else a new contact; record the links in strata.identity_links; set the contact_id of the \
+                 target's messages whose sender resolves (the rest keep contact_id NULL and sender_name); print the link report; \
+                 runs again when the writers flip",
+                id.users.table, id.contacts.table
+            ),
+            "one transaction committed",
+            "the new contacts and links stay (they are canonical rows); the replicated rows go with dual-write's rollback",
+        ));
+    }
+    steps.extend([step(
+        "verify",
+        Phase::DualWrite,
+        Action::Verify,
+        format!(
+            "replication lag (time until the target confirms a WAL probe); row counts and chunked checksums of the mapped \
+                 source rows vs the target ({} rows a chunk), differing rows compared again once replication caught up",
+            c.settings.batch_size
+        ),
+        format!("lag under {lag}, at most {rows} differing rows"),
+        "nothing to undo",
+    )]);
     reader_flips(
         c,
         &format!("after the soak, lag under {lag} and at most {rows} differing rows"),
@@ -344,6 +364,26 @@ mod tests {
         );
         assert!(all[6].rollback.contains("refused"), "{}", all[6].rollback);
         assert!(all[2].does.contains("create_slot = false"), "{}", all[2].does);
+    }
+
+    #[test]
+    fn identity_runs_after_the_initial_copy_of_a_move_and_is_refused_in_a_reshape() {
+        let c = super::super::plan::parse(
+            Path::new("nova-move.toml"),
+            "kind = \"move\"\nsource = \"env:S\"\ntarget = \"env:T\"\nretention = \"1d\"\n[[table]]\nname = \"messages\"\n\
+             [identity]\ndefault_country = \"DE\"\n",
+        )
+        .unwrap();
+        let ids: Vec<String> = steps(&c).into_iter().map(|s| s.id).collect();
+        assert_eq!(ids[3..6], ["backfill", "identity", "verify"]);
+        assert_eq!(c.file.identity.as_ref().unwrap().default_country, "DE");
+        let e = super::super::plan::parse(
+            Path::new("rename-body.toml"),
+            "kind = \"reshape\"\nretention = \"1d\"\n[[table]]\nname = \"messages\"\nrename = { body = \"text\" }\n[identity]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`identity` is for `move`"), "{e}");
     }
 
     #[test]

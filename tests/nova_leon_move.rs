@@ -1,0 +1,196 @@
+//! The example cutover examples/cutovers/nova-leon-to-dreamlink.toml, run
+//! end to end on real PostgreSQL logical replication: the nova-leon fixture
+//! filled by its generator, an Orbis target (schema/core), and the `move`
+//! with its `[identity]` step, from preflight to contract. Afterwards every
+//! message is on the target, with the contact its legacy user links to or
+//! with contact_id NULL and its sender_name, and no LID reached the target.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{sql, value, Workspace};
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Drops the cutover's subscription, slots and publication, also when the
+/// test failed: a leaked slot would hold WAL for the rest of the run.
+struct Cleanup {
+    source: String,
+    target: String,
+    name: &'static str,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let name = self.name;
+        let res: Result<(), tokio_postgres::Error> = common::rt().block_on(async {
+            let dst = common::connect(&self.target).await;
+            if dst.query_opt("SELECT 1 FROM pg_subscription WHERE subname = $1", &[&name]).await?.is_some() {
+                dst.batch_execute(&format!(
+                    "ALTER SUBSCRIPTION \"{name}\" DISABLE; ALTER SUBSCRIPTION \"{name}\" SET (slot_name = NONE); DROP SUBSCRIPTION \"{name}\""
+                ))
+                .await?;
+            }
+            let src = common::connect(&self.source).await;
+            for _ in 0..100 {
+                src.execute(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                     WHERE (slot_name = $1 OR slot_name LIKE 'pg\\_%\\_sync\\_%') AND NOT active",
+                    &[&name],
+                )
+                .await?;
+                let left: i64 = src
+                    .query_one(
+                        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 OR slot_name LIKE 'pg\\_%\\_sync\\_%'",
+                        &[&name],
+                    )
+                    .await?
+                    .get(0);
+                if left == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            src.batch_execute(&format!("DROP PUBLICATION IF EXISTS \"{name}\"")).await
+        });
+        if let Err(e) = res {
+            eprintln!("cleanup of cutover {name}: {e}");
+        }
+    }
+}
+
+fn psql() -> PathBuf {
+    strata::pg::cluster::find_bindir().unwrap().join("psql")
+}
+
+/// message id → user_id of the source, for the messages whose sender was a known user.
+fn senders(source: &str) -> BTreeMap<String, String> {
+    sql(source, "SELECT id::text, user_id::text FROM messages WHERE user_id IS NOT NULL")
+        .into_iter()
+        .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap()))
+        .collect()
+}
+
+#[test]
+fn the_nova_leon_example_moves_with_its_identity_step() {
+    let source = common::database("nova_leon_source");
+    let target = common::database("nova_leon_target");
+    let cp = common::database("nova_leon_cp");
+    let _cleanup = Cleanup {
+        source: source.clone(),
+        target: target.clone(),
+        name: "strata_nova_leon",
+    };
+    sql(
+        &source,
+        &std::fs::read_to_string(repo().join("examples/cutovers/nova-leon/schema.sql")).unwrap(),
+    );
+    let out = Command::new(psql())
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "users=200", "-v", "messages=2000", "-d"])
+        .arg(&source)
+        .arg("-f")
+        .arg(repo().join("examples/cutovers/nova-leon/generate.sql"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "generate.sql: {}", String::from_utf8_lossy(&out.stderr));
+
+    // The Orbis target: the core layer, and two contacts Orbis already has.
+    sql(
+        &target,
+        "DO $$ BEGIN CREATE ROLE orbis_app NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
+    );
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("schema/core"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .collect();
+    files.sort();
+    for f in files {
+        sql(&target, &std::fs::read_to_string(&f).unwrap());
+    }
+    sql(
+        &target,
+        "INSERT INTO contacts (display_name, phone, slack_id) VALUES ('Staff', '+41790000010', NULL), ('Ops', NULL, 'U00000007')",
+    );
+
+    // The example file as it is, pointed at this cluster, without its waiting times.
+    let example = std::fs::read_to_string(repo().join("examples/cutovers/nova-leon-to-dreamlink.toml")).unwrap();
+    let file = example
+        .replace("env:NOVA_LEON_DATABASE_URL", &source)
+        .replace("env:DREAMLINK_DATABASE_URL", &target)
+        .replace("retention = \"14d\"", &format!("retention = \"0s\"\ncontrol_plane = \"{cp}\""))
+        .replace("soak = \"30m\"", "soak = \"0s\"");
+    assert_ne!(file, example);
+    let ws = Workspace::new(&[]);
+    ws.write("cutovers/nova-leon.toml", &file);
+
+    let run = ws.strata(&["cutover", "run", "nova-leon"]);
+    run.expect(0);
+    let log = run.all();
+    assert!(log.contains("identity: 200 legacy users"), "{log}");
+
+    // Every row arrived, in the new shape, and the window is closed.
+    for (src, dst) in [("chats", "containers"), ("messages", "messages"), ("knowledge", "knowledge_items")] {
+        assert_eq!(
+            value(&source, &format!("SELECT count(*) FROM {src}")),
+            value(&target, &format!("SELECT count(*) FROM {dst}")),
+            "{src} → {dst}"
+        );
+    }
+    assert_eq!(value(&target, "SELECT count(*) FROM pg_subscription"), "0");
+    assert_eq!(value(&source, "SELECT count(*) FROM pg_replication_slots"), "0");
+    assert_eq!(value(&source, "SELECT count(*) FROM pg_publication"), "0");
+    // Contract dropped the legacy columns the window carried.
+    assert_eq!(
+        value(
+            &target,
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'messages' \
+             AND column_name IN ('user_id', 'sender_phone', 'sender', 'text', 'sent_ts', 'from_me', 'chat_id', 'lid_jid')"
+        ),
+        "0"
+    );
+
+    // Each message from a known user carries the contact that user links to.
+    let links: BTreeMap<String, Option<String>> = sql(&target, "SELECT legacy_user_id, contact_id::text FROM strata.identity_links")
+        .into_iter()
+        .map(|r| (r[0].clone().unwrap(), r[1].clone()))
+        .collect();
+    assert!(!links.is_empty());
+    let contact_of: BTreeMap<String, Option<String>> = sql(&target, "SELECT id::text, contact_id::text FROM messages")
+        .into_iter()
+        .map(|r| (r[0].clone().unwrap(), r[1].clone()))
+        .collect();
+    let mut by_user = 0;
+    for (message, user) in senders(&source) {
+        let expected = links.get(&user).cloned().flatten();
+        let got = contact_of.get(&message).cloned().flatten();
+        if expected.is_some() {
+            by_user += 1;
+            assert_eq!(got, expected, "message {message} of user {user}");
+        }
+    }
+    assert!(by_user > 0);
+    // Unresolved senders are kept, never deleted, with their name.
+    assert_eq!(
+        value(
+            &target,
+            "SELECT count(*) FROM messages WHERE contact_id IS NULL AND sender_name IS NULL"
+        ),
+        "0"
+    );
+    assert_ne!(value(&target, "SELECT count(*) FROM messages WHERE contact_id IS NULL"), "0");
+    // No LID reached the target, in any column of the moved or created rows.
+    for table in ["messages", "contacts", "containers", "knowledge_items", "strata.identity_links"] {
+        assert_eq!(
+            value(&target, &format!("SELECT count(*) FROM {table} t WHERE t::text LIKE '%@lid%'")),
+            "0",
+            "{table}"
+        );
+    }
+}
