@@ -236,50 +236,7 @@ target = "knowledge_items"
 impl Drop for Move {
     fn drop(&mut self) {
         // Best effort, also when the test failed: a leaked slot holds WAL.
-        let slot = self.slot();
-        let cleanup = || -> Result<(), String> {
-            common::rt().block_on(async {
-                let dst = common::connect(&self.target).await;
-                let exists = dst
-                    .query_opt("SELECT 1 FROM pg_subscription WHERE subname = $1", &[&slot])
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if exists.is_some() {
-                    dst.batch_execute(&format!(
-                        "ALTER SUBSCRIPTION \"{slot}\" DISABLE; ALTER SUBSCRIPTION \"{slot}\" SET (slot_name = NONE); DROP SUBSCRIPTION \"{slot}\""
-                    ))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                }
-                let src = common::connect(&self.source).await;
-                for _ in 0..100 {
-                    // A slot still held by a walsender that is shutting down is dropped on a later round.
-                    src.execute(
-                        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
-                         WHERE (slot_name = $1 OR slot_name LIKE 'pg\\_%\\_sync\\_%') AND NOT active",
-                        &[&slot],
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                    let left: i64 = src
-                        .query_one(
-                            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 OR slot_name LIKE 'pg\\_%\\_sync\\_%'",
-                            &[&slot],
-                        )
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .get(0);
-                    if left == 0 {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                src.batch_execute(&format!("DROP PUBLICATION IF EXISTS \"{slot}\""))
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-        };
-        if let Err(e) = cleanup() {
+        if let Err(e) = common::drop_replication(&self.source, &self.target, &self.slot()) {
             eprintln!("cleanup of cutover {}: {e}", self.name);
         }
     }

@@ -31,20 +31,7 @@ fn nova_leon(name: &str) -> String {
 /// expand adds): user_id and sender_phone.
 fn orbis(name: &str) -> String {
     let conn = database(name);
-    // Roles are cluster-wide; tests of this binary run in parallel.
-    sql(
-        &conn,
-        "DO $$ BEGIN CREATE ROLE orbis_app NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
-    );
-    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("schema/core"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
-        .collect();
-    files.sort();
-    for f in files {
-        sql(&conn, &std::fs::read_to_string(&f).unwrap());
-    }
+    orbis_core(&conn);
     sql(
         &conn,
         "ALTER TABLE messages ADD COLUMN user_id bigint, ADD COLUMN sender_phone text",

@@ -10,7 +10,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use common::{sql, value, Workspace};
 
@@ -28,39 +27,8 @@ struct Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let name = self.name;
-        let res: Result<(), tokio_postgres::Error> = common::rt().block_on(async {
-            let dst = common::connect(&self.target).await;
-            if dst.query_opt("SELECT 1 FROM pg_subscription WHERE subname = $1", &[&name]).await?.is_some() {
-                dst.batch_execute(&format!(
-                    "ALTER SUBSCRIPTION \"{name}\" DISABLE; ALTER SUBSCRIPTION \"{name}\" SET (slot_name = NONE); DROP SUBSCRIPTION \"{name}\""
-                ))
-                .await?;
-            }
-            let src = common::connect(&self.source).await;
-            for _ in 0..100 {
-                src.execute(
-                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
-                     WHERE (slot_name = $1 OR slot_name LIKE 'pg\\_%\\_sync\\_%') AND NOT active",
-                    &[&name],
-                )
-                .await?;
-                let left: i64 = src
-                    .query_one(
-                        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 OR slot_name LIKE 'pg\\_%\\_sync\\_%'",
-                        &[&name],
-                    )
-                    .await?
-                    .get(0);
-                if left == 0 {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            src.batch_execute(&format!("DROP PUBLICATION IF EXISTS \"{name}\"")).await
-        });
-        if let Err(e) = res {
-            eprintln!("cleanup of cutover {name}: {e}");
+        if let Err(e) = common::drop_replication(&self.source, &self.target, self.name) {
+            eprintln!("cleanup of cutover {}: {e}", self.name);
         }
     }
 }
@@ -101,19 +69,7 @@ fn the_nova_leon_example_moves_with_its_identity_step() {
     assert!(out.status.success(), "generate.sql: {}", String::from_utf8_lossy(&out.stderr));
 
     // The Orbis target: the core layer, and two contacts Orbis already has.
-    sql(
-        &target,
-        "DO $$ BEGIN CREATE ROLE orbis_app NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
-    );
-    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("schema/core"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
-        .collect();
-    files.sort();
-    for f in files {
-        sql(&target, &std::fs::read_to_string(&f).unwrap());
-    }
+    common::orbis_core(&target);
     sql(
         &target,
         "INSERT INTO contacts (display_name, phone, slack_id) VALUES ('Staff', '+41790000010', NULL), ('Ops', NULL, 'U00000007')",

@@ -285,3 +285,63 @@ pub fn migrations_of(layers: &[&str]) -> usize {
         })
         .sum()
 }
+
+/// Creates the `orbis_app` role (cluster-wide, so tolerant of a parallel
+/// test creating it too) and applies the bundled schema/core files in order.
+pub fn orbis_core(conn: &str) {
+    sql(
+        conn,
+        "DO $$ BEGIN CREATE ROLE orbis_app NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
+    );
+    let core = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/core");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(core)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .collect();
+    files.sort();
+    for f in files {
+        sql(conn, &std::fs::read_to_string(&f).unwrap());
+    }
+}
+
+/// Drops the subscription `name` on the target, the slot `name` (and any
+/// table-sync slot) and the publication `name` on the source: the cleanup of
+/// a move test, also when it failed, since a leaked slot holds WAL.
+pub fn drop_replication(source: &str, target: &str, name: &str) -> Result<(), tokio_postgres::Error> {
+    rt().block_on(async {
+        let dst = connect(target).await;
+        if dst
+            .query_opt("SELECT 1 FROM pg_subscription WHERE subname = $1", &[&name])
+            .await?
+            .is_some()
+        {
+            dst.batch_execute(&format!(
+                "ALTER SUBSCRIPTION \"{name}\" DISABLE; ALTER SUBSCRIPTION \"{name}\" SET (slot_name = NONE); DROP SUBSCRIPTION \"{name}\""
+            ))
+            .await?;
+        }
+        let src = connect(source).await;
+        for _ in 0..100 {
+            // A slot still held by a walsender that is shutting down is dropped on a later round.
+            src.execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                 WHERE (slot_name = $1 OR slot_name LIKE 'pg\\_%\\_sync\\_%') AND NOT active",
+                &[&name],
+            )
+            .await?;
+            let left: i64 = src
+                .query_one(
+                    "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 OR slot_name LIKE 'pg\\_%\\_sync\\_%'",
+                    &[&name],
+                )
+                .await?
+                .get(0);
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        src.batch_execute(&format!("DROP PUBLICATION IF EXISTS \"{name}\"")).await
+    })
+}
