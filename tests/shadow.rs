@@ -280,6 +280,31 @@ $$;
 }
 
 #[test]
+fn policies_made_by_dynamic_sql_are_judged_by_the_policy_rules() {
+    // RLS forced and a policy present, so only the policy rules can object:
+    // one policy lets every row through, the other ignores the container.
+    let (run, json) = shadow(
+        "-- Policies made dynamically.
+DO $$
+BEGIN
+  EXECUTE 'CREATE TABLE pins (id uuid PRIMARY KEY, container_id uuid NOT NULL REFERENCES containers (id))';
+  EXECUTE 'CREATE INDEX pins_container_idx ON pins (container_id)';
+  EXECUTE 'ALTER TABLE pins ENABLE ROW LEVEL SECURITY';
+  EXECUTE 'ALTER TABLE pins FORCE ROW LEVEL SECURITY';
+  EXECUTE 'CREATE POLICY pins_open ON pins FOR SELECT USING (true)';
+END
+$$;
+DO $$ BEGIN EXECUTE 'CREATE POLICY pins_any ON pins FOR UPDATE TO orbis_app USING (id IS NOT NULL)'; END $$;
+",
+    );
+    run.expect(1);
+    let f = findings(&json);
+    assert_eq!(lines_of(&f, "policy-always-true"), [2], "{f:#?}");
+    assert!(lines_of(&f, "policy-not-tenant-scoped").contains(&11), "{f:#?}");
+    assert!(of(&f, "rls-missing").is_empty() && of(&f, "policy-missing").is_empty(), "{f:#?}");
+}
+
+#[test]
 fn json_of_a_live_finding_points_at_the_creating_statement() {
     let (run, json) = shadow(DYNAMIC);
     run.expect(1);

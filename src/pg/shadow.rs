@@ -54,10 +54,11 @@
 //!   when that statement is the plain DDL, else the whole statement (a DO
 //!   block, a `SELECT make_tables()`).
 //!
-//! Policy-expression rules (policy-always-true, policy-not-tenant-scoped,
-//! multiple-permissive-policies, policy-initplan) only report policies at a
-//! CREATE/ALTER POLICY statement of the file, so they are left to the static
-//! pass. Suppressions (`-- strata-ignore`) and per-layer severities apply as
+//! The policy-expression rules policy-always-true, policy-not-tenant-scoped
+//! and multiple-permissive-policies are end-of-file rules too: a policy
+//! created by dynamic SQL is reported at the statement that made it appear,
+//! judged on the expression text the server keeps. policy-initplan (a
+//! performance rule about how the expression is written) stays static. Suppressions (`-- strata-ignore`) and per-layer severities apply as
 //! in the static check; the caller drops a finding the static pass already
 //! made on the same line.
 
@@ -95,6 +96,9 @@ pub const LIVE_FILE_RULES: &[&str] = &[
     "view-security-invoker",
     "no-primary-key",
     "fk-missing-index",
+    "policy-always-true",
+    "policy-not-tenant-scoped",
+    "multiple-permissive-policies",
 ];
 
 /// Rules whose `check_statement` runs on DDL synthesized from the live

@@ -280,6 +280,17 @@ pub fn policy_sites(cx: &FileCtx) -> PolicySites {
         let region = ident_region(name).unwrap_or(s.region);
         sites.insert((cx.catalog.resolve(table), ident_name(name)), (region, i));
     }
+    // A policy this file created without a CREATE POLICY statement of its own: only the
+    // live catalog of `check --shadow` knows them (a DO block, a function); the site is
+    // the statement that made it appear.
+    for t in cx.catalog.tables.values() {
+        for p in t.policies.iter().filter(|p| p.origin.file == cx.file.id) {
+            let stmt = p.origin.stmt as usize;
+            if let Some(s) = cx.file.parsed.statements.get(stmt) {
+                sites.entry((t.name.clone(), p.name.clone())).or_insert((s.region, stmt));
+            }
+        }
+    }
     sites
 }
 
