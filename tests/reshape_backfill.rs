@@ -57,18 +57,36 @@ fn batches_compute_the_new_columns_and_writers_still_go_through_the_trigger() {
     let db = database("backfill_batches", 1000);
     let c = cutover("[[table.column]]\nname = \"body_length\"\ntype = \"integer\"\nup = \"length(body)\"\n");
     let (report, batches) = run(&db, &c, "");
-    assert!(report.contains("1001 rows in 16 batches (computed in the batch)"), "{report} {:?}", batches.iter().map(|b| b.rows).collect::<Vec<_>>());
+    assert!(
+        report.contains("1001 rows in 16 batches (computed in the batch)"),
+        "{report} {:?}",
+        batches.iter().map(|b| b.rows).collect::<Vec<_>>()
+    );
     assert_eq!(batches.len(), 16);
-    assert!(batches.iter().all(|b| b.table == "public.messages" && b.attempts == 1 && b.rows <= 64));
+    assert!(batches
+        .iter()
+        .all(|b| b.table == "public.messages" && b.attempts == 1 && b.rows <= 64));
     assert_eq!(batches.iter().map(|b| b.rows).sum::<u64>(), 1001);
-    assert_eq!(value(&db, "SELECT text || ' ' || body_length FROM messages WHERE id = 7"), "message 7 9");
-    assert_eq!(value(&db, "SELECT count(*) FROM messages WHERE text IS NULL AND body_length IS NULL"), "1");
+    assert_eq!(
+        value(&db, "SELECT text || ' ' || body_length FROM messages WHERE id = 7"),
+        "message 7 9"
+    );
+    assert_eq!(
+        value(&db, "SELECT count(*) FROM messages WHERE text IS NULL AND body_length IS NULL"),
+        "1"
+    );
 
     // Outside a batch the trigger handles old and new writers.
     sql(&db, "UPDATE messages SET body = 'changed' WHERE id = 7");
-    assert_eq!(value(&db, "SELECT text || ' ' || body_length FROM messages WHERE id = 7"), "changed 7");
+    assert_eq!(
+        value(&db, "SELECT text || ' ' || body_length FROM messages WHERE id = 7"),
+        "changed 7"
+    );
     sql(&db, "UPDATE messages SET text = 'flipped' WHERE id = 8");
-    assert_eq!(value(&db, "SELECT body || ' ' || body_length FROM messages WHERE id = 8"), "flipped 7");
+    assert_eq!(
+        value(&db, "SELECT body || ' ' || body_length FROM messages WHERE id = 8"),
+        "flipped 7"
+    );
     // So does a write made by another trigger while a batch-like transaction is open.
     sql(
         &db,
@@ -80,7 +98,10 @@ fn batches_compute_the_new_columns_and_writers_still_go_through_the_trigger() {
         &db,
         "BEGIN; SET LOCAL strata.backfill = 'public.messages'; UPDATE messages SET body = body WHERE id = 9; COMMIT;",
     );
-    assert_eq!(value(&db, "SELECT text || ' ' || body_length FROM messages WHERE id = 10"), "nested 6");
+    assert_eq!(
+        value(&db, "SELECT text || ' ' || body_length FROM messages WHERE id = 10"),
+        "nested 6"
+    );
 }
 
 #[test]

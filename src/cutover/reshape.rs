@@ -61,9 +61,8 @@ pub struct BatchStats {
 fn mentions(expr: &str, name: &str) -> bool {
     let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$';
     let (expr, name) = (expr.to_ascii_lowercase(), name.to_ascii_lowercase());
-    expr.match_indices(&name).any(|(i, m)| {
-        !expr[..i].chars().next_back().is_some_and(word) && !expr[i + m.len()..].chars().next().is_some_and(word)
-    })
+    expr.match_indices(&name)
+        .any(|(i, m)| !expr[..i].chars().next_back().is_some_and(word) && !expr[i + m.len()..].chars().next().is_some_and(word))
 }
 
 /// A tenant database under reshape.
