@@ -107,11 +107,13 @@ async fn create_table(client: &Client, name: &str, rows: u64) {
              body text, created_at timestamptz NOT NULL DEFAULT now());\n\
              INSERT INTO {q} (id, tenant_id, body, created_at) SELECT g, g % 97, md5(g::text) || ' message ' || g, \
              now() - g * interval '1 second' FROM generate_series(1, {rows}) g;\n\
-             SELECT setval(pg_get_serial_sequence('{name}', 'id'), {rows});\n\
-             VACUUM ANALYZE {q};\nCHECKPOINT;"
+             SELECT setval(pg_get_serial_sequence('{name}', 'id'), {rows});"
         ),
     )
     .await;
+    // Outside the implicit transaction of a multi-statement query.
+    exec(client, &format!("VACUUM ANALYZE {q}")).await;
+    exec(client, "CHECKPOINT").await;
 }
 
 fn cutover(table: &str, backfill: Option<(u32, &str)>) -> Cutover {
