@@ -5,8 +5,10 @@
 //!    expressions the backfill computes) on an identical copy of the table;
 //! 2. strata's backfill through the library (`preflight`, `expand`,
 //!    `dual_write`, `backfill`, `verify`, `contract`, the calls the executor
-//!    makes), once with the bench settings and once with the cutover file's
-//!    defaults, each on its own copy: rows/s and the ratio to the ceiling;
+//!    makes), with the bench settings, with the cutover file's defaults, and
+//!    with the bench settings but a trigger without its batch condition (as
+//!    an older strata installed it: every batch row goes through the
+//!    trigger), each on its own copy: rows/s and the ratio to the ceiling;
 //! 3. the longest lock: every batch transaction's wall time from `BEGIN` to
 //!    the end of `COMMIT` (which bounds how long its row locks were held),
 //!    and the wall time of the expand, dual-write and contract calls (each
@@ -35,7 +37,7 @@ use std::time::{Duration, Instant};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use strata::cutover::plan::{self, Cutover};
-use strata::cutover::reshape::{BatchStats, TenantDb};
+use strata::cutover::reshape::{self, BatchStats, TenantDb};
 use strata::pg::cluster::TempCluster;
 use strata::pg::{quote_ident, Target};
 use tokio_postgres::Client;
@@ -190,7 +192,18 @@ struct Run {
     report: String,
 }
 
-async fn backfill_run(label: &str, target: &Target, c: &Cutover, rows: u64, writer_interval: Duration, baseline_for: Duration) -> Run {
+/// One backfill on a fresh copy; `old_trigger` reinstalls the dual-write
+/// trigger without its batch condition, as an older strata did, so that
+/// every batch row goes through the trigger (the path before this change).
+async fn backfill_run(
+    label: &str,
+    target: &Target,
+    c: &Cutover,
+    old_trigger: bool,
+    rows: u64,
+    writer_interval: Duration,
+    baseline_for: Duration,
+) -> Run {
     let table = c.tables[0].name.clone();
     let client = strata::pg::connect(target).await.expect("connects");
     create_table(&client, &table, rows).await;
@@ -207,6 +220,19 @@ async fn backfill_run(label: &str, target: &Target, c: &Cutover, rows: u64, writ
     let t = Instant::now();
     db.dual_write().await.expect("dual-write");
     ddl.push(("dual-write", t.elapsed()));
+    if old_trigger {
+        let trigger = quote_ident(&reshape::trigger_name(c));
+        let q = c.tables[0].qualified();
+        let function = reshape::function_name(c, &c.tables[0]);
+        exec(
+            &client,
+            &format!(
+                "DROP TRIGGER {trigger} ON {q};\n\
+                 CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {q} FOR EACH ROW EXECUTE FUNCTION {function}();"
+            ),
+        )
+        .await;
+    }
 
     // The writer alone, with the trigger installed: the baseline of its latency.
     let stop = Arc::new(AtomicBool::new(false));
@@ -301,11 +327,17 @@ fn main() {
             ceiling.as_secs_f64()
         );
 
-        // 2. The backfill, with the bench settings and with the defaults.
+        // 2. The backfill, with the bench settings, with the defaults, and
+        //    with the bench settings through the trigger.
         let baseline_for = Duration::from_secs(5);
+        let through_trigger = cutover("bench_trigger", Some((batch, &pause)));
         let mut runs = Vec::new();
-        for (label, c) in [("bench settings", &tuned), ("defaults", &defaults)] {
-            let run = backfill_run(label, &target, c, rows, writer_interval, baseline_for).await;
+        for (label, c, old_trigger) in [
+            ("bench settings", &tuned, false),
+            ("defaults", &defaults, false),
+            ("via trigger", &through_trigger, true),
+        ] {
+            let run = backfill_run(label, &target, c, old_trigger, rows, writer_interval, baseline_for).await;
             println!("{}: {}", run.label, run.report);
             runs.push(run);
         }
