@@ -90,9 +90,9 @@ pub struct Gates {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Backfill {
-    /// Rows per batch (one short transaction each; default 1000).
+    /// Rows per batch (one short transaction each; default 5000).
     pub batch_size: Option<u32>,
-    /// Pause between batches (default 50ms).
+    /// Pause between batches (default 0s: batches back to back).
     pub pause: Option<String>,
     /// `lock_timeout` of every DDL statement and batch (default 2s).
     pub lock_timeout: Option<String>,
@@ -225,10 +225,10 @@ pub fn parse(path: &Path, text: &str) -> crate::Result<Cutover> {
         file.gates.max_replication_lag.as_deref(),
         Duration::from_secs(30),
     )?;
-    let pause = duration("pause", file.backfill.pause.as_deref(), Duration::from_millis(50))?;
+    let pause = duration("pause", file.backfill.pause.as_deref(), Duration::ZERO)?;
     let lock_timeout = file.backfill.lock_timeout.clone().unwrap_or_else(|| "2s".into());
     duration("lock_timeout", Some(&lock_timeout), Duration::ZERO)?;
-    let batch_size = file.backfill.batch_size.unwrap_or(1000);
+    let batch_size = file.backfill.batch_size.unwrap_or(5000);
     if batch_size == 0 {
         return Err(err("batch_size", "batch_size must be at least 1".into()));
     }
