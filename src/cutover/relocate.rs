@@ -800,7 +800,6 @@ impl<'a> MoveDbs<'a> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            let (src_row, dst_row) = (&carried, &carried);
             let n = i64::from(self.c.settings.batch_size);
             let bounds: Vec<String> = self
                 .src
@@ -815,9 +814,9 @@ impl<'a> MoveDbs<'a> {
                 .await
                 .map_err(self.on_src(format!("chunking {}", t.display())))?
                 .get(0);
-            let chunk_sql = |row: &str, table: &str| {
+            let chunk_sql = |table: &str| {
                 format!(
-                    "SELECT width_bucket({key}, $1::text[]::{key_type}[]) AS chunk, count(*), md5(string_agg({row}, ',' ORDER BY {key})) \
+                    "SELECT width_bucket({key}, $1::text[]::{key_type}[]) AS chunk, count(*), md5(string_agg({carried}, ',' ORDER BY {key})) \
                      FROM {table} AS strata_row GROUP BY 1"
                 )
             };
@@ -826,7 +825,7 @@ impl<'a> MoveDbs<'a> {
             };
             let src_chunks = read(
                 self.src
-                    .query(&chunk_sql(src_row, &t.qualified()), &[&bounds])
+                    .query(&chunk_sql(&t.qualified()), &[&bounds])
                     .await
                     .map_err(self.on_src(format!("checksumming {}", t.display())))?,
             );
@@ -834,7 +833,7 @@ impl<'a> MoveDbs<'a> {
             self.catch_up_quietly().await?;
             let dst_chunks = read(
                 self.dst
-                    .query(&chunk_sql(dst_row, &m.landing_q), &[&bounds])
+                    .query(&chunk_sql(&m.landing_q), &[&bounds])
                     .await
                     .map_err(self.on_dst(format!("checksumming {}", m.landing_q)))?,
             );
@@ -847,54 +846,48 @@ impl<'a> MoveDbs<'a> {
             if differing.is_empty() {
                 continue;
             }
-            let row_sql =
-                |row: &str, table: &str, filter: &str| format!("SELECT {key}::text, md5({row}) FROM {table} AS strata_row WHERE {filter}");
             let in_chunks = format!("width_bucket({key}, $1::text[]::{key_type}[]) = ANY($2)");
-            let src_rows: BTreeMap<String, String> = self
-                .src
-                .query(&row_sql(src_row, &t.qualified(), &in_chunks), &[&bounds, &differing])
-                .await
-                .map_err(self.on_src(format!("comparing rows of {}", t.display())))?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect();
-            self.catch_up_quietly().await?;
-            let dst_rows: BTreeMap<String, String> = self
-                .dst
-                .query(&row_sql(dst_row, &m.landing_q, &in_chunks), &[&bounds, &differing])
-                .await
-                .map_err(self.on_dst(format!("comparing rows of {}", m.landing_q)))?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect();
-            let mut keys: Vec<String> = diff_keys(&src_rows, &dst_rows);
+            let mut keys = self.differing_keys(t, &m, &carried, &in_chunks, &[&bounds, &differing]).await?;
             let by_key = format!("{key} = ANY($1::text[]::{key_type}[])");
             for _ in 0..VERIFY_RECHECKS {
                 if keys.is_empty() {
                     break;
                 }
-                let s: BTreeMap<String, String> = self
-                    .src
-                    .query(&row_sql(src_row, &t.qualified(), &by_key), &[&keys])
-                    .await
-                    .map_err(self.on_src(format!("comparing rows of {}", t.display())))?
-                    .iter()
-                    .map(|r| (r.get(0), r.get(1)))
-                    .collect();
-                self.catch_up_quietly().await?;
-                let d: BTreeMap<String, String> = self
-                    .dst
-                    .query(&row_sql(dst_row, &m.landing_q, &by_key), &[&keys])
-                    .await
-                    .map_err(self.on_dst(format!("comparing rows of {}", m.landing_q)))?
-                    .iter()
-                    .map(|r| (r.get(0), r.get(1)))
-                    .collect();
-                keys = diff_keys(&s, &d);
+                keys = self.differing_keys(t, &m, &carried, &by_key, &[&keys]).await?;
             }
             v.differing_rows += keys.len() as i64;
         }
         Ok(v)
+    }
+
+    /// Keys of the rows `filter` selects whose `row` differs between the
+    /// source table and where it lands on the target (read once the target
+    /// caught up with the source read), or exists on one side only.
+    async fn differing_keys(
+        &mut self,
+        t: &Table,
+        m: &Mapping,
+        row: &str,
+        filter: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<String>> {
+        let key = quote_ident(&t.key);
+        let sql = |table: &str| format!("SELECT {key}::text, md5({row}) FROM {table} AS strata_row WHERE {filter}");
+        let digests = |rows: Vec<tokio_postgres::Row>| -> BTreeMap<String, String> { rows.iter().map(|r| (r.get(0), r.get(1))).collect() };
+        let src = digests(
+            self.src
+                .query(&sql(&t.qualified()), params)
+                .await
+                .map_err(self.on_src(format!("comparing rows of {}", t.display())))?,
+        );
+        self.catch_up_quietly().await?;
+        let dst = digests(
+            self.dst
+                .query(&sql(&m.landing_q), params)
+                .await
+                .map_err(self.on_dst(format!("comparing rows of {}", m.landing_q)))?,
+        );
+        Ok(diff_keys(&src, &dst))
     }
 
     /// Target rows whose new columns are not the mapping (`up`, renames, casts)
