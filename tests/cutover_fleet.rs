@@ -747,3 +747,26 @@ fn concurrency_runs_the_tenants_of_a_wave_at_once() {
         assert_eq!(outcome(&run.json(), t)["step"], "expand", "{}", run.all());
     }
 }
+
+#[test]
+fn claims_outlive_an_idle_in_transaction_timeout_on_the_control_plane() {
+    // A claim is an open transaction while its tenant runs (soaks included):
+    // a control plane that ends idle transactions after 300 ms must not end it.
+    let f = fleet("fleet_idle_timeout", [Some(20), Some(20), Some(20)], &FAST);
+    let file = f.ws.read("cutovers/pay.toml").replace("soak = \"0s\"", "soak = \"1500ms\"");
+    f.ws.write("cutovers/pay.toml", &file);
+    let cp_name = value(&f.cp, "SELECT current_database()");
+    sql(
+        &f.cp,
+        &format!("ALTER DATABASE \"{cp_name}\" SET idle_in_transaction_session_timeout = '300ms'"),
+    );
+    let run =
+        f.ws.strata(&["cutover", "run", "pay", "--until", "flip-reader:api", "--format", "json"]);
+    run.expect(0);
+    let v = run.json();
+    for (slug, _) in &f.tenants {
+        let o = outcome(&v, slug);
+        assert_eq!(o["status"], "done", "{o}");
+        assert_eq!(o["step"], "flip-reader:api", "{o}");
+    }
+}

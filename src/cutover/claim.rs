@@ -157,7 +157,7 @@ impl Pass {
     /// A connection of its own for one worker's claims.
     pub async fn claimer(&self) -> Result<Claimer<'_>> {
         Ok(Claimer {
-            client: crate::pg::connect(&self.target).await?,
+            client: crate::fleet::control::claim_connection(&self.target).await?,
             pass: self,
             me: crate::fleet::control::runner_id(),
         })

@@ -67,6 +67,19 @@ pub fn runner_id() -> String {
     format!("{host}:{}", std::process::id())
 }
 
+/// A control-plane connection that holds claims: a claim is an open
+/// transaction for as long as its tenant runs, so the server's
+/// `idle_in_transaction_session_timeout`, if set, is lifted for this session
+/// (the claim would otherwise end under a running tenant).
+pub async fn claim_connection(target: &Target) -> Result<Client> {
+    let client = pg::connect(target).await?;
+    client
+        .batch_execute("SET idle_in_transaction_session_timeout = 0")
+        .await
+        .map_err(sql_error(target, "control plane: cannot set idle_in_transaction_session_timeout"))?;
+    Ok(client)
+}
+
 /// A joined rollout.
 pub struct ControlPlane {
     target: Target,
@@ -140,7 +153,7 @@ impl ControlPlane {
 
     async fn worker(&self) -> Result<Worker> {
         Ok(Worker {
-            client: pg::connect(&self.target).await?,
+            client: claim_connection(&self.target).await?,
             target: self.target.clone(),
             run_id: self.run_id,
             me: self.me.clone(),
