@@ -88,14 +88,7 @@ fn start_writer(db: &str) -> (Arc<AtomicBool>, Arc<AtomicU64>, std::thread::Join
 }
 
 fn steps_done(ws: &Workspace) -> Vec<String> {
-    let status = ws.strata(&["cutover", "status", "rename-body", "--format", "json"]);
-    status.json()[0]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["status"] == "done")
-        .map(|s| s["step"].as_str().unwrap().to_string())
-        .collect()
+    common::steps_done(&ws.strata(&["cutover", "status", "rename-body", "--format", "json"]).json())
 }
 
 #[test]

@@ -120,14 +120,7 @@ target = "knowledge_items"
     }
 
     fn steps_done(&self) -> Vec<String> {
-        let status = self.strata(&["status", "--format", "json"]);
-        status.json()[0]["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|s| s["status"] == "done")
-            .map(|s| s["step"].as_str().unwrap().to_string())
-            .collect()
+        common::steps_done(&self.strata(&["status", "--format", "json"]).json())
     }
 
     /// (slots, subscriptions, publications) of this cutover in the cluster.

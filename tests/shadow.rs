@@ -130,9 +130,7 @@ fn plain_create_index_takes_a_share_lock() {
     let (run, json) = shadow("-- Search by body.\nCREATE INDEX messages_body_idx ON messages (body);\n");
     run.expect(1);
     let f = findings(&json);
-    let locks = of(&f, "lock-taken");
-    assert_eq!(locks.len(), 1, "{f:#?}");
-    assert!(locks[0].2.contains("takes SHARE on `messages`"), "{f:#?}");
+    assert_one_share_lock(&f, 2, "messages");
     assert!(of(&f, "table-rewrite").is_empty(), "{f:#?}");
 }
 
@@ -216,6 +214,15 @@ DO $$ BEGIN EXECUTE 'CREATE FUNCTION whoami() RETURNS text LANGUAGE sql SECURITY
 ";
 
 /// The lines `rule` reported, sorted.
+/// Exactly one `lock-taken` finding: SHARE on `table`, at `line`.
+#[track_caller]
+fn assert_one_share_lock(f: &[(String, u64, String)], line: u64, table: &str) {
+    let locks = of(f, "lock-taken");
+    assert_eq!(locks.len(), 1, "{f:#?}");
+    assert_eq!(locks[0].1, line, "{f:#?}");
+    assert!(locks[0].2.contains(&format!("takes SHARE on `{table}`")), "{f:#?}");
+}
+
 fn lines_of(f: &[(String, u64, String)], rule: &str) -> Vec<u64> {
     let mut lines: Vec<u64> = of(f, rule).iter().map(|(_, l, _)| *l).collect();
     lines.sort();
@@ -341,10 +348,7 @@ fn plain_create_index_in_a_no_transaction_file_takes_a_share_lock() {
     let (run, json) = shadow("-- strata: no-transaction\n-- Search by body.\nCREATE INDEX messages_body_idx ON messages (body);\n");
     run.expect(1);
     let f = findings(&json);
-    let locks = of(&f, "lock-taken");
-    assert_eq!(locks.len(), 1, "{f:#?}");
-    assert_eq!(locks[0].1, 3, "{f:#?}");
-    assert!(locks[0].2.contains("takes SHARE on `messages`"), "{f:#?}");
+    assert_one_share_lock(&f, 3, "messages");
 }
 
 #[test]
@@ -400,10 +404,7 @@ CREATE INDEX cards_board_idx ON cards (board_id);
         run.all()
     );
     let f = findings(&json);
-    let locks = of(&f, "lock-taken");
-    assert_eq!(locks.len(), 1, "{f:#?}");
-    assert_eq!(locks[0].1, 3, "{f:#?}");
-    assert!(locks[0].2.contains("takes SHARE on `cards`"), "{f:#?}");
+    assert_one_share_lock(&f, 3, "cards");
 }
 
 #[test]

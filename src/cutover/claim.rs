@@ -185,13 +185,7 @@ impl Pass {
             .await
             .map_err(err(&self.target, "cutover pass: cannot count the tenants"))?
             .len() as i64;
-        let status = if pending == 0 {
-            Some(if failed > 0 { "failed" } else { "done" })
-        } else if free == pending && failed > self.max_failures {
-            Some("halted")
-        } else {
-            None
-        };
+        let status = crate::fleet::control::closing_status(pending, free, failed, failed > self.max_failures);
         if let Some(status) = status {
             client
                 .execute(

@@ -80,6 +80,20 @@ pub async fn claim_connection(target: &Target) -> Result<Client> {
     Ok(client)
 }
 
+/// The final status of a rollout (or a cutover pass) from its tenant
+/// counts, if it is over: `done` / `failed` when no tenant is pending,
+/// `halted` when failures stop the pending ones (`halting`) and none of them
+/// is claimed (`free`: pending rows nobody holds); `None` while work remains.
+pub fn closing_status(pending: i64, free: i64, failed: i64, halting: bool) -> Option<&'static str> {
+    if pending == 0 {
+        Some(if failed > 0 { "failed" } else { "done" })
+    } else if free == pending && halting {
+        Some("halted")
+    } else {
+        None
+    }
+}
+
 /// A joined rollout.
 pub struct ControlPlane {
     target: Target,
@@ -191,13 +205,8 @@ impl ControlPlane {
             .await
             .map_err(e("control plane: cannot count"))?
             .get(0);
-        let status = if pending == 0 {
-            Some(if failed > 0 { "failed" } else { "done" })
-        } else if free == pending && (failed > 0 || max_failures.is_some_and(|m| failed as usize >= m)) {
-            Some("halted")
-        } else {
-            None
-        };
+        let halting = failed > 0 || max_failures.is_some_and(|m| failed as usize >= m);
+        let status = closing_status(pending, free, failed, halting);
         if let Some(status) = status {
             client
                 .execute(
@@ -401,4 +410,19 @@ pub async fn run_claimed(
     }
     let reports = done.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default();
     Ok(reports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::closing_status;
+
+    #[test]
+    fn a_run_closes_when_nothing_is_pending_or_failures_stop_what_nobody_holds() {
+        assert_eq!(closing_status(0, 0, 0, false), Some("done"));
+        assert_eq!(closing_status(0, 0, 2, true), Some("failed"));
+        assert_eq!(closing_status(3, 3, 1, true), Some("halted"));
+        // Someone still holds a pending tenant: its outcome is not known yet.
+        assert_eq!(closing_status(3, 2, 1, true), None);
+        assert_eq!(closing_status(3, 3, 0, false), None);
+    }
 }

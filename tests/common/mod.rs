@@ -345,3 +345,15 @@ pub fn drop_replication(source: &str, target: &str, name: &str) -> Result<(), to
         src.batch_execute(&format!("DROP PUBLICATION IF EXISTS \"{name}\"")).await
     })
 }
+
+/// The steps a `strata cutover status --format json` output records as done
+/// (of its first run: a move, or the first tenant).
+pub fn steps_done(status: &serde_json::Value) -> Vec<String> {
+    status[0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "done")
+        .map(|s| s["step"].as_str().unwrap().to_string())
+        .collect()
+}
