@@ -6,7 +6,6 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 use strata::cutover::identity::{self, AmbiguousName, ByMethod, IdentitySpec, LinkReport, MessageReport};
@@ -343,10 +342,6 @@ fn bad_spec_names_what_is_wrong() {
     assert!(e.contains("users.table = `users; DROP TABLE users` is not a name"), "{e}");
 }
 
-fn psql() -> PathBuf {
-    strata::pg::cluster::find_bindir().unwrap().join("psql")
-}
-
 /// Copies chats → containers and messages onto the target, as the move's
 /// initial copy would (legacy user_id and sender_phone kept, lid_jid not).
 fn initial_copy(source: &str, target: &str) {
@@ -390,14 +385,7 @@ fn initial_copy(source: &str, target: &str) {
 #[test]
 fn generated_nova_leon_consolidates() {
     let source = nova_leon("identity_gen_source");
-    let out = Command::new(psql())
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "users=300", "-v", "messages=3000", "-d"])
-        .arg(&source)
-        .arg("-f")
-        .arg(fixture().join("generate.sql"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "generate.sql: {}", String::from_utf8_lossy(&out.stderr));
+    common::generate_nova_leon(&source, 300, 3000);
     assert_eq!(value(&source, "SELECT count(*) FROM users"), "300");
     assert_eq!(value(&source, "SELECT count(*) FROM messages"), "3000");
     // The mix the generator promises.

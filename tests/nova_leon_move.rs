@@ -8,8 +8,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use common::{sql, value, Workspace};
 
@@ -31,10 +30,6 @@ impl Drop for Cleanup {
             eprintln!("cleanup of cutover {}: {e}", self.name);
         }
     }
-}
-
-fn psql() -> PathBuf {
-    strata::pg::cluster::find_bindir().unwrap().join("psql")
 }
 
 /// message id → user_id of the source, for the messages whose sender was a known user.
@@ -59,14 +54,7 @@ fn the_nova_leon_example_moves_with_its_identity_step() {
         &source,
         &std::fs::read_to_string(repo().join("examples/cutovers/nova-leon/schema.sql")).unwrap(),
     );
-    let out = Command::new(psql())
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "users=200", "-v", "messages=2000", "-d"])
-        .arg(&source)
-        .arg("-f")
-        .arg(repo().join("examples/cutovers/nova-leon/generate.sql"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "generate.sql: {}", String::from_utf8_lossy(&out.stderr));
+    common::generate_nova_leon(&source, 200, 2000);
 
     // The Orbis target: the core layer, and two contacts Orbis already has.
     common::orbis_core(&target);

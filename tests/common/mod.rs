@@ -357,3 +357,21 @@ pub fn steps_done(status: &serde_json::Value) -> Vec<String> {
         .map(|s| s["step"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// Fills a database holding examples/cutovers/nova-leon/schema.sql with the
+/// example's generator (`psql -v users=N -v messages=M -f generate.sql`).
+pub fn generate_nova_leon(conn: &str, users: u32, messages: u32) {
+    let psql = strata::pg::cluster::find_bindir().unwrap().join("psql");
+    let out = Command::new(psql)
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v"])
+        .arg(format!("users={users}"))
+        .arg("-v")
+        .arg(format!("messages={messages}"))
+        .arg("-d")
+        .arg(conn)
+        .arg("-f")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cutovers/nova-leon/generate.sql"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "generate.sql: {}", String::from_utf8_lossy(&out.stderr));
+}
