@@ -294,11 +294,27 @@ pub struct PlanArgs {
     pub format: ListFormat,
 }
 
+/// How long each reader flip soaks, when the operator overrides the file's `[flip] soak`.
+#[derive(Debug, Default, clap::Args)]
+pub struct SoakArgs {
+    /// Soak each reader flip this long instead of the file's `[flip] soak` (e.g. `5m`, `30s`, `0s`); recorded on the step.
+    #[arg(long, value_name = "DURATION", conflicts_with = "skip_soak")]
+    pub soak: Option<String>,
+    /// Skip the soak of the reader flips (the gate still runs); needs --reason, which is recorded in the control plane.
+    #[arg(long, requires = "reason")]
+    pub skip_soak: bool,
+    /// Why the soak is skipped (recorded with the step).
+    #[arg(long, value_name = "TEXT", requires = "skip_soak")]
+    pub reason: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum CutoverCommand {
     /// Run (or resume) the cutover in every tenant, up to and including a step.
     ///
-    /// Exits 1 when a tenant failed, a gate refused, or contract was asked for before its retention window ended.
+    /// Exits 1 when a tenant failed, a gate refused, or contract was asked for before its retention window ended;
+    /// 130 (SIGINT) or 143 (SIGTERM) when stopped: the step in progress is recorded interrupted and the same command
+    /// resumes it.
     Run {
         /// The cutover file (or its name under cutovers/).
         file: PathBuf,
@@ -308,24 +324,39 @@ pub enum CutoverCommand {
         /// Tenants of a wave run at once by this process (other processes running the same command share the tenants).
         #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         concurrency: u16,
+        #[command(flatten)]
+        soak: SoakArgs,
+        /// Print the SQL each step would execute (computed from the databases' catalogs), and change nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
-    /// Every tenant's run: status, steps done, current step, worker routes.
+    /// Every tenant's run: status, steps done, current step and its figures, worker routes, warnings.
+    ///
+    /// Exits 1 when a run failed, was interrupted, did not finish its rollback, or a route points at a database that
+    /// does not answer.
     Status {
         file: PathBuf,
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
-    /// Flip one worker's reads to the new shape (the next flip-reader step), soak, gate.
+    /// Flip one worker's reads to the new shape (the next flip-reader step), soak, gate, in every tenant.
     Flip {
         file: PathBuf,
         /// A worker of the cutover's flip.workers.
         worker: String,
+        /// Tenants flipped (and soaked) at once.
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        concurrency: u16,
+        #[command(flatten)]
+        soak: SoakArgs,
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
-    /// Undo everything before contract: routes back to old, drop the trigger and the new columns.
+    /// Undo everything before contract (a move: before flip-writers): routes back to old, the new objects dropped.
+    ///
+    /// A rollback that fails half way leaves the run `rolling-back`; running it again finishes it.
     Rollback {
         file: PathBuf,
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]

@@ -319,6 +319,15 @@ impl Claimer<'_> {
         }
     }
 
+    /// Gives the claimed tenant back without an outcome (the process is
+    /// stopping): it stays pending, for the next run to claim and resume.
+    pub async fn release(&self) -> Result<()> {
+        self.client
+            .batch_execute("ROLLBACK")
+            .await
+            .map_err(err(&self.pass.target, "cutover pass: cannot release a claim"))
+    }
+
     /// Records the claimed tenant's outcome and releases the claim.
     pub async fn complete(&self, tenant: &str, status: &str, step: Option<&str>, detail: &str) -> Result<()> {
         let t = &self.pass.target;
