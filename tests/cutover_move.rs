@@ -109,8 +109,9 @@ target = "knowledge_items"
         }
     }
 
+    /// The latest run's publication, slot and subscription name (they carry the run's token).
     fn slot(&self) -> String {
-        format!("strata_{}", self.name.replace('-', "_"))
+        common::replication_name(&self.cp, &self.name)
     }
 
     fn strata(&self, args: &[&str]) -> common::Run {
@@ -572,8 +573,7 @@ fn preflight_refuses_a_non_empty_target_and_a_key_of_another_name() {
     run.expect(1);
     assert!(run.stdout.contains("knowledge_items is not empty"), "{}", run.all());
     assert!(
-        run.stdout
-            .contains("public.messages: key column id has no single-column unique index"),
+        run.stdout.contains("target table public.messages: key column id does not exist"),
         "{}",
         run.all()
     );

@@ -21,13 +21,15 @@ fn repo() -> &'static Path {
 struct Cleanup {
     source: String,
     target: String,
-    name: &'static str,
+    cp: String,
+    cutover: &'static str,
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        if let Err(e) = common::drop_replication(&self.source, &self.target, self.name) {
-            eprintln!("cleanup of cutover {}: {e}", self.name);
+        let name = common::replication_name(&self.cp, self.cutover);
+        if let Err(e) = common::drop_replication(&self.source, &self.target, &name) {
+            eprintln!("cleanup of cutover {}: {e}", self.cutover);
         }
     }
 }
@@ -48,7 +50,8 @@ fn the_nova_leon_example_moves_with_its_identity_step() {
     let _cleanup = Cleanup {
         source: source.clone(),
         target: target.clone(),
-        name: "strata_nova_leon",
+        cp: cp.clone(),
+        cutover: "nova-leon",
     };
     sql(
         &source,

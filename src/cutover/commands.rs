@@ -64,26 +64,25 @@ fn need_ws<'a>(ws: Option<&'a Workspace>, c: &Cutover) -> anyhow::Result<&'a Wor
 }
 
 /// Estimated rows of every table, summed over the databases that answer
-/// (statistics, or the planner's estimate for a table never analyzed).
-async fn estimates(c: &Cutover, databases: &[(String, String)]) -> Vec<Estimate> {
+/// (statistics, or the planner's estimate for a table never analyzed), and
+/// the databases that did not answer, with why.
+async fn estimates(c: &Cutover, databases: &[(String, String)]) -> (Vec<Estimate>, Vec<(String, String)>) {
     let mut counts: Vec<(Option<u64>, Vec<String>)> = vec![(None, Vec::new()); c.tables.len()];
     let mut unreachable = Vec::new();
     for (label, spec) in databases {
-        let client = match crate::pg::Target::parse(spec) {
-            Ok(target) => match crate::pg::connect(&target).await {
-                Ok(client) => (client, target),
-                Err(e) => {
-                    unreachable.push(format!("{label}: {e}"));
-                    continue;
-                }
-            },
+        let connected = match crate::pg::Target::parse(spec) {
+            Ok(target) => crate::pg::connect(&target).await.map(|client| (client, target)),
+            Err(e) => Err(e),
+        };
+        let (client, target) = match connected {
+            Ok(c) => c,
             Err(e) => {
-                unreachable.push(format!("{label}: {e}"));
+                unreachable.push((label.clone(), e.to_string()));
                 continue;
             }
         };
         for (i, t) in c.tables.iter().enumerate() {
-            match super::estimate::rows(&client.0, &client.1, &t.qualified()).await {
+            match super::estimate::rows(&client, &target, &t.qualified()).await {
                 Ok(Some((n, basis))) => {
                     counts[i].0 = Some(counts[i].0.unwrap_or(0) + n);
                     counts[i].1.push(format!("{label} ({})", basis.as_str()));
@@ -93,18 +92,17 @@ async fn estimates(c: &Cutover, databases: &[(String, String)]) -> Vec<Estimate>
             }
         }
     }
-    c.tables
+    let rows = c
+        .tables
         .iter()
         .zip(counts)
-        .map(|(t, (rows, mut from))| {
-            from.extend(unreachable.iter().map(|u| format!("unreachable: {u}")));
-            Estimate {
-                table: t.display(),
-                rows,
-                from: from.join(", "),
-            }
+        .map(|(t, (rows, from))| Estimate {
+            table: t.display(),
+            rows,
+            from: if from.is_empty() { "unreachable".into() } else { from.join(", ") },
         })
-        .collect()
+        .collect();
+    (rows, unreachable)
 }
 
 pub fn plan(ws: Option<&Workspace>, args: &PlanArgs) -> anyhow::Result<u8> {
@@ -118,14 +116,14 @@ pub fn plan(ws: Option<&Workspace>, args: &PlanArgs) -> anyhow::Result<u8> {
             (waves.iter().map(|w| w.iter().map(|t| t.slug.clone()).collect()).collect(), dbs)
         }
     };
-    let estimates = runtime()?.block_on(estimates(&c, &databases));
+    let (estimates, unreachable) = runtime()?.block_on(estimates(&c, &databases));
     let scope = render::scope(&c, &waves);
     let carrier = carrier_note(ws, &c);
     let list = steps(&c);
     let mut out = io::stdout().lock();
     match args.format {
-        ListFormat::Text => render::text(&c, &scope, &list, &estimates, carrier.as_deref(), &mut out)?,
-        ListFormat::Json => render::json(&c, &scope, &list, &estimates, carrier.as_deref(), &mut out)?,
+        ListFormat::Text => render::text(&c, &scope, &list, &estimates, &unreachable, carrier.as_deref(), &mut out)?,
+        ListFormat::Json => render::json(&c, &scope, &list, &estimates, &unreachable, carrier.as_deref(), &mut out)?,
     }
     out.flush()?;
     Ok(EXIT_OK)

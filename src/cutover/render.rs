@@ -41,6 +41,7 @@ pub fn text(
     scope: &str,
     steps: &[Step],
     estimates: &[Estimate],
+    unreachable: &[(String, String)],
     carrier: Option<&str>,
     out: &mut dyn Write,
 ) -> io::Result<()> {
@@ -107,7 +108,11 @@ pub fn text(
             e.from.clone(),
         ]);
     }
-    writeln!(out, "{rows}")
+    writeln!(out, "{rows}")?;
+    for (label, error) in unreachable {
+        writeln!(out, "not reached: {label}: {error}")?;
+    }
+    Ok(())
 }
 
 pub fn json(
@@ -115,6 +120,7 @@ pub fn json(
     scope: &str,
     steps: &[Step],
     estimates: &[Estimate],
+    unreachable: &[(String, String)],
     carrier: Option<&str>,
     out: &mut dyn Write,
 ) -> io::Result<()> {
@@ -134,6 +140,7 @@ pub fn json(
         "tables": c.tables,
         "steps": steps,
         "estimates": estimates,
+        "unreachable": unreachable.iter().map(|(d, e)| serde_json::json!({"database": d, "error": e})).collect::<Vec<_>>(),
     });
     serde_json::to_writer_pretty(&mut *out, &value)?;
     writeln!(out)

@@ -346,6 +346,24 @@ pub fn drop_replication(source: &str, target: &str, name: &str) -> Result<(), to
     })
 }
 
+/// The replication name (publication, slot, subscription) of the latest run
+/// of a move in control plane `cp`: `strata_<cutover>_<run token>`.
+pub fn replication_name(cp: &str, cutover: &str) -> String {
+    let token = value(
+        cp,
+        &format!(
+            "SELECT CASE WHEN to_regclass('strata.cutover_runs') IS NULL THEN '' ELSE \
+             coalesce((SELECT token FROM strata.cutover_runs WHERE cutover = '{cutover}' ORDER BY id DESC LIMIT 1), '') END"
+        ),
+    );
+    let base = format!("strata_{}", cutover.replace('-', "_"));
+    if token.is_empty() {
+        base
+    } else {
+        format!("{base}_{token}")
+    }
+}
+
 /// The steps a `strata cutover status --format json` output records as done
 /// (of its first run: a move, or the first tenant).
 pub fn steps_done(status: &serde_json::Value) -> Vec<String> {
