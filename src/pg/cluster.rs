@@ -33,12 +33,17 @@ const INSTALL_HINT: &str = "install them with `apt-get install -y postgresql` (o
 pub struct TempCluster {
     root: PathBuf,
     port: u16,
-    state: Mutex<Option<Running>>,
+    bindir: PathBuf,
+    /// uid and gid of the `postgres` OS user, when strata runs as root.
+    ids: Option<(u32, u32)>,
+    dir: Mutex<Option<tempfile::TempDir>>,
+    server: Mutex<Option<Server>>,
 }
 
-struct Running {
-    dir: tempfile::TempDir,
-    stop: mpsc::Sender<()>,
+/// The postmaster's keeper thread.
+struct Server {
+    /// A signal to stop with (or a dropped sender: immediate shutdown).
+    stop: mpsc::Sender<libc::c_int>,
     keeper: JoinHandle<()>,
 }
 
@@ -148,9 +153,15 @@ fn sweep_stale() {
 }
 
 impl TempCluster {
-    /// initdb and start a server; returns once it accepts connections.
+    /// initdb and start a server of the PostgreSQL found by [`find_bindir`];
+    /// returns once it accepts connections.
     pub fn start() -> Result<TempCluster> {
-        let bindir = find_bindir()?;
+        Self::start_with(&find_bindir()?)
+    }
+
+    /// initdb and start a server with the binaries of `bindir` (another
+    /// major version, a second cluster beside the first).
+    pub fn start_with(bindir: &Path) -> Result<TempCluster> {
         sweep_stale();
         let ids = if is_root() {
             Some(os_user("postgres").ok_or_else(|| {
@@ -178,7 +189,6 @@ impl TempCluster {
             }
         }
         let data = root.join("data");
-        let log_path = root.join("postgres.log");
         let mut initdb = Command::new(bindir.join("initdb"));
         initdb
             .arg("-D")
@@ -204,12 +214,36 @@ impl TempCluster {
                 String::from_utf8_lossy(&out.stdout)
             )));
         }
-        let port = free_port();
-        let log = std::fs::File::create(&log_path).map_err(|e| io("cannot create the server log", e))?;
+        let cluster = TempCluster {
+            root,
+            port: free_port(),
+            bindir: bindir.to_path_buf(),
+            ids,
+            dir: Mutex::new(Some(dir)),
+            server: Mutex::new(None),
+        };
+        cluster.start_server()?;
+        Ok(cluster)
+    }
+
+    /// Starts the postmaster on the cluster's data folder and port (first
+    /// start, or again after [`Self::stop_server`]); returns once it accepts
+    /// connections.
+    fn start_server(&self) -> Result<()> {
+        let io = |what: &str, e: std::io::Error| Error::Cluster(format!("throwaway cluster: {what}: {e}"));
+        let (root, port, ids) = (&self.root, self.port, self.ids);
+        let data = root.join("data");
+        let sock = root.join("sock");
+        let log_path = root.join("postgres.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| io("cannot open the server log", e))?;
         if let Some((uid, gid)) = ids {
             std::os::unix::fs::chown(&log_path, Some(uid), Some(gid)).map_err(|e| io("cannot chown the log", e))?;
         }
-        let mut server = Command::new(bindir.join("postgres"));
+        let mut server = Command::new(self.bindir.join("postgres"));
         server.arg("-D").arg(&data).arg("-k").arg(&sock).arg("-p").arg(port.to_string());
         for setting in [
             "listen_addresses=",
@@ -226,7 +260,7 @@ impl TempCluster {
         }
         let err_log = log.try_clone().map_err(|e| io("cannot open the server log", e))?;
         server
-            .current_dir(&root)
+            .current_dir(root)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err_log)
@@ -245,7 +279,7 @@ impl TempCluster {
             });
         }
         let (started_tx, started_rx) = mpsc::channel::<std::io::Result<u32>>();
-        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let (stop_tx, stop_rx) = mpsc::channel::<libc::c_int>();
         let keeper = std::thread::Builder::new()
             .name("strata-pg-keeper".into())
             .spawn(move || {
@@ -257,9 +291,9 @@ impl TempCluster {
                     }
                 };
                 let _ = started_tx.send(Ok(child.id()));
-                // A message or a dropped sender: stop.
-                let _ = stop_rx.recv();
-                stop_child(&mut child);
+                // A signal to stop with, or a dropped sender: immediate shutdown.
+                let signal = stop_rx.recv().unwrap_or(libc::SIGQUIT);
+                stop_child(&mut child, signal);
             })
             .map_err(|e| io("cannot start the keeper thread", e))?;
         let pid = match started_rx.recv() {
@@ -267,20 +301,13 @@ impl TempCluster {
             Ok(Err(e)) => return Err(io("cannot start postgres", e)),
             Err(_) => return Err(Error::Cluster("throwaway cluster: the keeper thread died".into())),
         };
-        let cluster = TempCluster {
-            root: root.clone(),
-            port,
-            state: Mutex::new(Some(Running {
-                dir,
-                stop: stop_tx,
-                keeper,
-            })),
-        };
+        *self.server.lock().unwrap_or_else(|p| p.into_inner()) = Some(Server { stop: stop_tx, keeper });
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let pidfile = std::fs::read_to_string(data.join("postmaster.pid")).unwrap_or_default();
-            if pidfile.lines().nth(7).is_some_and(|l| l.trim() == "ready") && sock.join(format!(".s.PGSQL.{port}")).exists() {
-                return Ok(cluster);
+            let ours = pidfile.lines().next().is_some_and(|l| l.trim() == pid.to_string());
+            if ours && pidfile.lines().nth(7).is_some_and(|l| l.trim() == "ready") && sock.join(format!(".s.PGSQL.{port}")).exists() {
+                return Ok(());
             }
             if !process_alive(pid) || Instant::now() > deadline {
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -288,6 +315,23 @@ impl TempCluster {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Stops the server the way `pg_ctl stop -m fast` does (its sessions
+    /// end, it checkpoints), keeping the data folder: clients see the server
+    /// go away, as in an outage. [`Self::restart`] brings it back.
+    pub fn stop_server(&self) {
+        let server = self.server.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(s) = server {
+            let _ = s.stop.send(libc::SIGINT);
+            let _ = s.keeper.join();
+        }
+    }
+
+    /// Starts the server again after [`Self::stop_server`] (same data, port and socket).
+    pub fn restart(&self) -> Result<()> {
+        self.stop_server();
+        self.start_server()
     }
 
     /// The folder of the socket (the `host` of connection strings).
@@ -312,14 +356,15 @@ impl TempCluster {
         Target::parse(&self.conn_string(dbname)).expect("a cluster's own connection string parses")
     }
 
-    /// Stops the server and removes the folder (idempotent).
+    /// Stops the server (immediate shutdown) and removes the folder (idempotent).
     pub fn stop(&self) {
-        let running = self.state.lock().map(|mut s| s.take()).unwrap_or_else(|p| p.into_inner().take());
-        if let Some(r) = running {
-            let _ = r.stop.send(());
-            let _ = r.keeper.join();
-            drop(r.dir);
+        let server = self.server.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(s) = server {
+            let _ = s.stop.send(libc::SIGQUIT);
+            let _ = s.keeper.join();
         }
+        let dir = self.dir.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(dir);
     }
 
     /// Keeps the cluster for the rest of the process (tests share one per
@@ -348,13 +393,14 @@ impl TempCluster {
     }
 }
 
-/// Immediate shutdown (SIGQUIT, what `pg_ctl stop -m immediate` sends), then
-/// SIGKILL if the server is still there after 10 s.
-fn stop_child(child: &mut std::process::Child) {
+/// Sends `signal` (SIGQUIT: immediate shutdown, as `pg_ctl stop -m
+/// immediate`; SIGINT: fast shutdown), then SIGKILL if the server is still
+/// there after 10 s.
+fn stop_child(child: &mut std::process::Child, signal: libc::c_int) {
     let pid = child.id() as i32;
     // SAFETY: signalling our own child.
     unsafe {
-        libc::kill(pid, libc::SIGQUIT);
+        libc::kill(pid, signal);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
