@@ -29,8 +29,10 @@ pub struct TenantStatus {
     /// The tenant's wave, from 1 (a move has none).
     pub wave: Option<usize>,
     pub run_id: Option<i64>,
-    /// The run's status, `interrupted` (a step stopped, or its process is
-    /// gone), or `not-started`.
+    /// The run's status (`running`, `failed`, `rolling-back`, `contracted`,
+    /// `rolled-back`), `interrupted` (a step stopped, or its process is gone),
+    /// `paused` (between two steps, no process on it: after `--until`), or
+    /// `not-started`.
     pub status: String,
     /// The session holding the run now (`application_name pid N, since T`), if any.
     pub holder: Option<String>,
@@ -127,9 +129,16 @@ pub async fn status(ws: Option<&Workspace>, c: &Cutover) -> Result<Vec<TenantSta
         // A step recorded running with nobody holding the run: its process is gone (killed, crashed).
         let orphaned = active && holder.is_none() && current.is_some_and(|r| r.status == StepStatus::Running);
         let interrupted = active && (orphaned || current.is_some_and(|r| r.status == StepStatus::Interrupted));
+        // Between two steps with nobody holding it (after `--until`, or a process gone between steps).
+        let paused = active && holder.is_none() && !interrupted && run.as_ref().is_some_and(|r| r.status == RunStatus::Running);
+        let next_step = plan
+            .iter()
+            .find(|s| !recorded.iter().any(|r| r.step == s.id && r.status == StepStatus::Done))
+            .map(|s| s.id.clone());
         let status = match &run {
             None => "not-started".to_string(),
             Some(r) if interrupted && r.status != RunStatus::RollingBack => "interrupted".to_string(),
+            Some(_) if paused => "paused".to_string(),
             Some(r) => r.status.to_string(),
         };
         let next = match run.as_ref().map(|r| r.status) {
@@ -147,6 +156,9 @@ pub async fn status(ws: Option<&Workspace>, c: &Cutover) -> Result<Vec<TenantSta
             Some(RunStatus::Failed) => Some(format!(
                 "fix the cause above, then `strata cutover run {file}` runs the failed step again; or `strata cutover rollback {file}`"
             )),
+            _ if paused => next_step
+                .as_ref()
+                .map(|s| format!("next step {s}: `strata cutover run {file}` continues")),
             _ => None,
         };
         let mut warnings = Vec::new();

@@ -254,6 +254,9 @@ impl TempCluster {
             "fsync=off",
             "synchronous_commit=off",
             "full_page_writes=off",
+            // With synchronous_commit off, WAL reaches disk every wal_writer_delay: a subscriber confirms
+            // what it applied that much later (a scratch cluster has no disk to spare the writes).
+            "wal_writer_delay=10ms",
             "unix_socket_permissions=0777",
         ] {
             server.arg("-c").arg(setting);

@@ -307,21 +307,33 @@ pub fn orbis_core(conn: &str) {
 
 /// Drops the subscription `name` on the target, the slot `name` (and any
 /// table-sync slot) and the publication `name` on the source: the cleanup of
-/// a move test, also when it failed, since a leaked slot holds WAL.
-pub fn drop_replication(source: &str, target: &str, name: &str) -> Result<(), tokio_postgres::Error> {
-    rt().block_on(async {
-        let dst = connect(target).await;
-        if dst
-            .query_opt("SELECT 1 FROM pg_subscription WHERE subname = $1", &[&name])
-            .await?
-            .is_some()
-        {
-            dst.batch_execute(&format!(
-                "ALTER SUBSCRIPTION \"{name}\" DISABLE; ALTER SUBSCRIPTION \"{name}\" SET (slot_name = NONE); DROP SUBSCRIPTION \"{name}\""
-            ))
-            .await?;
+/// a move test, also when it failed, since a leaked slot holds WAL. Never
+/// panics (it runs from destructors, maybe while a test unwinds).
+pub fn drop_replication(source: &str, target: &str, name: &str) -> Result<(), String> {
+    let fallible = |conn: &str| {
+        let conn = conn.to_string();
+        async move {
+            let t = strata::pg::Target::parse(&conn).map_err(|e| e.to_string())?;
+            strata::pg::connect(&t).await.map_err(|e| e.to_string())
         }
-        let src = connect(source).await;
+    };
+    rt().block_on(async {
+        let e = |e: tokio_postgres::Error| e.to_string();
+        if let Ok(dst) = fallible(target).await {
+            if dst
+                .query_opt("SELECT 1 FROM pg_subscription WHERE subname = $1", &[&name])
+                .await
+                .map_err(e)?
+                .is_some()
+            {
+                dst.batch_execute(&format!(
+                    "ALTER SUBSCRIPTION \"{name}\" DISABLE; ALTER SUBSCRIPTION \"{name}\" SET (slot_name = NONE); DROP SUBSCRIPTION \"{name}\""
+                ))
+                .await
+                .map_err(e)?;
+            }
+        }
+        let src = fallible(source).await?;
         for _ in 0..100 {
             // A slot still held by a walsender that is shutting down is dropped on a later round.
             src.execute(
@@ -329,20 +341,22 @@ pub fn drop_replication(source: &str, target: &str, name: &str) -> Result<(), to
                  WHERE (slot_name = $1 OR slot_name LIKE 'pg\\_%\\_sync\\_%') AND NOT active",
                 &[&name],
             )
-            .await?;
+            .await
+            .map_err(e)?;
             let left: i64 = src
                 .query_one(
                     "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 OR slot_name LIKE 'pg\\_%\\_sync\\_%'",
                     &[&name],
                 )
-                .await?
+                .await
+                .map_err(e)?
                 .get(0);
             if left == 0 {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        src.batch_execute(&format!("DROP PUBLICATION IF EXISTS \"{name}\"")).await
+        src.batch_execute(&format!("DROP PUBLICATION IF EXISTS \"{name}\"")).await.map_err(e)
     })
 }
 

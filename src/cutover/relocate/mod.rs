@@ -240,8 +240,9 @@ impl<'a> MoveDbs<'a> {
     pub async fn connect(c: &'a Cutover, token: Option<&str>) -> Result<MoveDbs<'a>> {
         let source = Target::parse(c.file.source.as_deref().unwrap_or_default())?;
         let target = Target::parse(c.file.target.as_deref().unwrap_or_default())?;
-        let src = connect_side(&source).await?;
-        let dst = connect_side(&target).await?;
+        let unreachable = |side: Side, t: &Target, e: Error| Error::Refused(format!("the {} {t} is unreachable: {e}", side.as_str()));
+        let src = connect_side(&source).await.map_err(|e| unreachable(Side::Source, &source, e))?;
+        let dst = connect_side(&target).await.map_err(|e| unreachable(Side::Target, &target, e))?;
         Ok(MoveDbs {
             c,
             name: replication_name(c, token),

@@ -674,6 +674,36 @@ impl MoveDbs<'_> {
         Ok("replication ended".into())
     }
 
+    /// Waits until the subscription `oid` has no worker left (its apply and
+    /// table-sync workers exit once it is disabled).
+    async fn wait_workers_gone(&self, oid: u32) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            let n: i64 = get(
+                &self
+                    .dst
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_subscription WHERE subid = $1 AND pid IS NOT NULL",
+                        &[&oid],
+                    )
+                    .await
+                    .map_err(self.on_dst("reading pg_stat_subscription"))?,
+                0,
+                "pg_stat_subscription",
+            )?;
+            if n == 0 {
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                return Err(Error::Refused(format!(
+                    "cutover {}: the workers of subscription {} still run a minute after it was disabled",
+                    self.c.name, self.name
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Drops this run's subscription, slot(s) and publication, whatever
     /// exists (never another run's: the names carry the run's identity).
     pub async fn drop_replication(&self) -> Result<()> {
@@ -683,6 +713,10 @@ impl MoveDbs<'_> {
             if enabled {
                 self.set_enabled(false).await?;
             }
+            // DROP SUBSCRIPTION drops the table-sync slots in its own transaction: a table-sync worker still
+            // creating its slot waits for every running transaction to end, that one included (a deadlock when
+            // both databases share a server). So the workers go first.
+            self.wait_workers_gone(oid).await?;
             self.dst
                 .batch_execute(&format!("ALTER SUBSCRIPTION {q} SET (slot_name = NONE); DROP SUBSCRIPTION {q}"))
                 .await

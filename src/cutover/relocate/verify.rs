@@ -74,6 +74,8 @@ impl MoveDbs<'_> {
     /// functions exist (the source need not know `container_kind`).
     pub async fn verify(&mut self) -> Result<Verification> {
         let mut v = Verification::default();
+        // Every table's source side first, then one wait for the target to apply what the source had when read.
+        let mut sides = Vec::new();
         for t in &self.c.tables {
             let m = self.mapping(t).await?;
             // What the subscription carries: the published columns, on the source and where they land on the target.
@@ -89,8 +91,10 @@ impl MoveDbs<'_> {
             let src_chunks = chunk_digests(&self.src, &t.qualified(), &m.key, &carried, &bounds)
                 .await
                 .map_err(self.on_src(format!("checksumming {}", t.display())))?;
-            // The target is read once it has applied everything the source had when read.
-            self.catch_up_quietly().await?;
+            sides.push((t, m, carried, bounds, src_chunks));
+        }
+        self.catch_up_quietly().await?;
+        for (t, m, carried, bounds, src_chunks) in sides {
             let dst_chunks = chunk_digests(&self.dst, &m.landing_q, &m.key, &carried, &bounds)
                 .await
                 .map_err(self.on_dst(format!("checksumming {}", m.landing_q)))?;
