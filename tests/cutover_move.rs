@@ -633,3 +633,95 @@ fn a_writer_ignoring_its_route_keeps_the_dual_write_window_open() {
     m.strata(&["run"]).expect(0);
     m.assert_contracted();
 }
+
+#[test]
+fn an_error_taking_the_run_lock_is_reported_as_it_is_not_as_busy() {
+    let m = Move::new("move-lock-error", 10, "0s");
+    let db = value(&m.cp, "SELECT current_database()");
+    // A control-plane role that may not take advisory locks in this database.
+    sql(
+        &m.cp,
+        &format!(
+            "DO $$ BEGIN CREATE ROLE strata_cp_probe LOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+             GRANT CREATE ON DATABASE \"{db}\" TO strata_cp_probe;
+             REVOKE EXECUTE ON FUNCTION pg_try_advisory_lock(bigint) FROM PUBLIC;"
+        ),
+    );
+    let probe = if m.cp.contains("://") {
+        format!("{}{}user=strata_cp_probe", m.cp, if m.cp.contains('?') { "&" } else { "?" })
+    } else {
+        format!("{} user=strata_cp_probe", m.cp)
+    };
+    let file = format!("cutovers/{}.toml", m.name);
+    m.ws.write(
+        &file,
+        &m.ws
+            .read(&file)
+            .replace(&format!("control_plane = \"{}\"", m.cp), &format!("control_plane = \"{probe}\"")),
+    );
+    let run = m.strata(&["run"]);
+    run.expect(2);
+    assert!(
+        run.stderr.contains("permission denied for function pg_try_advisory_lock"),
+        "{}",
+        run.all()
+    );
+    assert!(!run.all().contains("another strata process"), "{}", run.all());
+}
+
+#[test]
+fn the_retained_wal_gate_refuses_and_rollback_drops_the_slot() {
+    let m = Move::new("move-wal", 500, "0s");
+    let file = format!("cutovers/{}.toml", m.name);
+    m.ws.write(
+        &file,
+        &m.ws.read(&file).replace("[gates]\n", "[gates]\nmax_retained_wal = \"1kB\"\n"),
+    );
+    m.strata(&["run", "--until", "backfill"]).expect(0);
+    sql(
+        &m.source,
+        "INSERT INTO messages (sender, text) SELECT 'bulk', repeat('x', 200) FROM generate_series(1, 2000)",
+    );
+    let verify = m.strata(&["run", "--until", "verify"]);
+    verify.expect(1);
+    assert!(verify.stdout.contains("of WAL, over max_retained_wal (1 kB)"), "{}", verify.all());
+    let status = m.strata(&["status", "--format", "json"]).json();
+    assert!(status[0]["replication"]["retained_wal"].as_u64().unwrap() > 1024, "{status}");
+    m.strata(&["rollback"]).expect(0);
+    m.assert_no_replication_objects();
+}
+
+#[test]
+fn a_dry_run_prints_the_sql_of_every_step_and_changes_nothing() {
+    let m = Move::new("move-dry", 100, "0s");
+    let file = format!("cutovers/{}.toml", m.name);
+    // A password in the source's connection string never reaches the output.
+    let with_password = format!("{} password=s3cr3t-pw", m.source);
+    m.ws.write(
+        &file,
+        &m.ws
+            .read(&file)
+            .replace(&format!("source = \"{}\"", m.source), &format!("source = \"{with_password}\"")),
+    );
+    let dry = m.strata(&["run", "--dry-run"]);
+    dry.expect(0);
+    for needle in [
+        "-- ===== move: expand",
+        "ALTER TABLE \"public\".\"messages\" ADD COLUMN IF NOT EXISTS \"sender\" text",
+        "CREATE PUBLICATION",
+        "SELECT pg_create_logical_replication_slot(",
+        "CREATE SUBSCRIPTION",
+        "UPDATE strata.worker_routes SET reads = 'new'",
+        "-- ===== move: contract",
+    ] {
+        assert!(dry.stdout.contains(needle), "{needle}: {}", dry.all());
+    }
+    assert!(!dry.all().contains("s3cr3t-pw"), "{}", dry.all());
+    assert_eq!(
+        value(&m.cp, "SELECT to_regclass('strata.cutover_runs') IS NULL"),
+        "t",
+        "not even the control plane's tables"
+    );
+    assert_eq!(columns(&m.target, "messages"), "id,sender_name,body,sent_at,lid_jid");
+    m.assert_no_replication_objects();
+}

@@ -363,14 +363,15 @@ pub fn drop_replication(source: &str, target: &str, name: &str) -> Result<(), St
 /// The replication name (publication, slot, subscription) of the latest run
 /// of a move in control plane `cp`: `strata_<cutover>_<run token>`.
 pub fn replication_name(cp: &str, cutover: &str) -> String {
+    let base = format!("strata_{}", cutover.replace('-', "_"));
+    // The tables exist once a command opened the control plane.
+    if value(cp, "SELECT to_regclass('strata.cutover_runs') IS NULL") == "t" {
+        return base;
+    }
     let token = value(
         cp,
-        &format!(
-            "SELECT CASE WHEN to_regclass('strata.cutover_runs') IS NULL THEN '' ELSE \
-             coalesce((SELECT token FROM strata.cutover_runs WHERE cutover = '{cutover}' ORDER BY id DESC LIMIT 1), '') END"
-        ),
+        &format!("SELECT coalesce((SELECT token FROM strata.cutover_runs WHERE cutover = '{cutover}' ORDER BY id DESC LIMIT 1), '')"),
     );
-    let base = format!("strata_{}", cutover.replace('-', "_"));
     if token.is_empty() {
         base
     } else {
