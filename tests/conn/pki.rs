@@ -18,7 +18,7 @@ pub struct Pair {
     pub key: String,
 }
 
-fn ca(name: &str) -> (Issuer<'static, KeyPair>, String) {
+fn new_ca(name: &str) -> (Issuer<'static, KeyPair>, String) {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.distinguished_name.push(DnType::CommonName, name);
@@ -34,11 +34,11 @@ fn ca(name: &str) -> (Issuer<'static, KeyPair>, String) {
 
 impl Pki {
     pub fn new() -> Pki {
-        let (ca, ca_pem) = ca("strata test CA");
+        let (ca, ca_pem) = new_ca("strata test CA");
         let dir = tempfile::Builder::new().prefix("strata-pki-").tempdir().unwrap();
         let pki = Pki { dir, ca, ca_pem };
         pki.write("root.crt", &pki.ca_pem);
-        let (_, other) = ca("a CA nobody trusts");
+        let (_, other) = new_ca("a CA nobody trusts");
         pki.write("other-ca.crt", &other);
         pki
     }

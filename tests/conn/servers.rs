@@ -43,7 +43,9 @@ fn start(setup: Setup, init_sql: &str) -> &'static TempCluster {
     let cluster = TempCluster::start_with(&setup)
         .unwrap_or_else(|e| panic!("cannot start a throwaway PostgreSQL: {e}"))
         .leak_until_exit();
-    common::sql(&cluster.conn_string("postgres"), init_sql);
+    // (A read-only cluster's own set-up writes.)
+    let admin = format!("{} options='-c default_transaction_read_only=off'", cluster.conn_string("postgres"));
+    common::sql(&admin, init_sql);
     cluster
 }
 
@@ -101,7 +103,7 @@ pub fn plain_read_only() -> &'static TempCluster {
         start(
             setup,
             &format!(
-                "SET default_transaction_read_only = off; SET password_encryption = 'scram-sha-256';
+                "SET password_encryption = 'scram-sha-256';
                  CREATE ROLE app LOGIN PASSWORD '{APP_PASSWORD}';"
             ),
         )

@@ -53,8 +53,9 @@ fn every_sslmode_against_a_tls_only_server() {
         &[],
         &["root certificate file", "does not exist", "sslrootcert=system"],
     );
-    // The system store does not hold the test CA.
-    refused(&app("sslrootcert=system"), &[], &["unknown CA", "operating system"]);
+    // The system store does not hold the test CA (or is empty: no ca-certificates).
+    let e = session(&app("sslrootcert=system"), &[]).unwrap_err();
+    assert!(e.contains("unknown CA") || e.contains("store is empty"), "{e}");
     // prefer falls back to a plain connection when the TLS handshake fails;
     // both refusals are reported.
     refused(
