@@ -9,8 +9,12 @@ mod auth;
 mod common;
 #[path = "conn/pki.rs"]
 mod pki;
+#[path = "conn/proxy.rs"]
+mod proxy;
 #[path = "conn/servers.rs"]
 mod servers;
+#[path = "conn/stall.rs"]
+mod stall;
 #[path = "conn/tls.rs"]
 mod tls;
 

@@ -168,6 +168,41 @@ impl Settings {
     }
 }
 
+/// At most this much longer than statement_timeout strata waits for a
+/// server's answer before it calls the connection stalled (the server's own
+/// cancellation needs a moment to arrive).
+const ANSWER_MARGIN: Duration = Duration::from_secs(5);
+
+impl Settings {
+    /// The longest a migrator's connection waits for an answer:
+    /// statement_timeout plus as much again, at most 5 s more. None when
+    /// statement_timeout is 0 or not understood (then TCP keepalives and
+    /// tcp_user_timeout still end a dead connection).
+    pub fn answer_timeout(&self) -> Option<Duration> {
+        pg_duration(&self.statement_timeout)
+            .filter(|d| !d.is_zero())
+            .map(|d| d + d.min(ANSWER_MARGIN))
+    }
+}
+
+/// A PostgreSQL time setting (`500ms`, `5s`, `10min`, `1h`, a bare number
+/// of milliseconds).
+pub fn pg_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = (t[..split].parse::<f64>().ok()?, t[split..].trim());
+    let ms = match unit {
+        "" | "ms" => 1.0,
+        "us" => 0.001,
+        "s" => 1000.0,
+        "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(number * ms / 1000.0))
+}
+
 /// A pseudo-random fraction in [0, 1): time, pid and a counter mixed with
 /// splitmix64. Jitter only needs to de-synchronise runners, not be secure.
 fn jitter_fraction() -> f64 {
@@ -382,11 +417,14 @@ pub async fn migrate(
         }
         return out;
     }
-    if let Err(e) = lock::acquire(client, target, opts.lock_wait).await {
-        out.error = Some(e);
-        return out;
-    }
-    let result = migrate_locked(client, target, migrations, opts, progress, &mut out).await;
+    let held = match lock::acquire(client, target, opts.lock_wait).await {
+        Ok(held) => held,
+        Err(e) => {
+            out.error = Some(e);
+            return out;
+        }
+    };
+    let result = migrate_locked(client, target, migrations, opts, held, progress, &mut out).await;
     lock::release(client).await;
     if let Err(e) = result {
         out.error = Some(e);
@@ -399,6 +437,7 @@ async fn migrate_locked(
     target: &Target,
     migrations: &[Arc<Loaded>],
     opts: &Options,
+    held: lock::Held,
     progress: &(dyn Fn(Event) + Sync),
     out: &mut Outcome,
 ) -> Result<()> {
@@ -413,7 +452,7 @@ async fn migrate_locked(
     for i in pending {
         let m = &migrations[i];
         progress(Event::Applying(m));
-        let ms = apply_one(client, target, m, &opts.settings, true, progress).await?;
+        let ms = apply_recorded(client, target, m, &opts.settings, Some(held), progress).await?;
         out.applied.push(m.display.clone());
         progress(Event::Applied(m, ms));
     }
@@ -430,6 +469,23 @@ pub async fn apply_one(
     record: bool,
     progress: &(dyn Fn(Event) + Sync),
 ) -> Result<u64> {
+    let held = record.then_some(lock::Held::Direct);
+    apply_recorded(client, target, m, settings, held, progress).await
+}
+
+/// Applies one migration; `held` (the migrator lock as taken) means record
+/// it in the history, and behind a pooler re-check the lock inside the
+/// migration's own transaction.
+async fn apply_recorded(
+    client: &Client,
+    target: &Target,
+    m: &Loaded,
+    settings: &Settings,
+    held: Option<lock::Held>,
+    progress: &(dyn Fn(Event) + Sync),
+) -> Result<u64> {
+    let record = held.is_some();
+    let guard = (held == Some(lock::Held::Pooled)).then(lock::check_sql);
     if let Some(line) = m.transaction_control {
         return Err(Error::Statement {
             file: m.display.clone(),
@@ -439,10 +495,11 @@ pub async fn apply_one(
                 .into(),
         });
     }
+    let guard = guard.as_deref();
     let result = if m.no_transaction {
-        apply_no_transaction(client, target, m, settings, record, progress).await
+        apply_no_transaction(client, target, m, settings, record, guard, progress).await
     } else {
-        apply_transactional(client, target, m, settings, record, progress).await
+        apply_transactional(client, target, m, settings, record, guard, progress).await
     };
     if let Err(e) = &result {
         if record && !m.no_transaction {
@@ -464,7 +521,7 @@ impl Failed {
         sqlstate(&self.error) == Some(LOCK_NOT_AVAILABLE)
     }
 
-    fn into_error(self, m: &Loaded, settings: &Settings, attempts: u32) -> Error {
+    fn into_error(self, target: &Target, m: &Loaded, settings: &Settings, attempts: u32) -> Error {
         if self.is_lock_timeout() {
             Error::LockTimeout {
                 file: m.display.clone(),
@@ -474,10 +531,14 @@ impl Failed {
                 message: describe(&self.error),
             }
         } else {
+            let mut message = target.describe(&self.error);
+            if self.error.is_closed() && !m.no_transaction {
+                message.push_str("; the migration's transaction was never committed: the database is at its previous version");
+            }
             Error::Statement {
                 file: m.display.clone(),
                 line: self.line,
-                message: describe(&self.error),
+                message,
             }
         }
     }
@@ -516,15 +577,20 @@ async fn apply_transactional(
     m: &Loaded,
     settings: &Settings,
     record: bool,
+    guard: Option<&str>,
     progress: &(dyn Fn(Event) + Sync),
 ) -> Result<u64> {
     let mut attempt = 1;
     loop {
         let started = Instant::now();
-        client
-            .batch_execute(&format!("BEGIN; {}", timeouts(settings, true)))
-            .await
-            .map_err(sql_error(target, format!("{}: cannot start the transaction", m.display)))?;
+        let begin = match guard {
+            Some(check) => format!("BEGIN; {}; {check}", timeouts(settings, true)),
+            None => format!("BEGIN; {}", timeouts(settings, true)),
+        };
+        if let Err(e) = client.batch_execute(&begin).await {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(sql_error(target, format!("{}: cannot start the transaction", m.display))(e));
+        }
         let mut failed = None;
         for s in &m.statements {
             if let Err(f) = run_statement(client, s).await {
@@ -545,7 +611,7 @@ async fn apply_transactional(
                 attempt += 1;
                 continue;
             }
-            return Err(f.into_error(m, settings, attempt));
+            return Err(f.into_error(target, m, settings, attempt));
         }
         let ms = started.elapsed().as_millis() as u64;
         if record {
@@ -564,7 +630,15 @@ async fn apply_transactional(
         client.batch_execute("COMMIT").await.map_err(|e| Error::Statement {
             file: m.display.clone(),
             line: m.statements.last().map_or(1, |s| s.line),
-            message: format!("COMMIT failed: {}", describe(&e)),
+            message: if e.is_closed() {
+                format!(
+                    "COMMIT was sent but the connection was lost before its answer ({}): the migration may or may not be \
+                     committed; `strata status` shows which",
+                    target.describe(&e)
+                )
+            } else {
+                format!("COMMIT failed: {}", target.describe(&e))
+            },
         })?;
         return Ok(ms);
     }
@@ -576,9 +650,16 @@ async fn apply_no_transaction(
     m: &Loaded,
     settings: &Settings,
     record: bool,
+    guard: Option<&str>,
     progress: &(dyn Fn(Event) + Sync),
 ) -> Result<u64> {
     let started = Instant::now();
+    if let Some(check) = guard {
+        client
+            .batch_execute(check)
+            .await
+            .map_err(sql_error(target, format!("{}: the migrator lock", m.display)))?;
+    }
     if record {
         client
             .execute(
@@ -612,7 +693,7 @@ async fn apply_no_transaction(
                     attempt += 1;
                 }
                 Err(f) => {
-                    result = Err(f.into_error(m, settings, attempt));
+                    result = Err(f.into_error(target, m, settings, attempt));
                     break 'statements;
                 }
             }
@@ -755,6 +836,22 @@ mod tests {
         let m = load_text("-- +goose Up\nCREATE TABLE a (id int);\n-- +goose Down\nDROP TABLE a;\n");
         let sql: Vec<&str> = m.statements.iter().map(|s| s.sql.as_str()).collect();
         assert_eq!(sql, vec!["CREATE TABLE a (id int)"]);
+    }
+
+    #[test]
+    fn postgres_durations() {
+        assert_eq!(pg_duration("10min"), Some(Duration::from_secs(600)));
+        assert_eq!(pg_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(pg_duration("1500"), Some(Duration::from_millis(1500)));
+        assert_eq!(pg_duration(" 2 s"), Some(Duration::from_secs(2)));
+        assert_eq!(pg_duration("soon"), None);
+        let mut s = Settings::from_config(&crate::workspace::Config::default());
+        s.statement_timeout = "0".into();
+        assert_eq!(s.answer_timeout(), None);
+        s.statement_timeout = "1s".into();
+        assert_eq!(s.answer_timeout(), Some(Duration::from_secs(2)));
+        s.statement_timeout = "10min".into();
+        assert_eq!(s.answer_timeout(), Some(Duration::from_secs(605)));
     }
 
     #[test]
