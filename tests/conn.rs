@@ -6,9 +6,13 @@
 
 #[path = "conn/auth.rs"]
 mod auth;
+#[path = "conn/commands.rs"]
+mod commands;
 mod common;
 #[path = "conn/pki.rs"]
 mod pki;
+#[path = "conn/privileges.rs"]
+mod privileges;
 #[path = "conn/proxy.rs"]
 mod proxy;
 #[path = "conn/servers.rs"]
