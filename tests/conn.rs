@@ -13,6 +13,8 @@ mod common;
 mod pki;
 #[path = "conn/privileges.rs"]
 mod privileges;
+#[path = "conn/pooler.rs"]
+mod pooler;
 #[path = "conn/proxy.rs"]
 mod proxy;
 #[path = "conn/servers.rs"]
