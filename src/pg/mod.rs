@@ -122,6 +122,14 @@ impl std::fmt::Display for Unfinished {
     }
 }
 
+/// The tokio runtime every live command runs on (one builder for all).
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Cluster(format!("cannot start the async runtime: {e}")))
+}
+
 /// `"name"` with embedded double quotes doubled: safe for any identifier.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
