@@ -11,10 +11,10 @@ mod commands;
 mod common;
 #[path = "conn/pki.rs"]
 mod pki;
-#[path = "conn/privileges.rs"]
-mod privileges;
 #[path = "conn/pooler.rs"]
 mod pooler;
+#[path = "conn/privileges.rs"]
+mod privileges;
 #[path = "conn/proxy.rs"]
 mod proxy;
 #[path = "conn/servers.rs"]

@@ -138,7 +138,7 @@ fn passwords_from_pgpassword_the_password_file_and_a_service() {
     ];
     assert_eq!(session("dbname=postgres", &env_too).unwrap().user, "app");
     refused(
-        &format!("service=orbis user=md5_user"),
+        "service=orbis user=md5_user",
         &svc_env,
         &["password authentication failed for user \"md5_user\""],
     );

@@ -87,7 +87,6 @@ impl Scenario<'_> {
         ws.write("cutovers/reshape.toml", &reshape_plan("public.notes"));
         ws.write("cutovers/reshape-rls.toml", &reshape_plan("public.messages"));
         run(&["plan", "reshape", "--format", "json"]);
-        drop(run);
         (ws, runs)
     }
 

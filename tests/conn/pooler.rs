@@ -62,7 +62,10 @@ impl Bouncer {
         )
         .unwrap();
         let mut cmd = Command::new(binary());
-        cmd.arg(d.join("pgbouncer.ini")).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.arg(d.join("pgbouncer.ini"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         if let Some((uid, gid)) = postgres_ids() {
             // PgBouncer refuses to run as root.
             use std::os::unix::fs::PermissionsExt;
@@ -132,7 +135,11 @@ fn session_mode_runs_every_command_and_the_lock_holds() {
         let env = [("TENANT_A", bouncer.conn("bouncer_session_a"))];
         let blocked = scenario.strata(&ws, &["migrate", "--all", "--lock-wait", "1", "--format", "json"], &env);
         assert_eq!(blocked.1.code, 1, "{}", blocked.1.all());
-        assert!(blocked.1.stdout.contains("another migrator holds the strata lock"), "{}", blocked.1.all());
+        assert!(
+            blocked.1.stdout.contains("another migrator holds the strata lock"),
+            "{}",
+            blocked.1.all()
+        );
         drop(holder);
     });
     assert!(!common::has_table(&direct, "notes_body"));
@@ -153,7 +160,10 @@ fn transaction_mode_is_refused_naming_the_pool_mode() {
     );
     run.expect(1);
     let error = run.json()["tenants"][0]["error"].as_str().unwrap_or_default().to_string();
-    assert!(error.contains("pool_mode = transaction") && error.contains("pool_mode = session"), "{error}");
+    assert!(
+        error.contains("pool_mode = transaction") && error.contains("pool_mode = session"),
+        "{error}"
+    );
     // Nothing was applied, not even the history table.
     let direct = servers::tls().admin(db);
     assert!(!common::has_table(&direct, "strata.schema_history"));

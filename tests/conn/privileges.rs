@@ -77,10 +77,8 @@ fn a_hosted_admin_role_runs_every_command_and_no_password_is_ever_printed() {
     let wrong = conn("hosted_a").replace(HOSTED_PASSWORD, &format!("{HOSTED_PASSWORD}x"));
     ws.write(
         "tenants.toml",
-        &format!(
-            "[[tenant]]\nslug = \"alpha\"\nvertical = \"crm\"\ndatabase = \"env:TENANT_A\"\n\n[[tenant]]\nslug = \"broken\"\n\
-             database = \"env:BROKEN\"\n"
-        ),
+        "[[tenant]]\nslug = \"alpha\"\nvertical = \"crm\"\ndatabase = \"env:TENANT_A\"\n\n[[tenant]]\nslug = \"broken\"\n\
+         database = \"env:BROKEN\"\n",
     );
     let bad_env = [
         ("TENANT_A", wrong),
