@@ -72,6 +72,36 @@ fn a_hosted_admin_role_runs_every_command_and_no_password_is_ever_printed() {
         assert!(moved.1.stdout.contains(want), "{want}: {}", moved.1.all());
     }
     runs.push(moved);
+    // verify-isolation's live probe needs to seed rows under forced RLS and
+    // to switch to the app role: each missing privilege is named with its SQL.
+    let iso_env = [("TENANT_A", conn("hosted_a"))];
+    let iso = |runs: &mut Vec<crate::commands::Ran>| {
+        let r = scenario.strata(&ws, &["verify-isolation", "--all", "--format", "json"], &iso_env);
+        runs.push((
+            r.0.clone(),
+            crate::common::Run {
+                code: r.1.code,
+                stdout: r.1.stdout.clone(),
+                stderr: r.1.stderr.clone(),
+            },
+        ));
+        r.1
+    };
+    let seeding = iso(&mut runs);
+    assert!(seeding.stdout.contains("needs BYPASSRLS: ALTER ROLE"), "{}", seeding.all());
+    common::sql(
+        &srv.admin("postgres"),
+        "ALTER ROLE hosted_admin BYPASSRLS; REVOKE orbis_app FROM hosted_admin",
+    );
+    let switching = iso(&mut runs);
+    assert_eq!(switching.code, 2, "{}", switching.all());
+    assert!(switching.all().contains("must be a member of it: GRANT"), "{}", switching.all());
+    common::sql(&srv.admin("postgres"), "GRANT orbis_app TO hosted_admin");
+    let proven = iso(&mut runs);
+    assert_eq!(proven.code, 0, "{}", proven.all());
+    // (Tables whose CHECKs the seeder cannot satisfy are still skipped.)
+    assert!(!proven.stdout.contains("needs BYPASSRLS"), "{}", proven.all());
+    assert!(proven.stdout.contains("\"probe-role\""), "{}", proven.all());
     // Failures print no password either: a wrong password, a password in
     // `tenant create --database`, a connection string that does not parse.
     let wrong = conn("hosted_a").replace(HOSTED_PASSWORD, &format!("{HOSTED_PASSWORD}x"));
