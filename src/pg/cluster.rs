@@ -36,6 +36,15 @@ pub struct TempCluster {
     state: Mutex<Option<Running>>,
 }
 
+/// Where a throwaway cluster comes from: the folder of its binaries (else
+/// `find_bindir`) and the folder its data goes under (else the system's
+/// temporary folder).
+#[derive(Debug, Clone, Default)]
+pub struct ClusterOptions {
+    pub bindir: Option<PathBuf>,
+    pub parent: Option<PathBuf>,
+}
+
 struct Running {
     dir: tempfile::TempDir,
     stop: mpsc::Sender<()>,
@@ -46,7 +55,6 @@ struct Running {
 /// `pg_config --bindir`, else the newest `/usr/lib/postgresql/<v>/bin`,
 /// else `PATH`.
 pub fn find_bindir() -> Result<PathBuf> {
-    let has_server = |d: &Path| d.join("initdb").is_file() && d.join("postgres").is_file();
     if let Some(dir) = std::env::var_os("STRATA_PG_BINDIR") {
         let dir = PathBuf::from(dir);
         if has_server(&dir) {
@@ -89,6 +97,11 @@ pub fn find_bindir() -> Result<PathBuf> {
     )))
 }
 
+/// Whether a folder holds the server binaries a cluster needs.
+fn has_server(dir: &Path) -> bool {
+    dir.join("initdb").is_file() && dir.join("postgres").is_file()
+}
+
 /// uid and gid of an OS user.
 fn os_user(name: &str) -> Option<(u32, u32)> {
     let c = CString::new(name).ok()?;
@@ -125,8 +138,8 @@ fn free_port() -> u16 {
 
 /// Removes the folders of clusters whose owning process is gone (a SIGKILLed
 /// test binary cannot run its cleanup; its server died with it).
-fn sweep_stale() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+fn sweep_stale(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
         return;
     };
     for e in entries.flatten() {
@@ -150,8 +163,23 @@ fn sweep_stale() {
 impl TempCluster {
     /// initdb and start a server; returns once it accepts connections.
     pub fn start() -> Result<TempCluster> {
-        let bindir = find_bindir()?;
-        sweep_stale();
+        TempCluster::start_with(&ClusterOptions::default())
+    }
+
+    /// `start` with the binaries and the data folder given.
+    pub fn start_with(options: &ClusterOptions) -> Result<TempCluster> {
+        let bindir = match &options.bindir {
+            Some(dir) if has_server(dir) => dir.clone(),
+            Some(dir) => {
+                return Err(Error::Cluster(format!(
+                    "{} holds no initdb and postgres binaries: {INSTALL_HINT}",
+                    dir.display()
+                )))
+            }
+            None => find_bindir()?,
+        };
+        let parent = options.parent.clone().unwrap_or_else(std::env::temp_dir);
+        sweep_stale(&parent);
         let ids = if is_root() {
             Some(os_user("postgres").ok_or_else(|| {
                 Error::Cluster(
@@ -166,7 +194,7 @@ impl TempCluster {
         let io = |what: &str, e: std::io::Error| Error::Cluster(format!("throwaway cluster: {what}: {e}"));
         let dir = tempfile::Builder::new()
             .prefix(DIR_PREFIX)
-            .tempdir()
+            .tempdir_in(&parent)
             .map_err(|e| io("cannot create a temporary folder", e))?;
         let root = dir.path().to_path_buf();
         std::fs::write(root.join("owner.pid"), std::process::id().to_string()).map_err(|e| io("cannot write owner.pid", e))?;
