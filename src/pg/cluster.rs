@@ -28,9 +28,22 @@ const SUPERUSER: &str = "postgres";
 const DIR_PREFIX: &str = "strata-pg-";
 const INSTALL_HINT: &str = "install them with `apt-get install -y postgresql` (or point STRATA_PG_BINDIR at their folder)";
 
-/// How a throwaway cluster differs from the default (socket only, trust).
-#[derive(Clone, Debug, Default)]
-pub struct Setup {
+/// A running throwaway cluster. Dropping it stops the server (immediate
+/// shutdown) and removes its folder, also while unwinding from a panic.
+pub struct TempCluster {
+    root: PathBuf,
+    port: u16,
+    state: Mutex<Option<Running>>,
+}
+
+/// Where a throwaway cluster comes from: the folder of its binaries (else
+/// `find_bindir`) and the folder its data goes under (else the system's
+/// temporary folder); and how it differs from the default (socket only,
+/// trust), for the TLS and password tests.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterOptions {
+    pub bindir: Option<PathBuf>,
+    pub parent: Option<PathBuf>,
     /// Also listen on 127.0.0.1, at the cluster's port.
     pub tcp: bool,
     /// pg_hba.conf lines appended after `local all all trust` (which keeps
@@ -43,14 +56,6 @@ pub struct Setup {
     pub settings: Vec<String>,
 }
 
-/// A running throwaway cluster. Dropping it stops the server (immediate
-/// shutdown) and removes its folder, also while unwinding from a panic.
-pub struct TempCluster {
-    root: PathBuf,
-    port: u16,
-    state: Mutex<Option<Running>>,
-}
-
 struct Running {
     dir: tempfile::TempDir,
     stop: mpsc::Sender<()>,
@@ -61,7 +66,6 @@ struct Running {
 /// `pg_config --bindir`, else the newest `/usr/lib/postgresql/<v>/bin`,
 /// else `PATH`.
 pub fn find_bindir() -> Result<PathBuf> {
-    let has_server = |d: &Path| d.join("initdb").is_file() && d.join("postgres").is_file();
     if let Some(dir) = std::env::var_os("STRATA_PG_BINDIR") {
         let dir = PathBuf::from(dir);
         if has_server(&dir) {
@@ -104,6 +108,11 @@ pub fn find_bindir() -> Result<PathBuf> {
     )))
 }
 
+/// Whether a folder holds the server binaries a cluster needs.
+fn has_server(dir: &Path) -> bool {
+    dir.join("initdb").is_file() && dir.join("postgres").is_file()
+}
+
 /// uid and gid of an OS user.
 fn os_user(name: &str) -> Option<(u32, u32)> {
     let c = CString::new(name).ok()?;
@@ -140,8 +149,8 @@ fn free_port() -> u16 {
 
 /// Removes the folders of clusters whose owning process is gone (a SIGKILLed
 /// test binary cannot run its cleanup; its server died with it).
-fn sweep_stale() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+fn sweep_stale(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
         return;
     };
     for e in entries.flatten() {
@@ -165,14 +174,23 @@ fn sweep_stale() {
 impl TempCluster {
     /// initdb and start a server; returns once it accepts connections.
     pub fn start() -> Result<TempCluster> {
-        TempCluster::start_with(&Setup::default())
+        TempCluster::start_with(&ClusterOptions::default())
     }
 
-    /// [`TempCluster::start`] with TCP, pg_hba.conf lines, files in the data
-    /// folder and settings of the caller's (TLS and password tests).
-    pub fn start_with(setup: &Setup) -> Result<TempCluster> {
-        let bindir = find_bindir()?;
-        sweep_stale();
+    /// `start` with the binaries and the data folder given.
+    pub fn start_with(options: &ClusterOptions) -> Result<TempCluster> {
+        let bindir = match &options.bindir {
+            Some(dir) if has_server(dir) => dir.clone(),
+            Some(dir) => {
+                return Err(Error::Cluster(format!(
+                    "{} holds no initdb and postgres binaries: {INSTALL_HINT}",
+                    dir.display()
+                )))
+            }
+            None => find_bindir()?,
+        };
+        let parent = options.parent.clone().unwrap_or_else(std::env::temp_dir);
+        sweep_stale(&parent);
         let ids = if is_root() {
             Some(os_user("postgres").ok_or_else(|| {
                 Error::Cluster(
@@ -187,7 +205,7 @@ impl TempCluster {
         let io = |what: &str, e: std::io::Error| Error::Cluster(format!("throwaway cluster: {what}: {e}"));
         let dir = tempfile::Builder::new()
             .prefix(DIR_PREFIX)
-            .tempdir()
+            .tempdir_in(&parent)
             .map_err(|e| io("cannot create a temporary folder", e))?;
         let root = dir.path().to_path_buf();
         std::fs::write(root.join("owner.pid"), std::process::id().to_string()).map_err(|e| io("cannot write owner.pid", e))?;
@@ -225,7 +243,7 @@ impl TempCluster {
                 String::from_utf8_lossy(&out.stdout)
             )));
         }
-        for (name, contents) in &setup.files {
+        for (name, contents) in &options.files {
             let path = data.join(name);
             std::fs::write(&path, contents).map_err(|e| io("cannot write a file into the data folder", e))?;
             std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
@@ -234,7 +252,7 @@ impl TempCluster {
                 std::os::unix::fs::chown(&path, Some(uid), Some(gid)).map_err(|e| io("cannot chown to postgres", e))?;
             }
         }
-        if let Some(lines) = &setup.hba {
+        if let Some(lines) = &options.hba {
             let hba = format!("local all all trust\n{lines}\n");
             std::fs::write(data.join("pg_hba.conf"), hba).map_err(|e| io("cannot write pg_hba.conf", e))?;
         }
@@ -245,7 +263,7 @@ impl TempCluster {
         }
         let mut server = Command::new(bindir.join("postgres"));
         server.arg("-D").arg(&data).arg("-k").arg(&sock).arg("-p").arg(port.to_string());
-        let listen = if setup.tcp {
+        let listen = if options.tcp {
             "listen_addresses=127.0.0.1"
         } else {
             "listen_addresses="
@@ -263,7 +281,7 @@ impl TempCluster {
         ] {
             server.arg("-c").arg(setting);
         }
-        for setting in &setup.settings {
+        for setting in &options.settings {
             server.arg("-c").arg(setting);
         }
         let err_log = log.try_clone().map_err(|e| io("cannot open the server log", e))?;

@@ -161,9 +161,17 @@ impl Target {
         live.iter().filter_map(|w| w.upgrade()?.key_pid()).collect()
     }
 
-    /// A driver error with, for a closed connection, why it was lost.
+    /// A driver error with, for a closed connection, why it was lost, and
+    /// for a prepared statement that vanished, the pooler that lost it.
     pub fn describe(&self, err: &tokio_postgres::Error) -> String {
         let message = describe(err);
+        if super::sqlstate(err) == Some("26000") && message.contains("prepared statement \"s") {
+            return format!(
+                "{message} (a connection pooler that does not keep sessions runs each transaction on any server \
+                 connection and loses the session's prepared statements and locks: PgBouncer pool_mode = transaction or \
+                 statement; connect strata to PostgreSQL directly or through pool_mode = session)"
+            );
+        }
         match self.lost_reason() {
             Some(reason) if err.is_closed() => format!("{message} ({reason})"),
             _ => message,

@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use strata::pg::cluster::{Setup, TempCluster};
+use strata::pg::cluster::{ClusterOptions, TempCluster};
 
 use super::pki::Pki;
 use crate::common;
@@ -39,7 +39,7 @@ impl Tls {
     }
 }
 
-fn start(setup: Setup, init_sql: &str) -> &'static TempCluster {
+fn start(setup: ClusterOptions, init_sql: &str) -> &'static TempCluster {
     let cluster = TempCluster::start_with(&setup)
         .unwrap_or_else(|e| panic!("cannot start a throwaway PostgreSQL: {e}"))
         .leak_until_exit();
@@ -55,7 +55,7 @@ pub fn tls() -> &'static Tls {
     TLS.get_or_init(|| {
         let pki = Pki::new();
         let server = pki.server(&["localhost"]);
-        let setup = Setup {
+        let setup = ClusterOptions {
             tcp: true,
             hba: Some(
                 "hostssl all cert_user 127.0.0.1/32 cert\n\
@@ -74,6 +74,7 @@ pub fn tls() -> &'static Tls {
                 "ssl_key_file=server.key".into(),
                 "ssl_ca_file=root.crt".into(),
             ],
+            ..Default::default()
         };
         let cluster = start(
             setup,
@@ -94,11 +95,11 @@ pub fn tls() -> &'static Tls {
 pub fn plain_read_only() -> &'static TempCluster {
     static PLAIN: OnceLock<&'static TempCluster> = OnceLock::new();
     PLAIN.get_or_init(|| {
-        let setup = Setup {
+        let setup = ClusterOptions {
             tcp: true,
             hba: Some("host all all 127.0.0.1/32 scram-sha-256".into()),
-            files: Vec::new(),
             settings: vec!["ssl=off".into(), "default_transaction_read_only=on".into()],
+            ..Default::default()
         };
         start(
             setup,

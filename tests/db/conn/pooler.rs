@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::commands::{all_succeeded, Scenario};
+use super::commands::{all_succeeded, Scenario};
+use super::servers;
 use crate::common;
-use crate::servers;
 
 const INSTALL: &str = "install it with `apt-get install -y pgbouncer` (.ci/run does)";
 

@@ -3,9 +3,9 @@
 //! no password from any source appears in any output. A move's preflight
 //! names the privileges it lacks with the SQL that grants them.
 
-use crate::commands::{all_succeeded, Scenario};
+use super::commands::{all_succeeded, Scenario};
+use super::servers;
 use crate::common;
-use crate::servers;
 
 const HOSTED_PASSWORD: &str = "H0sted-Adm1n-pw-61z";
 
@@ -75,7 +75,7 @@ fn a_hosted_admin_role_runs_every_command_and_no_password_is_ever_printed() {
     // verify-isolation's live probe needs to seed rows under forced RLS and
     // to switch to the app role: each missing privilege is named with its SQL.
     let iso_env = [("TENANT_A", conn("hosted_a"))];
-    let iso = |runs: &mut Vec<crate::commands::Ran>| {
+    let iso = |runs: &mut Vec<super::commands::Ran>| {
         let r = scenario.strata(&ws, &["verify-isolation", "--all", "--format", "json"], &iso_env);
         runs.push((
             r.0.clone(),

@@ -3,26 +3,21 @@
 //! with channel binding, md5, PGPASSWORD, the password file, service files),
 //! several hosts, a hosted-service admin role, PgBouncer in both pool modes,
 //! and a server that stalls mid-migration.
+//!
+//! These tests start servers of their own (TLS, passwords, TCP), not the
+//! shared one of tests/common.
 
-#[path = "conn/auth.rs"]
 mod auth;
-#[path = "conn/commands.rs"]
 mod commands;
-mod common;
-#[path = "conn/pki.rs"]
 mod pki;
-#[path = "conn/pooler.rs"]
 mod pooler;
-#[path = "conn/privileges.rs"]
 mod privileges;
-#[path = "conn/proxy.rs"]
 mod proxy;
-#[path = "conn/servers.rs"]
 mod servers;
-#[path = "conn/stall.rs"]
 mod stall;
-#[path = "conn/tls.rs"]
 mod tls;
+
+use crate::common;
 
 use strata::pg::conn::settings::Env;
 

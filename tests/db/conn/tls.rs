@@ -1,9 +1,9 @@
 //! sslmode, sslrootcert and host name checks against the TLS-only server.
 
-use strata::pg::cluster::{Setup, TempCluster};
+use strata::pg::cluster::{ClusterOptions, TempCluster};
 
-use crate::servers::{self, APP_PASSWORD};
-use crate::{refused, session};
+use super::servers::{self, APP_PASSWORD};
+use super::{refused, session};
 
 fn app(extra: &str) -> String {
     servers::tls().conn("app", "postgres", &format!("password={APP_PASSWORD} {extra}"))
@@ -126,7 +126,7 @@ fn prefer_goes_plain_on_a_server_without_tls_and_read_write_picks_the_primary() 
 fn an_expired_server_certificate_is_refused_with_its_date() {
     let srv = servers::tls();
     let expired = srv.pki.expired_server(&["localhost"]);
-    let cluster = TempCluster::start_with(&Setup {
+    let cluster = TempCluster::start_with(&ClusterOptions {
         tcp: true,
         hba: Some("hostssl all all 127.0.0.1/32 trust".into()),
         files: vec![
@@ -134,6 +134,7 @@ fn an_expired_server_certificate_is_refused_with_its_date() {
             ("server.key".into(), expired.key.into_bytes()),
         ],
         settings: vec!["ssl=on".into(), "ssl_cert_file=server.crt".into(), "ssl_key_file=server.key".into()],
+        ..Default::default()
     })
     .unwrap();
     let conn = format!(

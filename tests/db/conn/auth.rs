@@ -2,9 +2,9 @@
 //! client certificates, and passwords from PGPASSWORD, the password file and
 //! service files, with libpq's precedence.
 
-use crate::pki::set_mode;
-use crate::servers::{self, APP_PASSWORD, MD5_PASSWORD};
-use crate::{refused, session};
+use super::pki::set_mode;
+use super::servers::{self, APP_PASSWORD, MD5_PASSWORD};
+use super::{refused, session};
 
 #[test]
 fn scram_with_channel_binding_and_md5() {

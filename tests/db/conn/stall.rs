@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use super::proxy::Proxy;
+use super::servers::{self, ADMIN_PASSWORD};
 use crate::common::{self, history, tenant, Workspace};
-use crate::proxy::Proxy;
-use crate::servers::{self, ADMIN_PASSWORD};
 
 #[test]
 fn a_stalled_server_fails_the_migration_and_keeps_the_previous_version() {
