@@ -14,6 +14,7 @@ pub mod introspect;
 pub mod isolation;
 pub mod live_catalog;
 pub mod lock;
+pub mod runner;
 pub mod shadow;
 
 pub use conn::{connect, Target};
