@@ -375,9 +375,12 @@ mod tests {
     fn migration(file: &str, version: &str, layout: Layout) -> Migration {
         Migration {
             path: PathBuf::from("m").join(file),
+            rel: file.into(),
             version: version.into(),
             name: "x".into(),
             layout,
+            repeatable: false,
+            declared_no_transaction: false,
         }
     }
 
