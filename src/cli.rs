@@ -170,6 +170,10 @@ pub struct InitArgs {
     /// Adopt this existing migration folder as the core layer (its layout is detected).
     #[arg(long, value_name = "MIGRATIONS_DIR")]
     pub from: Option<PathBuf>,
+    /// The layout of the --from folder, when detection cannot tell: native, sqlx,
+    /// flyway, golang-migrate, pop, diesel, prisma, dbmate, goose or plain.
+    #[arg(long, value_name = "NAME", requires = "from")]
+    pub layout: Option<String>,
 }
 
 /// Arguments of `strata new`.

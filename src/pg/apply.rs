@@ -721,7 +721,7 @@ mod tests {
             version: version.into(),
             name: "n".into(),
             checksum: checksum.into(),
-            status: status.into(),
+            status,
             applied_at: "2026-01-01T00:00:00Z".into(),
             applied_by: "strata".into(),
             tool_version: TOOL_VERSION.into(),
@@ -766,6 +766,30 @@ mod tests {
         assert!(matches!(err, Error::MissingMigration { .. }));
         let err = plan(&[applied("core", "0001", "a", Status::Started)], &ms, false, &mut Vec::new()).unwrap_err();
         assert!(err.to_string().contains("half-applied"), "{err}");
+    }
+
+    #[test]
+    fn repeatables_run_again_when_their_file_changes() {
+        let mut views = loaded("core", "R__views", "v2");
+        Arc::get_mut(&mut views).unwrap().repeatable = true;
+        let ms = vec![loaded("core", "1", "a"), loaded("core", "2", "b"), views];
+        let history = [
+            applied("core", "1", "a", Status::Applied),
+            applied("core", "R__views", "v1", Status::Applied),
+        ];
+        // Changed: pending again, not an error; a pending versioned migration
+        // below an applied repeatable is not out of order.
+        let (pending, _) = plan(&history, &ms, false, &mut Vec::new()).unwrap();
+        assert_eq!(pending, vec![1, 2]);
+        assert_eq!(applied_flags(&history, &ms), vec![true, false, false]);
+        let history = [
+            applied("core", "1", "a", Status::Applied),
+            applied("core", "2", "b", Status::Applied),
+            applied("core", "R__views", "v2", Status::Applied),
+        ];
+        let (pending, skipped) = plan(&history, &ms, false, &mut Vec::new()).unwrap();
+        assert!(pending.is_empty());
+        assert_eq!(skipped, 3);
     }
 
     #[test]

@@ -80,6 +80,11 @@ pub fn detect(dir: &Path) -> Result<Detection> {
     if names.iter().any(|n| n.ends_with(".go")) && names.iter().any(|n| n.ends_with(".sql")) {
         return Ok(Detection::sure(Layout::Goose, "SQL and Go migrations side by side"));
     }
+    let sqlx_header = files
+        .iter()
+        .filter(|f| file_name(f).ends_with(".sql"))
+        .take(MARKER_SAMPLE)
+        .any(|f| std::fs::read_to_string(f).is_ok_and(|t| Layout::Sqlx.text_says_no_transaction(&t)));
     let ups: Vec<&String> = names.iter().filter(|n| n.ends_with(".up.sql")).collect();
     if !ups.is_empty() {
         if ups.iter().any(|n| diesel_dated(&split_version(n, true).0)) {
@@ -116,6 +121,9 @@ pub fn detect(dir: &Path) -> Result<Detection> {
         !v.is_empty() && stem[v.len()..].starts_with(['_', '-']) && !rest.is_empty()
     };
     if !sql.is_empty() && sql.iter().all(|n| numbered(n)) {
+        if sqlx_header {
+            return Ok(Detection::sure(Layout::Sqlx, "-- no-transaction headers"));
+        }
         let widths: Vec<usize> = sql.iter().map(|n| split_version(n, false).0.len()).collect();
         let underscore = sql.iter().all(|n| {
             let v = split_version(n, false).0;
