@@ -6,6 +6,7 @@
 //! issue). Identifiers are always quoted with [`quote_ident`], and connection
 //! strings are only ever shown through [`conn::Target`]'s redacting Display.
 
+pub mod adopt;
 pub mod apply;
 pub mod cluster;
 pub mod conn;
@@ -78,6 +79,8 @@ pub enum Error {
     },
     #[error("{0}")]
     Cluster(String),
+    #[error(transparent)]
+    Refused(#[from] adopt::Refusal),
     #[error(transparent)]
     Workspace(#[from] crate::Error),
 }
