@@ -47,6 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Migrate(args) => crate::fleet::commands::migrate(&ws(&cli)?, args, cli.quiet),
         Command::Status(args) => crate::fleet::commands::status(&ws(&cli)?, args),
         Command::Drift(args) => crate::fleet::commands::drift(&ws(&cli)?, args),
+        Command::Baseline(args) => crate::fleet::commands::baseline(ws(&cli)?, args, cli.quiet),
         Command::Tenant {
             command: crate::cli::TenantCommand::Create(args),
         } => crate::fleet::commands::tenant_create(&ws(&cli)?, args),

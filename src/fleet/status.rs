@@ -205,14 +205,27 @@ impl DriftChecker {
         history: &[Applied],
     ) -> Result<DriftReport> {
         let applied = apply::applied_flags(history, migrations);
-        let replay: Vec<Arc<Loaded>> = migrations
-            .iter()
-            .zip(&applied)
-            .filter(|(_, a)| **a)
-            .map(|(m, _)| m.clone())
-            .collect();
+        let adopted = history::adopted_relations(client, target).await?;
+        self.compare(t, client, target, migrations, &applied, &adopted).await
+    }
+
+    /// Compares the live schema with the `migrations` flagged in `replay`
+    /// replayed, leaving out the tables in `leave_out` (other tools' history
+    /// tables, quoted as `to_regclass` reads them).
+    pub async fn compare(
+        &self,
+        t: &Tenant,
+        client: &tokio_postgres::Client,
+        target: &Target,
+        migrations: &[Arc<Loaded>],
+        replay: &[bool],
+        leave_out: &[String],
+    ) -> Result<DriftReport> {
+        let replay: Vec<Arc<Loaded>> = migrations.iter().zip(replay).filter(|(_, a)| **a).map(|(m, _)| m.clone()).collect();
         let expected = self.expected(target, &replay).await?;
-        let live = introspect(client, target).await?.render();
+        let mut model = introspect(client, target).await?;
+        crate::pg::introspect::leave_out(&mut model, client, target, leave_out).await?;
+        let live = model.render();
         let d = diff(
             &expected,
             &live,

@@ -341,6 +341,33 @@ async fn read_all(client: &Client, target: &Target) -> Result<SchemaModel> {
     Ok(m)
 }
 
+/// Leaves tables out of a model, with the sequences their columns own: the
+/// history tables of other migration tools, which no replay creates.
+/// `relations` are quoted names as `to_regclass` reads them; missing ones
+/// are ignored.
+pub async fn leave_out(model: &mut SchemaModel, client: &Client, target: &Target, relations: &[String]) -> Result<()> {
+    if relations.is_empty() {
+        return Ok(());
+    }
+    let rows = client
+        .query(
+            "WITH r AS (SELECT to_regclass(x) AS oid FROM unnest($1::text[]) x)
+             SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.oid IN (SELECT oid FROM r WHERE oid IS NOT NULL)
+                 OR c.oid IN (SELECT d.objid FROM pg_depend d
+                               WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+                                 AND d.deptype IN ('a', 'i') AND d.refobjid IN (SELECT oid FROM r WHERE oid IS NOT NULL))",
+            &[&relations],
+        )
+        .await
+        .map_err(sql_error(target, "cannot look up the adopted history tables"))?;
+    let names: Vec<String> = rows.iter().map(|r| format!(" {}", s(r, 0))).collect();
+    model
+        .objects
+        .retain(|(section, key), _| !(matches!(*section, TABLE | SEQUENCE) && names.iter().any(|n| key.ends_with(n.as_str()))));
+    Ok(())
+}
+
 /// A unified diff from `expected` to `actual` (empty when equal).
 pub fn diff(expected: &str, actual: &str, expected_label: &str, actual_label: &str) -> String {
     if expected == actual {

@@ -8,6 +8,7 @@
 
 pub mod adopt;
 pub mod apply;
+pub mod baseline;
 pub mod cluster;
 pub mod conn;
 pub mod history;

@@ -66,7 +66,11 @@ pub enum MappingError {
         "{relation} is dirty at version {version}: a {tool} migration failed part-way, so the schema is in an unknown \
          state; repair the database and clear the dirty flag with {tool} (`migrate force`), then baseline again"
     )]
-    Dirty { relation: String, tool: &'static str, version: String },
+    Dirty {
+        relation: String,
+        tool: &'static str,
+        version: String,
+    },
     #[error(
         "{relation} records {version} as failed{detail}: it may be half-applied; complete or revert it by hand and \
          resolve it with {tool} ({hint}), then baseline again"

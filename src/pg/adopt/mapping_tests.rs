@@ -66,7 +66,10 @@ fn goose_versions_go_migrations_and_rollbacks() {
     );
     use RecordedState::*;
     let m = f
-        .map(Tool::Goose, vec![rec("1", Applied), rec("2", Applied), rec("3", Applied), rec("10", RolledBack)])
+        .map(
+            Tool::Goose,
+            vec![rec("1", Applied), rec("2", Applied), rec("3", Applied), rec("10", RolledBack)],
+        )
         .unwrap();
     assert_eq!(m.applied, vec![0, 1]);
     assert_eq!(
@@ -80,23 +83,40 @@ fn goose_versions_go_migrations_and_rollbacks() {
     );
     // A version rolled back below an applied one is a hole.
     let err = f.map(Tool::Goose, vec![rec("1", RolledBack), rec("3", Applied)]).unwrap_err();
-    assert!(err.to_string().starts_with("1_a.sql is not applied (rolled back), but the later 3_c.sql is"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("1_a.sql is not applied (rolled back), but the later 3_c.sql is"),
+        "{err}"
+    );
     // A recorded version with no file is named.
-    let err = f.map(Tool::Goose, vec![rec("1", Applied), rec("4", Applied)]).unwrap_err().to_string();
-    assert!(err.contains("records 4 as applied, but layer core has no migration file for it"), "{err}");
+    let err = f
+        .map(Tool::Goose, vec![rec("1", Applied), rec("4", Applied)])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("records 4 as applied, but layer core has no migration file for it"),
+        "{err}"
+    );
 }
 
 #[test]
 fn golang_migrate_keeps_the_current_version_only() {
     let f = Folder::new(
         Layout::GolangMigrate,
-        &[("1_a.up.sql", "SELECT 1;"), ("2_b.up.sql", "SELECT 2;"), ("10_c.up.sql", "SELECT 3;")],
+        &[
+            ("1_a.up.sql", "SELECT 1;"),
+            ("2_b.up.sql", "SELECT 2;"),
+            ("10_c.up.sql", "SELECT 3;"),
+        ],
     );
     let m = f.map(Tool::GolangMigrate, vec![rec("2", RecordedState::Applied)]).unwrap();
     assert_eq!(m.applied, vec![0, 1]);
     assert_eq!(m.rows[0].recorded.as_deref(), Some("(below 2)"));
     assert_eq!(m.rows[1].recorded.as_deref(), Some("2"));
-    let err = f.map(Tool::GolangMigrate, vec![rec("10", RecordedState::Dirty)]).unwrap_err().to_string();
+    let err = f
+        .map(Tool::GolangMigrate, vec![rec("10", RecordedState::Dirty)])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("is dirty at version 10"), "{err}");
     assert!(f.map(Tool::GolangMigrate, vec![rec("5", RecordedState::Applied)]).is_err());
     assert!(f.map(Tool::GolangMigrate, vec![]).unwrap().applied.is_empty());
@@ -117,8 +137,14 @@ fn sqlx_checksums_are_verified() {
         .map(Tool::Sqlx, vec![with("1", b"SELECT 1; -- edited\n", RecordedState::Applied)])
         .unwrap_err()
         .to_string();
-    assert!(err.starts_with("1_a.sql: public._sqlx_migrations records the SHA-384 checksum"), "{err}");
-    let err = f.map(Tool::Sqlx, vec![with("2", b"SELECT 2;\n", RecordedState::Failed)]).unwrap_err().to_string();
+    assert!(
+        err.starts_with("1_a.sql: public._sqlx_migrations records the SHA-384 checksum"),
+        "{err}"
+    );
+    let err = f
+        .map(Tool::Sqlx, vec![with("2", b"SELECT 2;\n", RecordedState::Failed)])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("records 2 (a) as failed"), "{err}");
 }
 
@@ -147,7 +173,11 @@ fn flyway_segments_baselines_repeatables_and_undo() {
     let m = f
         .map(
             Tool::Flyway,
-            vec![rec("1.1", RecordedState::Baseline), sql("1.10", "SELECT 3;"), repeatable("SELECT 5;")],
+            vec![
+                rec("1.1", RecordedState::Baseline),
+                sql("1.10", "SELECT 3;"),
+                repeatable("SELECT 5;"),
+            ],
         )
         .unwrap();
     assert_eq!(m.applied, vec![0, 1, 2, 4]);
@@ -159,7 +189,10 @@ fn flyway_segments_baselines_repeatables_and_undo() {
     assert_eq!(m.rows[4].action, Action::Pending);
     // Undone: pending again.
     let m = f
-        .map(Tool::Flyway, vec![sql("1", "SELECT 1;"), sql("1.1", "SELECT 2;"), rec("1.1", RecordedState::Undone)])
+        .map(
+            Tool::Flyway,
+            vec![sql("1", "SELECT 1;"), sql("1.1", "SELECT 2;"), rec("1.1", RecordedState::Undone)],
+        )
         .unwrap();
     assert_eq!(m.applied, vec![0]);
     let err = f.map(Tool::Flyway, vec![sql("1", "SELECT 1; --x")]).unwrap_err().to_string();
@@ -170,7 +203,10 @@ fn flyway_segments_baselines_repeatables_and_undo() {
 fn prisma_failed_and_rolled_back_attempts() {
     let f = Folder::new(
         Layout::Prisma,
-        &[("20240101000000_a/migration.sql", "SELECT 1;\n"), ("20240102000000_b/migration.sql", "SELECT 2;\n")],
+        &[
+            ("20240101000000_a/migration.sql", "SELECT 1;\n"),
+            ("20240102000000_b/migration.sql", "SELECT 2;\n"),
+        ],
     );
     let p = |name: &str, text: &str, state| Recorded {
         checksum: Some(Checksum::Prisma(checksum::prisma(text))),

@@ -238,7 +238,11 @@ pub enum Refusal {
         "no table {table} in this database (looked up with search_path {search_path}); if {tool} was configured \
          with another table, pass --table [schema.]name"
     )]
-    NoTable { tool: &'static str, table: String, search_path: String },
+    NoTable {
+        tool: &'static str,
+        table: String,
+        search_path: String,
+    },
     #[error("{relation} does not look like {tool}'s history table (strata reads its columns {columns}): {message}")]
     NotTheToolsTable {
         relation: String,
@@ -248,6 +252,8 @@ pub enum Refusal {
     },
     #[error(transparent)]
     Mapping(#[from] mapping::MappingError),
+    #[error("{what} changed while the baseline was being prepared (a migrator ran meanwhile?); run the baseline again")]
+    Changed { what: String },
 }
 
 const UTC_TZ: &str = "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'";
@@ -380,7 +386,11 @@ fn goose_rows(rows: &[Row], target: &Target, t: &str) -> Result<Vec<Recorded>> {
         let applied: bool = column(row, 1, target, t)?;
         let mut rec = Recorded::new(
             version,
-            if applied { RecordedState::Applied } else { RecordedState::RolledBack },
+            if applied {
+                RecordedState::Applied
+            } else {
+                RecordedState::RolledBack
+            },
         );
         rec.at = column(row, 2, target, t)?;
         out.retain(|r| r.version != rec.version);
