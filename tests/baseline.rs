@@ -37,7 +37,7 @@ fn take_over(repo: &Repo, t: &Takeover) {
     let text = repo.strata(&["baseline", "--tenant", t.tenant, "--from", t.tool, "--dry-run"]);
     text.expect(0);
     assert!(text.stdout.contains("would record"), "{}", text.stdout);
-    assert!(text.stdout.contains(&format!("mapped onto the migration files")), "{}", text.stdout);
+    assert!(text.stdout.contains("mapped onto the migration files"), "{}", text.stdout);
 
     let run = repo.strata(&["baseline", "--tenant", t.tenant, "--from", t.tool, "--format", "json"]);
     let json = run.json();

@@ -471,7 +471,7 @@ fn render_baseline(
 ) -> io::Result<()> {
     use crate::pg::adopt::mapping::{Action, ChecksumCheck};
     for r in reports {
-        if r.mapping.is_empty() && !(dry_run && !r.recorded.is_empty()) {
+        if r.mapping.is_empty() && (!dry_run || r.recorded.is_empty()) {
             continue;
         }
         match &r.from {

@@ -81,12 +81,18 @@ pub enum Error {
     #[error("{0}")]
     Cluster(String),
     #[error(transparent)]
-    Refused(#[from] adopt::Refusal),
+    Refused(Box<adopt::Refusal>),
     #[error(transparent)]
     Workspace(#[from] crate::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<adopt::Refusal> for Error {
+    fn from(r: adopt::Refusal) -> Error {
+        Error::Refused(Box::new(r))
+    }
+}
 
 /// A no-transaction migration recorded as started or failed: it may be
 /// half-applied, so strata will not run it again on its own.

@@ -88,18 +88,11 @@ pub enum MappingError {
     )]
     MissingFile { relation: String, version: String, layer: String },
     #[error(
-        "{file}: {relation} records the {algorithm} checksum {recorded} for {version}, the file's is {on_disk}: the \
-         file changed after {tool} applied it; restore the applied version of the file"
+        "{}: {} records the {} checksum {} for {}, the file's is {}: the file changed after {} applied it; restore \
+         the applied version of the file",
+        .0.file, .0.relation, .0.algorithm, .0.recorded, .0.version, .0.on_disk, .0.tool
     )]
-    ChecksumMismatch {
-        file: String,
-        relation: String,
-        algorithm: &'static str,
-        tool: &'static str,
-        version: String,
-        recorded: String,
-        on_disk: String,
-    },
+    ChecksumMismatch(Box<Mismatch>),
     #[error(
         "{file} is not applied ({state}), but the later {later} is: strata applies a layer's migrations in order; \
          apply it with {tool} first (or remove it from the layer), then baseline again"
@@ -114,6 +107,18 @@ pub enum MappingError {
     NotOneRow { relation: String, rows: usize },
     #[error("{file}: cannot read: {message}")]
     Unreadable { file: String, message: String },
+}
+
+/// A checksum the tool recorded that the file no longer has.
+#[derive(Debug)]
+pub struct Mismatch {
+    pub file: String,
+    pub relation: String,
+    pub algorithm: &'static str,
+    pub tool: &'static str,
+    pub version: String,
+    pub recorded: String,
+    pub on_disk: String,
 }
 
 /// A layer's files, as the mapping needs them.
@@ -200,7 +205,7 @@ fn verify(tool: Tool, rec: &Recorded, m: &Migration, shown: &str, relation: &str
     } else if rec.repeatable {
         Ok(ChecksumCheck::Changed)
     } else {
-        Err(MappingError::ChecksumMismatch {
+        Err(MappingError::ChecksumMismatch(Box::new(Mismatch {
             file: shown.to_string(),
             relation: relation.to_string(),
             algorithm: tool.checksum().unwrap_or("recorded"),
@@ -208,7 +213,7 @@ fn verify(tool: Tool, rec: &Recorded, m: &Migration, shown: &str, relation: &str
             version: rec.shown(),
             recorded: sum.shown(),
             on_disk,
-        })
+        })))
     }
 }
 
