@@ -145,6 +145,7 @@ impl Layout {
         "refinery",
         "golang-migrate",
         "pop",
+        "popx",
         "diesel",
         "prisma",
         "dbmate",

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-use super::{detect, discover, discover_all, display_path, valid_slug, Config, LayerKind, Layout, LeftOut, Migration, CONFIG_FILE};
+use super::{detect, discover, discover_all, display_path, valid_slug, Config, LayerKind, Layout, LeftOut, Migration, Naming, CONFIG_FILE};
 
 const CONFIG_TEMPLATE: &str = include_str!("templates/strata.toml");
 const GOVERNANCE_TEMPLATE: &str = include_str!("templates/governance.toml");
@@ -287,18 +287,18 @@ pub fn plan_new(
         format!("{:0width$}", max.map_or(1, |m| m + 1))
     };
     let header = header(layer_id, name, layout);
-    let files = match layout {
-        Layout::Flyway => vec![(dir.join(format!("V{}__{name}.sql", version.trim_start_matches('0'))), header)],
-        Layout::GolangMigrate => vec![
+    let files = match layout.naming() {
+        Naming::FlywayVersioned => vec![(dir.join(format!("V{}__{name}.sql", version.trim_start_matches('0'))), header)],
+        Naming::NumberedUpDown | Naming::TimestampUpDown => vec![
             (dir.join(format!("{version}_{name}.up.sql")), header),
             (dir.join(format!("{version}_{name}.down.sql")), down_header(name)),
         ],
-        Layout::Diesel => {
+        Naming::DieselFolder => {
             let folder = dir.join(format!("{}_{name}", stamp.diesel));
             vec![(folder.join("up.sql"), header), (folder.join("down.sql"), down_header(name))]
         }
-        Layout::Prisma => vec![(dir.join(format!("{}_{name}", stamp.digits)).join("migration.sql"), header)],
-        _ => vec![(dir.join(format!("{version}_{name}.sql")), header)],
+        Naming::PrismaFolder => vec![(dir.join(format!("{}_{name}", stamp.digits)).join("migration.sql"), header)],
+        Naming::Numbered | Naming::Timestamp | Naming::Any => vec![(dir.join(format!("{version}_{name}.sql")), header)],
     };
     Ok(NewMigration { files })
 }
