@@ -473,6 +473,8 @@ pub fn check_workspace_cached(ws: &Workspace, review: &ReviewSet, use_cache: boo
                     .as_ref()
                     .and_then(|r| r.get(&sum::key(&layer_infos[li].id, &m.file_name())))
                 {
+                    // A repeatable migration is edited on purpose: it runs again.
+                    _ if m.repeatable => Released::Unknown,
                     Some((hash, line)) => Released::Released { hash, sum_line: *line },
                     None if have_sum => Released::New,
                     None => Released::Unknown,

@@ -144,6 +144,19 @@ fn every_layout_is_adopted_in_its_tools_order_with_its_markers() {
 }
 
 #[test]
+fn editing_a_flyway_repeatable_migration_is_not_a_modified_release() {
+    let (repo, _) = adopted("flyway", &[]);
+    std::fs::write(
+        repo.path().join("db/migrations/R__item_names.sql"),
+        "CREATE OR REPLACE VIEW item_names AS SELECT id, name, note FROM items;\n",
+    )
+    .unwrap();
+    assert!(!rules(repo.path()).iter().any(|r| r == "migration-modified"));
+    std::fs::write(repo.path().join("db/migrations/V2__tags.sql"), "ALTER TABLE items ADD COLUMN tags jsonb;\n").unwrap();
+    assert!(rules(repo.path()).iter().any(|r| r == "migration-modified"));
+}
+
+#[test]
 fn without_its_marker_the_concurrent_index_is_flagged() {
     let (repo, _) = adopted("sqlx", &[]);
     let file = repo.path().join("db/migrations/2_index.sql");
