@@ -152,7 +152,11 @@ fn editing_a_flyway_repeatable_migration_is_not_a_modified_release() {
     )
     .unwrap();
     assert!(!rules(repo.path()).iter().any(|r| r == "migration-modified"));
-    std::fs::write(repo.path().join("db/migrations/V2__tags.sql"), "ALTER TABLE items ADD COLUMN tags jsonb;\n").unwrap();
+    std::fs::write(
+        repo.path().join("db/migrations/V2__tags.sql"),
+        "ALTER TABLE items ADD COLUMN tags jsonb;\n",
+    )
+    .unwrap();
     assert!(rules(repo.path()).iter().any(|r| r == "migration-modified"));
 }
 

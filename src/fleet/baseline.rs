@@ -21,7 +21,7 @@ use super::status::DriftChecker;
 use crate::pg::adopt::mapping::{self, LayerFiles, MappingRow};
 use crate::pg::adopt::{self, ForeignHistory, Tool};
 use crate::pg::apply::{self, Loaded};
-use crate::pg::baseline::{self as record, Planned};
+use crate::pg::baseline::{self as record, Baseline};
 use crate::pg::{self, history, Result, Target};
 use crate::workspace::scaffold::LayerName;
 use crate::workspace::{discover_all, Tenant, Workspace};
@@ -242,19 +242,20 @@ async fn wanted_from(
     Ok((wanted, foreign, mapped.rows))
 }
 
+/// What every tenant of a baseline run shares.
+pub struct Run<'a> {
+    pub ws: &'a Workspace,
+    pub opts: &'a Options,
+    pub checker: &'a DriftChecker,
+    pub reporter: &'a Reporter,
+}
+
 /// Baselines one tenant (never fails: problems are in the report).
-pub async fn run_tenant(
-    ws: &Workspace,
-    t: &Tenant,
-    migrations: &[Arc<Loaded>],
-    opts: &Options,
-    checker: &DriftChecker,
-    reporter: &Reporter,
-) -> Report {
+pub async fn run_tenant(run: &Run<'_>, t: &Tenant, migrations: &[Arc<Loaded>]) -> Report {
     let started = Instant::now();
-    reporter.tenant_started(&t.slug);
+    run.reporter.tenant_started(&t.slug);
     let mut report = Report::new(t);
-    let outcome = baseline(ws, t, migrations, opts, checker, reporter, &mut report).await;
+    let outcome = baseline(run, t, migrations, &mut report).await;
     match outcome {
         Ok(status) => report.status = status,
         Err(e) => {
@@ -274,19 +275,17 @@ pub async fn run_tenant(
         s if s.is_failure() => format!(": {}", report.error.as_deref().unwrap_or("drift").lines().next().unwrap_or("")),
         _ => format!(" ({} recorded, {} pending)", report.recorded.len(), report.pending),
     };
-    reporter.finished(&t.slug, report.status.as_str(), &detail);
+    run.reporter.finished(&t.slug, report.status.as_str(), &detail);
     report
 }
 
-async fn baseline(
-    ws: &Workspace,
-    t: &Tenant,
-    migrations: &[Arc<Loaded>],
-    opts: &Options,
-    checker: &DriftChecker,
-    reporter: &Reporter,
-    report: &mut Report,
-) -> Result<Status> {
+async fn baseline(run: &Run<'_>, t: &Tenant, migrations: &[Arc<Loaded>], report: &mut Report) -> Result<Status> {
+    let Run {
+        ws,
+        opts,
+        checker,
+        reporter,
+    } = *run;
     let target = Target::parse(&t.database)?;
     report.database = target.to_string();
     let client = pg::connect(&target).await?;
@@ -333,11 +332,14 @@ async fn baseline(
     let note = opts
         .source
         .note(opts.force, foreign.as_ref().map(|f| f.relation.shown()).as_deref());
-    let planned = Planned {
+    let b = Baseline {
+        migrations,
+        rows: &rows,
+        note: &note,
         history: &history,
         foreign: foreign.as_ref(),
     };
-    record::record(&client, &target, migrations, &rows, &note, &planned, opts.lock_wait).await?;
+    record::record(&client, &target, &b, opts.lock_wait).await?;
     Ok(Status::Recorded)
 }
 
@@ -351,7 +353,13 @@ struct Work {
 
 impl pool::Work<(Tenant, Arc<Vec<Arc<Loaded>>>), Report> for Work {
     async fn run(&self, (t, migrations): (Tenant, Arc<Vec<Arc<Loaded>>>)) -> Report {
-        run_tenant(&self.ws, &t, &migrations, &self.opts, &self.checker, &self.reporter).await
+        let run = Run {
+            ws: &self.ws,
+            opts: &self.opts,
+            checker: &self.checker,
+            reporter: &self.reporter,
+        };
+        run_tenant(&run, &t, &migrations).await
     }
 
     fn is_failure(&self, r: &Report) -> bool {

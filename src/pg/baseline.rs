@@ -50,25 +50,24 @@ fn synthetic(m: &Loaded) -> Applied {
     }
 }
 
-/// What the baseline was planned against, checked again before writing.
-pub struct Planned<'a> {
+/// The rows of one baseline, and what they were planned against (checked
+/// again before writing).
+pub struct Baseline<'a> {
+    pub migrations: &'a [Arc<Loaded>],
+    /// Indexes into `migrations` of the rows to write.
+    pub rows: &'a [usize],
+    /// Where the baseline came from, for the rows' `note`.
+    pub note: &'a str,
+    /// strata's history as read when planning.
     pub history: &'a [Applied],
+    /// The other tool's history as read when planning (`--from`).
     pub foreign: Option<&'a ForeignHistory>,
 }
 
-/// Writes the baseline rows of `rows` (indexes into `migrations`) in one
-/// transaction, under the migrator lock.
-pub async fn record(
-    client: &Client,
-    target: &Target,
-    migrations: &[Arc<Loaded>],
-    rows: &[usize],
-    note: &str,
-    planned: &Planned<'_>,
-    lock_wait: Duration,
-) -> Result<()> {
+/// Writes the baseline rows in one transaction, under the migrator lock.
+pub async fn record(client: &Client, target: &Target, b: &Baseline<'_>, lock_wait: Duration) -> Result<()> {
     lock::acquire(client, target, lock_wait).await?;
-    let result = record_locked(client, target, migrations, rows, note, planned).await;
+    let result = record_locked(client, target, b).await;
     if result.is_err() {
         let _ = client.batch_execute("ROLLBACK").await;
     }
@@ -76,14 +75,7 @@ pub async fn record(
     result
 }
 
-async fn record_locked(
-    client: &Client,
-    target: &Target,
-    migrations: &[Arc<Loaded>],
-    rows: &[usize],
-    note: &str,
-    planned: &Planned<'_>,
-) -> Result<()> {
+async fn record_locked(client: &Client, target: &Target, b: &Baseline<'_>) -> Result<()> {
     history::ensure(client, target).await?;
     client
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
@@ -95,13 +87,13 @@ async fn record_locked(
             .map(|a| (a.layer.clone(), a.version.clone(), a.checksum.clone(), a.status))
             .collect()
     };
-    if summary(&now) != summary(planned.history) {
+    if summary(&now) != summary(b.history) {
         return Err(adopt::Refusal::Changed {
             what: "strata.schema_history".into(),
         }
         .into());
     }
-    if let Some(foreign) = planned.foreign {
+    if let Some(foreign) = b.foreign {
         let again = adopt::read(client, target, foreign.tool, &foreign.relation).await?;
         if again != *foreign {
             return Err(adopt::Refusal::Changed {
@@ -112,14 +104,14 @@ async fn record_locked(
     }
     let insert = "INSERT INTO strata.schema_history (layer, version, name, checksum, status, tool_version, execution_ms, origin, note) \
                   VALUES ($1, $2, $3, $4, 'applied', $5, NULL, 'baseline', $6)";
-    for &i in rows {
-        let m = &migrations[i];
+    for &i in b.rows {
+        let m = &b.migrations[i];
         client
-            .execute(insert, &[&m.layer, &m.version, &m.name, &m.checksum, &TOOL_VERSION, &note])
+            .execute(insert, &[&m.layer, &m.version, &m.name, &m.checksum, &TOOL_VERSION, &b.note])
             .await
             .map_err(sql_error(target, format!("{}: cannot record the baseline", m.display)))?;
     }
-    if let Some(foreign) = planned.foreign {
+    if let Some(foreign) = b.foreign {
         client
             .execute(
                 "INSERT INTO strata.adopted_histories (relation, tool, tool_version) VALUES ($1, $2, $3) \

@@ -168,9 +168,12 @@ mod tests {
     use super::*;
 
     fn entries() -> Vec<SumEntry> {
+        entries_of(&["core/0001_a.sql", "core/0002_b.sql"])
+    }
+
+    fn entries_of(keys: &[&str]) -> Vec<SumEntry> {
         let mut prev = String::new();
-        ["core/0001_a.sql", "core/0002_b.sql"]
-            .iter()
+        keys.iter()
             .map(|k| {
                 let hash = sha256_hex(k.as_bytes());
                 prev = chain(&prev, k, &hash);
@@ -208,21 +211,7 @@ mod tests {
             "core/ends with space .sql ",
             "core/double  space.sql",
         ];
-        let mut prev = String::new();
-        let entries: Vec<SumEntry> = keys
-            .iter()
-            .map(|k| {
-                let hash = sha256_hex(k.as_bytes());
-                prev = chain(&prev, k, &hash);
-                SumEntry {
-                    key: k.to_string(),
-                    hash,
-                    chain: prev.clone(),
-                    line: 0,
-                }
-            })
-            .collect();
-        let text = render(&entries);
+        let text = render(&entries_of(&keys));
         assert_eq!(text.lines().count(), keys.len() + 1, "{text}");
         let parsed = parse(Path::new("strata.sum"), &text).unwrap();
         let back: Vec<&str> = parsed.iter().map(|e| e.key.as_str()).collect();

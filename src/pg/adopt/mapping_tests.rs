@@ -41,15 +41,7 @@ impl Folder {
 }
 
 fn rec(version: &str, state: RecordedState) -> Recorded {
-    Recorded {
-        version: version.into(),
-        description: None,
-        repeatable: false,
-        state,
-        checksum: None,
-        at: None,
-        detail: None,
-    }
+    Recorded::new(version.into(), state)
 }
 
 fn actions(m: &Mapping) -> Vec<(Option<String>, Action)> {

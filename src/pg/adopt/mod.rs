@@ -200,7 +200,7 @@ pub struct Recorded {
 }
 
 impl Recorded {
-    fn new(version: String, state: RecordedState) -> Recorded {
+    pub fn new(version: String, state: RecordedState) -> Recorded {
         Recorded {
             version,
             description: None,
