@@ -69,9 +69,15 @@ pub fn detect(dir: &Path) -> Result<Detection> {
     if flyway {
         return Ok(Detection::sure(Layout::Flyway, "V<version>__<name>.sql files"));
     }
-    for f in files.iter().filter(|f| file_name(f).ends_with(".sql")).take(MARKER_SAMPLE) {
-        let text = std::fs::read_to_string(f).unwrap_or_default();
-        match section_layout(&text) {
+    // A sample of the files, read once, for the markers inside them.
+    let sample: Vec<String> = files
+        .iter()
+        .filter(|f| file_name(f).ends_with(".sql"))
+        .take(MARKER_SAMPLE)
+        .map(|f| std::fs::read_to_string(f).unwrap_or_default())
+        .collect();
+    for text in &sample {
+        match section_layout(text) {
             Some(Layout::Dbmate) => return Ok(Detection::sure(Layout::Dbmate, "-- migrate:up sections")),
             Some(l) => return Ok(Detection::sure(l, "-- +goose Up sections")),
             None => {}
@@ -80,11 +86,7 @@ pub fn detect(dir: &Path) -> Result<Detection> {
     if names.iter().any(|n| n.ends_with(".go")) && names.iter().any(|n| n.ends_with(".sql")) {
         return Ok(Detection::sure(Layout::Goose, "SQL and Go migrations side by side"));
     }
-    let sqlx_header = files
-        .iter()
-        .filter(|f| file_name(f).ends_with(".sql"))
-        .take(MARKER_SAMPLE)
-        .any(|f| std::fs::read_to_string(f).is_ok_and(|t| Layout::Sqlx.text_says_no_transaction(&t)));
+    let sqlx_header = sample.iter().any(|t| Layout::Sqlx.text_says_no_transaction(t));
     let ups: Vec<&String> = names.iter().filter(|n| n.ends_with(".up.sql")).collect();
     if !ups.is_empty() {
         if ups.iter().any(|n| diesel_dated(&split_version(n, true).0)) {
@@ -93,11 +95,6 @@ pub fn detect(dir: &Path) -> Result<Detection> {
         let simple = names
             .iter()
             .any(|n| n.ends_with(".sql") && !n.ends_with(".up.sql") && !n.ends_with(".down.sql"));
-        let sqlx_header = files
-            .iter()
-            .filter(|f| file_name(f).ends_with(".sql"))
-            .take(MARKER_SAMPLE)
-            .any(|f| std::fs::read_to_string(f).is_ok_and(|t| Layout::Sqlx.text_says_no_transaction(&t)));
         if simple || sqlx_header {
             return Ok(Detection::sure(
                 Layout::Sqlx,
