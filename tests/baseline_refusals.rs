@@ -142,12 +142,15 @@ fn baseline_to_is_drift_gated() {
     apply(&db, "native-names", &["0001_crème brûlée.sql", "0002_#hash tag.sql"]);
     let repo = Repo::new("native-names", None, &[("acme", &db)]);
     let bad = repo.strata(&["baseline", "--tenant", "acme", "--to", "core@0009"]);
-    bad.expect(1);
+    bad.expect(2);
     assert!(
-        bad.stdout.contains("layer core has no migration 0009 (its versions: 0001 to 0003)"),
+        bad.stderr.contains("layer core has no migration 0009 (its versions: 0001 to 0003)"),
         "{}",
         bad.all()
     );
+    let bad = repo.strata(&["baseline", "--tenant", "acme", "--to", "verticals/crm@1"]);
+    bad.expect(2);
+    assert!(bad.stderr.contains("the workspace has no layer verticals/crm"), "{}", bad.all());
     // An extra column the history does not explain: refused with the diff.
     sql(&db, "ALTER TABLE items ADD COLUMN extra int");
     let t = refused(&repo, &db, &["--to", "core@0002"], "drifted", "the live schema differs");

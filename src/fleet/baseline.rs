@@ -58,6 +58,35 @@ impl Source {
         Ok(Source::To(out))
     }
 
+    /// Checks the layers and versions named against the workspace, before
+    /// any database is touched.
+    pub fn check(&self, ws: &Workspace) -> std::result::Result<(), crate::Error> {
+        let layer_of = |l: &LayerName| {
+            ws.layer(l.kind, &l.name)
+                .ok_or_else(|| crate::Error::Usage(format!("the workspace has no layer {}", l.id())))
+        };
+        match self {
+            Source::From { layer, .. } => layer_of(layer).map(|_| ()),
+            Source::To(specs) => {
+                for (l, version) in specs {
+                    let ms = &ws.layers[layer_of(l)?].migrations;
+                    if !ms.iter().any(|m| names_version(&m.version, &m.rel, version)) {
+                        let range = match (ms.first(), ms.last()) {
+                            (Some(a), Some(b)) => format!("{} to {}", a.version, b.version),
+                            _ => "none".into(),
+                        };
+                        return Err(crate::Error::Usage(format!(
+                            "--to {}@{version}: layer {} has no migration {version} (its versions: {range})",
+                            l.id(),
+                            l.id()
+                        )));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
     fn note(&self, force: bool, relation: Option<&str>) -> String {
         let gate = if force { "recorded with --force" } else { "drift-gated" };
         match self {
@@ -162,6 +191,18 @@ impl Report {
     }
 }
 
+/// Whether `wanted` (from `--to LAYER@VERSION`) names the migration with
+/// this version and path: its version, its number, its file name or folder.
+fn names_version(version: &str, path: &str, wanted: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    version == wanted
+        || (digits(version) && digits(wanted) && crate::workspace::layout::cmp_numeric(version, wanted).is_eq())
+        || path == wanted
+        || path.ends_with(&format!("/{wanted}"))
+        || path.starts_with(&format!("{wanted}/"))
+        || path.contains(&format!("/{wanted}/"))
+}
+
 /// The files of the tenant's composition to take as applied for `--to`.
 fn wanted_to(
     ws: &Workspace,
@@ -177,12 +218,10 @@ fn wanted_to(
             .position(|l| *l == layer.id())
             .ok_or_else(|| format!("tenant {} has no layer {} (its layers: {})", t.slug, layer.id(), layers.join(", ")))?;
         let of_layer: Vec<usize> = (0..migrations.len()).filter(|&i| migrations[i].layer == layers[li]).collect();
-        let hit = of_layer.iter().copied().find(|&i| {
-            let m = &migrations[i];
-            m.version == *version
-                || (crate::workspace::layout::cmp_numeric(&m.version, version).is_eq() && version.bytes().all(|b| b.is_ascii_digit()))
-                || m.display.ends_with(&format!("/{version}"))
-        });
+        let hit = of_layer
+            .iter()
+            .copied()
+            .find(|&i| names_version(&migrations[i].version, &migrations[i].display, version));
         let Some(hit) = hit else {
             let range = match (of_layer.first(), of_layer.last()) {
                 (Some(&a), Some(&b)) => format!("{} to {}", migrations[a].version, migrations[b].version),
@@ -417,5 +456,20 @@ mod tests {
         assert!(Source::to(&["core".into()]).is_err());
         assert!(Source::to(&["core@1".into(), "core@2".into()]).is_err());
         assert!(Source::to(&["plugins/x@1".into()]).is_err());
+    }
+
+    #[test]
+    fn versions_are_named_by_version_number_file_or_folder() {
+        assert!(names_version("0003", "0003_a b.sql", "0003"));
+        assert!(names_version("0003", "0003_a b.sql", "3"));
+        assert!(names_version("0003", "schema/core/0003_a b.sql", "0003_a b.sql"));
+        assert!(names_version(
+            "2019-01-01-000000",
+            "2019-01-01-000000_x/up.sql",
+            "2019-01-01-000000_x"
+        ));
+        assert!(names_version("1.10", "V1.10__x.sql", "1.10"));
+        assert!(!names_version("1.10", "V1.10__x.sql", "1.1"));
+        assert!(!names_version("0003", "0003_a.sql", "0004"));
     }
 }

@@ -426,6 +426,7 @@ pub fn baseline(ws: Workspace, args: &BaselineArgs, quiet: bool) -> anyhow::Resu
         },
         None => Source::to(&args.to)?,
     };
+    source.check(&ws)?;
     let selected: Vec<crate::workspace::Tenant> = select(&ws, &args.tenants)?.into_iter().cloned().collect();
     let refs: Vec<&crate::workspace::Tenant> = selected.iter().collect();
     let sets = MigrationSets::load(&ws, &refs)?;
