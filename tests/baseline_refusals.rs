@@ -98,6 +98,14 @@ fn a_recorded_version_without_its_file_is_refused() {
         "refused",
         "public.schema_migrations records 20231231000000 as applied, but layer core has no migration file for it",
     );
+    // dbmate's table is not golang-migrate's, though both call it schema_migrations.
+    refused(
+        &repo,
+        &db,
+        &["--from", "golang-migrate"],
+        "refused",
+        "public.schema_migrations does not look like golang-migrate's history table (strata reads its columns version, dirty)",
+    );
 }
 
 #[test]

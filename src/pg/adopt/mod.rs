@@ -317,13 +317,15 @@ pub async fn read(client: &Client, target: &Target, tool: Tool, relation: &Relat
              to_char(started_at AT TIME ZONE 'UTC', {UTC_TZ}) FROM {r} ORDER BY started_at, id"
         ),
     };
-    let rows = client.query(&sql, &[]).await.map_err(|e| {
-        super::Error::from(Refusal::NotTheToolsTable {
+    let rows = client.query(&sql, &[]).await.map_err(|e| match super::sqlstate(&e) {
+        // undefined column, undefined function or operator, datatype mismatch: another table.
+        Some("42703" | "42883" | "42804" | "22P02") => super::Error::from(Refusal::NotTheToolsTable {
             relation: relation.shown(),
             tool: tool.name(),
             columns: tool.columns(),
             message: super::describe(&e),
-        })
+        }),
+        _ => sql_error(target, format!("cannot read {}", relation.shown()))(e),
     })?;
     let t = relation.shown();
     let rows = match tool {
