@@ -274,3 +274,52 @@ fn baseline_all_shows_progress_a_summary_and_stops_after_max_failures() {
     assert_eq!(statuses, ["up-to-date", "refused", "recorded"]);
     assert_eq!(json["summary"]["refused"], 1);
 }
+
+/// `--to` on a vertical records the core layer below it whole; the rest of
+/// the vertical stays pending.
+#[test]
+fn baseline_to_a_vertical_takes_core_whole() {
+    let db = database("baseline_to_vertical");
+    let ws = Workspace::new(&[tenant("alpenrose", Some("crm"), db.clone())]);
+    ws.strata(&["migrate", "--tenant", "alpenrose"]).expect(0);
+    // As if another tool had migrated it: strata's history goes.
+    sql(&db, "DROP SCHEMA strata CASCADE");
+    let out = ws.strata(&[
+        "baseline",
+        "--tenant",
+        "alpenrose",
+        "--to",
+        "verticals/crm@0002",
+        "--format",
+        "json",
+    ]);
+    let json = out.json();
+    let t = &json["tenants"][0];
+    // 0003 is applied in the database but not recorded: the gate sees it.
+    assert_eq!(t["status"], "drifted", "{}", out.all());
+    let out = ws.strata(&[
+        "baseline",
+        "--tenant",
+        "alpenrose",
+        "--to",
+        "verticals/crm@0003",
+        "--format",
+        "json",
+    ]);
+    let json = out.json();
+    let t = &json["tenants"][0];
+    assert_eq!(t["status"], "recorded", "{}", out.all());
+    assert_eq!(
+        t["recorded"].as_array().unwrap().len(),
+        migrations_of(&["core", "verticals/crm"]),
+        "{t}"
+    );
+    let rows = adopt::strata_rows(&db);
+    assert!(
+        rows.iter().any(|r| r.starts_with("core/0005:")) && rows.iter().any(|r| r.starts_with("verticals/crm/0003:")),
+        "{rows:?}"
+    );
+    let status = ws.strata(&["status", "--tenant", "alpenrose", "--format", "json"]).json();
+    assert_eq!(status["at_head"], true, "{status}");
+    ws.strata(&["drift", "--tenant", "alpenrose"]).expect(0);
+}
