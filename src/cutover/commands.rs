@@ -7,7 +7,6 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 
 use super::executor::{self, Outcome, TenantOutcome};
@@ -24,13 +23,6 @@ use crate::workspace::Workspace;
 /// Exit codes of a command stopped by a signal (128 + its number, as shells report them).
 const EXIT_SIGINT: u8 = 130;
 const EXIT_SIGTERM: u8 = 143;
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
 
 /// `FILE` as given, or `cutovers/FILE.toml` of the workspace for a bare name.
 fn resolve(ws: Option<&Workspace>, file: &Path) -> PathBuf {
@@ -116,7 +108,7 @@ pub fn plan(ws: Option<&Workspace>, args: &PlanArgs) -> anyhow::Result<u8> {
             (waves.iter().map(|w| w.iter().map(|t| t.slug.clone()).collect()).collect(), dbs)
         }
     };
-    let (estimates, unreachable) = runtime()?.block_on(estimates(&c, &databases));
+    let (estimates, unreachable) = crate::pg::runtime()?.block_on(estimates(&c, &databases));
     let scope = render::scope(&c, &waves);
     let carrier = carrier_note(ws, &c);
     let list = steps(&c);
@@ -231,7 +223,7 @@ fn soak_choice(args: &SoakArgs) -> anyhow::Result<SoakChoice> {
 }
 
 pub fn cutover(ws: Option<&Workspace>, command: &CutoverCommand, quiet: bool) -> anyhow::Result<u8> {
-    let rt = runtime()?;
+    let rt = crate::pg::runtime()?;
     let renderer = Renderer::new(quiet);
     let events = |e| renderer.event(e);
     let code = match command {

@@ -142,7 +142,7 @@ pub fn carrier_for(ws: &Workspace, c: &Cutover, t: &Tenant) -> Result<Option<Car
             )));
         }
         let m = &layer.migrations[pos];
-        let loaded = crate::pg::apply::Loaded::load(&m.path, rel.clone(), layer.id(), m.version.clone(), m.name.clone())?;
+        let loaded = crate::pg::apply::Loaded::load(m, rel.clone(), layer.id())?;
         return Ok(Some(Carrier {
             layer: layer.id(),
             version: m.version.clone(),

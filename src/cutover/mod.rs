@@ -21,6 +21,7 @@ pub mod executor;
 pub mod identity;
 pub mod keyset;
 pub mod plan;
+pub mod privileges;
 pub mod progress;
 pub mod relocate;
 pub mod render;

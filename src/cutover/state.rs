@@ -241,6 +241,8 @@ impl ControlPlane {
     pub async fn open(spec: &str) -> Result<ControlPlane> {
         let target = Target::parse(spec)?;
         let client = crate::pg::connect(&target).await?;
+        // Runs are locked with session advisory locks on this connection.
+        crate::pg::lock::require_session(&client, &target).await?;
         let cp = ControlPlane { target, client };
         cp.create_tables().await?;
         Ok(cp)

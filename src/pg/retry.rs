@@ -1,7 +1,7 @@
 //! Retrying work that failed on `lock_timeout` (SQLSTATE 55P03): the
 //! statement gave up waiting for a lock another session held, so the same
 //! work is likely to pass a moment later. One helper, so every caller backs
-//! off the same way (jittered exponential, [`super::apply::backoff`]).
+//! off the same way (jittered exponential, [`super::runner::backoff`]).
 
 use std::future::Future;
 use std::time::Duration;
@@ -32,7 +32,7 @@ where
         attempt += 1;
         match op().await {
             Err(e) if super::sqlstate(&e) == Some(LOCK_NOT_AVAILABLE) && attempt < retry.attempts => {
-                tokio::time::sleep(super::apply::backoff(retry.base, attempt)).await;
+                tokio::time::sleep(super::runner::backoff(retry.base, attempt)).await;
             }
             res => return (res, attempt),
         }

@@ -105,42 +105,6 @@ fn keeps_name(t: &Table) -> bool {
     (&t.schema, &t.name) == (&t.target_schema, &t.target_name)
 }
 
-/// A libpq string `'value'` (backslash and quote escaped).
-fn libpq_value(v: &str) -> String {
-    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
-/// The source as a libpq connection string for `CREATE SUBSCRIPTION` (it
-/// holds the password: never printed).
-fn conninfo(target: &Target) -> String {
-    use tokio_postgres::config::Host;
-    let cfg = target.config();
-    let mut parts = Vec::new();
-    let hosts: Vec<String> = cfg
-        .get_hosts()
-        .iter()
-        .map(|h| match h {
-            Host::Tcp(name) => name.clone(),
-            Host::Unix(path) => path.display().to_string(),
-        })
-        .collect();
-    if !hosts.is_empty() {
-        parts.push(format!("host={}", libpq_value(&hosts.join(","))));
-    }
-    if !cfg.get_ports().is_empty() {
-        let ports: Vec<String> = cfg.get_ports().iter().map(u16::to_string).collect();
-        parts.push(format!("port={}", libpq_value(&ports.join(","))));
-    }
-    if let Some(u) = cfg.get_user() {
-        parts.push(format!("user={}", libpq_value(u)));
-    }
-    if let Some(p) = cfg.get_password() {
-        parts.push(format!("password={}", libpq_value(&String::from_utf8_lossy(p))));
-    }
-    parts.push(format!("dbname={}", libpq_value(target.dbname())));
-    parts.join(" ")
-}
-
 #[derive(Clone, Debug)]
 struct Column {
     name: String,
@@ -423,12 +387,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn conninfo_quotes_values_and_names_are_derived_from_the_cutover_and_the_run() {
-        let t = Target::parse("host=/tmp/sock port=5433 user=o'brien password='p w\\'d\\\\' dbname=nova").unwrap();
-        assert_eq!(
-            conninfo(&t),
-            "host='/tmp/sock' port='5433' user='o\\'brien' password='p w\\'d\\\\' dbname='nova'"
-        );
+    fn names_are_derived_from_the_cutover_and_the_run() {
         let c = super::super::plan::parse(
             std::path::Path::new("nova-to-dreamlink.toml"),
             "kind = \"move\"\nsource = \"env:S\"\ntarget = \"env:T\"\nretention = \"1d\"\n[[table]]\nname = \"knowledge\"\n\

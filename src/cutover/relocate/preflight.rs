@@ -26,19 +26,7 @@ impl MoveDbs<'_> {
         if free.parse::<i64>().unwrap_or(0) < 1 {
             problems.push("source has no free replication slot (max_replication_slots)".into());
         }
-        let can = text(
-            src,
-            source,
-            "SELECT (rolreplication OR rolsuper)::text FROM pg_roles WHERE rolname = current_user",
-        )
-        .await?;
-        if can != "true" {
-            problems.push("the source role has neither REPLICATION nor SUPERUSER".into());
-        }
-        let superuser = text(dst, target, "SELECT rolsuper::text FROM pg_roles WHERE rolname = current_user").await?;
-        if superuser != "true" {
-            problems.push("the target role is not a superuser: PostgreSQL 15 allows CREATE SUBSCRIPTION to superusers only".into());
-        }
+        problems.extend(super::super::privileges::move_privileges(src, source, dst, target, &self.c.tables).await?);
         problems.extend(self.names_taken().await?);
         for t in &self.c.tables {
             let row = src

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{conninfo, get, target_of, MoveDbs};
+use super::{get, target_of, MoveDbs};
 use crate::cutover::estimate;
 use crate::cutover::plan::{format_duration, format_size};
 use crate::cutover::progress::StepCtx;
@@ -126,7 +126,7 @@ impl MoveDbs<'_> {
                 let conn = if redact {
                     format!("'<the source: {}>'", self.source)
                 } else {
-                    quote_literal(&conninfo(&self.source))
+                    quote_literal(&self.source.conninfo())
                 };
                 out.push(Sql::new(
                     "target",

@@ -222,20 +222,25 @@ impl<'a> TenantDb<'a> {
                 problems.push(format!("table {} does not exist", t.display()));
                 continue;
             }
-            let rls: bool = get(
-                &self
-                    .client
-                    .query_one("SELECT relrowsecurity FROM pg_class WHERE oid = to_regclass($1)", &[&t.qualified()])
-                    .await
-                    .map_err(self.err(format!("reading {}", t.display())))?,
-                0,
-                "pg_class",
-            )?;
+            // RLS binds the owner only when forced.
+            let row = self
+                .client
+                .query_one(
+                    "SELECT relrowsecurity AND (relforcerowsecurity OR NOT pg_has_role(current_user, relowner, 'USAGE')), \
+                            current_user::text FROM pg_class WHERE oid = to_regclass($1)",
+                    &[&t.qualified()],
+                )
+                .await
+                .map_err(self.err(format!("reading {}", t.display())))?;
+            let rls: bool = get(&row, 0, "pg_class")?;
             if rls && !bypass {
+                let user: String = get(&row, 1, "current_user")?;
                 problems.push(format!(
-                    "{} has row-level security and this role has neither SUPERUSER nor BYPASSRLS: the backfill would not see \
-                     every row (connect as a role with BYPASSRLS)",
-                    t.display()
+                    "{} has row-level security that binds this role, which has neither SUPERUSER nor BYPASSRLS: the backfill \
+                     would not see every row. Grant it: ALTER ROLE {} BYPASSRLS (as a superuser; hosted services' admin roles \
+                     often have it), or connect as a role that has it",
+                    t.display(),
+                    crate::pg::quote_ident(&user)
                 ));
             }
             problems.extend(keyset::problems(&self.client, &self.target, &t.qualified(), &t.display(), &t.key).await?);
@@ -278,7 +283,7 @@ impl<'a> TenantDb<'a> {
         let applied = |v: &str| {
             history
                 .iter()
-                .any(|h| h.layer == m.layer && h.version == v && h.status == "applied")
+                .any(|h| h.layer == m.layer && h.version == v && h.status == crate::pg::history::Status::Applied)
         };
         let mut problems = Vec::new();
         if history.iter().any(|h| h.layer == m.layer && h.version == m.version) {
