@@ -212,8 +212,8 @@ pub struct MigrateArgs {
     /// Repeat for successive waves; a wave starts only when the previous one had no failure.
     #[arg(long = "wave", value_name = "LABEL=VALUE")]
     pub waves: Vec<String>,
-    /// Stop starting new tenants after N failures (running ones finish).
-    #[arg(long, value_name = "N")]
+    /// Stop starting new tenants after N failures (N ≥ 1; running ones finish).
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub max_failures: Option<usize>,
     /// Seconds to wait for another migrator's lock on a database.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
@@ -263,8 +263,8 @@ pub struct BaselineArgs {
     /// Tenants baselined at once.
     #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
-    /// Stop starting new tenants after N failures (running ones finish).
-    #[arg(long, value_name = "N")]
+    /// Stop starting new tenants after N failures (N ≥ 1; running ones finish).
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub max_failures: Option<usize>,
     /// Seconds to wait for another migrator's lock on a database.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
@@ -422,4 +422,13 @@ pub enum CutoverCommand {
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
+}
+
+/// `--max-failures N`: "stop after N failures" needs N ≥ 1 (0 would start nothing).
+fn at_least_one(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(0) => Err("0 would start no tenant: N is the number of failures after which no new tenant starts (1 stops at the first)".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }

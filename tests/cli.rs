@@ -323,3 +323,17 @@ fn color_follows_the_flag_and_no_color() {
     let without = strata_in(&fixture("findings"), &["check"]);
     assert!(!without.stdout.contains('\u{1b}'));
 }
+
+#[test]
+fn max_failures_zero_is_refused_for_migrate_and_baseline() {
+    // "Stop after N failures": N = 0 would start no tenant, so it is refused before any work.
+    let ws = bundled_copy();
+    for args in [
+        &["migrate", "--all", "--max-failures", "0"][..],
+        &["baseline", "--all", "--from", "goose", "--max-failures", "0"][..],
+    ] {
+        let run = strata_in(ws.path(), args);
+        run.expect(2);
+        assert!(run.stderr.contains("0 would start no tenant"), "{}", run.all());
+    }
+}

@@ -262,7 +262,7 @@ fn pass_outcomes(c: &Cutover, rows: &[PassTenant], mine: &[TenantOutcome], optio
                     Outcome::NotStarted,
                     None,
                     format!(
-                        "halted: {failed} tenant(s) failed (or busy) in this run, more than max_failures = {} ({})",
+                        "halted: {failed} tenant(s) failed (or busy) in this run: max_failures = {} reached ({})",
                         c.file.max_failures,
                         wave_state(r.wave)
                     ),

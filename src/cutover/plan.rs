@@ -49,8 +49,9 @@ pub struct CutoverFile {
     /// `reshape`: successive waves (`canary`, `tier=gold`, `*`), as `strata migrate --wave`.
     #[serde(default)]
     pub waves: Vec<String>,
-    /// `reshape`: stop starting tenants after this many failures (default 0: the first failure halts).
-    #[serde(default)]
+    /// `reshape`: stop starting tenants after this many failures (at least
+    /// 1; default 1: the first failure halts), as `strata migrate --max-failures`.
+    #[serde(default = "one")]
     pub max_failures: usize,
     /// How long the old objects are kept after the writers flipped, before contract may run.
     pub retention: String,
@@ -239,6 +240,10 @@ pub fn load(path: &Path) -> crate::Result<Cutover> {
     parse(path, &text)
 }
 
+fn one() -> usize {
+    1
+}
+
 pub fn parse(path: &Path, text: &str) -> crate::Result<Cutover> {
     let file: CutoverFile = toml::from_str(text).map_err(|e| Error::config_at(path, text, e.span().map(|s| s.start), e.message()))?;
     let err = |needle: &str, message: String| Error::config_at(path, text, text.find(needle), message);
@@ -274,6 +279,14 @@ pub fn parse(path: &Path, text: &str) -> crate::Result<Cutover> {
     let pause = duration("pause", file.backfill.pause.as_deref(), Duration::ZERO)?;
     let lock_timeout = file.backfill.lock_timeout.clone().unwrap_or_else(|| "2s".into());
     duration("lock_timeout", Some(&lock_timeout), Duration::ZERO)?;
+    if file.max_failures == 0 {
+        return Err(err(
+            "max_failures",
+            "max_failures = 0 would start no tenant: it is the number of failures after which no new tenant starts \
+             (1, the default, stops at the first failure)"
+                .into(),
+        ));
+    }
     let batch_size = file.backfill.batch_size.unwrap_or(5000);
     if batch_size == 0 {
         return Err(err("batch_size", "batch_size must be at least 1".into()));
@@ -613,6 +626,17 @@ drop = ["lid_jid"]
         let text = RESHAPE.replace("batch_size = 500", "batch_sise = 500");
         let e = parse_str(&text).unwrap_err().to_string();
         assert!(e.starts_with("cutovers/rename-body.toml:13:1: unknown field `batch_sise`"), "{e}");
+    }
+
+    #[test]
+    fn max_failures_is_a_count_of_at_least_one_and_defaults_to_one() {
+        let e = parse_str(&RESHAPE.replace("max_failures = 1", "max_failures = 0")).unwrap_err().to_string();
+        assert!(
+            e.contains("cutovers/rename-body.toml:6:1: max_failures = 0 would start no tenant"),
+            "{e}"
+        );
+        assert_eq!(parse_str(&RESHAPE.replace("max_failures = 1\n", "")).unwrap().file.max_failures, 1);
+        assert_eq!(parse_str(&RESHAPE.replace("max_failures = 1", "max_failures = 3")).unwrap().file.max_failures, 3);
     }
 
     #[test]

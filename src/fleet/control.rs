@@ -205,7 +205,8 @@ impl ControlPlane {
             .await
             .map_err(e("control plane: cannot count"))?
             .get(0);
-        let halting = failed > 0 || max_failures.is_some_and(|m| failed as usize >= m);
+        // Any failure blocks the later waves; the limit stops the wave it happened in.
+        let halting = failed > 0 || super::pool::limit_reached(failed as usize, max_failures);
         let status = closing_status(pending, free, failed, halting);
         if let Some(status) = status {
             client
@@ -293,7 +294,7 @@ impl Worker {
                 .await
                 .map_err(e("control plane: cannot read the run"))?;
             let (failed, pending, blocked): (i64, i64, bool) = (counts.get(0), counts.get(1), counts.get(2));
-            if pending == 0 || blocked || max_failures.is_some_and(|m| failed as usize >= m) {
+            if pending == 0 || blocked || super::pool::limit_reached(failed as usize, max_failures) {
                 return Ok(None);
             }
             self.client.batch_execute("BEGIN").await.map_err(e("control plane: cannot begin"))?;

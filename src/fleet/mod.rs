@@ -320,7 +320,9 @@ pub async fn run_waves(
         }
         let items = wave.iter().map(|t| ((*t).clone(), sets.of(ws, t))).collect();
         let finished = pool::run(items, opts.concurrency, opts.max_failures, failures.clone(), work.clone()).await;
-        let reached = opts.max_failures.filter(|&max| failures.load(Ordering::SeqCst) >= max);
+        let reached = opts
+            .max_failures
+            .filter(|_| pool::limit_reached(failures.load(Ordering::SeqCst), opts.max_failures));
         let mut done = finished.done;
         for (i, (t, _)) in finished.not_started {
             let why = format!("--max-failures {} reached", reached.unwrap_or(0));

@@ -5,11 +5,21 @@
 //! panic is reported against its own item. After `max_failures` failures
 //! (counted across calls that share the counter) no new item starts;
 //! running ones finish and the rest come back unstarted.
+//!
+//! [`limit_reached`] is the one rule of "stop after N failures", for this
+//! pool, the rollouts claimed through the control plane and cutover passes.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// Whether `failed` failures stop new work under "stop after N failures":
+/// with `max_failures = Some(n)` no new tenant starts once `n` have failed
+/// (`n` is at least 1: the first failure stops at 1); `None` never stops.
+pub fn limit_reached(failed: usize, max_failures: Option<usize>) -> bool {
+    max_failures.is_some_and(|max| failed >= max)
+}
 
 /// What a pool run came to: results and unstarted items, each with its
 /// position in the input.
@@ -47,7 +57,7 @@ where
         let (queue, done, failures, work) = (queue.clone(), done.clone(), failures.clone(), work.clone());
         handles.push(tokio::spawn(async move {
             loop {
-                if max_failures.is_some_and(|max| failures.load(Ordering::SeqCst) >= max) {
+                if limit_reached(failures.load(Ordering::SeqCst), max_failures) {
                     break;
                 }
                 let Some((i, item)) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
@@ -113,6 +123,16 @@ mod tests {
             assert!(message.contains("unlucky"), "{message}");
             Err(*n + 1000)
         }
+    }
+
+    #[test]
+    fn n_failures_stop_at_the_nth() {
+        assert!(!limit_reached(0, Some(1)));
+        assert!(limit_reached(1, Some(1)));
+        assert!(!limit_reached(1, Some(2)));
+        assert!(limit_reached(2, Some(2)));
+        assert!(limit_reached(3, Some(2)));
+        assert!(!limit_reached(1000, None));
     }
 
     #[test]

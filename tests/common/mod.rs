@@ -126,6 +126,62 @@ pub async fn connect(conn: &str) -> tokio_postgres::Client {
     strata::pg::connect(&target).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// One statement of a [`Writer`]'s round: `$1` is `param(i)` for round
+/// `i` (1, 2, ...); `None` skips the statement in that round.
+pub struct Write {
+    pub sql: &'static str,
+    pub param: fn(i64) -> Option<i64>,
+}
+
+/// A writer on its own thread, as an application keeps writing during a
+/// cutover: on each of its databases, every round runs its statements, then
+/// pauses, until [`Writer::stop`]. A failed statement fails the test.
+pub struct Writer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    rounds: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl Writer {
+    pub fn start(dbs: &[String], writes: Vec<Write>, pause: std::time::Duration) -> Writer {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let rounds = std::sync::Arc::new(AtomicU64::new(0));
+        let (s, r, dbs) = (stop.clone(), rounds.clone(), dbs.to_vec());
+        let handle = std::thread::spawn(move || {
+            rt().block_on(async {
+                let mut clients = Vec::new();
+                for db in &dbs {
+                    clients.push(connect(db).await);
+                }
+                let mut i = 0i64;
+                while !s.load(Ordering::Relaxed) {
+                    i += 1;
+                    for c in &clients {
+                        for w in &writes {
+                            if let Some(p) = (w.param)(i) {
+                                c.execute(w.sql, &[&p]).await.unwrap_or_else(|e| panic!("writer: {e}\n{}", w.sql));
+                            }
+                        }
+                    }
+                    r.fetch_add(1, Ordering::Relaxed);
+                    if !pause.is_zero() {
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+            })
+        });
+        Writer { stop, rounds, handle }
+    }
+
+    /// Stops the writer; returns the rounds it wrote (it failed the test if a statement failed).
+    pub fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().expect("the writer failed");
+        self.rounds.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// A fresh, empty database `test_<name>` (dropped first if a previous run left it).
 ///
 /// The test files share one server: a name asked for by two files would let

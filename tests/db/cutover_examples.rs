@@ -10,8 +10,6 @@
 use crate::common;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 
 use common::{sql, value, Workspace};
 
@@ -93,43 +91,6 @@ impl Fleet {
     }
 }
 
-/// Writes messages through the old column (body) in every tenant until stopped.
-fn start_writer(dbs: Vec<String>) -> (Arc<AtomicBool>, Arc<AtomicU64>, std::thread::JoinHandle<()>) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let written = Arc::new(AtomicU64::new(0));
-    let (s, w) = (stop.clone(), written.clone());
-    let handle = std::thread::spawn(move || {
-        common::rt().block_on(async {
-            let mut clients = Vec::new();
-            for db in &dbs {
-                clients.push(common::connect(db).await);
-            }
-            let mut i = 0i64;
-            while !s.load(Ordering::Relaxed) {
-                i += 1;
-                for c in &clients {
-                    c.execute(
-                        "INSERT INTO messages (container_id, sender_name, direction, body, sent_at) \
-                         VALUES ('00000000-0000-0000-0000-000000000001', 'writer', 'outbound', 'live ' || $1::bigint, now())",
-                        &[&i],
-                    )
-                    .await
-                    .expect("insert during the reshape");
-                    c.execute(
-                        "UPDATE messages SET body = body || ' (edited)' WHERE id = (SELECT id FROM messages ORDER BY id OFFSET $1 LIMIT 1)",
-                        &[&(i * 17 % 1500)],
-                    )
-                    .await
-                    .expect("update during the reshape");
-                }
-                w.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-            }
-        })
-    });
-    (stop, written, handle)
-}
-
 const WRONG: &str = "SELECT count(*) FROM messages WHERE content IS DISTINCT FROM \
      (CASE WHEN body IS NULL THEN NULL ELSE jsonb_build_object('text', body) END)";
 
@@ -166,7 +127,23 @@ fn the_reshape_example_runs_as_written_and_leaves_no_drift() {
         assert_eq!(value(db, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'strata%'"), "0");
     }
 
-    let (stop, written, writer) = start_writer(f.tenants.iter().map(|t| t.2.clone()).collect());
+    // Messages written through the old column (body) in every tenant.
+    let dbs: Vec<String> = f.tenants.iter().map(|t| t.2.clone()).collect();
+    let writer = common::Writer::start(
+        &dbs,
+        vec![
+            common::Write {
+                sql: "INSERT INTO messages (container_id, sender_name, direction, body, sent_at) \
+                      VALUES ('00000000-0000-0000-0000-000000000001', 'writer', 'outbound', 'live ' || $1::bigint, now())",
+                param: Some,
+            },
+            common::Write {
+                sql: "UPDATE messages SET body = body || ' (edited)' WHERE id = (SELECT id FROM messages ORDER BY id OFFSET $1 LIMIT 1)",
+                param: |i| Some(i * 17 % 1500),
+            },
+        ],
+        std::time::Duration::from_millis(2),
+    );
     // The soak of the file (10m) replaced on the command line; retention 7d: contract waits.
     let run = f.strata(&["cutover", "run", "reshape-message-body", "--soak", "0s", "--format", "json"]);
     run.expect(0);
@@ -180,9 +157,7 @@ fn the_reshape_example_runs_as_written_and_leaves_no_drift() {
     let last_canary = log.rfind("dreamlink: flip-writers done").unwrap_or(usize::MAX);
     let first_gaku = log.find("gaku: preflight").unwrap_or(0);
     assert!(last_canary < first_gaku, "{log}");
-    stop.store(true, Ordering::Relaxed);
-    writer.join().unwrap();
-    assert!(written.load(Ordering::Relaxed) > 0);
+    assert!(writer.stop() > 0);
     for (_, _, db) in &f.tenants {
         assert_eq!(value(db, WRONG), "0", "every row holds up(body)");
     }

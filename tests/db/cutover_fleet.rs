@@ -37,7 +37,7 @@ struct Options<'a> {
 
 const FAST: Options = Options {
     retention: "0s",
-    max_failures: 0,
+    max_failures: 1,
     batch_size: 100,
 };
 
@@ -584,7 +584,8 @@ fn max_failures_decides_whether_the_next_wave_starts() {
         f.ws.write("cutovers/pay.toml", &cutover_file(&f.cp, &Options { max_failures: n, ..FAST }))
     };
 
-    // max_failures = 0: the canary's failure stops the second wave.
+    // max_failures = 1 (stop after one failure, as `migrate --max-failures 1`): the canary's failure stops the
+    // second wave.
     let run = f.ws.strata(&["cutover", "run", "pay", "--until", "verify", "--format", "json"]);
     run.expect(1);
     let v = run.json();
@@ -602,7 +603,7 @@ fn max_failures_decides_whether_the_next_wave_starts() {
             outcome(&v, t)["detail"]
                 .as_str()
                 .unwrap()
-                .contains("max_failures = 0 (wave 2 not started)"),
+                .contains("in this run: max_failures = 1 reached (wave 2 not started)"),
             "{v}"
         );
     }
@@ -611,8 +612,8 @@ fn max_failures_decides_whether_the_next_wave_starts() {
     text.expect(1);
     assert!(text.stdout.contains("not-started"), "{}", text.all());
 
-    // max_failures = 1: the second wave starts; t2's failure is the second, so t3 is not started.
-    with_max(1);
+    // max_failures = 2: the second wave starts; t2's failure is the second, so t3 is not started.
+    with_max(2);
     let run = f.ws.strata(&["cutover", "run", "pay", "--until", "verify", "--format", "json"]);
     run.expect(1);
     let v = run.json();
@@ -627,12 +628,12 @@ fn max_failures_decides_whether_the_next_wave_starts() {
         outcome(&v, "t3")["detail"]
             .as_str()
             .unwrap()
-            .contains("more than max_failures = 1 (wave 2 partly run: 1 of its 2 tenants not started)"),
+            .contains("2 tenant(s) failed (or busy) in this run: max_failures = 2 reached (wave 2 partly run: 1 of its 2 tenants not started)"),
         "{v}"
     );
 
-    // max_failures = 2: everything that can run does.
-    with_max(2);
+    // max_failures = 3: everything that can run does.
+    with_max(3);
     let run = f.ws.strata(&["cutover", "run", "pay", "--until", "verify", "--format", "json"]);
     run.expect(1);
     let v = run.json();

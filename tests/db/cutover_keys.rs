@@ -6,8 +6,6 @@
 
 use crate::common;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 
 use common::{sql, value, Workspace};
 
@@ -50,45 +48,26 @@ replaces = "body"
     (ws, db, cp)
 }
 
-/// Inserts (`insert`, with `$1` a counter) and updates of existing rows
-/// through the old column until stopped.
-fn start_writer(db: &str, insert: &'static str) -> (Arc<AtomicBool>, Arc<AtomicU64>, std::thread::JoinHandle<()>) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let written = Arc::new(AtomicU64::new(0));
-    let (s, w, db) = (stop.clone(), written.clone(), db.to_string());
-    let handle = std::thread::spawn(move || {
-        common::rt().block_on(async {
-            let client = common::connect(&db).await;
-            let mut i = 0i64;
-            while !s.load(Ordering::Relaxed) {
-                i += 1;
-                client.execute(insert, &[&i]).await.expect("insert during the cutover");
-                client
-                    .execute(
-                        "UPDATE notes SET body = body || '+' WHERE ctid = (SELECT ctid FROM notes OFFSET $1 LIMIT 1)",
-                        &[&(i * 31 % 2000)],
-                    )
-                    .await
-                    .expect("update during the cutover");
-                w.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-            }
-        })
-    });
-    (stop, written, handle)
-}
-
 /// Runs the reshape to contract under the writer and checks every row.
 fn reshape_under_a_writer(name: &str, columns: &str, fill: &str, key: &str, insert: &'static str) {
     let (ws, db, cp) = setup(name, columns, fill, key);
-    let (stop, written, writer) = start_writer(&db, insert);
+    // Inserts (`insert`, with `$1` a counter) and updates of existing rows through the old column.
+    let writer = common::Writer::start(
+        std::slice::from_ref(&db),
+        vec![
+            common::Write { sql: insert, param: Some },
+            common::Write {
+                sql: "UPDATE notes SET body = body || '+' WHERE ctid = (SELECT ctid FROM notes OFFSET $1 LIMIT 1)",
+                param: |i| Some(i * 31 % 2000),
+            },
+        ],
+        std::time::Duration::from_millis(1),
+    );
     let run = ws.strata(&["cutover", "run", "keys", "--until", "verify"]);
     run.expect(0);
     assert!(run.stderr.contains("verify done: "), "{}", run.all());
     assert!(run.stderr.contains(", 0 differing;"), "{}", run.all());
-    stop.store(true, Ordering::Relaxed);
-    writer.join().unwrap();
-    assert!(written.load(Ordering::Relaxed) > 0, "the writer wrote during the backfill");
+    assert!(writer.stop() > 0, "the writer wrote during the backfill");
     let backfill = value(&cp, "SELECT detail FROM strata.cutover_steps WHERE step = 'backfill'");
     assert!(backfill.contains("(computed in the batch)"), "{backfill}");
     // Every row, those the writer wrote during the backfill included, holds `up` of its old value.
