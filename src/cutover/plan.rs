@@ -630,13 +630,21 @@ drop = ["lid_jid"]
 
     #[test]
     fn max_failures_is_a_count_of_at_least_one_and_defaults_to_one() {
-        let e = parse_str(&RESHAPE.replace("max_failures = 1", "max_failures = 0")).unwrap_err().to_string();
+        let e = parse_str(&RESHAPE.replace("max_failures = 1", "max_failures = 0"))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("cutovers/rename-body.toml:6:1: max_failures = 0 would start no tenant"),
             "{e}"
         );
         assert_eq!(parse_str(&RESHAPE.replace("max_failures = 1\n", "")).unwrap().file.max_failures, 1);
-        assert_eq!(parse_str(&RESHAPE.replace("max_failures = 1", "max_failures = 3")).unwrap().file.max_failures, 3);
+        assert_eq!(
+            parse_str(&RESHAPE.replace("max_failures = 1", "max_failures = 3"))
+                .unwrap()
+                .file
+                .max_failures,
+            3
+        );
     }
 
     #[test]

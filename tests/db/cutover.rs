@@ -5,7 +5,6 @@
 
 use crate::common;
 
-
 use common::{sql, value, Workspace};
 
 /// A tenant database with `messages(id, body, sender)` and `rows` rows,

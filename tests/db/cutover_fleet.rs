@@ -625,10 +625,9 @@ fn max_failures_decides_whether_the_next_wave_starts() {
     );
     assert_eq!(outcome(&v, "t3")["status"], "not-started", "{v}");
     assert!(
-        outcome(&v, "t3")["detail"]
-            .as_str()
-            .unwrap()
-            .contains("2 tenant(s) failed (or busy) in this run: max_failures = 2 reached (wave 2 partly run: 1 of its 2 tenants not started)"),
+        outcome(&v, "t3")["detail"].as_str().unwrap().contains(
+            "2 tenant(s) failed (or busy) in this run: max_failures = 2 reached (wave 2 partly run: 1 of its 2 tenants not started)"
+        ),
         "{v}"
     );
 

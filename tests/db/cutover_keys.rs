@@ -6,7 +6,6 @@
 
 use crate::common;
 
-
 use common::{sql, value, Workspace};
 
 /// A tenant whose `notes` table has the key `key_sql` (the column
