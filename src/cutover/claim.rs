@@ -83,8 +83,11 @@ pub struct PassTenant {
 
 /// A column of a control-plane row: an unexpected NULL or type is an error, never a panic.
 fn column<'r, T: tokio_postgres::types::FromSql<'r>>(row: &'r tokio_postgres::Row, i: usize, target: &Target) -> Result<T> {
-    row.try_get(i)
-        .map_err(|e| Error::Refused(format!("control plane {target}: unexpected value in strata.cutover_pass_tenants: {e}")))
+    row.try_get(i).map_err(|e| {
+        Error::Refused(format!(
+            "control plane {target}: unexpected value in strata.cutover_pass_tenants: {e}"
+        ))
+    })
 }
 
 fn err<'t>(target: &'t Target, context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error + 't {

@@ -30,6 +30,11 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A PostgreSQL cluster of its own for the target (the moves across two servers).
+fn second_cluster() -> TempCluster {
+    TempCluster::start().unwrap_or_else(|e| panic!("a second PostgreSQL cluster for the target: {e}"))
+}
+
 /// A fresh database `name` on `cluster` (or on the test server).
 fn database_on(cluster: Option<&TempCluster>, name: &str) -> String {
     match cluster {
@@ -350,7 +355,7 @@ fn the_example_moves_on_one_server_with_a_writer() {
 #[test]
 fn the_example_moves_across_two_clusters_with_a_writer() {
     let _serial = common::replication_serial();
-    let other = TempCluster::start().unwrap_or_else(|e| panic!("a second PostgreSQL cluster for the target: {e}"));
+    let other = second_cluster();
     let e = Example::new("nl_two", Some(&other));
     let (stop, writer) = start_writer(&e);
     e.cutover(
@@ -489,7 +494,7 @@ fn killed_at_every_step_and_stopped_by_sigterm_the_example_resumes_to_the_same_e
 #[test]
 fn the_target_stopped_in_the_window_is_named_and_the_move_goes_on_once_it_is_back() {
     let _serial = common::replication_serial();
-    let other = TempCluster::start().unwrap_or_else(|e| panic!("a second PostgreSQL cluster for the target: {e}"));
+    let other = second_cluster();
     let e = Example::new("nl_outage", Some(&other));
     let (stop, writer) = start_writer(&e);
     e.cutover("run", &["--until", "flip-reader:inbox", "--soak", "0s"]).expect(0);
