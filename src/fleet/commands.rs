@@ -19,7 +19,6 @@ use super::{provision, select, waves, MigrationSets, RunOptions, TenantReport, T
 use crate::app::{EXIT_FINDINGS, EXIT_OK};
 use crate::cli::{DriftArgs, ListFormat, MigrateArgs, StatusArgs, TenantCreateArgs};
 use crate::pg::apply::{Options, Settings};
-use crate::pg::cluster::TempCluster;
 use crate::pg::Target;
 use crate::workspace::{sum, Workspace};
 
@@ -94,6 +93,7 @@ pub fn migrate(ws: &Workspace, args: &MigrateArgs, quiet: bool) -> anyhow::Resul
         concurrency: usize::from(args.concurrency),
         max_failures: args.max_failures,
         app_role: app_role(ws),
+        pg_version: ws.config.pg_version,
     };
     let total: usize = waves.iter().map(Vec::len).sum();
     let reporter = Arc::new(Reporter::new(progress_mode(args.format, quiet), total));
@@ -293,8 +293,8 @@ pub fn drift(ws: &Workspace, args: &DriftArgs) -> anyhow::Result<u8> {
     let sets = MigrationSets::load(ws, &selected)?;
     let scratch = match args.scratch.as_deref() {
         None => ScratchServer::TenantServer,
-        Some("auto") => ScratchServer::Cluster(TempCluster::start().context("--scratch auto")?),
-        Some(url) => ScratchServer::Server(Target::parse(url)?),
+        Some("auto") => ScratchServer::Auto,
+        Some(url) => ScratchServer::Server(Box::new(Target::parse(url)?)),
     };
     let checker = DriftChecker::new(scratch, Settings::from_config(&ws.config), app_role(ws));
     let rt = runtime()?;
@@ -361,6 +361,7 @@ pub fn tenant_create(ws: &Workspace, args: &TenantCreateArgs) -> anyhow::Result<
         concurrency: 1,
         max_failures: None,
         app_role: app_role(ws),
+        pg_version: ws.config.pg_version,
     };
     let reporter = Reporter::new(progress_mode(args.format, false), 1);
     let rt = runtime()?;

@@ -24,6 +24,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::pg::apply::{self, Event, Loaded};
+use crate::pg::version::server_version;
 use crate::pg::{self, Target};
 use crate::workspace::{Tenant, Workspace};
 use progress::Reporter;
@@ -71,6 +72,8 @@ pub struct TenantReport {
     pub bespoke: Option<String>,
     /// The database, password never included.
     pub database: String,
+    /// The server's version ("13.23"), once connected.
+    pub server_version: Option<String>,
     pub status: TenantStatus,
     pub applied: Vec<String>,
     pub skipped: usize,
@@ -88,6 +91,7 @@ impl TenantReport {
             vertical: t.vertical.clone(),
             bespoke: t.bespoke.clone(),
             database,
+            server_version: None,
             status: TenantStatus::NotStarted,
             applied: Vec::new(),
             skipped: 0,
@@ -223,6 +227,9 @@ pub struct RunOptions {
     pub max_failures: Option<usize>,
     /// tenancy.app_role: created NOLOGIN by the preflight when missing.
     pub app_role: Option<String>,
+    /// `pg_version` of strata.toml: an older server gets a warning, since the
+    /// checks assumed this major.
+    pub pg_version: u32,
 }
 
 /// Preflight and migrate one tenant.
@@ -234,6 +241,16 @@ pub async fn run_tenant(t: &Tenant, migrations: &[Arc<Loaded>], opts: &RunOption
         let target = Target::parse(&t.database).map_err(|e| (TenantStatus::PreflightFailed, e))?;
         report.database = target.to_string();
         let client = pg::connect(&target).await.map_err(|e| (TenantStatus::PreflightFailed, e))?;
+        let version = server_version(&client, &target)
+            .await
+            .map_err(|e| (TenantStatus::PreflightFailed, e))?;
+        if version.major() < opts.pg_version {
+            report.warnings.push(format!(
+                "the server runs {version}, older than pg_version = {} in strata.toml: `strata check` judged the migrations for PostgreSQL {}",
+                opts.pg_version, opts.pg_version
+            ));
+        }
+        report.server_version = Some(version.text);
         let notes = apply::preflight(&client, &target, migrations, opts.app_role.as_deref(), !opts.apply.dry_run)
             .await
             .map_err(|e| (TenantStatus::PreflightFailed, e))?;

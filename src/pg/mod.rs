@@ -7,6 +7,7 @@
 //! strings are only ever shown through [`conn::Target`]'s redacting Display.
 
 pub mod apply;
+pub mod bindir;
 pub mod cluster;
 pub mod conn;
 pub mod history;
@@ -15,6 +16,7 @@ pub mod isolation;
 pub mod live_catalog;
 pub mod lock;
 pub mod shadow;
+pub mod version;
 
 pub use conn::{connect, Target};
 

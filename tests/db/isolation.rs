@@ -15,13 +15,16 @@ fn footprint(conn: &str) -> Vec<Vec<Option<String>>> {
         conn,
         "SELECT 'policy', schemaname || '.' || tablename || '.' || policyname || ':' || coalesce(qual, '') FROM pg_policies ORDER BY 2",
     ));
-    rows.extend(sql(
+    // Row counts one table at a time (query_to_xml needs a server built with libxml).
+    for t in sql(
         conn,
-        "SELECT 'rows ' || table_schema || '.' || table_name,
-                (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', table_schema, table_name), false, true, '')))[1]::text
-         FROM information_schema.tables
+        "SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables
          WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
-    ));
+    ) {
+        let table = t[0].clone().unwrap_or_default();
+        let count = value(conn, &format!("SELECT count(*) FROM {table}"));
+        rows.push(vec![Some(format!("rows {table}")), Some(count)]);
+    }
     rows
 }
 
