@@ -291,7 +291,7 @@ impl DriftChecker {
             let bindir = find_bindir_for(major)?;
             TempCluster::start_with(&ClusterOptions {
                 bindir: Some(bindir),
-                parent: None,
+                ..Default::default()
             })
         })
         .await

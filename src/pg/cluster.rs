@@ -40,11 +40,22 @@ pub struct TempCluster {
 
 /// Where a throwaway cluster comes from: the folder of its binaries (else
 /// `find_bindir`) and the folder its data goes under (else the system's
-/// temporary folder).
+/// temporary folder); and how it differs from the default (socket only,
+/// trust), for the TLS and password tests.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterOptions {
     pub bindir: Option<PathBuf>,
     pub parent: Option<PathBuf>,
+    /// Also listen on 127.0.0.1, at the cluster's port.
+    pub tcp: bool,
+    /// pg_hba.conf lines appended after `local all all trust` (which keeps
+    /// the socket open to the superuser for setting the cluster up).
+    pub hba: Option<String>,
+    /// Files written into the data folder before the server starts (name,
+    /// contents), readable by the server's user only (server keys need it).
+    pub files: Vec<(String, Vec<u8>)>,
+    /// More server settings (`name=value`).
+    pub settings: Vec<String>,
 }
 
 struct Running {
@@ -78,8 +89,8 @@ fn process_alive(pid: i32) -> bool {
     pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
 }
 
-/// A TCP port nobody listens on. The server listens on no TCP address, but
-/// the port still names its socket file (`.s.PGSQL.<port>`).
+/// A TCP port nobody listens on: the server's TCP port when it listens on
+/// 127.0.0.1, else only the name of its socket file (`.s.PGSQL.<port>`).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -185,6 +196,19 @@ impl TempCluster {
                 String::from_utf8_lossy(&out.stdout)
             )));
         }
+        for (name, contents) in &options.files {
+            let path = data.join(name);
+            std::fs::write(&path, contents).map_err(|e| io("cannot write a file into the data folder", e))?;
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .map_err(|e| io("cannot restrict a file of the data folder", e))?;
+            if let Some((uid, gid)) = ids {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid)).map_err(|e| io("cannot chown to postgres", e))?;
+            }
+        }
+        if let Some(lines) = &options.hba {
+            let hba = format!("local all all trust\n{lines}\n");
+            std::fs::write(data.join("pg_hba.conf"), hba).map_err(|e| io("cannot write pg_hba.conf", e))?;
+        }
         let port = free_port();
         let log = std::fs::File::create(&log_path).map_err(|e| io("cannot create the server log", e))?;
         if let Some((uid, gid)) = ids {
@@ -192,8 +216,13 @@ impl TempCluster {
         }
         let mut server = Command::new(bindir.join("postgres"));
         server.arg("-D").arg(&data).arg("-k").arg(&sock).arg("-p").arg(port.to_string());
+        let listen = if options.tcp {
+            "listen_addresses=127.0.0.1"
+        } else {
+            "listen_addresses="
+        };
         for setting in [
-            "listen_addresses=",
+            listen,
             "wal_level=logical",
             "max_connections=300",
             "max_wal_senders=20",
@@ -203,6 +232,9 @@ impl TempCluster {
             "full_page_writes=off",
             "unix_socket_permissions=0777",
         ] {
+            server.arg("-c").arg(setting);
+        }
+        for setting in &options.settings {
             server.arg("-c").arg(setting);
         }
         let err_log = log.try_clone().map_err(|e| io("cannot open the server log", e))?;
@@ -270,6 +302,11 @@ impl TempCluster {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The server's log (startup errors, connection failures).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join("postgres.log")).unwrap_or_default()
     }
 
     /// The folder of the socket (the `host` of connection strings).

@@ -508,10 +508,7 @@ pub fn check(ws: &Workspace, review: &HashSet<PathBuf>, server: &ShadowServer) -
     let rules = crate::rules::configured(&ws.rules)?;
     let settings = Settings::from_config(&ws.config);
     let app_role = Some(ws.config.tenancy.app_role.clone()).filter(|r| !r.is_empty());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Cluster(format!("cannot start the async runtime: {e}")))?;
+    let rt = super::runtime()?;
     let scratch_db = format!("strata_shadow_{}", std::process::id());
     let go = |target: Target| {
         let (runs, settings, app_role) = (&runs, &settings, &app_role);

@@ -41,6 +41,7 @@ pub fn server() -> &'static Server {
         let options = ClusterOptions {
             bindir: test_bindir(),
             parent: cluster_parent(),
+            ..Default::default()
         };
         let cluster = TempCluster::start_with(&options)
             .unwrap_or_else(|e| panic!("cannot start a throwaway PostgreSQL for the tests: {e}\n(or set STRATA_TEST_PG to a server's URL)"))

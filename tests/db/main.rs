@@ -26,6 +26,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod conn;
 mod cutover;
 mod cutover_fleet;
 mod cutover_move;
