@@ -38,12 +38,7 @@ pub fn server() -> &'static Server {
         if let Ok(url) = std::env::var("STRATA_TEST_PG") {
             return Server { admin: url };
         }
-        let options = ClusterOptions {
-            bindir: test_bindir(),
-            parent: cluster_parent(),
-            ..Default::default()
-        };
-        let cluster = TempCluster::start_with(&options)
+        let cluster = TempCluster::start_with(&cluster_options())
             .unwrap_or_else(|e| panic!("cannot start a throwaway PostgreSQL for the tests: {e}\n(or set STRATA_TEST_PG to a server's URL)"))
             .leak_until_exit();
         Server {
@@ -59,6 +54,17 @@ pub fn server() -> &'static Server {
 /// same major.
 pub fn test_bindir() -> Option<PathBuf> {
     std::env::var_os("STRATA_TEST_PG_BIN").filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+/// The options every cluster a test starts begins from: the binaries of
+/// `STRATA_TEST_PG_BIN` (so the TLS, password and pooler servers run on the
+/// major under test too) and the data under memory where there is some.
+pub fn cluster_options() -> ClusterOptions {
+    ClusterOptions {
+        bindir: test_bindir(),
+        parent: cluster_parent(),
+        ..Default::default()
+    }
 }
 
 /// The folder of the test cluster's data: memory (`/dev/shm`) where there is
