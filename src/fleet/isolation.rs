@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::select;
 use crate::app::{EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
 use crate::cli::{ListFormat, VerifyIsolationArgs};
-use crate::pg::isolation::{verify, Finding, Outcome, Scope};
+use crate::pg::isolation::{verify, Finding, Outcome, PolicyRules, Scope};
 use crate::pg::{self, Target};
 use crate::workspace::Workspace;
 
@@ -30,6 +30,10 @@ pub fn verify_isolation(ws: &Workspace, args: &VerifyIsolationArgs) -> anyhow::R
     }
     let selected = select(ws, &args.tenants)?;
     let scope = Scope::from_config(&ws.config);
+    let judge = PolicyRules {
+        config: &ws.config,
+        rules: &ws.rules,
+    };
     let rt = crate::pg::runtime()?;
     let reports: Vec<TenantIsolation> = rt.block_on(async {
         let mut out = Vec::new();
@@ -45,7 +49,7 @@ pub fn verify_isolation(ws: &Workspace, args: &VerifyIsolationArgs) -> anyhow::R
                 let target = Target::parse(&t.database)?;
                 report.database = target.to_string();
                 let client = pg::connect(&target).await?;
-                verify(&client, &target, &scope).await
+                verify(&client, &target, &scope, &judge).await
             }
             .await;
             match result {

@@ -186,6 +186,18 @@ fn database_per_tenant_agency_is_isolated_and_faults_are_caught() {
     };
     faults(&ws, "agency", &conn, &mode);
     assert_eq!(footprint(&conn), before);
+
+    // Every row is the tenant's here, so the probe cannot see a policy that
+    // opens a table to PUBLIC: the policy rules of `strata check` judge it.
+    sql(&conn, "CREATE POLICY leak ON contacts FOR SELECT USING (true)");
+    let (run, json) = verify(&ws, "agency");
+    run.expect(1);
+    assert_leak(&json, "contacts", "policy-always-true");
+    let text = ws.strata(&["verify-isolation", "--tenant", "agency"]);
+    text.expect(1);
+    assert!(text.stdout.contains("policy `leak`"), "{}", text.stdout);
+    sql(&conn, "DROP POLICY leak ON contacts");
+    assert_eq!(footprint(&conn), before);
 }
 
 fn shared_workspace(conn: &str) -> Workspace {

@@ -3,7 +3,10 @@
 //! Two kinds of evidence, per table:
 //! - catalog checks: RLS enabled and forced, at least one policy, no table
 //!   readable by PUBLIC without RLS, no SECURITY DEFINER function without a
-//!   fixed search_path;
+//!   fixed search_path; and the policy rules of `strata check`
+//!   (policy-always-true, policy-not-tenant-scoped,
+//!   multiple-permissive-policies) on the live policies ([`policies`]), so a
+//!   `USING (true)` to PUBLIC is a leak here as it is an error there;
 //! - a live probe: inside one transaction that is always rolled back, rows are
 //!   seeded for two scopes A and B (two tenants in shared mode, two
 //!   containers in database-per-tenant mode) as the connecting superuser;
@@ -25,8 +28,11 @@ use super::conn::sql_error;
 use super::{describe, quote_ident, quote_literal, sqlstate, Result, Target};
 use crate::workspace::{Config, TenancyMode};
 
+mod check_values;
+mod policies;
 mod seed;
 
+pub use policies::{PolicyRules, POLICY_RULES};
 pub use seed::seed_every_table;
 use seed::{value_for, Seeder};
 
@@ -39,6 +45,8 @@ const INSUFFICIENT_PRIVILEGE: &str = "42501";
 pub enum Outcome {
     Pass,
     Leak,
+    /// A policy rule of warning severity found something.
+    Warning,
     /// The probe could not run (a row could not be seeded, an unexpected error).
     Skipped,
 }
@@ -48,6 +56,7 @@ impl Outcome {
         match self {
             Outcome::Pass => "ok",
             Outcome::Leak => "LEAK",
+            Outcome::Warning => "warning",
             Outcome::Skipped => "skipped",
         }
     }
@@ -143,9 +152,10 @@ type Row = HashMap<String, String>;
 
 /// Runs every check on one database. The connection must be a superuser's
 /// (it seeds rows past RLS and switches roles).
-pub async fn verify(client: &Client, target: &Target, scope: &Scope) -> Result<Vec<Finding>> {
+pub async fn verify(client: &Client, target: &Target, scope: &Scope, judge: &PolicyRules<'_>) -> Result<Vec<Finding>> {
     let tables = load_tables(client, target).await?;
     let mut findings = catalog_findings(&tables, scope);
+    findings.extend(policies::policy_findings(client, target, judge).await?);
     findings.extend(security_definer_findings(client, target).await?);
     client
         .batch_execute("BEGIN")
@@ -421,6 +431,7 @@ async fn probe(client: &Client, target: &Target, scope: &Scope, tables: &[TableI
         counter: 0,
         parents: HashMap::new(),
         nulled: HashMap::new(),
+        fitted: HashMap::new(),
     };
     // The two scope values: rows of the root table when it exists, else
     // generated values of the key's type.

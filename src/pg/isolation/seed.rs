@@ -25,6 +25,7 @@ pub async fn seed_every_table(client: &Client, target: &Target) -> Result<Vec<(S
         counter: 0,
         parents: HashMap::new(),
         nulled: HashMap::new(),
+        fitted: HashMap::new(),
     };
     client.batch_execute("BEGIN").await.map_err(sql_error(target, "cannot seed"))?;
     let mut unseeded = Vec::new();
@@ -72,6 +73,9 @@ pub(super) struct Seeder<'a> {
     /// Nullable columns left NULL per table: they appear in a CHECK that
     /// rejected the generated values.
     pub(super) nulled: HashMap<u32, BTreeSet<String>>,
+    /// Values per table and column that meet a CHECK which rejected the
+    /// generated ones ([`super::check_values`]).
+    pub(super) fitted: HashMap<u32, HashMap<String, String>>,
 }
 
 impl<'a> Seeder<'a> {
@@ -83,6 +87,7 @@ impl<'a> Seeder<'a> {
     /// The INSERT of one row of `t` (with the key set to `key` when given).
     pub(super) async fn insert_sql(&mut self, t: &TableInfo, key: Option<(&str, &str)>, depth: u32) -> std::result::Result<String, String> {
         let nulled = self.nulled.get(&t.oid).cloned().unwrap_or_default();
+        let fitted = self.fitted.get(&t.oid).cloned().unwrap_or_default();
         let n = self.next();
         let is_key = |name: &str| key.is_some_and(|(k, _)| k == name);
         // A foreign key with a required column (other than the scope key)
@@ -131,6 +136,11 @@ impl<'a> Seeder<'a> {
                 continue;
             }
             if c.has_default || nulled.contains(&c.name) {
+                continue;
+            }
+            if let Some(v) = fitted.get(&c.name) {
+                cols.push(quote_ident(&c.name));
+                vals.push(format!("{}::{}", quote_literal(v), c.ty));
                 continue;
             }
             match value_for(c, n) {
@@ -207,7 +217,7 @@ impl<'a> Seeder<'a> {
                 Err(e) => e,
             };
             let _ = self.client.batch_execute("ROLLBACK TO SAVEPOINT strata_seed").await;
-            if sqlstate(&e) == Some(CHECK_VIOLATION) && self.null_columns_of(t, &e).await {
+            if sqlstate(&e) == Some(CHECK_VIOLATION) && (self.fit_check(t, &e).await || self.null_columns_of(t, &e).await) {
                 continue;
             }
             return Err(describe(&e));
@@ -216,6 +226,34 @@ impl<'a> Seeder<'a> {
 }
 
 impl Seeder<'_> {
+    /// Takes values that meet the violated CHECK for the columns it
+    /// constrains simply; false when it yields nothing new.
+    async fn fit_check(&mut self, t: &TableInfo, e: &tokio_postgres::Error) -> bool {
+        let Some(name) = e.as_db_error().and_then(|d| d.constraint()) else {
+            return false;
+        };
+        let Ok(Some(row)) = self
+            .client
+            .query_opt(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = $1 AND conname = $2",
+                &[&t.oid, &name],
+            )
+            .await
+        else {
+            return false;
+        };
+        let definition: String = row.get(0);
+        let fitted = self.fitted.entry(t.oid).or_default();
+        let mut changed = false;
+        for (column, value) in super::check_values::values_for_check(&definition) {
+            if t.has_column(&column) && !fitted.contains_key(&column) {
+                fitted.insert(column, value);
+                changed = true;
+            }
+        }
+        changed
+    }
+
     /// Marks the nullable columns of the violated CHECK as NULL; false when
     /// there is nothing new to leave out.
     async fn null_columns_of(&mut self, t: &TableInfo, e: &tokio_postgres::Error) -> bool {
