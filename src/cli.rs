@@ -342,6 +342,10 @@ pub struct VerifyIsolationArgs {
     /// Verify every tenant of tenants.toml.
     #[arg(long)]
     pub all: bool,
+    /// Exit 1 unless the live probe proved every table under row level
+    /// security (a table it could not seed counts against coverage).
+    #[arg(long)]
+    pub require_full_coverage: bool,
     #[arg(long, value_enum, default_value_t = ListFormat::Text)]
     pub format: ListFormat,
 }

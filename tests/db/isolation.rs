@@ -153,14 +153,56 @@ fn database_per_tenant_agency_is_isolated_and_faults_are_caught() {
     let (run, json) = verify(&ws, "agency");
     run.expect(0);
     assert!(leaks(&json).is_empty(), "{}", run.stdout);
-    // A CHECK the generated values cannot meet makes a table "could not seed", never a failure.
-    for s in skipped(&json) {
-        assert!(
-            s.contains("could not seed") && s.contains("check constraint"),
-            "{s}\n{}",
-            run.stderr
-        );
+    // Values meet the simple CHECKs (orbis_state.events.kind is a regular
+    // expression): every table under row level security is proven.
+    assert!(skipped(&json).is_empty(), "{:?}", skipped(&json));
+    let coverage = &json["tenants"][0]["coverage"];
+    assert_eq!(coverage["proven"], coverage["under_rls"], "{coverage}");
+    let events_proven = json["tenants"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["object"] == "orbis_state.events" && f["check"] == "insert" && f["outcome"] == "pass");
+    assert!(events_proven, "{}", run.stdout);
+    assert!(text.stdout.contains("coverage"), "{}", text.stdout);
+    ws.strata(&["verify-isolation", "--tenant", "agency", "--require-full-coverage"]).expect(0);
+    // A CHECK no generated value meets: the table is not proven, which only
+    // --require-full-coverage makes a failure.
+    sql(
+        &conn,
+        "CREATE TABLE strata_test_sealed (id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+             container_id uuid NOT NULL REFERENCES containers (id), body text NOT NULL CHECK (length(body) > 5000));
+         ALTER TABLE strata_test_sealed ENABLE ROW LEVEL SECURITY; ALTER TABLE strata_test_sealed FORCE ROW LEVEL SECURITY;
+         CREATE POLICY sealed_scoped ON strata_test_sealed FOR ALL TO orbis_app
+             USING (container_id = nullif(current_setting('orbis.container_id', true), '')::uuid)
+             WITH CHECK (container_id = nullif(current_setting('orbis.container_id', true), '')::uuid);
+         GRANT SELECT, INSERT, UPDATE, DELETE ON strata_test_sealed TO orbis_app;",
+    );
+    let (partial, json) = verify(&ws, "agency");
+    partial.expect(0);
+    let coverage = &json["tenants"][0]["coverage"];
+    assert_eq!(coverage["unproven"], serde_json::json!(["strata_test_sealed"]), "{coverage}");
+    let strict = ws.strata(&["verify-isolation", "--tenant", "agency", "--require-full-coverage"]);
+    strict.expect(1);
+    assert!(strict.stdout.contains("not proven: strata_test_sealed"), "{}", strict.stdout);
+    // The text table fits the terminal; the long seeding error goes below it.
+    let narrow = Run::from(
+        ws.command(&["verify-isolation", "--tenant", "agency"])
+            .env("COLUMNS", "80")
+            .output()
+            .unwrap(),
+    );
+    narrow.expect(0);
+    let table_lines = narrow.stdout.lines().filter(|l| l.starts_with(['│', '┌', '└', '╞', '├']));
+    for line in table_lines {
+        assert!(line.chars().count() <= 80, "wider than 80 columns: {line}\n{}", narrow.stdout);
     }
+    assert!(
+        narrow.stdout.lines().any(|l| l.starts_with("[1] could not seed") && l.contains("check constraint")),
+        "{}",
+        narrow.stdout
+    );
+    sql(&conn, "DROP TABLE strata_test_sealed");
     for table in ["messages", "knowledge_items", "container_members"] {
         for check in ["select", "update", "delete", "insert"] {
             let found = json["tenants"][0]["findings"]

@@ -71,6 +71,41 @@ pub struct Finding {
     pub detail: String,
 }
 
+/// How much of the database the live probe proved: the scoped tables under
+/// row level security, and those whose four probes (select, update,
+/// delete, insert) all ran.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Coverage {
+    pub proven: usize,
+    pub under_rls: usize,
+    /// The tables under row level security that were not proven, as shown.
+    pub unproven: Vec<String>,
+}
+
+impl Coverage {
+    pub fn is_full(&self) -> bool {
+        self.proven == self.under_rls
+    }
+
+    fn of(tables: &[TableInfo], scope: &Scope, findings: &[Finding]) -> Coverage {
+        let mut c = Coverage::default();
+        for t in tables.iter().filter(|t| t.rls && is_scoped(t, scope)) {
+            c.under_rls += 1;
+            let proven = ["select", "update", "delete", "insert"].iter().all(|check| {
+                findings
+                    .iter()
+                    .any(|f| f.object == t.shown && f.check == *check && f.outcome != Outcome::Skipped)
+            });
+            if proven {
+                c.proven += 1;
+            } else {
+                c.unproven.push(t.shown.clone());
+            }
+        }
+        c
+    }
+}
+
 /// How isolation is scoped in this workspace.
 #[derive(Clone, Debug)]
 pub struct Scope {
@@ -152,7 +187,7 @@ type Row = HashMap<String, String>;
 
 /// Runs every check on one database. The connection must be a superuser's
 /// (it seeds rows past RLS and switches roles).
-pub async fn verify(client: &Client, target: &Target, scope: &Scope, judge: &PolicyRules<'_>) -> Result<Vec<Finding>> {
+pub async fn verify(client: &Client, target: &Target, scope: &Scope, judge: &PolicyRules<'_>) -> Result<(Vec<Finding>, Coverage)> {
     let tables = load_tables(client, target).await?;
     let mut findings = catalog_findings(&tables, scope);
     findings.extend(policies::policy_findings(client, target, judge).await?);
@@ -167,7 +202,8 @@ pub async fn verify(client: &Client, target: &Target, scope: &Scope, judge: &Pol
     let probed = probed?;
     rolled_back.map_err(sql_error(target, "cannot roll back the probe transaction"))?;
     findings.extend(probed);
-    Ok(findings)
+    let coverage = Coverage::of(&tables, scope, &findings);
+    Ok((findings, coverage))
 }
 
 async fn load_tables(client: &Client, target: &Target) -> Result<Vec<TableInfo>> {
