@@ -214,21 +214,25 @@ pub fn status(ws: &Workspace, args: &StatusArgs) -> anyhow::Result<u8> {
     });
     let mut rows = rt.block_on(async {
         let sem = Arc::new(tokio::sync::Semaphore::new(usize::from(args.concurrency)));
-        let mut handles = Vec::new();
+        let mut tasks = Vec::new();
         for t in &selected {
             let (t, migrations, sem, checker) = ((*t).clone(), sets.of(ws, t), sem.clone(), checker.clone());
-            handles.push(tokio::spawn(async move {
-                let _permit = sem.acquire_owned().await;
-                tenant_status(&t, &migrations, checker.as_deref()).await
-            }));
+            let task = tokio::spawn({
+                let t = t.clone();
+                async move {
+                    let _permit = sem.acquire_owned().await;
+                    tenant_status(&t, &migrations, checker.as_deref()).await
+                }
+            });
+            tasks.push((t, task));
         }
-        let mut rows = Vec::new();
-        for h in handles {
-            if let Ok(r) = h.await {
-                rows.push(r);
-            }
-        }
-        rows
+        // A tenant whose task panicked is a row with that error, not a gap.
+        super::pool::join_each(tasks, |t: &crate::workspace::Tenant, message| {
+            let mut row = super::status::StatusRow::new(t, sets.of(ws, t).len());
+            row.error = Some(message);
+            row
+        })
+        .await
     });
     if let Some(spec) = &ws.config.control_plane {
         // The control plane's last failure fills in where the database had none

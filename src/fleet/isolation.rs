@@ -69,14 +69,22 @@ fn write_text(out: &mut impl Write, r: &TenantIsolation) -> io::Result<()> {
     }
     let skipped = r.findings.iter().filter(|f| f.outcome == Outcome::Skipped).count();
     let passed = r.findings.iter().filter(|f| f.outcome == Outcome::Pass).count();
-    writeln!(out, "{}: {} leak(s), {passed} check(s) passed, {skipped} skipped", r.tenant, r.leaks)?;
+    writeln!(
+        out,
+        "{}: {} leak(s), {passed} check(s) passed, {skipped} skipped",
+        r.tenant, r.leaks
+    )?;
     if let Some(c) = &r.coverage {
         let unproven = if c.unproven.is_empty() {
             String::new()
         } else {
             format!(" (not proven: {})", c.unproven.join(", "))
         };
-        writeln!(out, "{}: coverage {} of {} tables under RLS proven{unproven}", r.tenant, c.proven, c.under_rls)?;
+        writeln!(
+            out,
+            "{}: coverage {} of {} tables under RLS proven{unproven}",
+            r.tenant, c.proven, c.under_rls
+        )?;
     }
     writeln!(out)
 }

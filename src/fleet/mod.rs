@@ -109,6 +109,13 @@ impl TenantReport {
         r.error = Some(why.to_string());
         r
     }
+
+    /// The report of a tenant whose run panicked: failed, with the message.
+    pub fn panicked(t: &Tenant, message: String) -> TenantReport {
+        let mut r = TenantReport::not_started(t, &message);
+        r.status = TenantStatus::Failed;
+        r
+    }
 }
 
 /// `--wave` selectors: `LABEL=VALUE`, a bare `VALUE` (meaning `wave=VALUE`),
@@ -307,8 +314,7 @@ impl pool::Work<(Tenant, Arc<Vec<Arc<Loaded>>>), TenantReport> for MigrateWork {
     }
 
     fn panicked(&self, (t, _): &(Tenant, Arc<Vec<Arc<Loaded>>>), message: String) -> TenantReport {
-        let mut r = TenantReport::not_started(t, &message);
-        r.status = TenantStatus::Failed;
+        let r = TenantReport::panicked(t, message);
         self.reporter.tenant_finished(&r);
         r
     }

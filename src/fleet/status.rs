@@ -88,21 +88,28 @@ fn layer_versions(migrations: &[Arc<Loaded>], history: &[Applied]) -> Vec<LayerV
 }
 
 /// The status of one tenant (never fails: problems are in the row).
+impl StatusRow {
+    /// The row of a tenant before anything is known about it.
+    pub fn new(t: &Tenant, pending: usize) -> StatusRow {
+        StatusRow {
+            tenant: t.slug.clone(),
+            vertical: t.vertical.clone(),
+            bespoke: t.bespoke.clone(),
+            database: String::new(),
+            server_version: None,
+            layers: Vec::new(),
+            applied: 0,
+            pending,
+            history_problem: None,
+            drift: None,
+            last_error: None,
+            error: None,
+        }
+    }
+}
+
 pub async fn tenant_status(t: &Tenant, migrations: &[Arc<Loaded>], drift: Option<&DriftChecker>) -> StatusRow {
-    let mut row = StatusRow {
-        tenant: t.slug.clone(),
-        vertical: t.vertical.clone(),
-        bespoke: t.bespoke.clone(),
-        database: String::new(),
-        server_version: None,
-        layers: Vec::new(),
-        applied: 0,
-        pending: migrations.len(),
-        history_problem: None,
-        drift: None,
-        last_error: None,
-        error: None,
-    };
+    let mut row = StatusRow::new(t, migrations.len());
     let result: Result<()> = async {
         let target = Target::parse(&t.database)?;
         row.database = target.to_string();

@@ -165,7 +165,8 @@ fn database_per_tenant_agency_is_isolated_and_faults_are_caught() {
         .any(|f| f["object"] == "orbis_state.events" && f["check"] == "insert" && f["outcome"] == "pass");
     assert!(events_proven, "{}", run.stdout);
     assert!(text.stdout.contains("coverage"), "{}", text.stdout);
-    ws.strata(&["verify-isolation", "--tenant", "agency", "--require-full-coverage"]).expect(0);
+    ws.strata(&["verify-isolation", "--tenant", "agency", "--require-full-coverage"])
+        .expect(0);
     // A CHECK no generated value meets: the table is not proven, which only
     // --require-full-coverage makes a failure.
     sql(
@@ -198,7 +199,10 @@ fn database_per_tenant_agency_is_isolated_and_faults_are_caught() {
         assert!(line.chars().count() <= 80, "wider than 80 columns: {line}\n{}", narrow.stdout);
     }
     assert!(
-        narrow.stdout.lines().any(|l| l.starts_with("[1] could not seed") && l.contains("check constraint")),
+        narrow
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("[1] could not seed") && l.contains("check constraint")),
         "{}",
         narrow.stdout
     );

@@ -62,7 +62,14 @@ pub async fn policy_findings(client: &Client, target: &Target, judge: &PolicyRul
     for (i, r) in rows.iter().enumerate() {
         let oid: u32 = r.get(0);
         let (schema, table, policy): (String, String, String) = (r.get(1), r.get(2), r.get(3));
-        origins.insert(format!("p{oid}"), Origin { file: 0, layer: 0, stmt: i as u32 });
+        origins.insert(
+            format!("p{oid}"),
+            Origin {
+                file: 0,
+                layer: 0,
+                stmt: i as u32,
+            },
+        );
         let table = if schema == "public" { table } else { format!("{schema}.{table}") };
         shown.push((table, policy));
     }

@@ -40,7 +40,6 @@ pub async fn seed_every_table(client: &Client, target: &Target) -> Result<Vec<(S
     Ok(unseeded)
 }
 
-
 /// A value expression for a column, or why there is none. `n` makes values
 /// of different rows differ (unique constraints).
 pub(super) fn value_for(c: &Column, n: u32) -> std::result::Result<String, String> {
