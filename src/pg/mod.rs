@@ -9,6 +9,7 @@
 pub mod adopt;
 pub mod apply;
 pub mod baseline;
+pub mod bindir;
 pub mod cluster;
 pub mod conn;
 pub mod history;
@@ -19,6 +20,7 @@ pub mod lock;
 pub mod retry;
 pub mod runner;
 pub mod shadow;
+pub mod version;
 
 pub use conn::{connect, Target};
 

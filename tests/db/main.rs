@@ -36,6 +36,7 @@ mod cutover_fleet;
 mod cutover_keys;
 mod cutover_move;
 mod drift;
+mod drift_kinds;
 mod examples;
 mod getting_started;
 mod identity;
