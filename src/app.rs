@@ -465,15 +465,6 @@ fn cmd_ls(ws: &Workspace, tenant: Option<&str>, format: ListFormat) -> anyhow::R
     Ok(EXIT_OK)
 }
 
-/// Writes strata.sum for the workspace at `root`.
-pub fn write_sum(root: &Path) -> crate::Result<usize> {
-    let ws = Workspace::load(root)?;
-    let entries = sum::compute(&ws)?;
-    let path = ws.root.join(&ws.config.paths.sum);
-    std::fs::write(&path, sum::render(&entries)).map_err(|e| crate::Error::io(&path, e))?;
-    Ok(entries.len())
-}
-
 fn cmd_sum(ws: &Workspace, check_only: bool, format: ListFormat) -> anyhow::Result<u8> {
     let entries = sum::compute(ws)?;
     let rendered = sum::render(&entries);
@@ -513,7 +504,7 @@ fn cmd_init(args: &InitArgs, quiet: bool) -> anyhow::Result<u8> {
         ),
     };
     let report = scaffold::init(&root, from.as_deref(), layout)?;
-    let released = write_sum(&root)?;
+    let released = sum::write(&root)?;
     if quiet {
         return Ok(EXIT_OK);
     }

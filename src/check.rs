@@ -12,38 +12,12 @@ use sha2::Digest;
 
 use crate::catalog::{Catalog, Origin};
 use crate::error::{Error, Result};
-use crate::report::{CheckReport, Diagnostic, Pos, Region, Severity, SourceFile};
+use crate::diag::{CheckReport, Diagnostic, Pos, Region, Severity, SourceFile};
 use crate::rules::{self, Env, FileCtx, FileInfo, Finding, LayerInfo, Released, Rule, RulesConfig, StatementCtx};
-use crate::sql::{mask_source, parse_file, ParsedFile};
-use crate::workspace::{discover, forward_sections, sum, Migration, Workspace};
+use crate::sql::ParsedFile;
+use crate::workspace::{discover, sum, Migration, Workspace};
 
-/// Reads, masks and parses one migration file.
-pub fn load_file(path: &Path, display: String) -> Result<ParsedFile> {
-    Ok(parse_source(Arc::new(SourceFile::new(display, crate::error::read_utf8(path)?))))
-}
-
-/// Reads and parses one migration of a layer: as [`load_file`], and the
-/// file runs outside a transaction when its layout's marker says so.
-pub fn load_migration(m: &Migration, display: String) -> Result<ParsedFile> {
-    let mut parsed = load_file(&m.path, display)?;
-    apply_layout(&mut parsed, m);
-    Ok(parsed)
-}
-
-/// Marks a parsed migration as non-transactional when its layout says so
-/// (sqlx `-- no-transaction`, popx `.autocommit`, diesel `metadata.toml`, ...).
-fn apply_layout(parsed: &mut ParsedFile, m: &Migration) {
-    if !parsed.no_transaction && m.runs_outside_transaction(&parsed.source.text) {
-        parsed.no_transaction = true;
-    }
-}
-
-/// Masks (down sections, psql meta-commands, templates) and parses a file.
-pub fn parse_source(source: Arc<SourceFile>) -> ParsedFile {
-    let sections = forward_sections(&source.text);
-    let masked = mask_source(&source.text, sections.as_deref());
-    parse_file(source.clone(), &masked)
-}
+pub use crate::workspace::source::{apply_layout, load_file, load_migration, parse_source};
 
 /// Loads many files in parallel, keeping their order (migrations of a
 /// discovered folder with their layout's transaction markers).

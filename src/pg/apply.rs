@@ -69,7 +69,7 @@ impl Loaded {
 
     /// Reads and splits one migration file of a layer.
     pub fn load(m: &Migration, display: String, layer: String) -> Result<Loaded> {
-        let parsed = crate::check::load_migration(m, display.clone())?;
+        let parsed = crate::workspace::source::load_migration(m, display.clone())?;
         let (version, name) = (m.version.clone(), m.name.clone());
         let text = &parsed.source.text;
         let mut extensions = Vec::new();

@@ -76,7 +76,7 @@ use super::conn::sql_error;
 use super::live_catalog::{object_keys, read_catalog};
 use super::{describe, quote_ident, Error, Result, Target};
 use crate::catalog::{Catalog, Origin, QName};
-use crate::report::{Diagnostic, Region, Severity};
+use crate::diag::{Diagnostic, Region, Severity};
 use crate::rules::helpers::{column_ident, name_region};
 use crate::rules::{ident_region, Env, FileCtx, FileInfo, Finding, LayerInfo, Released, Rule, StatementCtx};
 use crate::sql::ParsedFile;
@@ -482,7 +482,7 @@ pub fn check(ws: &Workspace, review: &HashSet<PathBuf>, server: &ShadowServer) -
     let mut runs = Vec::new();
     for m in loaded[first..].iter().filter(|m| reviewed.contains(&m.display)) {
         let (li, mi) = place[&m.display];
-        let parsed = crate::check::load_migration(&ws.layers[li].migrations[mi], m.display.clone())?;
+        let parsed = crate::workspace::source::load_migration(&ws.layers[li].migrations[mi], m.display.clone())?;
         // In order, so that statements sharing a line map one to one.
         let mut next = 0;
         let stmt_index = m

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::rules::RulesConfig;
+use rules_config::RulesConfig;
 
 mod config;
 mod detect;
@@ -14,6 +14,8 @@ mod discovery;
 pub mod layout;
 mod pop;
 pub mod scaffold;
+pub mod rules_config;
+pub mod source;
 pub mod sum;
 mod tenants;
 
