@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
 use crate::diag::{CheckReport, Edit, NewFile};
+use crate::error::{Error, Result};
 use crate::workspace::{section_layout, Layout};
 
 /// One file the fixes change or create.

@@ -18,10 +18,13 @@ const FLOORS: &[&[&str]] = &[
     &["workspace", "cache"],
     // The rules.
     &["rules"],
-    // The static checker and the renderers of its report.
+    // PostgreSQL: connections, apply, history, introspection, the shadow run.
+    &["pg"],
+    // The static checker (and `--shadow`, judged by the same rules) and the
+    // renderers of its report.
     &["check", "report"],
-    // Fixes; PostgreSQL (connections, apply, introspection, shadow).
-    &["fix", "pg"],
+    // Fixes.
+    &["fix"],
     // The fleet.
     &["fleet"],
     // Cutovers.

@@ -3,7 +3,6 @@
 
 use std::io::{self, Write};
 
-
 use crate::diag::RuleMeta;
 
 pub mod github;

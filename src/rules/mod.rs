@@ -13,7 +13,6 @@ use crate::diag::{Fix, Region, Severity};
 use crate::sql::{ParsedFile, Statement};
 use crate::workspace::{Config, LayerKind, Migration};
 
-
 pub mod lid_column;
 pub mod migration_modified;
 pub mod migration_name;
@@ -23,7 +22,7 @@ pub mod rls_missing;
 pub mod unparsed_statement;
 pub mod unused_suppression;
 
-// Lock safety and correctness of change (SPEC §3).
+// Lock safety and correctness of change.
 pub mod add_primary_key;
 pub mod add_required_column;
 pub mod column_type_change;
@@ -56,7 +55,7 @@ pub mod uncommitted_transaction;
 pub mod unique_constraint;
 pub mod volatile_default;
 pub mod work_after_access_exclusive;
-// Governance and correctness rules of SPEC §3 (layers, RLS and policies,
+// Governance and correctness rules (layers, RLS and policies,
 // people, state homes; types, keys and policy performance).
 pub mod ban_char;
 pub mod bespoke_table;
@@ -94,8 +93,8 @@ mod policy_expr;
 #[cfg(test)]
 pub(crate) mod testing;
 
-pub use crate::workspace::rules_config::{RuleSection, RuleSettings, RulesConfig};
 pub use crate::diag::{Group, RuleMeta};
+pub use crate::workspace::rules_config::{RuleSection, RuleSettings, RulesConfig};
 pub use policy_expr::parse_expr as parse_policy_expr;
 
 /// Declares a rule type with its metadata; the doc comment is the rule's

@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
 use crate::diag::Severity;
+use crate::error::{Error, Result};
 
 #[derive(Clone, Debug, Default)]
 pub struct RuleSettings {

@@ -39,4 +39,3 @@ pub fn parse_source(source: Arc<SourceFile>) -> ParsedFile {
     let masked = mask_source(&source.text, sections.as_deref());
     parse_file(source.clone(), &masked)
 }
-

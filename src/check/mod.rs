@@ -11,11 +11,13 @@ use rayon::prelude::*;
 use sha2::Digest;
 
 use crate::catalog::{Catalog, Origin};
-use crate::error::{Error, Result};
 use crate::diag::{CheckReport, Diagnostic, Pos, Region, Severity, SourceFile};
+use crate::error::{Error, Result};
 use crate::rules::{self, Env, FileCtx, FileInfo, Finding, LayerInfo, Released, Rule, RulesConfig, StatementCtx};
 use crate::sql::ParsedFile;
 use crate::workspace::{discover, sum, Migration, Workspace};
+
+pub mod shadow;
 
 pub use crate::workspace::source::{apply_layout, load_file, load_migration, parse_source};
 
@@ -152,21 +154,7 @@ impl<'a> Engine<'a> {
         let parsed = file.parsed;
         let mut used = vec![false; parsed.suppressions.len()];
         for (r, f) in findings {
-            let id = self.rules[r].meta().id;
-            let stmt = f.statement.or_else(|| statement_at(parsed, f.region.start));
-            if let Some(s) = parsed.suppressions.iter().position(|s| s.covers(id, stmt)) {
-                used[s] = true;
-                continue;
-            }
-            out.push(Diagnostic {
-                rule: id,
-                severity: self.severity(file.layer, r),
-                file: parsed.source.clone(),
-                region: f.region,
-                message: f.message,
-                help: f.help,
-                fix: f.fix,
-            });
+            out.extend(admit(parsed, self.rules[r].meta().id, self.severity(file.layer, r), f, &mut used));
         }
         let Some(unused_rule) = self.rules.iter().position(|r| r.meta().id == "unused-suppression") else {
             return;
@@ -207,6 +195,31 @@ impl<'a> Engine<'a> {
             }
         }
     }
+}
+
+/// A finding of `rule` in `parsed` as the user sees it, with its
+/// severity; `None` when the rule is off there or a suppression covers the
+/// finding's statement (the suppression is then marked in `used`, indexed
+/// like `parsed.suppressions`). The static check and `--shadow` both report
+/// through here.
+pub(crate) fn admit(parsed: &ParsedFile, rule: &'static str, severity: Severity, f: Finding, used: &mut [bool]) -> Option<Diagnostic> {
+    if severity == Severity::Off {
+        return None;
+    }
+    let stmt = f.statement.or_else(|| statement_at(parsed, f.region.start));
+    if let Some(s) = parsed.suppressions.iter().position(|s| s.covers(rule, stmt)) {
+        used[s] = true;
+        return None;
+    }
+    Some(Diagnostic {
+        rule,
+        severity,
+        file: parsed.source.clone(),
+        region: f.region,
+        message: f.message,
+        help: f.help,
+        fix: f.fix,
+    })
 }
 
 impl Finding {
