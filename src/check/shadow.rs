@@ -46,7 +46,6 @@ use crate::catalog::{Catalog, QName};
 use crate::diag::{Diagnostic, Region};
 use crate::pg::apply::{self, Settings};
 use crate::pg::cluster::TempCluster;
-use crate::pg::conn::sql_error;
 use crate::pg::shadow::{run, Observation, Reviewed, ShadowServer};
 use crate::pg::{quote_ident, Result, Target};
 use crate::rules::helpers::{column_ident, name_region};
@@ -163,7 +162,6 @@ pub fn check(ws: &Workspace, review: &HashSet<PathBuf>, server: &ShadowServer) -
     let settings = Settings::from_config(&ws.config);
     let app_role = Some(ws.config.tenancy.app_role.clone()).filter(|r| !r.is_empty());
     let rt = crate::pg::runtime()?;
-    let scratch_db = format!("strata_shadow_{}", std::process::id());
     let go = |target: Target| {
         let (runs, settings, app_role) = (&runs, &settings, &app_role);
         async move {
@@ -181,21 +179,7 @@ pub fn check(ws: &Workspace, review: &HashSet<PathBuf>, server: &ShadowServer) -
             let cluster = TempCluster::start()?;
             rt.block_on(go(cluster.target("postgres")))
         }
-        ShadowServer::Server(admin) => rt.block_on(async {
-            let admin_client = crate::pg::connect(admin).await?;
-            admin_client
-                .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&scratch_db)))
-                .await
-                .map_err(sql_error(admin, "cannot create the shadow database"))?;
-            let result = go(admin.with_dbname(&scratch_db)).await;
-            let dropped = admin_client
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&scratch_db)))
-                .await
-                .map_err(sql_error(admin, "cannot drop the shadow database"));
-            let output = result?;
-            dropped?;
-            Ok(output)
-        }),
+        ShadowServer::Server(admin) => rt.block_on(crate::pg::scratch::with_scratch_database(admin, "shadow", go)),
     }?;
 
     let layer_infos: Vec<LayerInfo> = ws

@@ -18,6 +18,7 @@ pub mod isolation;
 pub mod live_catalog;
 pub mod lock;
 pub mod runner;
+pub mod scratch;
 pub mod shadow;
 pub mod version;
 
