@@ -98,7 +98,7 @@ pub enum Command {
     },
     /// Print the man page (roff) to stdout (e.g. `strata man > strata.1`).
     Man,
-    // Live PostgreSQL (issue 4): see docs/migrate.md.
+    // Live PostgreSQL: see docs/migrate.md.
     /// Apply pending migrations to tenant databases (exit 1 when a tenant failed).
     Migrate(MigrateArgs),
     /// One row per tenant: applied version per layer, pending count, last error.
@@ -122,12 +122,12 @@ pub enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
-    // Isolation proofs (issue 5): see docs/isolation.md.
+    // Isolation proofs: see docs/isolation.md.
     /// Prove tenant isolation live: RLS catalog checks and a rolled-back probe as the app role.
     ///
     /// Exits 1 on any leak, 2 when a tenant could not be verified.
     VerifyIsolation(VerifyIsolationArgs),
-    // Phased cutovers (issue 5): see docs/cutovers.md.
+    // Phased cutovers: see docs/cutovers.md.
     /// Print the phased plan of a cutover file: every step, its gate and its rollback.
     Plan(PlanArgs),
     /// Execute a phased cutover: run, status, flip a worker, roll back.

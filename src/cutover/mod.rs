@@ -14,7 +14,6 @@
 //! report as they go ([`progress`]).
 
 pub mod claim;
-pub mod commands;
 pub mod dispatch;
 pub mod estimate;
 pub mod executor;
@@ -30,7 +29,6 @@ pub mod rollback;
 pub mod state;
 pub mod status;
 pub mod steps;
-mod terminal;
 
 pub use plan::{Cutover, Kind};
 

@@ -142,7 +142,7 @@ impl ControlPlane {
             None => client
                 .query_one(
                     "INSERT INTO strata.runs (release, description, started_by, tool_version) VALUES ($1, $2, $3, $4) RETURNING id",
-                    &[&release, &description, &me, &crate::pg::apply::TOOL_VERSION],
+                    &[&release, &description, &me, &crate::pg::history::TOOL_VERSION],
                 )
                 .await
                 .map_err(sql_error(&target, "control plane: cannot start a run"))?

@@ -10,9 +10,7 @@
 //! `strata.run_tenants` instead, so several strata processes share a rollout.
 
 pub mod baseline;
-pub mod commands;
 pub mod control;
-pub mod isolation;
 pub mod pool;
 pub mod progress;
 pub mod provision;

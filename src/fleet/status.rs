@@ -16,18 +16,16 @@
 //! tenant's drift an error that says so.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::pg::apply::{self, Loaded, Settings};
 use crate::pg::cluster::{find_bindir_for, ClusterOptions, TempCluster};
-use crate::pg::conn::sql_error;
 use crate::pg::history::{self, Applied};
 use crate::pg::introspect::{diff, introspect};
 use crate::pg::version::{server_version, ServerVersion};
-use crate::pg::{self, quote_ident, Error, Result, Target};
+use crate::pg::{self, Error, Result, Target};
 use crate::workspace::Tenant;
 
 /// One layer's applied head.
@@ -327,31 +325,13 @@ impl DriftChecker {
     }
 
     async fn build(&self, server: &Target, migrations: &[Arc<Loaded>]) -> Result<String> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let name = format!("strata_scratch_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-        let admin = pg::connect(server).await?;
-        admin
-            .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))
-            .await
-            .map_err(sql_error(
-                server,
-                format!("cannot create the scratch database {name} (strata needs CREATEDB)"),
-            ))?;
-        let scratch = server.with_dbname(&name);
-        let result = async {
+        pg::scratch::with_scratch_database(server, "scratch", |scratch| async move {
             let client = pg::connect(&scratch).await?;
             apply::preflight(&client, &scratch, migrations, self.app_role.as_deref(), true).await?;
             apply::replay(&client, &scratch, migrations, &self.settings).await?;
             let model = introspect(&client, &scratch).await?;
-            Ok::<_, Error>(model.render())
-        }
-        .await;
-        let dropped = admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name)))
-            .await
-            .map_err(sql_error(server, format!("cannot drop the scratch database {name}")));
-        let text = result?;
-        dropped?;
-        Ok(text)
+            Ok(model.render())
+        })
+        .await
     }
 }

@@ -19,6 +19,7 @@ pub mod live_catalog;
 pub mod lock;
 pub mod retry;
 pub mod runner;
+pub mod scratch;
 pub mod shadow;
 pub mod version;
 

@@ -66,7 +66,7 @@ impl Rule for ConcurrentInTransaction {
             Tx::None => return,
             Tx::Runner => {
                 let fix = (lock::fixable(cx.file) && lock::file_runs_outside_transaction(cx.file)).then(|| {
-                    crate::report::Fix::new(
+                    crate::diag::Fix::new(
                         "run this file outside a transaction",
                         vec![lock::no_transaction_header(&cx.file.parsed.source)],
                     )

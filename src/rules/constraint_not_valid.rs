@@ -2,7 +2,7 @@ use sqlparser::ast::{AlterTableOperation, ColumnOption, Statement, TableConstrai
 
 use super::lock::{self, age_of};
 use super::{ident_region, Finding, Rule, RuleMeta, StatementCtx};
-use crate::report::{Fix, NewFile};
+use crate::diag::{Fix, NewFile};
 
 crate::declare_rule! {
     /// ## What it does

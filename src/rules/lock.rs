@@ -13,7 +13,7 @@ use sqlparser::tokenizer::{Token, Tokenizer};
 
 use super::{Env, FileInfo, Released, StatementCtx};
 use crate::catalog::{Catalog, QName};
-use crate::report::{Edit, Fix, Pos, Region, SourceFile};
+use crate::diag::{Edit, Fix, Pos, Region, SourceFile};
 use crate::sql::Statement;
 use crate::workspace::Layout;
 

@@ -1,6 +1,6 @@
 use super::lock;
 use super::{Finding, Rule, RuleMeta, StatementCtx};
-use crate::report::Fix;
+use crate::diag::Fix;
 
 crate::declare_rule! {
     /// ## What it does

@@ -1,6 +1,6 @@
 use super::lock::{self, Tx, TxControl};
 use super::{Finding, Rule, RuleMeta, StatementCtx};
-use crate::report::Fix;
+use crate::diag::Fix;
 use crate::sql::ParsedFile;
 
 crate::declare_rule! {

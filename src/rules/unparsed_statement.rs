@@ -1,5 +1,5 @@
 use super::{Finding, Rule, RuleMeta, StatementCtx};
-use crate::report::Region;
+use crate::diag::Region;
 
 crate::declare_rule! {
     /// ## What it does

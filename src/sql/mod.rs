@@ -13,7 +13,7 @@ use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Whitespace};
 
-use crate::report::{Pos, Region, SourceFile};
+use crate::diag::{Pos, Region, SourceFile};
 
 mod mask;
 pub mod suppress;

@@ -295,3 +295,38 @@ fn unreachable_tenant_is_a_tool_error() {
     run.expect(2);
     ws.strata(&["verify-isolation"]).expect(2);
 }
+
+/// A table in a schema whose name holds a dot (`"tenant.data"`) is probed
+/// like any other: without an app role the probe role is granted each
+/// schema as it is quoted, not a piece of `"tenant.data".notes` split on its
+/// first dot (which made the probe's own SQL fail).
+#[test]
+fn a_schema_whose_name_holds_a_dot_is_probed() {
+    let conn = database("iso_dotted_schema");
+    let ws = Workspace::new(&[tenant("dotted", Some("agency"), conn.clone())]);
+    ws.strata(&["migrate", "--tenant", "dotted"]).expect(0);
+    sql(
+        &conn,
+        r#"CREATE SCHEMA "tenant.data";
+         CREATE TABLE "tenant.data".notes (id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+             container_id uuid NOT NULL REFERENCES containers (id), body text NOT NULL);
+         ALTER TABLE "tenant.data".notes ENABLE ROW LEVEL SECURITY; ALTER TABLE "tenant.data".notes FORCE ROW LEVEL SECURITY;
+         CREATE POLICY notes_scoped ON "tenant.data".notes FOR ALL TO PUBLIC
+             USING (container_id = nullif(current_setting('orbis.container_id', true), '')::uuid)
+             WITH CHECK (container_id = nullif(current_setting('orbis.container_id', true), '')::uuid);"#,
+    );
+    // No app role: the probe role gets its privileges directly.
+    let toml = ws.read("strata.toml").replace("app_role = \"orbis_app\"", "app_role = \"\"");
+    ws.write("strata.toml", &toml);
+    let run = ws.strata(&["verify-isolation", "--tenant", "dotted", "--format", "json"]);
+    assert_ne!(run.code, 2, "{}", run.all());
+    let json = run.json();
+    for check in ["select", "update", "delete", "insert"] {
+        let passed = json["tenants"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["object"].as_str().is_some_and(|o| o.contains("tenant.data")) && f["check"] == check && f["outcome"] == "pass");
+        assert!(passed, "\"tenant.data\".notes {check} must be proven:\n{}", run.stdout);
+    }
+}

@@ -18,10 +18,10 @@ use tokio_postgres::Client;
 
 use super::{finding, Finding, Outcome};
 use crate::catalog::Origin;
+use crate::diag::Severity;
 use crate::pg::conn::sql_error;
 use crate::pg::live_catalog::read_catalog;
 use crate::pg::{Result, Target};
-use crate::report::Severity;
 use crate::rules::{Env, FileCtx, FileInfo, Released, Rule, RulesConfig};
 use crate::workspace::Config;
 

@@ -13,9 +13,9 @@ use std::io::{self, Write};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 use serde::Serialize;
 
-use super::select;
-use crate::app::{EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
+use super::{EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
 use crate::cli::{ListFormat, VerifyIsolationArgs};
+use crate::fleet::select;
 use crate::pg::isolation::{verify, Coverage, Finding, Outcome, PolicyRules, Scope};
 use crate::pg::{self, Target};
 use crate::workspace::Workspace;

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::plan::format_duration;
-use super::progress::Event;
+use crate::cutover::plan::format_duration;
+use crate::cutover::progress::Event;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {

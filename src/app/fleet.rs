@@ -12,12 +12,12 @@ use anyhow::Context;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 use sha2::{Digest, Sha256};
 
-use super::control::{self, ControlPlane};
-use super::progress::{Mode, Reporter};
-use super::status::{tenant_status, DriftChecker, ScratchServer};
-use super::{provision, select, waves, MigrationSets, RunOptions, TenantReport, TenantStatus, WaveSelector};
-use crate::app::{EXIT_FINDINGS, EXIT_OK};
+use super::{EXIT_FINDINGS, EXIT_OK};
 use crate::cli::{BaselineArgs, DriftArgs, ListFormat, MigrateArgs, StatusArgs, TenantCreateArgs};
+use crate::fleet::control::{self, ControlPlane};
+use crate::fleet::progress::{Mode, Reporter};
+use crate::fleet::status::{tenant_status, DriftChecker, ScratchServer};
+use crate::fleet::{provision, select, waves, MigrationSets, RunOptions, TenantReport, TenantStatus, WaveSelector};
 use crate::pg::apply::{Options, Settings};
 use crate::pg::Target;
 use crate::workspace::{sum, Workspace};
@@ -114,7 +114,7 @@ pub fn migrate(ws: &Workspace, args: &MigrateArgs, quiet: bool) -> anyhow::Resul
             })
             .context("control plane")?
         }
-        None => (rt.block_on(super::run_waves(ws, waves, &sets, &opts, &reporter)), None),
+        None => (rt.block_on(crate::fleet::run_waves(ws, waves, &sets, &opts, &reporter)), None),
     };
     reporter.finish();
     let failed = reports
@@ -227,8 +227,8 @@ pub fn status(ws: &Workspace, args: &StatusArgs) -> anyhow::Result<u8> {
             tasks.push((t, task));
         }
         // A tenant whose task panicked is a row with that error, not a gap.
-        super::pool::join_each(tasks, |t: &crate::workspace::Tenant, message| {
-            let mut row = super::status::StatusRow::new(t, sets.of(ws, t).len());
+        crate::fleet::pool::join_each(tasks, |t: &crate::workspace::Tenant, message| {
+            let mut row = crate::fleet::status::StatusRow::new(t, sets.of(ws, t).len());
             row.error = Some(message);
             row
         })
@@ -409,7 +409,7 @@ pub fn tenant_create(ws: &Workspace, args: &TenantCreateArgs) -> anyhow::Result<
 }
 
 pub fn baseline(ws: Workspace, args: &BaselineArgs, quiet: bool) -> anyhow::Result<u8> {
-    use super::baseline::{self, Source, Status};
+    use crate::fleet::baseline::{self, Source, Status};
     if args.tenants.is_empty() && !args.all {
         return Err(crate::Error::Usage("choose the tenants: --tenant SLUG (repeatable) or --all".into()).into());
     }
@@ -464,7 +464,7 @@ pub fn baseline(ws: Workspace, args: &BaselineArgs, quiet: bool) -> anyhow::Resu
 
 fn render_baseline(
     out: &mut impl Write,
-    reports: &[super::baseline::Report],
+    reports: &[crate::fleet::baseline::Report],
     dry_run: bool,
     counts: &BTreeMap<&'static str, usize>,
 ) -> io::Result<()> {

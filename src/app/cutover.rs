@@ -9,15 +9,15 @@ use std::path::{Path, PathBuf};
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 
-use super::executor::{self, Outcome, TenantOutcome};
-use super::plan::{self, format_size, parse_duration, Cutover, Kind};
-use super::progress::{RunOptions, SoakChoice, Stop};
-use super::render::{self, Estimate};
-use super::status::TenantStatus;
-use super::steps::steps;
-use super::terminal::Renderer;
-use crate::app::{EXIT_FINDINGS, EXIT_OK};
+use super::cutover_terminal::Renderer;
+use super::{EXIT_FINDINGS, EXIT_OK};
 use crate::cli::{CutoverCommand, ListFormat, PlanArgs, SoakArgs};
+use crate::cutover::executor::{self, Outcome, TenantOutcome};
+use crate::cutover::plan::{self, format_size, parse_duration, Cutover, Kind};
+use crate::cutover::progress::{RunOptions, SoakChoice, Stop};
+use crate::cutover::render::{self, Estimate};
+use crate::cutover::status::TenantStatus;
+use crate::cutover::steps::steps;
 use crate::workspace::Workspace;
 
 /// Exit codes of a command stopped by a signal (128 + its number, as shells report them).
@@ -74,7 +74,7 @@ async fn estimates(c: &Cutover, databases: &[(String, String)]) -> (Vec<Estimate
             }
         };
         for (i, t) in c.tables.iter().enumerate() {
-            match super::estimate::rows(&client, &target, &t.qualified()).await {
+            match crate::cutover::estimate::rows(&client, &target, &t.qualified()).await {
                 Ok(Some((n, basis))) => {
                     counts[i].0 = Some(counts[i].0.unwrap_or(0) + n);
                     counts[i].1.push(format!("{label} ({})", basis.as_str()));
@@ -277,13 +277,13 @@ pub fn cutover(ws: Option<&Workspace>, command: &CutoverCommand, quiet: bool) ->
             if c.file.kind == Kind::Reshape {
                 need_ws(ws, &c)?;
             }
-            let outcomes = rt.block_on(super::rollback::rollback(ws, &c, &events))?;
+            let outcomes = rt.block_on(crate::cutover::rollback::rollback(ws, &c, &events))?;
             renderer.finish();
             print_outcomes(&outcomes, *format, &Stop::never())?
         }
         CutoverCommand::Status { file, format } => {
             let c = load(ws, file)?;
-            let rows = rt.block_on(super::status::status(ws, &c))?;
+            let rows = rt.block_on(crate::cutover::status::status(ws, &c))?;
             print_status(&rows, *format)?
         }
     };
