@@ -364,7 +364,9 @@ mod tests {
              GRANT SELECT, INSERT ON app.users TO web;
              ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT ON TABLES TO reader;
              COMMENT ON FUNCTION app.touch() IS 'touches';
-             ALTER TABLE app.users RENAME TO members;",
+             ALTER TABLE app.users RENAME TO members;
+             CREATE ROLE web NOLOGIN; CREATE USER app_user WITH PASSWORD 'x' CREATEDB CONNECTION LIMIT 5; GRANT web TO app_user;
+             GRANT EXECUTE ON ALL ROUTINES IN SCHEMA app TO web; DROP STATISTICS IF EXISTS app.old_stats;",
         );
         let d = &cat.domains[&QName::new("app", "email")];
         assert!(d.not_null && !d.has_default);
