@@ -251,42 +251,10 @@ pub fn strong_lock(catalog: &Catalog, file: &FileInfo, index: usize) -> Option<T
             }),
         },
         Some(_) => None,
-        None if stmt.model().is_some() => {
-            let on_parts = |name: &[String], mode: LockMode| -> Option<TakenLock> {
-                let q = catalog.resolve_parts(name);
-                live(&q).then(|| TakenLock {
-                    table: q.to_string(),
-                    mode,
-                })
-            };
-            match stmt.model()? {
-                Model::CreateTrigger { table, .. } => on_parts(table, LockMode::ShareRowExclusive),
-                Model::AlterTable { table, ops } => {
-                    let mode = ops
-                        .iter()
-                        .filter_map(|op| match op {
-                            TableOp::DetachPartition { concurrently: true, .. } | TableOp::DetachPartition { finalize: true, .. } => None,
-                            TableOp::AttachPartition => Some(LockMode::ShareRowExclusive),
-                            _ => Some(LockMode::AccessExclusive),
-                        })
-                        .max()?;
-                    on_parts(table, mode)
-                }
-                Model::Rename {
-                    kind: ObjectKind::Table | ObjectKind::Column | ObjectKind::Constraint,
-                    object,
-                    table,
-                    ..
-                } => on_parts(table.as_deref().unwrap_or(object), LockMode::AccessExclusive),
-                Model::Rename {
-                    kind: ObjectKind::Trigger,
-                    table: Some(table),
-                    ..
-                } => on_parts(table, LockMode::AccessExclusive),
-                _ => None,
-            }
-        }
         None => {
+            if let Some(lock) = stmt.model().and_then(|m| model_lock(catalog, file, index, m)) {
+                return Some(lock);
+            }
             let shape = keyword_shape(&file.parsed.source, stmt)?;
             match &shape {
                 Shape::Reindex { concurrently: false, .. } | Shape::Cluster { .. } | Shape::VacuumFull { .. } => {
@@ -309,6 +277,44 @@ pub fn strong_lock(catalog: &Catalog, file: &FileInfo, index: usize) -> Option<T
                 _ => None,
             }
         }
+    }
+}
+
+/// The lock a statement only PostgreSQL's grammar read takes, from strata's
+/// model of it.
+fn model_lock(catalog: &Catalog, file: &FileInfo, index: usize, model: &Model) -> Option<TakenLock> {
+    let on = |name: &[String], mode: LockMode| -> Option<TakenLock> {
+        let q = catalog.resolve_parts(name);
+        table_age(catalog, file, index, &q).is_live().then(|| TakenLock {
+            table: q.to_string(),
+            mode,
+        })
+    };
+    match model {
+        Model::CreateTrigger { table, .. } => on(table, LockMode::ShareRowExclusive),
+        Model::AlterTable { table, ops } => {
+            let mode = ops
+                .iter()
+                .filter_map(|op| match op {
+                    TableOp::DetachPartition { concurrently: true, .. } | TableOp::DetachPartition { finalize: true, .. } => None,
+                    TableOp::AttachPartition => Some(LockMode::ShareRowExclusive),
+                    _ => Some(LockMode::AccessExclusive),
+                })
+                .max()?;
+            on(table, mode)
+        }
+        Model::Rename {
+            kind: ObjectKind::Table | ObjectKind::Column | ObjectKind::Constraint,
+            object,
+            table,
+            ..
+        } => on(table.as_deref().unwrap_or(object), LockMode::AccessExclusive),
+        Model::Rename {
+            kind: ObjectKind::Trigger,
+            table: Some(table),
+            ..
+        } => on(table, LockMode::AccessExclusive),
+        _ => None,
     }
 }
 
