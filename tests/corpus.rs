@@ -8,7 +8,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+mod common;
 
 fn corpora() -> PathBuf {
     let dir = std::env::var_os("STRATA_CORPORA")
@@ -33,16 +34,8 @@ fn corpus_dirs() -> Vec<PathBuf> {
 }
 
 fn strata(args: &[&str], cwd: &Path) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run strata");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let run = common::strata_in(cwd, args);
+    (run.code, run.stdout, run.stderr)
 }
 
 fn governance_rules() -> HashSet<String> {

@@ -23,13 +23,6 @@ use crate::pg::cluster::TempCluster;
 use crate::pg::Target;
 use crate::workspace::{sum, Workspace};
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
 fn table() -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
@@ -97,7 +90,7 @@ pub fn migrate(ws: &Workspace, args: &MigrateArgs, quiet: bool) -> anyhow::Resul
     };
     let total: usize = waves.iter().map(Vec::len).sum();
     let reporter = Arc::new(Reporter::new(progress_mode(args.format, quiet), total));
-    let rt = runtime()?;
+    let rt = crate::pg::runtime()?;
     let use_control_plane = ws.config.control_plane.as_deref().filter(|_| args.all && !args.dry_run);
     let (reports, run) = match use_control_plane {
         Some(spec) => {
@@ -211,7 +204,7 @@ fn render_migrate(out: &mut impl Write, reports: &[TenantReport], dry_run: bool)
 pub fn status(ws: &Workspace, args: &StatusArgs) -> anyhow::Result<u8> {
     let selected = select(ws, &args.tenants)?;
     let sets = Arc::new(MigrationSets::load(ws, &selected)?);
-    let rt = runtime()?;
+    let rt = crate::pg::runtime()?;
     let checker = args.drift.then(|| {
         Arc::new(DriftChecker::new(
             ScratchServer::TenantServer,
@@ -297,7 +290,7 @@ pub fn drift(ws: &Workspace, args: &DriftArgs) -> anyhow::Result<u8> {
         Some(url) => ScratchServer::Server(Target::parse(url)?),
     };
     let checker = DriftChecker::new(scratch, Settings::from_config(&ws.config), app_role(ws));
-    let rt = runtime()?;
+    let rt = crate::pg::runtime()?;
     let reports = rt.block_on(async {
         let mut out = Vec::new();
         for t in &selected {
@@ -363,7 +356,7 @@ pub fn tenant_create(ws: &Workspace, args: &TenantCreateArgs) -> anyhow::Result<
         app_role: app_role(ws),
     };
     let reporter = Reporter::new(progress_mode(args.format, false), 1);
-    let rt = runtime()?;
+    let rt = crate::pg::runtime()?;
     let (created, report) = rt
         .block_on(provision::create(&tenant, &migrations, &opts, &reporter))
         .with_context(|| format!("cannot provision tenant {}", tenant.slug))?;

@@ -231,7 +231,12 @@ pub async fn run_tenant(t: &Tenant, migrations: &[Arc<Loaded>], opts: &RunOption
     reporter.tenant_started(&t.slug);
     let mut report = TenantReport::new(t, String::new());
     let result = async {
-        let target = Target::parse(&t.database).map_err(|e| (TenantStatus::PreflightFailed, e))?;
+        let mut target = Target::parse(&t.database).map_err(|e| (TenantStatus::PreflightFailed, e))?;
+        // A server or pooler that stops answering mid-migration fails the
+        // tenant (its open transaction is never committed), never hangs it.
+        if let Some(limit) = opts.apply.settings.answer_timeout() {
+            target = target.with_answer_timeout(limit);
+        }
         report.database = target.to_string();
         let client = pg::connect(&target).await.map_err(|e| (TenantStatus::PreflightFailed, e))?;
         let notes = apply::preflight(&client, &target, migrations, opts.app_role.as_deref(), !opts.apply.dry_run)

@@ -25,6 +25,8 @@ use super::history::{self, Applied};
 use super::{describe, extension_package, lock, quote_ident, quote_literal, sqlstate, Error, Result, Target};
 use crate::workspace::{sum::sha256_hex, Workspace};
 
+pub use super::runner::{backoff, Settings};
+
 pub const TOOL_VERSION: &str = concat!("strata ", env!("CARGO_PKG_VERSION"));
 
 /// SQLSTATE lock_not_available: what `lock_timeout` raises.
@@ -146,50 +148,6 @@ pub fn load_layers(ws: &Workspace, layers: &[usize]) -> Result<Vec<Arc<Loaded>>>
         .par_iter()
         .map(|(layer, m)| Loaded::load(&m.path, ws.display(&m.path), layer.clone(), m.version.clone(), m.name.clone()).map(Arc::new))
         .collect()
-}
-
-/// The `[runner]` settings of strata.toml, resolved for one run.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub lock_timeout: String,
-    pub statement_timeout: String,
-    pub lock_retries: u32,
-    /// First backoff after a lock timeout; doubles per attempt (jittered).
-    pub backoff: Duration,
-}
-
-impl Settings {
-    pub fn from_config(runner: &crate::workspace::Config) -> Settings {
-        Settings {
-            lock_timeout: runner.runner.lock_timeout.clone(),
-            statement_timeout: runner.runner.statement_timeout.clone(),
-            lock_retries: runner.runner.lock_retries,
-            backoff: Duration::from_millis(250),
-        }
-    }
-}
-
-/// A pseudo-random fraction in [0, 1): time, pid and a counter mixed with
-/// splitmix64. Jitter only needs to de-synchronise runners, not be secure.
-fn jitter_fraction() -> f64 {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let mut z =
-        nanos ^ (u64::from(std::process::id()) << 32) ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::Relaxed);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// The pause before retry `attempt` (1-based): base·2^(attempt−1), capped at
-/// 30 s, scaled by a random factor in [0.5, 1).
-pub fn backoff(base: Duration, attempt: u32) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-    exp.min(Duration::from_secs(30)).mul_f64(0.5 + jitter_fraction() / 2.0)
 }
 
 /// What happened while migrating one database, for progress display.
@@ -383,11 +341,14 @@ pub async fn migrate(
         }
         return out;
     }
-    if let Err(e) = lock::acquire(client, target, opts.lock_wait).await {
-        out.error = Some(e);
-        return out;
-    }
-    let result = migrate_locked(client, target, migrations, opts, progress, &mut out).await;
+    let held = match lock::acquire(client, target, opts.lock_wait).await {
+        Ok(held) => held,
+        Err(e) => {
+            out.error = Some(e);
+            return out;
+        }
+    };
+    let result = migrate_locked(client, target, migrations, opts, held, progress, &mut out).await;
     lock::release(client).await;
     if let Err(e) = result {
         out.error = Some(e);
@@ -400,6 +361,7 @@ async fn migrate_locked(
     target: &Target,
     migrations: &[Arc<Loaded>],
     opts: &Options,
+    held: lock::Held,
     progress: &(dyn Fn(Event) + Sync),
     out: &mut Outcome,
 ) -> Result<()> {
@@ -414,7 +376,7 @@ async fn migrate_locked(
     for i in pending {
         let m = &migrations[i];
         progress(Event::Applying(m));
-        let ms = apply_one(client, target, m, &opts.settings, true, progress).await?;
+        let ms = apply_recorded(client, target, m, &opts.settings, Some(held), progress).await?;
         out.applied.push(m.display.clone());
         progress(Event::Applied(m, ms));
     }
@@ -431,6 +393,23 @@ pub async fn apply_one(
     record: bool,
     progress: &(dyn Fn(Event) + Sync),
 ) -> Result<u64> {
+    let held = record.then_some(lock::Held::Direct);
+    apply_recorded(client, target, m, settings, held, progress).await
+}
+
+/// Applies one migration; `held` (the migrator lock as taken) means record
+/// it in the history, and behind a pooler re-check the lock inside the
+/// migration's own transaction.
+async fn apply_recorded(
+    client: &Client,
+    target: &Target,
+    m: &Loaded,
+    settings: &Settings,
+    held: Option<lock::Held>,
+    progress: &(dyn Fn(Event) + Sync),
+) -> Result<u64> {
+    let record = held.is_some();
+    let guard = (held == Some(lock::Held::Pooled)).then(lock::check_sql);
     if let Some(line) = m.transaction_control {
         return Err(Error::Statement {
             file: m.display.clone(),
@@ -440,10 +419,11 @@ pub async fn apply_one(
                 .into(),
         });
     }
+    let guard = guard.as_deref();
     let result = if m.no_transaction {
-        apply_no_transaction(client, target, m, settings, record, progress).await
+        apply_no_transaction(client, target, m, settings, record, guard, progress).await
     } else {
-        apply_transactional(client, target, m, settings, record, progress).await
+        apply_transactional(client, target, m, settings, record, guard, progress).await
     };
     if let Err(e) = &result {
         if record && !m.no_transaction {
@@ -465,7 +445,7 @@ impl Failed {
         sqlstate(&self.error) == Some(LOCK_NOT_AVAILABLE)
     }
 
-    fn into_error(self, m: &Loaded, settings: &Settings, attempts: u32) -> Error {
+    fn into_error(self, target: &Target, m: &Loaded, settings: &Settings, attempts: u32) -> Error {
         if self.is_lock_timeout() {
             Error::LockTimeout {
                 file: m.display.clone(),
@@ -475,10 +455,14 @@ impl Failed {
                 message: describe(&self.error),
             }
         } else {
+            let mut message = target.describe(&self.error);
+            if self.error.is_closed() && !m.no_transaction {
+                message.push_str("; the migration's transaction was never committed: the database is at its previous version");
+            }
             Error::Statement {
                 file: m.display.clone(),
                 line: self.line,
-                message: describe(&self.error),
+                message,
             }
         }
     }
@@ -517,15 +501,20 @@ async fn apply_transactional(
     m: &Loaded,
     settings: &Settings,
     record: bool,
+    guard: Option<&str>,
     progress: &(dyn Fn(Event) + Sync),
 ) -> Result<u64> {
     let mut attempt = 1;
     loop {
         let started = Instant::now();
-        client
-            .batch_execute(&format!("BEGIN; {}", timeouts(settings, true)))
-            .await
-            .map_err(sql_error(target, format!("{}: cannot start the transaction", m.display)))?;
+        let begin = match guard {
+            Some(check) => format!("BEGIN; {}; {check}", timeouts(settings, true)),
+            None => format!("BEGIN; {}", timeouts(settings, true)),
+        };
+        if let Err(e) = client.batch_execute(&begin).await {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(sql_error(target, format!("{}: cannot start the transaction", m.display))(e));
+        }
         let mut failed = None;
         for s in &m.statements {
             if let Err(f) = run_statement(client, s).await {
@@ -546,7 +535,7 @@ async fn apply_transactional(
                 attempt += 1;
                 continue;
             }
-            return Err(f.into_error(m, settings, attempt));
+            return Err(f.into_error(target, m, settings, attempt));
         }
         let ms = started.elapsed().as_millis() as u64;
         if record {
@@ -565,7 +554,15 @@ async fn apply_transactional(
         client.batch_execute("COMMIT").await.map_err(|e| Error::Statement {
             file: m.display.clone(),
             line: m.statements.last().map_or(1, |s| s.line),
-            message: format!("COMMIT failed: {}", describe(&e)),
+            message: if e.is_closed() {
+                format!(
+                    "COMMIT was sent but the connection was lost before its answer ({}): the migration may or may not be \
+                     committed; `strata status` shows which",
+                    target.describe(&e)
+                )
+            } else {
+                format!("COMMIT failed: {}", target.describe(&e))
+            },
         })?;
         return Ok(ms);
     }
@@ -577,9 +574,16 @@ async fn apply_no_transaction(
     m: &Loaded,
     settings: &Settings,
     record: bool,
+    guard: Option<&str>,
     progress: &(dyn Fn(Event) + Sync),
 ) -> Result<u64> {
     let started = Instant::now();
+    if let Some(check) = guard {
+        client
+            .batch_execute(check)
+            .await
+            .map_err(sql_error(target, format!("{}: the migrator lock", m.display)))?;
+    }
     if record {
         client
             .execute(
@@ -613,7 +617,7 @@ async fn apply_no_transaction(
                     attempt += 1;
                 }
                 Err(f) => {
-                    result = Err(f.into_error(m, settings, attempt));
+                    result = Err(f.into_error(target, m, settings, attempt));
                     break 'statements;
                 }
             }
@@ -752,25 +756,24 @@ mod tests {
     }
 
     #[test]
+    fn statements_inside_bodies_are_never_sent_on_their_own() {
+        let m = load_text(
+            "DO $$ BEGIN CREATE TABLE a (id int); END $$;\nCREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN DROP TABLE a; END $$;\n",
+        );
+        let sql: Vec<&str> = m.statements.iter().map(|s| s.sql.as_str()).collect();
+        assert_eq!(
+            sql,
+            vec![
+                "DO $$ BEGIN CREATE TABLE a (id int); END $$",
+                "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN DROP TABLE a; END $$"
+            ]
+        );
+    }
+
+    #[test]
     fn goose_down_sections_are_never_sent() {
         let m = load_text("-- +goose Up\nCREATE TABLE a (id int);\n-- +goose Down\nDROP TABLE a;\n");
         let sql: Vec<&str> = m.statements.iter().map(|s| s.sql.as_str()).collect();
         assert_eq!(sql, vec!["CREATE TABLE a (id int)"]);
-    }
-
-    #[test]
-    fn backoff_grows_with_jitter() {
-        let base = Duration::from_millis(100);
-        let first = backoff(base, 1);
-        assert!(
-            first >= Duration::from_millis(50) && first < Duration::from_millis(100),
-            "{first:?}"
-        );
-        let third = backoff(base, 3);
-        assert!(
-            third >= Duration::from_millis(200) && third < Duration::from_millis(400),
-            "{third:?}"
-        );
-        assert!(backoff(base, 40) <= Duration::from_secs(30));
     }
 }

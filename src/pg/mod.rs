@@ -1,9 +1,9 @@
 //! Live PostgreSQL: connections, the history table, the one-migrator lock,
 //! applying migrations, catalog introspection and throwaway clusters.
 //!
-//! Everything here talks to a real server through tokio-postgres (NoTls:
-//! strata connects over unix sockets or a trusted network; TLS is a later
-//! issue). Identifiers are always quoted with [`quote_ident`], and connection
+//! Everything here talks to a real server through tokio-postgres, connected
+//! the way libpq connects ([`conn`]: TLS, passwords, service files, several
+//! hosts). Identifiers are always quoted with [`quote_ident`], and connection
 //! strings are only ever shown through [`conn::Target`]'s redacting Display.
 
 pub mod apply;
@@ -14,6 +14,7 @@ pub mod introspect;
 pub mod isolation;
 pub mod live_catalog;
 pub mod lock;
+pub mod runner;
 pub mod shadow;
 
 pub use conn::{connect, Target};
@@ -63,6 +64,18 @@ pub enum Error {
         since: String,
         waited_s: u64,
     },
+    #[error(
+        "{target} is reached through a connection pooler that does not keep sessions (PgBouncer pool_mode = transaction \
+         or statement): strata's one-migrator lock is a session advisory lock, which such a pooler does not keep with \
+         this session between transactions, so two migrators could run at once. Connect strata to PostgreSQL directly, \
+         or through a pool in session mode (PgBouncer: pool_mode = session)"
+    )]
+    PoolerMode { target: String },
+    #[error(
+        "{target}: the server connection the pooler gave strata already holds the strata migrator lock, left by an \
+         earlier client; the pooler must reset server connections (PgBouncer: server_reset_query = DISCARD ALL)"
+    )]
+    PoolerLeftLock { target: String },
     #[error("{file}:{line}: {message}")]
     Statement { file: String, line: u32, message: String },
     #[error(
@@ -108,6 +121,14 @@ impl std::fmt::Display for Unfinished {
             self.file, self.state, self.at, self.error, self.layer, self.version
         )
     }
+}
+
+/// The tokio runtime every live command runs on (one builder for all).
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Cluster(format!("cannot start the async runtime: {e}")))
 }
 
 /// `"name"` with embedded double quotes doubled: safe for any identifier.

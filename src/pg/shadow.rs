@@ -214,6 +214,19 @@ async fn held_locks(client: &Client, target: &Target, pid: i32, oids: &[u32]) ->
     Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
+/// The relation locks `pid` holds or waits for on `oids`: (oid, mode, granted).
+async fn relation_locks(observer: &Client, target: &Target, pid: i32, oids: &[u32]) -> Result<Vec<(u32, String, bool)>> {
+    let rows = observer
+        .query(
+            "SELECT l.relation, l.mode, l.granted FROM pg_locks l
+             WHERE l.pid = $1 AND l.locktype = 'relation' AND l.relation = ANY ($2)",
+            &[&pid, &oids],
+        )
+        .await
+        .map_err(sql_error(target, "cannot read pg_locks"))?;
+    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+}
+
 /// Runs one autocommitted statement on `client` while `observer` watches
 /// its relation locks on `watched` (see the module doc). Returns the
 /// statement's outcome and every (relation, mode) the applier was seen
@@ -252,17 +265,8 @@ async fn observed_statement(
         tokio::select! {
             r = &mut statement => break r,
             _ = tokio::time::sleep(SAMPLE) => {
-                let rows = observer
-                    .query(
-                        "SELECT l.relation, l.mode, l.granted FROM pg_locks l
-                         WHERE l.pid = $1 AND l.locktype = 'relation' AND l.relation = ANY ($2)",
-                        &[&applier, &watched],
-                    )
-                    .await
-                    .map_err(sql_error(target, "cannot read pg_locks"))?;
                 let mut waiting = false;
-                for r in rows {
-                    let (oid, mode, granted): (u32, String, bool) = (r.get(0), r.get(1), r.get(2));
+                for (oid, mode, granted) in relation_locks(observer, target, applier, watched).await? {
                     waiting |= !granted;
                     seen.insert((oid, mode));
                 }
@@ -274,6 +278,12 @@ async fn observed_statement(
                         .get(0);
                 }
                 if holding && waiting {
+                    // The statement may have started waiting after the sample
+                    // above: while the observer holds on, its request is still
+                    // in pg_locks, so read it once more before letting go.
+                    for (oid, mode, _) in relation_locks(observer, target, applier, watched).await? {
+                        seen.insert((oid, mode));
+                    }
                     observer.batch_execute("COMMIT").await.map_err(sql_error(target, "the lock observer cannot let go"))?;
                     holding = false;
                 }
@@ -498,10 +508,7 @@ pub fn check(ws: &Workspace, review: &HashSet<PathBuf>, server: &ShadowServer) -
     let rules = crate::rules::configured(&ws.rules)?;
     let settings = Settings::from_config(&ws.config);
     let app_role = Some(ws.config.tenancy.app_role.clone()).filter(|r| !r.is_empty());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Cluster(format!("cannot start the async runtime: {e}")))?;
+    let rt = super::runtime()?;
     let scratch_db = format!("strata_shadow_{}", std::process::id());
     let go = |target: Target| {
         let (runs, settings, app_role) = (&runs, &settings, &app_role);

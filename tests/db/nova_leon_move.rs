@@ -5,7 +5,7 @@
 //! message is on the target, with the contact its legacy user links to or
 //! with contact_id NULL and its sender_name, and no LID reached the target.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -42,6 +42,8 @@ fn senders(source: &str) -> BTreeMap<String, String> {
 
 #[test]
 fn the_nova_leon_example_moves_with_its_identity_step() {
+    // Declared first, so dropped last: the cleanup below runs under it.
+    let _serial = common::replication_serial();
     let source = common::database("nova_leon_source");
     let target = common::database("nova_leon_target");
     let cp = common::database("nova_leon_cp");

@@ -1,7 +1,7 @@
 //! `strata check --shadow`: `auto` (a throwaway cluster, no server needed:
 //! those tests never start the shared test server) and a server URL.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

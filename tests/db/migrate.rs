@@ -1,6 +1,6 @@
 //! `strata migrate` against a real PostgreSQL server (see tests/common).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -173,7 +173,8 @@ fn sigkill_in_the_middle_of_a_fleet_run_then_rerun_converges() {
             has_table(&t.conn, "strata.schema_history")
                 && value(
                     &t.conn,
-                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' AND state = 'active' AND pid <> pg_backend_pid()",
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep%' \
+                     AND state = 'active' AND pid <> pg_backend_pid()",
                 ) != "0"
         });
         if busy {

@@ -4,7 +4,7 @@
 //! middle of a backfill, compared with an uninterrupted run; two processes
 //! sharing one cutover; `max_failures` between waves.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::process::Stdio;

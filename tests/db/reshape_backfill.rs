@@ -4,7 +4,7 @@
 //! when an `up` reads a column the trigger assigns or when the installed
 //! trigger predates the batch condition.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

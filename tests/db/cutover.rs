@@ -3,7 +3,7 @@
 //! verified, contracted; rollback before contract; contract refused before
 //! its retention window.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

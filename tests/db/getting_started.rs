@@ -1,23 +1,9 @@
 //! docs/getting-started.md, step by step, against a real server: from an
 //! empty folder to a migrated tenant.
 
-mod common;
-
-use std::path::Path;
-use std::process::{Command, Stdio};
+use crate::common;
 
 use common::*;
-
-fn strata(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    Run::from(out)
-}
 
 const NOTES: &str = "
 CREATE TABLE notes (
@@ -41,23 +27,23 @@ CREATE POLICY notes_app ON notes FOR ALL TO app USING (true) WITH CHECK (true);
 fn from_an_empty_folder_to_a_migrated_tenant() {
     let tmp = tempfile::tempdir().unwrap();
     let ws = tmp.path();
-    strata(ws, &["init"]).expect(0);
-    let notes = strata(ws, &["new", "core", "add_notes"]);
+    strata_in(ws, &["init"]).expect(0);
+    let notes = strata_in(ws, &["new", "core", "add_notes"]);
     notes.expect(0);
     let path = ws.join(notes.stdout.trim());
     let header = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, format!("{header}{NOTES}")).unwrap();
-    strata(ws, &["check", "--deny-warnings"]).expect(0);
-    strata(ws, &["sum"]).expect(0);
+    strata_in(ws, &["check", "--deny-warnings"]).expect(0);
+    strata_in(ws, &["sum"]).expect(0);
 
     let srv = server();
     sql(srv.admin(), "DROP DATABASE IF EXISTS test_getting_started WITH (FORCE)");
     let conn = srv.conn("test_getting_started");
-    strata(ws, &["tenant", "create", "acme", "--database", &conn, "--label", "wave=canary"]).expect(0);
+    strata_in(ws, &["tenant", "create", "acme", "--database", &conn, "--label", "wave=canary"]).expect(0);
     assert_eq!(history(&conn).len(), 2);
     assert!(has_table(&conn, "notes"));
 
-    let tags = strata(ws, &["new", "core", "add_tags"]);
+    let tags = strata_in(ws, &["new", "core", "add_tags"]);
     tags.expect(0);
     let path = ws.join(tags.stdout.trim());
     let header = std::fs::read_to_string(&path).unwrap();
@@ -66,12 +52,12 @@ fn from_an_empty_folder_to_a_migrated_tenant() {
         format!("{header}ALTER TABLE notes ADD COLUMN tags text[] NOT NULL DEFAULT '{{}}';\n"),
     )
     .unwrap();
-    strata(ws, &["check"]).expect(0);
-    let pending = strata(ws, &["status", "--format", "json"]);
+    strata_in(ws, &["check"]).expect(0);
+    let pending = strata_in(ws, &["status", "--format", "json"]);
     pending.expect(1);
     assert_eq!(pending.json()["tenants"][0]["pending"], 1);
-    strata(ws, &["migrate", "--tenant", "acme"]).expect(0);
-    let status = strata(ws, &["status", "--format", "json"]);
+    strata_in(ws, &["migrate", "--tenant", "acme"]).expect(0);
+    let status = strata_in(ws, &["status", "--format", "json"]);
     status.expect(0);
     assert_eq!(status.json()["at_head"], true);
     assert_eq!(history(&conn).len(), 3);

@@ -1,6 +1,6 @@
 //! `strata verify-isolation` against a real server, in both tenancy modes.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! (examples/cutovers/nova-leon/schema.sql) and an Orbis target (schema/core),
 //! linked by `strata::cutover::identity::run`.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

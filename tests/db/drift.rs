@@ -1,6 +1,6 @@
 //! `strata drift` and `strata status --drift` against a real server.
 
-mod common;
+use crate::common;
 
 use common::*;
 

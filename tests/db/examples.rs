@@ -2,24 +2,11 @@
 //! migrates onto a real server (up to the parts needing an extension missing here),
 //! passes `strata verify-isolation`, and rejects migrations that break its own discipline.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
 use common::*;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
-}
 
 /// A copy of `examples/<name>` whose fleet is the given databases.
 fn example(name: &str, tenants: &[(&str, &str)]) -> Workspace {

@@ -1,6 +1,6 @@
 //! `strata tenant create` and the control plane against a real server.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 
@@ -59,23 +59,20 @@ fn tenant_create_gaku_creates_migrates_and_registers() {
 
 #[test]
 fn tenant_create_stops_before_creating_anything_when_an_extension_is_missing() {
-    if value(
-        server().admin(),
-        "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'",
-    ) != "0"
-    {
-        // pgvector is installed here: the ai vertical provisions normally.
-        return;
-    }
+    // A made-up extension, so that no server can have it installed.
     let ws = Workspace::new(&[]);
+    ws.write(
+        "schema/core/0006_needs_extension.sql",
+        "CREATE EXTENSION IF NOT EXISTS strata_no_such_extension;\n",
+    );
     let srv = server();
     sql(srv.admin(), "DROP DATABASE IF EXISTS test_create_lab WITH (FORCE)");
     let conn = srv.conn("test_create_lab");
-    let run = ws.strata(&["tenant", "create", "lab", "--vertical", "ai", "--database", &conn]);
+    let run = ws.strata(&["tenant", "create", "lab", "--database", &conn]);
     run.expect(2);
     assert!(
         run.stderr
-            .contains("extension vector is not available on this server: install pgvector"),
+            .contains("extension strata_no_such_extension is not available on this server: install the package providing"),
         "{}",
         run.all()
     );

@@ -10,17 +10,16 @@
 //! subscription or publication of its own remains; a guard drops them when
 //! a test fails, since a leaked slot would hold WAL.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
 use common::{sql, value, Workspace};
 
 fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+    common::replication_serial()
 }
 
 /// A source with `messages` (renamed columns, a derived one, a dropped
