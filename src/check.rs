@@ -22,6 +22,22 @@ pub fn load_file(path: &Path, display: String) -> Result<ParsedFile> {
     Ok(parse_source(Arc::new(SourceFile::new(display, crate::error::read_utf8(path)?))))
 }
 
+/// Reads and parses one migration of a layer: as [`load_file`], and the
+/// file runs outside a transaction when its layout's marker says so.
+pub fn load_migration(m: &Migration, display: String) -> Result<ParsedFile> {
+    let mut parsed = load_file(&m.path, display)?;
+    apply_layout(&mut parsed, m);
+    Ok(parsed)
+}
+
+/// Marks a parsed migration as non-transactional when its layout says so
+/// (sqlx `-- no-transaction`, popx `.autocommit`, diesel `metadata.toml`, ...).
+fn apply_layout(parsed: &mut ParsedFile, m: &Migration) {
+    if !parsed.no_transaction && m.runs_outside_transaction(&parsed.source.text) {
+        parsed.no_transaction = true;
+    }
+}
+
 /// Masks (down sections, psql meta-commands, templates) and parses a file.
 pub fn parse_source(source: Arc<SourceFile>) -> ParsedFile {
     let sections = forward_sections(&source.text);
@@ -34,7 +50,7 @@ pub fn parse_source(source: Arc<SourceFile>) -> ParsedFile {
 /// the caller's thread replays and checks the earlier ones, and each
 /// file's syntax trees are dropped as soon as it has been consumed, so
 /// memory stays bounded on inputs of any size.
-fn parse_ahead(items: &[(PathBuf, String)], mut consume: impl FnMut(&ParsedFile)) -> Result<()> {
+fn parse_ahead(items: &[(PathBuf, String, Option<Migration>)], mut consume: impl FnMut(&ParsedFile)) -> Result<()> {
     // Small batches keep the consumer fed early; a few in flight keep both
     // cores busy without holding many trees.
     const BATCH: usize = 16;
@@ -43,7 +59,7 @@ fn parse_ahead(items: &[(PathBuf, String)], mut consume: impl FnMut(&ParsedFile)
     std::thread::scope(|scope| {
         scope.spawn(move || {
             for batch in items.chunks(BATCH) {
-                let parsed: Result<Vec<ParsedFile>> = batch.par_iter().map(|(p, d)| load_file(p, d.clone())).collect();
+                let parsed: Result<Vec<ParsedFile>> = batch.par_iter().map(load_item).collect();
                 let failed = parsed.is_err();
                 if tx.send(parsed).is_err() || failed {
                     return;
@@ -57,6 +73,15 @@ fn parse_ahead(items: &[(PathBuf, String)], mut consume: impl FnMut(&ParsedFile)
         }
         Ok(())
     })
+}
+
+/// Loads one file: a discovered migration with its layout's transaction
+/// markers, or a plain file.
+fn load_item((p, d, m): &(PathBuf, String, Option<Migration>)) -> Result<ParsedFile> {
+    match m {
+        Some(m) => load_migration(m, d.clone()),
+        None => load_file(p, d.clone()),
+    }
 }
 
 /// Which files a check reports on. `None`: every file.
@@ -280,16 +305,16 @@ fn count_reviewed(report: &mut CheckReport, parsed: &ParsedFile) {
 /// safety and review rules only.
 pub fn check_files(paths: &[PathBuf], base: &Path) -> Result<CheckReport> {
     let started = Instant::now();
-    let mut items = Vec::new();
+    let mut items: Vec<(PathBuf, String, Option<Migration>)> = Vec::new();
     for p in paths {
         if p.is_dir() {
             let (_, ms) = discover(p, None)?;
             items.extend(ms.into_iter().map(|m| {
                 let d = crate::workspace::display_path(base, &m.path);
-                (m.path, d)
+                (m.path.clone(), d, Some(m))
             }));
         } else if p.exists() {
-            items.push((p.clone(), crate::workspace::display_path(base, p)));
+            items.push((p.clone(), crate::workspace::display_path(base, p), None));
         } else {
             return Err(Error::MissingPath { path: p.clone() });
         }
@@ -435,7 +460,14 @@ pub fn check_workspace_cached(ws: &Workspace, review: &ReviewSet, use_cache: boo
     let parsed: Vec<Option<ParsedFile>> = sources
         .par_iter()
         .zip(needed.par_iter())
-        .map(|(src, &n)| n.then(|| parse_source(src.clone())))
+        .zip(items.par_iter())
+        .map(|((src, &n), (li, mi, _, _))| {
+            n.then(|| {
+                let mut p = parse_source(src.clone());
+                apply_layout(&mut p, &ws.layers[*li].migrations[*mi]);
+                p
+            })
+        })
         .collect();
     let layer_infos = layer_infos(ws, &parsed, &file_of);
 
@@ -474,6 +506,8 @@ pub fn check_workspace_cached(ws: &Workspace, review: &ReviewSet, use_cache: boo
                     .as_ref()
                     .and_then(|r| r.get(&sum::key(&layer_infos[li].id, &m.file_name())))
                 {
+                    // A repeatable migration is edited on purpose: it runs again.
+                    _ if m.repeatable => Released::Unknown,
                     Some((hash, line)) => Released::Released { hash, sum_line: *line },
                     None if have_sum => Released::New,
                     None => Released::Unknown,

@@ -200,3 +200,63 @@ fn a_corpus_adopted_as_a_workspace_core_layer_checks_and_reports_one_new_file() 
         .iter()
         .all(|d| d["file"] == "schema/core/9999-12-31-000000_add_nickname.up.sql"));
 }
+
+/// `init --from` adopts each corpus as its tool runs it: the layout, every
+/// forward file (the corpora are named so that their top-level `*.sql` files
+/// sort in apply order), the down files left out.
+#[test]
+#[ignore = "needs ../shared/corpora (run with --ignored)"]
+fn init_from_adopts_each_corpus_as_its_tool_runs_it() {
+    let expected: BTreeMap<&str, &str> = [
+        ("lemmy", "diesel"),
+        ("hatchet", "goose"),
+        ("supabase_postgres", "dbmate"),
+        ("supabase_auth", "pop"),
+        ("supabase_storage", "native"),
+        ("temporal", "plain"),
+    ]
+    .into_iter()
+    .collect();
+    for dir in corpus_dirs() {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(layout) = expected.get(name.as_str()) else {
+            continue;
+        };
+        let ws = tempfile::tempdir().unwrap();
+        let (code, out, err) = strata(&["init", "--from", dir.to_str().unwrap()], ws.path());
+        assert_eq!(code, 0, "{name}: {out}{err}");
+        let mut forward: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql") && !n.ends_with(".down.sql"))
+            .collect();
+        forward.sort();
+        assert!(
+            out.contains(&format!("adopted {} {layout} migrations", forward.len())),
+            "{name}: {out}"
+        );
+        let (_, ls, _) = strata(&["ls", "--format", "json"], ws.path());
+        let v: serde_json::Value = serde_json::from_str(&ls).unwrap();
+        let listed: Vec<String> = v["layers"][0]["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_str().unwrap().rsplit('/').next().unwrap().to_string())
+            .collect();
+        assert_eq!(listed, forward, "{name}: apply order");
+        let downs = walkdir::WalkDir::new(&dir)
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".down.sql"))
+            .count();
+        if downs > 0 {
+            assert!(
+                out.contains(&format!("{downs} down migrations (never applied forward)")),
+                "{name}: {out}"
+            );
+        }
+        let (code, _, err) = strata(&["sum", "--check"], ws.path());
+        assert_eq!(code, 0, "{name}: {err}");
+    }
+}

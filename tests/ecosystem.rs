@@ -176,7 +176,12 @@ fn init_from_adopts_every_supported_layout_in_place() {
         }
         let before = tree(&migrations);
 
-        let out = ok(repo.path(), &["init", "--from", "db/migrations"]);
+        // `.up.sql`/`.down.sql` pairs fit golang-migrate, sqlx and pop alike.
+        let mut args = vec!["init", "--from", "db/migrations"];
+        if layout == "golang-migrate" {
+            args.extend(["--layout", layout]);
+        }
+        let out = ok(repo.path(), &args);
         assert!(out.contains(&format!("{} {layout} migrations", expected.len())), "{layout}: {out}");
         assert_eq!(tree(&migrations), before, "{layout}: files were renamed, copied or added");
         let config = std::fs::read_to_string(repo.path().join("strata.toml")).unwrap();

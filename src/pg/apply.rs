@@ -12,7 +12,6 @@
 //! meta-commands and the down sections of dbmate/goose files are never sent.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,9 +20,9 @@ use sqlparser::ast::Statement as Ast;
 use tokio_postgres::Client;
 
 use super::conn::sql_error;
-use super::history::{self, Applied};
+use super::history::{self, Applied, Status};
 use super::{describe, extension_package, lock, quote_ident, quote_literal, sqlstate, Error, Result, Target};
-use crate::workspace::{sum::sha256_hex, Workspace};
+use crate::workspace::{sum::sha256_hex, Migration, Workspace};
 
 pub use super::runner::{backoff, Settings};
 
@@ -51,6 +50,9 @@ pub struct Loaded {
     /// SHA-256 (hex) of the file's bytes, as in strata.sum.
     pub checksum: String,
     pub no_transaction: bool,
+    /// A repeatable migration (Flyway `R__`): applied after the versioned
+    /// ones and again whenever its checksum changes.
+    pub repeatable: bool,
     pub statements: Vec<Stmt>,
     /// Extensions the file creates.
     pub extensions: Vec<String>,
@@ -65,9 +67,10 @@ impl Loaded {
         (self.layer.clone(), self.version.clone())
     }
 
-    /// Reads and splits one migration file.
-    pub fn load(path: &Path, display: String, layer: String, version: String, name: String) -> Result<Loaded> {
-        let parsed = crate::check::load_file(path, display.clone())?;
+    /// Reads and splits one migration file of a layer.
+    pub fn load(m: &Migration, display: String, layer: String) -> Result<Loaded> {
+        let parsed = crate::check::load_migration(m, display.clone())?;
+        let (version, name) = (m.version.clone(), m.name.clone());
         let text = &parsed.source.text;
         let mut extensions = Vec::new();
         // Only top-level statements run: those of DO blocks and function
@@ -105,6 +108,7 @@ impl Loaded {
             display,
             checksum: sha256_hex(text.as_bytes()),
             no_transaction: parsed.no_transaction,
+            repeatable: m.repeatable,
             statements,
             extensions,
             transaction_control: None,
@@ -146,7 +150,7 @@ pub fn load_layers(ws: &Workspace, layers: &[usize]) -> Result<Vec<Arc<Loaded>>>
         .collect();
     items
         .par_iter()
-        .map(|(layer, m)| Loaded::load(&m.path, ws.display(&m.path), layer.clone(), m.version.clone(), m.name.clone()).map(Arc::new))
+        .map(|(layer, m)| Loaded::load(m, ws.display(&m.path), layer.clone()).map(Arc::new))
         .collect()
 }
 
@@ -180,6 +184,17 @@ pub struct Options {
     pub lock_wait: Duration,
 }
 
+/// Which of `migrations` the history records as applied (a repeatable
+/// migration only with its current checksum): what drift replays and status
+/// counts.
+pub fn applied_flags(history: &[Applied], migrations: &[Arc<Loaded>]) -> Vec<bool> {
+    let rows: HashMap<(String, String), &Applied> = history.iter().filter(|h| h.is_applied()).map(|h| (h.key(), h)).collect();
+    migrations
+        .iter()
+        .map(|m| rows.get(&m.key()).is_some_and(|h| !m.repeatable || h.checksum == m.checksum))
+        .collect()
+}
+
 /// Compares the history with the files: returns the indexes of the pending
 /// migrations and the count of applied ones, or the first reason to refuse.
 pub fn plan(
@@ -192,7 +207,7 @@ pub fn plan(
     let mut applied = vec![false; migrations.len()];
     for h in history {
         let found = by_key.get(&h.key()).copied();
-        if h.status != "applied" {
+        if h.status != Status::Applied {
             return Err(Error::UnfinishedMigration(Box::new(super::Unfinished {
                 file: found.map_or_else(
                     || format!("{}/{} ({})", h.layer, h.version, h.name),
@@ -200,7 +215,7 @@ pub fn plan(
                 ),
                 layer: h.layer.clone(),
                 version: h.version.clone(),
-                state: if h.status == "failed" { "failed" } else { "was started" }.to_string(),
+                state: if h.status == Status::Failed { "failed" } else { "was started" }.to_string(),
                 at: h.applied_at.clone(),
                 error: h.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default(),
             })));
@@ -218,6 +233,8 @@ pub fn plan(
                 }
                 warnings.push(format!("allowed: {err}"));
             }
+            // A repeatable migration whose file changed is applied again.
+            Some(i) if migrations[i].repeatable => applied[i] = migrations[i].checksum == h.checksum,
             Some(i) => {
                 applied[i] = true;
                 let m = &migrations[i];
@@ -236,9 +253,10 @@ pub fn plan(
         }
     }
     let pending: Vec<usize> = (0..migrations.len()).filter(|&i| !applied[i]).collect();
-    for &p in &pending {
+    for &p in pending.iter().filter(|&&p| !migrations[p].repeatable) {
         let m = &migrations[p];
-        if let Some(later) = (p + 1..migrations.len()).find(|&j| applied[j] && migrations[j].layer == m.layer) {
+        if let Some(later) = (p + 1..migrations.len()).find(|&j| applied[j] && !migrations[j].repeatable && migrations[j].layer == m.layer)
+        {
             return Err(Error::OutOfOrder {
                 file: m.display.clone(),
                 layer: m.layer.clone(),
@@ -495,6 +513,21 @@ fn timeouts(settings: &Settings, local: bool) -> String {
 const INSERT_APPLIED: &str = "INSERT INTO strata.schema_history (layer, version, name, checksum, status, tool_version, execution_ms) \
                               VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
+/// A repeatable migration keeps one row, rewritten each time it is applied.
+const UPSERT_REPEATABLE: &str = "INSERT INTO strata.schema_history (layer, version, name, checksum, status, tool_version, execution_ms) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (layer, version) DO UPDATE SET \
+                                 name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status, \
+                                 tool_version = EXCLUDED.tool_version, execution_ms = EXCLUDED.execution_ms, error = NULL, \
+                                 applied_at = now(), applied_by = current_user, origin = 'migrate', note = NULL";
+
+fn insert_sql(m: &Loaded) -> &'static str {
+    if m.repeatable {
+        UPSERT_REPEATABLE
+    } else {
+        INSERT_APPLIED
+    }
+}
+
 async fn apply_transactional(
     client: &Client,
     target: &Target,
@@ -542,8 +575,16 @@ async fn apply_transactional(
             let ms_i = ms as i64;
             if let Err(e) = client
                 .execute(
-                    INSERT_APPLIED,
-                    &[&m.layer, &m.version, &m.name, &m.checksum, &"applied", &TOOL_VERSION, &ms_i],
+                    insert_sql(m),
+                    &[
+                        &m.layer,
+                        &m.version,
+                        &m.name,
+                        &m.checksum,
+                        &Status::Applied.as_str(),
+                        &TOOL_VERSION,
+                        &ms_i,
+                    ],
                 )
                 .await
             {
@@ -587,8 +628,16 @@ async fn apply_no_transaction(
     if record {
         client
             .execute(
-                INSERT_APPLIED,
-                &[&m.layer, &m.version, &m.name, &m.checksum, &"started", &TOOL_VERSION, &None::<i64>],
+                insert_sql(m),
+                &[
+                    &m.layer,
+                    &m.version,
+                    &m.name,
+                    &m.checksum,
+                    &Status::Started.as_str(),
+                    &TOOL_VERSION,
+                    &None::<i64>,
+                ],
             )
             .await
             .map_err(sql_error(
@@ -627,8 +676,8 @@ async fn apply_no_transaction(
     let ms = started.elapsed().as_millis() as u64;
     if record {
         let (status, error) = match &result {
-            Ok(()) => ("applied", None),
-            Err(e) => ("failed", Some(e.to_string())),
+            Ok(()) => (Status::Applied.as_str(), None),
+            Err(e) => (Status::Failed.as_str(), Some(e.to_string())),
         };
         let ms_i = ms as i64;
         client
@@ -653,127 +702,5 @@ pub async fn replay(client: &Client, target: &Target, migrations: &[Arc<Loaded>]
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn loaded(layer: &str, version: &str, checksum: &str) -> Arc<Loaded> {
-        Arc::new(Loaded {
-            layer: layer.into(),
-            version: version.into(),
-            name: "n".into(),
-            display: format!("schema/{layer}/{version}_n.sql"),
-            checksum: checksum.into(),
-            no_transaction: false,
-            statements: Vec::new(),
-            extensions: Vec::new(),
-            transaction_control: None,
-        })
-    }
-
-    fn applied(layer: &str, version: &str, checksum: &str, status: &str) -> Applied {
-        Applied {
-            layer: layer.into(),
-            version: version.into(),
-            name: "n".into(),
-            checksum: checksum.into(),
-            status: status.into(),
-            applied_at: "2026-01-01T00:00:00Z".into(),
-            applied_by: "strata".into(),
-            tool_version: TOOL_VERSION.into(),
-            execution_ms: Some(1),
-            error: None,
-        }
-    }
-
-    #[test]
-    fn pending_after_applied() {
-        let ms = vec![
-            loaded("core", "0001", "a"),
-            loaded("core", "0002", "b"),
-            loaded("verticals/crm", "0001", "c"),
-        ];
-        let (pending, skipped) = plan(&[applied("core", "0001", "a", "applied")], &ms, false, &mut Vec::new()).unwrap();
-        assert_eq!(pending, vec![1, 2]);
-        assert_eq!(skipped, 1);
-    }
-
-    #[test]
-    fn changed_file_names_both_checksums() {
-        let ms = vec![loaded("core", "0001", "new")];
-        let err = plan(&[applied("core", "0001", "old", "applied")], &ms, false, &mut Vec::new())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("schema/core/0001_n.sql") && err.contains("old") && err.contains("new"),
-            "{err}"
-        );
-        let mut warnings = Vec::new();
-        assert!(plan(&[applied("core", "0001", "old", "applied")], &ms, true, &mut warnings).is_ok());
-        assert_eq!(warnings.len(), 1);
-    }
-
-    #[test]
-    fn vanished_file_and_unfinished_marker_refuse() {
-        let ms = vec![loaded("core", "0001", "a")];
-        let err = plan(&[applied("core", "0009", "z", "applied")], &ms, false, &mut Vec::new()).unwrap_err();
-        assert!(matches!(err, Error::MissingMigration { .. }));
-        let err = plan(&[applied("core", "0001", "a", "started")], &ms, false, &mut Vec::new()).unwrap_err();
-        assert!(err.to_string().contains("half-applied"), "{err}");
-    }
-
-    #[test]
-    fn gap_below_the_head_is_out_of_order() {
-        let ms = vec![loaded("core", "0001", "a"), loaded("core", "0002", "b")];
-        let err = plan(&[applied("core", "0002", "b", "applied")], &ms, false, &mut Vec::new()).unwrap_err();
-        assert!(matches!(err, Error::OutOfOrder { .. }), "{err}");
-    }
-
-    fn load_text(text: &str) -> Loaded {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("0001_x.sql");
-        std::fs::write(&p, text).unwrap();
-        Loaded::load(&p, "0001_x.sql".into(), "core".into(), "0001".into(), "x".into()).unwrap()
-    }
-
-    #[test]
-    fn statements_extensions_and_wrapping_transactions() {
-        let m = load_text(
-            "BEGIN;\nCREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA extensions;\n\\set x 1\nCREATE TABLE t (id int);\nCOMMIT;\n",
-        );
-        assert_eq!(m.extensions, vec!["vector"]);
-        let sql: Vec<&str> = m.statements.iter().map(|s| s.sql.as_str()).collect();
-        assert_eq!(
-            sql,
-            vec![
-                "CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA extensions",
-                "CREATE TABLE t (id int)"
-            ]
-        );
-        assert_eq!(m.statements[1].line, 4);
-        assert_eq!(m.transaction_control, None);
-        let m = load_text("CREATE TABLE a (id int);\nCOMMIT;\nCREATE TABLE b (id int);\n");
-        assert_eq!(m.transaction_control, Some(2));
-    }
-
-    #[test]
-    fn statements_inside_bodies_are_never_sent_on_their_own() {
-        let m = load_text(
-            "DO $$ BEGIN CREATE TABLE a (id int); END $$;\nCREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN DROP TABLE a; END $$;\n",
-        );
-        let sql: Vec<&str> = m.statements.iter().map(|s| s.sql.as_str()).collect();
-        assert_eq!(
-            sql,
-            vec![
-                "DO $$ BEGIN CREATE TABLE a (id int); END $$",
-                "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN DROP TABLE a; END $$"
-            ]
-        );
-    }
-
-    #[test]
-    fn goose_down_sections_are_never_sent() {
-        let m = load_text("-- +goose Up\nCREATE TABLE a (id int);\n-- +goose Down\nDROP TABLE a;\n");
-        let sql: Vec<&str> = m.statements.iter().map(|s| s.sql.as_str()).collect();
-        assert_eq!(sql, vec!["CREATE TABLE a (id int)"]);
-    }
-}
+#[path = "apply_tests.rs"]
+mod tests;

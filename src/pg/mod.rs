@@ -6,7 +6,9 @@
 //! hosts). Identifiers are always quoted with [`quote_ident`], and connection
 //! strings are only ever shown through [`conn::Target`]'s redacting Display.
 
+pub mod adopt;
 pub mod apply;
+pub mod baseline;
 pub mod cluster;
 pub mod conn;
 pub mod history;
@@ -92,10 +94,18 @@ pub enum Error {
     #[error("{0}")]
     Cluster(String),
     #[error(transparent)]
+    Refused(Box<adopt::Refusal>),
+    #[error(transparent)]
     Workspace(#[from] crate::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<adopt::Refusal> for Error {
+    fn from(r: adopt::Refusal) -> Error {
+        Error::Refused(Box::new(r))
+    }
+}
 
 /// A no-transaction migration recorded as started or failed: it may be
 /// half-applied, so strata will not run it again on its own.

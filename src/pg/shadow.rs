@@ -482,7 +482,7 @@ pub fn check(ws: &Workspace, review: &HashSet<PathBuf>, server: &ShadowServer) -
     let mut runs = Vec::new();
     for m in loaded[first..].iter().filter(|m| reviewed.contains(&m.display)) {
         let (li, mi) = place[&m.display];
-        let parsed = crate::check::load_file(&ws.layers[li].migrations[mi].path, m.display.clone())?;
+        let parsed = crate::check::load_migration(&ws.layers[li].migrations[mi], m.display.clone())?;
         // In order, so that statements sharing a line map one to one.
         let mut next = 0;
         let stmt_index = m

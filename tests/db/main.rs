@@ -26,6 +26,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod adopt;
+mod baseline;
+mod baseline_refusals;
 mod conn;
 mod cutover;
 mod cutover_fleet;
