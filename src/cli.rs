@@ -98,7 +98,7 @@ pub enum Command {
     },
     /// Print the man page (roff) to stdout (e.g. `strata man > strata.1`).
     Man,
-    // Live PostgreSQL (issue 4): see docs/migrate.md.
+    // Live PostgreSQL: see docs/migrate.md.
     /// Apply pending migrations to tenant databases (exit 1 when a tenant failed).
     Migrate(MigrateArgs),
     /// One row per tenant: applied version per layer, pending count, last error.
@@ -122,12 +122,12 @@ pub enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
-    // Isolation proofs (issue 5): see docs/isolation.md.
+    // Isolation proofs: see docs/isolation.md.
     /// Prove tenant isolation live: RLS catalog checks and a rolled-back probe as the app role.
     ///
     /// Exits 1 on any leak, 2 when a tenant could not be verified.
     VerifyIsolation(VerifyIsolationArgs),
-    // Phased cutovers (issue 5): see docs/cutovers.md.
+    // Phased cutovers: see docs/cutovers.md.
     /// Print the phased plan of a cutover file: every step, its gate and its rollback.
     Plan(PlanArgs),
     /// Execute a phased cutover: run, status, flip a worker, roll back.
@@ -293,8 +293,12 @@ pub struct StatusArgs {
 #[derive(Debug, clap::Args)]
 pub struct DriftArgs {
     /// Only this tenant (repeatable; default: all).
-    #[arg(long = "tenant", value_name = "SLUG")]
+    #[arg(long = "tenant", value_name = "SLUG", conflicts_with = "all")]
     pub tenants: Vec<String>,
+    /// Every tenant of tenants.toml (the default; as `migrate --all` and
+    /// `verify-isolation --all` say it).
+    #[arg(long)]
+    pub all: bool,
     /// Where to replay the expected schema: `auto` (a throwaway cluster), a URL of
     /// another server's maintenance database, or (default) the tenant's own server.
     #[arg(long, value_name = "auto|URL")]
@@ -342,6 +346,10 @@ pub struct VerifyIsolationArgs {
     /// Verify every tenant of tenants.toml.
     #[arg(long)]
     pub all: bool,
+    /// Exit 1 unless the live probe proved every table under row level
+    /// security (a table it could not seed counts against coverage).
+    #[arg(long)]
+    pub require_full_coverage: bool,
     #[arg(long, value_enum, default_value_t = ListFormat::Text)]
     pub format: ListFormat,
 }

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use crate::diag::{CheckReport, Edit, NewFile};
 use crate::error::{Error, Result};
-use crate::report::{CheckReport, Edit, NewFile};
 use crate::workspace::{section_layout, Layout};
 
 /// One file the fixes change or create.
@@ -159,7 +159,7 @@ pub fn plan(report: &CheckReport, base: &Path) -> Result<FixPlan> {
     let mut plan = FixPlan::default();
     let mut namer = Namer::default();
     // Diagnostics are sorted by file, then position.
-    let mut files: Vec<(&str, Vec<&crate::report::Diagnostic>)> = Vec::new();
+    let mut files: Vec<(&str, Vec<&crate::diag::Diagnostic>)> = Vec::new();
     for d in report.diagnostics.iter().filter(|d| d.fix.is_some()) {
         match files.last_mut() {
             Some((path, list)) if *path == d.file.path => list.push(d),

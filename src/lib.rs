@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod cutover;
+pub mod diag;
 pub mod error;
 pub mod fix;
 pub mod fleet;

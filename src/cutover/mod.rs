@@ -13,7 +13,6 @@
 //! file has an `[identity]` section.
 
 pub mod claim;
-pub mod commands;
 pub mod executor;
 pub mod identity;
 pub mod plan;

@@ -142,7 +142,7 @@ impl ControlPlane {
             None => client
                 .query_one(
                     "INSERT INTO strata.runs (release, description, started_by, tool_version) VALUES ($1, $2, $3, $4) RETURNING id",
-                    &[&release, &description, &me, &crate::pg::apply::TOOL_VERSION],
+                    &[&release, &description, &me, &crate::pg::history::TOOL_VERSION],
                 )
                 .await
                 .map_err(sql_error(&target, "control plane: cannot start a run"))?
@@ -388,7 +388,15 @@ pub async fn run_claimed(
                     let _ = worker.client.batch_execute("ROLLBACK").await;
                     break;
                 };
-                let report = run_tenant(tenant, migrations, &opts, &reporter).await;
+                // A panic is this tenant's failure, recorded as such (its
+                // claim completed), not a worker that silently vanishes.
+                let report = {
+                    let (t, m, o, r) = (tenant.clone(), migrations.clone(), opts.clone(), reporter.clone());
+                    match super::pool::guarded(async move { run_tenant(&t, &m, &o, &r).await }).await {
+                        Ok(report) => report,
+                        Err(message) => TenantReport::panicked(tenant, message),
+                    }
+                };
                 let recorded = worker.complete(&report).await;
                 if let Ok(mut d) = done.lock() {
                     d.push(report);

@@ -69,7 +69,7 @@ impl Rule for ConcurrentInTransaction {
             Tx::None => return,
             Tx::Runner => {
                 let fix = (fixes::fixable(cx.file) && fixes::file_runs_outside_transaction(cx.file)).then(|| {
-                    crate::report::Fix::new(
+                    crate::diag::Fix::new(
                         "run this file outside a transaction",
                         vec![fixes::no_transaction_header(&cx.file.parsed.source)],
                     )

@@ -4,7 +4,7 @@ use super::fixes;
 use super::lock::{self, age_of};
 use super::tokens;
 use super::{ident_region, Finding, Rule, RuleMeta, StatementCtx};
-use crate::report::{Fix, NewFile};
+use crate::diag::{Fix, NewFile};
 
 crate::declare_rule! {
     /// ## What it does

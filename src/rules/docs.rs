@@ -7,7 +7,7 @@ use std::fmt::Write;
 use super::{Group, RuleMeta, ALL};
 
 /// Every rule of squawk (sbdchd/squawk) and the strata rule(s) that cover it.
-/// The ids on the right are contracts of SPEC §3.
+/// The ids on the right are stable: configurations and suppressions name them.
 pub const SQUAWK: &[(&str, &str, &str)] = &[
     (
         "adding-field-with-default",

@@ -8,7 +8,7 @@ use super::lock::{transaction_at, Tx};
 use super::shape::{keyword_shape, Shape};
 use super::tokens::{find_kw, tokens, Tok};
 use super::{FileInfo, Released, StatementCtx};
-use crate::report::{Edit, Fix, SourceFile};
+use crate::diag::{Edit, Fix, SourceFile};
 use crate::sql::Statement;
 use crate::workspace::Layout;
 

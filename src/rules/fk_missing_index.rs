@@ -5,7 +5,7 @@ use sqlparser::ast::{AlterTableOperation, ColumnDef, ColumnOption, Ident, Statem
 use super::helpers::{in_file, origin_ast, stmt_region};
 use super::{ident_region, FileCtx, Finding, Rule, RuleMeta};
 use crate::catalog::{ident_name, Constraint, ConstraintKind, Table};
-use crate::report::Region;
+use crate::diag::Region;
 
 crate::declare_rule! {
     /// ## What it does

@@ -9,12 +9,9 @@
 use std::collections::HashSet;
 
 use crate::catalog::{Catalog, QName};
-use crate::report::{Fix, Region, Severity};
+use crate::diag::{Fix, Region, Severity};
 use crate::sql::{ParsedFile, Statement};
 use crate::workspace::{Config, LayerKind, Migration};
-
-mod config;
-mod meta;
 
 pub mod ddl_in_function;
 pub mod lid_column;
@@ -27,7 +24,7 @@ pub mod syntax_error;
 pub mod unparsed_statement;
 pub mod unused_suppression;
 
-// Lock safety and correctness of change (SPEC §3).
+// Lock safety and correctness of change.
 pub mod add_primary_key;
 pub mod add_required_column;
 pub mod column_type_change;
@@ -63,7 +60,7 @@ pub mod uncommitted_transaction;
 pub mod unique_constraint;
 pub mod volatile_default;
 pub mod work_after_access_exclusive;
-// Governance and correctness rules of SPEC §3 (layers, RLS and policies,
+// Governance and correctness rules (layers, RLS and policies,
 // people, state homes; types, keys and policy performance).
 pub mod ban_char;
 pub mod bespoke_table;
@@ -101,8 +98,8 @@ mod policy_expr;
 #[cfg(test)]
 pub(crate) mod testing;
 
-pub use config::{RuleSettings, RulesConfig};
-pub use meta::{Group, RuleMeta};
+pub use crate::diag::{Group, RuleMeta};
+pub use crate::workspace::rules_config::{RuleSection, RuleSettings, RulesConfig};
 pub use policy_expr::parse_expr as parse_policy_expr;
 
 /// Declares a rule type with its metadata; the doc comment is the rule's
@@ -126,7 +123,7 @@ macro_rules! declare_rule {
         pub const META: $crate::rules::RuleMeta = $crate::rules::RuleMeta {
             id: $id,
             group: $crate::rules::Group::$group,
-            default_severity: $crate::report::Severity::$sev,
+            default_severity: $crate::diag::Severity::$sev,
             summary: $summary,
             doc: concat!($($doc, "\n"),+),
             needs_workspace: $nw,
@@ -359,6 +356,14 @@ pub fn meta_of(id: &str) -> Option<&'static RuleMeta> {
 
 /// Instances configured from a workspace's rules/*.toml.
 pub fn configured(cfg: &RulesConfig) -> crate::Result<Vec<Box<dyn Rule>>> {
+    if let Some(s) = cfg.sections.iter().find(|s| meta_of(&s.id).is_none()) {
+        return Err(crate::Error::Config {
+            path: s.path.clone(),
+            line: s.line,
+            col: s.col,
+            message: format!("unknown rule `{}` (see `strata rules`)", s.id),
+        });
+    }
     let mut rules = instances();
     for r in &mut rules {
         if let Some(settings) = cfg.rules.get(r.meta().id) {
@@ -378,8 +383,8 @@ pub fn ident_region(id: &sqlparser::ast::Ident) -> Option<Region> {
     let s = id.span;
     (s.start.line > 0).then(|| {
         Region::new(
-            crate::report::Pos::new(s.start.line as u32, s.start.column as u32),
-            crate::report::Pos::new(
+            crate::diag::Pos::new(s.start.line as u32, s.start.column as u32),
+            crate::diag::Pos::new(
                 s.end.line as u32,
                 (s.end.column as u32).saturating_sub(1).max(s.start.column as u32),
             ),

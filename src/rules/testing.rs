@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::report::Diagnostic;
+use crate::diag::Diagnostic;
 
 pub const STRATA_TOML: &str = "pg_version = 15\n[tenancy]\nmode = \"database-per-tenant\"\napp_role = \"orbis_app\"\n";
 
@@ -57,7 +57,7 @@ pub fn known(rule: &str) -> &'static str {
 #[allow(dead_code)]
 pub fn render_rule(d: &[Diagnostic], rule: &str) -> String {
     known(rule);
-    let report = crate::report::CheckReport {
+    let report = crate::diag::CheckReport {
         diagnostics: d.iter().filter(|x| x.rule == rule).cloned().collect(),
         stats: Default::default(),
     };
@@ -98,7 +98,7 @@ pub fn fixed_text(d: &[Diagnostic], rule: &str) -> Option<String> {
 /// not overlap), to test fixes without the fix engine.
 pub fn apply_fixes(sql: &str, d: &[Diagnostic], rule: &str) -> String {
     known(rule);
-    let mut edits: Vec<&crate::report::Edit> = d
+    let mut edits: Vec<&crate::diag::Edit> = d
         .iter()
         .filter(|x| x.rule == rule)
         .filter_map(|x| x.fix.as_ref())

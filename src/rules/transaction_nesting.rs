@@ -2,7 +2,7 @@ use super::fixes;
 use super::lock::{self, Tx, TxControl};
 use super::tokens;
 use super::{Finding, Rule, RuleMeta, StatementCtx};
-use crate::report::Fix;
+use crate::diag::Fix;
 use crate::sql::ParsedFile;
 
 crate::declare_rule! {

@@ -6,14 +6,16 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::rules::RulesConfig;
+use rules_config::RulesConfig;
 
 mod config;
 mod detect;
 mod discovery;
 pub mod layout;
 mod pop;
+pub mod rules_config;
 pub mod scaffold;
+pub mod source;
 pub mod sum;
 mod tenants;
 

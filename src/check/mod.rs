@@ -11,39 +11,15 @@ use rayon::prelude::*;
 use sha2::Digest;
 
 use crate::catalog::{Catalog, Origin};
+use crate::diag::{CheckReport, Diagnostic, Pos, Region, Severity, SourceFile};
 use crate::error::{Error, Result};
-use crate::report::{CheckReport, Diagnostic, Pos, Region, Severity, SourceFile};
 use crate::rules::{self, Env, FileCtx, FileInfo, Finding, LayerInfo, Released, Rule, RulesConfig, StatementCtx};
-use crate::sql::{mask_source, parse_file, ParsedFile};
-use crate::workspace::{discover, forward_sections, sum, Migration, Workspace};
+use crate::sql::ParsedFile;
+use crate::workspace::{discover, sum, Migration, Workspace};
 
-/// Reads, masks and parses one migration file.
-pub fn load_file(path: &Path, display: String) -> Result<ParsedFile> {
-    Ok(parse_source(Arc::new(SourceFile::new(display, crate::error::read_utf8(path)?))))
-}
+pub mod shadow;
 
-/// Reads and parses one migration of a layer: as [`load_file`], and the
-/// file runs outside a transaction when its layout's marker says so.
-pub fn load_migration(m: &Migration, display: String) -> Result<ParsedFile> {
-    let mut parsed = load_file(&m.path, display)?;
-    apply_layout(&mut parsed, m);
-    Ok(parsed)
-}
-
-/// Marks a parsed migration as non-transactional when its layout says so
-/// (sqlx `-- no-transaction`, popx `.autocommit`, diesel `metadata.toml`, ...).
-fn apply_layout(parsed: &mut ParsedFile, m: &Migration) {
-    if !parsed.no_transaction && m.runs_outside_transaction(&parsed.source.text) {
-        parsed.no_transaction = true;
-    }
-}
-
-/// Masks (down sections, psql meta-commands, templates) and parses a file.
-pub fn parse_source(source: Arc<SourceFile>) -> ParsedFile {
-    let sections = forward_sections(&source.text);
-    let masked = mask_source(&source.text, sections.as_deref());
-    parse_file(source.clone(), &masked)
-}
+pub use crate::workspace::source::{apply_layout, load_file, load_migration, parse_source};
 
 /// Parses `items` ahead of `consume`, which gets every file in order: the
 /// files are parsed in parallel, batch by batch, on rayon's threads while
@@ -191,21 +167,7 @@ impl<'a> Engine<'a> {
         let parsed = file.parsed;
         let mut used = vec![false; parsed.suppressions.len()];
         for (r, f) in findings {
-            let id = self.rules[r].meta().id;
-            let stmt = f.statement.or_else(|| statement_at(parsed, f.region.start));
-            if let Some(s) = parsed.suppressions.iter().position(|s| s.covers(id, stmt)) {
-                used[s] = true;
-                continue;
-            }
-            out.push(Diagnostic {
-                rule: id,
-                severity: self.severity(file.layer, r),
-                file: parsed.source.clone(),
-                region: f.region,
-                message: f.message,
-                help: f.help,
-                fix: f.fix,
-            });
+            out.extend(admit(parsed, self.rules[r].meta().id, self.severity(file.layer, r), f, &mut used));
         }
         let Some(unused_rule) = self.rules.iter().position(|r| r.meta().id == "unused-suppression") else {
             return;
@@ -246,6 +208,31 @@ impl<'a> Engine<'a> {
             }
         }
     }
+}
+
+/// A finding of `rule` in `parsed` as the user sees it, with its
+/// severity; `None` when the rule is off there or a suppression covers the
+/// finding's statement (the suppression is then marked in `used`, indexed
+/// like `parsed.suppressions`). The static check and `--shadow` both report
+/// through here.
+pub(crate) fn admit(parsed: &ParsedFile, rule: &'static str, severity: Severity, f: Finding, used: &mut [bool]) -> Option<Diagnostic> {
+    if severity == Severity::Off {
+        return None;
+    }
+    let stmt = f.statement.or_else(|| statement_at(parsed, f.region.start));
+    if let Some(s) = parsed.suppressions.iter().position(|s| s.covers(rule, stmt)) {
+        used[s] = true;
+        return None;
+    }
+    Some(Diagnostic {
+        rule,
+        severity,
+        file: parsed.source.clone(),
+        region: f.region,
+        message: f.message,
+        help: f.help,
+        fix: f.fix,
+    })
 }
 
 impl Finding {

@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 
+mod cutover;
+mod fleet;
+mod isolation;
+
 use crate::check;
 use crate::cli::{CheckArgs, Cli, ColorChoice, Command, InitArgs, ListFormat, NewArgs};
 use crate::report::{self, RenderOptions, Severity};
@@ -43,21 +47,19 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::New(args) => cmd_new(&ws(&cli)?, args),
         Command::Completions { shell } => cmd_completions(*shell),
         Command::Man => cmd_man(),
-        // Live PostgreSQL (issue 4): implemented in crate::fleet::commands.
-        Command::Migrate(args) => crate::fleet::commands::migrate(&ws(&cli)?, args, cli.quiet),
-        Command::Status(args) => crate::fleet::commands::status(&ws(&cli)?, args),
-        Command::Drift(args) => crate::fleet::commands::drift(&ws(&cli)?, args),
-        Command::Baseline(args) => crate::fleet::commands::baseline(ws(&cli)?, args, cli.quiet),
+        // Live PostgreSQL: the fleet commands (app/fleet.rs).
+        Command::Migrate(args) => fleet::migrate(&ws(&cli)?, args, cli.quiet),
+        Command::Status(args) => fleet::status(&ws(&cli)?, args),
+        Command::Drift(args) => fleet::drift(&ws(&cli)?, args),
+        Command::Baseline(args) => fleet::baseline(ws(&cli)?, args, cli.quiet),
         Command::Tenant {
             command: crate::cli::TenantCommand::Create(args),
-        } => crate::fleet::commands::tenant_create(&ws(&cli)?, args),
-        // Isolation proofs (issue 5): implemented in crate::fleet::isolation.
-        Command::VerifyIsolation(args) => crate::fleet::isolation::verify_isolation(&ws(&cli)?, args),
-        // Phased cutovers (issue 6): implemented in crate::cutover::commands.
-        Command::Plan(args) => crate::cutover::commands::plan(optional_workspace(cli.workspace.as_deref())?.as_ref(), args),
-        Command::Cutover { command } => {
-            crate::cutover::commands::cutover(optional_workspace(cli.workspace.as_deref())?.as_ref(), command, cli.quiet)
-        }
+        } => fleet::tenant_create(&ws(&cli)?, args),
+        // Isolation proofs against live databases (app/isolation.rs).
+        Command::VerifyIsolation(args) => isolation::verify_isolation(&ws(&cli)?, args),
+        // Phased cutovers (app/cutover.rs).
+        Command::Plan(args) => cutover::plan(optional_workspace(cli.workspace.as_deref())?.as_ref(), args),
+        Command::Cutover { command } => cutover::cutover(optional_workspace(cli.workspace.as_deref())?.as_ref(), command, cli.quiet),
     };
     if cli.verbose {
         eprintln!("strata: done in {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
@@ -300,7 +302,7 @@ fn merge_shadow(target: &CheckTarget, spec: &str, report: &mut report::CheckRepo
     let ws = Workspace::load(root)?;
     let set = check::review_set(&ws, paths)?.unwrap_or_default();
     let server = crate::pg::shadow::ShadowServer::parse(spec)?;
-    let found = crate::pg::shadow::check(&ws, &set, &server).context("--shadow")?;
+    let found = crate::check::shadow::check(&ws, &set, &server).context("--shadow")?;
     for note in &found.notes {
         eprintln!("strata: --shadow: {note}");
     }
@@ -317,12 +319,11 @@ fn merge_shadow(target: &CheckTarget, spec: &str, report: &mut report::CheckRepo
         // The static pass reads DO blocks and constant EXECUTE strings: its
         // finding sits inside the statement the shadow run attributes the
         // same finding to (the whole DO block).
-        let inside = |x: &report::Diagnostic| {
-            (d.region.start.line..=d.region.end.line).contains(&x.region.start.line) && x.message == d.message
-        };
-        let seen = report.diagnostics[..statics].iter().any(|x| {
-            x.rule == d.rule && x.file.path == d.file.path && (x.region.start.line == d.region.start.line || inside(x))
-        });
+        let inside =
+            |x: &report::Diagnostic| (d.region.start.line..=d.region.end.line).contains(&x.region.start.line) && x.message == d.message;
+        let seen = report.diagnostics[..statics]
+            .iter()
+            .any(|x| x.rule == d.rule && x.file.path == d.file.path && (x.region.start.line == d.region.start.line || inside(x)));
         if !seen {
             report.diagnostics.push(d);
         }
@@ -473,15 +474,6 @@ fn cmd_ls(ws: &Workspace, tenant: Option<&str>, format: ListFormat) -> anyhow::R
     Ok(EXIT_OK)
 }
 
-/// Writes strata.sum for the workspace at `root`.
-pub fn write_sum(root: &Path) -> crate::Result<usize> {
-    let ws = Workspace::load(root)?;
-    let entries = sum::compute(&ws)?;
-    let path = ws.root.join(&ws.config.paths.sum);
-    std::fs::write(&path, sum::render(&entries)).map_err(|e| crate::Error::io(&path, e))?;
-    Ok(entries.len())
-}
-
 fn cmd_sum(ws: &Workspace, check_only: bool, format: ListFormat) -> anyhow::Result<u8> {
     let entries = sum::compute(ws)?;
     let rendered = sum::render(&entries);
@@ -521,7 +513,7 @@ fn cmd_init(args: &InitArgs, quiet: bool) -> anyhow::Result<u8> {
         ),
     };
     let report = scaffold::init(&root, from.as_deref(), layout)?;
-    let released = write_sum(&root)?;
+    let released = sum::write(&root)?;
     if quiet {
         return Ok(EXIT_OK);
     }

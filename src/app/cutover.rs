@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 
-use super::executor::{self, TenantOutcome};
-use super::plan::{self, Cutover, Kind};
-use super::render::{self, Estimate};
-use super::steps::steps;
-use crate::app::{EXIT_FINDINGS, EXIT_OK};
+use super::{EXIT_FINDINGS, EXIT_OK};
 use crate::cli::{CutoverCommand, ListFormat, PlanArgs};
+use crate::cutover::executor::{self, TenantOutcome};
+use crate::cutover::plan::{self, Cutover, Kind};
+use crate::cutover::render::{self, Estimate};
+use crate::cutover::steps::steps;
 use crate::workspace::Workspace;
 
 /// `FILE` as given, or `cutovers/FILE.toml` of the workspace for a bare name.

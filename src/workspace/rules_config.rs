@@ -10,10 +10,10 @@
 //! ```
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use crate::diag::Severity;
 use crate::error::{Error, Result};
-use crate::report::Severity;
 
 #[derive(Clone, Debug, Default)]
 pub struct RuleSettings {
@@ -29,6 +29,20 @@ pub struct RuleSettings {
 #[derive(Clone, Debug, Default)]
 pub struct RulesConfig {
     pub rules: HashMap<String, RuleSettings>,
+    /// Where each `[rules.<id>]` section starts (file, line, column), for
+    /// the error about an id no rule has: the rule set is known to the rules,
+    /// not to the workspace, so the check happens when rules are configured
+    /// ([`crate::rules::configured`]).
+    pub sections: Vec<RuleSection>,
+}
+
+/// The position of one `[rules.<id>]` section.
+#[derive(Clone, Debug)]
+pub struct RuleSection {
+    pub id: String,
+    pub path: PathBuf,
+    pub line: usize,
+    pub col: usize,
 }
 
 fn parse_severity(v: &toml::Value) -> Option<Severity> {
@@ -56,7 +70,7 @@ impl RulesConfig {
         files.sort();
         for f in files {
             let text = crate::error::read_utf8(&f)?;
-            let shown = crate::workspace::display_path(root, &f);
+            let shown = super::display_path(root, &f);
             cfg.merge_text(Path::new(&shown), &text)?;
         }
         Ok(cfg)
@@ -86,14 +100,13 @@ impl RulesConfig {
             };
             for (id, body) in rules {
                 let here = at(&format!("rules.{id}")).or_else(|| at(id));
-                if crate::rules::meta_of(id).is_none() {
-                    return Err(Error::config_at(
-                        path,
-                        text,
-                        here,
-                        format!("unknown rule `{id}` (see `strata rules`)"),
-                    ));
-                }
+                let (line, col) = here.map_or((1, 1), |off| crate::error::line_col(text, off));
+                self.sections.push(RuleSection {
+                    id: id.clone(),
+                    path: path.to_path_buf(),
+                    line,
+                    col,
+                });
                 let Some(body) = body.as_table() else {
                     return Err(Error::config_at(path, text, here, format!("[rules.{id}] must be a table")));
                 };

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::report::Severity;
+use super::Severity;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
