@@ -143,7 +143,7 @@ pub fn check(ws: &Workspace, review: &HashSet<PathBuf>, server: &ShadowServer) -
             .iter()
             .map(|s| {
                 let i = (next..parsed.statements.len())
-                    .find(|&i| parsed.statements[i].region.start.line >= s.line)
+                    .find(|&i| parsed.statements[i].body.is_none() && parsed.statements[i].region.start.line >= s.line)
                     .unwrap_or(parsed.statements.len().saturating_sub(1));
                 next = i + 1;
                 i
@@ -449,6 +449,8 @@ mod tests {
             policies: Vec::new(),
             comment: None,
             temporary: false,
+            triggers: Vec::new(),
+            grants: Vec::new(),
             origin: origin(file, 1),
         };
         // Made by statement 1 of file 0; its last column by statement 3.
@@ -500,7 +502,7 @@ mod tests {
         // Every statement parses: the unreadable type fell back to text.
         for s in &synths {
             assert!(
-                s.parsed.statements.len() == 1 && s.parsed.statements[0].ast().is_some(),
+                s.parsed.statement_count() == 1 && s.parsed.statements[0].ast().is_some(),
                 "{}",
                 s.parsed.source.text
             );
@@ -534,12 +536,14 @@ mod tests {
         );
         let whole = site(&file, 0, &Subject::Table);
         assert_eq!((whole.start.line, whole.start.col), (1, 1));
-        let name = site(&file, 1, &Subject::Table);
+        // Statement 1 is the CREATE TABLE inside the DO block's EXECUTE.
+        let tags = file.top_level().nth(1).map(|(i, _)| i).unwrap();
+        let name = site(&file, tags, &Subject::Table);
         assert_eq!((name.start.line, name.start.col), (3, 3));
-        let col = site(&file, 1, &Subject::Column("wa_lid".into()));
+        let col = site(&file, tags, &Subject::Column("wa_lid".into()));
         assert_eq!((col.start.line, col.start.col), (5, 5));
         // A column the statement does not name: the whole statement.
-        let other = site(&file, 1, &Subject::Column("nope".into()));
+        let other = site(&file, tags, &Subject::Column("nope".into()));
         assert_eq!((other.start.line, other.start.col), (2, 1));
     }
 }

@@ -84,10 +84,11 @@ impl Loaded {
         let (version, name) = (m.version.clone(), m.name.clone());
         let text = &parsed.source.text;
         let mut extensions = Vec::new();
+        // Only top-level statements run: those of DO blocks and function
+        // bodies run inside the statement that holds them.
         let statements = parsed
-            .statements
-            .iter()
-            .map(|s| {
+            .top_level()
+            .map(|(_, s)| {
                 match s.ast() {
                     Some(Ast::CreateExtension(ce)) => extensions.push(ce.name.value.clone()),
                     Some(_) => {}

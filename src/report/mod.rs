@@ -240,7 +240,7 @@ Do what the help says.
             stats: Stats {
                 files: 2,
                 statements: 7,
-                parsed: 6,
+                understood: 6,
                 context_files: 250,
                 elapsed_ms: 12.3456,
             },
