@@ -30,7 +30,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         ColorChoice::Never => false,
         ColorChoice::Auto => io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     };
-    let opts = RenderOptions { color, quiet: cli.quiet };
+    let opts = RenderOptions {
+        color,
+        quiet: cli.quiet,
+        ..RenderOptions::default()
+    };
     let started = std::time::Instant::now();
     let ws = |cli: &Cli| load_workspace(cli.workspace.as_deref(), cli.verbose);
     let code = match &cli.command {
@@ -41,6 +45,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Sum { check, format } => cmd_sum(&ws(&cli)?, *check, *format),
         Command::Init(args) => cmd_init(args, cli.quiet),
         Command::New(args) => cmd_new(&ws(&cli)?, args),
+        Command::Lsp(args) => cmd_lsp(args),
         Command::Completions { shell } => cmd_completions(*shell),
         Command::Man => cmd_man(),
         // Live PostgreSQL (issue 4): implemented in crate::fleet::commands.
@@ -276,7 +281,11 @@ fn cmd_check(explicit_ws: Option<&Path>, args: &CheckArgs, opts: &RenderOptions,
     if let Some(spec) = &args.shadow {
         merge_shadow(&target, spec, &mut report)?;
     }
-    report::render(args.format, &report, rules::ALL, opts, &mut w)?;
+    let opts = RenderOptions {
+        docs_url: args.docs_url.clone(),
+        ..opts.clone()
+    };
+    report::render(args.format, &report, rules::ALL, &opts, &mut w)?;
     w.flush()?;
     let failing = report.count(Severity::Error) > 0 || (args.deny_warnings && report.count(Severity::Warning) > 0);
     Ok(if failing { EXIT_FINDINGS } else { EXIT_OK })
@@ -554,6 +563,19 @@ fn cmd_new(ws: &Workspace, args: &NewArgs) -> anyhow::Result<u8> {
         println!("{}", ws.display(path));
     }
     Ok(EXIT_OK)
+}
+
+/// `strata lsp`: serves until the editor says exit. stdout belongs to the
+/// protocol; a failure to start or a broken connection is reported on stderr.
+fn cmd_lsp(args: &crate::cli::LspArgs) -> anyhow::Result<u8> {
+    let settings = crate::lsp::Settings {
+        docs_url: args.docs_url.clone(),
+    };
+    match crate::lsp::run(settings).context("language server")? {
+        crate::lsp::Ending::Shutdown => Ok(EXIT_OK),
+        // The protocol asks for 1 when the client exits without shutdown.
+        crate::lsp::Ending::Abrupt => Ok(EXIT_FINDINGS),
+    }
 }
 
 fn cmd_completions(shell: clap_complete::Shell) -> anyhow::Result<u8> {

@@ -237,6 +237,42 @@ fn count_reviewed(report: &mut CheckReport, parsed: &ParsedFile) {
     report.stats.parsed += parsed.parsed_count();
 }
 
+/// What rules see of a check outside any workspace.
+fn plain_env() -> Env<'static> {
+    Env {
+        config: None,
+        pg_version: 15,
+        layers: &[],
+        transactional: true,
+    }
+}
+
+/// A file outside any workspace: no layer, no release status.
+fn plain_file(parsed: &ParsedFile, id: u32) -> FileInfo<'_> {
+    FileInfo {
+        parsed,
+        id,
+        layer: None,
+        migration: None,
+        layer_migrations: &[],
+        released: Released::Unknown,
+        released_head: None,
+    }
+}
+
+/// Checks one text outside any workspace (an editor's buffer of a plain
+/// `.sql` file), as [`check_files`] checks a file: no history, lock safety
+/// and review rules only.
+pub fn check_text(display: String, text: String) -> Result<CheckReport> {
+    let started = Instant::now();
+    let parsed = parse_source(Arc::new(SourceFile::new(display, text)));
+    let engine = Engine::new(plain_env(), &RulesConfig::default())?;
+    let mut report = CheckReport::default();
+    engine.run_file(&plain_file(&parsed, 0), &mut Catalog::new(), true, &mut report.diagnostics);
+    count_reviewed(&mut report, &parsed);
+    Ok(finish(report, started))
+}
+
 /// Checks plain files or folders outside any workspace: one migration
 /// sequence in the order given (folders expand to their migrations), lock
 /// safety and review rules only.
@@ -256,13 +292,7 @@ pub fn check_files(paths: &[PathBuf], base: &Path) -> Result<CheckReport> {
             return Err(Error::MissingPath { path: p.clone() });
         }
     }
-    let env = Env {
-        config: None,
-        pg_version: 15,
-        layers: &[],
-        transactional: true,
-    };
-    let engine = Engine::new(env, &RulesConfig::default())?;
+    let engine = Engine::new(plain_env(), &RulesConfig::default())?;
     let mut report = CheckReport::default();
     let mut catalog = Catalog::new();
     // Parse a chunk of files in parallel, replay and check it in order, and
@@ -273,16 +303,7 @@ pub fn check_files(paths: &[PathBuf], base: &Path) -> Result<CheckReport> {
     for batch in items.chunks(chunk) {
         let parsed = load_all(batch)?;
         for p in &parsed {
-            let info = FileInfo {
-                parsed: p,
-                id,
-                layer: None,
-                migration: None,
-                layer_migrations: &[],
-                released: Released::Unknown,
-                released_head: None,
-            };
-            engine.run_file(&info, &mut catalog, true, &mut report.diagnostics);
+            engine.run_file(&plain_file(p, id), &mut catalog, true, &mut report.diagnostics);
             count_reviewed(&mut report, p);
             id += 1;
         }
@@ -305,6 +326,17 @@ pub fn check_workspace(ws: &Workspace, review: &ReviewSet) -> Result<CheckReport
 /// it reports a file no earlier composition reported. Every file is parsed
 /// at most once.
 pub fn check_workspace_cached(ws: &Workspace, review: &ReviewSet, use_cache: bool) -> Result<CheckReport> {
+    check_workspace_overlay(ws, review, use_cache, &Overlay::new())
+}
+
+/// Texts that stand in for files on disk during one check (an editor's
+/// unsaved buffers), keyed by the migration's path as the workspace lists it.
+pub type Overlay = HashMap<PathBuf, String>;
+
+/// Like [`check_workspace_cached`], reading the files of `overlay` from it
+/// instead of the disk: the language server checks what is being typed
+/// against the whole history with the same engine, suppressions and cache.
+pub fn check_workspace_overlay(ws: &Workspace, review: &ReviewSet, use_cache: bool, overlay: &Overlay) -> Result<CheckReport> {
     let started = Instant::now();
     // Every file once, in layer order; its id is its index here.
     let mut items = Vec::new();
@@ -317,7 +349,13 @@ pub fn check_workspace_cached(ws: &Workspace, review: &ReviewSet, use_cache: boo
     }
     let sources: Vec<Arc<SourceFile>> = items
         .par_iter()
-        .map(|(_, _, p, d)| Ok(Arc::new(SourceFile::new(d.clone(), crate::error::read_utf8(p)?))))
+        .map(|(_, _, p, d)| {
+            let text = match overlay.get(p) {
+                Some(text) => text.clone(),
+                None => crate::error::read_utf8(p)?,
+            };
+            Ok(Arc::new(SourceFile::new(d.clone(), text)))
+        })
         .collect::<Result<_>>()?;
     let reviewed: Vec<bool> = items
         .iter()

@@ -91,6 +91,12 @@ pub enum Command {
     /// folder of a new vertical or bespoke layer is created). NAME is turned
     /// into snake_case.
     New(NewArgs),
+    /// Run the language server on stdin/stdout (for editors; see docs/editors.md).
+    ///
+    /// Diagnostics as you type, with the whole history of the workspace as
+    /// context; code actions for fixes and suppressions; hover with the rule's
+    /// documentation. Logs go to the editor, never to stdout.
+    Lsp(LspArgs),
     /// Print a shell completion script (e.g. `strata completions bash > /etc/bash_completion.d/strata`).
     Completions {
         #[arg(value_enum)]
@@ -155,11 +161,26 @@ pub struct CheckArgs {
     /// report what is left.
     #[arg(long)]
     pub fix: bool,
+    /// Where docs/rules.md is published: the markdown format links each rule to `<URL>#<rule>`.
+    #[arg(long, value_name = "URL", env = "STRATA_DOCS_URL", default_value = crate::rules::docs::DEFAULT_DOCS_URL)]
+    pub docs_url: String,
     /// Also apply the files under review to a scratch database (`auto`: a
     /// throwaway cluster; or a server's maintenance-database URL) and report
     /// the locks and rewrites they really cause (see docs/isolation.md).
     #[arg(long, value_name = "auto|URL")]
     pub shadow: Option<String>,
+}
+
+/// Arguments of `strata lsp`.
+#[derive(Debug, clap::Args)]
+pub struct LspArgs {
+    /// Talk over stdin/stdout (the only transport; accepted because editor clients pass it).
+    #[arg(long)]
+    pub stdio: bool,
+    /// Where docs/rules.md is published: diagnostics link each rule to `<URL>#<rule>`
+    /// (an editor may override it with the `docsUrl` initialization option).
+    #[arg(long, value_name = "URL", env = "STRATA_DOCS_URL", default_value = crate::rules::docs::DEFAULT_DOCS_URL)]
+    pub docs_url: String,
 }
 
 /// Arguments of `strata init`.

@@ -152,6 +152,13 @@ impl Namer {
     }
 }
 
+/// Where a fix of the migration `fixed` would create its new migration, and
+/// that file's content, as `strata check --fix` names it (the language
+/// server offers the same file in a code action).
+pub fn new_file_for(fixed: &Path, file: &NewFile, fixed_text: &str) -> Option<(PathBuf, String)> {
+    Namer::default().allocate(fixed, file, fixed_text)
+}
+
 /// Computes what the fixes of `report` change. `base` resolves the paths
 /// shown in diagnostics (the workspace root, or the working directory for
 /// plain files). A file that changed on disk since the check is left alone.

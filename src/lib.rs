@@ -14,6 +14,7 @@ pub mod cutover;
 pub mod error;
 pub mod fix;
 pub mod fleet;
+pub mod lsp;
 pub mod pg;
 pub mod report;
 pub mod rules;

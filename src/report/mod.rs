@@ -8,9 +8,12 @@ use serde::Serialize;
 
 use crate::rules::RuleMeta;
 
+pub mod fingerprint;
 pub mod github;
+pub mod gitlab;
 pub mod json;
 pub mod junit;
+pub mod markdown;
 pub mod sarif;
 pub mod text;
 
@@ -217,14 +220,31 @@ pub enum Format {
     Sarif,
     Github,
     Junit,
+    /// GitLab Code Quality (`artifacts:reports:codequality`).
+    Gitlab,
+    /// A pull-request comment body (`gh pr comment --body-file`, a GitLab note).
+    Markdown,
 }
 
 /// Options shared by renderers.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RenderOptions {
     pub color: bool,
     /// Print only the summary line in text mode.
     pub quiet: bool,
+    /// Where docs/rules.md is published; formats that link to a rule's
+    /// documentation append `#<rule>` (see [`crate::rules::docs::rule_url`]).
+    pub docs_url: String,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            color: false,
+            quiet: false,
+            docs_url: crate::rules::docs::DEFAULT_DOCS_URL.to_string(),
+        }
+    }
 }
 
 /// Renders `report` in `format`. `rules` is the rule table (SARIF and JUnit
@@ -236,6 +256,8 @@ pub fn render(format: Format, report: &CheckReport, rules: &[&RuleMeta], opts: &
         Format::Sarif => sarif::render(report, rules, w),
         Format::Github => github::render(report, w),
         Format::Junit => junit::render(report, w),
+        Format::Gitlab => gitlab::render(report, rules, w),
+        Format::Markdown => markdown::render(report, rules, &opts.docs_url, w),
     }
 }
 

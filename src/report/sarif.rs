@@ -6,9 +6,7 @@
 //! SARIF region's `endColumn` is exclusive where ours is inclusive.
 //!
 //! `partialFingerprints.primaryLocationLineHash` lets code scanning follow an
-//! alert when lines move: a FNV-1a hash of the rule, the file and the trimmed
-//! source line, then `:n` for the n-th finding with the same hash, in the
-//! manner of GitHub's own upload action.
+//! alert when lines move (see [`super::fingerprint`]).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -142,16 +140,11 @@ struct Fingerprints {
 
 pub fn render(report: &CheckReport, rules: &[&RuleMeta], w: &mut dyn Write) -> io::Result<()> {
     let index: HashMap<&str, usize> = rules.iter().enumerate().map(|(i, rule)| (rule.id, i)).collect();
-    let mut occurrences: HashMap<u64, u32> = HashMap::new();
     let results = report
         .diagnostics
         .iter()
-        .map(|d| {
-            let hash = line_hash(d);
-            let n = occurrences.entry(hash).or_insert(0);
-            *n += 1;
-            result(d, index.get(d.rule).copied(), format!("{hash:016x}:{n}"))
-        })
+        .zip(super::fingerprint::fingerprints(report))
+        .map(|(d, fingerprint)| result(d, index.get(d.rule).copied(), fingerprint))
         .collect();
     let log = Log {
         schema: SCHEMA,
@@ -278,27 +271,6 @@ fn percent_encode(path: &str) -> String {
     uri
 }
 
-fn line_hash(d: &Diagnostic) -> u64 {
-    let line = d.file.line(d.region.normalized().start.line).trim();
-    fnv1a64(&[d.rule, &d.file.path, line])
-}
-
-/// FNV-1a, 64 bits, over `parts` separated by a NUL byte: stable across
-/// platforms and releases, which is all a fingerprint needs.
-fn fnv1a64(parts: &[&str]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut hash = OFFSET;
-    for (i, part) in parts.iter().enumerate() {
-        let separator: &[u8] = if i == 0 { b"" } else { b"\0" };
-        for &byte in separator.iter().chain(part.as_bytes()) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(PRIME);
-        }
-    }
-    hash
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::Value;
@@ -373,30 +345,5 @@ mod tests {
         assert_eq!(uri("schema\\é.sql"), ("schema/%C3%A9.sql".to_string(), Some("%SRCROOT%")));
         assert_eq!(uri("/srv/x.sql"), ("file:///srv/x.sql".to_string(), None));
         assert_eq!(uri("C:\\x y.sql"), ("file:///C:/x%20y.sql".to_string(), None));
-    }
-
-    #[test]
-    fn fnv1a64_known_values() {
-        // Reference values of 64-bit FNV-1a.
-        assert_eq!(fnv1a64(&[""]), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a64(&["a"]), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a64(&["foobar"]), 0x8594_4171_f739_67e8);
-        // The separator keeps ("ab", "c") and ("a", "bc") apart.
-        assert_ne!(fnv1a64(&["ab", "c"]), fnv1a64(&["a", "bc"]));
-    }
-
-    #[test]
-    fn same_line_twice_gets_distinct_fingerprints() {
-        let mut report = fixture::report();
-        let copy = report.diagnostics[0].clone();
-        report.diagnostics.push(copy);
-        let log: Value = serde_json::from_str(&rendered(&report)).unwrap();
-        let results = log["runs"][0]["results"].as_array().unwrap();
-        let first = results[0]["partialFingerprints"]["primaryLocationLineHash"].as_str().unwrap();
-        let last = results.last().unwrap()["partialFingerprints"]["primaryLocationLineHash"]
-            .as_str()
-            .unwrap();
-        assert!(first.ends_with(":1") && last.ends_with(":2"));
-        assert_eq!(first[..16], last[..16]);
     }
 }

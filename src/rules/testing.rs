@@ -49,15 +49,7 @@ pub fn render_rule(d: &[Diagnostic], rule: &str) -> String {
         stats: Default::default(),
     };
     let mut out = Vec::new();
-    crate::report::text::render(
-        &report,
-        &crate::report::RenderOptions {
-            color: false,
-            quiet: false,
-        },
-        &mut out,
-    )
-    .expect("render");
+    crate::report::text::render(&report, &crate::report::RenderOptions::default(), &mut out).expect("render");
     let text = String::from_utf8(out).expect("utf8");
     // Drop the summary line (it carries a timing).
     text.lines().filter(|l| !l.starts_with("checked ")).collect::<Vec<_>>().join("\n")
