@@ -144,14 +144,11 @@ pub fn code_actions(doc: &ActionDoc, diagnostics: &[Diagnostic], range: lsp::Ran
         let parsed =
             parsed.get_or_insert_with(|| crate::check::parse_source(Arc::new(SourceFile::new(String::new(), doc.text.to_string()))));
         let at = d.file.offset(d.region.start);
-        let statement = parsed
-            .statements
-            .iter()
-            .rev()
-            .find(|s| s.bytes.start <= at)
-            .map_or(at, |s| s.bytes.start);
+        let index = parsed.statements.iter().rposition(|s| s.bytes.start <= at);
+        let statement = index.map_or(at, |i| parsed.statements[i].bytes.start);
+        let previous_end = index.and_then(|i| i.checked_sub(1)).map_or(0, |i| parsed.statements[i].bytes.end);
         let comment = format!("-- strata-ignore {}: ", d.rule);
-        let (edit, select) = insert_line(doc.text, statement, &comment);
+        let (edit, select) = insert_line(doc.text, statement, previous_end, &comment);
         actions.push(ignore_action(
             doc,
             format!("Ignore `{}` for this statement", d.rule),
@@ -164,7 +161,7 @@ pub fn code_actions(doc: &ActionDoc, diagnostics: &[Diagnostic], range: lsp::Ran
             .and_then(|s| s.first().map(|r| r.start))
             .unwrap_or(0);
         let comment = format!("-- strata-ignore-file {}: ", d.rule);
-        let (edit, select) = insert_line(doc.text, top, &comment);
+        let (edit, select) = insert_line(doc.text, top, 0, &comment);
         actions.push(ignore_action(
             doc,
             format!("Ignore `{}` in this file", d.rule),
@@ -195,14 +192,16 @@ fn remove_comment(text: &str, at: usize) -> Edit {
     }
 }
 
-/// An edit inserting the line `comment` + [`REASON`] before the line holding
-/// `at` (with that line's indentation), or before `at` on a line of its own
-/// when text precedes it; and the byte range the reason will have.
-fn insert_line(text: &str, at: usize, comment: &str) -> (Edit, std::ops::Range<usize>) {
+/// An edit inserting the line `comment` + [`REASON`] above the line holding
+/// `at` (with that line's indentation) when nothing of an earlier statement
+/// (which ends at `previous_end`) is on that line, else before `at` on a line
+/// of its own; and the byte range the reason will have.
+fn insert_line(text: &str, at: usize, previous_end: usize, comment: &str) -> (Edit, std::ops::Range<usize>) {
     let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
-    let before = &text[line_start..at];
-    let (offset, prefix, indent) = if before.trim().is_empty() {
-        (line_start, "", before)
+    let line = &text[line_start..];
+    let indent = &line[..line.len() - line.trim_start_matches([' ', '\t']).len()];
+    let (offset, prefix, indent) = if previous_end <= line_start {
+        (line_start, "", indent)
     } else {
         (at, "\n", "")
     };
@@ -322,7 +321,7 @@ mod tests {
     fn insert_line_keeps_indentation_and_selects_the_reason() {
         let text = "SELECT 1;\n    CREATE INDEX i ON t (a);\n";
         let at = text.find("CREATE").unwrap();
-        let (edit, reason) = insert_line(text, at, "-- strata-ignore r: ");
+        let (edit, reason) = insert_line(text, at, 8, "-- strata-ignore r: ");
         let after = crate::fix::apply_edits(text, std::slice::from_ref(&edit));
         assert_eq!(after, "SELECT 1;\n    -- strata-ignore r: reason\n    CREATE INDEX i ON t (a);\n");
         assert_eq!(&after[reason], "reason");
@@ -332,10 +331,16 @@ mod tests {
     fn insert_line_after_text_on_the_same_line() {
         let text = "SELECT 1; CREATE INDEX i ON t (a);";
         let at = text.find("CREATE").unwrap();
-        let (edit, reason) = insert_line(text, at, "-- strata-ignore r: ");
+        let (edit, reason) = insert_line(text, at, 8, "-- strata-ignore r: ");
         let after = crate::fix::apply_edits(text, std::slice::from_ref(&edit));
         assert_eq!(after, "SELECT 1; \n-- strata-ignore r: reason\nCREATE INDEX i ON t (a);");
         assert_eq!(&after[reason], "reason");
+        // A comment before the statement on its line stays with it.
+        let text = "SELECT 1;\n  /* é */ CREATE INDEX i ON t (a);";
+        let at = text.find("CREATE").unwrap();
+        let (edit, _) = insert_line(text, at, 8, "-- strata-ignore r: ");
+        let after = crate::fix::apply_edits(text, std::slice::from_ref(&edit));
+        assert_eq!(after, "SELECT 1;\n  -- strata-ignore r: reason\n  /* é */ CREATE INDEX i ON t (a);");
     }
 
     #[test]
