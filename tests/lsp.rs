@@ -190,6 +190,37 @@ fn edit_a_migration_with_the_history_as_context() {
 }
 
 #[test]
+fn migrations_adopted_in_place_outside_the_workspace() {
+    // `strata init --from` keeps the migrations where they are: looking
+    // upwards from them finds no strata.toml, the editor's folder does.
+    let repo = tempfile::tempdir().unwrap();
+    let migrations = repo.path().join("db/migrations");
+    std::fs::create_dir_all(&migrations).unwrap();
+    let first = migrations.join("0001_people.sql");
+    std::fs::write(&first, "CREATE TABLE people (id bigint PRIMARY KEY, email varchar(10));\n").unwrap();
+    // Widening a varchar rewrites nothing: only the history says it was one.
+    let text = "ALTER TABLE people ALTER COLUMN email TYPE varchar(20);\n";
+    let path = migrations.join("0002_people_email.sql");
+    std::fs::write(&path, text).unwrap();
+    let ws = repo.path().join("governance");
+    let from = migrations.to_str().unwrap();
+    let out = support::strata(repo.path(), &["init", "--quiet", "governance", "--from", from]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let cache = tempfile::tempdir().unwrap();
+    let mut client = start(&ws, cache.path(), false);
+    let uri = open(&mut client, &path, text);
+    // Checked in the workspace: no lock_timeout findings (strata's runner
+    // sets it), no rewrite.
+    assert_eq!(codes(&client.published(&uri, 1)), ["prefer-text"]);
+    // A change in the adopted folder reloads the history: from int, the
+    // same statement rewrites the table.
+    std::fs::write(&first, "CREATE TABLE people (id bigint PRIMARY KEY, email int);\n").unwrap();
+    watched(&mut client, &first, 2);
+    next_codes(&mut client, &uri, |c| c.contains(&"column-type-change"));
+    client.shutdown();
+}
+
+#[test]
 fn ignore_actions_select_the_reason_and_suppress() {
     let ws = Workspace::new();
     let path = ws.write("schema/core/0002_contacts_email.sql", INDEX);

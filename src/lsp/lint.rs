@@ -22,6 +22,10 @@ struct Loaded {
     ws: Workspace,
     /// Canonical path → the path as the workspace lists it.
     migrations: HashMap<PathBuf, PathBuf>,
+    /// The root and every layer folder (canonical): a change below any of
+    /// them may change the workspace. A core folder adopted in place
+    /// (`strata init --from`) may lie outside the root.
+    dirs: Vec<PathBuf>,
 }
 
 impl Loaded {
@@ -33,7 +37,9 @@ impl Loaded {
             .flat_map(|l| l.migrations.iter())
             .map(|m| (canonical(&m.path), m.path.clone()))
             .collect();
-        Ok(Loaded { ws, migrations })
+        let mut dirs = vec![canonical(root), canonical(&root.join(ws.config.paths.core_dir()))];
+        dirs.extend(ws.layers.iter().map(|l| canonical(&l.dir)));
+        Ok(Loaded { ws, migrations, dirs })
     }
 }
 
@@ -74,6 +80,9 @@ pub struct Linted {
 #[derive(Default)]
 pub struct Workspaces {
     loaded: HashMap<PathBuf, Result<Loaded, String>>,
+    /// Workspaces of the editor's folders: their migrations may live outside
+    /// them, where looking upwards from a file finds no strata.toml.
+    known: Vec<PathBuf>,
 }
 
 impl Workspaces {
@@ -83,14 +92,25 @@ impl Workspaces {
             .or_insert_with(|| Loaded::load(root).map_err(|e| e.to_string()))
     }
 
+    /// Remembers the workspace that `dir` (an editor folder) is in, if any.
+    pub fn add_folder(&mut self, dir: &Path) {
+        if let Some(root) = Workspace::find(dir).filter(|r| !self.known.contains(r)) {
+            self.known.push(root);
+        }
+    }
+
     /// Forgets every workspace that `path` may belong to or configure, so the
-    /// next check loads it again. Returns whether one was loaded.
-    pub fn invalidate(&mut self, path: &Path) -> bool {
+    /// next check loads it again.
+    pub fn invalidate(&mut self, path: &Path) {
         let path = canonical(path);
-        let before = self.loaded.len();
         // A new strata.toml may also start a workspace inside a loaded one.
-        self.loaded.retain(|root, _| !path.starts_with(root) && !root.starts_with(&path));
-        before != self.loaded.len()
+        self.loaded.retain(|root, loaded| {
+            let dirs = match loaded {
+                Ok(l) => l.dirs.as_slice(),
+                Err(_) => std::slice::from_ref(root),
+            };
+            !dirs.iter().any(|d| path.starts_with(d) || d.starts_with(&path))
+        });
     }
 
     pub fn clear(&mut self) {
@@ -111,16 +131,16 @@ impl Workspaces {
         if is_down_file(path) {
             return Role::Down;
         }
-        let Some(root) = Self::root_of(path) else {
-            return Role::Plain;
-        };
         let c = canonical(path);
-        let found = |w: &mut Self| matches!(w.get(&root), Ok(l) if l.migrations.contains_key(&c));
-        if found(self) || (reload && self.loaded.remove(&root).is_some() && found(self)) {
-            Role::Migration { root }
-        } else {
-            Role::Plain
+        let mut roots = self.known.clone();
+        roots.extend(Self::root_of(path).filter(|r| !self.known.contains(r)));
+        for root in roots {
+            let found = |w: &mut Self| matches!(w.get(&root), Ok(l) if l.migrations.contains_key(&c));
+            if found(self) || (reload && self.loaded.remove(&root).is_some() && found(self)) {
+                return Role::Migration { root };
+            }
         }
+        Role::Plain
     }
 
     /// Checks `doc`; `open` are every open document (the one checked among

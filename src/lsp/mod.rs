@@ -164,12 +164,26 @@ impl Server {
         if let Some(url) = params.pointer("/initializationOptions/docsUrl").and_then(Value::as_str) {
             settings.docs_url = url.to_string();
         }
+        let mut workspaces = lint::Workspaces::default();
+        // The editor's folders and the working directory: a workspace there
+        // may keep its migrations elsewhere (a core folder adopted in place).
+        let folders = params["workspaceFolders"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["uri"].as_str())
+            .chain(params["rootUri"].as_str())
+            .filter_map(path_of_uri)
+            .chain(std::env::current_dir().ok());
+        for dir in folders {
+            workspaces.add_folder(&dir);
+        }
         Server {
             sender,
             settings,
             caps: ClientCaps::from_initialize(params),
             docs: HashMap::new(),
-            workspaces: lint::Workspaces::default(),
+            workspaces,
             epoch: 0,
             urgent: Vec::new(),
             settle: HashSet::new(),
