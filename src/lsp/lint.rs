@@ -22,9 +22,9 @@ struct Loaded {
     ws: Workspace,
     /// Canonical path → the path as the workspace lists it.
     migrations: HashMap<PathBuf, PathBuf>,
-    /// The root and every layer folder (canonical): a change below any of
-    /// them may change the workspace. A core folder adopted in place
-    /// (`strata init --from`) may lie outside the root.
+    /// The root, then the schema folder and every layer folder (canonical):
+    /// a change below any of them may change the workspace. A core folder
+    /// adopted in place (`strata init --from`) may lie outside the root.
     dirs: Vec<PathBuf>,
 }
 
@@ -37,7 +37,11 @@ impl Loaded {
             .flat_map(|l| l.migrations.iter())
             .map(|m| (canonical(&m.path), m.path.clone()))
             .collect();
-        let mut dirs = vec![canonical(root), canonical(&root.join(ws.config.paths.core_dir()))];
+        let mut dirs = vec![
+            canonical(root),
+            canonical(&root.join(&ws.config.paths.schema)),
+            canonical(&root.join(ws.config.paths.core_dir())),
+        ];
         dirs.extend(ws.layers.iter().map(|l| canonical(&l.dir)));
         Ok(Loaded { ws, migrations, dirs })
     }
@@ -136,7 +140,12 @@ impl Workspaces {
         roots.extend(Self::root_of(path).filter(|r| !self.known.contains(r)));
         for root in roots {
             let found = |w: &mut Self| matches!(w.get(&root), Ok(l) if l.migrations.contains_key(&c));
-            if found(self) || (reload && self.loaded.remove(&root).is_some() && found(self)) {
+            if found(self) {
+                return Role::Migration { root };
+            }
+            // Only a file in one of its folders can be a migration it lacks.
+            let inside = matches!(self.loaded.get(&root), Some(Ok(l)) if l.dirs[1..].iter().any(|d| c.starts_with(d)));
+            if reload && inside && self.loaded.remove(&root).is_some() && found(self) {
                 return Role::Migration { root };
             }
         }
