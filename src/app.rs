@@ -52,6 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Migrate(args) => crate::fleet::commands::migrate(&ws(&cli)?, args, cli.quiet),
         Command::Status(args) => crate::fleet::commands::status(&ws(&cli)?, args),
         Command::Drift(args) => crate::fleet::commands::drift(&ws(&cli)?, args),
+        Command::Baseline(args) => crate::fleet::commands::baseline(ws(&cli)?, args, cli.quiet),
         Command::Tenant {
             command: crate::cli::TenantCommand::Create(args),
         } => crate::fleet::commands::tenant_create(&ws(&cli)?, args),
@@ -126,7 +127,8 @@ fn optional_workspace(explicit: Option<&Path>) -> anyhow::Result<Option<Workspac
     Ok(find_workspace(explicit)?.map(|root| Workspace::load(&root)).transpose()?)
 }
 
-fn git_lines(args: &[&str], cwd: &Path) -> anyhow::Result<Vec<String>> {
+/// The output of a git command, split on `sep`, empty items dropped.
+fn git_output(args: &[&str], cwd: &Path, sep: char) -> anyhow::Result<Vec<String>> {
     let out = std::process::Command::new("git")
         .args(args)
         .current_dir(cwd)
@@ -136,24 +138,26 @@ fn git_lines(args: &[&str], cwd: &Path) -> anyhow::Result<Vec<String>> {
         return Err(crate::Error::Git(String::from_utf8_lossy(&out.stderr).trim().to_string()).into());
     }
     Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
+        .split(sep)
+        .map(|l| l.trim_end_matches(['\n', '\r']).to_string())
         .filter(|l| !l.is_empty())
         .collect())
 }
 
 /// Files changed since `rev` (committed or not), or staged, as absolute paths.
+/// Names are read NUL-separated, so spaces, quotes and any Unicode survive
+/// (git would otherwise quote them).
 fn git_changed(root: &Path, since: Option<&str>, staged: bool) -> anyhow::Result<Vec<PathBuf>> {
-    let top = git_lines(&["rev-parse", "--show-toplevel"], root)?;
+    let top = git_output(&["rev-parse", "--show-toplevel"], root, '\n')?;
     let top = PathBuf::from(top.first().context("git rev-parse printed nothing")?);
-    let mut args = vec!["diff", "--name-only", "--diff-filter=ACMR"];
+    let mut args = vec!["diff", "--name-only", "-z", "--diff-filter=ACMR"];
     if staged {
         args.push("--cached");
     }
     if let Some(rev) = since {
         args.push(rev);
     }
-    let files = git_lines(&args, root)?;
+    let files = git_output(&args, root, '\0')?;
     Ok(files.into_iter().map(|f| top.join(f)).filter(|p| p.exists()).collect())
 }
 
@@ -510,7 +514,14 @@ fn cmd_init(args: &InitArgs, quiet: bool) -> anyhow::Result<u8> {
     let cwd = std::env::current_dir().context("cannot read the working directory")?;
     let root = args.dir.as_ref().map_or_else(|| cwd.clone(), |d| cwd.join(d));
     let from = args.from.as_ref().map(|f| cwd.join(f));
-    let report = scaffold::init(&root, from.as_deref())?;
+    let layout = match args.layout.as_deref() {
+        None => None,
+        Some(name) => Some(
+            Layout::from_name(name)
+                .ok_or_else(|| crate::Error::Usage(format!("--layout `{name}`: expected one of {}", Layout::NAMES.join(", "))))?,
+        ),
+    };
+    let report = scaffold::init(&root, from.as_deref(), layout)?;
     let released = write_sum(&root)?;
     if quiet {
         return Ok(EXIT_OK);
@@ -524,15 +535,47 @@ fn cmd_init(args: &InitArgs, quiet: bool) -> anyhow::Result<u8> {
         writeln!(out, "  kept    {f} (exists)")?;
     }
     writeln!(out, "  wrote   strata.sum ({released} migrations released)")?;
-    match report.adopted {
-        Some((layout, n)) => writeln!(
-            out,
-            "adopted {n} {} migrations as the core layer, in place; `strata check` shows what the rules think of them",
-            layout.name()
-        )?,
+    match &report.adopted {
+        Some(a) => {
+            writeln!(
+                out,
+                "adopted {} {} migrations as the core layer, in place ({}); `strata check` shows what the rules think of them",
+                a.migrations,
+                a.layout.name(),
+                a.evidence
+            )?;
+            render_left_out(&mut out, &a.left_out)?;
+        }
         None => writeln!(out, "next: `strata new core add_notes`, then `strata check`")?,
     }
     Ok(EXIT_OK)
+}
+
+/// What `init --from` left out, grouped by reason, with a few examples each.
+fn render_left_out(out: &mut impl Write, left_out: &[crate::workspace::LeftOut]) -> io::Result<()> {
+    if left_out.is_empty() {
+        return writeln!(out, "left out nothing: every file is a forward migration");
+    }
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    for l in left_out {
+        let reason = l.reason.describe();
+        match groups.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, files)) => files.push(&l.rel),
+            None => groups.push((reason, vec![&l.rel])),
+        }
+    }
+    writeln!(out, "left out {} files:", left_out.len())?;
+    let width = groups.iter().map(|(_, f)| f.len().to_string().len()).max().unwrap_or(1);
+    for (reason, files) in &groups {
+        let shown: Vec<&str> = files.iter().take(3).copied().collect();
+        let more = if files.len() > 3 {
+            format!(", and {} more", files.len() - 3)
+        } else {
+            String::new()
+        };
+        writeln!(out, "  {:>width$} {reason}: {}{more}", files.len(), shown.join(", "))?;
+    }
+    Ok(())
 }
 
 fn cmd_new(ws: &Workspace, args: &NewArgs) -> anyhow::Result<u8> {

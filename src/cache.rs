@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::catalog::Catalog;
 
-const FORMAT: &str = "catalog-v2";
+const FORMAT: &str = "catalog-v3";
 /// Entries kept; older ones are removed when a new one is written.
 const KEEP: usize = 64;
 

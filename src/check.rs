@@ -22,6 +22,22 @@ pub fn load_file(path: &Path, display: String) -> Result<ParsedFile> {
     Ok(parse_source(Arc::new(SourceFile::new(display, crate::error::read_utf8(path)?))))
 }
 
+/// Reads and parses one migration of a layer: as [`load_file`], and the
+/// file runs outside a transaction when its layout's marker says so.
+pub fn load_migration(m: &Migration, display: String) -> Result<ParsedFile> {
+    let mut parsed = load_file(&m.path, display)?;
+    apply_layout(&mut parsed, m);
+    Ok(parsed)
+}
+
+/// Marks a parsed migration as non-transactional when its layout says so
+/// (sqlx `-- no-transaction`, popx `.autocommit`, diesel `metadata.toml`, ...).
+fn apply_layout(parsed: &mut ParsedFile, m: &Migration) {
+    if !parsed.no_transaction && m.runs_outside_transaction(&parsed.source.text) {
+        parsed.no_transaction = true;
+    }
+}
+
 /// Masks (down sections, psql meta-commands, templates) and parses a file.
 pub fn parse_source(source: Arc<SourceFile>) -> ParsedFile {
     let sections = forward_sections(&source.text);
@@ -29,9 +45,43 @@ pub fn parse_source(source: Arc<SourceFile>) -> ParsedFile {
     parse_file(source.clone(), &masked)
 }
 
-/// Loads many files in parallel, keeping their order.
-fn load_all(items: &[(PathBuf, String)]) -> Result<Vec<ParsedFile>> {
-    items.par_iter().map(|(p, d)| load_file(p, d.clone())).collect()
+/// Parses `items` ahead of `consume`, which gets every file in order: the
+/// files are parsed in parallel, batch by batch, on rayon's threads while
+/// the caller's thread replays and checks the earlier ones, and each
+/// file's syntax trees are dropped as soon as it has been consumed, so
+/// memory stays bounded on inputs of any size.
+fn parse_ahead(items: &[(PathBuf, String, Option<Migration>)], mut consume: impl FnMut(&ParsedFile)) -> Result<()> {
+    // Small batches keep the consumer fed early; a few in flight keep both
+    // cores busy without holding many trees.
+    const BATCH: usize = 16;
+    const IN_FLIGHT: usize = 4;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<ParsedFile>>>(IN_FLIGHT);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for batch in items.chunks(BATCH) {
+                let parsed: Result<Vec<ParsedFile>> = batch.par_iter().map(load_item).collect();
+                let failed = parsed.is_err();
+                if tx.send(parsed).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        for batch in rx {
+            for file in batch? {
+                consume(&file);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Loads one file: a discovered migration with its layout's transaction
+/// markers, or a plain file.
+fn load_item((p, d, m): &(PathBuf, String, Option<Migration>)) -> Result<ParsedFile> {
+    match m {
+        Some(m) => load_migration(m, d.clone()),
+        None => load_file(p, d.clone()),
+    }
 }
 
 /// Which files a check reports on. `None`: every file.
@@ -83,16 +133,7 @@ impl<'a> Engine<'a> {
         let layer = file.layer.unwrap_or(0);
         if !report {
             for (i, stmt) in parsed.statements.iter().enumerate() {
-                if let Some(ast) = stmt.ast() {
-                    catalog.apply(
-                        ast,
-                        Origin {
-                            file: file.id,
-                            layer,
-                            stmt: i as u32,
-                        },
-                    );
-                }
+                replay(catalog, stmt, file.id, layer, i);
             }
             return;
         }
@@ -112,6 +153,7 @@ impl<'a> Engine<'a> {
                 findings.extend(buf.drain(..).map(|f| (r, f)));
             }
         }
+        let in_functions: Vec<usize> = active.iter().copied().filter(|&r| self.rules[r].judges_function_bodies()).collect();
         for (i, stmt) in parsed.statements.iter().enumerate() {
             let cx = StatementCtx {
                 env: &self.env,
@@ -120,20 +162,14 @@ impl<'a> Engine<'a> {
                 stmt,
                 catalog,
             };
-            for &r in &active {
+            // A function body runs when the function is called: only the
+            // rules about what a function may do judge it.
+            let rules = if stmt.runs_with_migration() { &active } else { &in_functions };
+            for &r in rules {
                 self.rules[r].check_statement(&cx, &mut buf);
-                findings.extend(buf.drain(..).map(|f| (r, f.at_statement_default(i))));
+                findings.extend(buf.drain(..).map(|f| (r, f.in_statement(i, stmt))));
             }
-            if let Some(ast) = stmt.ast() {
-                catalog.apply(
-                    ast,
-                    Origin {
-                        file: file.id,
-                        layer,
-                        stmt: i as u32,
-                    },
-                );
-            }
+            replay(catalog, stmt, file.id, layer, i);
         }
         {
             let cx = FileCtx {
@@ -213,9 +249,36 @@ impl<'a> Engine<'a> {
 }
 
 impl Finding {
-    fn at_statement_default(mut self, i: usize) -> Self {
+    /// Attaches a statement finding to its statement. Inside a body, fixes
+    /// are dropped (strata does not edit bodies), and a detached statement
+    /// (SQL built by an `EXECUTE`) is positioned where its string starts.
+    fn in_statement(mut self, i: usize, stmt: &crate::sql::Statement) -> Self {
         self.statement.get_or_insert(i);
+        if let Some(body) = stmt.body {
+            self.fix = None;
+            if body.detached {
+                self.region = stmt.region;
+            }
+        }
         self
+    }
+}
+
+/// Applies one statement to the catalog, when it runs with the migration
+/// (function bodies run later, when called).
+pub fn replay(catalog: &mut Catalog, stmt: &crate::sql::Statement, file: u32, layer: u16, index: usize) {
+    if !stmt.runs_with_migration() {
+        return;
+    }
+    let origin = Origin {
+        file,
+        layer,
+        stmt: index as u32,
+    };
+    if let Some(ast) = stmt.ast() {
+        catalog.apply(ast, origin);
+    } else if let Some(model) = stmt.model() {
+        catalog.apply_model(model, origin);
     }
 }
 
@@ -233,8 +296,8 @@ fn finish(mut report: CheckReport, started: Instant) -> CheckReport {
 
 fn count_reviewed(report: &mut CheckReport, parsed: &ParsedFile) {
     report.stats.files += 1;
-    report.stats.statements += parsed.statements.len();
-    report.stats.parsed += parsed.parsed_count();
+    report.stats.statements += parsed.statement_count();
+    report.stats.understood += parsed.understood_count();
 }
 
 /// What rules see of a check outside any workspace.
@@ -278,16 +341,16 @@ pub fn check_text(display: String, text: String) -> Result<CheckReport> {
 /// safety and review rules only.
 pub fn check_files(paths: &[PathBuf], base: &Path) -> Result<CheckReport> {
     let started = Instant::now();
-    let mut items = Vec::new();
+    let mut items: Vec<(PathBuf, String, Option<Migration>)> = Vec::new();
     for p in paths {
         if p.is_dir() {
             let (_, ms) = discover(p, None)?;
             items.extend(ms.into_iter().map(|m| {
                 let d = crate::workspace::display_path(base, &m.path);
-                (m.path, d)
+                (m.path.clone(), d, Some(m))
             }));
         } else if p.exists() {
-            items.push((p.clone(), crate::workspace::display_path(base, p)));
+            items.push((p.clone(), crate::workspace::display_path(base, p), None));
         } else {
             return Err(Error::MissingPath { path: p.clone() });
         }
@@ -295,19 +358,12 @@ pub fn check_files(paths: &[PathBuf], base: &Path) -> Result<CheckReport> {
     let engine = Engine::new(plain_env(), &RulesConfig::default())?;
     let mut report = CheckReport::default();
     let mut catalog = Catalog::new();
-    // Parse a chunk of files in parallel, replay and check it in order, and
-    // drop its syntax trees before the next chunk: memory stays bounded on
-    // inputs of any size.
-    let chunk = (rayon::current_num_threads() * 32).max(32);
     let mut id = 0u32;
-    for batch in items.chunks(chunk) {
-        let parsed = load_all(batch)?;
-        for p in &parsed {
-            engine.run_file(&plain_file(p, id), &mut catalog, true, &mut report.diagnostics);
-            count_reviewed(&mut report, p);
-            id += 1;
-        }
-    }
+    parse_ahead(&items, |p| {
+        engine.run_file(&plain_file(p, id), &mut catalog, true, &mut report.diagnostics);
+        count_reviewed(&mut report, p);
+        id += 1;
+    })?;
     Ok(finish(report, started))
 }
 
@@ -442,7 +498,14 @@ pub fn check_workspace_overlay(ws: &Workspace, review: &ReviewSet, use_cache: bo
     let parsed: Vec<Option<ParsedFile>> = sources
         .par_iter()
         .zip(needed.par_iter())
-        .map(|(src, &n)| n.then(|| parse_source(src.clone())))
+        .zip(items.par_iter())
+        .map(|((src, &n), (li, mi, _, _))| {
+            n.then(|| {
+                let mut p = parse_source(src.clone());
+                apply_layout(&mut p, &ws.layers[*li].migrations[*mi]);
+                p
+            })
+        })
         .collect();
     let layer_infos = layer_infos(ws, &parsed, &file_of);
 
@@ -481,6 +544,8 @@ pub fn check_workspace_overlay(ws: &Workspace, review: &ReviewSet, use_cache: bo
                     .as_ref()
                     .and_then(|r| r.get(&sum::key(&layer_infos[li].id, &m.file_name())))
                 {
+                    // A repeatable migration is edited on purpose: it runs again.
+                    _ if m.repeatable => Released::Unknown,
                     Some((hash, line)) => Released::Released { hash, sum_line: *line },
                     None if have_sum => Released::New,
                     None => Released::Unknown,
@@ -591,14 +656,7 @@ fn layer_infos(ws: &Workspace, parsed: &[Option<ParsedFile>], file_of: &HashMap<
                     continue;
                 };
                 for (i, stmt) in file.statements.iter().enumerate() {
-                    if let Some(ast) = stmt.ast() {
-                        let origin = Origin {
-                            file: fid as u32,
-                            layer: li as u16,
-                            stmt: i as u32,
-                        };
-                        alone.apply(ast, origin);
-                    }
+                    replay(&mut alone, stmt, fid as u32, li as u16, i);
                 }
             }
             LayerInfo {

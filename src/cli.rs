@@ -115,6 +115,14 @@ pub enum Command {
     ///
     /// Prints a unified diff per drifted tenant; exits 1 on drift.
     Drift(DriftArgs),
+    /// Take over databases migrated before strata: record migrations as applied without running them.
+    ///
+    /// `--to LAYER@VERSION` records each layer up to VERSION; `--from TOOL` reads
+    /// what another migration tool applied from its history table. Either way the
+    /// live schema must first match the replay of what is recorded (`--force`
+    /// skips that gate after review). Exits 1 when a tenant was refused, drifted
+    /// or failed. See docs/adopting.md.
+    Baseline(BaselineArgs),
     /// Provision tenants.
     Tenant {
         #[command(subcommand)]
@@ -191,6 +199,10 @@ pub struct InitArgs {
     /// Adopt this existing migration folder as the core layer (its layout is detected).
     #[arg(long, value_name = "MIGRATIONS_DIR")]
     pub from: Option<PathBuf>,
+    /// The layout of the --from folder, when detection cannot tell: native, sqlx,
+    /// flyway, golang-migrate, pop, diesel, prisma, dbmate, goose or plain.
+    #[arg(long, value_name = "NAME", requires = "from")]
+    pub layout: Option<String>,
 }
 
 /// Arguments of `strata new`.
@@ -230,6 +242,54 @@ pub struct MigrateArgs {
     /// Run even when applied migrations were changed or removed on disk (after review).
     #[arg(long)]
     pub allow_changed: bool,
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
+}
+
+/// Arguments of `strata baseline`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["to", "from"])))]
+pub struct BaselineArgs {
+    /// Baseline this tenant (repeatable).
+    #[arg(long = "tenant", value_name = "SLUG", conflicts_with = "all")]
+    pub tenants: Vec<String>,
+    /// Baseline every tenant of tenants.toml.
+    #[arg(long)]
+    pub all: bool,
+    /// Record LAYER's migrations up to VERSION as applied (repeatable, one per
+    /// layer); the layers below it in a tenant's composition are recorded whole.
+    #[arg(long = "to", value_name = "LAYER@VERSION", conflicts_with = "from")]
+    pub to: Vec<String>,
+    /// Record what this tool applied: sqlx, golang-migrate, dbmate, goose, flyway,
+    /// diesel, prisma or pop (its history table is read, never written).
+    #[arg(long, value_name = "TOOL")]
+    pub from: Option<String>,
+    /// The tool's history table when it is not the tool's default: [schema.]name.
+    #[arg(long, value_name = "TABLE", requires = "from")]
+    pub table: Option<String>,
+    /// The layer the tool migrated.
+    #[arg(long, value_name = "LAYER", default_value = "core", requires = "from")]
+    pub layer: String,
+    /// Record even when the live schema differs from the replay (after review of the diff).
+    #[arg(long)]
+    pub force: bool,
+    /// Show the mapping and what would be recorded; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where to replay the expected schema for the drift gate: `auto` (a throwaway
+    /// cluster), a URL of another server's maintenance database, or (default) the
+    /// tenant's own server.
+    #[arg(long, value_name = "auto|URL")]
+    pub scratch: Option<String>,
+    /// Tenants baselined at once.
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+    /// Stop starting new tenants after N failures (running ones finish).
+    #[arg(long, value_name = "N")]
+    pub max_failures: Option<usize>,
+    /// Seconds to wait for another migrator's lock on a database.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub lock_wait: u64,
     #[arg(long, value_enum, default_value_t = ListFormat::Text)]
     pub format: ListFormat,
 }

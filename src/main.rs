@@ -4,11 +4,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-// The front end allocates many small syntax-tree nodes on every thread;
-// mimalloc is markedly faster than the system allocator at that.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = strata::cli::Cli::parse();
     match strata::app::run(cli) {

@@ -1,7 +1,10 @@
 //! `strata check --fix`, run as a user would: the binary on a workspace.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+
+use common::Run;
 
 const STRATA_TOML: &str = "pg_version = 15\n[tenancy]\nmode = \"database-per-tenant\"\napp_role = \"orbis_app\"\n";
 
@@ -25,13 +28,10 @@ fn workspace(files: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
-fn strata(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .args(["--color", "never"])
-        .current_dir(dir)
-        .output()
-        .expect("run strata")
+fn strata(dir: &Path, args: &[&str]) -> Run {
+    let mut full = args.to_vec();
+    full.extend(["--color", "never"]);
+    common::strata_in(dir, &full)
 }
 
 #[test]
@@ -48,11 +48,11 @@ fn fix_rewrites_files_prints_the_diff_and_reports_what_is_left() {
         ),
     ]);
     let before = strata(dir.path(), &["check"]);
-    assert_eq!(before.status.code(), Some(1), "{}", String::from_utf8_lossy(&before.stdout));
+    assert_eq!(before.code, 1, "{}", before.stdout);
 
     let out = strata(dir.path(), &["check", "--fix"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let stdout = &out.stdout;
+    assert_eq!(out.code, 0, "{stdout}");
     assert!(stdout.contains("+++ b/schema/core/0002_orders_product_idx.sql"), "{stdout}");
     assert!(stdout.contains("+-- strata: no-transaction"), "{stdout}");
     assert!(stdout.contains("+++ b/schema/core/0004_validate_orders_product_fk.sql"), "{stdout}");
@@ -64,7 +64,7 @@ fn fix_rewrites_files_prints_the_diff_and_reports_what_is_left() {
 
     // Nothing left to fix: a second run changes nothing.
     let again = strata(dir.path(), &["check", "--fix"]);
-    let stdout = String::from_utf8_lossy(&again.stdout);
+    let stdout = &again.stdout;
     assert!(stdout.contains("fixed 0 findings in 0 files"), "{stdout}");
     assert!(!core.join("0005_validate_orders_product_fk.sql").exists());
 }
@@ -79,12 +79,12 @@ fn fix_with_json_keeps_stdout_parseable_and_reports_new_files_under_review() {
         ),
     ]);
     let out = strata(dir.path(), &["check", "--fix", "--format", "json", "schema/core/0002_fk.sql"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let json: serde_json::Value = serde_json::from_str(&stdout).expect("stdout is JSON");
+    let stdout = &out.stdout;
+    let json: serde_json::Value = serde_json::from_str(stdout).expect("stdout is JSON");
     assert_eq!(json["summary"]["errors"], 0, "{stdout}");
     // The VALIDATE migration the fix wrote is reviewed too.
     assert_eq!(json["summary"]["files"], 2, "{stdout}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = &out.stderr;
     assert!(stderr.contains("+++ b/schema/core/0003_validate_orders_product_fk.sql"), "{stderr}");
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.code, 0);
 }

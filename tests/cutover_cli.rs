@@ -1,29 +1,26 @@
 //! `strata plan` as the binary prints it, snapshotted (no database: the
 //! estimates of unreachable databases are "unknown").
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::Command;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn plan(file: &str, format: &str) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+    let out = common::strata_command()
         .arg("--workspace")
         .arg(repo())
         .args(["plan", file, "--format", format])
-        .env("NO_COLOR", "1")
         .env_remove("NOVA_LEON_DATABASE_URL")
         .env_remove("DREAMLINK_DATABASE_URL")
         .env_remove("GAKU_DATABASE_URL")
         .output()
         .expect("run strata");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let run = common::Run::from(out);
+    (run.code, run.stdout, run.stderr)
 }
 
 #[test]

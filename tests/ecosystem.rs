@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-mod support;
-use support::strata;
+mod common;
+use common::strata_in;
 
 fn ok(cwd: &Path, args: &[&str]) -> String {
-    let out = strata(cwd, args);
+    let out = strata_in(cwd, args);
     assert_eq!(out.code, 0, "strata {args:?}\nstdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
     out.stdout
 }
@@ -57,7 +57,7 @@ fn init_creates_a_workspace_that_checks_clean() {
     ok(&ws, &["sum", "--check"]);
 
     // Never over an existing workspace.
-    let again = strata(&ws, &["init"]);
+    let again = strata_in(&ws, &["init"]);
     assert_eq!(again.code, 2, "{}", again.stdout);
     assert!(again.stderr.contains("already exists"), "{}", again.stderr);
 }
@@ -176,7 +176,12 @@ fn init_from_adopts_every_supported_layout_in_place() {
         }
         let before = tree(&migrations);
 
-        let out = ok(repo.path(), &["init", "--from", "db/migrations"]);
+        // `.up.sql`/`.down.sql` pairs fit golang-migrate, sqlx and pop alike.
+        let mut args = vec!["init", "--from", "db/migrations"];
+        if layout == "golang-migrate" {
+            args.extend(["--layout", layout]);
+        }
+        let out = ok(repo.path(), &args);
         assert!(out.contains(&format!("{} {layout} migrations", expected.len())), "{layout}: {out}");
         assert_eq!(tree(&migrations), before, "{layout}: files were renamed, copied or added");
         let config = std::fs::read_to_string(repo.path().join("strata.toml")).unwrap();
@@ -200,7 +205,7 @@ fn init_from_adopts_every_supported_layout_in_place() {
         ok(repo.path(), &["sum", "--check"]);
         // Down files and sections are not part of the forward history: no
         // `drop-table` on `a` (rls-missing and friends are expected).
-        let check = strata(repo.path(), &["check", "--format", "json", "--no-cache"]);
+        let check = strata_in(repo.path(), &["check", "--format", "json", "--no-cache"]);
         assert!(check.code == 0 || check.code == 1, "{layout}: {}{}", check.stdout, check.stderr);
         let v: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
         let rules: Vec<&str> = v["diagnostics"]
@@ -217,14 +222,14 @@ fn init_from_adopts_every_supported_layout_in_place() {
 #[test]
 fn init_from_a_missing_or_empty_folder_is_a_usage_error() {
     let repo = tempfile::tempdir().unwrap();
-    assert_eq!(strata(repo.path(), &["init", "--from", "nope"]).code, 2);
+    assert_eq!(strata_in(repo.path(), &["init", "--from", "nope"]).code, 2);
     std::fs::create_dir(repo.path().join("empty")).unwrap();
-    let out = strata(repo.path(), &["init", "--from", "empty"]);
+    let out = strata_in(repo.path(), &["init", "--from", "empty"]);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("no migrations found"), "{}", out.stderr);
     assert!(!repo.path().join("strata.toml").exists());
     // Nothing is created when the adoption fails.
-    assert_eq!(strata(repo.path(), &["init", "ws", "--from", "empty"]).code, 2);
+    assert_eq!(strata_in(repo.path(), &["init", "ws", "--from", "empty"]).code, 2);
     assert!(!repo.path().join("ws").exists());
 }
 
@@ -264,7 +269,7 @@ fn new_numbers_migrations_per_layer() {
         &["new", "plugins/x", "a"],
         &["new", "verticals/Bad_Name", "a"],
     ] {
-        let out = strata(ws, bad);
+        let out = strata_in(ws, bad);
         assert_eq!(out.code, 2, "{bad:?}: {}", out.stdout);
     }
 }
@@ -286,7 +291,7 @@ fn completions_and_man() {
 fn verbose_describes_the_workspace_on_stderr() {
     let tmp = tempfile::tempdir().unwrap();
     ok(tmp.path(), &["init", "-q"]);
-    let out = strata(tmp.path(), &["--verbose", "ls", "--format", "json"]);
+    let out = strata_in(tmp.path(), &["--verbose", "ls", "--format", "json"]);
     assert_eq!(out.code, 0);
     serde_json::from_str::<serde_json::Value>(&out.stdout).expect("stdout stays JSON");
     assert!(out.stderr.contains("layer core"), "{}", out.stderr);
@@ -305,7 +310,7 @@ fn check_finds_the_workspace_from_the_paths_given() {
     );
     write(repo.path(), "db/schema/core/0002_flags.down.sql", "DROP TABLE feature_flags;\n");
     // What the hook of .pre-commit-hooks.yaml runs: `strata check` and the staged `.sql` files.
-    let out = strata(
+    let out = strata_in(
         repo.path(),
         &[
             "check",
@@ -349,7 +354,7 @@ fn explain_and_sum_print_json_too() {
     assert_eq!(sum["written"], false);
     assert_eq!(sum["migrations"], 1);
     ok(tmp.path(), &["new", "core", "more"]);
-    let stale = strata(tmp.path(), &["sum", "--check", "--format", "json"]);
+    let stale = strata_in(tmp.path(), &["sum", "--check", "--format", "json"]);
     assert_eq!(stale.code, 1);
     let stale: serde_json::Value = serde_json::from_str(&stale.stdout).unwrap();
     assert_eq!(stale["up_to_date"], false);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 mod lsp_client;
-mod support;
+mod common;
 use lsp_client::{apply, capabilities, uri, Client};
 
 /// A workspace made by `strata init`: its first migration creates `contacts`.
@@ -18,7 +18,7 @@ struct Workspace {
 impl Workspace {
     fn new() -> Workspace {
         let dir = tempfile::tempdir().expect("tempdir");
-        let out = support::strata(dir.path(), &["init", "--quiet"]);
+        let out = common::strata_in(dir.path(), &["init", "--quiet"]);
         assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
         Workspace {
             dir,
@@ -204,7 +204,7 @@ fn migrations_adopted_in_place_outside_the_workspace() {
     std::fs::write(&path, text).unwrap();
     let ws = repo.path().join("governance");
     let from = migrations.to_str().unwrap();
-    let out = support::strata(repo.path(), &["init", "--quiet", "governance", "--from", from]);
+    let out = common::strata_in(repo.path(), &["init", "--quiet", "governance", "--from", from]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let cache = tempfile::tempdir().unwrap();
     let mut client = start(&ws, cache.path(), false);
@@ -426,7 +426,7 @@ fn releasing_the_open_migration_makes_edits_a_finding() {
     let uri = open(&mut client, &path, text);
     assert_eq!(client.published(&uri, 1), Vec::<Value>::new());
     // `strata sum` releases it: strata.sum changes on disk.
-    let out = support::strata(ws.dir.path(), &["sum"]);
+    let out = common::strata_in(ws.dir.path(), &["sum"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     watched(&mut client, &ws.path("strata.sum"), 2);
     // Editing a released migration is a finding as you type.

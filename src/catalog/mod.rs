@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use sqlparser::ast::{self, Expr, Ident, ObjectName, ObjectNamePart};
 
+mod model;
 mod replay;
 
 /// Where an object was created: the file (index in the check's file table),
@@ -24,7 +25,7 @@ pub struct Origin {
 
 /// A schema-qualified name, normalized as PostgreSQL does: unquoted
 /// identifiers fold to lower case.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct QName {
     pub schema: String,
     pub name: String,
@@ -117,6 +118,66 @@ pub struct Table {
     pub policies: Vec<Policy>,
     pub comment: Option<String>,
     pub temporary: bool,
+    #[serde(default)]
+    pub triggers: Vec<Trigger>,
+    /// Privileges granted on the table: (role, privilege), `all` for ALL.
+    #[serde(default)]
+    pub grants: Vec<(String, String)>,
+    pub origin: Origin,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Trigger {
+    pub name: String,
+    pub function: QName,
+    pub origin: Origin,
+}
+
+/// A domain: a type with constraints that every column of it inherits.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Domain {
+    pub name: QName,
+    pub data_type: String,
+    pub not_null: bool,
+    pub has_default: bool,
+    pub checks: Vec<String>,
+    pub origin: Origin,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Sequence {
+    pub name: QName,
+    pub origin: Origin,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EventTrigger {
+    pub name: String,
+    pub event: String,
+    pub function: QName,
+    pub origin: Origin,
+}
+
+/// Extended statistics (`CREATE STATISTICS`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Statistics {
+    pub name: QName,
+    pub tables: Vec<QName>,
+    pub origin: Origin,
+}
+
+/// `ALTER DEFAULT PRIVILEGES`: privileges objects created later get.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DefaultPrivilege {
+    /// Empty: every schema.
+    pub schemas: Vec<String>,
+    /// The roles whose future objects this applies to; empty: the current role.
+    pub for_roles: Vec<String>,
+    /// `tables`, `sequences`, `functions`, `types` or `schemas`.
+    pub objects: String,
+    pub privileges: Vec<String>,
+    pub grantees: Vec<String>,
+    pub is_grant: bool,
     pub origin: Origin,
 }
 
@@ -191,6 +252,11 @@ pub struct Catalog {
     pub enums: HashMap<QName, EnumType>,
     pub extensions: HashMap<String, Extension>,
     pub schemas: HashMap<String, Origin>,
+    pub domains: HashMap<QName, Domain>,
+    pub sequences: HashMap<QName, Sequence>,
+    pub event_triggers: HashMap<String, EventTrigger>,
+    pub statistics: HashMap<QName, Statistics>,
+    pub default_privileges: Vec<DefaultPrivilege>,
     /// The first schema of the last `SET search_path`, where unqualified
     /// names go; `public` by default.
     pub default_schema: Option<String>,
@@ -243,6 +309,32 @@ impl Catalog {
     pub fn apply(&mut self, stmt: &ast::Statement, origin: Origin) {
         replay::apply(self, stmt, origin);
     }
+
+    /// Applies one statement only PostgreSQL's grammar read (see
+    /// [`crate::sql::Model`]).
+    pub fn apply_model(&mut self, stmt: &crate::sql::Model, origin: Origin) {
+        model::apply(self, stmt, origin);
+    }
+
+    /// Resolves a folded name (`["app", "orders"]`) as [`Self::resolve`] does.
+    pub fn resolve_parts(&self, parts: &[String]) -> QName {
+        match parts {
+            [] => QName::new(self.current_schema(), ""),
+            [n] => QName::new(self.current_schema(), n.clone()),
+            [.., s, n] => QName::new(s.clone(), n.clone()),
+        }
+    }
+
+    /// The domain a column type names, if the history defined it.
+    pub fn domain_of_type(&self, data_type: &str) -> Option<&Domain> {
+        let parts: Vec<String> = data_type.split('.').map(|p| p.trim_matches('"').to_string()).collect();
+        let q = self.resolve_parts(&parts);
+        self.domains.get(&q).or_else(|| {
+            (parts.len() == 1)
+                .then(|| self.domains.values().find(|d| d.name.name == q.name))
+                .flatten()
+        })
+    }
 }
 
 /// The serialized form of a [`Catalog`]: every map as a list sorted by name.
@@ -255,6 +347,11 @@ pub struct Snapshot {
     pub enums: Vec<EnumType>,
     pub extensions: Vec<Extension>,
     pub schemas: Vec<(String, Origin)>,
+    pub domains: Vec<Domain>,
+    pub sequences: Vec<Sequence>,
+    pub event_triggers: Vec<EventTrigger>,
+    pub statistics: Vec<Statistics>,
+    pub default_privileges: Vec<DefaultPrivilege>,
     pub default_schema: Option<String>,
 }
 
@@ -275,6 +372,11 @@ impl From<Catalog> for Snapshot {
             enums: sorted(c.enums),
             extensions: sorted(c.extensions),
             schemas,
+            domains: sorted(c.domains),
+            sequences: sorted(c.sequences),
+            event_triggers: sorted(c.event_triggers),
+            statistics: sorted(c.statistics),
+            default_privileges: c.default_privileges,
             default_schema: c.default_schema,
         }
     }
@@ -290,6 +392,11 @@ impl From<Snapshot> for Catalog {
             enums: s.enums.into_iter().map(|e| (e.name.clone(), e)).collect(),
             extensions: s.extensions.into_iter().map(|e| (e.name.clone(), e)).collect(),
             schemas: s.schemas.into_iter().collect(),
+            domains: s.domains.into_iter().map(|d| (d.name.clone(), d)).collect(),
+            sequences: s.sequences.into_iter().map(|d| (d.name.clone(), d)).collect(),
+            event_triggers: s.event_triggers.into_iter().map(|d| (d.name.clone(), d)).collect(),
+            statistics: s.statistics.into_iter().map(|d| (d.name.clone(), d)).collect(),
+            default_privileges: s.default_privileges,
             default_schema: s.default_schema,
         }
     }

@@ -246,6 +246,74 @@ pub(super) fn apply(cat: &mut Catalog, stmt: &ast::Statement, origin: Origin) {
                 cat.indexes.insert(idx.name.clone(), idx);
             }
         }
+        S::Grant(g) => {
+            let Some(ast::GrantObjects::Tables(tables)) = &g.objects else {
+                return;
+            };
+            let privileges = match &g.privileges {
+                ast::Privileges::All { .. } => Vec::new(),
+                ast::Privileges::Actions(actions) => actions
+                    .iter()
+                    .filter_map(|a| a.to_string().split_whitespace().next().map(str::to_lowercase))
+                    .collect(),
+            };
+            let grantees = g
+                .grantees
+                .iter()
+                .map(|e| match (&e.grantee_type, &e.name) {
+                    (ast::GranteesType::Public, _) | (_, None) => "public".to_string(),
+                    (_, Some(n)) => n.to_string().trim_matches('"').to_lowercase(),
+                })
+                .collect();
+            let grant = crate::sql::model::Grant {
+                is_grant: true,
+                privileges,
+                target: crate::sql::model::GrantTarget::Objects {
+                    kind: crate::sql::model::ObjectKind::Table,
+                    names: tables
+                        .iter()
+                        .map(|t| {
+                            t.0.iter()
+                                .map(|p| p.as_ident().map(ident_name).unwrap_or_else(|| p.to_string()))
+                                .collect()
+                        })
+                        .collect(),
+                },
+                grantees,
+            };
+            cat.apply_model(&crate::sql::Model::Grant(grant), origin);
+        }
+        S::CreateSequence { name, if_not_exists, .. } => {
+            let q = cat.resolve(name);
+            if !(*if_not_exists && cat.sequences.contains_key(&q)) {
+                cat.sequences.insert(q.clone(), Sequence { name: q, origin });
+            }
+        }
+        S::CreateDomain(d) => {
+            let q = cat.resolve(&d.name);
+            cat.domains.insert(
+                q.clone(),
+                Domain {
+                    name: q,
+                    data_type: d.data_type.to_string().to_lowercase(),
+                    // sqlparser reads only domains without NOT NULL; those
+                    // with it come from PostgreSQL's grammar (catalog::model).
+                    not_null: false,
+                    has_default: d.default.is_some(),
+                    checks: d.constraints.iter().map(|c| c.to_string()).collect(),
+                    origin,
+                },
+            );
+        }
+        S::CreateTrigger(ct) => {
+            let table = cat.resolve(&ct.table_name);
+            let function = ct.exec_body.as_ref().map(|b| cat.resolve(&b.func_desc.name)).unwrap_or_default();
+            let name = cat.resolve(&ct.name).name;
+            if let Some(t) = cat.tables.get_mut(&table) {
+                t.triggers.retain(|x| x.name != name);
+                t.triggers.push(Trigger { name, function, origin });
+            }
+        }
         S::Set(ast::Set::SingleAssignment { variable, values, .. }) if variable.to_string().eq_ignore_ascii_case("search_path") => {
             let first = values.first().map(|v| v.to_string().trim_matches(['\'', '"']).to_lowercase());
             cat.default_schema = first.filter(|s| !s.is_empty() && s != "\"$user\"" && s != "$user");
@@ -296,6 +364,8 @@ fn create_table(cat: &mut Catalog, ct: &ast::CreateTable, origin: Origin) {
         policies: Vec::new(),
         comment: None,
         temporary: ct.temporary,
+        triggers: Vec::new(),
+        grants: Vec::new(),
         origin,
     };
     for col in &ct.columns {

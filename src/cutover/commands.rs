@@ -6,7 +6,6 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 
 use super::executor::{self, TenantOutcome};
@@ -16,13 +15,6 @@ use super::steps::steps;
 use crate::app::{EXIT_FINDINGS, EXIT_OK};
 use crate::cli::{CutoverCommand, ListFormat, PlanArgs};
 use crate::workspace::Workspace;
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
 
 /// `FILE` as given, or `cutovers/FILE.toml` of the workspace for a bare name.
 fn resolve(ws: Option<&Workspace>, file: &Path) -> PathBuf {
@@ -97,7 +89,7 @@ pub fn plan(ws: Option<&Workspace>, args: &PlanArgs) -> anyhow::Result<u8> {
             (waves.iter().map(|w| w.iter().map(|t| t.slug.clone()).collect()).collect(), dbs)
         }
     };
-    let estimates = runtime()?.block_on(estimates(&c, &databases));
+    let estimates = crate::pg::runtime()?.block_on(estimates(&c, &databases));
     let scope = render::scope(&c, &waves);
     let list = steps(&c);
     let mut out = io::stdout().lock();
@@ -147,7 +139,7 @@ pub fn cutover(ws: Option<&Workspace>, command: &CutoverCommand, quiet: bool) ->
             eprintln!("{line}");
         }
     };
-    let rt = runtime()?;
+    let rt = crate::pg::runtime()?;
     match command {
         CutoverCommand::Run {
             file,

@@ -632,7 +632,8 @@ async fn check_sees_all_rows(client: &tokio_postgres::Client, side: &str, tables
         if row.is_some_and(|r| r.get::<_, bool>(0)) {
             return Err(Error::Refused(format!(
                 "identity: {side} table {}.{} has row-level security and the {side} role has neither SUPERUSER nor BYPASSRLS: \
-                 the step would see only some rows; connect as a superuser or a role with BYPASSRLS",
+                 the step would see only some rows. Grant it: ALTER ROLE CURRENT_USER BYPASSRLS (as a superuser), or connect \
+                 as a role that has it",
                 t.0, t.1
             )));
         }

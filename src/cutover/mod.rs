@@ -17,6 +17,7 @@ pub mod commands;
 pub mod executor;
 pub mod identity;
 pub mod plan;
+pub mod privileges;
 pub mod relocate;
 pub mod render;
 pub mod reshape;

@@ -75,42 +75,6 @@ fn qualified(schema: &str, name: &str) -> String {
     format!("{}.{}", quote_ident(schema), quote_ident(name))
 }
 
-/// A libpq string `'value'` (backslash and quote escaped).
-fn libpq_value(v: &str) -> String {
-    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
-/// The source as a libpq connection string for `CREATE SUBSCRIPTION` (it
-/// holds the password: never printed).
-fn conninfo(target: &Target) -> String {
-    use tokio_postgres::config::Host;
-    let cfg = target.config();
-    let mut parts = Vec::new();
-    let hosts: Vec<String> = cfg
-        .get_hosts()
-        .iter()
-        .map(|h| match h {
-            Host::Tcp(name) => name.clone(),
-            Host::Unix(path) => path.display().to_string(),
-        })
-        .collect();
-    if !hosts.is_empty() {
-        parts.push(format!("host={}", libpq_value(&hosts.join(","))));
-    }
-    if !cfg.get_ports().is_empty() {
-        let ports: Vec<String> = cfg.get_ports().iter().map(u16::to_string).collect();
-        parts.push(format!("port={}", libpq_value(&ports.join(","))));
-    }
-    if let Some(u) = cfg.get_user() {
-        parts.push(format!("user={}", libpq_value(u)));
-    }
-    if let Some(p) = cfg.get_password() {
-        parts.push(format!("password={}", libpq_value(&String::from_utf8_lossy(p))));
-    }
-    parts.push(format!("dbname={}", libpq_value(target.dbname())));
-    parts.join(" ")
-}
-
 #[derive(Clone, Debug)]
 struct Column {
     name: String,
@@ -337,19 +301,7 @@ impl<'a> MoveDbs<'a> {
         if free.parse::<i64>().unwrap_or(0) < 1 {
             problems.push("source has no free replication slot (max_replication_slots)".into());
         }
-        let can = text(
-            src,
-            source,
-            "SELECT (rolreplication OR rolsuper)::text FROM pg_roles WHERE rolname = current_user",
-        )
-        .await?;
-        if can != "true" {
-            problems.push("the source role has neither REPLICATION nor SUPERUSER".into());
-        }
-        let superuser = text(dst, target, "SELECT rolsuper::text FROM pg_roles WHERE rolname = current_user").await?;
-        if superuser != "true" {
-            problems.push("the target role is not a superuser: PostgreSQL 15 allows CREATE SUBSCRIPTION to superusers only".into());
-        }
+        problems.extend(super::privileges::move_privileges(src, source, dst, target, &self.c.tables).await?);
         for t in &self.c.tables {
             let row = src
                 .query_opt(
@@ -630,7 +582,7 @@ impl<'a> MoveDbs<'a> {
             None => {
                 let sql = format!(
                     "CREATE SUBSCRIPTION {q} CONNECTION {} PUBLICATION {q} WITH (create_slot = false, slot_name = {}, copy_data = true)",
-                    quote_literal(&conninfo(&self.source)),
+                    quote_literal(&self.source.conninfo()),
                     quote_literal(&name)
                 );
                 // The statement holds the password: the error names the step, not the SQL.
@@ -1255,12 +1207,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn conninfo_quotes_values_and_names_are_derived_from_the_cutover() {
-        let t = Target::parse("host=/tmp/sock port=5433 user=o'brien password='p w\\'d\\\\' dbname=nova").unwrap();
-        assert_eq!(
-            conninfo(&t),
-            "host='/tmp/sock' port='5433' user='o\\'brien' password='p w\\'d\\\\' dbname='nova'"
-        );
+    fn names_are_derived_from_the_cutover() {
         let c = super::super::plan::parse(
             std::path::Path::new("nova-to-dreamlink.toml"),
             "kind = \"move\"\nsource = \"env:S\"\ntarget = \"env:T\"\nretention = \"1d\"\n[[table]]\nname = \"knowledge\"\n\

@@ -202,7 +202,8 @@ impl<'a> TenantDb<'a> {
             .query_one("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user", &[])
             .await
             .map_err(self.err("reading the current role".into()))?
-            .get(0);
+            .try_get(0)
+            .unwrap_or(false);
         for t in &self.cutover.tables {
             let exists: bool = self
                 .client
@@ -214,17 +215,25 @@ impl<'a> TenantDb<'a> {
                 problems.push(format!("table {} does not exist", t.display()));
                 continue;
             }
-            let rls: bool = self
+            // RLS binds the owner only when forced.
+            let row = self
                 .client
-                .query_one("SELECT relrowsecurity FROM pg_class WHERE oid = to_regclass($1)", &[&t.qualified()])
+                .query_one(
+                    "SELECT relrowsecurity AND (relforcerowsecurity OR NOT pg_has_role(current_user, relowner, 'USAGE')), \
+                            current_user::text FROM pg_class WHERE oid = to_regclass($1)",
+                    &[&t.qualified()],
+                )
                 .await
-                .map_err(self.err(format!("reading {}", t.display())))?
-                .get(0);
+                .map_err(self.err(format!("reading {}", t.display())))?;
+            let rls: bool = row.try_get(0).unwrap_or(true);
             if rls && !bypass {
+                let user: String = row.try_get(1).unwrap_or_default();
                 problems.push(format!(
-                    "{} has row-level security and this role has neither SUPERUSER nor BYPASSRLS: the backfill would not see \
-                     every row (connect as a role with BYPASSRLS)",
-                    t.display()
+                    "{} has row-level security that binds this role, which has neither SUPERUSER nor BYPASSRLS: the backfill \
+                     would not see every row. Grant it: ALTER ROLE {} BYPASSRLS (as a superuser; hosted services' admin roles \
+                     often have it), or connect as a role that has it",
+                    t.display(),
+                    crate::pg::quote_ident(&user)
                 ));
             }
             let unique: bool = self

@@ -86,6 +86,8 @@ impl ControlPlane {
     pub async fn open(spec: &str) -> Result<ControlPlane> {
         let target = Target::parse(spec)?;
         let client = crate::pg::connect(&target).await?;
+        // Runs are locked with session advisory locks on this connection.
+        crate::pg::lock::require_session(&client, &target).await?;
         let sql = format!(
             "BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA_SQL} {} COMMIT;",
             super::claim::SCHEMA_SQL

@@ -17,18 +17,11 @@ use super::progress::{Mode, Reporter};
 use super::status::{tenant_status, DriftChecker, ScratchServer};
 use super::{provision, select, waves, MigrationSets, RunOptions, TenantReport, TenantStatus, WaveSelector};
 use crate::app::{EXIT_FINDINGS, EXIT_OK};
-use crate::cli::{DriftArgs, ListFormat, MigrateArgs, StatusArgs, TenantCreateArgs};
+use crate::cli::{BaselineArgs, DriftArgs, ListFormat, MigrateArgs, StatusArgs, TenantCreateArgs};
 use crate::pg::apply::{Options, Settings};
 use crate::pg::cluster::TempCluster;
 use crate::pg::Target;
 use crate::workspace::{sum, Workspace};
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
 
 fn table() -> Table {
     let mut t = Table::new();
@@ -97,7 +90,7 @@ pub fn migrate(ws: &Workspace, args: &MigrateArgs, quiet: bool) -> anyhow::Resul
     };
     let total: usize = waves.iter().map(Vec::len).sum();
     let reporter = Arc::new(Reporter::new(progress_mode(args.format, quiet), total));
-    let rt = runtime()?;
+    let rt = crate::pg::runtime()?;
     let use_control_plane = ws.config.control_plane.as_deref().filter(|_| args.all && !args.dry_run);
     let (reports, run) = match use_control_plane {
         Some(spec) => {
@@ -211,7 +204,7 @@ fn render_migrate(out: &mut impl Write, reports: &[TenantReport], dry_run: bool)
 pub fn status(ws: &Workspace, args: &StatusArgs) -> anyhow::Result<u8> {
     let selected = select(ws, &args.tenants)?;
     let sets = Arc::new(MigrationSets::load(ws, &selected)?);
-    let rt = runtime()?;
+    let rt = crate::pg::runtime()?;
     let checker = args.drift.then(|| {
         Arc::new(DriftChecker::new(
             ScratchServer::TenantServer,
@@ -288,16 +281,21 @@ pub fn status(ws: &Workspace, args: &StatusArgs) -> anyhow::Result<u8> {
     Ok(if all_good { EXIT_OK } else { EXIT_FINDINGS })
 }
 
-pub fn drift(ws: &Workspace, args: &DriftArgs) -> anyhow::Result<u8> {
-    let selected = select(ws, &args.tenants)?;
-    let sets = MigrationSets::load(ws, &selected)?;
-    let scratch = match args.scratch.as_deref() {
+/// `--scratch`: where expected schemas are replayed.
+fn scratch_server(spec: Option<&str>) -> anyhow::Result<ScratchServer> {
+    Ok(match spec {
         None => ScratchServer::TenantServer,
         Some("auto") => ScratchServer::Cluster(TempCluster::start().context("--scratch auto")?),
         Some(url) => ScratchServer::Server(Target::parse(url)?),
-    };
+    })
+}
+
+pub fn drift(ws: &Workspace, args: &DriftArgs) -> anyhow::Result<u8> {
+    let selected = select(ws, &args.tenants)?;
+    let sets = MigrationSets::load(ws, &selected)?;
+    let scratch = scratch_server(args.scratch.as_deref())?;
     let checker = DriftChecker::new(scratch, Settings::from_config(&ws.config), app_role(ws));
-    let rt = runtime()?;
+    let rt = crate::pg::runtime()?;
     let reports = rt.block_on(async {
         let mut out = Vec::new();
         for t in &selected {
@@ -363,7 +361,7 @@ pub fn tenant_create(ws: &Workspace, args: &TenantCreateArgs) -> anyhow::Result<
         app_role: app_role(ws),
     };
     let reporter = Reporter::new(progress_mode(args.format, false), 1);
-    let rt = runtime()?;
+    let rt = crate::pg::runtime()?;
     let (created, report) = rt
         .block_on(provision::create(&tenant, &migrations, &opts, &reporter))
         .with_context(|| format!("cannot provision tenant {}", tenant.slug))?;
@@ -403,4 +401,141 @@ pub fn tenant_create(ws: &Workspace, args: &TenantCreateArgs) -> anyhow::Result<
         }
     }
     Ok(if ok { EXIT_OK } else { EXIT_FINDINGS })
+}
+
+pub fn baseline(ws: Workspace, args: &BaselineArgs, quiet: bool) -> anyhow::Result<u8> {
+    use super::baseline::{self, Source, Status};
+    if args.tenants.is_empty() && !args.all {
+        return Err(crate::Error::Usage("choose the tenants: --tenant SLUG (repeatable) or --all".into()).into());
+    }
+    let source = match &args.from {
+        Some(tool) => Source::From {
+            tool: crate::pg::adopt::Tool::from_name(tool).ok_or_else(|| {
+                let names: Vec<&str> = crate::pg::adopt::Tool::ALL.iter().map(|t| t.name()).collect();
+                crate::Error::Usage(format!("--from `{tool}`: expected one of {}", names.join(", ")))
+            })?,
+            table: args.table.clone(),
+            layer: crate::workspace::scaffold::LayerName::parse(&args.layer)?,
+        },
+        None => Source::to(&args.to)?,
+    };
+    source.check(&ws)?;
+    let selected: Vec<crate::workspace::Tenant> = select(&ws, &args.tenants)?.into_iter().cloned().collect();
+    let refs: Vec<&crate::workspace::Tenant> = selected.iter().collect();
+    let sets = MigrationSets::load(&ws, &refs)?;
+    let items: Vec<_> = selected.iter().map(|t| (t.clone(), sets.of(&ws, t))).collect();
+    let checker = Arc::new(DriftChecker::new(
+        scratch_server(args.scratch.as_deref())?,
+        Settings::from_config(&ws.config),
+        app_role(&ws),
+    ));
+    let opts = baseline::Options {
+        source,
+        force: args.force,
+        dry_run: args.dry_run,
+        lock_wait: Duration::from_secs(args.lock_wait),
+        concurrency: usize::from(args.concurrency),
+        max_failures: args.max_failures,
+    };
+    let reporter = Arc::new(Reporter::new(progress_mode(args.format, quiet), items.len()));
+    let rt = crate::pg::runtime()?;
+    let reports = rt.block_on(baseline::run(Arc::new(ws), items, opts, checker, reporter.clone()));
+    reporter.finish();
+    let failed = reports.iter().any(|r| r.status.is_failure() || r.status == Status::NotStarted);
+    let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for r in &reports {
+        *counts.entry(r.status.as_str()).or_insert(0) += 1;
+    }
+    let mut out = io::stdout().lock();
+    if args.format == ListFormat::Json {
+        let doc = serde_json::json!({ "dry_run": args.dry_run, "tenants": reports, "summary": counts });
+        serde_json::to_writer_pretty(&mut out, &doc)?;
+        writeln!(out)?;
+    } else {
+        render_baseline(&mut out, &reports, args.dry_run, &counts)?;
+    }
+    Ok(if failed { EXIT_FINDINGS } else { EXIT_OK })
+}
+
+fn render_baseline(
+    out: &mut impl Write,
+    reports: &[super::baseline::Report],
+    dry_run: bool,
+    counts: &BTreeMap<&'static str, usize>,
+) -> io::Result<()> {
+    use crate::pg::adopt::mapping::{Action, ChecksumCheck};
+    for r in reports {
+        if r.mapping.is_empty() && (!dry_run || r.recorded.is_empty()) {
+            continue;
+        }
+        match &r.from {
+            Some(from) => writeln!(out, "{}: {from} mapped onto the migration files", r.tenant)?,
+            None => writeln!(out, "{}: would record", r.tenant)?,
+        }
+        if r.mapping.is_empty() {
+            for f in &r.recorded {
+                writeln!(out, "  {f}")?;
+            }
+            continue;
+        }
+        let mut t = table();
+        t.set_header(["recorded version", "state", "file", "checksum", "strata"]);
+        for row in &r.mapping {
+            let state = row
+                .state
+                .map(|s| {
+                    serde_json::to_value(s)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                })
+                .unwrap_or_else(|| "-".into());
+            t.add_row([
+                row.recorded.clone().unwrap_or_else(|| "-".into()),
+                state,
+                row.file.clone().unwrap_or_else(|| "(no SQL file)".into()),
+                match row.checksum {
+                    ChecksumCheck::Verified => "verified",
+                    ChecksumCheck::NotKept => "not kept",
+                    ChecksumCheck::Changed => "changed",
+                    ChecksumCheck::None => "-",
+                }
+                .to_string(),
+                match row.action {
+                    Action::Record if dry_run => "would record",
+                    Action::Record => "record",
+                    Action::Pending => "pending",
+                    Action::NotSql => "not SQL",
+                }
+                .to_string(),
+            ]);
+        }
+        writeln!(out, "{t}")?;
+    }
+    let mut t = table();
+    t.set_header([
+        "tenant",
+        if dry_run { "would record" } else { "recorded" },
+        "pending",
+        "status",
+        "error",
+    ]);
+    for r in reports {
+        t.add_row([
+            r.tenant.clone(),
+            r.recorded.len().to_string(),
+            r.pending.to_string(),
+            r.status.as_str().to_string(),
+            r.error.as_deref().map(|e| first_line(e, 90)).unwrap_or_default(),
+        ]);
+    }
+    writeln!(out, "{t}")?;
+    for r in reports.iter().filter(|r| r.status.is_failure()) {
+        writeln!(out, "{}: {}", r.tenant, r.error.as_deref().unwrap_or(""))?;
+        if let Some(diff) = &r.diff {
+            writeln!(out, "{diff}")?;
+        }
+    }
+    let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    writeln!(out, "{} tenants: {}", reports.len(), summary.join(", "))
 }

@@ -4,7 +4,6 @@
 
 use std::io::{self, Write};
 
-use anyhow::Context;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 use serde::Serialize;
 
@@ -31,10 +30,7 @@ pub fn verify_isolation(ws: &Workspace, args: &VerifyIsolationArgs) -> anyhow::R
     }
     let selected = select(ws, &args.tenants)?;
     let scope = Scope::from_config(&ws.config);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let rt = crate::pg::runtime()?;
     let reports: Vec<TenantIsolation> = rt.block_on(async {
         let mut out = Vec::new();
         for t in &selected {

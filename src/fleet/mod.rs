@@ -9,16 +9,18 @@
 //! strata.toml) the tenants of `--all` runs are claimed from
 //! `strata.run_tenants` instead, so several strata processes share a rollout.
 
+pub mod baseline;
 pub mod commands;
 pub mod control;
 pub mod isolation;
+pub mod pool;
 pub mod progress;
 pub mod provision;
 pub mod status;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -212,9 +214,6 @@ impl MigrationSets {
     }
 }
 
-/// A tenant waiting in a wave: its position, itself, its migrations.
-type Job = (usize, Tenant, Arc<Vec<Arc<Loaded>>>);
-
 /// Settings of one fleet run.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -231,7 +230,12 @@ pub async fn run_tenant(t: &Tenant, migrations: &[Arc<Loaded>], opts: &RunOption
     reporter.tenant_started(&t.slug);
     let mut report = TenantReport::new(t, String::new());
     let result = async {
-        let target = Target::parse(&t.database).map_err(|e| (TenantStatus::PreflightFailed, e))?;
+        let mut target = Target::parse(&t.database).map_err(|e| (TenantStatus::PreflightFailed, e))?;
+        // A server or pooler that stops answering mid-migration fails the
+        // tenant (its open transaction is never committed), never hangs it.
+        if let Some(limit) = opts.apply.settings.answer_timeout() {
+            target = target.with_answer_timeout(limit);
+        }
         report.database = target.to_string();
         let client = pg::connect(&target).await.map_err(|e| (TenantStatus::PreflightFailed, e))?;
         let notes = apply::preflight(&client, &target, migrations, opts.app_role.as_deref(), !opts.apply.dry_run)
@@ -270,6 +274,29 @@ pub async fn run_tenant(t: &Tenant, migrations: &[Arc<Loaded>], opts: &RunOption
     report
 }
 
+/// Migrating one tenant, as pool work.
+struct MigrateWork {
+    opts: RunOptions,
+    reporter: Arc<Reporter>,
+}
+
+impl pool::Work<(Tenant, Arc<Vec<Arc<Loaded>>>), TenantReport> for MigrateWork {
+    async fn run(&self, (t, migrations): (Tenant, Arc<Vec<Arc<Loaded>>>)) -> TenantReport {
+        run_tenant(&t, &migrations, &self.opts, &self.reporter).await
+    }
+
+    fn is_failure(&self, r: &TenantReport) -> bool {
+        r.status.is_failure()
+    }
+
+    fn panicked(&self, (t, _): &(Tenant, Arc<Vec<Arc<Loaded>>>), message: String) -> TenantReport {
+        let mut r = TenantReport::not_started(t, &message);
+        r.status = TenantStatus::Failed;
+        self.reporter.tenant_finished(&r);
+        r
+    }
+}
+
 /// Runs the waves locally (no control plane). Returns one report per tenant,
 /// in selection order.
 pub async fn run_waves(
@@ -280,6 +307,10 @@ pub async fn run_waves(
     reporter: &Arc<Reporter>,
 ) -> Vec<TenantReport> {
     let failures = Arc::new(AtomicUsize::new(0));
+    let work = Arc::new(MigrateWork {
+        opts: opts.clone(),
+        reporter: reporter.clone(),
+    });
     let mut reports = Vec::new();
     let mut halted: Option<String> = None;
     for wave in waves {
@@ -287,44 +318,17 @@ pub async fn run_waves(
             reports.extend(wave.iter().map(|t| TenantReport::not_started(t, why)));
             continue;
         }
-        let queue: Arc<Mutex<VecDeque<Job>>> = Arc::new(Mutex::new(
-            wave.iter().enumerate().map(|(i, t)| (i, (*t).clone(), sets.of(ws, t))).collect(),
-        ));
-        let done: Arc<Mutex<Vec<(usize, TenantReport)>>> = Arc::new(Mutex::new(Vec::new()));
-        let mut workers = Vec::new();
-        for _ in 0..opts.concurrency.max(1).min(wave.len().max(1)) {
-            let (queue, done, failures, opts, reporter) = (queue.clone(), done.clone(), failures.clone(), opts.clone(), reporter.clone());
-            workers.push(tokio::spawn(async move {
-                loop {
-                    if opts.max_failures.is_some_and(|max| failures.load(Ordering::SeqCst) >= max) {
-                        break;
-                    }
-                    let Some((i, t, migrations)) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
-                        break;
-                    };
-                    let report = run_tenant(&t, &migrations, &opts, &reporter).await;
-                    if report.status.is_failure() {
-                        failures.fetch_add(1, Ordering::SeqCst);
-                    }
-                    if let Ok(mut d) = done.lock() {
-                        d.push((i, report));
-                    }
-                }
-            }));
-        }
-        for w in workers {
-            let _ = w.await;
-        }
-        let mut finished: Vec<(usize, TenantReport)> = done.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default();
+        let items = wave.iter().map(|t| ((*t).clone(), sets.of(ws, t))).collect();
+        let finished = pool::run(items, opts.concurrency, opts.max_failures, failures.clone(), work.clone()).await;
         let reached = opts.max_failures.filter(|&max| failures.load(Ordering::SeqCst) >= max);
-        let left: Vec<Job> = queue.lock().map(|mut q| q.drain(..).collect()).unwrap_or_default();
-        for (i, t, _) in left {
+        let mut done = finished.done;
+        for (i, (t, _)) in finished.not_started {
             let why = format!("--max-failures {} reached", reached.unwrap_or(0));
-            finished.push((i, TenantReport::not_started(&t, &why)));
+            done.push((i, TenantReport::not_started(&t, &why)));
         }
-        finished.sort_by_key(|(i, _)| *i);
-        let wave_failed = finished.iter().any(|(_, r)| r.status.is_failure());
-        reports.extend(finished.into_iter().map(|(_, r)| r));
+        done.sort_by_key(|(i, _)| *i);
+        let wave_failed = done.iter().any(|(_, r)| r.status.is_failure());
+        reports.extend(done.into_iter().map(|(_, r)| r));
         if wave_failed {
             halted = Some("an earlier wave had failures".into());
         }

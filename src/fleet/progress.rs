@@ -115,20 +115,35 @@ impl Reporter {
     }
 
     pub fn tenant_finished(&self, report: &TenantReport) {
-        if let Some(bar) = self.bars.lock().ok().and_then(|mut b| b.remove(&report.tenant)) {
-            bar.finish_and_clear();
-            self.multi.remove(&bar);
-        }
-        if let Some(o) = &self.overall {
-            o.inc(1);
-        }
         let detail = match report.status {
             TenantStatus::Failed | TenantStatus::PreflightFailed => {
                 format!(": {}", report.error.as_deref().unwrap_or("").lines().next().unwrap_or(""))
             }
             _ => format!(" ({} applied, {} skipped)", report.applied.len(), report.skipped),
         };
-        self.line(format!("[{}] {}{detail}", report.tenant, report.status.as_str()));
+        self.finished(&report.tenant, report.status.as_str(), &detail);
+    }
+
+    /// A tenant is done: its bar goes, the overall bar moves, one line says
+    /// how it ended (`detail` starts with its own separator).
+    pub fn finished(&self, tenant: &str, status: &str, detail: &str) {
+        if let Some(bar) = self.bars.lock().ok().and_then(|mut b| b.remove(tenant)) {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
+        }
+        if let Some(o) = &self.overall {
+            o.inc(1);
+        }
+        self.line(format!("[{tenant}] {status}{detail}"));
+    }
+
+    /// A step of a tenant's run, shown on its bar or as a line.
+    pub fn step(&self, tenant: &str, message: &str) {
+        if let Some(bar) = self.bar(tenant) {
+            bar.set_message(message.to_string());
+        } else if self.mode == Mode::Lines {
+            println!("[{tenant}] {message}");
+        }
     }
 
     pub fn finish(&self) {

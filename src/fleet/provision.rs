@@ -51,7 +51,7 @@ pub fn validate(ws: &Workspace, req: &Request) -> Result<Tenant, crate::Error> {
     }
     if !req.database.trim().starts_with("env:") {
         let target = Target::parse(&req.database).map_err(|e| usage(e.to_string()))?;
-        if target.config().get_password().is_some() {
+        if target.password_in_string() {
             return Err(usage(
                 "the database URL carries a password, which would be written to tenants.toml: \
                  put the URL in an environment variable and pass --database env:VAR"

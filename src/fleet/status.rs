@@ -7,7 +7,7 @@
 //! by [`crate::pg::introspect`]. Pending migrations are therefore not drift:
 //! `strata status` counts them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -57,9 +57,9 @@ impl StatusRow {
 }
 
 fn layer_versions(migrations: &[Arc<Loaded>], history: &[Applied]) -> Vec<LayerVersion> {
-    let applied: HashSet<(String, String)> = history.iter().filter(|h| h.status == "applied").map(|h| h.key()).collect();
+    let applied = apply::applied_flags(history, migrations);
     let mut out: Vec<LayerVersion> = Vec::new();
-    for m in migrations {
+    for (m, &is_applied) in migrations.iter().zip(&applied) {
         if out.last().is_none_or(|l| l.layer != m.layer) {
             out.push(LayerVersion {
                 layer: m.layer.clone(),
@@ -69,7 +69,7 @@ fn layer_versions(migrations: &[Arc<Loaded>], history: &[Applied]) -> Vec<LayerV
         }
         let l = out.last_mut().expect("pushed above");
         l.head = Some(m.version.clone());
-        if applied.contains(&m.key()) {
+        if is_applied {
             l.applied = Some(m.version.clone());
         }
     }
@@ -103,8 +103,7 @@ pub async fn tenant_status(t: &Tenant, migrations: &[Arc<Loaded>], drift: Option
                 row.applied = applied;
             }
             Err(e) => {
-                let applied: HashSet<(String, String)> = history.iter().filter(|h| h.status == "applied").map(|h| h.key()).collect();
-                row.applied = migrations.iter().filter(|m| applied.contains(&m.key())).count();
+                row.applied = apply::applied_flags(&history, migrations).iter().filter(|a| **a).count();
                 row.pending = migrations.len() - row.applied;
                 row.history_problem = Some(e.to_string());
             }
@@ -205,10 +204,28 @@ impl DriftChecker {
         migrations: &[Arc<Loaded>],
         history: &[Applied],
     ) -> Result<DriftReport> {
-        let applied: HashSet<(String, String)> = history.iter().filter(|h| h.status == "applied").map(|h| h.key()).collect();
-        let replay: Vec<Arc<Loaded>> = migrations.iter().filter(|m| applied.contains(&m.key())).cloned().collect();
+        let applied = apply::applied_flags(history, migrations);
+        let adopted = history::adopted_relations(client, target).await?;
+        self.compare(t, client, target, migrations, &applied, &adopted).await
+    }
+
+    /// Compares the live schema with the `migrations` flagged in `replay`
+    /// replayed, leaving out the tables in `leave_out` (other tools' history
+    /// tables, quoted as `to_regclass` reads them).
+    pub async fn compare(
+        &self,
+        t: &Tenant,
+        client: &tokio_postgres::Client,
+        target: &Target,
+        migrations: &[Arc<Loaded>],
+        replay: &[bool],
+        leave_out: &[String],
+    ) -> Result<DriftReport> {
+        let replay: Vec<Arc<Loaded>> = migrations.iter().zip(replay).filter(|(_, a)| **a).map(|(m, _)| m.clone()).collect();
         let expected = self.expected(target, &replay).await?;
-        let live = introspect(client, target).await?.render();
+        let mut model = introspect(client, target).await?;
+        crate::pg::introspect::leave_out(&mut model, client, target, leave_out).await?;
+        let live = model.render();
         let d = diff(
             &expected,
             &live,

@@ -12,7 +12,6 @@
 //! meta-commands and the down sections of dbmate/goose files are never sent.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,9 +20,11 @@ use sqlparser::ast::Statement as Ast;
 use tokio_postgres::Client;
 
 use super::conn::sql_error;
-use super::history::{self, Applied};
+use super::history::{self, Applied, Status};
 use super::{describe, extension_package, lock, quote_ident, quote_literal, sqlstate, Error, Result, Target};
-use crate::workspace::{sum::sha256_hex, Workspace};
+use crate::workspace::{sum::sha256_hex, Migration, Workspace};
+
+pub use super::runner::{backoff, Settings};
 
 pub const TOOL_VERSION: &str = concat!("strata ", env!("CARGO_PKG_VERSION"));
 
@@ -49,6 +50,9 @@ pub struct Loaded {
     /// SHA-256 (hex) of the file's bytes, as in strata.sum.
     pub checksum: String,
     pub no_transaction: bool,
+    /// A repeatable migration (Flyway `R__`): applied after the versioned
+    /// ones and again whenever its checksum changes.
+    pub repeatable: bool,
     pub statements: Vec<Stmt>,
     /// Extensions the file creates.
     pub extensions: Vec<String>,
@@ -63,15 +67,17 @@ impl Loaded {
         (self.layer.clone(), self.version.clone())
     }
 
-    /// Reads and splits one migration file.
-    pub fn load(path: &Path, display: String, layer: String, version: String, name: String) -> Result<Loaded> {
-        let parsed = crate::check::load_file(path, display.clone())?;
+    /// Reads and splits one migration file of a layer.
+    pub fn load(m: &Migration, display: String, layer: String) -> Result<Loaded> {
+        let parsed = crate::check::load_migration(m, display.clone())?;
+        let (version, name) = (m.version.clone(), m.name.clone());
         let text = &parsed.source.text;
         let mut extensions = Vec::new();
+        // Only top-level statements run: those of DO blocks and function
+        // bodies run inside the statement that holds them.
         let statements = parsed
-            .statements
-            .iter()
-            .map(|s| {
+            .top_level()
+            .map(|(_, s)| {
                 match s.ast() {
                     Some(Ast::CreateExtension(ce)) => extensions.push(ce.name.value.clone()),
                     Some(_) => {}
@@ -102,6 +108,7 @@ impl Loaded {
             display,
             checksum: sha256_hex(text.as_bytes()),
             no_transaction: parsed.no_transaction,
+            repeatable: m.repeatable,
             statements,
             extensions,
             transaction_control: None,
@@ -143,52 +150,8 @@ pub fn load_layers(ws: &Workspace, layers: &[usize]) -> Result<Vec<Arc<Loaded>>>
         .collect();
     items
         .par_iter()
-        .map(|(layer, m)| Loaded::load(&m.path, ws.display(&m.path), layer.clone(), m.version.clone(), m.name.clone()).map(Arc::new))
+        .map(|(layer, m)| Loaded::load(m, ws.display(&m.path), layer.clone()).map(Arc::new))
         .collect()
-}
-
-/// The `[runner]` settings of strata.toml, resolved for one run.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub lock_timeout: String,
-    pub statement_timeout: String,
-    pub lock_retries: u32,
-    /// First backoff after a lock timeout; doubles per attempt (jittered).
-    pub backoff: Duration,
-}
-
-impl Settings {
-    pub fn from_config(runner: &crate::workspace::Config) -> Settings {
-        Settings {
-            lock_timeout: runner.runner.lock_timeout.clone(),
-            statement_timeout: runner.runner.statement_timeout.clone(),
-            lock_retries: runner.runner.lock_retries,
-            backoff: Duration::from_millis(250),
-        }
-    }
-}
-
-/// A pseudo-random fraction in [0, 1): time, pid and a counter mixed with
-/// splitmix64. Jitter only needs to de-synchronise runners, not be secure.
-fn jitter_fraction() -> f64 {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let mut z =
-        nanos ^ (u64::from(std::process::id()) << 32) ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::Relaxed);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// The pause before retry `attempt` (1-based): base·2^(attempt−1), capped at
-/// 30 s, scaled by a random factor in [0.5, 1).
-pub fn backoff(base: Duration, attempt: u32) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-    exp.min(Duration::from_secs(30)).mul_f64(0.5 + jitter_fraction() / 2.0)
 }
 
 /// What happened while migrating one database, for progress display.
@@ -221,6 +184,17 @@ pub struct Options {
     pub lock_wait: Duration,
 }
 
+/// Which of `migrations` the history records as applied (a repeatable
+/// migration only with its current checksum): what drift replays and status
+/// counts.
+pub fn applied_flags(history: &[Applied], migrations: &[Arc<Loaded>]) -> Vec<bool> {
+    let rows: HashMap<(String, String), &Applied> = history.iter().filter(|h| h.is_applied()).map(|h| (h.key(), h)).collect();
+    migrations
+        .iter()
+        .map(|m| rows.get(&m.key()).is_some_and(|h| !m.repeatable || h.checksum == m.checksum))
+        .collect()
+}
+
 /// Compares the history with the files: returns the indexes of the pending
 /// migrations and the count of applied ones, or the first reason to refuse.
 pub fn plan(
@@ -233,7 +207,7 @@ pub fn plan(
     let mut applied = vec![false; migrations.len()];
     for h in history {
         let found = by_key.get(&h.key()).copied();
-        if h.status != "applied" {
+        if h.status != Status::Applied {
             return Err(Error::UnfinishedMigration(Box::new(super::Unfinished {
                 file: found.map_or_else(
                     || format!("{}/{} ({})", h.layer, h.version, h.name),
@@ -241,7 +215,7 @@ pub fn plan(
                 ),
                 layer: h.layer.clone(),
                 version: h.version.clone(),
-                state: if h.status == "failed" { "failed" } else { "was started" }.to_string(),
+                state: if h.status == Status::Failed { "failed" } else { "was started" }.to_string(),
                 at: h.applied_at.clone(),
                 error: h.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default(),
             })));
@@ -259,6 +233,8 @@ pub fn plan(
                 }
                 warnings.push(format!("allowed: {err}"));
             }
+            // A repeatable migration whose file changed is applied again.
+            Some(i) if migrations[i].repeatable => applied[i] = migrations[i].checksum == h.checksum,
             Some(i) => {
                 applied[i] = true;
                 let m = &migrations[i];
@@ -277,9 +253,10 @@ pub fn plan(
         }
     }
     let pending: Vec<usize> = (0..migrations.len()).filter(|&i| !applied[i]).collect();
-    for &p in &pending {
+    for &p in pending.iter().filter(|&&p| !migrations[p].repeatable) {
         let m = &migrations[p];
-        if let Some(later) = (p + 1..migrations.len()).find(|&j| applied[j] && migrations[j].layer == m.layer) {
+        if let Some(later) = (p + 1..migrations.len()).find(|&j| applied[j] && !migrations[j].repeatable && migrations[j].layer == m.layer)
+        {
             return Err(Error::OutOfOrder {
                 file: m.display.clone(),
                 layer: m.layer.clone(),
@@ -382,11 +359,14 @@ pub async fn migrate(
         }
         return out;
     }
-    if let Err(e) = lock::acquire(client, target, opts.lock_wait).await {
-        out.error = Some(e);
-        return out;
-    }
-    let result = migrate_locked(client, target, migrations, opts, progress, &mut out).await;
+    let held = match lock::acquire(client, target, opts.lock_wait).await {
+        Ok(held) => held,
+        Err(e) => {
+            out.error = Some(e);
+            return out;
+        }
+    };
+    let result = migrate_locked(client, target, migrations, opts, held, progress, &mut out).await;
     lock::release(client).await;
     if let Err(e) = result {
         out.error = Some(e);
@@ -399,6 +379,7 @@ async fn migrate_locked(
     target: &Target,
     migrations: &[Arc<Loaded>],
     opts: &Options,
+    held: lock::Held,
     progress: &(dyn Fn(Event) + Sync),
     out: &mut Outcome,
 ) -> Result<()> {
@@ -413,7 +394,7 @@ async fn migrate_locked(
     for i in pending {
         let m = &migrations[i];
         progress(Event::Applying(m));
-        let ms = apply_one(client, target, m, &opts.settings, true, progress).await?;
+        let ms = apply_recorded(client, target, m, &opts.settings, Some(held), progress).await?;
         out.applied.push(m.display.clone());
         progress(Event::Applied(m, ms));
     }
@@ -430,6 +411,23 @@ pub async fn apply_one(
     record: bool,
     progress: &(dyn Fn(Event) + Sync),
 ) -> Result<u64> {
+    let held = record.then_some(lock::Held::Direct);
+    apply_recorded(client, target, m, settings, held, progress).await
+}
+
+/// Applies one migration; `held` (the migrator lock as taken) means record
+/// it in the history, and behind a pooler re-check the lock inside the
+/// migration's own transaction.
+async fn apply_recorded(
+    client: &Client,
+    target: &Target,
+    m: &Loaded,
+    settings: &Settings,
+    held: Option<lock::Held>,
+    progress: &(dyn Fn(Event) + Sync),
+) -> Result<u64> {
+    let record = held.is_some();
+    let guard = (held == Some(lock::Held::Pooled)).then(lock::check_sql);
     if let Some(line) = m.transaction_control {
         return Err(Error::Statement {
             file: m.display.clone(),
@@ -439,10 +437,11 @@ pub async fn apply_one(
                 .into(),
         });
     }
+    let guard = guard.as_deref();
     let result = if m.no_transaction {
-        apply_no_transaction(client, target, m, settings, record, progress).await
+        apply_no_transaction(client, target, m, settings, record, guard, progress).await
     } else {
-        apply_transactional(client, target, m, settings, record, progress).await
+        apply_transactional(client, target, m, settings, record, guard, progress).await
     };
     if let Err(e) = &result {
         if record && !m.no_transaction {
@@ -464,7 +463,7 @@ impl Failed {
         sqlstate(&self.error) == Some(LOCK_NOT_AVAILABLE)
     }
 
-    fn into_error(self, m: &Loaded, settings: &Settings, attempts: u32) -> Error {
+    fn into_error(self, target: &Target, m: &Loaded, settings: &Settings, attempts: u32) -> Error {
         if self.is_lock_timeout() {
             Error::LockTimeout {
                 file: m.display.clone(),
@@ -474,10 +473,14 @@ impl Failed {
                 message: describe(&self.error),
             }
         } else {
+            let mut message = target.describe(&self.error);
+            if self.error.is_closed() && !m.no_transaction {
+                message.push_str("; the migration's transaction was never committed: the database is at its previous version");
+            }
             Error::Statement {
                 file: m.display.clone(),
                 line: self.line,
-                message: describe(&self.error),
+                message,
             }
         }
     }
@@ -510,21 +513,41 @@ fn timeouts(settings: &Settings, local: bool) -> String {
 const INSERT_APPLIED: &str = "INSERT INTO strata.schema_history (layer, version, name, checksum, status, tool_version, execution_ms) \
                               VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
+/// A repeatable migration keeps one row, rewritten each time it is applied.
+const UPSERT_REPEATABLE: &str = "INSERT INTO strata.schema_history (layer, version, name, checksum, status, tool_version, execution_ms) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (layer, version) DO UPDATE SET \
+                                 name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status, \
+                                 tool_version = EXCLUDED.tool_version, execution_ms = EXCLUDED.execution_ms, error = NULL, \
+                                 applied_at = now(), applied_by = current_user, origin = 'migrate', note = NULL";
+
+fn insert_sql(m: &Loaded) -> &'static str {
+    if m.repeatable {
+        UPSERT_REPEATABLE
+    } else {
+        INSERT_APPLIED
+    }
+}
+
 async fn apply_transactional(
     client: &Client,
     target: &Target,
     m: &Loaded,
     settings: &Settings,
     record: bool,
+    guard: Option<&str>,
     progress: &(dyn Fn(Event) + Sync),
 ) -> Result<u64> {
     let mut attempt = 1;
     loop {
         let started = Instant::now();
-        client
-            .batch_execute(&format!("BEGIN; {}", timeouts(settings, true)))
-            .await
-            .map_err(sql_error(target, format!("{}: cannot start the transaction", m.display)))?;
+        let begin = match guard {
+            Some(check) => format!("BEGIN; {}; {check}", timeouts(settings, true)),
+            None => format!("BEGIN; {}", timeouts(settings, true)),
+        };
+        if let Err(e) = client.batch_execute(&begin).await {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(sql_error(target, format!("{}: cannot start the transaction", m.display))(e));
+        }
         let mut failed = None;
         for s in &m.statements {
             if let Err(f) = run_statement(client, s).await {
@@ -545,15 +568,23 @@ async fn apply_transactional(
                 attempt += 1;
                 continue;
             }
-            return Err(f.into_error(m, settings, attempt));
+            return Err(f.into_error(target, m, settings, attempt));
         }
         let ms = started.elapsed().as_millis() as u64;
         if record {
             let ms_i = ms as i64;
             if let Err(e) = client
                 .execute(
-                    INSERT_APPLIED,
-                    &[&m.layer, &m.version, &m.name, &m.checksum, &"applied", &TOOL_VERSION, &ms_i],
+                    insert_sql(m),
+                    &[
+                        &m.layer,
+                        &m.version,
+                        &m.name,
+                        &m.checksum,
+                        &Status::Applied.as_str(),
+                        &TOOL_VERSION,
+                        &ms_i,
+                    ],
                 )
                 .await
             {
@@ -564,7 +595,15 @@ async fn apply_transactional(
         client.batch_execute("COMMIT").await.map_err(|e| Error::Statement {
             file: m.display.clone(),
             line: m.statements.last().map_or(1, |s| s.line),
-            message: format!("COMMIT failed: {}", describe(&e)),
+            message: if e.is_closed() {
+                format!(
+                    "COMMIT was sent but the connection was lost before its answer ({}): the migration may or may not be \
+                     committed; `strata status` shows which",
+                    target.describe(&e)
+                )
+            } else {
+                format!("COMMIT failed: {}", target.describe(&e))
+            },
         })?;
         return Ok(ms);
     }
@@ -576,14 +615,29 @@ async fn apply_no_transaction(
     m: &Loaded,
     settings: &Settings,
     record: bool,
+    guard: Option<&str>,
     progress: &(dyn Fn(Event) + Sync),
 ) -> Result<u64> {
     let started = Instant::now();
+    if let Some(check) = guard {
+        client
+            .batch_execute(check)
+            .await
+            .map_err(sql_error(target, format!("{}: the migrator lock", m.display)))?;
+    }
     if record {
         client
             .execute(
-                INSERT_APPLIED,
-                &[&m.layer, &m.version, &m.name, &m.checksum, &"started", &TOOL_VERSION, &None::<i64>],
+                insert_sql(m),
+                &[
+                    &m.layer,
+                    &m.version,
+                    &m.name,
+                    &m.checksum,
+                    &Status::Started.as_str(),
+                    &TOOL_VERSION,
+                    &None::<i64>,
+                ],
             )
             .await
             .map_err(sql_error(
@@ -612,7 +666,7 @@ async fn apply_no_transaction(
                     attempt += 1;
                 }
                 Err(f) => {
-                    result = Err(f.into_error(m, settings, attempt));
+                    result = Err(f.into_error(target, m, settings, attempt));
                     break 'statements;
                 }
             }
@@ -622,8 +676,8 @@ async fn apply_no_transaction(
     let ms = started.elapsed().as_millis() as u64;
     if record {
         let (status, error) = match &result {
-            Ok(()) => ("applied", None),
-            Err(e) => ("failed", Some(e.to_string())),
+            Ok(()) => (Status::Applied.as_str(), None),
+            Err(e) => (Status::Failed.as_str(), Some(e.to_string())),
         };
         let ms_i = ms as i64;
         client
@@ -648,128 +702,5 @@ pub async fn replay(client: &Client, target: &Target, migrations: &[Arc<Loaded>]
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn loaded(layer: &str, version: &str, checksum: &str) -> Arc<Loaded> {
-        Arc::new(Loaded {
-            layer: layer.into(),
-            version: version.into(),
-            name: "n".into(),
-            display: format!("schema/{layer}/{version}_n.sql"),
-            checksum: checksum.into(),
-            no_transaction: false,
-            statements: Vec::new(),
-            extensions: Vec::new(),
-            transaction_control: None,
-        })
-    }
-
-    fn applied(layer: &str, version: &str, checksum: &str, status: &str) -> Applied {
-        Applied {
-            layer: layer.into(),
-            version: version.into(),
-            name: "n".into(),
-            checksum: checksum.into(),
-            status: status.into(),
-            applied_at: "2026-01-01T00:00:00Z".into(),
-            applied_by: "strata".into(),
-            tool_version: TOOL_VERSION.into(),
-            execution_ms: Some(1),
-            error: None,
-        }
-    }
-
-    #[test]
-    fn pending_after_applied() {
-        let ms = vec![
-            loaded("core", "0001", "a"),
-            loaded("core", "0002", "b"),
-            loaded("verticals/crm", "0001", "c"),
-        ];
-        let (pending, skipped) = plan(&[applied("core", "0001", "a", "applied")], &ms, false, &mut Vec::new()).unwrap();
-        assert_eq!(pending, vec![1, 2]);
-        assert_eq!(skipped, 1);
-    }
-
-    #[test]
-    fn changed_file_names_both_checksums() {
-        let ms = vec![loaded("core", "0001", "new")];
-        let err = plan(&[applied("core", "0001", "old", "applied")], &ms, false, &mut Vec::new())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("schema/core/0001_n.sql") && err.contains("old") && err.contains("new"),
-            "{err}"
-        );
-        let mut warnings = Vec::new();
-        assert!(plan(&[applied("core", "0001", "old", "applied")], &ms, true, &mut warnings).is_ok());
-        assert_eq!(warnings.len(), 1);
-    }
-
-    #[test]
-    fn vanished_file_and_unfinished_marker_refuse() {
-        let ms = vec![loaded("core", "0001", "a")];
-        let err = plan(&[applied("core", "0009", "z", "applied")], &ms, false, &mut Vec::new()).unwrap_err();
-        assert!(matches!(err, Error::MissingMigration { .. }));
-        let err = plan(&[applied("core", "0001", "a", "started")], &ms, false, &mut Vec::new()).unwrap_err();
-        assert!(err.to_string().contains("half-applied"), "{err}");
-    }
-
-    #[test]
-    fn gap_below_the_head_is_out_of_order() {
-        let ms = vec![loaded("core", "0001", "a"), loaded("core", "0002", "b")];
-        let err = plan(&[applied("core", "0002", "b", "applied")], &ms, false, &mut Vec::new()).unwrap_err();
-        assert!(matches!(err, Error::OutOfOrder { .. }), "{err}");
-    }
-
-    fn load_text(text: &str) -> Loaded {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("0001_x.sql");
-        std::fs::write(&p, text).unwrap();
-        Loaded::load(&p, "0001_x.sql".into(), "core".into(), "0001".into(), "x".into()).unwrap()
-    }
-
-    #[test]
-    fn statements_extensions_and_wrapping_transactions() {
-        let m = load_text(
-            "BEGIN;\nCREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA extensions;\n\\set x 1\nCREATE TABLE t (id int);\nCOMMIT;\n",
-        );
-        assert_eq!(m.extensions, vec!["vector"]);
-        let sql: Vec<&str> = m.statements.iter().map(|s| s.sql.as_str()).collect();
-        assert_eq!(
-            sql,
-            vec![
-                "CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA extensions",
-                "CREATE TABLE t (id int)"
-            ]
-        );
-        assert_eq!(m.statements[1].line, 4);
-        assert_eq!(m.transaction_control, None);
-        let m = load_text("CREATE TABLE a (id int);\nCOMMIT;\nCREATE TABLE b (id int);\n");
-        assert_eq!(m.transaction_control, Some(2));
-    }
-
-    #[test]
-    fn goose_down_sections_are_never_sent() {
-        let m = load_text("-- +goose Up\nCREATE TABLE a (id int);\n-- +goose Down\nDROP TABLE a;\n");
-        let sql: Vec<&str> = m.statements.iter().map(|s| s.sql.as_str()).collect();
-        assert_eq!(sql, vec!["CREATE TABLE a (id int)"]);
-    }
-
-    #[test]
-    fn backoff_grows_with_jitter() {
-        let base = Duration::from_millis(100);
-        let first = backoff(base, 1);
-        assert!(
-            first >= Duration::from_millis(50) && first < Duration::from_millis(100),
-            "{first:?}"
-        );
-        let third = backoff(base, 3);
-        assert!(
-            third >= Duration::from_millis(200) && third < Duration::from_millis(400),
-            "{third:?}"
-        );
-        assert!(backoff(base, 40) <= Duration::from_secs(30));
-    }
-}
+#[path = "apply_tests.rs"]
+mod tests;

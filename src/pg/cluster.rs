@@ -36,6 +36,26 @@ pub struct TempCluster {
     state: Mutex<Option<Running>>,
 }
 
+/// Where a throwaway cluster comes from: the folder of its binaries (else
+/// `find_bindir`) and the folder its data goes under (else the system's
+/// temporary folder); and how it differs from the default (socket only,
+/// trust), for the TLS and password tests.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterOptions {
+    pub bindir: Option<PathBuf>,
+    pub parent: Option<PathBuf>,
+    /// Also listen on 127.0.0.1, at the cluster's port.
+    pub tcp: bool,
+    /// pg_hba.conf lines appended after `local all all trust` (which keeps
+    /// the socket open to the superuser for setting the cluster up).
+    pub hba: Option<String>,
+    /// Files written into the data folder before the server starts (name,
+    /// contents), readable by the server's user only (server keys need it).
+    pub files: Vec<(String, Vec<u8>)>,
+    /// More server settings (`name=value`).
+    pub settings: Vec<String>,
+}
+
 struct Running {
     dir: tempfile::TempDir,
     stop: mpsc::Sender<()>,
@@ -46,7 +66,6 @@ struct Running {
 /// `pg_config --bindir`, else the newest `/usr/lib/postgresql/<v>/bin`,
 /// else `PATH`.
 pub fn find_bindir() -> Result<PathBuf> {
-    let has_server = |d: &Path| d.join("initdb").is_file() && d.join("postgres").is_file();
     if let Some(dir) = std::env::var_os("STRATA_PG_BINDIR") {
         let dir = PathBuf::from(dir);
         if has_server(&dir) {
@@ -89,6 +108,11 @@ pub fn find_bindir() -> Result<PathBuf> {
     )))
 }
 
+/// Whether a folder holds the server binaries a cluster needs.
+fn has_server(dir: &Path) -> bool {
+    dir.join("initdb").is_file() && dir.join("postgres").is_file()
+}
+
 /// uid and gid of an OS user.
 fn os_user(name: &str) -> Option<(u32, u32)> {
     let c = CString::new(name).ok()?;
@@ -114,8 +138,8 @@ fn process_alive(pid: i32) -> bool {
     pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
 }
 
-/// A TCP port nobody listens on. The server listens on no TCP address, but
-/// the port still names its socket file (`.s.PGSQL.<port>`).
+/// A TCP port nobody listens on: the server's TCP port when it listens on
+/// 127.0.0.1, else only the name of its socket file (`.s.PGSQL.<port>`).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -125,8 +149,8 @@ fn free_port() -> u16 {
 
 /// Removes the folders of clusters whose owning process is gone (a SIGKILLed
 /// test binary cannot run its cleanup; its server died with it).
-fn sweep_stale() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+fn sweep_stale(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
         return;
     };
     for e in entries.flatten() {
@@ -150,8 +174,23 @@ fn sweep_stale() {
 impl TempCluster {
     /// initdb and start a server; returns once it accepts connections.
     pub fn start() -> Result<TempCluster> {
-        let bindir = find_bindir()?;
-        sweep_stale();
+        TempCluster::start_with(&ClusterOptions::default())
+    }
+
+    /// `start` with the binaries and the data folder given.
+    pub fn start_with(options: &ClusterOptions) -> Result<TempCluster> {
+        let bindir = match &options.bindir {
+            Some(dir) if has_server(dir) => dir.clone(),
+            Some(dir) => {
+                return Err(Error::Cluster(format!(
+                    "{} holds no initdb and postgres binaries: {INSTALL_HINT}",
+                    dir.display()
+                )))
+            }
+            None => find_bindir()?,
+        };
+        let parent = options.parent.clone().unwrap_or_else(std::env::temp_dir);
+        sweep_stale(&parent);
         let ids = if is_root() {
             Some(os_user("postgres").ok_or_else(|| {
                 Error::Cluster(
@@ -166,7 +205,7 @@ impl TempCluster {
         let io = |what: &str, e: std::io::Error| Error::Cluster(format!("throwaway cluster: {what}: {e}"));
         let dir = tempfile::Builder::new()
             .prefix(DIR_PREFIX)
-            .tempdir()
+            .tempdir_in(&parent)
             .map_err(|e| io("cannot create a temporary folder", e))?;
         let root = dir.path().to_path_buf();
         std::fs::write(root.join("owner.pid"), std::process::id().to_string()).map_err(|e| io("cannot write owner.pid", e))?;
@@ -204,6 +243,19 @@ impl TempCluster {
                 String::from_utf8_lossy(&out.stdout)
             )));
         }
+        for (name, contents) in &options.files {
+            let path = data.join(name);
+            std::fs::write(&path, contents).map_err(|e| io("cannot write a file into the data folder", e))?;
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .map_err(|e| io("cannot restrict a file of the data folder", e))?;
+            if let Some((uid, gid)) = ids {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid)).map_err(|e| io("cannot chown to postgres", e))?;
+            }
+        }
+        if let Some(lines) = &options.hba {
+            let hba = format!("local all all trust\n{lines}\n");
+            std::fs::write(data.join("pg_hba.conf"), hba).map_err(|e| io("cannot write pg_hba.conf", e))?;
+        }
         let port = free_port();
         let log = std::fs::File::create(&log_path).map_err(|e| io("cannot create the server log", e))?;
         if let Some((uid, gid)) = ids {
@@ -211,8 +263,13 @@ impl TempCluster {
         }
         let mut server = Command::new(bindir.join("postgres"));
         server.arg("-D").arg(&data).arg("-k").arg(&sock).arg("-p").arg(port.to_string());
+        let listen = if options.tcp {
+            "listen_addresses=127.0.0.1"
+        } else {
+            "listen_addresses="
+        };
         for setting in [
-            "listen_addresses=",
+            listen,
             "wal_level=logical",
             "max_connections=300",
             "max_wal_senders=20",
@@ -222,6 +279,9 @@ impl TempCluster {
             "full_page_writes=off",
             "unix_socket_permissions=0777",
         ] {
+            server.arg("-c").arg(setting);
+        }
+        for setting in &options.settings {
             server.arg("-c").arg(setting);
         }
         let err_log = log.try_clone().map_err(|e| io("cannot open the server log", e))?;
@@ -288,6 +348,11 @@ impl TempCluster {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The server's log (startup errors, connection failures).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join("postgres.log")).unwrap_or_default()
     }
 
     /// The folder of the socket (the `host` of connection strings).

@@ -341,6 +341,51 @@ async fn read_all(client: &Client, target: &Target) -> Result<SchemaModel> {
     Ok(m)
 }
 
+/// Leaves tables out of a model, with the sequences their columns own: the
+/// history tables of other migration tools, which no replay creates. A
+/// schema that holds nothing but such tables (a tool's own schema) goes
+/// too. `relations` are quoted names as `to_regclass` reads them; missing
+/// ones are ignored.
+pub async fn leave_out(model: &mut SchemaModel, client: &Client, target: &Target, relations: &[String]) -> Result<()> {
+    if relations.is_empty() {
+        return Ok(());
+    }
+    let rows = client
+        .query(
+            "WITH r AS (SELECT to_regclass(x) AS oid FROM unnest($1::text[]) x),
+                  gone AS (SELECT oid FROM r WHERE oid IS NOT NULL
+                           UNION SELECT d.objid FROM pg_depend d
+                            WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+                              AND d.deptype IN ('a', 'i') AND d.refobjid IN (SELECT oid FROM r WHERE oid IS NOT NULL))
+             SELECT 'relation', n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.oid IN (SELECT oid FROM gone)
+             UNION ALL
+             SELECT 'schema', n.nspname FROM pg_namespace n
+              WHERE n.nspname <> 'public' AND n.oid IN (SELECT relnamespace FROM pg_class WHERE oid IN (SELECT oid FROM gone))
+                AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+                                   AND c.oid NOT IN (SELECT oid FROM gone))
+                AND NOT EXISTS (SELECT 1 FROM pg_proc p WHERE p.pronamespace = n.oid)
+                AND NOT EXISTS (SELECT 1 FROM pg_type t WHERE t.typnamespace = n.oid AND t.typrelid = 0 AND t.typelem = 0)",
+            &[&relations],
+        )
+        .await
+        .map_err(sql_error(target, "cannot look up the adopted history tables"))?;
+    let mut relations_gone = Vec::new();
+    let mut schemas_gone = Vec::new();
+    for r in &rows {
+        match s(r, 0).as_str() {
+            "schema" => schemas_gone.push(format!("schema {}", s(r, 1))),
+            _ => relations_gone.push(format!(" {}", s(r, 1))),
+        }
+    }
+    model.objects.retain(|(section, key), _| match *section {
+        TABLE | SEQUENCE => !relations_gone.iter().any(|n| key.ends_with(n.as_str())),
+        SCHEMA => !schemas_gone.contains(key),
+        _ => true,
+    });
+    Ok(())
+}
+
 /// A unified diff from `expected` to `actual` (empty when equal).
 pub fn diff(expected: &str, actual: &str, expected_label: &str, actual_label: &str) -> String {
     if expected == actual {

@@ -619,6 +619,24 @@ async fn probe(client: &Client, target: &Target, scope: &Scope, tables: &[TableI
     if scoped.is_empty() {
         return Ok(out);
     }
+    // A seed refused by row-level security is a missing privilege: say which.
+    let user: String = client
+        .query_one("SELECT current_user::text", &[])
+        .await
+        .ok()
+        .and_then(|r| r.try_get(0).ok())
+        .unwrap_or_default();
+    let could_not_seed = |e: String| {
+        if e.contains("row-level security") {
+            format!(
+                "could not seed: {e} (seeding probe rows where row-level security binds this role needs BYPASSRLS: \
+                 ALTER ROLE {} BYPASSRLS, as a superuser)",
+                quote_ident(&user)
+            )
+        } else {
+            format!("could not seed: {e}")
+        }
+    };
     let mut seeder = Seeder {
         client,
         tables: tables.iter().map(|t| (t.oid, t)).collect(),
@@ -642,7 +660,7 @@ async fn probe(client: &Client, target: &Target, scope: &Scope, tables: &[TableI
                 match seeder.seed(r, None, 0).await {
                     Ok(row) => row.get(&pk).cloned(),
                     Err(e) => {
-                        out.push(finding(&r.shown, "seed", Outcome::Skipped, format!("could not seed: {e}")));
+                        out.push(finding(&r.shown, "seed", Outcome::Skipped, could_not_seed(e)));
                         return Ok(out);
                     }
                 }
@@ -678,7 +696,7 @@ async fn probe(client: &Client, target: &Target, scope: &Scope, tables: &[TableI
         let rb = seeder.seed(t, Some((&scope.key, &b)), 0).await;
         match (ra, rb) {
             (Ok(_), Ok(_)) => seeded.push(*t),
-            (Err(e), _) | (_, Err(e)) => out.push(finding(&t.shown, "seed", Outcome::Skipped, format!("could not seed: {e}"))),
+            (Err(e), _) | (_, Err(e)) => out.push(finding(&t.shown, "seed", Outcome::Skipped, could_not_seed(e))),
         }
     }
     // The insert probes are built before the role switch (they read nothing).
@@ -695,10 +713,19 @@ async fn probe(client: &Client, target: &Target, scope: &Scope, tables: &[TableI
     for s in &settings {
         setup.push_str(&format!("SELECT set_config({}, {}, true);", quote_literal(s), quote_literal(&a)));
     }
-    client
-        .batch_execute(&setup)
-        .await
-        .map_err(sql_error(target, format!("cannot switch to the probe role {role}")))?;
+    if let Err(e) = client.batch_execute(&setup).await {
+        let mut err = sql_error(target, format!("cannot switch to the probe role {role}"))(e);
+        if let super::Error::Sql { message, .. } = &mut err {
+            if message.contains("permission denied to set role") {
+                message.push_str(&format!(
+                    " (this role must be a member of it: GRANT {} TO {}; on PostgreSQL 16 and later WITH SET TRUE)",
+                    quote_ident(&role),
+                    quote_ident(&user)
+                ));
+            }
+        }
+        return Err(err);
+    }
     out.push(finding("-", "probe-role", Outcome::Pass, why));
     for (t, insert) in seeded.iter().zip(inserts) {
         let key = quote_ident(&scope.key);

@@ -175,6 +175,8 @@ pub async fn read_catalog(client: &Client, target: &Target, origins: &HashMap<St
                 policies: Vec::new(),
                 comment: r.get(7),
                 temporary: r.get(6),
+                triggers: Vec::new(),
+                grants: Vec::new(),
                 origin: o,
             },
         );

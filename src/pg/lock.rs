@@ -3,6 +3,16 @@
 //! Session-level (not transaction-level) because a run spans many
 //! transactions, and no-transaction files run outside any. The server drops
 //! the lock when the session ends, so a killed migrator never leaves it held.
+//!
+//! A session lock is only as good as the session: behind a connection
+//! pooler in transaction (or statement) mode, each transaction may run on
+//! another server connection, and the lock stays with whichever one took
+//! it. So a connection whose backend is not the one the server announced at
+//! startup (a pooler announces its own process id) is probed: a second
+//! connection that lands on the same backend, or a backend that changes
+//! between two statements, means the pooler does not keep sessions, and
+//! strata refuses. Behind a session-mode pooler, every migration checks
+//! inside its own transaction that its backend still holds the lock.
 
 use std::time::{Duration, Instant};
 
@@ -20,19 +30,95 @@ pub fn lock_key() -> i64 {
     i64::from_be_bytes(bytes)
 }
 
+/// The lock as taken: through a pooler or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Held {
+    /// A connection to PostgreSQL itself.
+    Direct,
+    /// Through a pooler that keeps sessions: each migration re-checks.
+    Pooled,
+}
+
+/// What a transaction runs first when the lock must be re-checked inside it:
+/// it fails unless this transaction's backend holds the strata lock.
+pub fn check_sql() -> String {
+    let (hi, lo) = key_halves();
+    format!(
+        "DO $strata$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+           AND pid = pg_backend_pid() AND classid::bigint = {hi} AND objid::bigint = {lo} AND objsubid = 1) THEN \
+           RAISE EXCEPTION 'this server connection does not hold the strata migrator lock: the connection pooler moved \
+           the session to another server connection (transaction pooling?); nothing of this migration was applied'; \
+         END IF; END $strata$"
+    )
+}
+
+fn key_halves() -> (i64, i64) {
+    let key = lock_key();
+    ((key >> 32) & 0xffff_ffff, key & 0xffff_ffff)
+}
+
+async fn backend_pid(client: &Client, target: &Target) -> Result<i32> {
+    let row = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .map_err(sql_error(target, "cannot read the backend's process id"))?;
+    row.try_get(0).map_err(sql_error(target, "cannot read the backend's process id"))
+}
+
+/// Refuses a connection whose pooler does not keep sessions (see the module
+/// documentation). Returns whether a pooler is in between.
+pub async fn require_session(client: &Client, target: &Target) -> Result<Held> {
+    let first = backend_pid(client, target).await?;
+    let announced = target.announced_pids();
+    if announced.contains(&first) {
+        return Ok(Held::Direct);
+    }
+    let other = super::connect(target).await?;
+    for _ in 0..3 {
+        let theirs = backend_pid(&other, target).await?;
+        let mine = backend_pid(client, target).await?;
+        if theirs == first || mine != first {
+            return Err(Error::PoolerMode {
+                target: target.to_string(),
+            });
+        }
+    }
+    Ok(Held::Pooled)
+}
+
 /// Takes the lock, polling until `wait` has passed; then fails naming the
 /// session that holds it.
-pub async fn acquire(client: &Client, target: &Target, wait: Duration) -> Result<()> {
+pub async fn acquire(client: &Client, target: &Target, wait: Duration) -> Result<Held> {
+    let held = require_session(client, target).await?;
     let key = lock_key();
     let started = Instant::now();
     let mut pause = Duration::from_millis(50);
     loop {
+        if held == Held::Pooled {
+            // A server connection handed over with the lock still on it
+            // (a pooler without server_reset_query) would make the lock
+            // re-entrant for us: refuse rather than count on it.
+            let (hi, lo) = key_halves();
+            let row = client
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() \
+                       AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1)",
+                    &[&hi, &lo],
+                )
+                .await
+                .map_err(sql_error(target, "cannot read the advisory locks"))?;
+            if row.try_get::<_, bool>(0).unwrap_or(false) {
+                return Err(Error::PoolerLeftLock {
+                    target: target.to_string(),
+                });
+            }
+        }
         let row = client
             .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
             .await
             .map_err(sql_error(target, "cannot take the strata advisory lock"))?;
-        if row.get::<_, bool>(0) {
-            return Ok(());
+        if row.try_get::<_, bool>(0).unwrap_or(false) {
+            return Ok(held);
         }
         if started.elapsed() >= wait {
             return Err(holder_error(client, target, started.elapsed()).await);
@@ -50,8 +136,7 @@ pub async fn release(client: &Client) {
 
 /// Who holds the lock: pid, application_name, user, backend start.
 pub async fn holder(client: &Client) -> Option<(i32, String, String, String)> {
-    let key = lock_key();
-    let (hi, lo) = ((key >> 32) & 0xffff_ffff, key & 0xffff_ffff);
+    let (hi, lo) = key_halves();
     let row = client
         .query_opt(
             "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''),
@@ -66,7 +151,12 @@ pub async fn holder(client: &Client) -> Option<(i32, String, String, String)> {
         .await
         .ok()
         .flatten()?;
-    Some((row.get(0), row.get(1), row.get(2), row.get(3)))
+    Some((
+        row.try_get(0).ok()?,
+        row.try_get(1).ok()?,
+        row.try_get(2).ok()?,
+        row.try_get(3).ok()?,
+    ))
 }
 
 async fn holder_error(client: &Client, target: &Target, waited: Duration) -> Error {

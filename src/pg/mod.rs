@@ -1,12 +1,14 @@
 //! Live PostgreSQL: connections, the history table, the one-migrator lock,
 //! applying migrations, catalog introspection and throwaway clusters.
 //!
-//! Everything here talks to a real server through tokio-postgres (NoTls:
-//! strata connects over unix sockets or a trusted network; TLS is a later
-//! issue). Identifiers are always quoted with [`quote_ident`], and connection
+//! Everything here talks to a real server through tokio-postgres, connected
+//! the way libpq connects ([`conn`]: TLS, passwords, service files, several
+//! hosts). Identifiers are always quoted with [`quote_ident`], and connection
 //! strings are only ever shown through [`conn::Target`]'s redacting Display.
 
+pub mod adopt;
 pub mod apply;
+pub mod baseline;
 pub mod cluster;
 pub mod conn;
 pub mod history;
@@ -14,6 +16,7 @@ pub mod introspect;
 pub mod isolation;
 pub mod live_catalog;
 pub mod lock;
+pub mod runner;
 pub mod shadow;
 
 pub use conn::{connect, Target};
@@ -63,6 +66,18 @@ pub enum Error {
         since: String,
         waited_s: u64,
     },
+    #[error(
+        "{target} is reached through a connection pooler that does not keep sessions (PgBouncer pool_mode = transaction \
+         or statement): strata's one-migrator lock is a session advisory lock, which such a pooler does not keep with \
+         this session between transactions, so two migrators could run at once. Connect strata to PostgreSQL directly, \
+         or through a pool in session mode (PgBouncer: pool_mode = session)"
+    )]
+    PoolerMode { target: String },
+    #[error(
+        "{target}: the server connection the pooler gave strata already holds the strata migrator lock, left by an \
+         earlier client; the pooler must reset server connections (PgBouncer: server_reset_query = DISCARD ALL)"
+    )]
+    PoolerLeftLock { target: String },
     #[error("{file}:{line}: {message}")]
     Statement { file: String, line: u32, message: String },
     #[error(
@@ -79,10 +94,18 @@ pub enum Error {
     #[error("{0}")]
     Cluster(String),
     #[error(transparent)]
+    Refused(Box<adopt::Refusal>),
+    #[error(transparent)]
     Workspace(#[from] crate::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<adopt::Refusal> for Error {
+    fn from(r: adopt::Refusal) -> Error {
+        Error::Refused(Box::new(r))
+    }
+}
 
 /// A no-transaction migration recorded as started or failed: it may be
 /// half-applied, so strata will not run it again on its own.
@@ -108,6 +131,14 @@ impl std::fmt::Display for Unfinished {
             self.file, self.state, self.at, self.error, self.layer, self.version
         )
     }
+}
+
+/// The tokio runtime every live command runs on (one builder for all).
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Cluster(format!("cannot start the async runtime: {e}")))
 }
 
 /// `"name"` with embedded double quotes doubled: safe for any identifier.

@@ -214,6 +214,19 @@ async fn held_locks(client: &Client, target: &Target, pid: i32, oids: &[u32]) ->
     Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
+/// The relation locks `pid` holds or waits for on `oids`: (oid, mode, granted).
+async fn relation_locks(observer: &Client, target: &Target, pid: i32, oids: &[u32]) -> Result<Vec<(u32, String, bool)>> {
+    let rows = observer
+        .query(
+            "SELECT l.relation, l.mode, l.granted FROM pg_locks l
+             WHERE l.pid = $1 AND l.locktype = 'relation' AND l.relation = ANY ($2)",
+            &[&pid, &oids],
+        )
+        .await
+        .map_err(sql_error(target, "cannot read pg_locks"))?;
+    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+}
+
 /// Runs one autocommitted statement on `client` while `observer` watches
 /// its relation locks on `watched` (see the module doc). Returns the
 /// statement's outcome and every (relation, mode) the applier was seen
@@ -252,17 +265,8 @@ async fn observed_statement(
         tokio::select! {
             r = &mut statement => break r,
             _ = tokio::time::sleep(SAMPLE) => {
-                let rows = observer
-                    .query(
-                        "SELECT l.relation, l.mode, l.granted FROM pg_locks l
-                         WHERE l.pid = $1 AND l.locktype = 'relation' AND l.relation = ANY ($2)",
-                        &[&applier, &watched],
-                    )
-                    .await
-                    .map_err(sql_error(target, "cannot read pg_locks"))?;
                 let mut waiting = false;
-                for r in rows {
-                    let (oid, mode, granted): (u32, String, bool) = (r.get(0), r.get(1), r.get(2));
+                for (oid, mode, granted) in relation_locks(observer, target, applier, watched).await? {
                     waiting |= !granted;
                     seen.insert((oid, mode));
                 }
@@ -274,6 +278,12 @@ async fn observed_statement(
                         .get(0);
                 }
                 if holding && waiting {
+                    // The statement may have started waiting after the sample
+                    // above: while the observer holds on, its request is still
+                    // in pg_locks, so read it once more before letting go.
+                    for (oid, mode, _) in relation_locks(observer, target, applier, watched).await? {
+                        seen.insert((oid, mode));
+                    }
                     observer.batch_execute("COMMIT").await.map_err(sql_error(target, "the lock observer cannot let go"))?;
                     holding = false;
                 }
@@ -472,7 +482,7 @@ pub fn check(ws: &Workspace, review: &HashSet<PathBuf>, server: &ShadowServer) -
     let mut runs = Vec::new();
     for m in loaded[first..].iter().filter(|m| reviewed.contains(&m.display)) {
         let (li, mi) = place[&m.display];
-        let parsed = crate::check::load_file(&ws.layers[li].migrations[mi].path, m.display.clone())?;
+        let parsed = crate::check::load_migration(&ws.layers[li].migrations[mi], m.display.clone())?;
         // In order, so that statements sharing a line map one to one.
         let mut next = 0;
         let stmt_index = m
@@ -480,7 +490,7 @@ pub fn check(ws: &Workspace, review: &HashSet<PathBuf>, server: &ShadowServer) -
             .iter()
             .map(|s| {
                 let i = (next..parsed.statements.len())
-                    .find(|&i| parsed.statements[i].region.start.line >= s.line)
+                    .find(|&i| parsed.statements[i].body.is_none() && parsed.statements[i].region.start.line >= s.line)
                     .unwrap_or(parsed.statements.len().saturating_sub(1));
                 next = i + 1;
                 i
@@ -498,10 +508,7 @@ pub fn check(ws: &Workspace, review: &HashSet<PathBuf>, server: &ShadowServer) -
     let rules = crate::rules::configured(&ws.rules)?;
     let settings = Settings::from_config(&ws.config);
     let app_role = Some(ws.config.tenancy.app_role.clone()).filter(|r| !r.is_empty());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Cluster(format!("cannot start the async runtime: {e}")))?;
+    let rt = super::runtime()?;
     let scratch_db = format!("strata_shadow_{}", std::process::id());
     let go = |target: Target| {
         let (runs, settings, app_role) = (&runs, &settings, &app_role);
@@ -843,6 +850,8 @@ mod tests {
             policies: Vec::new(),
             comment: None,
             temporary: false,
+            triggers: Vec::new(),
+            grants: Vec::new(),
             origin: origin(file, 1),
         };
         // Made by statement 1 of file 0; its last column by statement 3.
@@ -894,7 +903,7 @@ mod tests {
         // Every statement parses: the unreadable type fell back to text.
         for s in &synths {
             assert!(
-                s.parsed.statements.len() == 1 && s.parsed.statements[0].ast().is_some(),
+                s.parsed.statement_count() == 1 && s.parsed.statements[0].ast().is_some(),
                 "{}",
                 s.parsed.source.text
             );
@@ -928,12 +937,14 @@ mod tests {
         );
         let whole = site(&file, 0, &Subject::Table);
         assert_eq!((whole.start.line, whole.start.col), (1, 1));
-        let name = site(&file, 1, &Subject::Table);
+        // Statement 1 is the CREATE TABLE inside the DO block's EXECUTE.
+        let tags = file.top_level().nth(1).map(|(i, _)| i).unwrap();
+        let name = site(&file, tags, &Subject::Table);
         assert_eq!((name.start.line, name.start.col), (3, 3));
-        let col = site(&file, 1, &Subject::Column("wa_lid".into()));
+        let col = site(&file, tags, &Subject::Column("wa_lid".into()));
         assert_eq!((col.start.line, col.start.col), (5, 5));
         // A column the statement does not name: the whole statement.
-        let other = site(&file, 1, &Subject::Column("nope".into()));
+        let other = site(&file, tags, &Subject::Column("nope".into()));
         assert_eq!((other.start.line, other.start.col), (2, 1));
     }
 }

@@ -9,6 +9,7 @@
 //!   "summary": {
 //!     "files": 12,
 //!     "statements": 340,
+//!     "understood": 338,
 //!     "parsed": 338,
 //!     "context_files": 250,
 //!     "errors": 3,
@@ -35,8 +36,11 @@
 //! }
 //! ```
 //!
-//! - `summary`: `files` and `statements` are those under review, `parsed` the
-//!   statements the SQL parser understood, `context_files` the history files
+//! - `summary`: `files` and `statements` are those under review (top-level
+//!   statements; those inside DO blocks and function bodies are not
+//!   counted), `understood` the statements strata read (sqlparser, or
+//!   PostgreSQL's grammar into strata's model; `parsed` is the same number),
+//!   `context_files` the history files
 //!   replayed only for context, `errors` and `warnings` count `diagnostics`,
 //!   `elapsed_ms` is the wall time of the check in milliseconds (rounded to
 //!   the microsecond).
@@ -75,6 +79,9 @@ struct JsonReport<'a> {
 struct Summary {
     files: usize,
     statements: usize,
+    understood: usize,
+    /// The same number as `understood` (its name before PostgreSQL's
+    /// grammar joined the front end), kept for existing consumers.
     parsed: usize,
     context_files: usize,
     errors: usize,
@@ -101,7 +108,8 @@ pub fn render(report: &CheckReport, w: &mut dyn Write) -> io::Result<()> {
         summary: Summary {
             files: stats.files,
             statements: stats.statements,
-            parsed: stats.parsed,
+            understood: stats.understood,
+            parsed: stats.understood,
             context_files: stats.context_files,
             errors: report.count(Severity::Error),
             warnings: report.count(Severity::Warning),

@@ -185,8 +185,9 @@ pub struct Stats {
     pub files: usize,
     /// Statements in the files under review.
     pub statements: usize,
-    /// Of those, statements sqlparser understood.
-    pub parsed: usize,
+    /// Of those, statements strata understood: read by sqlparser, or read
+    /// by PostgreSQL's grammar into strata's model.
+    pub understood: usize,
     /// Files replayed as context only (history).
     pub context_files: usize,
     pub elapsed_ms: f64,
@@ -456,7 +457,7 @@ Do what the help says.
             stats: Stats {
                 files: 2,
                 statements: 7,
-                parsed: 6,
+                understood: 6,
                 context_files: 250,
                 elapsed_ms: 12.3456,
             },

@@ -10,7 +10,7 @@
 //!    |
 //!    = help: add `ALTER TABLE notes ENABLE ROW LEVEL SECURITY;` in the same file
 //!
-//! checked 12 files, 340 statements (338 parsed), 1 error, 0 warnings in 12.3 ms
+//! checked 12 files, 340 statements (338 understood), 1 error, 0 warnings in 12.3 ms
 //! ```
 //!
 //! The cost is linear in the number of findings: each frame reads one line
@@ -170,10 +170,10 @@ fn write_summary(report: &CheckReport, s: &Style, w: &mut dyn Write) -> io::Resu
     let (error_style, warning_style) = (if errors > 0 { s.error } else { "" }, if warnings > 0 { s.warning } else { "" });
     write!(
         w,
-        "checked {}, {} ({} parsed), {error_style}{}{r}, {warning_style}{}{r}",
+        "checked {}, {} ({} understood), {error_style}{}{r}, {warning_style}{}{r}",
         Count(stats.files, "file"),
         Count(stats.statements, "statement"),
-        stats.parsed,
+        stats.understood,
         Count(errors, "error"),
         Count(warnings, "warning"),
         r = if errors > 0 || warnings > 0 { s.reset } else { "" },
@@ -267,7 +267,7 @@ mod tests {
             ..RenderOptions::default()
         };
         let out = rendered(&fixture::report(), &opts);
-        insta::assert_snapshot!(out, @"checked 2 files, 7 statements (6 parsed), 2 errors, 4 warnings, 250 files of history replayed in 12.3 ms");
+        insta::assert_snapshot!(out, @"checked 2 files, 7 statements (6 understood), 2 errors, 4 warnings, 250 files of history replayed in 12.3 ms");
     }
 
     #[test]
@@ -277,7 +277,7 @@ mod tests {
             stats: Stats {
                 files: 1,
                 statements: 1,
-                parsed: 1,
+                understood: 1,
                 context_files: 1,
                 elapsed_ms: 0.04,
             },
@@ -285,7 +285,7 @@ mod tests {
         let out = rendered(&report, &RenderOptions::default());
         assert_eq!(
             out,
-            "checked 1 file, 1 statement (1 parsed), 0 errors, 0 warnings, 1 file of history replayed in 0.0 ms\n"
+            "checked 1 file, 1 statement (1 understood), 0 errors, 0 warnings, 1 file of history replayed in 0.0 ms\n"
         );
     }
 

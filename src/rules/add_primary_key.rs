@@ -1,6 +1,7 @@
 use sqlparser::ast::{AlterTableOperation, ColumnOption, TableConstraint};
 
-use super::lock::{self};
+use super::lock;
+use super::tokens;
 use super::{ident_region, Finding, Rule, RuleMeta, StatementCtx};
 
 crate::declare_rule! {
@@ -55,7 +56,7 @@ impl Rule for AddPrimaryKey {
                     .name
                     .as_ref()
                     .and_then(ident_region)
-                    .or_else(|| Some(lock::kw_region(cx, "PRIMARY"))),
+                    .or_else(|| Some(tokens::kw_region(cx, "PRIMARY"))),
                 AlterTableOperation::AddColumn { column_def, .. }
                     if column_def.options.iter().any(|o| matches!(o.option, ColumnOption::PrimaryKey(_))) =>
                 {

@@ -1,6 +1,6 @@
 use sqlparser::ast::{AlterTableOperation, ColumnDef, ColumnOption};
 
-use super::lock::{self};
+use super::lock;
 use super::{ident_region, Finding, Rule, RuleMeta, StatementCtx};
 
 crate::declare_rule! {
@@ -62,13 +62,20 @@ impl Rule for AddRequiredColumn {
             let AlterTableOperation::AddColumn { column_def: col, .. } = op else {
                 continue;
             };
-            let required = col
+            let declared = col
                 .options
                 .iter()
                 .any(|o| matches!(o.option, ColumnOption::NotNull | ColumnOption::PrimaryKey(_)));
-            if !required || fills_itself(col) {
+            // A domain's NOT NULL applies to the column, and its DEFAULT fills it.
+            let domain = cx.catalog.domain_of_type(&col.data_type.to_string().to_lowercase());
+            let required = declared || domain.is_some_and(|d| d.not_null);
+            if !required || fills_itself(col) || (!declared && domain.is_some_and(|d| d.has_default)) {
                 continue;
             }
+            let what = match domain {
+                Some(d) if !declared && d.not_null => format!("column `{}` of NOT NULL domain `{}`", col.name, d.name),
+                _ => format!("NOT NULL column `{}`", col.name),
+            };
             let help = if cx.env.pg_version >= 11 {
                 "give it a constant DEFAULT (instant since PostgreSQL 11), or add it nullable, backfill in batches, then enforce NOT NULL through a validated CHECK"
             } else {
@@ -78,8 +85,7 @@ impl Rule for AddRequiredColumn {
                 Finding::new(
                     ident_region(&col.name).unwrap_or(cx.stmt.region),
                     format!(
-                        "NOT NULL column `{}` added to {} without a DEFAULT: the statement fails as soon as the table has a row",
-                        col.name,
+                        "{what} added to {} without a DEFAULT: the statement fails as soon as the table has a row",
                         lock::describe(age, &table)
                     ),
                 )
@@ -91,7 +97,7 @@ impl Rule for AddRequiredColumn {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_ws, ids, render_rule};
+    use crate::rules::testing::{check_ws, ids, known, render_rule};
 
     const ORDERS: &str = "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(12, 2));\n";
 
@@ -118,5 +124,22 @@ mod tests {
             ),
         ]);
         assert_eq!(ids(&d, "add-required-column"), 0, "{d:#?}");
+    }
+
+    #[test]
+    fn a_not_null_domain_makes_the_column_required() {
+        let d = check_ws(&[
+            (
+                "core/0001_orders.sql",
+                &format!("{ORDERS}CREATE DOMAIN currency_code AS char(3) NOT NULL CHECK (VALUE ~ '^[A-Z]{{3}}$');\nCREATE DOMAIN note_text AS text NOT NULL DEFAULT '';\n"),
+            ),
+            (
+                "core/0002_currency.sql",
+                "ALTER TABLE orders ADD COLUMN currency currency_code;\nALTER TABLE orders ADD COLUMN note note_text;\n",
+            ),
+        ]);
+        let f: Vec<_> = d.iter().filter(|x| x.rule == known("add-required-column")).collect();
+        assert_eq!(f.len(), 1, "{d:#?}");
+        assert!(f[0].message.contains("NOT NULL domain `public.currency_code`"), "{}", f[0].message);
     }
 }

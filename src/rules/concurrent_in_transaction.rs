@@ -1,6 +1,9 @@
 use sqlparser::ast::Statement;
 
-use super::lock::{self, Shape, Tx};
+use super::fixes;
+use super::lock::{self, Tx};
+use super::shape;
+use super::shape::Shape;
 use super::{Finding, Rule, RuleMeta, StatementCtx};
 
 crate::declare_rule! {
@@ -46,7 +49,7 @@ fn non_transactional(cx: &StatementCtx) -> Option<&'static str> {
         Some(Statement::CreateIndex(ci)) if ci.concurrently => Some("CREATE INDEX CONCURRENTLY"),
         Some(Statement::Vacuum(_)) => Some("VACUUM"),
         Some(_) => None,
-        None => match lock::keyword_shape(&cx.file.parsed.source, cx.stmt) {
+        None => match shape::keyword_shape(&cx.file.parsed.source, cx.stmt) {
             Some(Shape::DropIndexConcurrently) => Some("DROP INDEX CONCURRENTLY"),
             Some(Shape::Reindex { concurrently: true, .. }) => Some("REINDEX CONCURRENTLY"),
             Some(Shape::DetachPartition { concurrently: true, .. }) => Some("DETACH PARTITION CONCURRENTLY"),
@@ -65,10 +68,10 @@ impl Rule for ConcurrentInTransaction {
         let (message, fix) = match lock::transaction_at(cx.env, cx.file, cx.index) {
             Tx::None => return,
             Tx::Runner => {
-                let fix = (lock::fixable(cx.file) && lock::file_runs_outside_transaction(cx.file)).then(|| {
+                let fix = (fixes::fixable(cx.file) && fixes::file_runs_outside_transaction(cx.file)).then(|| {
                     crate::report::Fix::new(
                         "run this file outside a transaction",
-                        vec![lock::no_transaction_header(&cx.file.parsed.source)],
+                        vec![fixes::no_transaction_header(&cx.file.parsed.source)],
                     )
                 });
                 (

@@ -1,6 +1,8 @@
 use sqlparser::ast::{AlterTableOperation, ColumnOption, Statement, TableConstraint};
 
+use super::fixes;
 use super::lock::{self, age_of};
+use super::tokens;
 use super::{ident_region, Finding, Rule, RuleMeta, StatementCtx};
 use crate::report::{Fix, NewFile};
 
@@ -50,10 +52,10 @@ crate::declare_rule! {
 /// The migration that validates `constraint` of `table` (both as written).
 fn validate_file(cx: &StatementCtx, table: &str, constraint: &str) -> NewFile {
     NewFile {
-        name: format!("validate_{}", lock::slug(constraint)),
+        name: format!("validate_{}", fixes::slug(constraint)),
         content: format!(
             "-- Validates {constraint}, added NOT VALID by {}: scans {table} under SHARE UPDATE EXCLUSIVE (reads and writes continue).\nALTER TABLE {table} VALIDATE CONSTRAINT {constraint};\n",
-            lock::file_name(&cx.file.parsed.source.path)
+            fixes::file_name(&cx.file.parsed.source.path)
         ),
     }
 }
@@ -78,15 +80,15 @@ impl ConstraintNotValid {
         let table = cx.catalog.resolve(&at.name);
         let region = name
             .and_then(ident_region)
-            .unwrap_or_else(|| lock::kw_region(cx, if kind == "CHECK" { "CHECK" } else { "FOREIGN" }));
+            .unwrap_or_else(|| tokens::kw_region(cx, if kind == "CHECK" { "CHECK" } else { "FOREIGN" }));
         let label = name.map_or(String::new(), |n| format!(" `{n}`"));
-        let fix = name.filter(|_| lock::fixable(cx.file)).and_then(|n| {
-            let toks = lock::tokens(&cx.file.parsed.source, cx.stmt);
-            let ops = lock::alter_table_operations(&toks);
+        let fix = name.filter(|_| fixes::fixable(cx.file)).and_then(|n| {
+            let toks = tokens::tokens(&cx.file.parsed.source, cx.stmt);
+            let ops = tokens::alter_table_operations(&toks);
             let last = &toks[ops.get(op_index)?.end.checked_sub(1)?];
             Some(Fix {
                 description: "add the constraint NOT VALID and validate it in the next migration".to_string(),
-                edits: vec![lock::insert_after(last, " NOT VALID")],
+                edits: vec![fixes::insert_after(last, " NOT VALID")],
                 new_file: Some(validate_file(cx, &at.name.to_string(), &n.to_string())),
             })
         });
@@ -162,9 +164,9 @@ impl Rule for ConstraintNotValid {
                     }
                     let line = cx.file.parsed.statements[add_at].region.start.line;
                     let source = &cx.file.parsed.source;
-                    let fix = (lock::fixable(cx.file) && at.operations.len() == 1 && cx.file.parsed.statements.len() > 1).then(|| Fix {
+                    let fix = (fixes::fixable(cx.file) && at.operations.len() == 1 && cx.file.parsed.statements.len() > 1).then(|| Fix {
                         description: "move the VALIDATE into the next migration".to_string(),
-                        edits: vec![lock::remove_statement(source, cx.stmt)],
+                        edits: vec![fixes::remove_statement(source, cx.stmt)],
                         new_file: Some(validate_file(cx, &at.name.to_string(), &name.to_string())),
                     });
                     out.push(
@@ -186,7 +188,7 @@ impl Rule for ConstraintNotValid {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_ws, fixed_text, ids, render_rule};
+    use crate::rules::testing::{check_ws, fixed_text, ids, known, render_rule};
 
     const TABLES: &str = "CREATE TABLE customers (id bigint PRIMARY KEY);\nCREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint, total numeric(12, 2));\n";
 
@@ -205,7 +207,13 @@ mod tests {
             fixed_text(&d, "constraint-not-valid").unwrap(),
             "ALTER TABLE orders ADD CONSTRAINT orders_customer_fk\n    FOREIGN KEY (customer_id) REFERENCES customers (id) ON DELETE CASCADE NOT VALID;\n"
         );
-        let fix = d.iter().find(|x| x.rule == "constraint-not-valid").unwrap().fix.clone().unwrap();
+        let fix = d
+            .iter()
+            .find(|x| x.rule == known("constraint-not-valid"))
+            .unwrap()
+            .fix
+            .clone()
+            .unwrap();
         let new_file = fix.new_file.unwrap();
         assert_eq!(new_file.name, "validate_orders_customer_fk");
         assert!(new_file

@@ -1,6 +1,9 @@
 use sqlparser::ast::Statement;
 
-use super::lock::{self, Shape};
+use crate::sql::Model;
+
+use super::shape;
+use super::shape::Shape;
 use super::{Finding, Rule, RuleMeta, StatementCtx};
 
 crate::declare_rule! {
@@ -42,9 +45,11 @@ crate::declare_rule! {
 
 /// Whether a `CREATE DOMAIN` of this name comes earlier in the file.
 fn created_in_file(cx: &StatementCtx, domain: &crate::catalog::QName) -> bool {
-    cx.file.parsed.statements[..cx.index]
-        .iter()
-        .any(|s| matches!(s.ast(), Some(Statement::CreateDomain(d)) if cx.catalog.resolve(&d.name) == *domain))
+    cx.file.parsed.statements[..cx.index].iter().any(|s| match (s.ast(), s.model()) {
+        (Some(Statement::CreateDomain(d)), _) => cx.catalog.resolve(&d.name) == *domain,
+        (_, Some(Model::CreateDomain(d))) => cx.catalog.resolve_parts(&d.name) == *domain,
+        _ => false,
+    })
 }
 
 impl Rule for DomainConstraint {
@@ -53,14 +58,18 @@ impl Rule for DomainConstraint {
     }
 
     fn check_statement(&self, cx: &StatementCtx, out: &mut Vec<Finding>) {
-        if let Some(Statement::CreateDomain(d)) = cx.stmt.ast() {
-            if !d.constraints.is_empty() {
+        let created = match (cx.stmt.ast(), cx.stmt.model()) {
+            (Some(Statement::CreateDomain(d)), _) => Some((d.name.to_string(), !d.constraints.is_empty())),
+            (_, Some(Model::CreateDomain(d))) => Some((d.name.join("."), d.not_null || !d.checks.is_empty())),
+            _ => None,
+        };
+        if let Some((name, constrained)) = created {
+            if constrained {
                 out.push(
                     Finding::new(
                         cx.stmt.region,
                         format!(
-                            "domain `{}` carries a constraint: changing it later re-checks every column of the type in every table",
-                            d.name
+                            "domain `{name}` carries a constraint: changing it later re-checks every column of the type in every table"
                         ),
                     )
                     .help(
@@ -74,7 +83,7 @@ impl Rule for DomainConstraint {
             domain,
             not_valid: false,
             set_not_null,
-        }) = lock::keyword_shape(&cx.file.parsed.source, cx.stmt)
+        }) = shape::keyword_shape(&cx.file.parsed.source, cx.stmt)
         else {
             return;
         };

@@ -1,6 +1,6 @@
 use sqlparser::ast::{AlterColumnOperation, AlterTableOperation};
 
-use super::lock::{self};
+use super::lock;
 use super::{ident_region, Finding, Rule, RuleMeta, StatementCtx};
 
 crate::declare_rule! {

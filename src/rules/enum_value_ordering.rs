@@ -1,6 +1,8 @@
 use sqlparser::ast::{AlterTypeOperation, Statement};
 
+use super::fixes;
 use super::lock::{self, Tx};
+use super::tokens;
 use super::{Finding, Rule, RuleMeta, StatementCtx};
 
 crate::declare_rule! {
@@ -75,7 +77,7 @@ impl Rule for EnumValueOrdering {
             if lock::transaction_at(cx.env, cx.file, j) != tx {
                 break;
             }
-            if lock::uses_literal(lock::statement_text(&cx.file.parsed.source, later), value) {
+            if fixes::uses_literal(tokens::statement_text(&cx.file.parsed.source, later), value) {
                 out.push(
                     Finding::new(
                         later.region,

@@ -1,6 +1,7 @@
 use sqlparser::ast::{AlterTableOperation, TableConstraint};
 
-use super::lock::{self};
+use super::lock;
+use super::tokens;
 use super::{ident_region, Finding, Rule, RuleMeta, StatementCtx};
 
 crate::declare_rule! {
@@ -60,7 +61,7 @@ impl Rule for ExclusionConstraint {
                     ex.name
                         .as_ref()
                         .and_then(ident_region)
-                        .or_else(|| Some(lock::kw_region(cx, "EXCLUDE")))
+                        .or_else(|| Some(tokens::kw_region(cx, "EXCLUDE")))
                         .unwrap_or(cx.stmt.region),
                     format!(
                         "exclusion constraint{label} on {} builds its index and checks every row under an ACCESS EXCLUSIVE lock",

@@ -1,21 +1,16 @@
 //! What the lock-safety rules share, so that each rule file holds only its
 //! own decision: whether a table existed before the file under review,
-//! whether a statement runs inside a transaction, which table lock a
-//! statement takes, a token view of a statement (for keyword-level checks of
-//! statements sqlparser cannot parse, and for the byte offsets of fixes), and
-//! the fix edits several rules attach.
+//! whether a statement runs inside a transaction, and which table lock a
+//! statement takes. The token view of statements is in `tokens`, keyword
+//! shapes in `shape`, fix edits in `fixes`.
 
-use std::ops::Range;
+use sqlparser::ast::{self, AlterTableOperation, LockTableMode, ObjectName, ObjectType, TableConstraint};
 
-use sqlparser::ast::{self, AlterTableOperation, Ident, LockTableMode, ObjectName, ObjectNamePart, ObjectType, TableConstraint};
-use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::tokenizer::{Token, Tokenizer};
-
-use super::{Env, FileInfo, Released, StatementCtx};
+use super::shape::{keyword_shape, Shape};
+use super::tokens::statement_text;
+use super::{Env, FileInfo, StatementCtx};
 use crate::catalog::{Catalog, QName};
-use crate::report::{Edit, Fix, Pos, Region, SourceFile};
-use crate::sql::Statement;
-use crate::workspace::Layout;
+use crate::sql::model::{Model, ObjectKind, TableOp};
 
 /// Whether a table existed before the migration file under review.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,19 +144,6 @@ pub fn first_unguarded_lock(cx: &StatementCtx, name: &str) -> Option<TakenLock> 
     Some(lock)
 }
 
-/// The edit that adds `SET name = 'value';` before the first statement
-/// (after the leading comments, so headers stay first).
-pub fn set_before_first_statement(file: &FileInfo, name: &str, value: &str) -> Option<Edit> {
-    let first = file.parsed.statements.first()?;
-    let text = &file.parsed.source.text;
-    let at = text[..first.bytes.start].rfind('\n').map_or(0, |i| i + 1);
-    Some(Edit {
-        start: at,
-        end: at,
-        replacement: format!("SET {name} = '{value}';\n"),
-    })
-}
-
 /// Table lock modes that conflict with writes (`ROW EXCLUSIVE`), weakest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LockMode {
@@ -202,6 +184,10 @@ pub struct TakenLock {
 /// file keep their origin, so the answer is the same).
 pub fn strong_lock(catalog: &Catalog, file: &FileInfo, index: usize) -> Option<TakenLock> {
     let stmt = &file.parsed.statements[index];
+    // A function body takes its locks when the function is called.
+    if !stmt.runs_with_migration() {
+        return None;
+    }
     let live = |q: &QName| table_age(catalog, file, index, q).is_live();
     let on = |name: &ObjectName, mode: LockMode| -> Option<TakenLock> {
         let q = catalog.resolve(name);
@@ -266,6 +252,9 @@ pub fn strong_lock(catalog: &Catalog, file: &FileInfo, index: usize) -> Option<T
         },
         Some(_) => None,
         None => {
+            if let Some(lock) = stmt.model().and_then(|m| model_lock(catalog, file, index, m)) {
+                return Some(lock);
+            }
             let shape = keyword_shape(&file.parsed.source, stmt)?;
             match &shape {
                 Shape::Reindex { concurrently: false, .. } | Shape::Cluster { .. } | Shape::VacuumFull { .. } => {
@@ -288,6 +277,44 @@ pub fn strong_lock(catalog: &Catalog, file: &FileInfo, index: usize) -> Option<T
                 _ => None,
             }
         }
+    }
+}
+
+/// The lock a statement only PostgreSQL's grammar read takes, from strata's
+/// model of it.
+fn model_lock(catalog: &Catalog, file: &FileInfo, index: usize, model: &Model) -> Option<TakenLock> {
+    let on = |name: &[String], mode: LockMode| -> Option<TakenLock> {
+        let q = catalog.resolve_parts(name);
+        table_age(catalog, file, index, &q).is_live().then(|| TakenLock {
+            table: q.to_string(),
+            mode,
+        })
+    };
+    match model {
+        Model::CreateTrigger { table, .. } => on(table, LockMode::ShareRowExclusive),
+        Model::AlterTable { table, ops } => {
+            let mode = ops
+                .iter()
+                .filter_map(|op| match op {
+                    TableOp::DetachPartition { concurrently: true, .. } | TableOp::DetachPartition { finalize: true, .. } => None,
+                    TableOp::AttachPartition => Some(LockMode::ShareRowExclusive),
+                    _ => Some(LockMode::AccessExclusive),
+                })
+                .max()?;
+            on(table, mode)
+        }
+        Model::Rename {
+            kind: ObjectKind::Table | ObjectKind::Column | ObjectKind::Constraint,
+            object,
+            table,
+            ..
+        } => on(table.as_deref().unwrap_or(object), LockMode::AccessExclusive),
+        Model::Rename {
+            kind: ObjectKind::Trigger,
+            table: Some(table),
+            ..
+        } => on(table, LockMode::AccessExclusive),
+        _ => None,
     }
 }
 
@@ -336,499 +363,10 @@ fn unresolved_target(shape: &Shape) -> String {
     }
 }
 
-/// The SQL text of a statement (empty if its range does not fit the text).
-pub fn statement_text<'a>(source: &'a SourceFile, stmt: &Statement) -> &'a str {
-    source.text.get(stmt.bytes.clone()).unwrap_or("")
-}
-
-/// One token of a statement with its place in the file.
-#[derive(Clone, Debug)]
-pub struct Tok {
-    pub token: Token,
-    /// Byte range in the file's text.
-    pub bytes: Range<usize>,
-    pub region: Region,
-}
-
-impl Tok {
-    /// An unquoted keyword, compared case-insensitively.
-    pub fn is_kw(&self, kw: &str) -> bool {
-        matches!(&self.token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(kw))
-    }
-}
-
-/// The tokens of a statement (no whitespace or comments), with byte ranges
-/// and regions in the file. Empty when the text does not tokenize.
-pub fn tokens(source: &SourceFile, stmt: &Statement) -> Vec<Tok> {
-    let text = statement_text(source, stmt);
-    let Ok(raw) = Tokenizer::new(&PostgreSqlDialect {}, text).tokenize_with_location() else {
-        return Vec::new();
-    };
-    let local = SourceFile::new(String::new(), text.to_string());
-    let base = stmt.region.start;
-    let abs = |line: u64, col: u64| {
-        let (line, col) = (line as u32, col as u32);
-        if line <= 1 {
-            Pos::new(base.line, base.col + col.saturating_sub(1))
-        } else {
-            Pos::new(base.line + line - 1, col)
-        }
-    };
-    raw.into_iter()
-        .filter(|t| !matches!(t.token, Token::Whitespace(_) | Token::EOF))
-        .map(|t| {
-            let (s, e) = (t.span.start, t.span.end);
-            let start = local.offset(Pos::new(s.line as u32, s.column as u32));
-            let end = local.offset(Pos::new(e.line as u32, e.column as u32));
-            Tok {
-                bytes: stmt.bytes.start + start..stmt.bytes.start + end.max(start),
-                region: Region::new(abs(s.line, s.column), abs(e.line, e.column.saturating_sub(1).max(s.column))),
-                token: t.token,
-            }
-        })
-        .collect()
-}
-
-/// Reads a possibly qualified name (`a`, `"A".b`) at `toks[i]`; returns it
-/// and the index after it.
-pub fn name_at(toks: &[Tok], mut i: usize) -> Option<(ObjectName, usize)> {
-    let mut parts = Vec::new();
-    while let Some(Tok { token: Token::Word(w), .. }) = toks.get(i) {
-        parts.push(ObjectNamePart::Identifier(Ident {
-            value: w.value.clone(),
-            quote_style: w.quote_style,
-            span: sqlparser::tokenizer::Span::empty(),
-        }));
-        i += 1;
-        if !matches!(toks.get(i).map(|t| &t.token), Some(Token::Period)) {
-            break;
-        }
-        i += 1;
-    }
-    (!parts.is_empty()).then_some((ObjectName(parts), i))
-}
-
-/// Statements sqlparser 0.63 cannot parse whose whole meaning for the
-/// lock-safety rules is in their keywords.
-#[derive(Clone, Debug)]
-pub enum Shape {
-    /// `REINDEX [(options)] {INDEX|TABLE|SCHEMA|DATABASE|SYSTEM} [CONCURRENTLY] [name]`.
-    Reindex {
-        kind: String,
-        name: Option<ObjectName>,
-        concurrently: bool,
-    },
-    /// `DROP INDEX CONCURRENTLY [IF EXISTS] name`.
-    DropIndexConcurrently,
-    /// `ALTER TABLE [IF EXISTS] [ONLY] t DETACH PARTITION p [CONCURRENTLY | FINALIZE]`.
-    DetachPartition {
-        table: ObjectName,
-        concurrently: bool,
-        finalize: bool,
-    },
-    /// `CLUSTER [VERBOSE] [t [USING i]]`.
-    Cluster { table: Option<ObjectName> },
-    /// `VACUUM (FULL ...) [t]`: the parenthesized form sqlparser rejects.
-    VacuumFull { table: Option<ObjectName> },
-    /// `ALTER DOMAIN d ADD [CONSTRAINT c] CHECK (...) [NOT VALID]` or `ALTER DOMAIN d SET NOT NULL`.
-    AlterDomainConstraint {
-        domain: ObjectName,
-        not_valid: bool,
-        set_not_null: bool,
-    },
-}
-
-/// Recognizes an unparsed statement's [`Shape`] from its tokens.
-pub fn keyword_shape(source: &SourceFile, stmt: &Statement) -> Option<Shape> {
-    let u = stmt.unparsed()?;
-    let first = u.words.first()?.as_str();
-    if !matches!(first, "REINDEX" | "DROP" | "ALTER" | "CLUSTER" | "VACUUM") {
-        return None;
-    }
-    let toks = tokens(source, stmt);
-    shape_of(&toks)
-}
-
-fn shape_of(toks: &[Tok]) -> Option<Shape> {
-    let kw = |i: usize, k: &str| toks.get(i).is_some_and(|t| t.is_kw(k));
-    let skip_parens = |mut i: usize| -> (usize, bool) {
-        let mut full = false;
-        if matches!(toks.get(i).map(|t| &t.token), Some(Token::LParen)) {
-            let mut depth = 0;
-            while let Some(t) = toks.get(i) {
-                match t.token {
-                    Token::LParen => depth += 1,
-                    Token::RParen => depth -= 1,
-                    _ => full |= t.is_kw("FULL"),
-                }
-                i += 1;
-                if depth == 0 {
-                    break;
-                }
-            }
-        }
-        (i, full)
-    };
-    if kw(0, "REINDEX") {
-        let (mut i, _) = skip_parens(1);
-        let options_concurrently =
-            toks[1..i].iter().any(|t| t.is_kw("CONCURRENTLY")) && !toks[1..i].iter().any(|t| t.is_kw("FALSE") || t.is_kw("OFF"));
-        let Token::Word(kind) = &toks.get(i)?.token else { return None };
-        let kind = kind.value.to_ascii_uppercase();
-        if !matches!(kind.as_str(), "INDEX" | "TABLE" | "SCHEMA" | "DATABASE" | "SYSTEM") {
-            return None;
-        }
-        i += 1;
-        let concurrently = kw(i, "CONCURRENTLY");
-        if concurrently {
-            i += 1;
-        }
-        let name = name_at(toks, i).map(|(n, _)| n);
-        return Some(Shape::Reindex {
-            kind,
-            name,
-            concurrently: concurrently || options_concurrently,
-        });
-    }
-    if kw(0, "DROP") && kw(1, "INDEX") && kw(2, "CONCURRENTLY") {
-        let mut i = 3;
-        if kw(i, "IF") && kw(i + 1, "EXISTS") {
-            i += 2;
-        }
-        return name_at(toks, i).map(|_| Shape::DropIndexConcurrently);
-    }
-    if kw(0, "ALTER") && kw(1, "TABLE") {
-        let mut i = 2;
-        if kw(i, "IF") && kw(i + 1, "EXISTS") {
-            i += 2;
-        }
-        if kw(i, "ONLY") {
-            i += 1;
-        }
-        let (table, next) = name_at(toks, i)?;
-        if !(kw(next, "DETACH") && kw(next + 1, "PARTITION")) {
-            return None;
-        }
-        let (_, after) = name_at(toks, next + 2)?;
-        return Some(Shape::DetachPartition {
-            table,
-            concurrently: kw(after, "CONCURRENTLY"),
-            finalize: kw(after, "FINALIZE"),
-        });
-    }
-    if kw(0, "CLUSTER") {
-        let mut i = 1;
-        if kw(i, "VERBOSE") {
-            i += 1;
-        }
-        let (i, _) = skip_parens(i);
-        return Some(Shape::Cluster {
-            table: name_at(toks, i).map(|(n, _)| n),
-        });
-    }
-    if kw(0, "VACUUM") {
-        let (i, full) = skip_parens(1);
-        return full.then(|| Shape::VacuumFull {
-            table: name_at(toks, i).map(|(n, _)| n),
-        });
-    }
-    if kw(0, "ALTER") && kw(1, "DOMAIN") {
-        let (domain, i) = name_at(toks, 2)?;
-        if kw(i, "SET") && kw(i + 1, "NOT") && kw(i + 2, "NULL") {
-            return Some(Shape::AlterDomainConstraint {
-                domain,
-                not_valid: false,
-                set_not_null: true,
-            });
-        }
-        if !kw(i, "ADD") {
-            return None;
-        }
-        let n = toks.len();
-        let not_valid = n >= 2 && toks[n - 2].is_kw("NOT") && toks[n - 1].is_kw("VALID");
-        return Some(Shape::AlterDomainConstraint {
-            domain,
-            not_valid,
-            set_not_null: false,
-        });
-    }
-    None
-}
-
-/// Whether a file may get fixes: released migrations are never edited.
-pub fn fixable(file: &FileInfo) -> bool {
-    !matches!(file.released, Released::Released { .. })
-}
-
-/// The header that makes strata (or goose) run a file outside a transaction.
-pub fn no_transaction_header(source: &SourceFile) -> Edit {
-    let goose = crate::workspace::section_layout(&source.text) == Some(Layout::Goose);
-    Edit {
-        start: 0,
-        end: 0,
-        replacement: if goose {
-            "-- +goose NO TRANSACTION\n"
-        } else {
-            "-- strata: no-transaction\n"
-        }
-        .to_string(),
-    }
-}
-
-/// Whether a statement can run outside a transaction without changing what
-/// the file means: index maintenance, partition detach, settings. A file
-/// made only of these can take the no-transaction header.
-pub fn runs_outside_transaction(source: &SourceFile, stmt: &Statement) -> bool {
-    use ast::Statement as S;
-    match stmt.ast() {
-        Some(S::CreateIndex(_)) | Some(S::Set(_)) | Some(S::Analyze(_)) | Some(S::Vacuum(_)) => true,
-        Some(S::Drop {
-            object_type: ObjectType::Index,
-            ..
-        }) => true,
-        Some(_) => false,
-        None => matches!(
-            keyword_shape(source, stmt),
-            Some(Shape::Reindex { .. } | Shape::DropIndexConcurrently | Shape::DetachPartition { .. })
-        ),
-    }
-}
-
-/// Whether the whole file can move out of a transaction (see
-/// [`runs_outside_transaction`]).
-pub fn file_runs_outside_transaction(file: &FileInfo) -> bool {
-    let source = &file.parsed.source;
-    file.parsed.statements.iter().all(|s| runs_outside_transaction(source, s))
-}
-
 /// How a finding names a table whose lock matters.
 pub fn describe(age: TableAge, table: &impl std::fmt::Display) -> String {
     match age {
         TableAge::Unknown => format!("table `{table}` (not created in this file)"),
         _ => format!("existing table `{table}`"),
-    }
-}
-
-/// Where [`concurrently_fix`] inserts `CONCURRENTLY`.
-#[derive(Clone, Copy, Debug)]
-pub enum At<'a> {
-    /// After the first occurrence of this keyword.
-    Keyword(&'a str),
-    /// After the statement's last token.
-    End,
-}
-
-/// The fix that makes a statement concurrent: ` CONCURRENTLY` (and
-/// `guard`, an `IF [NOT] EXISTS` that lets a half-applied non-transactional
-/// file run again) at `at`, plus the no-transaction header
-/// when the file runs in strata's transaction. Only offered when the file
-/// holds nothing that needs a transaction.
-pub fn concurrently_fix(cx: &StatementCtx, at: At, guard: Option<&str>, description: &str) -> Option<Fix> {
-    if !fixable(cx.file) || !file_runs_outside_transaction(cx.file) {
-        return None;
-    }
-    let runner = match transaction_at(cx.env, cx.file, cx.index) {
-        Tx::Explicit(_) => return None,
-        Tx::Runner => true,
-        Tx::None => false,
-    };
-    let source = &cx.file.parsed.source;
-    let toks = tokens(source, cx.stmt);
-    let anchor = match at {
-        At::Keyword(kw) => find_kw(&toks, kw)?.1,
-        At::End => toks.last()?,
-    };
-    let mut text = " CONCURRENTLY".to_string();
-    if let Some(g) = guard {
-        text.push(' ');
-        text.push_str(g);
-    }
-    let mut edits = Vec::new();
-    if runner {
-        edits.push(no_transaction_header(source));
-    }
-    edits.push(insert_after(anchor, &text));
-    Some(Fix::new(description, edits))
-}
-
-/// An insertion of `text` right after a token.
-pub fn insert_after(tok: &Tok, text: &str) -> Edit {
-    Edit {
-        start: tok.bytes.end,
-        end: tok.bytes.end,
-        replacement: text.to_string(),
-    }
-}
-
-/// The first token that is the keyword `kw`.
-pub fn find_kw<'a>(toks: &'a [Tok], kw: &str) -> Option<(usize, &'a Tok)> {
-    toks.iter().enumerate().find(|(_, t)| t.is_kw(kw))
-}
-
-/// The region of the first keyword `kw` of the statement, or the statement.
-pub fn kw_region(cx: &StatementCtx, kw: &str) -> Region {
-    find_kw(&tokens(&cx.file.parsed.source, cx.stmt), kw).map_or(cx.stmt.region, |(_, t)| t.region)
-}
-
-/// The token ranges of the comma-separated operations of an `ALTER TABLE`
-/// (after the table name), so a fix can edit the n-th one.
-pub fn alter_table_operations(toks: &[Tok]) -> Vec<Range<usize>> {
-    let mut i = 2;
-    let kw = |i: usize, k: &str| toks.get(i).is_some_and(|t| t.is_kw(k));
-    if kw(i, "IF") && kw(i + 1, "EXISTS") {
-        i += 2;
-    }
-    if kw(i, "ONLY") {
-        i += 1;
-    }
-    let Some((_, mut start)) = name_at(toks, i) else {
-        return Vec::new();
-    };
-    if matches!(toks.get(start).map(|t| &t.token), Some(Token::Mul)) {
-        start += 1;
-    }
-    let mut ops = Vec::new();
-    let mut depth = 0i32;
-    for (j, t) in toks.iter().enumerate().skip(start) {
-        match t.token {
-            Token::LParen => depth += 1,
-            Token::RParen => depth -= 1,
-            Token::Comma if depth == 0 => {
-                ops.push(start..j);
-                start = j + 1;
-            }
-            _ => {}
-        }
-    }
-    if start < toks.len() {
-        ops.push(start..toks.len());
-    }
-    ops
-}
-
-/// The edit that removes a statement with its `;`, and its whole line when
-/// nothing else is on it.
-pub fn remove_statement(source: &SourceFile, stmt: &Statement) -> Edit {
-    let text = source.text.as_bytes();
-    let mut start = stmt.bytes.start;
-    let line_start = source.text[..start].rfind('\n').map_or(0, |i| i + 1);
-    if source.text[line_start..start].trim().is_empty() {
-        start = line_start;
-    }
-    let mut end = stmt.bytes.end;
-    let skip_blanks = |mut i: usize| {
-        while i < text.len() && (text[i] == b' ' || text[i] == b'\t') {
-            i += 1;
-        }
-        i
-    };
-    end = skip_blanks(end);
-    if text.get(end) == Some(&b';') {
-        end = skip_blanks(end + 1);
-    }
-    if text.get(end) == Some(&b'\r') {
-        end += 1;
-    }
-    if text.get(end) == Some(&b'\n') {
-        end += 1;
-    }
-    Edit {
-        start,
-        end,
-        replacement: String::new(),
-    }
-}
-
-/// A snake_case file-name part made of `text`.
-pub fn slug(text: &str) -> String {
-    let mut out = String::new();
-    for c in text.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('_') {
-            out.push('_');
-        }
-    }
-    out.trim_matches('_').to_string()
-}
-
-/// The file name part of a display path.
-pub fn file_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
-}
-
-/// Whether the SQL text of a statement uses the string literal `value`.
-pub fn uses_literal(text: &str, value: &str) -> bool {
-    text.contains(&format!("'{}'", value.replace('\'', "''")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sql::parse_text;
-
-    fn shape(sql: &str) -> Option<Shape> {
-        let f = parse_text("t.sql", sql);
-        keyword_shape(&f.source, &f.statements[0])
-    }
-
-    #[test]
-    fn keyword_shapes() {
-        assert!(matches!(
-            shape("REINDEX (VERBOSE) INDEX CONCURRENTLY core.orders_pkey"),
-            Some(Shape::Reindex { concurrently: true, ref kind, name: Some(_) }) if kind == "INDEX"
-        ));
-        assert!(matches!(
-            shape("REINDEX TABLE orders"),
-            Some(Shape::Reindex { concurrently: false, .. })
-        ));
-        assert!(matches!(
-            shape("DROP INDEX CONCURRENTLY IF EXISTS a_idx"),
-            Some(Shape::DropIndexConcurrently)
-        ));
-        assert!(matches!(
-            shape("ALTER TABLE ONLY events DETACH PARTITION events_2023 CONCURRENTLY"),
-            Some(Shape::DetachPartition { concurrently: true, .. })
-        ));
-        assert!(matches!(
-            shape("CLUSTER orders USING orders_pkey"),
-            Some(Shape::Cluster { table: Some(_) })
-        ));
-        assert!(matches!(
-            shape("VACUUM (FULL, ANALYZE) orders"),
-            Some(Shape::VacuumFull { table: Some(_) })
-        ));
-        assert!(shape("VACUUM (ANALYZE) orders").is_none());
-        assert!(matches!(
-            shape("ALTER DOMAIN email ADD CONSTRAINT email_at CHECK (VALUE LIKE '%@%') NOT VALID"),
-            Some(Shape::AlterDomainConstraint { not_valid: true, .. })
-        ));
-    }
-
-    #[test]
-    fn token_offsets_point_into_the_file() {
-        let f = parse_text("t.sql", "SELECT 1;\n  CREATE INDEX i\n  ON t (a);");
-        let toks = tokens(&f.source, &f.statements[1]);
-        let (_, index) = find_kw(&toks, "INDEX").unwrap();
-        assert_eq!(&f.source.text[index.bytes.clone()], "INDEX");
-        assert_eq!(index.region, Region::new(Pos::new(2, 10), Pos::new(2, 14)));
-        let (_, on) = find_kw(&toks, "ON").unwrap();
-        assert_eq!(on.region.start, Pos::new(3, 3));
-    }
-
-    #[test]
-    fn alter_table_operation_ranges() {
-        let f = parse_text(
-            "t.sql",
-            "ALTER TABLE ONLY s.t ADD CONSTRAINT c CHECK (f(a, b) > 0), ADD COLUMN x int",
-        );
-        let toks = tokens(&f.source, &f.statements[0]);
-        let ops = alter_table_operations(&toks);
-        assert_eq!(ops.len(), 2);
-        let last = &toks[ops[0].end - 1];
-        assert_eq!(
-            &f.source.text[..last.bytes.end],
-            "ALTER TABLE ONLY s.t ADD CONSTRAINT c CHECK (f(a, b) > 0)"
-        );
     }
 }

@@ -63,7 +63,7 @@ impl Rule for MigrationOrder {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_ws_with, ids};
+    use crate::rules::testing::{check_ws_with, ids, known};
 
     #[test]
     fn fires_below_the_head_and_quiet_above() {
@@ -74,6 +74,8 @@ mod tests {
             std::fs::write(root.join("schema/core/0004_d.sql"), "SELECT 4;\n").unwrap();
         });
         assert_eq!(ids(&d, "migration-order"), 1, "{d:#?}");
-        assert!(d.iter().any(|x| x.rule == "migration-order" && x.file.path.ends_with("0002_b.sql")));
+        assert!(d
+            .iter()
+            .any(|x| x.rule == known("migration-order") && x.file.path.ends_with("0002_b.sql")));
     }
 }

@@ -16,12 +16,14 @@ use crate::workspace::{Config, LayerKind, Migration};
 mod config;
 mod meta;
 
+pub mod ddl_in_function;
 pub mod lid_column;
 pub mod migration_modified;
 pub mod migration_name;
 pub mod migration_order;
 pub mod opaque_sql;
 pub mod rls_missing;
+pub mod syntax_error;
 pub mod unparsed_statement;
 pub mod unused_suppression;
 
@@ -39,6 +41,7 @@ pub mod drop_schema;
 pub mod drop_table;
 pub mod enum_value_ordering;
 pub mod exclusion_constraint;
+pub(crate) mod fixes;
 pub(crate) mod lock;
 pub mod lock_taken;
 pub mod prefer_repack;
@@ -51,7 +54,9 @@ pub mod require_concurrent_reindex;
 pub mod require_lock_timeout;
 pub mod require_statement_timeout;
 pub mod set_not_null;
+pub(crate) mod shape;
 pub mod table_rewrite;
+pub(crate) mod tokens;
 pub mod transaction_nesting;
 pub mod truncate_cascade;
 pub mod uncommitted_transaction;
@@ -254,6 +259,12 @@ pub trait Rule: Send + Sync {
     fn check_statement(&self, _cx: &StatementCtx, _out: &mut Vec<Finding>) {}
     /// Called once per file with the catalog after its last statement.
     fn check_file_end(&self, _cx: &FileCtx, _out: &mut Vec<Finding>) {}
+    /// Whether the rule judges the statements of function bodies (what a
+    /// function does when called), not only those that run with the
+    /// migration.
+    fn judges_function_bodies(&self) -> bool {
+        false
+    }
 }
 
 macro_rules! rule_table {
@@ -303,6 +314,8 @@ rule_table! {
     migration_modified::MigrationModified,
     migration_order::MigrationOrder,
     unparsed_statement::UnparsedStatement,
+    syntax_error::SyntaxError,
+    ddl_in_function::DdlInFunction,
     opaque_sql::OpaqueSql,
     unused_suppression::UnusedSuppression,
     // Lock safety and correctness of change.

@@ -1,22 +1,27 @@
-use sqlparser::ast::{CreateFunctionBody, Statement};
+use sqlparser::ast::Statement;
 
 use super::{Finding, Rule, RuleMeta, StatementCtx};
 
 crate::declare_rule! {
     /// ## What it does
-    /// Reports DO blocks and functions that run dynamic SQL (`EXECUTE`):
-    /// statements whose effect on the schema cannot be seen statically.
+    /// Reports SQL inside DO blocks and function bodies that cannot be seen
+    /// before it runs: `EXECUTE` of a computed string (built from variables
+    /// or query results), `FOR ... IN EXECUTE`, `RETURN QUERY EXECUTE`, and
+    /// bodies PostgreSQL's PL/pgSQL parser could not read. Static SQL inside
+    /// bodies, and `EXECUTE` of constant strings (literals, `format()` of
+    /// literals), is checked by the other rules like any statement: a DO
+    /// block with nothing dynamic raises nothing here.
     ///
     /// ## Why is this bad?
-    /// A DO block can create a table without RLS, add a LID column or take an
-    /// ACCESS EXCLUSIVE lock, and no static rule can see it. It needs a human
+    /// Dynamic SQL can create a table without RLS, add a LID column or take
+    /// an ACCESS EXCLUSIVE lock, and no static rule can see it. It needs a human
     /// review (or `strata check --shadow`, which applies it to a scratch
     /// database and inspects the result).
     ///
     /// ## Example
     /// ```sql
     /// DO $$ BEGIN
-    ///   EXECUTE 'CREATE TABLE ' || quote_ident('t_' || 1) || ' (id int)';
+    ///   EXECUTE 'CREATE TABLE ' || quote_ident(current_setting('app.tenant')) || ' (id int)';
     /// END $$;
     /// ```
     ///
@@ -28,23 +33,9 @@ crate::declare_rule! {
         id: "opaque-sql",
         group: Review,
         severity: Warning,
-        summary: "DO blocks and dynamic SQL (needs review: nothing inside is checked)",
+        summary: "dynamic SQL in DO blocks and functions (needs review: it is not checked)",
         needs_workspace: false,
     }
-}
-
-pub(crate) fn is_do_block(words: &[String]) -> bool {
-    words.first().is_some_and(|w| w == "DO")
-}
-
-/// Whether the body contains the word EXECUTE (any case), without
-/// allocating: bodies can be large.
-fn body_has_execute(body: &str) -> bool {
-    let b = body.as_bytes();
-    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80;
-    b.windows(7)
-        .enumerate()
-        .any(|(i, w)| w.eq_ignore_ascii_case(b"EXECUTE") && (i == 0 || !word(b[i - 1])) && b.get(i + 7).is_none_or(|&c| !word(c)))
 }
 
 impl Rule for OpaqueSql {
@@ -53,53 +44,55 @@ impl Rule for OpaqueSql {
     }
 
     fn check_statement(&self, cx: &StatementCtx, out: &mut Vec<Finding>) {
-        let region = cx.stmt.region;
-        match (cx.stmt.ast(), cx.stmt.unparsed()) {
-            (None, Some(u)) if is_do_block(&u.words) => out.push(
-                Finding::new(region, "DO block: its effect on the schema is not checked statically")
-                    .help("prefer plain DDL; review it, then suppress with `-- strata-ignore opaque-sql: <reason>`")
+        if cx.stmt.body.is_some() {
+            return;
+        }
+        let holder = match cx.stmt.unparsed().map(|u| u.words.first().map(String::as_str)) {
+            Some(Some("DO")) => "DO block".to_string(),
+            _ => match cx.stmt.ast() {
+                Some(Statement::CreateFunction(cf)) => format!("function `{}`", cf.name),
+                _ => "function".to_string(),
+            },
+        };
+        for d in cx.file.parsed.dynamic.iter().filter(|d| d.statement == cx.index) {
+            out.push(
+                Finding::new(d.region, format!("{holder} runs {}: what it does is not checked statically", d.what))
+                    .help("prefer plain DDL, or EXECUTE of constant strings; review it, then suppress with `-- strata-ignore opaque-sql: <reason>`")
                     .at_statement(cx.index),
-            ),
-            (Some(Statement::CreateFunction(cf)), _) => {
-                let body = match &cf.function_body {
-                    Some(CreateFunctionBody::AsBeforeOptions { body, .. }) | Some(CreateFunctionBody::AsAfterOptions(body)) => {
-                        body.to_string()
-                    }
-                    _ => return,
-                };
-                if body_has_execute(&body) {
-                    out.push(
-                        Finding::new(
-                            region,
-                            format!("function `{}` runs dynamic SQL (EXECUTE): what it does is not checked", cf.name),
-                        )
-                        .help("review the dynamic statements; suppress with `-- strata-ignore opaque-sql: <reason>`")
-                        .at_statement(cx.index),
-                    );
-                }
-            }
-            _ => {}
+            );
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_plain, ids};
+    use crate::report::Pos;
+    use crate::rules::testing::{check_plain, ids, known};
 
     #[test]
-    fn fires_on_do_blocks_and_execute() {
+    fn fires_on_computed_execute_at_its_position() {
         let d = check_plain(
-            "DO $$ BEGIN EXECUTE 'CREATE TABLE x (id int)'; END $$;\n\
-             CREATE FUNCTION mk() RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE format('DROP TABLE %I', 'x'); END $$;\n",
+            "DO $$\nDECLARE t text := 'x';\nBEGIN\n  EXECUTE 'CREATE TABLE ' || t || ' (id int)';\nEND $$;\n\
+             CREATE FUNCTION mk(n text) RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE format('DROP TABLE %I', n); END $$;\n",
         );
-        assert_eq!(ids(&d, "opaque-sql"), 2, "{d:#?}");
+        let f: Vec<_> = d.iter().filter(|x| x.rule == known("opaque-sql")).collect();
+        assert_eq!(f.len(), 2, "{d:#?}");
+        assert_eq!(f[0].region.start, Pos::new(4, 11));
+        assert!(
+            f[1].message.starts_with("function `mk` runs EXECUTE of a computed string"),
+            "{}",
+            f[1].message
+        );
         assert_eq!(ids(&d, "unparsed-statement"), 0, "{d:#?}");
     }
 
     #[test]
-    fn quiet_on_static_functions() {
-        let d = check_plain("CREATE FUNCTION one() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n");
+    fn quiet_on_static_bodies_and_constant_execute() {
+        let d = check_plain(
+            "CREATE FUNCTION one() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n\
+             DO $$ BEGIN RAISE NOTICE 'hello'; EXECUTE 'SELECT 1'; EXECUTE format('SELECT %L', 'x'); END $$;\n",
+        );
         assert_eq!(ids(&d, "opaque-sql"), 0, "{d:#?}");
+        assert!(d.is_empty(), "{d:#?}");
     }
 }

@@ -125,7 +125,7 @@ impl Rule for PolicyAlwaysTrue {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_ws, ids, render_rule};
+    use crate::rules::testing::{check_ws, ids, known, render_rule};
 
     const DEALS: &str = "CREATE TABLE deals (id uuid PRIMARY KEY, title text);\nALTER TABLE deals ENABLE ROW LEVEL SECURITY;\n";
 
@@ -153,7 +153,7 @@ mod tests {
                 "-- opened for the dashboard\nALTER POLICY deals_tenant_app ON deals TO public;\n",
             ),
         ]);
-        let found: Vec<_> = d.iter().filter(|x| x.rule == "policy-always-true").collect();
+        let found: Vec<_> = d.iter().filter(|x| x.rule == known("policy-always-true")).collect();
         assert_eq!(found.len(), 1, "{d:#?}");
         assert_eq!(found[0].file.path, "schema/core/0002_open.sql");
         assert_eq!((found[0].region.start.line, found[0].region.start.col), (2, 14));

@@ -1,6 +1,8 @@
 use sqlparser::ast::{ObjectName, Statement};
 
-use super::lock::{self, Shape};
+use super::lock;
+use super::shape;
+use super::shape::Shape;
 use super::{Finding, Rule, RuleMeta, StatementCtx};
 
 crate::declare_rule! {
@@ -47,7 +49,7 @@ impl Rule for PreferRepack {
         let (what, table): (&str, Option<ObjectName>) = match cx.stmt.ast() {
             Some(Statement::Vacuum(v)) if v.full => ("VACUUM FULL", v.table_name.clone()),
             Some(_) => return,
-            None => match lock::keyword_shape(&cx.file.parsed.source, cx.stmt) {
+            None => match shape::keyword_shape(&cx.file.parsed.source, cx.stmt) {
                 Some(Shape::VacuumFull { table }) => ("VACUUM FULL", table),
                 Some(Shape::Cluster { table }) => ("CLUSTER", table),
                 _ => return,

@@ -1,6 +1,7 @@
 use sqlparser::ast::{AlterTableOperation, RenameTableNameKind};
 
-use super::lock::{self};
+use super::lock;
+use super::tokens;
 use super::{Finding, Rule, RuleMeta, StatementCtx};
 
 crate::declare_rule! {
@@ -54,7 +55,7 @@ impl Rule for RenameTable {
             };
             out.push(
                 Finding::new(
-                    lock::kw_region(cx, "RENAME"),
+                    tokens::kw_region(cx, "RENAME"),
                     format!(
                         "renaming {} to `{new}` breaks every deployed query, view and function that still uses the old name",
                         lock::describe(age, &table)

@@ -1,4 +1,9 @@
-use super::lock::{self, At, Shape};
+use super::fixes;
+use super::fixes::At;
+use super::lock;
+use super::shape;
+use super::shape::Shape;
+use super::tokens;
 use super::{Finding, Rule, RuleMeta, StatementCtx};
 
 crate::declare_rule! {
@@ -48,7 +53,7 @@ impl Rule for RequireConcurrentDetach {
             table,
             concurrently: false,
             finalize: false,
-        }) = lock::keyword_shape(&cx.file.parsed.source, cx.stmt)
+        }) = shape::keyword_shape(&cx.file.parsed.source, cx.stmt)
         else {
             return;
         };
@@ -60,7 +65,7 @@ impl Rule for RequireConcurrentDetach {
         let (help, fix) = if cx.env.pg_version >= 14 {
             (
                 "add `CONCURRENTLY` and run it in a file that starts with `-- strata: no-transaction`".to_string(),
-                lock::concurrently_fix(cx, At::End, None, "detach CONCURRENTLY outside a transaction"),
+                fixes::concurrently_fix(cx, At::End, None, "detach CONCURRENTLY outside a transaction"),
             )
         } else {
             (
@@ -73,7 +78,7 @@ impl Rule for RequireConcurrentDetach {
         };
         out.push(
             Finding::new(
-                lock::kw_region(cx, "DETACH"),
+                tokens::kw_region(cx, "DETACH"),
                 format!(
                     "DETACH PARTITION without CONCURRENTLY locks {} in ACCESS EXCLUSIVE mode: reads and writes on every partition wait",
                     lock::describe(age, &q)

@@ -1,6 +1,8 @@
 use sqlparser::ast::Statement;
 
-use super::lock::{self, age_of, At};
+use super::fixes;
+use super::fixes::At;
+use super::lock::{self, age_of};
 use super::{Finding, Rule, RuleMeta, StatementCtx};
 
 crate::declare_rule! {
@@ -54,7 +56,7 @@ impl Rule for RequireConcurrentIndex {
         let table = cx.catalog.resolve(&ci.table_name);
         let what = if ci.unique { "CREATE UNIQUE INDEX" } else { "CREATE INDEX" };
         let guard = (ci.name.is_some() && !ci.if_not_exists).then_some("IF NOT EXISTS");
-        let fix = lock::concurrently_fix(
+        let fix = fixes::concurrently_fix(
             cx,
             At::Keyword("INDEX"),
             guard,
@@ -76,7 +78,7 @@ impl Rule for RequireConcurrentIndex {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_plain, check_ws, fixed_text, ids, render_rule};
+    use crate::rules::testing::{check_plain, check_ws, fixed_text, ids, known, render_rule};
 
     const ORDERS: &str = "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint NOT NULL, total numeric(12, 2));\n";
 
@@ -135,7 +137,7 @@ mod tests {
     fn plain_files_treat_unknown_tables_as_existing() {
         let d = check_plain("CREATE UNIQUE INDEX users_email_idx ON users (email);\n");
         assert_eq!(ids(&d, "require-concurrent-index"), 1, "{d:#?}");
-        let f = d.iter().find(|x| x.rule == "require-concurrent-index").unwrap();
+        let f = d.iter().find(|x| x.rule == known("require-concurrent-index")).unwrap();
         assert!(f.message.contains("not created in this file"), "{}", f.message);
     }
 }

@@ -1,6 +1,8 @@
 use sqlparser::ast::{ObjectType, Statement};
 
-use super::lock::{self, At, TableAge};
+use super::fixes;
+use super::fixes::At;
+use super::lock::{self, TableAge};
 use super::{Finding, Rule, RuleMeta, StatementCtx};
 
 crate::declare_rule! {
@@ -71,7 +73,7 @@ impl Rule for RequireConcurrentIndexDrop {
             let fix = (names.len() == 1 && !cascade)
                 .then(|| {
                     let guard = (!if_exists).then_some("IF EXISTS");
-                    lock::concurrently_fix(cx, At::Keyword("INDEX"), guard, "drop the index CONCURRENTLY outside a transaction")
+                    fixes::concurrently_fix(cx, At::Keyword("INDEX"), guard, "drop the index CONCURRENTLY outside a transaction")
                 })
                 .flatten();
             out.push(

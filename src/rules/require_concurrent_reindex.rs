@@ -1,4 +1,8 @@
-use super::lock::{self, At, Shape, TableAge};
+use super::fixes;
+use super::fixes::At;
+use super::lock::{self, TableAge};
+use super::shape;
+use super::shape::Shape;
 use super::{Finding, Rule, RuleMeta, StatementCtx};
 
 crate::declare_rule! {
@@ -48,7 +52,7 @@ impl Rule for RequireConcurrentReindex {
             name,
             concurrently: false,
             ..
-        }) = lock::keyword_shape(&cx.file.parsed.source, cx.stmt)
+        }) = shape::keyword_shape(&cx.file.parsed.source, cx.stmt)
         else {
             return;
         };
@@ -80,7 +84,7 @@ impl Rule for RequireConcurrentReindex {
         } else if cx.env.pg_version >= 12 {
             (
                 format!("use `REINDEX {kind} CONCURRENTLY` in a file that starts with `-- strata: no-transaction`"),
-                lock::concurrently_fix(cx, At::Keyword(&kind), None, "rebuild CONCURRENTLY outside a transaction"),
+                fixes::concurrently_fix(cx, At::Keyword(&kind), None, "rebuild CONCURRENTLY outside a transaction"),
             )
         } else {
             (
@@ -106,7 +110,7 @@ impl Rule for RequireConcurrentReindex {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_ws, check_ws_pg, fixed_text, ids, render_rule};
+    use crate::rules::testing::{check_ws, check_ws_pg, fixed_text, ids, known, render_rule};
 
     const ORDERS: &str =
         "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint);\nCREATE INDEX orders_customer_idx ON orders (customer_id);\n";
@@ -151,7 +155,7 @@ mod tests {
             ],
         );
         assert_eq!(fixed_text(&d, "require-concurrent-reindex"), None);
-        let f = d.iter().find(|x| x.rule == "require-concurrent-reindex").unwrap();
+        let f = d.iter().find(|x| x.rule == known("require-concurrent-reindex")).unwrap();
         assert!(f.help.as_deref().unwrap().contains("PostgreSQL 11 has no REINDEX CONCURRENTLY"));
     }
 }

@@ -1,3 +1,4 @@
+use super::fixes;
 use super::lock;
 use super::{Finding, Rule, RuleMeta, StatementCtx};
 use crate::report::Fix;
@@ -51,7 +52,7 @@ impl Rule for RequireLockTimeout {
         let Some(taken) = lock::first_unguarded_lock(cx, "lock_timeout") else {
             return;
         };
-        let fix = lock::set_before_first_statement(cx.file, "lock_timeout", "5s")
+        let fix = fixes::set_before_first_statement(cx.file, "lock_timeout", "5s")
             .map(|e| Fix::new("set lock_timeout at the top of the file", vec![e]));
         out.push(
             Finding::new(

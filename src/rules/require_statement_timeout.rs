@@ -1,3 +1,4 @@
+use super::fixes;
 use super::lock;
 use super::{Finding, Rule, RuleMeta, StatementCtx};
 use crate::report::Fix;
@@ -50,7 +51,7 @@ impl Rule for RequireStatementTimeout {
         let Some(taken) = lock::first_unguarded_lock(cx, "statement_timeout") else {
             return;
         };
-        let fix = lock::set_before_first_statement(cx.file, "statement_timeout", "10min")
+        let fix = fixes::set_before_first_statement(cx.file, "statement_timeout", "10min")
             .map(|e| Fix::new("set statement_timeout at the top of the file", vec![e]));
         out.push(
             Finding::new(

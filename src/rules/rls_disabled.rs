@@ -46,6 +46,12 @@ impl Rule for RlsDisabled {
         &META
     }
 
+    /// A function that turns RLS off when called is as bad as a migration
+    /// that does.
+    fn judges_function_bodies(&self) -> bool {
+        true
+    }
+
     fn check_statement(&self, cx: &StatementCtx, out: &mut Vec<Finding>) {
         let Some(Ast::AlterTable(at)) = cx.stmt.ast() else { return };
         let name = cx.catalog.resolve(&at.name);

@@ -101,7 +101,7 @@ impl Rule for RlsMissing {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_ws, ids};
+    use crate::rules::testing::{check_ws, ids, known};
 
     #[test]
     fn fires_when_rls_is_never_enabled() {
@@ -110,7 +110,7 @@ mod tests {
             "-- notes\nCREATE TABLE notes (id uuid PRIMARY KEY, body text);\n",
         )]);
         assert_eq!(ids(&d, "rls-missing"), 1, "{d:#?}");
-        let f = d.iter().find(|x| x.rule == "rls-missing").unwrap();
+        let f = d.iter().find(|x| x.rule == known("rls-missing")).unwrap();
         assert_eq!((f.region.start.line, f.region.start.col), (2, 14));
     }
 

@@ -35,8 +35,20 @@ pub fn check_plain(sql: &str) -> Vec<Diagnostic> {
     crate::check::check_files(&[p], dir.path()).expect("check").diagnostics
 }
 
+/// How many findings of `rule` there are. `rule` must be a rule's id: a
+/// misspelled id fails the test instead of silently counting 0.
 pub fn ids(d: &[Diagnostic], rule: &str) -> usize {
+    known(rule);
     d.iter().filter(|x| x.rule == rule).count()
+}
+
+/// Panics unless `rule` is the id of a rule.
+#[track_caller]
+pub fn known(rule: &str) -> &'static str {
+    match crate::rules::meta_of(rule) {
+        Some(m) => m.id,
+        None => panic!("`{rule}` is not a rule id (see `strata rules`)"),
+    }
 }
 
 /// The text rendering of the findings of one rule (no colors, no summary
@@ -44,6 +56,7 @@ pub fn ids(d: &[Diagnostic], rule: &str) -> usize {
 // Kept for the per-rule snapshot tests that other rule issues add.
 #[allow(dead_code)]
 pub fn render_rule(d: &[Diagnostic], rule: &str) -> String {
+    known(rule);
     let report = crate::report::CheckReport {
         diagnostics: d.iter().filter(|x| x.rule == rule).cloned().collect(),
         stats: Default::default(),
@@ -51,6 +64,7 @@ pub fn render_rule(d: &[Diagnostic], rule: &str) -> String {
     let mut out = Vec::new();
     crate::report::text::render(&report, &crate::report::RenderOptions::default(), &mut out).expect("render");
     let text = String::from_utf8(out).expect("utf8");
+    // A test that snapshots a rule's output asserts its id exists above.
     // Drop the summary line (it carries a timing).
     text.lines().filter(|l| !l.starts_with("checked ")).collect::<Vec<_>>().join("\n")
 }
@@ -65,6 +79,7 @@ pub fn check_ws_pg(pg_version: u32, files: &[(&str, &str)]) -> Vec<Diagnostic> {
 
 /// The fix of the only finding of `rule`, applied to its file's text.
 pub fn fixed_text(d: &[Diagnostic], rule: &str) -> Option<String> {
+    known(rule);
     let found: Vec<&Diagnostic> = d.iter().filter(|x| x.rule == rule).collect();
     assert_eq!(found.len(), 1, "{found:#?}");
     let fix = found[0].fix.as_ref()?;
@@ -74,6 +89,7 @@ pub fn fixed_text(d: &[Diagnostic], rule: &str) -> Option<String> {
 /// `sql` with the edits of every fix that `rule` attached applied (edits must
 /// not overlap), to test fixes without the fix engine.
 pub fn apply_fixes(sql: &str, d: &[Diagnostic], rule: &str) -> String {
+    known(rule);
     let mut edits: Vec<&crate::report::Edit> = d
         .iter()
         .filter(|x| x.rule == rule)
@@ -86,4 +102,13 @@ pub fn apply_fixes(sql: &str, d: &[Diagnostic], rule: &str) -> String {
         out.replace_range(e.start..e.end, &e.replacement);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[should_panic(expected = "`rls-mising` is not a rule id")]
+    fn a_misspelled_rule_id_fails_the_test() {
+        super::ids(&[], "rls-mising");
+    }
 }

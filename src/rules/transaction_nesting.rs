@@ -1,4 +1,6 @@
+use super::fixes;
 use super::lock::{self, Tx, TxControl};
+use super::tokens;
 use super::{Finding, Rule, RuleMeta, StatementCtx};
 use crate::report::Fix;
 use crate::sql::ParsedFile;
@@ -59,7 +61,7 @@ fn unwrap_fix(parsed: &ParsedFile) -> Option<Fix> {
             "remove the transaction statements (strata runs the file in a transaction)",
             controls
                 .iter()
-                .map(|&i| lock::remove_statement(&parsed.source, &statements[i]))
+                .map(|&i| fixes::remove_statement(&parsed.source, &statements[i]))
                 .collect(),
         )
     })
@@ -72,7 +74,7 @@ impl Rule for TransactionNesting {
 
     fn check_statement(&self, cx: &StatementCtx, out: &mut Vec<Finding>) {
         let Some(control) = cx.stmt.tx_control() else { return };
-        let keyword = lock::statement_text(&cx.file.parsed.source, cx.stmt)
+        let keyword = tokens::statement_text(&cx.file.parsed.source, cx.stmt)
             .split_whitespace()
             .next()
             .unwrap_or("")
@@ -102,14 +104,14 @@ impl Rule for TransactionNesting {
         out.push(
             Finding::new(cx.stmt.region, message)
                 .help("remove it (strata wraps the file in a transaction), or start the file with `-- strata: no-transaction` to manage transactions yourself")
-                .with_fix(fix.filter(|_| lock::fixable(cx.file))),
+                .with_fix(fix.filter(|_| fixes::fixable(cx.file))),
         );
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_ws, ids, render_rule};
+    use crate::rules::testing::{check_ws, ids, known, render_rule};
 
     const ORDERS: &str = "CREATE TABLE orders (id bigint PRIMARY KEY);\n";
 
@@ -121,7 +123,7 @@ mod tests {
         ]);
         assert_eq!(ids(&d, "transaction-nesting"), 2, "{d:#?}");
         insta::assert_snapshot!(render_rule(&d, "transaction-nesting"));
-        let found = d.iter().find(|x| x.rule == "transaction-nesting").unwrap();
+        let found = d.iter().find(|x| x.rule == known("transaction-nesting")).unwrap();
         let text = crate::fix::apply_edits(&found.file.text, &found.fix.as_ref().unwrap().edits);
         assert_eq!(text, "ALTER TABLE orders ADD COLUMN note text;\n");
     }
@@ -136,7 +138,7 @@ mod tests {
             ),
         ]);
         assert_eq!(ids(&d, "transaction-nesting"), 1, "{d:#?}");
-        assert!(d.iter().find(|x| x.rule == "transaction-nesting").unwrap().fix.is_none());
+        assert!(d.iter().find(|x| x.rule == known("transaction-nesting")).unwrap().fix.is_none());
     }
 
     #[test]

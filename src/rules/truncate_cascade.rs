@@ -47,7 +47,7 @@ impl Rule for TruncateCascade {
         let names: Vec<String> = t.table_names.iter().map(|n| format!("`{}`", n.name)).collect();
         out.push(
             Finding::new(
-                super::lock::kw_region(cx, "CASCADE"),
+                super::tokens::kw_region(cx, "CASCADE"),
                 format!(
                     "TRUNCATE {} CASCADE also empties every table that references them, recursively",
                     names.join(", ")

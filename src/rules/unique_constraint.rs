@@ -1,6 +1,7 @@
 use sqlparser::ast::{AlterTableOperation, ColumnOption, TableConstraint};
 
-use super::lock::{self};
+use super::lock;
+use super::tokens;
 use super::{ident_region, Finding, Rule, RuleMeta, StatementCtx};
 
 crate::declare_rule! {
@@ -54,7 +55,7 @@ impl Rule for UniqueConstraint {
                     u.name
                         .as_ref()
                         .and_then(ident_region)
-                        .or_else(|| Some(lock::kw_region(cx, "UNIQUE"))),
+                        .or_else(|| Some(tokens::kw_region(cx, "UNIQUE"))),
                     u.name.as_ref().map(|n| n.to_string()),
                 ),
                 AlterTableOperation::AddColumn { column_def, .. }

@@ -1,10 +1,14 @@
 use super::{Finding, Rule, RuleMeta, StatementCtx};
 use crate::report::Region;
+use crate::sql::Verdict;
 
 crate::declare_rule! {
     /// ## What it does
-    /// Reports a statement the SQL parser did not understand. Nothing in it
-    /// was checked; keyword-level fallback checks still saw its words.
+    /// Reports a statement PostgreSQL's grammar accepts but strata does not
+    /// model (a kind of statement neither sqlparser nor strata's reading of
+    /// PostgreSQL's parse tree covers). Nothing in it was checked;
+    /// keyword-level fallback checks still saw its words. A statement
+    /// PostgreSQL rejects is `syntax-error` instead.
     ///
     /// ## Why is this bad?
     /// A linter that silently skips what it cannot read gives false comfort.
@@ -13,8 +17,8 @@ crate::declare_rule! {
     ///
     /// ## Example
     /// ```sql
-    /// -- PostgreSQL 16 syntax sqlparser does not know yet
-    /// CREATE TABLE t (a int) WITH (fillfactor = 70) USING heap2;
+    /// -- valid PostgreSQL that strata does not model
+    /// CREATE FOREIGN DATA WRAPPER files HANDLER file_fdw_handler;
     /// ```
     ///
     /// ## How to fix
@@ -26,7 +30,7 @@ crate::declare_rule! {
         id: "unparsed-statement",
         group: Review,
         severity: Warning,
-        summary: "a statement the parser did not understand (nothing was checked in it)",
+        summary: "a statement PostgreSQL accepts but strata does not model (nothing was checked in it)",
         needs_workspace: false,
     }
 }
@@ -36,17 +40,22 @@ impl Rule for UnparsedStatement {
         &META
     }
 
+    fn judges_function_bodies(&self) -> bool {
+        true
+    }
+
     fn check_statement(&self, cx: &StatementCtx, out: &mut Vec<Finding>) {
         let Some(u) = cx.stmt.unparsed() else { return };
-        // DO blocks are opaque-sql's business; the statements the
-        // lock-safety rules read completely from their keywords were checked.
-        if super::opaque_sql::is_do_block(&u.words) || super::lock::keyword_shape(&cx.file.parsed.source, cx.stmt).is_some() {
+        let Verdict::Accepted(node) = &u.postgres else { return };
+        // The statements the lock-safety rules read completely from their
+        // keywords were checked.
+        if super::shape::keyword_shape(&cx.file.parsed.source, cx.stmt).is_some() {
             return;
         }
         out.push(
             Finding::new(
-                Region::point(u.pos),
-                format!("could not parse this statement ({}); nothing in it was checked", u.message),
+                Region::point(cx.stmt.region.start),
+                format!("PostgreSQL accepts this statement ({node}), but strata does not model it: nothing in it was checked"),
             )
             .help("review it by hand or run `strata check --shadow auto`; suppress with `-- strata-ignore unparsed-statement: <reason>`")
             .at_statement(cx.index),
@@ -56,19 +65,19 @@ impl Rule for UnparsedStatement {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_plain, ids};
+    use crate::rules::testing::{check_plain, ids, known};
 
     #[test]
     fn fires_with_position_and_keeps_the_rest() {
-        let d = check_plain("CREATE TABLE a (id int);\nCREATE TABLEX b (id int);\nCREATE INDEX a_id ON a (id);\n");
+        let d = check_plain("CREATE TABLE a (id int);\nCREATE FOREIGN DATA WRAPPER w;\nCREATE INDEX a_id ON a (id);\n");
         assert_eq!(ids(&d, "unparsed-statement"), 1, "{d:#?}");
-        let f = d.iter().find(|x| x.rule == "unparsed-statement").unwrap();
+        let f = d.iter().find(|x| x.rule == known("unparsed-statement")).unwrap();
         assert_eq!(f.region.start.line, 2);
     }
 
     #[test]
     fn quiet_on_valid_sql() {
-        let d = check_plain("CREATE TABLE a (id int);\nSELECT 1;\n");
+        let d = check_plain("CREATE TABLE a (id int);\nSELECT 1;\nCREATE TABEL b (id int);\n");
         assert_eq!(ids(&d, "unparsed-statement"), 0, "{d:#?}");
     }
 }

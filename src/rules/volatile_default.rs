@@ -2,7 +2,7 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{visit_expressions, AlterTableOperation, ColumnDef, ColumnOption, Expr, GeneratedExpressionMode, Value};
 
-use super::lock::{self};
+use super::lock;
 use super::{ident_region, string_list, Finding, Rule, RuleMeta, StatementCtx};
 
 crate::declare_rule! {
@@ -166,7 +166,7 @@ impl Rule for VolatileDefaultRule {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_ws, check_ws_pg, check_ws_with, ids, render_rule};
+    use crate::rules::testing::{check_ws, check_ws_pg, check_ws_with, ids, known, render_rule};
 
     const ORDERS: &str = "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(12, 2));\n";
 
@@ -228,7 +228,7 @@ mod tests {
                 "ALTER TABLE orders ADD COLUMN code text NOT NULL DEFAULT next_code();\nALTER TABLE orders ADD COLUMN tag text NOT NULL DEFAULT fixed_code();\n",
             ),
         ]);
-        let found: Vec<_> = d.iter().filter(|x| x.rule == "volatile-default").collect();
+        let found: Vec<_> = d.iter().filter(|x| x.rule == known("volatile-default")).collect();
         assert_eq!(found.len(), 1, "{d:#?}");
         assert!(found[0].message.contains("next_code()"), "{}", found[0].message);
     }

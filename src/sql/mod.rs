@@ -1,24 +1,38 @@
 //! The SQL front end: a migration file becomes a list of statements with
-//! exact spans. Splitting uses sqlparser's tokenizer (so dollar quotes,
-//! E'' strings, nested comments and `BEGIN ATOMIC` bodies are respected);
-//! every statement is then parsed on its own, so one statement the parser
-//! rejects never hides the others.
+//! exact spans.
+//!
+//! PostgreSQL's own scanner finds the statements (so dollar quotes, E''
+//! strings, nested comments and `BEGIN ATOMIC` bodies split exactly as the
+//! server splits them). Each statement is then parsed on its own by
+//! sqlparser, whose AST the rules read; a statement sqlparser rejects goes to
+//! PostgreSQL's grammar, which either rejects it too (a syntax error, with
+//! PostgreSQL's message and position) or accepts it, and then strata reads
+//! what matters of it from PostgreSQL's parse tree ([`model`]). One
+//! statement that cannot be read never hides the others.
+//!
+//! The bodies of DO blocks and of SQL and PL/pgSQL functions are read the
+//! same way ([`body`]): their static statements follow the statement that
+//! holds them, positioned inside the body.
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use sqlparser::ast;
 use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
-use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Whitespace};
+use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
 use crate::report::{Pos, Region, SourceFile};
 
+pub mod body;
 mod mask;
+pub mod model;
+pub mod postgres;
+mod split;
 pub mod suppress;
 
 pub use mask::mask_source;
+pub use model::Model;
 pub use suppress::{Suppression, SuppressionScope};
 
 /// One statement of a migration file.
@@ -29,21 +43,60 @@ pub struct Statement {
     /// Byte range in the original text.
     pub bytes: Range<usize>,
     pub kind: StatementKind,
+    /// Set when the statement sits inside the body of an earlier statement
+    /// (a DO block or a function), and not at the top level of the file.
+    pub body: Option<Body>,
+}
+
+/// Where a statement inside a body comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Body {
+    /// The index of the DO or CREATE FUNCTION statement that holds it.
+    pub parent: usize,
+    pub kind: BodyKind,
+    /// The statement's text is not verbatim in the file (the SQL of an
+    /// `EXECUTE` built from pieces): its span is where its string starts.
+    pub detached: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyKind {
+    /// A DO block: runs right there, as part of the migration.
+    Do,
+    /// A function body: runs when the function is called, not when the
+    /// migration runs; only the rules about what a function may do judge it.
+    Function,
 }
 
 #[derive(Debug)]
 pub enum StatementKind {
+    /// sqlparser read it: the AST the rules read.
     Parsed(Box<ast::Statement>),
+    /// sqlparser did not read it; PostgreSQL's verdict is inside.
     Unparsed(Unparsed),
 }
 
-/// A statement sqlparser did not understand. The upper-cased words are kept
-/// so that keyword-level fallback checks still see it.
+/// A statement sqlparser did not read. The upper-cased words are kept so
+/// that keyword-level checks still see it.
 #[derive(Debug)]
 pub struct Unparsed {
+    /// sqlparser's message.
     pub message: String,
     pub pos: Pos,
     pub words: Vec<String>,
+    pub postgres: Verdict,
+}
+
+/// What PostgreSQL's grammar makes of a statement sqlparser did not read.
+#[derive(Debug)]
+pub enum Verdict {
+    /// PostgreSQL accepts it and strata models it.
+    Modeled(Box<Model>),
+    /// PostgreSQL accepts it; strata does not model this kind of statement
+    /// (named as PostgreSQL names its parse node, e.g. `CreateForeignTableStmt`).
+    Accepted(String),
+    /// PostgreSQL rejects it: its message and the position of the error.
+    Rejected { message: String, pos: Pos },
 }
 
 /// What a transaction control statement does.
@@ -58,6 +111,9 @@ pub enum TxControl {
 impl Statement {
     /// Whether the statement opens or ends a transaction.
     pub fn tx_control(&self) -> Option<TxControl> {
+        if self.body.is_some() {
+            return None;
+        }
         match &self.kind {
             StatementKind::Parsed(s) => match s.as_ref() {
                 ast::Statement::StartTransaction { statements, .. } if statements.is_empty() => Some(TxControl::Begin),
@@ -84,12 +140,40 @@ impl Statement {
             StatementKind::Parsed(_) => None,
         }
     }
+    /// strata's model of a statement only PostgreSQL's grammar read.
+    pub fn model(&self) -> Option<&Model> {
+        match &self.kind {
+            StatementKind::Unparsed(Unparsed {
+                postgres: Verdict::Modeled(m),
+                ..
+            }) => Some(m),
+            _ => None,
+        }
+    }
+    /// Whether strata read the statement: sqlparser's AST or strata's model
+    /// of PostgreSQL's parse tree.
+    pub fn understood(&self) -> bool {
+        self.ast().is_some() || self.model().is_some()
+    }
+    /// Whether the statement runs when the migration runs (top level or
+    /// inside a DO block), as opposed to inside a function body.
+    pub fn runs_with_migration(&self) -> bool {
+        !matches!(
+            self.body,
+            Some(Body {
+                kind: BodyKind::Function,
+                ..
+            })
+        )
+    }
 }
 
 /// A migration file after the front end.
 #[derive(Debug)]
 pub struct ParsedFile {
     pub source: Arc<SourceFile>,
+    /// Top-level statements in order, each followed by the statements of its
+    /// body (when it is a DO block or a function whose body strata read).
     pub statements: Vec<Statement>,
     pub suppressions: Vec<Suppression>,
     /// The file starts with `-- strata: no-transaction` (or goose's
@@ -101,18 +185,29 @@ pub struct ParsedFile {
     /// Indices of the statements that open or end a transaction, in order
     /// (see [`Statement::tx_control`]).
     pub tx_controls: Vec<usize>,
+    /// SQL inside bodies that cannot be seen before run time.
+    pub dynamic: Vec<body::DynamicSql>,
 }
 
 impl ParsedFile {
-    pub fn parsed_count(&self) -> usize {
-        self.statements.iter().filter(|s| s.ast().is_some()).count()
+    /// The top-level statements with their indices: what a migrator runs
+    /// (the statements of bodies run inside the statement that holds them).
+    pub fn top_level(&self) -> impl Iterator<Item = (usize, &Statement)> {
+        self.statements.iter().enumerate().filter(|(_, s)| s.body.is_none())
+    }
+    /// Top-level statements (those inside bodies are not counted).
+    pub fn statement_count(&self) -> usize {
+        self.statements.iter().filter(|s| s.body.is_none()).count()
+    }
+    /// Top-level statements strata understood (see [`Statement::understood`]).
+    pub fn understood_count(&self) -> usize {
+        self.statements.iter().filter(|s| s.body.is_none() && s.understood()).count()
     }
 }
 
-/// Parses a whole file. `masked` is the text the tokenizer sees (see
-/// [`mask_source`]); it has the same lines and columns as `source.text`.
+/// Parses a whole file. `masked` is the text the scanner sees (see
+/// [`mask_source`]); it has the same lines, columns and bytes as `source.text`.
 pub fn parse_file(source: Arc<SourceFile>, masked: &str) -> ParsedFile {
-    let dialect = PostgreSqlDialect {};
     let mut out = ParsedFile {
         no_transaction: suppress::has_no_transaction_header(&source.text),
         source,
@@ -120,23 +215,43 @@ pub fn parse_file(source: Arc<SourceFile>, masked: &str) -> ParsedFile {
         suppressions: Vec::new(),
         unparsed: Vec::new(),
         tx_controls: Vec::new(),
+        dynamic: Vec::new(),
     };
-    let mut tokens = Vec::new();
-    match Tokenizer::new(&dialect, masked).tokenize_with_location_into_buf(&mut tokens) {
-        Ok(()) => split_and_parse(&dialect, tokens, &mut out, None),
-        Err(err) => {
-            // The buffer holds every token before the error. The statement
-            // the error is in runs to the end of the file (which is also
-            // what psql would make of an unterminated string or comment):
-            // it becomes one unparsed statement.
-            let err_pos = Pos::new(err.location.line.max(1) as u32, err.location.column.max(1) as u32);
-            let tail_error = Unparsed {
-                message: format!("tokenizer: {}", err.message),
-                pos: err_pos,
-                words: Vec::new(),
-            };
-            split_and_parse(&dialect, tokens, &mut out, Some(tail_error));
+    let split = split::split(masked);
+    let mut comments = split.comments.iter().peekable();
+    let last = split.pieces.len().saturating_sub(1);
+    for (n, piece) in split.pieces.iter().enumerate() {
+        // Suppressions name the index the next top-level statement gets.
+        while let Some(c) = comments.next_if(|c| c.next_statement <= n) {
+            push_suppression(&mut out, masked, c.bytes.clone());
         }
+        let rejected_tail = split.tail_error.as_ref().filter(|_| n == last);
+        let stmt = match rejected_tail {
+            Some(err) => {
+                let words = words_of(masked, &split.tokens[piece.tokens.clone()]);
+                let at = err.offset.unwrap_or(piece.bytes.start).max(piece.bytes.start);
+                statement_at(
+                    &out.source,
+                    piece.bytes.clone(),
+                    StatementKind::Unparsed(Unparsed {
+                        message: err.message.clone(),
+                        pos: out.source.position(at),
+                        words,
+                        postgres: Verdict::Rejected {
+                            message: err.message.clone(),
+                            pos: out.source.position(at),
+                        },
+                    }),
+                )
+            }
+            None => parse_statement(&out.source, masked, piece.bytes.clone(), &split.tokens[piece.tokens.clone()]),
+        };
+        let parent = out.statements.len();
+        out.statements.push(stmt);
+        body::read_bodies(&mut out, masked, parent);
+    }
+    for c in comments {
+        push_suppression(&mut out, masked, c.bytes.clone());
     }
     out.unparsed = (0..out.statements.len())
         .filter(|&i| out.statements[i].unparsed().is_some())
@@ -147,101 +262,92 @@ pub fn parse_file(source: Arc<SourceFile>, masked: &str) -> ParsedFile {
     out
 }
 
-fn pos_of(t: &TokenWithSpan) -> Pos {
-    Pos::new(t.span.start.line as u32, t.span.start.column as u32)
-}
-
-fn end_pos_of(t: &TokenWithSpan) -> Pos {
-    // sqlparser's end location is exclusive; ours is inclusive.
-    Pos::new(t.span.end.line as u32, (t.span.end.column as u32).saturating_sub(1).max(1))
-}
-
-fn is_word(t: &Token, kw: Keyword) -> bool {
-    matches!(t, Token::Word(w) if w.keyword == kw && w.quote_style.is_none())
-}
-
-/// Splits a token stream on top-level semicolons and parses each piece.
-/// `tail` is the tokenizer error of the remainder of the file, if any:
-/// the trailing unterminated piece becomes one unparsed statement with it.
-fn split_and_parse(dialect: &PostgreSqlDialect, tokens: Vec<TokenWithSpan>, out: &mut ParsedFile, tail: Option<Unparsed>) {
-    let mut current: Vec<TokenWithSpan> = Vec::new();
-    let mut paren_depth: i32 = 0;
-    let mut atomic_depth: i32 = 0;
-    let mut last_word_begin = false;
-    for tok in tokens {
-        match &tok.token {
-            Token::Whitespace(ws) => {
-                if let Whitespace::SingleLineComment { comment, .. } = ws {
-                    let at = pos_of(&tok);
-                    if let Some(s) = suppress::parse_comment(comment, at, out.statements.len(), current.is_empty()) {
-                        out.suppressions.push(s);
-                    }
-                }
-                continue;
-            }
-            Token::EOF => continue,
-            Token::SemiColon if paren_depth <= 0 && atomic_depth <= 0 => {
-                if !current.is_empty() {
-                    let stmt = parse_statement(dialect, std::mem::take(&mut current), &out.source);
-                    out.statements.push(stmt);
-                }
-                paren_depth = 0;
-                last_word_begin = false;
-                continue;
-            }
-            Token::LParen => paren_depth += 1,
-            Token::RParen => paren_depth -= 1,
-            t if is_word(t, Keyword::ATOMIC) && last_word_begin => atomic_depth += 1,
-            t if atomic_depth > 0 && is_word(t, Keyword::CASE) => atomic_depth += 1,
-            t if atomic_depth > 0 && is_word(t, Keyword::END) => atomic_depth -= 1,
-            _ => {}
-        }
-        last_word_begin = is_word(&tok.token, Keyword::BEGIN);
-        current.push(tok);
-    }
-    match tail {
-        Some(mut unparsed) => {
-            let start = current.first().map(pos_of).unwrap_or(unparsed.pos);
-            unparsed.words = words_of(&current);
-            let text_end = Pos::new(out.source.line_count() as u32, 1);
-            let region = Region::new(start, text_end.max(start));
-            out.statements.push(Statement {
-                bytes: out.source.offset(start)..out.source.text.len(),
-                region,
-                kind: StatementKind::Unparsed(unparsed),
-            });
-        }
-        None => {
-            if !current.is_empty() {
-                let stmt = parse_statement(dialect, current, &out.source);
-                out.statements.push(stmt);
-            }
-        }
+fn push_suppression(out: &mut ParsedFile, masked: &str, bytes: Range<usize>) {
+    let text = masked[bytes.clone()].strip_prefix("--").unwrap_or("");
+    let at = out.source.position(bytes.start);
+    if let Some(s) = suppress::parse_comment(text, at, out.statements.len(), true) {
+        out.suppressions.push(s);
     }
 }
 
-fn words_of(tokens: &[TokenWithSpan]) -> Vec<String> {
+/// The upper-cased unquoted words (keywords and identifiers) of a statement.
+fn words_of(text: &str, tokens: &[postgres::ScanToken]) -> Vec<String> {
+    use postgres::protobuf::Token as T;
     tokens
         .iter()
-        .filter_map(|t| match &t.token {
-            Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
-            _ => None,
-        })
+        .filter(|t| t.keyword || (t.token == T::Ident && !text[t.start..t.end].starts_with('"')))
+        .map(|t| text[t.start..t.end].to_ascii_uppercase())
         .collect()
 }
 
-fn parse_statement(dialect: &PostgreSqlDialect, tokens: Vec<TokenWithSpan>, source: &SourceFile) -> Statement {
-    let start = tokens.first().map(pos_of).unwrap_or_default();
-    let end = tokens.last().map(end_pos_of).unwrap_or(start);
-    let region = Region::new(start, end);
-    // `end` is the position of the last character, which may take several bytes.
-    let last = source.offset(end);
-    let last_len = source.text[last..].chars().next().map_or(0, char::len_utf8);
-    let bytes = source.offset(start)..last + last_len;
-    // sqlparser must never take the tool down: a panic inside it becomes an
-    // unparsed statement like any other parser error.
+/// A statement over `bytes` (which end after its last character).
+fn statement_at(source: &SourceFile, bytes: Range<usize>, kind: StatementKind) -> Statement {
+    let start = source.position(bytes.start);
+    let last_char = source.text[..bytes.end.max(bytes.start)]
+        .char_indices()
+        .next_back()
+        .map_or(bytes.start, |(i, _)| i.max(bytes.start));
+    let end = source.position(last_char);
+    Statement {
+        region: Region::new(start, end.max(start)),
+        bytes,
+        kind,
+        body: None,
+    }
+}
+
+/// Parses the statement at `bytes` of `masked`: sqlparser first, then
+/// PostgreSQL's grammar for what sqlparser rejects.
+pub(crate) fn parse_statement(source: &SourceFile, masked: &str, bytes: Range<usize>, tokens: &[postgres::ScanToken]) -> Statement {
+    let text = &masked[bytes.clone()];
+    let start = source.position(bytes.start);
+    let kind = match sqlparser_parse(text, start) {
+        Ok(stmt) => StatementKind::Parsed(Box::new(stmt)),
+        Err((message, pos)) => StatementKind::Unparsed(Unparsed {
+            message,
+            pos,
+            words: words_of(masked, tokens),
+            postgres: postgres_verdict(source, text, bytes.start),
+        }),
+    };
+    statement_at(source, bytes, kind)
+}
+
+/// What PostgreSQL's grammar makes of `text`, which starts at byte `at`.
+pub(crate) fn postgres_verdict(source: &SourceFile, text: &str, at: usize) -> Verdict {
+    match postgres::parse(text) {
+        Ok(tree) => model::read(&tree, text),
+        Err(e) => Verdict::Rejected {
+            message: e.message,
+            pos: source.position(at + e.offset.unwrap_or(0)),
+        },
+    }
+}
+
+/// Parses one statement with sqlparser; spans are shifted so that they
+/// point into the file (the statement starts at `start`).
+fn sqlparser_parse(text: &str, start: Pos) -> Result<ast::Statement, (String, Pos)> {
+    let dialect = PostgreSqlDialect {};
+    let shift = |l: Location| -> Location {
+        if l.line == 0 {
+            return l;
+        }
+        let column = if l.line == 1 { l.column + start.col as u64 - 1 } else { l.column };
+        Location::new(l.line + start.line as u64 - 1, column)
+    };
+    let mut tokens = Vec::new();
+    if let Err(e) = Tokenizer::new(&dialect, text).tokenize_with_location_into_buf_with_mapper(&mut tokens, |mut t| {
+        t.span.start = shift(t.span.start);
+        t.span.end = shift(t.span.end);
+        t
+    }) {
+        return Err((format!("tokenizer: {}", e.message), start));
+    }
+    tokens.retain(|t| !matches!(t.token, Token::Whitespace(_)));
+    // sqlparser must never take the tool down: a panic inside it counts as
+    // a statement it rejected.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut parser = Parser::new(dialect).with_tokens_with_locations(tokens);
+        let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
         let parsed = parser.parse_statement();
         let trailing = parser.peek_token();
         match parsed {
@@ -249,28 +355,19 @@ fn parse_statement(dialect: &PostgreSqlDialect, tokens: Vec<TokenWithSpan>, sour
             Ok(_) => Err((
                 format!("unexpected {} after the end of the statement", trailing.token),
                 pos_of(&trailing),
-                parser.into_tokens(),
             )),
-            Err(e) => {
-                let at = parser.get_current_token().clone();
-                Err((strip_location(&e.to_string()), pos_of(&at), parser.into_tokens()))
-            }
+            Err(e) => Err((strip_location(&e.to_string()), pos_of(parser.get_current_token()))),
         }
     }));
-    let kind = match result {
-        Ok(Ok(stmt)) => StatementKind::Parsed(Box::new(stmt)),
-        Ok(Err((message, pos, tokens))) => StatementKind::Unparsed(Unparsed {
-            message,
-            pos: if pos.line == 0 { start } else { pos },
-            words: words_of(&tokens),
-        }),
-        Err(_) => StatementKind::Unparsed(Unparsed {
-            message: "the SQL parser failed on this statement".to_string(),
-            pos: start,
-            words: Vec::new(),
-        }),
-    };
-    Statement { region, bytes, kind }
+    match result {
+        Ok(Ok(stmt)) => Ok(stmt),
+        Ok(Err((message, pos))) => Err((message, if pos.line == 0 { start } else { pos })),
+        Err(_) => Err(("the SQL parser failed on this statement".to_string(), start)),
+    }
+}
+
+fn pos_of(t: &TokenWithSpan) -> Pos {
+    Pos::new(t.span.start.line as u32, t.span.start.column as u32)
 }
 
 /// sqlparser appends " at Line: L, Column: C" to messages; we report the
@@ -295,7 +392,11 @@ mod tests {
     use super::*;
 
     fn kinds(f: &ParsedFile) -> Vec<bool> {
-        f.statements.iter().map(|s| s.ast().is_some()).collect()
+        top(f).iter().map(|s| s.ast().is_some()).collect()
+    }
+
+    fn top(f: &ParsedFile) -> Vec<&Statement> {
+        f.statements.iter().filter(|s| s.body.is_none()).collect()
     }
 
     #[test]
@@ -303,17 +404,20 @@ mod tests {
         let sql = "CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; SELECT 2; $$ LANGUAGE sql;\n\
                    SELECT E'a;\\'b';\n/* nested /* ; */ still ; comment */ SELECT 3;";
         let f = parse_text("t.sql", sql);
-        assert_eq!(f.statements.len(), 3, "{:?}", f.statements);
+        assert_eq!(top(&f).len(), 3, "{:?}", f.statements);
         assert_eq!(kinds(&f), vec![true, true, true]);
-        assert_eq!(f.statements[2].region.start, Pos::new(3, 38));
+        assert_eq!(top(&f)[2].region.start, Pos::new(3, 38));
+        // The function's body follows it, positioned inside the dollar quotes.
+        assert_eq!(f.statements[1].body.map(|b| b.parent), Some(0));
+        assert_eq!(f.statements[1].region.start, Pos::new(1, 39));
     }
 
     #[test]
     fn begin_atomic_body_is_one_statement() {
         let sql = "CREATE FUNCTION g(a int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN a > 0 THEN 1 ELSE 2 END; SELECT 3; END;\nSELECT 4;";
         let f = parse_text("t.sql", sql);
-        assert_eq!(f.statements.len(), 2);
-        assert_eq!(f.statements[1].region.start.line, 2);
+        assert_eq!(top(&f).len(), 2);
+        assert_eq!(top(&f)[1].region.start.line, 2);
     }
 
     #[test]
@@ -327,13 +431,16 @@ mod tests {
     }
 
     #[test]
-    fn unterminated_string_makes_the_tail_unparsed() {
+    fn unterminated_string_makes_the_tail_rejected() {
         let sql = "SELECT 1;\nSELECT 'oops;\nSELECT 2;\n";
         let f = parse_text("t.sql", sql);
         assert_eq!(f.statements.len(), 2);
         assert!(f.statements[0].ast().is_some());
         let u = f.statements[1].unparsed().unwrap();
-        assert!(u.message.contains("tokenizer"), "{}", u.message);
+        assert!(
+            matches!(&u.postgres, Verdict::Rejected { message, pos } if message.starts_with("unterminated quoted string") && *pos == Pos::new(2, 8)),
+            "{u:?}"
+        );
         assert_eq!(f.statements[1].region.start.line, 2);
     }
 

@@ -1,89 +1,53 @@
-//! Migration file discovery for the layouts real projects use.
+//! Migration file discovery for the layouts real projects use, each in its
+//! tool's own apply order.
 //!
-//! | layout | files | version |
-//! |---|---|---|
-//! | native | `NNNN_name.sql` | `NNNN` |
-//! | sqlx | `<version>_<desc>.sql` (and `.up.sql`/`.down.sql`) | digits |
-//! | flyway (refinery) | `V<n>__<name>.sql` | `<n>` |
-//! | golang-migrate / pop | `<v>_<name>.up.sql` + `.down.sql` | `<v>` |
-//! | diesel | `<dir>/up.sql` + `down.sql` | the folder's prefix |
-//! | prisma | `<dir>/migration.sql` | the folder's prefix |
-//! | dbmate | `-- migrate:up` / `-- migrate:down` sections | file prefix |
-//! | goose | `-- +goose Up` / `-- +goose Down` sections | file prefix |
-//! | plain | any `*.sql`, lexical order | file stem |
+//! | layout | forward files | version | order |
+//! |---|---|---|---|
+//! | native | `NNNN_name.sql` (or `NNNN-name.sql`) | `NNNN` | numeric |
+//! | sqlx | `<version>_<desc>.sql`, `.up.sql` | digits | numeric |
+//! | flyway (refinery) | `V<v>__<name>.sql`, then `R__<name>.sql` | `<v>` | numeric segments |
+//! | golang-migrate | `<v>_<name>.up.sql` | digits | numeric |
+//! | pop / popx | `<v>_<name>[.postgres].[autocommit.]up.sql` | digits | version text |
+//! | diesel | `<v>_<name>/up.sql` (or `<v>_<name>.up.sql`) | the folder's prefix | version without dashes |
+//! | prisma | `<dir>/migration.sql` | the folder's prefix | folder name |
+//! | dbmate | `<v>_<name>.sql`, `-- migrate:up` sections | digits | file name |
+//! | goose | `<v>_<name>.sql`, `-- +goose Up` sections | digits | numeric |
+//! | plain | any `*.sql` | file stem | file name |
 //!
-//! Down migrations (files, folders' `down.sql`, down sections) are never part
-//! of the forward sequence.
+//! Down migrations (files, folders' `down.sql`, down sections), Flyway undo
+//! files and other dialects' files are never part of the forward sequence;
+//! [`Discovery::left_out`] says what was left out and why.
 
-use std::cmp::Ordering;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::layout::{dbmate_marker, goose_marker, Layout, Order, SectionDirection};
 use crate::error::{Error, Result};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Layout {
-    Native,
-    Sqlx,
-    Flyway,
-    GolangMigrate,
-    Diesel,
-    Prisma,
-    Dbmate,
-    Goose,
-    Plain,
-}
-
-impl Layout {
-    pub const NAMES: &'static [&'static str] = &[
-        "native",
-        "sqlx",
-        "flyway",
-        "golang-migrate",
-        "diesel",
-        "prisma",
-        "dbmate",
-        "goose",
-        "plain",
-    ];
-    const ALL: [Layout; 9] = [
-        Layout::Native,
-        Layout::Sqlx,
-        Layout::Flyway,
-        Layout::GolangMigrate,
-        Layout::Diesel,
-        Layout::Prisma,
-        Layout::Dbmate,
-        Layout::Goose,
-        Layout::Plain,
-    ];
-
-    pub fn name(self) -> &'static str {
-        Self::NAMES[Self::ALL.iter().position(|l| *l == self).unwrap_or(8)]
-    }
-
-    pub fn from_name(name: &str) -> Option<Layout> {
-        match name {
-            "refinery" => Some(Layout::Flyway),
-            "pop" => Some(Layout::GolangMigrate),
-            _ => Self::NAMES.iter().position(|n| *n == name).map(|i| Self::ALL[i]),
-        }
-    }
-}
+pub use super::detect::{detect, detect_layout, Detection};
 
 /// One forward migration.
 #[derive(Clone, Debug, Serialize)]
 pub struct Migration {
     /// The SQL file to read.
     pub path: PathBuf,
-    /// The version part of the name (`0001`, `20240115180414`, `2019-02-26-002946`).
+    /// The path relative to the layer's folder, with `/` (`0001_a.sql`,
+    /// `2019-11-15-182353_Add email/up.sql`): its key in strata.sum.
+    pub rel: String,
+    /// The version part of the name (`0001`, `20240115180414`,
+    /// `2019-02-26-002946`, `1.2.3`; `R__<name>` for a repeatable migration).
     pub version: String,
     /// The descriptive part of the name.
     pub name: String,
     pub layout: Layout,
+    /// A Flyway repeatable (`R__`) migration: applied after the versioned
+    /// ones, and again whenever its checksum changes.
+    pub repeatable: bool,
+    /// The file's name or a file beside it says it runs outside a
+    /// transaction (popx `.autocommit`, diesel `metadata.toml`, Flyway
+    /// `<script>.conf`); markers inside the file are read with it.
+    pub declared_no_transaction: bool,
 }
 
 impl Migration {
@@ -96,27 +60,83 @@ impl Migration {
         }
     }
 
-    /// The file name (for diesel/prisma: `<dir>/up.sql`).
+    /// The name shown and keyed in strata.sum: the path relative to the
+    /// layer's folder (for diesel/prisma: `<dir>/up.sql`).
     pub fn file_name(&self) -> String {
-        let file = self.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-        match self.layout {
-            Layout::Diesel | Layout::Prisma => {
-                let dir = self
-                    .path
-                    .parent()
-                    .and_then(|p| p.file_name())
-                    .map(|f| f.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                format!("{dir}/{file}")
-            }
-            _ => file,
+        self.rel.clone()
+    }
+
+    /// Whether this migration runs outside a transaction, given its text:
+    /// strata's own header, or its layout's marker.
+    pub fn runs_outside_transaction(&self, text: &str) -> bool {
+        self.declared_no_transaction || self.layout.text_says_no_transaction(text) || crate::sql::suppress::has_no_transaction_header(text)
+    }
+}
+
+/// Why a file of a migration folder is not part of the forward sequence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "reason", content = "detail")]
+pub enum LeftOutReason {
+    /// A down (revert) migration.
+    Down,
+    /// A Flyway undo (`U<version>__`) migration.
+    Undo,
+    /// A pop/popx file for another database (`mysql`, `sqlite3`, `cockroach`).
+    OtherDialect(String),
+    /// A pop/popx generic file replaced by the PostgreSQL file of its version.
+    Superseded(String),
+    /// A Go migration (goose): compiled code strata cannot run.
+    GoMigration,
+    /// A pop fizz file (pop's Go DSL, not SQL).
+    Fizz,
+    /// A Flyway callback (`beforeMigrate.sql`, ...) or baseline migration (`B<version>__`).
+    FlywayScript(String),
+    /// A folder with no migration file in it.
+    NoMigrationFile(String),
+    /// A `.sql` file whose name is not a migration name of the layout.
+    NotAMigrationName(String),
+    /// Not SQL.
+    NotSql,
+}
+
+impl LeftOutReason {
+    /// A short, plural-friendly description for `init --from`'s summary.
+    pub fn describe(&self) -> String {
+        match self {
+            LeftOutReason::Down => "down migrations (never applied forward)".into(),
+            LeftOutReason::Undo => "Flyway undo migrations (never applied forward)".into(),
+            LeftOutReason::OtherDialect(d) => format!("{d} migrations (another database)"),
+            LeftOutReason::Superseded(_) => "generic migrations replaced by their PostgreSQL file".into(),
+            LeftOutReason::GoMigration => "Go migrations (compiled code; strata runs SQL only)".into(),
+            LeftOutReason::Fizz => "fizz migrations (pop's Go DSL, not SQL)".into(),
+            LeftOutReason::FlywayScript(kind) => format!("Flyway {kind}"),
+            LeftOutReason::NoMigrationFile(f) => format!("folders without {f}"),
+            LeftOutReason::NotAMigrationName(pattern) => format!("SQL files not named like a migration ({pattern})"),
+            LeftOutReason::NotSql => "files that are not SQL".into(),
         }
     }
 }
 
+/// A file or folder left out of the forward sequence.
+#[derive(Clone, Debug, Serialize)]
+pub struct LeftOut {
+    /// Relative to the layer's folder, with `/`.
+    pub rel: String,
+    pub reason: LeftOutReason,
+}
+
+/// What a migration folder holds, in one layout.
+#[derive(Clone, Debug, Serialize)]
+pub struct Discovery {
+    pub layout: Layout,
+    /// The forward migrations, in apply order.
+    pub migrations: Vec<Migration>,
+    pub left_out: Vec<LeftOut>,
+}
+
 /// Splits `<version><sep><name>` where version is the leading run of digits
 /// (and `-` for diesel's dates).
-fn split_version(stem: &str, allow_dash: bool) -> (String, String) {
+pub(crate) fn split_version(stem: &str, allow_dash: bool) -> (String, String) {
     let end = stem
         .char_indices()
         .find(|(_, c)| !(c.is_ascii_digit() || (allow_dash && *c == '-')))
@@ -126,72 +146,21 @@ fn split_version(stem: &str, allow_dash: bool) -> (String, String) {
     (version, rest.to_string())
 }
 
-/// Detects the layout of a folder from its entries (and, for dbmate/goose,
-/// from the first SQL file's markers).
-pub fn detect_layout(dir: &Path) -> Result<Layout> {
-    let (files, dirs) = list(dir)?;
-    if dirs.iter().any(|d| d.join("up.sql").is_file()) {
-        return Ok(Layout::Diesel);
-    }
-    if dirs.iter().any(|d| d.join("migration.sql").is_file()) {
-        return Ok(Layout::Prisma);
-    }
-    let names: Vec<String> = files.iter().map(|f| file_name(f)).collect();
-    if names.iter().any(|n| n.ends_with(".up.sql")) {
-        return Ok(
-            if names.iter().all(|n| n.starts_with(|c: char| c.is_ascii_digit()))
-                && names.iter().any(|n| split_version(n, false).0.len() >= 14)
-            {
-                Layout::Sqlx
-            } else {
-                Layout::GolangMigrate
-            },
-        );
-    }
-    if names.iter().any(|n| is_flyway(n)) {
-        return Ok(Layout::Flyway);
-    }
-    if let Some(first) = files.iter().find(|f| file_name(f).ends_with(".sql")) {
-        let text = std::fs::read_to_string(first).unwrap_or_default();
-        if let Some(l) = section_layout(&text) {
-            return Ok(l);
-        }
-    }
-    let sql: Vec<&String> = names.iter().filter(|n| n.ends_with(".sql")).collect();
-    if !sql.is_empty() && sql.iter().all(|n| native_version(n).is_some()) {
-        let widths: Vec<usize> = sql.iter().map(|n| split_version(n, false).0.len()).collect();
-        return Ok(if widths.iter().all(|w| *w < 8) {
-            Layout::Native
-        } else {
-            Layout::Sqlx
-        });
-    }
-    Ok(Layout::Plain)
-}
-
-fn native_version(name: &str) -> Option<String> {
-    let stem = name.strip_suffix(".sql")?;
-    let (v, rest) = split_version(stem, false);
-    (!v.is_empty() && stem[v.len()..].starts_with('_') && !rest.is_empty()).then_some(v)
-}
-
-fn is_flyway(name: &str) -> bool {
-    name.strip_prefix('V')
-        .and_then(|r| r.split_once("__"))
-        .is_some_and(|(v, _)| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'_'))
-}
-
-fn file_name(p: &Path) -> String {
+pub(crate) fn file_name(p: &Path) -> String {
     p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
-fn list(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+/// The files and folders of `dir` (hidden ones left out), sorted.
+pub(crate) fn list(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut files = Vec::new();
     let mut dirs = Vec::new();
     for entry in rd {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let p = entry.path();
+        if file_name(&p).starts_with('.') {
+            continue;
+        }
         if p.is_dir() {
             dirs.push(p);
         } else {
@@ -206,11 +175,10 @@ fn list(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
 /// dbmate or goose markers in a file.
 pub fn section_layout(text: &str) -> Option<Layout> {
     for line in text.lines() {
-        let l = line.trim();
-        if l.starts_with("-- migrate:up") {
+        if dbmate_marker(line).is_some_and(|(d, _)| d == SectionDirection::Up) {
             return Some(Layout::Dbmate);
         }
-        if l.to_ascii_lowercase().starts_with("-- +goose up") {
+        if goose_marker(line) == Some(SectionDirection::Up) {
             return Some(Layout::Goose);
         }
     }
@@ -220,23 +188,24 @@ pub fn section_layout(text: &str) -> Option<Layout> {
 /// The byte ranges of forward SQL in a dbmate or goose file (None: the
 /// whole file is forward SQL). Text before the first marker is not applied
 /// by either tool, so it is excluded too.
-pub fn forward_sections(text: &str) -> Option<Vec<Range<usize>>> {
+pub fn forward_sections(text: &str) -> Option<Vec<std::ops::Range<usize>>> {
     let layout = section_layout(text)?;
     let mut sections = Vec::new();
     let mut start: Option<usize> = None;
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
-        let l = line.trim().to_ascii_lowercase();
-        let (is_up, is_down) = match layout {
-            Layout::Dbmate => (l.starts_with("-- migrate:up"), l.starts_with("-- migrate:down")),
-            _ => (l.starts_with("-- +goose up"), l.starts_with("-- +goose down")),
+        let dir = match layout {
+            Layout::Dbmate => dbmate_marker(line).map(|(d, _)| d),
+            _ => goose_marker(line),
         };
-        if is_up && start.is_none() {
-            start = Some(offset + line.len());
-        } else if is_down {
-            if let Some(s) = start.take() {
-                sections.push(s..offset);
+        match dir {
+            Some(SectionDirection::Up) if start.is_none() => start = Some(offset + line.len()),
+            Some(SectionDirection::Down) => {
+                if let Some(s) = start.take() {
+                    sections.push(s..offset);
+                }
             }
+            _ => {}
         }
         offset += line.len();
     }
@@ -246,157 +215,286 @@ pub fn forward_sections(text: &str) -> Option<Vec<Range<usize>>> {
     Some(sections)
 }
 
-/// Compares versions: numerically when both are digits, else lexically.
-fn cmp_versions(a: &Migration, b: &Migration) -> Ordering {
-    match (a.number(), b.number()) {
-        (Some(x), Some(y)) => x.cmp(&y).then_with(|| a.path.cmp(&b.path)),
-        _ => a.path.cmp(&b.path),
-    }
-}
-
 /// Lists the forward migrations of a folder in apply order.
 pub fn discover(dir: &Path, layout: Option<Layout>) -> Result<(Layout, Vec<Migration>)> {
+    let d = discover_all(dir, layout)?;
+    Ok((d.layout, d.migrations))
+}
+
+/// Lists a folder's forward migrations in apply order, and what was left out.
+pub fn discover_all(dir: &Path, layout: Option<Layout>) -> Result<Discovery> {
     if !dir.exists() {
         return Err(Error::MissingPath { path: dir.to_path_buf() });
     }
     let layout = match layout {
         Some(l) => l,
-        None => detect_layout(dir)?,
+        None => detect(dir)?.layout,
+    };
+    let mut found = Found {
+        dir,
+        layout,
+        migrations: Vec::new(),
+        left_out: Vec::new(),
     };
     let (files, dirs) = list(dir)?;
-    let mut out = Vec::new();
     match layout {
-        Layout::Diesel | Layout::Prisma => {
-            let file = if layout == Layout::Diesel { "up.sql" } else { "migration.sql" };
-            for d in dirs {
-                let p = d.join(file);
-                if p.is_file() {
-                    let (version, name) = split_version(&file_name(&d), layout == Layout::Diesel);
-                    out.push(Migration {
-                        path: p,
-                        version,
-                        name,
-                        layout,
-                    });
-                }
-            }
-            out.sort_by(|a, b| a.path.cmp(&b.path));
-        }
+        Layout::Diesel | Layout::Prisma => found.folders(&dirs)?,
         _ => {
-            for p in files {
-                let n = file_name(&p);
-                if !n.ends_with(".sql") || n.ends_with(".down.sql") {
-                    continue;
-                }
-                let stem = n.trim_end_matches(".sql").trim_end_matches(".up");
-                let (version, name) = match layout {
-                    Layout::Flyway => match stem.strip_prefix('V').and_then(|r| r.split_once("__")) {
-                        Some((v, name)) => (v.to_string(), name.to_string()),
-                        // Repeatable (R__) and other files sort after versioned ones.
-                        None => (String::new(), stem.to_string()),
-                    },
-                    Layout::Plain => (stem.to_string(), stem.to_string()),
-                    _ => split_version(stem, false),
-                };
-                out.push(Migration {
-                    path: p,
-                    version,
-                    name,
-                    layout,
-                });
-            }
-            if layout == Layout::Plain {
-                out.sort_by(|a, b| a.path.cmp(&b.path));
-            } else {
-                out.sort_by(cmp_versions);
+            for d in &dirs {
+                found.folder_left_out(d)?;
             }
         }
     }
-    Ok((layout, out))
+    if layout == Layout::Prisma {
+        check_prisma_provider(dir)?;
+    }
+    for p in &files {
+        found.file(p)?;
+    }
+    if layout == Layout::Pop {
+        super::pop::prefer_postgres(&mut found.migrations, &mut found.left_out);
+    }
+    sort(layout, &mut found.migrations);
+    found.left_out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(Discovery {
+        layout,
+        migrations: found.migrations,
+        left_out: found.left_out,
+    })
+}
+
+/// Sorts migrations into their tool's apply order (ties by file name).
+fn sort(layout: Layout, ms: &mut [Migration]) {
+    ms.sort_by(|a, b| match layout.order() {
+        Order::Name => a.rel.cmp(&b.rel),
+        Order::Segments => a.repeatable.cmp(&b.repeatable).then_with(|| {
+            if a.repeatable {
+                a.name.cmp(&b.name)
+            } else {
+                layout.cmp_versions(&a.version, &b.version)
+            }
+            .then_with(|| a.rel.cmp(&b.rel))
+        }),
+        Order::Numeric | Order::VersionText => layout.cmp_versions(&a.version, &b.version).then_with(|| a.rel.cmp(&b.rel)),
+    });
+}
+
+/// Discovery in progress.
+struct Found<'a> {
+    dir: &'a Path,
+    layout: Layout,
+    migrations: Vec<Migration>,
+    left_out: Vec<LeftOut>,
+}
+
+impl Found<'_> {
+    fn rel(&self, p: &Path) -> String {
+        super::display_path(self.dir, p)
+    }
+
+    fn leave(&mut self, p: &Path, reason: LeftOutReason) {
+        let rel = self.rel(p);
+        self.left_out.push(LeftOut { rel, reason });
+    }
+
+    fn push(&mut self, path: &Path, version: String, name: String, repeatable: bool, declared_no_transaction: bool) {
+        let rel = self.rel(path);
+        self.migrations.push(Migration {
+            path: path.to_path_buf(),
+            rel,
+            version,
+            name,
+            layout: self.layout,
+            repeatable,
+            declared_no_transaction,
+        });
+    }
+
+    /// Diesel and Prisma: one folder per migration.
+    fn folders(&mut self, dirs: &[PathBuf]) -> Result<()> {
+        let file = if self.layout == Layout::Diesel { "up.sql" } else { "migration.sql" };
+        for d in dirs {
+            let p = d.join(file);
+            if !p.is_file() {
+                self.folder_left_out(d)?;
+                continue;
+            }
+            let (version, name) = split_version(&file_name(d), self.layout == Layout::Diesel);
+            let no_tx = self.layout == Layout::Diesel && diesel_no_transaction(&d.join("metadata.toml"))?;
+            self.push(&p, version, name, false, no_tx);
+            if self.layout == Layout::Diesel && d.join("down.sql").is_file() {
+                self.leave(&d.join("down.sql"), LeftOutReason::Down);
+            }
+        }
+        Ok(())
+    }
+
+    /// A folder that holds no migration: a folder of down files (`down/`)
+    /// is reported as its down migrations, any other one as a folder.
+    fn folder_left_out(&mut self, d: &Path) -> Result<()> {
+        let (files, dirs) = list(d)?;
+        if dirs.is_empty() && !files.is_empty() && files.iter().all(|f| file_name(f).ends_with(".down.sql")) {
+            for f in files {
+                self.leave(&f, LeftOutReason::Down);
+            }
+            return Ok(());
+        }
+        let expected = match self.layout {
+            Layout::Diesel => "up.sql",
+            Layout::Prisma => "migration.sql",
+            _ => "migrations (this layout keeps its files at the top level)",
+        };
+        let mut rel = self.rel(d);
+        rel.push('/');
+        self.left_out.push(LeftOut {
+            rel,
+            reason: LeftOutReason::NoMigrationFile(expected.into()),
+        });
+        Ok(())
+    }
+
+    fn file(&mut self, p: &Path) -> Result<()> {
+        let n = file_name(p);
+        if self.layout == Layout::Pop {
+            return super::pop::file(self.dir, p, &n).map(|outcome| match outcome {
+                super::pop::Outcome::Migration(m) => self.migrations.push(*m),
+                super::pop::Outcome::LeftOut(l) => self.left_out.push(l),
+            });
+        }
+        if n.ends_with(".go") && self.layout == Layout::Goose {
+            self.leave(p, LeftOutReason::GoMigration);
+            return Ok(());
+        }
+        let Some(stem) = n.strip_suffix(".sql") else {
+            let sidecar = n.strip_suffix(".conf").is_some_and(|s| s.ends_with(".sql"));
+            let known = (self.layout == Layout::Flyway && sidecar) || (self.layout == Layout::Prisma && n == "migration_lock.toml");
+            if !known {
+                self.leave(p, LeftOutReason::NotSql);
+            }
+            return Ok(());
+        };
+        if stem.ends_with(".down") {
+            self.leave(p, LeftOutReason::Down);
+            return Ok(());
+        }
+        let up = stem.strip_suffix(".up");
+        let stem = up.unwrap_or(stem);
+        let not_named = |pattern: &str| LeftOutReason::NotAMigrationName(pattern.into());
+        match self.layout {
+            Layout::Flyway => self.flyway(p, stem)?,
+            Layout::Plain => self.push(p, stem.to_string(), stem.to_string(), false, false),
+            Layout::Diesel => {
+                let (version, name) = split_version(stem, true);
+                if version.is_empty() || up.is_none() {
+                    self.leave(p, not_named("<version>_<name>/up.sql"));
+                } else {
+                    self.push(p, version, name, false, false);
+                }
+            }
+            Layout::GolangMigrate if up.is_none() => self.leave(p, not_named("<version>_<title>.up.sql")),
+            Layout::Prisma => self.leave(p, not_named("<timestamp>_<name>/migration.sql")),
+            layout => {
+                // dbmate takes any leading digits; the others want `_` after them.
+                let (version, name) = split_version(stem, false);
+                let sep_ok = match layout {
+                    Layout::Dbmate => true,
+                    Layout::Native => stem[version.len()..].starts_with(['_', '-']),
+                    _ => stem[version.len()..].starts_with('_'),
+                };
+                if version.is_empty() || !sep_ok {
+                    self.leave(p, not_named(layout.naming().pattern()));
+                } else {
+                    self.push(p, version, name, false, false);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Flyway: `V<version>__<desc>`, `R__<desc>`; undo, baseline and
+    /// callback scripts are not forward migrations.
+    fn flyway(&mut self, p: &Path, stem: &str) -> Result<()> {
+        let conf = p.with_file_name(format!("{}.conf", file_name(p)));
+        let no_tx = conf.is_file() && flyway_no_transaction(&conf)?;
+        if let Some((v, name)) = flyway_versioned(stem, 'V') {
+            self.push(p, v.to_string(), name.replace('_', " "), false, no_tx);
+        } else if let Some(name) = stem.strip_prefix("R__") {
+            self.push(p, stem.to_string(), name.replace('_', " "), true, no_tx);
+        } else if flyway_versioned(stem, 'U').is_some() {
+            self.leave(p, LeftOutReason::Undo);
+        } else if flyway_versioned(stem, 'B').is_some() {
+            self.leave(p, LeftOutReason::FlywayScript("baseline migrations (B<version>__)".into()));
+        } else if stem.starts_with("before") || stem.starts_with("after") {
+            self.leave(p, LeftOutReason::FlywayScript("callbacks".into()));
+        } else {
+            self.leave(p, LeftOutReason::NotAMigrationName("V<version>__<name>.sql".into()));
+        }
+        Ok(())
+    }
+}
+
+/// `<prefix><version>__<description>` with a version of digits, `.` and `_`.
+pub(crate) fn flyway_versioned(stem: &str, prefix: char) -> Option<(&str, &str)> {
+    let (v, name) = stem.strip_prefix(prefix)?.split_once("__")?;
+    (!v.is_empty() && v.starts_with(|c: char| c.is_ascii_digit()) && v.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'_'))
+        .then_some((v, name))
+}
+
+/// diesel's `metadata.toml`: `run_in_transaction = false`.
+fn diesel_no_transaction(path: &Path) -> Result<bool> {
+    if !path.is_file() {
+        return Ok(false);
+    }
+    let text = crate::error::read_utf8(path)?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| Error::config_at(path, &text, e.span().map(|s| s.start), e.message()))?;
+    match table.get("run_in_transaction") {
+        None => Ok(false),
+        Some(toml::Value::Boolean(b)) => Ok(!b),
+        Some(_) => Err(Error::config_at(
+            path,
+            &text,
+            text.find("run_in_transaction"),
+            "run_in_transaction must be true or false",
+        )),
+    }
+}
+
+/// A Flyway script configuration file: `executeInTransaction=false`.
+fn flyway_no_transaction(path: &Path) -> Result<bool> {
+    let text = crate::error::read_utf8(path)?;
+    Ok(text.lines().any(|l| {
+        l.split_once('=')
+            .is_some_and(|(k, v)| k.trim() == "executeInTransaction" && v.trim().eq_ignore_ascii_case("false"))
+    }))
+}
+
+/// Prisma's `migration_lock.toml` names the database the migrations are
+/// written for; strata applies PostgreSQL only.
+fn check_prisma_provider(dir: &Path) -> Result<()> {
+    let path = dir.join("migration_lock.toml");
+    if !path.is_file() {
+        return Ok(());
+    }
+    let text = crate::error::read_utf8(&path)?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| Error::config_at(&path, &text, e.span().map(|s| s.start), e.message()))?;
+    match table.get("provider").and_then(toml::Value::as_str) {
+        None | Some("postgresql" | "postgres") => Ok(()),
+        Some(other) => Err(Error::config_at(
+            &path,
+            &text,
+            text.find("provider"),
+            format!(
+                "these Prisma migrations are written for provider `{other}`; strata applies PostgreSQL migrations only \
+                 (provider = \"postgresql\")"
+            ),
+        )),
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::fs;
-
-    fn write(dir: &Path, rel: &str, text: &str) {
-        let p = dir.join(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, text).unwrap();
-    }
-
-    fn names(ms: &[Migration]) -> Vec<String> {
-        ms.iter().map(|m| m.file_name()).collect()
-    }
-
-    #[test]
-    fn native_sorts_numerically() {
-        let d = tempfile::tempdir().unwrap();
-        for f in ["0002_b.sql", "0010_c.sql", "0001_a.sql"] {
-            write(d.path(), f, "SELECT 1;");
-        }
-        let (layout, ms) = discover(d.path(), None).unwrap();
-        assert_eq!(layout, Layout::Native);
-        assert_eq!(names(&ms), vec!["0001_a.sql", "0002_b.sql", "0010_c.sql"]);
-        assert_eq!(ms[2].number(), Some(10));
-        assert_eq!(ms[0].name, "a");
-    }
-
-    #[test]
-    fn golang_migrate_skips_down_files() {
-        let d = tempfile::tempdir().unwrap();
-        for f in ["1_init.up.sql", "1_init.down.sql", "2_more.up.sql", "2_more.down.sql"] {
-            write(d.path(), f, "SELECT 1;");
-        }
-        let (layout, ms) = discover(d.path(), None).unwrap();
-        assert_eq!(layout, Layout::GolangMigrate);
-        assert_eq!(names(&ms), vec!["1_init.up.sql", "2_more.up.sql"]);
-    }
-
-    #[test]
-    fn diesel_and_prisma_folders() {
-        let d = tempfile::tempdir().unwrap();
-        write(d.path(), "2019-02-26-002946_create_user/up.sql", "SELECT 1;");
-        write(d.path(), "2019-02-26-002946_create_user/down.sql", "SELECT 2;");
-        write(d.path(), "2018-01-01-000000_first/up.sql", "SELECT 1;");
-        let (layout, ms) = discover(d.path(), None).unwrap();
-        assert_eq!(layout, Layout::Diesel);
-        assert_eq!(
-            names(&ms),
-            vec!["2018-01-01-000000_first/up.sql", "2019-02-26-002946_create_user/up.sql"]
-        );
-        assert_eq!(ms[1].version, "2019-02-26-002946");
-
-        let p = tempfile::tempdir().unwrap();
-        write(p.path(), "20240101000000_init/migration.sql", "SELECT 1;");
-        write(p.path(), "migration_lock.toml", "provider = \"postgresql\"");
-        let (layout, ms) = discover(p.path(), None).unwrap();
-        assert_eq!(layout, Layout::Prisma);
-        assert_eq!(ms.len(), 1);
-    }
-
-    #[test]
-    fn flyway_and_sections() {
-        let d = tempfile::tempdir().unwrap();
-        write(d.path(), "V2__add.sql", "SELECT 1;");
-        write(d.path(), "V10__more.sql", "SELECT 1;");
-        write(d.path(), "V1__init.sql", "SELECT 1;");
-        let (layout, ms) = discover(d.path(), None).unwrap();
-        assert_eq!(layout, Layout::Flyway);
-        assert_eq!(names(&ms), vec!["V1__init.sql", "V2__add.sql", "V10__more.sql"]);
-
-        let g = tempfile::tempdir().unwrap();
-        write(
-            g.path(),
-            "20240101_a.sql",
-            "-- +goose Up\nCREATE TABLE a (id int);\n-- +goose Down\nDROP TABLE a;\n",
-        );
-        assert_eq!(discover(g.path(), None).unwrap().0, Layout::Goose);
-        let text = "-- migrate:up\nCREATE TABLE a (id int);\n\n-- migrate:down\nDROP TABLE a;\n";
-        let s = forward_sections(text).unwrap();
-        assert_eq!(s.len(), 1);
-        assert!(text[s[0].clone()].contains("CREATE TABLE"));
-        assert!(!text[s[0].clone()].contains("DROP"));
-    }
-}
+#[path = "discovery_tests.rs"]
+mod tests;

@@ -9,13 +9,20 @@ use crate::error::{Error, Result};
 use crate::rules::RulesConfig;
 
 mod config;
+mod detect;
 mod discovery;
+pub mod layout;
+mod pop;
 pub mod scaffold;
 pub mod sum;
 mod tenants;
 
 pub use config::{Config, TenancyMode};
-pub use discovery::{detect_layout, discover, forward_sections, section_layout, Layout, Migration};
+pub use discovery::{
+    detect, detect_layout, discover, discover_all, forward_sections, section_layout, Detection, Discovery, LeftOut, LeftOutReason,
+    Migration,
+};
+pub use layout::{DownFiles, Layout, Naming, Order, TransactionMarker};
 pub use tenants::{valid_slug, Tenant};
 
 pub const CONFIG_FILE: &str = "strata.toml";

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-use super::{detect_layout, discover, display_path, valid_slug, Config, LayerKind, Layout, Migration, CONFIG_FILE};
+use super::{detect, discover, discover_all, display_path, valid_slug, Config, LayerKind, Layout, LeftOut, Migration, Naming, CONFIG_FILE};
 
 const CONFIG_TEMPLATE: &str = include_str!("templates/strata.toml");
 const GOVERNANCE_TEMPLATE: &str = include_str!("templates/governance.toml");
@@ -25,15 +25,27 @@ pub struct InitReport {
     pub created: Vec<String>,
     /// Files that already existed and were kept as they were.
     pub kept: Vec<String>,
-    /// `--from`: the detected layout and the number of migrations adopted.
-    pub adopted: Option<(Layout, usize)>,
+    /// `--from`: what was adopted.
+    pub adopted: Option<Adopted>,
+}
+
+/// The migration folder `init --from` adopted.
+#[derive(Debug)]
+pub struct Adopted {
+    pub layout: Layout,
+    /// Why this layout (`--layout`, or what detection saw).
+    pub evidence: String,
+    pub migrations: usize,
+    /// Files and folders that are not forward migrations, and why.
+    pub left_out: Vec<LeftOut>,
 }
 
 /// Creates a new workspace in `root` (created when missing). With `from`, the
 /// existing migration folder becomes the core layer instead of a fresh
-/// `schema/core` with a first migration. strata.sum is left to the caller
-/// (it needs the loaded workspace).
-pub fn init(root: &Path, from: Option<&Path>) -> Result<InitReport> {
+/// `schema/core` with a first migration, in `layout` (detected when `None`;
+/// a folder that fits several tools needs it). strata.sum is left to the
+/// caller (it needs the loaded workspace).
+pub fn init(root: &Path, from: Option<&Path>, layout: Option<Layout>) -> Result<InitReport> {
     let config_path = root.join(CONFIG_FILE);
     if config_path.exists() {
         return Err(Error::Usage(format!(
@@ -47,16 +59,38 @@ pub fn init(root: &Path, from: Option<&Path>) -> Result<InitReport> {
         if !dir.is_dir() {
             return Err(Error::MissingPath { path: dir.to_path_buf() });
         }
-        let layout = detect_layout(dir)?;
-        let (_, migrations) = discover(dir, Some(layout))?;
-        if migrations.is_empty() {
+        let (layout, evidence) = match layout {
+            Some(l) => (l, "--layout".to_string()),
+            None => {
+                let d = detect(dir)?;
+                if !d.also.is_empty() {
+                    let all: Vec<&str> = std::iter::once(d.layout).chain(d.also.iter().copied()).map(Layout::name).collect();
+                    return Err(Error::Usage(format!(
+                        "{}: the files ({}) fit more than one tool: {}; say which with --layout {}",
+                        dir.display(),
+                        d.evidence,
+                        all.join(", "),
+                        all.join("|")
+                    )));
+                }
+                (d.layout, d.evidence)
+            }
+        };
+        let found = discover_all(dir, Some(layout))?;
+        if found.migrations.is_empty() {
             return Err(Error::Usage(format!(
-                "{}: no migrations found (expected one of the layouts: {})",
+                "{}: no migrations found as {} (the layouts strata reads: {})",
                 dir.display(),
+                layout.name(),
                 Layout::NAMES.join(", ")
             )));
         }
-        report.adopted = Some((layout, migrations.len()));
+        report.adopted = Some(Adopted {
+            layout,
+            evidence,
+            migrations: found.migrations.len(),
+            left_out: found.left_out,
+        });
     }
     std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
     let name = root
@@ -65,8 +99,8 @@ pub fn init(root: &Path, from: Option<&Path>) -> Result<InitReport> {
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "strata".into());
     let name = name.replace(['"', '\\'], "");
-    let config = match (from, report.adopted) {
-        (Some(dir), Some((layout, _))) => render_config(&name, layout.name(), "any", Some(&core_path(root, dir))),
+    let config = match (from, &report.adopted) {
+        (Some(dir), Some(a)) => render_config(&name, a.layout.name(), "any", Some(&core_path(root, dir))),
         _ => render_config(&name, "native", "native", None),
     };
     // The rendered configuration must load: a template bug would otherwise
@@ -253,18 +287,18 @@ pub fn plan_new(
         format!("{:0width$}", max.map_or(1, |m| m + 1))
     };
     let header = header(layer_id, name, layout);
-    let files = match layout {
-        Layout::Flyway => vec![(dir.join(format!("V{}__{name}.sql", version.trim_start_matches('0'))), header)],
-        Layout::GolangMigrate => vec![
+    let files = match layout.naming() {
+        Naming::FlywayVersioned => vec![(dir.join(format!("V{}__{name}.sql", version.trim_start_matches('0'))), header)],
+        Naming::NumberedUpDown | Naming::TimestampUpDown => vec![
             (dir.join(format!("{version}_{name}.up.sql")), header),
             (dir.join(format!("{version}_{name}.down.sql")), down_header(name)),
         ],
-        Layout::Diesel => {
+        Naming::DieselFolder => {
             let folder = dir.join(format!("{}_{name}", stamp.diesel));
             vec![(folder.join("up.sql"), header), (folder.join("down.sql"), down_header(name))]
         }
-        Layout::Prisma => vec![(dir.join(format!("{}_{name}", stamp.digits)).join("migration.sql"), header)],
-        _ => vec![(dir.join(format!("{version}_{name}.sql")), header)],
+        Naming::PrismaFolder => vec![(dir.join(format!("{}_{name}", stamp.digits)).join("migration.sql"), header)],
+        Naming::Numbered | Naming::Timestamp | Naming::Any => vec![(dir.join(format!("{version}_{name}.sql")), header)],
     };
     Ok(NewMigration { files })
 }
@@ -326,7 +360,7 @@ fn utc_stamp(now: std::time::SystemTime) -> Stamp {
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -375,9 +409,12 @@ mod tests {
     fn migration(file: &str, version: &str, layout: Layout) -> Migration {
         Migration {
             path: PathBuf::from("m").join(file),
+            rel: file.into(),
             version: version.into(),
             name: "x".into(),
             layout,
+            repeatable: false,
+            declared_no_transaction: false,
         }
     }
 

@@ -9,6 +9,12 @@
 //! editing, removing or re-ordering a released migration changes every line
 //! after it, and two branches that both release a migration conflict on the
 //! last line: the conflict is obvious in review.
+//!
+//! A key is the layer id and the file's path in the layer, as it is: spaces,
+//! `#` and any Unicode included (the two hashes are the line's last two
+//! fields). A key that would not survive a line of text (line breaks,
+//! other control characters, a quote or backslash, blanks at its ends) is
+//! written as a JSON string.
 
 use std::path::Path;
 
@@ -74,9 +80,22 @@ pub fn render(entries: &[SumEntry]) -> String {
     let mut s = String::from(HEADER);
     s.push('\n');
     for e in entries {
-        s.push_str(&format!("{} sha256:{} chain:{}\n", e.key, e.hash, &e.chain[..16]));
+        s.push_str(&format!("{} sha256:{} chain:{}\n", render_key(&e.key), e.hash, &e.chain[..16]));
     }
     s
+}
+
+/// A key as written: as it is, or quoted when a line could not carry it.
+fn render_key(key: &str) -> String {
+    let plain = !key.is_empty()
+        && !key.starts_with(['"', '#'])
+        && key.trim() == key
+        && !key.chars().any(|c| c.is_control() || c == '\\' || (c == '"'));
+    if plain {
+        key.to_string()
+    } else {
+        serde_json::Value::String(key.to_string()).to_string()
+    }
 }
 
 /// Parses strata.sum. A line that is not `key sha256:<64 hex> chain:<hex>`
@@ -99,18 +118,30 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<SumEntry>> {
                 "merge conflict in strata.sum: resolve the migrations, then run `strata sum` again",
             ));
         }
-        let mut parts = l.split_whitespace();
-        let (Some(key), Some(hash), Some(ch), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-            return Err(bad("expected `<layer>/<file> sha256:<hash> chain:<hash>`"));
-        };
+        let expected = || bad("expected `<layer>/<file> sha256:<hash> chain:<hash>`");
+        // The hashes are the last two fields: the key before them may hold blanks.
+        let (rest, ch) = l.rsplit_once(char::is_whitespace).ok_or_else(expected)?;
+        let (key, hash) = rest.trim_end().rsplit_once(char::is_whitespace).ok_or_else(expected)?;
+        let key = key.trim_end();
         let (Some(hash), Some(ch)) = (hash.strip_prefix("sha256:"), ch.strip_prefix("chain:")) else {
-            return Err(bad("expected `<layer>/<file> sha256:<hash> chain:<hash>`"));
+            return Err(expected());
         };
+        let key = if key.starts_with('"') {
+            match serde_json::from_str::<String>(key) {
+                Ok(k) => k,
+                Err(e) => return Err(bad(&format!("the quoted file name is not a valid JSON string: {e}"))),
+            }
+        } else {
+            key.to_string()
+        };
+        if key.is_empty() {
+            return Err(expected());
+        }
         if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad("the sha256 hash must be 64 hexadecimal digits"));
         }
         out.push(SumEntry {
-            key: key.to_string(),
+            key,
             hash: hash.to_string(),
             chain: ch.to_string(),
             line: i + 1,
@@ -137,9 +168,12 @@ mod tests {
     use super::*;
 
     fn entries() -> Vec<SumEntry> {
+        entries_of(&["core/0001_a.sql", "core/0002_b.sql"])
+    }
+
+    fn entries_of(keys: &[&str]) -> Vec<SumEntry> {
         let mut prev = String::new();
-        ["core/0001_a.sql", "core/0002_b.sql"]
-            .iter()
+        keys.iter()
             .map(|k| {
                 let hash = sha256_hex(k.as_bytes());
                 prev = chain(&prev, k, &hash);
@@ -163,6 +197,27 @@ mod tests {
         // Swapping two lines breaks the chain at the first moved line.
         let swapped: Vec<SumEntry> = vec![parsed[1].clone(), parsed[0].clone()];
         assert_eq!(broken_chain(&swapped).unwrap().key, "core/0002_b.sql");
+    }
+
+    #[test]
+    fn any_file_name_round_trips() {
+        let keys = [
+            "core/2019-11-15-182353_Add email notifications to crate owners/up.sql",
+            "core/0002_#hash.sql",
+            "core/0003_crème brûlée ☕.sql",
+            "core/0004_tab\there.sql",
+            "core/0005_new\nline.sql",
+            "core/0006_\"quoted\" \\ back.sql",
+            "core/ends with space .sql ",
+            "core/double  space.sql",
+        ];
+        let text = render(&entries_of(&keys));
+        assert_eq!(text.lines().count(), keys.len() + 1, "{text}");
+        let parsed = parse(Path::new("strata.sum"), &text).unwrap();
+        let back: Vec<&str> = parsed.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(back, keys);
+        assert!(broken_chain(&parsed).is_none());
+        assert!(text.contains("\ncore/2019-11-15-182353_Add email notifications to crate owners/up.sql sha256:"));
     }
 
     #[test]

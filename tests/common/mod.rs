@@ -1,4 +1,9 @@
-//! Shared harness of the database integration tests.
+//! Shared helpers of the integration tests.
+//!
+//! Running the binary (`strata_command`, `strata_in`, `Run`) and copying
+//! fixture folders (`copy_dir`) serve every test binary. The rest is the
+//! harness of the database tests (`tests/db`, one binary; see its
+//! `main.rs` for how to add a file to it).
 //!
 //! One PostgreSQL server per test binary: `STRATA_TEST_PG` (a connection
 //! string to an existing server's maintenance database, as a superuser), or
@@ -14,11 +19,12 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use strata::pg::cluster::TempCluster;
+use strata::pg::cluster::{ClusterOptions, TempCluster};
 
 pub struct Server {
     /// A connection string to the maintenance database.
@@ -32,13 +38,26 @@ pub fn server() -> &'static Server {
         if let Ok(url) = std::env::var("STRATA_TEST_PG") {
             return Server { admin: url };
         }
-        let cluster = TempCluster::start()
+        let options = ClusterOptions {
+            parent: cluster_parent(),
+            ..Default::default()
+        };
+        let cluster = TempCluster::start_with(&options)
             .unwrap_or_else(|e| panic!("cannot start a throwaway PostgreSQL for the tests: {e}\n(or set STRATA_TEST_PG to a server's URL)"))
             .leak_until_exit();
         Server {
             admin: cluster.conn_string("postgres"),
         }
     })
+}
+
+/// The folder of the test cluster's data: memory (`/dev/shm`) where there is
+/// one. The one cluster of the database tests ends with over a gigabyte of
+/// databases; on a disk mounted with `discard`, deleting them took minutes.
+fn cluster_parent() -> Option<PathBuf> {
+    let shm = Path::new("/dev/shm");
+    let writable = tempfile::Builder::new().prefix("strata-probe-").tempdir_in(shm).is_ok();
+    writable.then(|| shm.to_path_buf())
 }
 
 impl Server {
@@ -108,12 +127,32 @@ pub async fn connect(conn: &str) -> tokio_postgres::Client {
 }
 
 /// A fresh, empty database `test_<name>` (dropped first if a previous run left it).
+///
+/// The test files share one server: a name asked for by two files would let
+/// their tests drop each other's database, so that panics.
+#[track_caller]
 pub fn database(name: &str) -> String {
+    static OWNERS: Mutex<Option<HashMap<String, &'static str>>> = Mutex::new(None);
+    let caller = std::panic::Location::caller().file();
+    {
+        let mut owners = OWNERS.lock().unwrap_or_else(|p| p.into_inner());
+        let owner = *owners.get_or_insert_with(HashMap::new).entry(name.to_string()).or_insert(caller);
+        assert_eq!(owner, caller, "database test_{name} is used by two test files: rename one");
+    }
     let srv = server();
     let db = format!("test_{name}");
     sql(srv.admin(), &format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"));
     sql(srv.admin(), &format!("CREATE DATABASE \"{db}\""));
     srv.conn(&db)
+}
+
+/// Held for the whole length of a test that uses logical replication
+/// (subscriptions, slots, publications): those tests run one at a time.
+/// A subscription holds one of the cluster's few logical replication
+/// workers, and `drop_replication` removes every idle table-sync slot.
+pub fn replication_serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A tenant of a test workspace.
@@ -138,17 +177,30 @@ pub struct Workspace {
     pub dir: tempfile::TempDir,
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
+/// Copies a folder tree (fixtures and examples are never edited in place).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("mkdir {}: {e}", to.display()));
+    for e in std::fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display())) {
         let e = e.unwrap();
         let target = to.join(e.file_name());
         if e.file_type().unwrap().is_dir() {
             copy_dir(&e.path(), &target);
         } else {
-            std::fs::copy(e.path(), &target).unwrap();
+            std::fs::copy(e.path(), &target).unwrap_or_else(|err| panic!("copy {}: {err}", e.path().display()));
         }
     }
+}
+
+/// The strata binary, without colors and with stdin closed.
+pub fn strata_command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+    c.env("NO_COLOR", "1").stdin(Stdio::null());
+    c
+}
+
+/// Runs `strata ARGS` in `cwd` to completion.
+pub fn strata_in(cwd: &Path, args: &[&str]) -> Run {
+    Run::from(strata_command().args(args).current_dir(cwd).output().expect("run strata"))
 }
 
 impl Workspace {
@@ -211,8 +263,8 @@ impl Workspace {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
-        c.arg("--workspace").arg(self.path()).args(args).stdin(Stdio::null());
+        let mut c = strata_command();
+        c.arg("--workspace").arg(self.path()).args(args);
         c
     }
 

@@ -1,0 +1,133 @@
+//! Running one piece of work per tenant, a few at a time: the worker pool
+//! behind `migrate` waves and `baseline`.
+//!
+//! Up to `concurrency` items run at once, each in its own tokio task, so a
+//! panic is reported against its own item. After `max_failures` failures
+//! (counted across calls that share the counter) no new item starts;
+//! running ones finish and the rest come back unstarted.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What a pool run came to: results and unstarted items, each with its
+/// position in the input.
+pub struct Finished<T, R> {
+    pub done: Vec<(usize, R)>,
+    pub not_started: Vec<(usize, T)>,
+}
+
+/// The work of a pool: what to do with an item, whether its result is a
+/// failure, and the result of an item whose task panicked.
+pub trait Work<T, R>: Send + Sync + 'static {
+    fn run(&self, item: T) -> impl Future<Output = R> + Send;
+    fn is_failure(&self, result: &R) -> bool;
+    fn panicked(&self, item: &T, message: String) -> R;
+}
+
+/// Runs `work` over `items`; results are sorted by input position.
+pub async fn run<T, R, W>(
+    items: Vec<T>,
+    concurrency: usize,
+    max_failures: Option<usize>,
+    failures: Arc<AtomicUsize>,
+    work: Arc<W>,
+) -> Finished<T, R>
+where
+    T: Clone + Send + 'static,
+    R: Send + 'static,
+    W: Work<T, R>,
+{
+    let workers = concurrency.max(1).min(items.len().max(1));
+    let queue: Arc<Mutex<VecDeque<(usize, T)>>> = Arc::new(Mutex::new(items.into_iter().enumerate().collect()));
+    let done: Arc<Mutex<Vec<(usize, R)>>> = Arc::new(Mutex::new(Vec::new()));
+    let mut handles = Vec::new();
+    for _ in 0..workers {
+        let (queue, done, failures, work) = (queue.clone(), done.clone(), failures.clone(), work.clone());
+        handles.push(tokio::spawn(async move {
+            loop {
+                if max_failures.is_some_and(|max| failures.load(Ordering::SeqCst) >= max) {
+                    break;
+                }
+                let Some((i, item)) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
+                    break;
+                };
+                let task = {
+                    let (work, item) = (work.clone(), item.clone());
+                    tokio::spawn(async move { work.run(item).await })
+                };
+                let result = match task.await {
+                    Ok(r) => r,
+                    Err(e) => work.panicked(&item, panic_message(e)),
+                };
+                if work.is_failure(&result) {
+                    failures.fetch_add(1, Ordering::SeqCst);
+                }
+                if let Ok(mut d) = done.lock() {
+                    d.push((i, result));
+                }
+            }
+        }));
+    }
+    for h in handles {
+        // Workers only pop, run and push; a worker's own failure leaves its
+        // items in the queue, reported as not started below.
+        let _ = h.await;
+    }
+    let mut done: Vec<(usize, R)> = done.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default();
+    done.sort_by_key(|(i, _)| *i);
+    let not_started = queue.lock().map(|mut q| q.drain(..).collect()).unwrap_or_default();
+    Finished { done, not_started }
+}
+
+fn panic_message(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(p) => p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .map_or_else(|| "strata panicked".to_string(), |s| format!("strata panicked: {s}")),
+        Err(e) => format!("the task was cancelled: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Square;
+
+    impl Work<u32, Result<u32, u32>> for Square {
+        async fn run(&self, n: u32) -> Result<u32, u32> {
+            match n {
+                13 => panic!("unlucky"),
+                n if n % 2 == 1 => Err(n),
+                n => Ok(n * n),
+            }
+        }
+        fn is_failure(&self, r: &Result<u32, u32>) -> bool {
+            r.is_err()
+        }
+        fn panicked(&self, n: &u32, message: String) -> Result<u32, u32> {
+            assert!(message.contains("unlucky"), "{message}");
+            Err(*n + 1000)
+        }
+    }
+
+    #[test]
+    fn results_in_order_panics_reported_and_max_failures_stops() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let f = rt.block_on(run(vec![2, 4, 13, 6], 2, None, Arc::new(AtomicUsize::new(0)), Arc::new(Square)));
+        let got: Vec<Result<u32, u32>> = f.done.into_iter().map(|(_, r)| r).collect();
+        assert_eq!(got, vec![Ok(4), Ok(16), Err(1013), Ok(36)]);
+        assert!(f.not_started.is_empty());
+        let f = rt.block_on(run(vec![1, 3, 2, 4], 1, Some(2), Arc::new(AtomicUsize::new(0)), Arc::new(Square)));
+        assert_eq!(f.done.len(), 2);
+        assert_eq!(f.not_started, vec![(2, 2), (3, 4)]);
+    }
+}

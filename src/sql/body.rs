@@ -1,0 +1,635 @@
+//! The statements inside DO blocks and function bodies.
+//!
+//! A DO block's or PL/pgSQL function's body is read by PostgreSQL's PL/pgSQL
+//! parser; its static SQL statements, and the SQL of an `EXECUTE` whose
+//! string is constant (a literal, `||` of literals, `format()` or
+//! `quote_ident()` of literals), become statements of the file right after
+//! the statement that holds them, positioned inside the body. A `LANGUAGE
+//! sql` body (`AS $$...$$` or `BEGIN ATOMIC ... END`) is split like a file.
+//! What cannot be known before run time (an `EXECUTE` of a computed string)
+//! is recorded as [`DynamicSql`].
+
+use std::ops::Range;
+
+use sqlparser::ast;
+
+use super::postgres::{self, protobuf::Token, ScanToken};
+use super::{parse_statement, split, Body, BodyKind, ParsedFile, Statement, StatementKind, Unparsed};
+use crate::report::{Region, SourceFile};
+
+/// Bodies inside bodies (an EXECUTE that creates a function) are read this deep.
+const MAX_DEPTH: usize = 3;
+
+/// SQL inside a body that strata cannot see statically.
+#[derive(Clone, Debug)]
+pub struct DynamicSql {
+    /// The statement holding the body.
+    pub statement: usize,
+    pub region: Region,
+    pub what: String,
+}
+
+/// Reads the body of statement `index` (a DO block or a CREATE FUNCTION /
+/// PROCEDURE), appending its statements after it.
+pub(crate) fn read_bodies(out: &mut ParsedFile, masked: &str, index: usize) {
+    read(out, masked, index, index, None, 0);
+}
+
+fn read(out: &mut ParsedFile, masked: &str, index: usize, parent: usize, inherited: Option<BodyKind>, depth: usize) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    let stmt = &out.statements[index];
+    let Some(kind) = holder_kind(stmt) else { return };
+    let body_kind = match inherited {
+        Some(BodyKind::Function) => BodyKind::Function,
+        _ => kind,
+    };
+    let range = stmt.bytes.clone();
+    // The text of a detached statement (from an EXECUTE string) is not in
+    // the file: its bodies are not read.
+    if stmt.body.is_some_and(|b| b.detached) || range.end > masked.len() {
+        return;
+    }
+    let text = &masked[range.clone()];
+    let Ok(tokens) = postgres::scan(text) else { return };
+    let Some(found) = find_body(text, &tokens, kind) else { return };
+    let body = Body {
+        parent,
+        kind: body_kind,
+        detached: false,
+    };
+    let first_child = out.statements.len();
+    match found.language.as_str() {
+        "plpgsql" => {
+            let Some(content) = found.content.clone() else {
+                out.dynamic.push(DynamicSql {
+                    statement: parent,
+                    region: out.statements[index].region,
+                    what: "a quoted body with escapes (use dollar quotes so strata can read it)".to_string(),
+                });
+                return;
+            };
+            let content = range.start + content.start..range.start + content.end;
+            plpgsql(out, masked, text, range.start, content, body);
+        }
+        "sql" => {
+            let Some(content) = found.content.clone() else { return };
+            let content = range.start + content.start..range.start + content.end;
+            sql_body(out, masked, content, body);
+        }
+        _ => return,
+    }
+    let added = out.statements.len();
+    for child in first_child..added {
+        read(out, masked, child, parent, Some(body_kind), depth + 1);
+    }
+}
+
+/// Whether a statement holds a body strata reads: DO, or CREATE FUNCTION /
+/// PROCEDURE.
+fn holder_kind(stmt: &Statement) -> Option<BodyKind> {
+    match &stmt.kind {
+        StatementKind::Parsed(s) => match s.as_ref() {
+            ast::Statement::CreateFunction(_) | ast::Statement::CreateProcedure { .. } => Some(BodyKind::Function),
+            _ => None,
+        },
+        StatementKind::Unparsed(u) => {
+            let w: Vec<&str> = u.words.iter().take(4).map(String::as_str).collect();
+            match w.as_slice() {
+                ["DO", ..] => Some(BodyKind::Do),
+                ["CREATE", "FUNCTION" | "PROCEDURE", ..] | ["CREATE", "OR", "REPLACE", "FUNCTION" | "PROCEDURE"] => {
+                    Some(BodyKind::Function)
+                }
+                _ => None,
+            }
+        }
+    }
+}
+
+struct Found {
+    language: String,
+    /// The body's text, relative to the statement: `None` when it is a
+    /// quoted string whose text differs from the file (escapes).
+    content: Option<Range<usize>>,
+}
+
+/// Finds the body of a DO or CREATE FUNCTION statement and its language.
+fn find_body(text: &str, tokens: &[ScanToken], kind: BodyKind) -> Option<Found> {
+    let tok = |i: usize| tokens.get(i).map(|t| t.token);
+    let word = |t: &ScanToken| text[t.start..t.end].trim_matches(['\'', '"']).to_ascii_lowercase();
+    let mut language = match kind {
+        BodyKind::Do => "plpgsql".to_string(),
+        BodyKind::Function => String::new(),
+    };
+    let mut content = None;
+    let mut i = 0;
+    while i < tokens.len() {
+        let t = &tokens[i];
+        match t.token {
+            Token::Language if i + 1 < tokens.len() => {
+                language = word(&tokens[i + 1]);
+                i += 1;
+            }
+            Token::Sconst if kind == BodyKind::Do && content.is_none() => content = Some(string_content(text, t)),
+            Token::As if kind == BodyKind::Function && tok(i + 1) == Some(Token::Sconst) => {
+                content = Some(string_content(text, &tokens[i + 1]));
+                i += 1;
+            }
+            Token::BeginP if kind == BodyKind::Function && tok(i + 1) == Some(Token::Atomic) => {
+                let end = tokens.iter().rposition(|t| t.token == Token::EndP)?;
+                let from = tokens[i + 1].end;
+                let to = tokens[end].start.max(from);
+                language = "sql".to_string();
+                content = Some(Some(from..to));
+                break;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Some(Found {
+        language,
+        content: content?,
+    })
+}
+
+/// The text of a string constant token, relative to the statement, when it
+/// is written verbatim: a dollar-quoted string, or a plain '...' string
+/// without doubled quotes.
+fn string_content(text: &str, t: &ScanToken) -> Option<Range<usize>> {
+    let s = &text[t.start..t.end];
+    if s.starts_with('$') {
+        let tag_len = s[1..].find('$')? + 2;
+        (s.len() >= 2 * tag_len).then(|| t.start + tag_len..t.end - tag_len)
+    } else if s.starts_with('\'') && s.len() >= 2 && !s[1..s.len() - 1].contains('\'') {
+        Some(t.start + 1..t.end - 1)
+    } else {
+        None
+    }
+}
+
+/// Splits a SQL body at `content` (bytes of the file) into statements.
+fn sql_body(out: &mut ParsedFile, masked: &str, content: Range<usize>, body: Body) {
+    let split = split::split(&masked[content.clone()]);
+    if split.tail_error.is_some() {
+        return;
+    }
+    for piece in &split.pieces {
+        let bytes = content.start + piece.bytes.start..content.start + piece.bytes.end;
+        let tokens: Vec<ScanToken> = split.tokens[piece.tokens.clone()]
+            .iter()
+            .map(|t| ScanToken {
+                start: t.start + content.start,
+                end: t.end + content.start,
+                ..*t
+            })
+            .collect();
+        let mut stmt = parse_statement(&out.source, masked, bytes, &tokens);
+        stmt.body = Some(body);
+        out.statements.push(stmt);
+    }
+}
+
+/// Reads a PL/pgSQL body with PostgreSQL's PL/pgSQL parser.
+fn plpgsql(out: &mut ParsedFile, masked: &str, stmt_text: &str, stmt_start: usize, content: Range<usize>, body: Body) {
+    let tree = match postgres::parse_plpgsql(stmt_text) {
+        Ok(t) => t,
+        Err(e) if e.message.starts_with("syntax error") || e.message.starts_with("unterminated") => {
+            rejected_body(out, masked, content, body, e.message);
+            return;
+        }
+        Err(e) => {
+            out.dynamic.push(DynamicSql {
+                statement: body.parent,
+                region: Region::point(out.source.position(stmt_start)),
+                what: format!("a body PostgreSQL's PL/pgSQL parser could not read ({})", e.message),
+            });
+            return;
+        }
+    };
+    let mut found = Vec::new();
+    walk(&tree, &mut found);
+    let text = &masked[content.clone()];
+    let line_starts: Vec<usize> = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+    for item in found {
+        // PL/pgSQL counts lines from the line the body starts on.
+        let line_at = line_starts.get(item.lineno.saturating_sub(1)).copied().unwrap_or(0).min(text.len());
+        let located = text[line_at..].find(item.text.trim()).map(|i| content.start + line_at + i);
+        match item.kind {
+            ItemKind::Static => match located {
+                Some(at) => {
+                    let bytes = at..at + item.text.trim().len();
+                    push_exact(out, masked, bytes, body);
+                }
+                None => push_detached(out, item.text.trim(), content.start + line_at, body),
+            },
+            ItemKind::Execute => {
+                let at = located.unwrap_or(content.start + line_at);
+                match constant_sql(item.text.trim()) {
+                    Some(sql) => {
+                        // A plain literal is verbatim in the file: exact positions.
+                        let literal = item.text.trim();
+                        let verbatim = literal.len() >= 2
+                            && literal.starts_with('\'')
+                            && literal.ends_with('\'')
+                            && !literal[1..literal.len() - 1].contains('\'')
+                            && located.is_some();
+                        if verbatim {
+                            sql_body(out, masked, at + 1..at + literal.len() - 1, body);
+                        } else {
+                            let pieces = split::split(&sql);
+                            for p in &pieces.pieces {
+                                push_detached(out, &sql[p.bytes.clone()], at, body);
+                            }
+                        }
+                    }
+                    None => out.dynamic.push(DynamicSql {
+                        statement: body.parent,
+                        region: Region::point(out.source.position(at)),
+                        what: format!("EXECUTE of a computed string ({})", shorten(item.text.trim())),
+                    }),
+                }
+            }
+            ItemKind::Dynamic(what) => out.dynamic.push(DynamicSql {
+                statement: body.parent,
+                region: Region::point(out.source.position(located.unwrap_or(content.start + line_at))),
+                what: what.to_string(),
+            }),
+        }
+    }
+}
+
+/// A body PL/pgSQL rejects. PostgreSQL gives no position for it, only the
+/// token (`syntax error at or near "TABEL"`): the error is placed at the
+/// first such token of the body, else at its end (`at end of input`), else
+/// where the body starts.
+fn rejected_body(out: &mut ParsedFile, masked: &str, content: Range<usize>, body: Body, message: String) {
+    let text = &masked[content.clone()];
+    let near = message
+        .split_once("at or near \"")
+        .and_then(|(_, rest)| rest.rsplit_once('"'))
+        .map(|(tok, _)| tok.to_string());
+    let offset = match &near {
+        Some(tok) => postgres::scan(text)
+            .ok()
+            .and_then(|toks| toks.into_iter().find(|t| text[t.start..t.end].eq_ignore_ascii_case(tok)))
+            .map_or(0, |t| t.start),
+        None if message.contains("end of input") => text.trim_end().len(),
+        None => 0,
+    };
+    let first = text.len() - text.trim_start().len();
+    let bytes = content.start + first..content.start + text.trim_end().len().max(first);
+    let pos = out.source.position(content.start + offset);
+    let mut stmt = super::statement_at(
+        &out.source,
+        bytes,
+        StatementKind::Unparsed(Unparsed {
+            message: message.clone(),
+            pos,
+            words: Vec::new(),
+            postgres: super::Verdict::Rejected { message, pos },
+        }),
+    );
+    stmt.body = Some(body);
+    out.statements.push(stmt);
+}
+
+fn shorten(s: &str) -> String {
+    let one_line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > 60 {
+        format!("{}...", one_line.chars().take(57).collect::<String>())
+    } else {
+        one_line
+    }
+}
+
+fn push_exact(out: &mut ParsedFile, masked: &str, bytes: Range<usize>, body: Body) {
+    let Ok(tokens) = postgres::scan(&masked[bytes.clone()]) else {
+        return;
+    };
+    let tokens: Vec<ScanToken> = tokens
+        .into_iter()
+        .map(|t| ScanToken {
+            start: t.start + bytes.start,
+            end: t.end + bytes.start,
+            ..t
+        })
+        .collect();
+    let mut stmt = parse_statement(&out.source, masked, bytes, &tokens);
+    stmt.body = Some(body);
+    out.statements.push(stmt);
+}
+
+/// A statement whose text is not verbatim in the file (an EXECUTE string
+/// built from pieces): positioned at byte `at`, where its string starts.
+fn push_detached(out: &mut ParsedFile, sql: &str, at: usize, body: Body) {
+    let source = SourceFile::new(out.source.path.clone(), sql.to_string());
+    let tokens = postgres::scan(sql).unwrap_or_default();
+    let parsed = parse_statement(&source, sql, 0..sql.len(), &tokens);
+    let pos = out.source.position(at);
+    let kind = match parsed.kind {
+        // Spans inside the AST point into the string, not the file: the
+        // check positions findings of detached statements at the statement.
+        StatementKind::Parsed(s) => StatementKind::Parsed(s),
+        StatementKind::Unparsed(u) => StatementKind::Unparsed(Unparsed {
+            pos,
+            postgres: match u.postgres {
+                super::Verdict::Rejected { message, .. } => super::Verdict::Rejected { message, pos },
+                other => other,
+            },
+            ..u
+        }),
+    };
+    let end = at + sql.len().min(1);
+    out.statements.push(Statement {
+        region: Region::new(pos, pos),
+        bytes: at..end.max(at),
+        kind,
+        body: Some(Body { detached: true, ..body }),
+    });
+}
+
+enum ItemKind {
+    Static,
+    Execute,
+    Dynamic(&'static str),
+}
+
+struct Item {
+    kind: ItemKind,
+    lineno: usize,
+    text: String,
+}
+
+/// Collects, in order, the SQL statements, EXECUTEs and dynamic constructs
+/// of a PL/pgSQL tree.
+fn walk(v: &serde_json::Value, out: &mut Vec<Item>) {
+    match v {
+        serde_json::Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                let lineno = value.get("lineno").and_then(|l| l.as_u64()).unwrap_or(1) as usize;
+                let expr = |field: &str| {
+                    value
+                        .get(field)
+                        .and_then(|e| e.get("PLpgSQL_expr"))
+                        .and_then(|e| e.get("query"))
+                        .and_then(|q| q.as_str())
+                        .map(str::to_string)
+                };
+                match key.as_str() {
+                    "PLpgSQL_stmt_execsql" => {
+                        if let Some(text) = expr("sqlstmt") {
+                            out.push(Item {
+                                kind: ItemKind::Static,
+                                lineno,
+                                text,
+                            });
+                        }
+                    }
+                    "PLpgSQL_stmt_dynexecute" => {
+                        if let Some(text) = expr("query") {
+                            out.push(Item {
+                                kind: ItemKind::Execute,
+                                lineno,
+                                text,
+                            });
+                        }
+                    }
+                    "PLpgSQL_stmt_dynfors" => out.push(Item {
+                        kind: ItemKind::Dynamic("FOR ... IN EXECUTE of a computed string"),
+                        lineno,
+                        text: expr("query").unwrap_or_default(),
+                    }),
+                    "PLpgSQL_stmt_return_query" if value.get("dynquery").is_some() => out.push(Item {
+                        kind: ItemKind::Dynamic("RETURN QUERY EXECUTE of a computed string"),
+                        lineno,
+                        text: expr("dynquery").unwrap_or_default(),
+                    }),
+                    "PLpgSQL_stmt_open" if value.get("dynquery").is_some() => out.push(Item {
+                        kind: ItemKind::Dynamic("OPEN ... FOR EXECUTE of a computed string"),
+                        lineno,
+                        text: expr("dynquery").unwrap_or_default(),
+                    }),
+                    // Variables' declarations hold no statements.
+                    "datums" => continue,
+                    _ => {}
+                }
+                walk(value, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The SQL text of a constant string expression: a literal, `||` of
+/// constants, `format()` with a constant format and arguments,
+/// `quote_ident()` / `quote_literal()` / `concat()` of constants, casts of
+/// constants.
+pub fn constant_sql(expr: &str) -> Option<String> {
+    use postgres::protobuf::node::Node as N;
+    let tree = postgres::parse(&format!("SELECT {expr}")).ok()?;
+    let select = match tree.stmts.first()?.stmt.as_ref()?.node.as_ref()? {
+        N::SelectStmt(s) => s,
+        _ => return None,
+    };
+    if select.target_list.len() != 1 || !select.from_clause.is_empty() {
+        return None;
+    }
+    let target = match select.target_list[0].node.as_ref()? {
+        N::ResTarget(r) => r.val.as_deref()?,
+        _ => return None,
+    };
+    fold(target)
+}
+
+fn fold(n: &postgres::protobuf::Node) -> Option<String> {
+    use postgres::protobuf::{a_const::Val, node::Node as N};
+    match n.node.as_ref()? {
+        N::AConst(c) => match c.val.as_ref()? {
+            Val::Sval(s) => Some(s.sval.clone()),
+            Val::Ival(i) => Some(i.ival.to_string()),
+            Val::Fval(f) => Some(f.fval.clone()),
+            _ => None,
+        },
+        N::TypeCast(c) => fold(c.arg.as_deref()?),
+        N::AExpr(e) => {
+            let op = e.name.iter().find_map(|n| match n.node.as_ref()? {
+                N::String(s) => Some(s.sval.clone()),
+                _ => None,
+            })?;
+            (op == "||").then_some(())?;
+            Some(fold(e.lexpr.as_deref()?)? + &fold(e.rexpr.as_deref()?)?)
+        }
+        N::FuncCall(f) => {
+            let name = f
+                .funcname
+                .iter()
+                .filter_map(|n| match n.node.as_ref()? {
+                    N::String(s) => Some(s.sval.as_str()),
+                    _ => None,
+                })
+                .next_back()?;
+            let args: Vec<String> = f.args.iter().map(fold).collect::<Option<_>>()?;
+            match name {
+                "format" => format_sql(args.first()?, &args[1..]),
+                "concat" => Some(args.concat()),
+                "quote_ident" => Some(quote_ident(args.first()?)),
+                "quote_literal" => Some(format!("'{}'", args.first()?.replace('\'', "''"))),
+                "lower" => Some(args.first()?.to_lowercase()),
+                "upper" => Some(args.first()?.to_uppercase()),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn quote_ident(s: &str) -> String {
+    let plain = s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+}
+
+/// PostgreSQL's `format()`: `%s`, `%I`, `%L`, `%%` and positional `%n$`.
+fn format_sql(fmt: &str, args: &[String]) -> Option<String> {
+    let mut out = String::new();
+    let mut next = 0;
+    let mut chars = fmt.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut spec = String::new();
+        while let Some(&d) = chars.peek() {
+            if d.is_ascii_digit() || d == '$' || d == '-' {
+                spec.push(d);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let kind = chars.next()?;
+        if kind == '%' {
+            out.push('%');
+            continue;
+        }
+        let index = match spec.strip_suffix('$') {
+            Some(n) => n.parse::<usize>().ok()?.checked_sub(1)?,
+            None => {
+                next += 1;
+                next - 1
+            }
+        };
+        let arg = args.get(index)?;
+        match kind {
+            's' => out.push_str(arg),
+            'I' => out.push_str(&quote_ident(arg)),
+            'L' => out.push_str(&format!("'{}'", arg.replace('\'', "''"))),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Pos;
+    use crate::rules::testing::{check_plain, check_ws, known};
+
+    const ORDERS: &str = "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric);\n";
+
+    fn at(d: &[crate::report::Diagnostic], rule: &str) -> Vec<Pos> {
+        let rule = known(rule);
+        d.iter().filter(|x| x.rule == rule).map(|x| x.region.start).collect()
+    }
+
+    #[test]
+    fn do_block_statements_are_checked_at_their_place_in_the_body() {
+        let d = check_ws(&[
+            ("core/0001_orders.sql", ORDERS),
+            (
+                "core/0002_index.sql",
+                "DO $$\nBEGIN\n  IF NOT EXISTS (SELECT 1 FROM pg_indexes WHERE indexname = 'orders_total') THEN\n    CREATE INDEX orders_total ON orders (total);\n  END IF;\nEND $$;\n",
+            ),
+        ]);
+        assert_eq!(at(&d, "require-concurrent-index"), vec![Pos::new(4, 5)], "{d:#?}");
+        assert!(at(&d, "opaque-sql").is_empty(), "{d:#?}");
+        assert!(at(&d, "unparsed-statement").is_empty(), "{d:#?}");
+    }
+
+    #[test]
+    fn a_do_block_creates_tables_the_catalog_and_rls_rules_see() {
+        let d = check_ws(&[(
+            "core/0001_notes.sql",
+            "DO $$ BEGIN\n  CREATE TABLE notes (id bigint PRIMARY KEY, body text);\nEND $$;\n",
+        )]);
+        assert_eq!(at(&d, "rls-missing"), vec![Pos::new(2, 16)], "{d:#?}");
+    }
+
+    #[test]
+    fn execute_of_constant_strings_is_checked() {
+        let d = check_ws(&[
+            ("core/0001_orders.sql", ORDERS),
+            (
+                "core/0002_index.sql",
+                "DO $$\nBEGIN\n  EXECUTE 'CREATE INDEX orders_total ON orders (total)';\n  EXECUTE format('ALTER TABLE %I ADD COLUMN placed_by text NOT NULL', 'orders');\nEND $$;\n",
+            ),
+        ]);
+        // The literal is verbatim in the file: the finding is inside it.
+        assert_eq!(at(&d, "require-concurrent-index"), vec![Pos::new(3, 12)], "{d:#?}");
+        // Built by format(): the finding is where the string starts.
+        assert_eq!(at(&d, "add-required-column"), vec![Pos::new(4, 11)], "{d:#?}");
+        assert!(at(&d, "opaque-sql").is_empty(), "{d:#?}");
+    }
+
+    #[test]
+    fn function_bodies_are_judged_by_the_function_rules_only() {
+        let d = check_ws(&[
+            ("core/0001_orders.sql", &format!("{ORDERS}ALTER TABLE orders ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;\n")),
+            (
+                "core/0002_fn.sql",
+                "CREATE FUNCTION app_unlock() RETURNS void LANGUAGE plpgsql AS $$\nBEGIN\n  ALTER TABLE orders DISABLE ROW LEVEL SECURITY;\n  CREATE INDEX o_t ON orders (total);\nEND $$;\n\
+                 CREATE FUNCTION totals() RETURNS numeric LANGUAGE sql BEGIN ATOMIC\n  SELECT sum(total) FROM orders;\nEND;\n",
+            ),
+        ]);
+        assert_eq!(at(&d, "rls-disabled"), vec![Pos::new(3, 15)], "{d:#?}");
+        // The index is built when the function runs, not by the migration.
+        assert!(at(&d, "require-concurrent-index").is_empty(), "{d:#?}");
+        assert_eq!(at(&d, "ddl-in-function").len(), 2, "{d:#?}");
+        let f = crate::sql::parse_text(
+            "t.sql",
+            "CREATE FUNCTION t() RETURNS int LANGUAGE sql BEGIN ATOMIC\n  SELECT 1;\n  SELECT 2;\nEND;\n",
+        );
+        let inner: Vec<_> = f.statements.iter().filter(|s| s.body.is_some()).map(|s| s.region.start).collect();
+        assert_eq!(inner, vec![Pos::new(2, 3), Pos::new(3, 3)]);
+    }
+
+    #[test]
+    fn a_do_block_with_nothing_to_check_raises_nothing() {
+        let d = check_plain("DO $$ DECLARE n int; BEGIN SELECT count(*) INTO n FROM pg_class; RAISE NOTICE '%', n; END $$;\n");
+        assert!(d.is_empty(), "{d:#?}");
+    }
+
+    #[test]
+    fn constant_strings_fold() {
+        assert_eq!(
+            constant_sql("'CREATE TABLE a (id int)'").as_deref(),
+            Some("CREATE TABLE a (id int)")
+        );
+        assert_eq!(
+            constant_sql("format('ALTER TABLE %I ADD COLUMN %s %s', 'Orders', 'x', 'int')").as_deref(),
+            Some("ALTER TABLE \"Orders\" ADD COLUMN x int")
+        );
+        assert_eq!(constant_sql("'DROP TABLE ' || quote_ident('t')").as_deref(), Some("DROP TABLE t"));
+        assert_eq!(constant_sql("'DROP TABLE ' || v_name"), None);
+        assert_eq!(constant_sql("format('DROP TABLE %I', r.tablename)"), None);
+    }
+}
