@@ -144,9 +144,10 @@ fn git_output(args: &[&str], cwd: &Path, sep: char) -> anyhow::Result<Vec<String
         .collect())
 }
 
-/// Files changed since `rev` (committed or not), or staged, as absolute paths.
-/// Names are read NUL-separated, so spaces, quotes and any Unicode survive
-/// (git would otherwise quote them).
+/// Files changed since `rev` (committed or not, and files git does not
+/// track yet: a new migration is often not added before the check), or
+/// staged, as absolute paths. Names are read NUL-separated, so spaces,
+/// quotes and any Unicode survive (git would otherwise quote them).
 fn git_changed(root: &Path, since: Option<&str>, staged: bool) -> anyhow::Result<Vec<PathBuf>> {
     let top = git_output(&["rev-parse", "--show-toplevel"], root, '\n')?;
     let top = PathBuf::from(top.first().context("git rev-parse printed nothing")?);
@@ -157,8 +158,34 @@ fn git_changed(root: &Path, since: Option<&str>, staged: bool) -> anyhow::Result
     if let Some(rev) = since {
         args.push(rev);
     }
-    let files = git_output(&args, root, '\0')?;
-    Ok(files.into_iter().map(|f| top.join(f)).filter(|p| p.exists()).collect())
+    let mut files = git_output(&args, root, '\0')?;
+    if since.is_some() {
+        files.extend(git_output(
+            &["ls-files", "--others", "--exclude-standard", "--full-name", "-z"],
+            root,
+            '\0',
+        )?);
+    }
+    let mut paths: Vec<PathBuf> = files.into_iter().map(|f| top.join(f)).filter(|p| p.exists()).collect();
+    paths.sort();
+    paths.dedup();
+    Ok(paths)
+}
+
+/// The changed `.sql` files to report on: those under `narrow` (when
+/// given) that are migrations of a layer. The others are listed with
+/// `--verbose`.
+fn changed_migrations(root: &Path, changed: Vec<PathBuf>, narrow: &[PathBuf], verbose: bool) -> anyhow::Result<Vec<PathBuf>> {
+    let ws = Workspace::load(root)?;
+    let narrow: Vec<PathBuf> = narrow.iter().map(|p| p.canonicalize().unwrap_or_else(|_| p.clone())).collect();
+    let (migrations, others) = check::split_migrations(&ws, changed.into_iter().filter(|p| p.extension().is_some_and(|e| e == "sql")));
+    let wanted = |p: &PathBuf| narrow.is_empty() || narrow.iter().any(|n| p.starts_with(n));
+    if verbose {
+        for p in others.iter().filter(|p| wanted(p)) {
+            eprintln!("strata: skipped {}: not a migration of any layer", p.display());
+        }
+    }
+    Ok(migrations.into_iter().filter(wanted).collect())
 }
 
 /// What `strata check` checks, kept so that `--fix` can check again.
@@ -230,7 +257,7 @@ fn cmd_check(explicit_ws: Option<&Path>, args: &CheckArgs, opts: &RenderOptions,
         Some(root) if !outside(&root) => {
             let review = if args.since.is_some() || args.staged {
                 let changed = git_changed(&root, args.since.as_deref(), args.staged)?;
-                Some(changed.into_iter().filter(|p| p.extension().is_some_and(|e| e == "sql")).collect())
+                Some(changed_migrations(&root, changed, &args.paths, verbose)?)
             } else {
                 (!args.paths.is_empty()).then(|| args.paths.clone())
             };

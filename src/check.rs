@@ -197,6 +197,11 @@ impl<'a> Engine<'a> {
                 used[s] = true;
                 continue;
             }
+            // Released migrations are never edited, whatever the rule offers.
+            let (fix, unfixed) = match f.fix {
+                Some(_) if !rules::fixes::fixable(file) => (None, Some(rules::fixes::RELEASED.to_string())),
+                fix => (fix, f.unfixed),
+            };
             out.push(Diagnostic {
                 rule: id,
                 severity: self.severity(file.layer, r),
@@ -204,7 +209,8 @@ impl<'a> Engine<'a> {
                 region: f.region,
                 message: f.message,
                 help: f.help,
-                fix: f.fix,
+                fix,
+                unfixed,
             });
         }
         let Some(unused_rule) = self.rules.iter().position(|r| r.meta().id == "unused-suppression") else {
@@ -242,6 +248,7 @@ impl<'a> Engine<'a> {
                     message,
                     help: Some("fix or delete the comment".to_string()),
                     fix: None,
+                    unfixed: None,
                 });
             }
         }
@@ -255,7 +262,9 @@ impl Finding {
     fn in_statement(mut self, i: usize, stmt: &crate::sql::Statement) -> Self {
         self.statement.get_or_insert(i);
         if let Some(body) = stmt.body {
-            self.fix = None;
+            if self.fix.take().is_some() || self.unfixed.is_some() {
+                self.unfixed = Some("inside a function or DO body, which strata does not edit".to_string());
+            }
             if body.detached {
                 self.region = stmt.region;
             }
@@ -597,6 +606,7 @@ fn check_sum(ws: &Workspace, report: &mut CheckReport) -> Result<Option<Released
                 message,
                 help: Some(help.to_string()),
                 fix: None,
+                unfixed: None,
             });
         }
     };
@@ -668,6 +678,17 @@ fn layer_infos(ws: &Workspace, parsed: &[Option<ParsedFile>], file_of: &HashMap<
             }
         })
         .collect()
+}
+
+/// Splits files into the migrations of the workspace's layers and the rest
+/// (both canonical).
+pub fn split_migrations(ws: &Workspace, paths: impl Iterator<Item = PathBuf>) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let all: HashSet<PathBuf> = ws
+        .layers
+        .iter()
+        .flat_map(|l| l.migrations.iter().map(|m| canonical(&m.path)))
+        .collect();
+    paths.map(|p| canonical(&p)).partition(|p| all.contains(p))
 }
 
 /// Resolves the paths given to `strata check` inside a workspace into a

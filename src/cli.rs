@@ -145,13 +145,17 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// Files or folders to report on (default: the whole workspace).
+    /// Files or folders to report on (default: the whole workspace; with
+    /// --since or --staged: narrows the changed files to those under PATHS).
     pub paths: Vec<PathBuf>,
-    /// Report on the migration files changed since this git revision.
-    #[arg(long, value_name = "REV", conflicts_with_all = ["paths", "staged"])]
+    /// Report on the migration files changed since this git revision,
+    /// committed or not, and on new migrations not yet added to git.
+    #[arg(long, value_name = "REV", conflicts_with = "staged")]
     pub since: Option<String>,
     /// Report on the migration files staged in git (for pre-commit hooks).
-    #[arg(long, conflicts_with = "paths")]
+    /// Staged files that are no migration of any layer are skipped (listed
+    /// with --verbose).
+    #[arg(long)]
     pub staged: bool,
     /// Ignore any workspace: check PATHS as a plain migration sequence.
     #[arg(long)]

@@ -320,6 +320,65 @@ fn staged_and_since_report_only_changed_migrations() {
 }
 
 #[test]
+fn staged_skips_sql_outside_the_layers_and_paths_narrow_it() {
+    let ws = bundled_copy();
+    git(ws.path(), &["init", "-q", "-b", "main"]);
+    git(ws.path(), &["add", "-A"]);
+    git(ws.path(), &["commit", "-q", "-m", "base"]);
+    std::fs::create_dir_all(ws.path().join("fixtures")).unwrap();
+    std::fs::write(ws.path().join("fixtures/seed.sql"), "INSERT INTO contacts DEFAULT VALUES;\n").unwrap();
+    std::fs::write(
+        ws.path().join("schema/core/0006_scratch.sql"),
+        "CREATE TABLE scratch (id uuid PRIMARY KEY, wa_lid text);\n",
+    )
+    .unwrap();
+    git(ws.path(), &["add", "fixtures/seed.sql", "schema/core/0006_scratch.sql"]);
+
+    let out = strata_in(ws.path(), &["check", "--staged", "--format", "json", "--verbose"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    let v = out.json();
+    assert_eq!(v["summary"]["files"], 1, "{}", out.all());
+    assert!(
+        out.stderr.contains("fixtures/seed.sql: not a migration of any layer"),
+        "{}",
+        out.stderr
+    );
+    // Without --verbose the skipped file is not mentioned.
+    let quiet = strata_in(ws.path(), &["check", "--staged"]);
+    assert_eq!(quiet.code, 1, "{}", quiet.all());
+    assert!(!quiet.all().contains("seed.sql"), "{}", quiet.all());
+
+    // PATHS narrow the staged files: a folder without staged migrations
+    // leaves nothing to report on.
+    let narrowed = strata_in(ws.path(), &["check", "--staged", "schema/verticals", "--format", "json"]);
+    assert_eq!(narrowed.code, 0, "{}", narrowed.all());
+    assert_eq!(narrowed.json()["summary"]["files"], 0);
+    let narrowed = strata_in(ws.path(), &["check", "--staged", "schema/core", "--format", "json"]);
+    assert_eq!(narrowed.json()["summary"]["files"], 1, "{}", narrowed.all());
+}
+
+#[test]
+fn since_includes_new_migrations_not_yet_added() {
+    let ws = bundled_copy();
+    git(ws.path(), &["init", "-q", "-b", "main"]);
+    git(ws.path(), &["add", "-A"]);
+    git(ws.path(), &["commit", "-q", "-m", "base"]);
+    std::fs::write(
+        ws.path().join("schema/core/0006_scratch.sql"),
+        "CREATE TABLE scratch (id uuid PRIMARY KEY, wa_lid text);\n",
+    )
+    .unwrap();
+    let out = strata_in(ws.path(), &["check", "--since", "HEAD", "--format", "json"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    let v = out.json();
+    assert_eq!(v["summary"]["files"], 1, "{}", out.all());
+    assert_eq!(v["diagnostics"][0]["file"], "schema/core/0006_scratch.sql");
+    // --staged is what the commit will hold: the untracked file is not in it.
+    let staged = strata_in(ws.path(), &["check", "--staged", "--format", "json"]);
+    assert_eq!(staged.json()["summary"]["files"], 0, "{}", staged.all());
+}
+
+#[test]
 fn color_follows_the_flag_and_no_color() {
     let with = common::strata_command()
         .args(["check", "--color", "always"])

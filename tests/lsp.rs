@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-mod lsp_client;
 mod common;
+mod lsp_client;
 use lsp_client::{apply, capabilities, uri, Client};
 
 /// A workspace made by `strata init`: its first migration creates `contacts`.

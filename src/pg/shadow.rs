@@ -629,6 +629,7 @@ pub fn check(ws: &Workspace, review: &HashSet<PathBuf>, server: &ShadowServer) -
             message: f.message,
             help: f.help,
             fix: None,
+            unfixed: None,
         });
     }
     let notes = output

@@ -176,6 +176,8 @@ pub struct Diagnostic {
     pub message: String,
     pub help: Option<String>,
     pub fix: Option<Fix>,
+    /// Why a rule that fixes such findings did not fix this one.
+    pub unfixed: Option<String>,
 }
 
 /// Counters for the one-line summary.
@@ -377,6 +379,7 @@ Do what the help says.
             message: message.to_string(),
             help: None,
             fix: None,
+            unfixed: None,
         }
     }
 

@@ -316,6 +316,7 @@ mod tests {
                 message: "suppression suppresses nothing".to_string(),
                 help: None,
                 fix: None,
+                unfixed: None,
             }],
             stats: Stats::default(),
         };
@@ -342,6 +343,7 @@ mod tests {
                 message: "money".to_string(),
                 help: None,
                 fix: None,
+                unfixed: None,
             })
             .collect();
         let report = CheckReport {

@@ -219,8 +219,37 @@ pub struct Finding {
     pub message: String,
     pub help: Option<String>,
     pub fix: Option<Fix>,
+    /// Why a rule that fixes such findings left this one without a fix
+    /// (`strata check --fix` says so).
+    pub unfixed: Option<String>,
     /// The statement the finding is about (for `strata-ignore`).
     pub statement: Option<usize>,
+}
+
+/// What a rule attaches to a finding: a fix, the reason it has none, or
+/// nothing (a rule without mechanical fixes).
+pub enum Fixing {
+    Fix(Fix),
+    Unfixed(String),
+    Nothing,
+}
+
+impl From<Option<Fix>> for Fixing {
+    fn from(fix: Option<Fix>) -> Self {
+        fix.map_or(Fixing::Nothing, Fixing::Fix)
+    }
+}
+
+impl From<Fix> for Fixing {
+    fn from(fix: Fix) -> Self {
+        Fixing::Fix(fix)
+    }
+}
+
+impl From<Result<Fix, String>> for Fixing {
+    fn from(fix: Result<Fix, String>) -> Self {
+        fix.map_or_else(Fixing::Unfixed, Fixing::Fix)
+    }
 }
 
 impl Finding {
@@ -230,6 +259,7 @@ impl Finding {
             message: message.into(),
             help: None,
             fix: None,
+            unfixed: None,
             statement: None,
         }
     }
@@ -241,8 +271,12 @@ impl Finding {
         self.statement = Some(i);
         self
     }
-    pub fn with_fix(mut self, fix: Option<Fix>) -> Self {
-        self.fix = fix;
+    pub fn with_fix(mut self, fix: impl Into<Fixing>) -> Self {
+        (self.fix, self.unfixed) = match fix.into() {
+            Fixing::Fix(f) => (Some(f), None),
+            Fixing::Unfixed(why) => (None, Some(why)),
+            Fixing::Nothing => (None, None),
+        };
         self
     }
 }

@@ -90,18 +90,13 @@ pub fn fixed_text(d: &[Diagnostic], rule: &str) -> Option<String> {
 /// not overlap), to test fixes without the fix engine.
 pub fn apply_fixes(sql: &str, d: &[Diagnostic], rule: &str) -> String {
     known(rule);
-    let mut edits: Vec<&crate::report::Edit> = d
+    let edits: Vec<crate::report::Edit> = d
         .iter()
         .filter(|x| x.rule == rule)
         .filter_map(|x| x.fix.as_ref())
-        .flat_map(|f| &f.edits)
+        .flat_map(|f| f.edits.iter().cloned())
         .collect();
-    edits.sort_by_key(|e| std::cmp::Reverse(e.start));
-    let mut out = sql.to_string();
-    for e in edits {
-        out.replace_range(e.start..e.end, &e.replacement);
-    }
-    out
+    crate::fix::apply_edits(sql, &edits)
 }
 
 #[cfg(test)]

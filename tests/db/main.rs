@@ -35,6 +35,7 @@ mod cutover_fleet;
 mod cutover_move;
 mod drift;
 mod examples;
+mod fix;
 mod getting_started;
 mod identity;
 mod isolation;
