@@ -314,6 +314,7 @@ fn cmd_check(explicit_ws: Option<&Path>, args: &CheckArgs, opts: &RenderOptions,
     }
     let opts = RenderOptions {
         docs_url: args.docs_url.clone(),
+        deny_warnings: args.deny_warnings,
         ..opts.clone()
     };
     report::render(args.format, &report, rules::ALL, &opts, &mut w)?;

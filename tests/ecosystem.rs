@@ -470,3 +470,33 @@ fn configuration_doc_matches_the_code() {
         "docs/configuration.md lists other rules with options than docs/rules.md"
     );
 }
+
+/// Every `rev:` the docs pin in a pre-commit configuration is a placeholder
+/// or a tag that exists in this repository.
+#[test]
+fn docs_pin_only_revisions_that_exist() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let tags = std::process::Command::new("git")
+        .args(["tag", "--list"])
+        .current_dir(&repo)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let tags: Vec<&str> = tags.lines().collect();
+    for entry in std::fs::read_dir(repo.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "md") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for line in text.lines() {
+            let Some(rev) = line.trim().strip_prefix("rev:") else { continue };
+            let rev = rev.split('#').next().unwrap().trim();
+            assert!(
+                (rev.starts_with('<') && rev.ends_with('>')) || tags.contains(&rev),
+                "{}: `rev: {rev}` is no tag of this repository",
+                path.display()
+            );
+        }
+    }
+}

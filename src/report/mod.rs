@@ -238,6 +238,8 @@ pub struct RenderOptions {
     /// Where docs/rules.md is published; formats that link to a rule's
     /// documentation append `#<rule>` (see [`crate::rules::docs::rule_url`]).
     pub docs_url: String,
+    /// Warnings fail the check (`--deny-warnings`): JUnit marks them failed.
+    pub deny_warnings: bool,
 }
 
 impl Default for RenderOptions {
@@ -245,6 +247,7 @@ impl Default for RenderOptions {
         RenderOptions {
             color: false,
             quiet: false,
+            deny_warnings: false,
             docs_url: crate::rules::docs::DEFAULT_DOCS_URL.to_string(),
         }
     }
@@ -256,9 +259,9 @@ pub fn render(format: Format, report: &CheckReport, rules: &[&RuleMeta], opts: &
     match format {
         Format::Text => text::render(report, opts, w),
         Format::Json => json::render(report, w),
-        Format::Sarif => sarif::render(report, rules, w),
+        Format::Sarif => sarif::render(report, rules, &opts.docs_url, w),
         Format::Github => github::render(report, w),
-        Format::Junit => junit::render(report, w),
+        Format::Junit => junit::render(report, opts.deny_warnings, w),
         Format::Gitlab => gitlab::render(report, rules, w),
         Format::Markdown => markdown::render(report, rules, &opts.docs_url, w),
     }

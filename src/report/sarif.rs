@@ -57,7 +57,8 @@ struct ReportingDescriptor<'a> {
     name: String,
     short_description: Message<'a>,
     full_description: Message<'a>,
-    help: MultiformatMessage<'a>,
+    help_uri: String,
+    help: MultiformatMessage,
     default_configuration: Configuration,
     properties: Properties,
 }
@@ -74,9 +75,9 @@ impl<'a> Message<'a> {
 }
 
 #[derive(Serialize)]
-struct MultiformatMessage<'a> {
+struct MultiformatMessage {
     text: String,
-    markdown: &'a str,
+    markdown: String,
 }
 
 #[derive(Serialize)]
@@ -138,7 +139,9 @@ struct Fingerprints {
     primary_location_line_hash: String,
 }
 
-pub fn render(report: &CheckReport, rules: &[&RuleMeta], w: &mut dyn Write) -> io::Result<()> {
+/// `docs_url`: where docs/rules.md is published (each rule's `helpUri` is
+/// its section there).
+pub fn render(report: &CheckReport, rules: &[&RuleMeta], docs_url: &str, w: &mut dyn Write) -> io::Result<()> {
     let index: HashMap<&str, usize> = rules.iter().enumerate().map(|(i, rule)| (rule.id, i)).collect();
     let results = report
         .diagnostics
@@ -155,7 +158,7 @@ pub fn render(report: &CheckReport, rules: &[&RuleMeta], w: &mut dyn Write) -> i
                     name: "strata",
                     information_uri: INFORMATION_URI,
                     version: env!("CARGO_PKG_VERSION"),
-                    rules: rules.iter().map(|rule| descriptor(rule)).collect(),
+                    rules: rules.iter().map(|rule| descriptor(rule, docs_url)).collect(),
                 },
             },
             column_kind: "unicodeCodePoints",
@@ -166,15 +169,16 @@ pub fn render(report: &CheckReport, rules: &[&RuleMeta], w: &mut dyn Write) -> i
     writeln!(w)
 }
 
-fn descriptor(rule: &RuleMeta) -> ReportingDescriptor<'_> {
+fn descriptor<'a>(rule: &'a RuleMeta, docs_url: &str) -> ReportingDescriptor<'a> {
     ReportingDescriptor {
         id: rule.id,
         name: upper_camel_case(rule.id),
         short_description: Message::new(rule.summary),
         full_description: Message::new(rule.what_it_does()),
+        help_uri: crate::rules::docs::rule_url(docs_url, rule.id),
         help: MultiformatMessage {
             text: rule.how_to_fix(),
-            markdown: rule.doc,
+            markdown: rule.doc_text(),
         },
         default_configuration: Configuration {
             level: level(rule.default_severity),
@@ -280,7 +284,7 @@ mod tests {
 
     fn rendered(report: &CheckReport) -> String {
         let mut out = Vec::new();
-        render(report, &fixture::rules(), &mut out).unwrap();
+        render(report, &fixture::rules(), "https://docs.example/rules.md", &mut out).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -327,12 +331,50 @@ mod tests {
 
     #[test]
     fn rule_descriptors() {
-        let rule = descriptor(&fixture::RULES[0]);
+        let rule = descriptor(&fixture::RULES[0], "https://docs.example/rules.md");
         assert_eq!(rule.name, "RlsMissing");
         assert_eq!(rule.full_description.text, "Checks the fixture.");
         assert_eq!(rule.help.text, "Do what the help says.");
+        assert_eq!(rule.help_uri, "https://docs.example/rules.md#rls-missing");
         assert_eq!(rule.properties.tags, ["governance"]);
-        assert_eq!(descriptor(&fixture::RULES[5]).default_configuration.level, "none");
+        assert_eq!(descriptor(&fixture::RULES[5], "").default_configuration.level, "none");
+    }
+
+    /// The real rules' documents are doc comments (a space before every
+    /// line): fullDescription is one paragraph of plain text, the markdown
+    /// is the document as written.
+    #[test]
+    fn real_rules_have_a_one_paragraph_description_and_their_markdown() {
+        for rule in crate::rules::ALL {
+            let d = descriptor(rule, crate::rules::docs::DEFAULT_DOCS_URL);
+            let full = &d.full_description.text;
+            assert!(
+                !full.is_empty() && !full.contains('\n') && !full.starts_with(' '),
+                "{}: {full:?}",
+                rule.id
+            );
+            assert!(!full.contains("##"), "{}: {full:?}", rule.id);
+            assert!(
+                d.help.markdown.starts_with("## What it does\n"),
+                "{}: {:?}",
+                rule.id,
+                d.help.markdown
+            );
+            assert!(!d.help.markdown.lines().any(|l| l.starts_with(" ##")), "{}", rule.id);
+            assert!(
+                !d.help.text.starts_with(' ') && !d.help.text.contains("## "),
+                "{}: {:?}",
+                rule.id,
+                d.help.text
+            );
+            assert_eq!(d.help_uri, format!("{}#{}", crate::rules::docs::DEFAULT_DOCS_URL, rule.id));
+        }
+        let rule = crate::rules::meta_of("require-concurrent-index").unwrap();
+        assert_eq!(
+            descriptor(rule, "").full_description.text,
+            "Flags `CREATE INDEX` without `CONCURRENTLY` on a table that existed before the migration file \
+             (a table created earlier in the same file is empty and invisible to other sessions: indexing it is free)."
+        );
     }
 
     #[test]
