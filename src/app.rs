@@ -20,8 +20,10 @@ pub const EXIT_ERROR: u8 = 2;
 
 /// Whether an error is a closed stdout (`strata check | head`): exit quietly.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain()
-        .any(|c| c.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe))
+    err.chain().any(|c| {
+        c.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>().and_then(|e| e.io_error_kind()) == Some(io::ErrorKind::BrokenPipe)
+    })
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
@@ -47,7 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::New(args) => cmd_new(&ws(&cli)?, args),
         Command::Lsp(args) => cmd_lsp(args),
         Command::Completions { shell } => cmd_completions(*shell),
-        Command::Man => cmd_man(),
+        Command::Man { out_dir } => cmd_man(out_dir.as_deref()),
         // Live PostgreSQL (issue 4): implemented in crate::fleet::commands.
         Command::Migrate(args) => crate::fleet::commands::migrate(&ws(&cli)?, args, cli.quiet),
         Command::Status(args) => crate::fleet::commands::status(&ws(&cli)?, args),
@@ -393,16 +395,7 @@ fn cmd_rules(format: ListFormat) -> anyhow::Result<u8> {
 
 fn cmd_explain(rule: &str, format: ListFormat) -> anyhow::Result<u8> {
     let Some(meta) = rules::meta_of(rule) else {
-        let close: Vec<&str> = rules::ALL
-            .iter()
-            .map(|m| m.id)
-            .filter(|id| id.contains(rule) || rule.contains(id))
-            .collect();
-        let hint = if close.is_empty() {
-            String::new()
-        } else {
-            format!(" (did you mean {}?)", close.join(", "))
-        };
+        let hint = rules::did_you_mean(rule);
         return Err(crate::Error::Usage(format!("unknown rule `{rule}`{hint}; `strata rules` lists them")).into());
     };
     let mut out = io::stdout().lock();
@@ -499,6 +492,20 @@ fn cmd_ls(ws: &Workspace, tenant: Option<&str>, format: ListFormat) -> anyhow::R
         ]);
     }
     writeln!(out, "{table}")?;
+    // Then each layer's history in apply order (`--tenant` composes them).
+    for l in &ws.layers {
+        writeln!(
+            out,
+            "\n{} ({}): {} migrations in apply order",
+            l.id(),
+            l.layout.name(),
+            l.migrations.len()
+        )?;
+        let width = l.migrations.len().to_string().len();
+        for (i, m) in l.migrations.iter().enumerate() {
+            writeln!(out, "  {:>width$}  {}", i + 1, ws.display(&m.path))?;
+        }
+    }
     Ok(EXIT_OK)
 }
 
@@ -529,11 +536,14 @@ fn cmd_sum(ws: &Workspace, check_only: bool, format: ListFormat) -> anyhow::Resu
         serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
     } else if !check_only {
-        println!("{shown}: {} migrations released", entries.len());
+        writeln!(io::stdout(), "{shown}: {} migrations released", entries.len())?;
     } else if up_to_date {
-        println!("{shown}: up to date ({} migrations)", entries.len());
+        writeln!(io::stdout(), "{shown}: up to date ({} migrations)", entries.len())?;
     } else {
-        println!("{shown}: out of date; run `strata sum` to release the current migrations");
+        writeln!(
+            io::stdout(),
+            "{shown}: out of date; run `strata sum` to release the current migrations"
+        )?;
     }
     Ok(if check_only && !up_to_date { EXIT_FINDINGS } else { EXIT_OK })
 }
@@ -631,7 +641,7 @@ fn cmd_new(ws: &Workspace, args: &NewArgs) -> anyhow::Result<u8> {
     )?;
     scaffold::write_new(&planned)?;
     if let Some((path, _)) = planned.files.first() {
-        println!("{}", ws.display(path));
+        writeln!(io::stdout(), "{}", ws.display(path))?;
     }
     Ok(EXIT_OK)
 }
@@ -651,15 +661,44 @@ fn cmd_lsp(args: &crate::cli::LspArgs) -> anyhow::Result<u8> {
 
 fn cmd_completions(shell: clap_complete::Shell) -> anyhow::Result<u8> {
     let mut cmd = <Cli as clap::CommandFactory>::command();
+    // clap_complete panics when its writer fails: generate into memory.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "strata", &mut script);
+    // clap's fish script completes no positional values: add the rule ids
+    // `explain` takes (bash and zsh get them from the argument's values).
+    if shell == clap_complete::Shell::Fish {
+        for m in rules::ALL {
+            let summary = m.summary.replace('\\', "\\\\").replace('\'', "\\'");
+            writeln!(
+                script,
+                "complete -c strata -n \"__fish_strata_using_subcommand explain\" -f -a \"{}\" -d '{summary}'",
+                m.id
+            )?;
+        }
+    }
     let mut out = io::stdout().lock();
-    clap_complete::generate(shell, &mut cmd, "strata", &mut out);
+    out.write_all(&script)?;
     out.flush()?;
     Ok(EXIT_OK)
 }
 
-fn cmd_man() -> anyhow::Result<u8> {
+fn cmd_man(out_dir: Option<&Path>) -> anyhow::Result<u8> {
     let cmd = <Cli as clap::CommandFactory>::command();
     let mut out = io::stdout().lock();
+    if let Some(dir) = out_dir {
+        std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
+        clap_mangen::generate_to(cmd, dir).map_err(|e| crate::Error::io(dir, e))?;
+        let mut pages: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| crate::Error::io(dir, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "1"))
+            .collect();
+        pages.sort();
+        for p in pages {
+            writeln!(out, "{}", p.display())?;
+        }
+        return Ok(EXIT_OK);
+    }
     clap_mangen::Man::new(cmd).render(&mut out)?;
     out.flush()?;
     Ok(EXIT_OK)

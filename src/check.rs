@@ -224,7 +224,10 @@ impl<'a> Engine<'a> {
             let message = if s.reason.is_none() {
                 Some("this suppression has no reason and is ignored: write `-- strata-ignore <rule>: <reason>`".to_string())
             } else if let Some(unknown) = s.rules.iter().find(|r| rules::meta_of(r).is_none()) {
-                Some(format!("`{unknown}` is not a strata rule (see `strata rules`)"))
+                Some(format!(
+                    "`{unknown}` is not a strata rule{} (see `strata rules`)",
+                    rules::did_you_mean(unknown)
+                ))
             } else if s.rules.is_empty() {
                 Some("this suppression names no rule".to_string())
             } else if !was_used

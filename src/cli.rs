@@ -56,6 +56,7 @@ pub enum Command {
     /// Print a rule's documentation: what it does, why, an example, the fix.
     Explain {
         /// A rule id, as listed by `strata rules`.
+        #[arg(value_parser = RuleId, hide_possible_values = true)]
         rule: String,
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
@@ -102,8 +103,14 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) to stdout (e.g. `strata man > strata.1`).
-    Man,
+    /// Print the man page (roff) to stdout (e.g. `strata man > strata.1`), or
+    /// write every page (strata.1 and one per subcommand, strata-check.1, ...)
+    /// into a folder.
+    Man {
+        /// Write strata.1 and the subcommands' pages into this folder.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
     // Live PostgreSQL (issue 4): see docs/migrate.md.
     /// Apply pending migrations to tenant databases (exit 1 when a tenant failed).
     Migrate(MigrateArgs),
@@ -416,4 +423,25 @@ pub enum CutoverCommand {
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
+}
+
+/// A rule id argument: any text (an unknown id gets strata's own error with
+/// a did-you-mean), with the ids as possible values for shell completions.
+#[derive(Clone, Copy, Debug)]
+pub struct RuleId;
+
+impl clap::builder::TypedValueParser for RuleId {
+    type Value = String;
+
+    fn parse_ref(&self, cmd: &clap::Command, arg: Option<&clap::Arg>, value: &std::ffi::OsStr) -> Result<String, clap::Error> {
+        clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            crate::rules::ALL
+                .iter()
+                .map(|m| clap::builder::PossibleValue::new(m.id).help(m.summary)),
+        ))
+    }
 }

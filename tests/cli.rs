@@ -379,6 +379,73 @@ fn since_includes_new_migrations_not_yet_added() {
 }
 
 #[test]
+fn ls_text_lists_each_layers_history_in_apply_order() {
+    let ws = bundled_copy();
+    let out = strata_in(ws.path(), &["ls"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let core = out.stdout.find("core (native): 5 migrations in apply order\n").expect(&out.stdout);
+    let listed: Vec<&str> = out.stdout[core..].lines().skip(1).take(5).map(|l| l.trim()).collect();
+    let mut files: Vec<String> = std::fs::read_dir(ws.path().join("schema/core"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let expected: Vec<String> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| format!("{}  schema/core/{f}", i + 1))
+        .collect();
+    assert_eq!(listed, expected);
+    assert!(
+        out.stdout.contains("\nbespoke/dreamlink (native): 1 migrations in apply order\n"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// A reader that stops early (`| head`) closes stdout: strata stops quietly
+/// with exit 0 whatever it was writing.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    use std::io::Read;
+    let ws = bundled_copy();
+    // Enough migrations that every output fills the pipe before the reader stops.
+    for i in 6..1500 {
+        std::fs::write(
+            ws.path().join(format!("schema/core/{i:04}_t{i}.sql")),
+            format!("CREATE TABLE t{i} (id serial PRIMARY KEY, name varchar(20));\n"),
+        )
+        .unwrap();
+    }
+    for args in [
+        &["ls", "--format", "json"][..],
+        &["ls"],
+        &["check", "--format", "json", "--no-cache"],
+        &["check", "--no-cache"],
+        &["completions", "zsh"],
+    ] {
+        let mut child = common::strata_command()
+            .args(args)
+            .current_dir(ws.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut first = [0u8; 16];
+        stdout.read_exact(&mut first).unwrap();
+        drop(stdout);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("Broken pipe") && !stderr.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn color_follows_the_flag_and_no_color() {
     let with = common::strata_command()
         .args(["check", "--color", "always"])

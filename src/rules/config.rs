@@ -91,7 +91,7 @@ impl RulesConfig {
                         path,
                         text,
                         here,
-                        format!("unknown rule `{id}` (see `strata rules`)"),
+                        format!("unknown rule `{id}`{} (see `strata rules`)", crate::rules::did_you_mean(id)),
                     ));
                 }
                 let Some(body) = body.as_table() else {

@@ -391,6 +391,32 @@ pub fn meta_of(id: &str) -> Option<&'static RuleMeta> {
     ALL.iter().copied().find(|m| m.id == id)
 }
 
+/// ` (did you mean `x`?)` for an unknown rule id: the closest ids by edit
+/// distance (a typo or two), else the ids that contain it; empty when none
+/// is close.
+pub fn did_you_mean(id: &str) -> String {
+    let id = id.trim().to_ascii_lowercase().replace('_', "-");
+    let mut close: Vec<(usize, &str)> = ALL
+        .iter()
+        .map(|m| (strsim::damerau_levenshtein(&id, m.id), m.id))
+        .filter(|(d, rule)| *d <= (rule.len() / 5).max(2))
+        .collect();
+    close.sort();
+    let names: Vec<&str> = match close.first() {
+        Some(&(best, _)) => close.iter().take_while(|(d, _)| *d == best).map(|(_, r)| *r).collect(),
+        None if id.len() >= 4 => ALL.iter().map(|m| m.id).filter(|r| r.contains(id.as_str())).take(5).collect(),
+        None => Vec::new(),
+    };
+    match names.as_slice() {
+        [] => String::new(),
+        [one] => format!(" (did you mean `{one}`?)"),
+        many => format!(
+            " (did you mean one of {}?)",
+            many.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
 /// Instances configured from a workspace's rules/*.toml.
 pub fn configured(cfg: &RulesConfig) -> crate::Result<Vec<Box<dyn Rule>>> {
     let mut rules = instances();
@@ -472,6 +498,22 @@ pub fn severity_in(cfg: &RulesConfig, meta: &RuleMeta, layer: Option<&LayerInfo>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn misspelled_ids_get_the_closest() {
+        assert_eq!(
+            did_you_mean("require-concurent-index"),
+            " (did you mean `require-concurrent-index`?)"
+        );
+        assert_eq!(did_you_mean("RLS_MISING"), " (did you mean `rls-missing`?)");
+        assert!(
+            did_you_mean("concurrent").contains("`require-concurrent-index`"),
+            "{}",
+            did_you_mean("concurrent")
+        );
+        assert_eq!(did_you_mean("governance-xyzzy-frobnicate"), "");
+        assert_eq!(did_you_mean("ab"), "");
+    }
 
     #[test]
     fn ids_are_unique_kebab_case_and_documented() {
