@@ -325,8 +325,12 @@ pub struct StatusArgs {
 #[derive(Debug, clap::Args)]
 pub struct DriftArgs {
     /// Only this tenant (repeatable; default: all).
-    #[arg(long = "tenant", value_name = "SLUG")]
+    #[arg(long = "tenant", value_name = "SLUG", conflicts_with = "all")]
     pub tenants: Vec<String>,
+    /// Every tenant of tenants.toml (the default; as `migrate --all` and
+    /// `verify-isolation --all` say it).
+    #[arg(long)]
+    pub all: bool,
     /// Where to replay the expected schema: `auto` (a throwaway cluster), a URL of
     /// another server's maintenance database, or (default) the tenant's own server.
     #[arg(long, value_name = "auto|URL")]
@@ -374,6 +378,10 @@ pub struct VerifyIsolationArgs {
     /// Verify every tenant of tenants.toml.
     #[arg(long)]
     pub all: bool,
+    /// Exit 1 unless the live probe proved every table under row level
+    /// security (a table it could not seed counts against coverage).
+    #[arg(long)]
+    pub require_full_coverage: bool,
     #[arg(long, value_enum, default_value_t = ListFormat::Text)]
     pub format: ListFormat,
 }

@@ -301,6 +301,14 @@ impl<'a> MoveDbs<'a> {
         if free.parse::<i64>().unwrap_or(0) < 1 {
             problems.push("source has no free replication slot (max_replication_slots)".into());
         }
+        let version = text(src, source, "SELECT current_setting('server_version_num')").await?;
+        let shown = text(src, source, "SELECT current_setting('server_version')").await?;
+        if version.parse::<u32>().unwrap_or(0) < 150000 {
+            problems.push(format!(
+                "the source runs PostgreSQL {shown}: a move publishes column lists (CREATE PUBLICATION ... FOR TABLE t (columns)), \
+                 which PostgreSQL 15 introduced; upgrade the source to 15 or later first (the target may be any major from 15 on)"
+            ));
+        }
         problems.extend(super::privileges::move_privileges(src, source, dst, target, &self.c.tables).await?);
         for t in &self.c.tables {
             let row = src

@@ -19,7 +19,6 @@ use super::{provision, select, waves, MigrationSets, RunOptions, TenantReport, T
 use crate::app::{EXIT_FINDINGS, EXIT_OK};
 use crate::cli::{BaselineArgs, DriftArgs, ListFormat, MigrateArgs, StatusArgs, TenantCreateArgs};
 use crate::pg::apply::{Options, Settings};
-use crate::pg::cluster::TempCluster;
 use crate::pg::Target;
 use crate::workspace::{sum, Workspace};
 
@@ -87,6 +86,7 @@ pub fn migrate(ws: &Workspace, args: &MigrateArgs, quiet: bool) -> anyhow::Resul
         concurrency: usize::from(args.concurrency),
         max_failures: args.max_failures,
         app_role: app_role(ws),
+        pg_version: ws.config.pg_version,
     };
     let total: usize = waves.iter().map(Vec::len).sum();
     let reporter = Arc::new(Reporter::new(progress_mode(args.format, quiet), total));
@@ -214,21 +214,25 @@ pub fn status(ws: &Workspace, args: &StatusArgs) -> anyhow::Result<u8> {
     });
     let mut rows = rt.block_on(async {
         let sem = Arc::new(tokio::sync::Semaphore::new(usize::from(args.concurrency)));
-        let mut handles = Vec::new();
+        let mut tasks = Vec::new();
         for t in &selected {
             let (t, migrations, sem, checker) = ((*t).clone(), sets.of(ws, t), sem.clone(), checker.clone());
-            handles.push(tokio::spawn(async move {
-                let _permit = sem.acquire_owned().await;
-                tenant_status(&t, &migrations, checker.as_deref()).await
-            }));
+            let task = tokio::spawn({
+                let t = t.clone();
+                async move {
+                    let _permit = sem.acquire_owned().await;
+                    tenant_status(&t, &migrations, checker.as_deref()).await
+                }
+            });
+            tasks.push((t, task));
         }
-        let mut rows = Vec::new();
-        for h in handles {
-            if let Ok(r) = h.await {
-                rows.push(r);
-            }
-        }
-        rows
+        // A tenant whose task panicked is a row with that error, not a gap.
+        super::pool::join_each(tasks, |t: &crate::workspace::Tenant, message| {
+            let mut row = super::status::StatusRow::new(t, sets.of(ws, t).len());
+            row.error = Some(message);
+            row
+        })
+        .await
     });
     if let Some(spec) = &ws.config.control_plane {
         // The control plane's last failure fills in where the database had none
@@ -285,8 +289,8 @@ pub fn status(ws: &Workspace, args: &StatusArgs) -> anyhow::Result<u8> {
 fn scratch_server(spec: Option<&str>) -> anyhow::Result<ScratchServer> {
     Ok(match spec {
         None => ScratchServer::TenantServer,
-        Some("auto") => ScratchServer::Cluster(TempCluster::start().context("--scratch auto")?),
-        Some(url) => ScratchServer::Server(Target::parse(url)?),
+        Some("auto") => ScratchServer::Auto,
+        Some(url) => ScratchServer::Server(Box::new(Target::parse(url)?)),
     })
 }
 
@@ -359,6 +363,7 @@ pub fn tenant_create(ws: &Workspace, args: &TenantCreateArgs) -> anyhow::Result<
         concurrency: 1,
         max_failures: None,
         app_role: app_role(ws),
+        pg_version: ws.config.pg_version,
     };
     let reporter = Reporter::new(progress_mode(args.format, false), 1);
     let rt = crate::pg::runtime()?;

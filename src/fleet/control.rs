@@ -388,7 +388,15 @@ pub async fn run_claimed(
                     let _ = worker.client.batch_execute("ROLLBACK").await;
                     break;
                 };
-                let report = run_tenant(tenant, migrations, &opts, &reporter).await;
+                // A panic is this tenant's failure, recorded as such (its
+                // claim completed), not a worker that silently vanishes.
+                let report = {
+                    let (t, m, o, r) = (tenant.clone(), migrations.clone(), opts.clone(), reporter.clone());
+                    match super::pool::guarded(async move { run_tenant(&t, &m, &o, &r).await }).await {
+                        Ok(report) => report,
+                        Err(message) => TenantReport::panicked(tenant, message),
+                    }
+                };
                 let recorded = worker.complete(&report).await;
                 if let Ok(mut d) = done.lock() {
                     d.push(report);

@@ -22,17 +22,19 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub use super::bindir::{find_bindir, find_bindir_for};
+use super::bindir::{has_server, major_of, INSTALL_HINT};
 use super::{Error, Result, Target};
 
 const SUPERUSER: &str = "postgres";
 const DIR_PREFIX: &str = "strata-pg-";
-const INSTALL_HINT: &str = "install them with `apt-get install -y postgresql` (or point STRATA_PG_BINDIR at their folder)";
 
 /// A running throwaway cluster. Dropping it stops the server (immediate
 /// shutdown) and removes its folder, also while unwinding from a panic.
 pub struct TempCluster {
     root: PathBuf,
     port: u16,
+    major: u32,
     state: Mutex<Option<Running>>,
 }
 
@@ -60,57 +62,6 @@ struct Running {
     dir: tempfile::TempDir,
     stop: mpsc::Sender<()>,
     keeper: JoinHandle<()>,
-}
-
-/// The folder holding initdb and postgres: `STRATA_PG_BINDIR`, else
-/// `pg_config --bindir`, else the newest `/usr/lib/postgresql/<v>/bin`,
-/// else `PATH`.
-pub fn find_bindir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("STRATA_PG_BINDIR") {
-        let dir = PathBuf::from(dir);
-        if has_server(&dir) {
-            return Ok(dir);
-        }
-        return Err(Error::Cluster(format!(
-            "STRATA_PG_BINDIR={} holds no initdb and postgres binaries: {INSTALL_HINT}",
-            dir.display()
-        )));
-    }
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if out.status.success() && has_server(&dir) {
-            return Ok(dir);
-        }
-    }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let v: u32 = e.file_name().to_str()?.parse().ok()?;
-            Some((v, e.path().join("bin")))
-        })
-        .filter(|(_, d)| has_server(d))
-        .collect();
-    versions.sort();
-    if let Some((_, dir)) = versions.pop() {
-        return Ok(dir);
-    }
-    if let Some(dir) = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .find(|d| has_server(d))
-    {
-        return Ok(dir);
-    }
-    Err(Error::Cluster(format!(
-        "PostgreSQL server binaries (initdb, postgres) not found: {INSTALL_HINT}"
-    )))
-}
-
-/// Whether a folder holds the server binaries a cluster needs.
-fn has_server(dir: &Path) -> bool {
-    dir.join("initdb").is_file() && dir.join("postgres").is_file()
 }
 
 /// uid and gid of an OS user.
@@ -189,6 +140,8 @@ impl TempCluster {
             }
             None => find_bindir()?,
         };
+        let (major, _) =
+            major_of(&bindir).ok_or_else(|| Error::Cluster(format!("{}/postgres --version does not answer", bindir.display())))?;
         let parent = options.parent.clone().unwrap_or_else(std::env::temp_dir);
         sweep_stale(&parent);
         let ids = if is_root() {
@@ -330,6 +283,7 @@ impl TempCluster {
         let cluster = TempCluster {
             root: root.clone(),
             port,
+            major,
             state: Mutex::new(Some(Running {
                 dir,
                 stop: stop_tx,
@@ -362,6 +316,11 @@ impl TempCluster {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The PostgreSQL major version of the server.
+    pub fn major(&self) -> u32 {
+        self.major
     }
 
     /// A libpq key=value connection string to database `dbname`.
@@ -438,18 +397,5 @@ fn stop_child(child: &mut std::process::Child) {
 impl Drop for TempCluster {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn missing_binaries_say_how_to_install_them() {
-        let empty = tempfile::tempdir().unwrap();
-        // Only find_bindir reads this variable in the unit tests.
-        std::env::set_var("STRATA_PG_BINDIR", empty.path());
-        let err = super::find_bindir().unwrap_err().to_string();
-        std::env::remove_var("STRATA_PG_BINDIR");
-        assert!(err.contains("apt-get install -y postgresql"), "{err}");
     }
 }

@@ -9,6 +9,7 @@
 pub mod adopt;
 pub mod apply;
 pub mod baseline;
+pub mod bindir;
 pub mod cluster;
 pub mod conn;
 pub mod history;
@@ -18,6 +19,7 @@ pub mod live_catalog;
 pub mod lock;
 pub mod runner;
 pub mod shadow;
+pub mod version;
 
 pub use conn::{connect, Target};
 

@@ -38,17 +38,33 @@ pub fn server() -> &'static Server {
         if let Ok(url) = std::env::var("STRATA_TEST_PG") {
             return Server { admin: url };
         }
-        let options = ClusterOptions {
-            parent: cluster_parent(),
-            ..Default::default()
-        };
-        let cluster = TempCluster::start_with(&options)
+        let cluster = TempCluster::start_with(&cluster_options())
             .unwrap_or_else(|e| panic!("cannot start a throwaway PostgreSQL for the tests: {e}\n(or set STRATA_TEST_PG to a server's URL)"))
             .leak_until_exit();
         Server {
             admin: cluster.conn_string("postgres"),
         }
     })
+}
+
+/// `STRATA_TEST_PG_BIN`: the folder of the server binaries the tests run on
+/// (`scripts/pg-binaries --bin 13`), else the system's (`find_bindir`). The
+/// strata processes the tests start get it as `STRATA_PG_BINDIR`, so their
+/// own throwaway clusters (`--scratch auto`, `--shadow auto`) are of the
+/// same major.
+pub fn test_bindir() -> Option<PathBuf> {
+    std::env::var_os("STRATA_TEST_PG_BIN").filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+/// The options every cluster a test starts begins from: the binaries of
+/// `STRATA_TEST_PG_BIN` (so the TLS, password and pooler servers run on the
+/// major under test too) and the data under memory where there is some.
+pub fn cluster_options() -> ClusterOptions {
+    ClusterOptions {
+        bindir: test_bindir(),
+        parent: cluster_parent(),
+        ..Default::default()
+    }
 }
 
 /// The folder of the test cluster's data: memory (`/dev/shm`) where there is
@@ -81,6 +97,17 @@ impl Server {
     pub fn admin(&self) -> &str {
         &self.admin
     }
+}
+
+/// The PostgreSQL major of the test server (`server_version_num / 10000`).
+pub fn server_major() -> u32 {
+    static MAJOR: OnceLock<u32> = OnceLock::new();
+    *MAJOR.get_or_init(|| {
+        let num: u32 = value(server().admin(), "SHOW server_version_num")
+            .parse()
+            .expect("server_version_num is a number");
+        num / 10000
+    })
 }
 
 /// Runs SQL on a connection string: every row of the last statement as text.
@@ -195,6 +222,9 @@ pub fn copy_dir(from: &Path, to: &Path) {
 pub fn strata_command() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
     c.env("NO_COLOR", "1").stdin(Stdio::null());
+    if let Some(dir) = test_bindir() {
+        c.env("STRATA_PG_BINDIR", dir);
+    }
     c
 }
 
@@ -410,10 +440,21 @@ pub fn steps_done(status: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// A psql client: the test server's own, else the system's (the binaries of
+/// `scripts/pg-binaries` have none; any psql talks to every major).
+pub fn psql() -> PathBuf {
+    let has = |d: &Path| d.join("psql").is_file();
+    test_bindir()
+        .filter(|d| has(d))
+        .or_else(|| strata::pg::cluster::find_bindir().ok().filter(|d| has(d)))
+        .map(|d| d.join("psql"))
+        .unwrap_or_else(|| PathBuf::from("psql"))
+}
+
 /// Fills a database holding examples/cutovers/nova-leon/schema.sql with the
 /// example's generator (`psql -v users=N -v messages=M -f generate.sql`).
 pub fn generate_nova_leon(conn: &str, users: u32, messages: u32) {
-    let psql = strata::pg::cluster::find_bindir().unwrap().join("psql");
+    let psql = psql();
     let out = Command::new(psql)
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v"])
         .arg(format!("users={users}"))

@@ -34,6 +34,7 @@ mod cutover;
 mod cutover_fleet;
 mod cutover_move;
 mod drift;
+mod drift_kinds;
 mod examples;
 mod fix;
 mod getting_started;
