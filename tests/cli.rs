@@ -288,12 +288,18 @@ fn git(dir: &Path, args: &[&str]) {
     assert!(st.success(), "git {args:?}");
 }
 
-#[test]
-fn staged_and_since_report_only_changed_migrations() {
+/// The bundled workspace in a git repository with one commit of it.
+fn committed_copy() -> tempfile::TempDir {
     let ws = bundled_copy();
     git(ws.path(), &["init", "-q", "-b", "main"]);
     git(ws.path(), &["add", "-A"]);
     git(ws.path(), &["commit", "-q", "-m", "base"]);
+    ws
+}
+
+#[test]
+fn staged_and_since_report_only_changed_migrations() {
+    let ws = committed_copy();
     std::fs::write(
         ws.path().join("schema/core/0006_scratch.sql"),
         "CREATE TABLE scratch (id uuid PRIMARY KEY, wa_lid text);\n",
@@ -321,10 +327,7 @@ fn staged_and_since_report_only_changed_migrations() {
 
 #[test]
 fn staged_skips_sql_outside_the_layers_and_paths_narrow_it() {
-    let ws = bundled_copy();
-    git(ws.path(), &["init", "-q", "-b", "main"]);
-    git(ws.path(), &["add", "-A"]);
-    git(ws.path(), &["commit", "-q", "-m", "base"]);
+    let ws = committed_copy();
     std::fs::create_dir_all(ws.path().join("fixtures")).unwrap();
     std::fs::write(ws.path().join("fixtures/seed.sql"), "INSERT INTO contacts DEFAULT VALUES;\n").unwrap();
     std::fs::write(
@@ -359,10 +362,7 @@ fn staged_skips_sql_outside_the_layers_and_paths_narrow_it() {
 
 #[test]
 fn since_includes_new_migrations_not_yet_added() {
-    let ws = bundled_copy();
-    git(ws.path(), &["init", "-q", "-b", "main"]);
-    git(ws.path(), &["add", "-A"]);
-    git(ws.path(), &["commit", "-q", "-m", "base"]);
+    let ws = committed_copy();
     std::fs::write(
         ws.path().join("schema/core/0006_scratch.sql"),
         "CREATE TABLE scratch (id uuid PRIMARY KEY, wa_lid text);\n",
