@@ -56,6 +56,7 @@ pub enum Command {
     /// Print a rule's documentation: what it does, why, an example, the fix.
     Explain {
         /// A rule id, as listed by `strata rules`.
+        #[arg(value_parser = RuleId, hide_possible_values = true)]
         rule: String,
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
@@ -91,13 +92,25 @@ pub enum Command {
     /// folder of a new vertical or bespoke layer is created). NAME is turned
     /// into snake_case.
     New(NewArgs),
+    /// Run the language server on stdin/stdout (for editors; see docs/editors.md).
+    ///
+    /// Diagnostics as you type, with the whole history of the workspace as
+    /// context; code actions for fixes and suppressions; hover with the rule's
+    /// documentation. Logs go to the editor, never to stdout.
+    Lsp(LspArgs),
     /// Print a shell completion script (e.g. `strata completions bash > /etc/bash_completion.d/strata`).
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) to stdout (e.g. `strata man > strata.1`).
-    Man,
+    /// Print the man page (roff) to stdout (e.g. `strata man > strata.1`), or
+    /// write every page (strata.1 and one per subcommand, strata-check.1, ...)
+    /// into a folder.
+    Man {
+        /// Write strata.1 and the subcommands' pages into this folder.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
     // Live PostgreSQL: see docs/migrate.md.
     /// Apply pending migrations to tenant databases (exit 1 when a tenant failed).
     Migrate(MigrateArgs),
@@ -139,13 +152,17 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// Files or folders to report on (default: the whole workspace).
+    /// Files or folders to report on (default: the whole workspace; with
+    /// --since or --staged: narrows the changed files to those under PATHS).
     pub paths: Vec<PathBuf>,
-    /// Report on the migration files changed since this git revision.
-    #[arg(long, value_name = "REV", conflicts_with_all = ["paths", "staged"])]
+    /// Report on the migration files changed since this git revision,
+    /// committed or not, and on new migrations not yet added to git.
+    #[arg(long, value_name = "REV", conflicts_with = "staged")]
     pub since: Option<String>,
     /// Report on the migration files staged in git (for pre-commit hooks).
-    #[arg(long, conflicts_with = "paths")]
+    /// Staged files that are no migration of any layer are skipped (listed
+    /// with --verbose).
+    #[arg(long)]
     pub staged: bool,
     /// Ignore any workspace: check PATHS as a plain migration sequence.
     #[arg(long)]
@@ -163,11 +180,26 @@ pub struct CheckArgs {
     /// report what is left.
     #[arg(long)]
     pub fix: bool,
+    /// Where docs/rules.md is published: the markdown format links each rule to `<URL>#<rule>`.
+    #[arg(long, value_name = "URL", env = "STRATA_DOCS_URL", default_value = crate::rules::docs::DEFAULT_DOCS_URL)]
+    pub docs_url: String,
     /// Also apply the files under review to a scratch database (`auto`: a
     /// throwaway cluster; or a server's maintenance-database URL) and report
     /// the locks and rewrites they really cause (see docs/isolation.md).
     #[arg(long, value_name = "auto|URL")]
     pub shadow: Option<String>,
+}
+
+/// Arguments of `strata lsp`.
+#[derive(Debug, clap::Args)]
+pub struct LspArgs {
+    /// Talk over stdin/stdout (the only transport; accepted because editor clients pass it).
+    #[arg(long)]
+    pub stdio: bool,
+    /// Where docs/rules.md is published: diagnostics link each rule to `<URL>#<rule>`
+    /// (an editor may override it with the `docsUrl` initialization option).
+    #[arg(long, value_name = "URL", env = "STRATA_DOCS_URL", default_value = crate::rules::docs::DEFAULT_DOCS_URL)]
+    pub docs_url: String,
 }
 
 /// Arguments of `strata init`.
@@ -438,5 +470,26 @@ fn at_least_one(v: &str) -> Result<usize, String> {
         Ok(0) => Err("0 would start no tenant: N is the number of failures after which no new tenant starts (1 stops at the first)".into()),
         Ok(n) => Ok(n),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A rule id argument: any text (an unknown id gets strata's own error with
+/// a did-you-mean), with the ids as possible values for shell completions.
+#[derive(Clone, Copy, Debug)]
+pub struct RuleId;
+
+impl clap::builder::TypedValueParser for RuleId {
+    type Value = String;
+
+    fn parse_ref(&self, cmd: &clap::Command, arg: Option<&clap::Arg>, value: &std::ffi::OsStr) -> Result<String, clap::Error> {
+        clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            crate::rules::ALL
+                .iter()
+                .map(|m| clap::builder::PossibleValue::new(m.id).help(m.summary)),
+        ))
     }
 }

@@ -15,6 +15,7 @@ pub mod diag;
 pub mod error;
 pub mod fix;
 pub mod fleet;
+pub mod lsp;
 pub mod pg;
 pub mod report;
 pub mod rules;

@@ -29,6 +29,8 @@ const FLOORS: &[&[&str]] = &[
     &["fleet"],
     // Cutovers.
     &["cutover"],
+    // The language server (the checker behind an editor).
+    &["lsp"],
     // The command line: arguments, then the commands.
     &["cli"],
     &["app"],

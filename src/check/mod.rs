@@ -167,6 +167,12 @@ impl<'a> Engine<'a> {
         let parsed = file.parsed;
         let mut used = vec![false; parsed.suppressions.len()];
         for (r, f) in findings {
+            let mut f = f;
+            // Released migrations are never edited, whatever the rule offers.
+            if f.fix.is_some() && !rules::fixes::fixable(file) {
+                f.fix = None;
+                f.unfixed = Some(rules::fixes::RELEASED.to_string());
+            }
             out.extend(admit(parsed, self.rules[r].meta().id, self.severity(file.layer, r), f, &mut used));
         }
         let Some(unused_rule) = self.rules.iter().position(|r| r.meta().id == "unused-suppression") else {
@@ -180,7 +186,10 @@ impl<'a> Engine<'a> {
             let message = if s.reason.is_none() {
                 Some("this suppression has no reason and is ignored: write `-- strata-ignore <rule>: <reason>`".to_string())
             } else if let Some(unknown) = s.rules.iter().find(|r| rules::meta_of(r).is_none()) {
-                Some(format!("`{unknown}` is not a strata rule (see `strata rules`)"))
+                Some(format!(
+                    "`{unknown}` is not a strata rule{} (see `strata rules`)",
+                    rules::did_you_mean(unknown)
+                ))
             } else if s.rules.is_empty() {
                 Some("this suppression names no rule".to_string())
             } else if !was_used
@@ -204,6 +213,7 @@ impl<'a> Engine<'a> {
                     message,
                     help: Some("fix or delete the comment".to_string()),
                     fix: None,
+                    unfixed: None,
                 });
             }
         }
@@ -232,6 +242,7 @@ pub(crate) fn admit(parsed: &ParsedFile, rule: &'static str, severity: Severity,
         message: f.message,
         help: f.help,
         fix: f.fix,
+        unfixed: f.unfixed,
     })
 }
 
@@ -242,7 +253,9 @@ impl Finding {
     fn in_statement(mut self, i: usize, stmt: &crate::sql::Statement) -> Self {
         self.statement.get_or_insert(i);
         if let Some(body) = stmt.body {
-            self.fix = None;
+            if self.fix.take().is_some() || self.unfixed.is_some() {
+                self.unfixed = Some("inside a function or DO body, which strata does not edit".to_string());
+            }
             if body.detached {
                 self.region = stmt.region;
             }
@@ -287,6 +300,42 @@ fn count_reviewed(report: &mut CheckReport, parsed: &ParsedFile) {
     report.stats.understood += parsed.understood_count();
 }
 
+/// What rules see of a check outside any workspace.
+fn plain_env() -> Env<'static> {
+    Env {
+        config: None,
+        pg_version: 15,
+        layers: &[],
+        transactional: true,
+    }
+}
+
+/// A file outside any workspace: no layer, no release status.
+fn plain_file(parsed: &ParsedFile, id: u32) -> FileInfo<'_> {
+    FileInfo {
+        parsed,
+        id,
+        layer: None,
+        migration: None,
+        layer_migrations: &[],
+        released: Released::Unknown,
+        released_head: None,
+    }
+}
+
+/// Checks one text outside any workspace (an editor's buffer of a plain
+/// `.sql` file), as [`check_files`] checks a file: no history, lock safety
+/// and review rules only.
+pub fn check_text(display: String, text: String) -> Result<CheckReport> {
+    let started = Instant::now();
+    let parsed = parse_source(Arc::new(SourceFile::new(display, text)));
+    let engine = Engine::new(plain_env(), &RulesConfig::default())?;
+    let mut report = CheckReport::default();
+    engine.run_file(&plain_file(&parsed, 0), &mut Catalog::new(), true, &mut report.diagnostics);
+    count_reviewed(&mut report, &parsed);
+    Ok(finish(report, started))
+}
+
 /// Checks plain files or folders outside any workspace: one migration
 /// sequence in the order given (folders expand to their migrations), lock
 /// safety and review rules only.
@@ -306,27 +355,12 @@ pub fn check_files(paths: &[PathBuf], base: &Path) -> Result<CheckReport> {
             return Err(Error::MissingPath { path: p.clone() });
         }
     }
-    let env = Env {
-        config: None,
-        pg_version: 15,
-        layers: &[],
-        transactional: true,
-    };
-    let engine = Engine::new(env, &RulesConfig::default())?;
+    let engine = Engine::new(plain_env(), &RulesConfig::default())?;
     let mut report = CheckReport::default();
     let mut catalog = Catalog::new();
     let mut id = 0u32;
     parse_ahead(&items, |p| {
-        let info = FileInfo {
-            parsed: p,
-            id,
-            layer: None,
-            migration: None,
-            layer_migrations: &[],
-            released: Released::Unknown,
-            released_head: None,
-        };
-        engine.run_file(&info, &mut catalog, true, &mut report.diagnostics);
+        engine.run_file(&plain_file(p, id), &mut catalog, true, &mut report.diagnostics);
         count_reviewed(&mut report, p);
         id += 1;
     })?;
@@ -348,6 +382,17 @@ pub fn check_workspace(ws: &Workspace, review: &ReviewSet) -> Result<CheckReport
 /// it reports a file no earlier composition reported. Every file is parsed
 /// at most once.
 pub fn check_workspace_cached(ws: &Workspace, review: &ReviewSet, use_cache: bool) -> Result<CheckReport> {
+    check_workspace_overlay(ws, review, use_cache, &Overlay::new())
+}
+
+/// Texts that stand in for files on disk during one check (an editor's
+/// unsaved buffers), keyed by the migration's path as the workspace lists it.
+pub type Overlay = HashMap<PathBuf, String>;
+
+/// Like [`check_workspace_cached`], reading the files of `overlay` from it
+/// instead of the disk: the language server checks what is being typed
+/// against the whole history with the same engine, suppressions and cache.
+pub fn check_workspace_overlay(ws: &Workspace, review: &ReviewSet, use_cache: bool, overlay: &Overlay) -> Result<CheckReport> {
     let started = Instant::now();
     // Every file once, in layer order; its id is its index here.
     let mut items = Vec::new();
@@ -360,7 +405,13 @@ pub fn check_workspace_cached(ws: &Workspace, review: &ReviewSet, use_cache: boo
     }
     let sources: Vec<Arc<SourceFile>> = items
         .par_iter()
-        .map(|(_, _, p, d)| Ok(Arc::new(SourceFile::new(d.clone(), crate::error::read_utf8(p)?))))
+        .map(|(_, _, p, d)| {
+            let text = match overlay.get(p) {
+                Some(text) => text.clone(),
+                None => crate::error::read_utf8(p)?,
+            };
+            Ok(Arc::new(SourceFile::new(d.clone(), text)))
+        })
         .collect::<Result<_>>()?;
     let reviewed: Vec<bool> = items
         .iter()
@@ -546,6 +597,7 @@ fn check_sum(ws: &Workspace, report: &mut CheckReport) -> Result<Option<Released
                 message,
                 help: Some(help.to_string()),
                 fix: None,
+                unfixed: None,
             });
         }
     };
@@ -617,6 +669,17 @@ fn layer_infos(ws: &Workspace, parsed: &[Option<ParsedFile>], file_of: &HashMap<
             }
         })
         .collect()
+}
+
+/// Splits files into the migrations of the workspace's layers and the rest
+/// (both canonical).
+pub fn split_migrations(ws: &Workspace, paths: impl Iterator<Item = PathBuf>) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let all: HashSet<PathBuf> = ws
+        .layers
+        .iter()
+        .flat_map(|l| l.migrations.iter().map(|m| canonical(&m.path)))
+        .collect();
+    paths.map(|p| canonical(&p)).partition(|p| all.contains(p))
 }
 
 /// Resolves the paths given to `strata check` inside a workspace into a

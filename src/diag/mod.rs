@@ -171,6 +171,8 @@ pub struct Diagnostic {
     pub message: String,
     pub help: Option<String>,
     pub fix: Option<Fix>,
+    /// Why a rule that fixes such findings did not fix this one.
+    pub unfixed: Option<String>,
 }
 
 /// Counters for the one-line summary.

@@ -5,9 +5,12 @@ use std::io::{self, Write};
 
 use crate::diag::RuleMeta;
 
+pub mod fingerprint;
 pub mod github;
+pub mod gitlab;
 pub mod json;
 pub mod junit;
+pub mod markdown;
 pub mod sarif;
 pub mod text;
 
@@ -21,14 +24,34 @@ pub enum Format {
     Sarif,
     Github,
     Junit,
+    /// GitLab Code Quality (`artifacts:reports:codequality`).
+    Gitlab,
+    /// A pull-request comment body (`gh pr comment --body-file`, a GitLab note).
+    Markdown,
 }
 
 /// Options shared by renderers.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RenderOptions {
     pub color: bool,
     /// Print only the summary line in text mode.
     pub quiet: bool,
+    /// Where docs/rules.md is published; formats that link to a rule's
+    /// documentation append `#<rule>` (see [`crate::rules::docs::rule_url`]).
+    pub docs_url: String,
+    /// Warnings fail the check (`--deny-warnings`): JUnit marks them failed.
+    pub deny_warnings: bool,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            color: false,
+            quiet: false,
+            deny_warnings: false,
+            docs_url: crate::rules::docs::DEFAULT_DOCS_URL.to_string(),
+        }
+    }
 }
 
 /// Renders `report` in `format`. `rules` is the rule table (SARIF and JUnit
@@ -37,9 +60,11 @@ pub fn render(format: Format, report: &CheckReport, rules: &[&RuleMeta], opts: &
     match format {
         Format::Text => text::render(report, opts, w),
         Format::Json => json::render(report, w),
-        Format::Sarif => sarif::render(report, rules, w),
+        Format::Sarif => sarif::render(report, rules, &opts.docs_url, w),
         Format::Github => github::render(report, w),
-        Format::Junit => junit::render(report, w),
+        Format::Junit => junit::render(report, opts.deny_warnings, w),
+        Format::Gitlab => gitlab::render(report, rules, w),
+        Format::Markdown => markdown::render(report, rules, &opts.docs_url, w),
     }
 }
 
@@ -160,6 +185,7 @@ Do what the help says.
             message: message.to_string(),
             help: None,
             fix: None,
+            unfixed: None,
         }
     }
 

@@ -249,7 +249,10 @@ mod tests {
 
     #[test]
     fn color_marks_severity_gutter_and_help() {
-        let opts = RenderOptions { color: true, quiet: false };
+        let opts = RenderOptions {
+            color: true,
+            ..RenderOptions::default()
+        };
         let out = rendered(&fixture::report(), &opts);
         assert!(out.contains("\x1b[1;31merror[rls-missing]\x1b[0m"));
         assert!(out.contains("\x1b[1;33mwarning[ban-money-type]\x1b[0m"));
@@ -259,7 +262,10 @@ mod tests {
 
     #[test]
     fn quiet_prints_only_the_summary() {
-        let opts = RenderOptions { color: false, quiet: true };
+        let opts = RenderOptions {
+            quiet: true,
+            ..RenderOptions::default()
+        };
         let out = rendered(&fixture::report(), &opts);
         insta::assert_snapshot!(out, @"checked 2 files, 7 statements (6 understood), 2 errors, 4 warnings, 250 files of history replayed in 12.3 ms");
     }
@@ -310,6 +316,7 @@ mod tests {
                 message: "suppression suppresses nothing".to_string(),
                 help: None,
                 fix: None,
+                unfixed: None,
             }],
             stats: Stats::default(),
         };
@@ -336,6 +343,7 @@ mod tests {
                 message: "money".to_string(),
                 help: None,
                 fix: None,
+                unfixed: None,
             })
             .collect();
         let report = CheckReport {

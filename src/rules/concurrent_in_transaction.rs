@@ -68,11 +68,14 @@ impl Rule for ConcurrentInTransaction {
         let (message, fix) = match lock::transaction_at(cx.env, cx.file, cx.index) {
             Tx::None => return,
             Tx::Runner => {
-                let fix = (fixes::fixable(cx.file) && fixes::file_runs_outside_transaction(cx.file)).then(|| {
-                    crate::diag::Fix::new(
+                let fix = fixes::editable(cx.file).and_then(|()| {
+                    if !fixes::file_runs_outside_transaction(cx.file) {
+                        return Err(fixes::NEEDS_TRANSACTION.to_string());
+                    }
+                    Ok(crate::diag::Fix::new(
                         "run this file outside a transaction",
-                        vec![fixes::no_transaction_header(&cx.file.parsed.source)],
-                    )
+                        fixes::no_transaction_edits(cx.file),
+                    ))
                 });
                 (
                     format!("{what} cannot run inside a transaction block, and strata runs this migration file in one"),
@@ -83,7 +86,9 @@ impl Rule for ConcurrentInTransaction {
                 let line = cx.file.parsed.statements[begin].region.start.line;
                 (
                     format!("{what} cannot run inside the transaction block opened by BEGIN on line {line}"),
-                    None,
+                    Err(format!(
+                        "the statement is inside the BEGIN of line {line}: take it out of the block"
+                    )),
                 )
             }
         };

@@ -216,8 +216,37 @@ pub struct Finding {
     pub message: String,
     pub help: Option<String>,
     pub fix: Option<Fix>,
+    /// Why a rule that fixes such findings left this one without a fix
+    /// (`strata check --fix` says so).
+    pub unfixed: Option<String>,
     /// The statement the finding is about (for `strata-ignore`).
     pub statement: Option<usize>,
+}
+
+/// What a rule attaches to a finding: a fix, the reason it has none, or
+/// nothing (a rule without mechanical fixes).
+pub enum Fixing {
+    Fix(Fix),
+    Unfixed(String),
+    Nothing,
+}
+
+impl From<Option<Fix>> for Fixing {
+    fn from(fix: Option<Fix>) -> Self {
+        fix.map_or(Fixing::Nothing, Fixing::Fix)
+    }
+}
+
+impl From<Fix> for Fixing {
+    fn from(fix: Fix) -> Self {
+        Fixing::Fix(fix)
+    }
+}
+
+impl From<Result<Fix, String>> for Fixing {
+    fn from(fix: Result<Fix, String>) -> Self {
+        fix.map_or_else(Fixing::Unfixed, Fixing::Fix)
+    }
 }
 
 impl Finding {
@@ -227,6 +256,7 @@ impl Finding {
             message: message.into(),
             help: None,
             fix: None,
+            unfixed: None,
             statement: None,
         }
     }
@@ -238,8 +268,12 @@ impl Finding {
         self.statement = Some(i);
         self
     }
-    pub fn with_fix(mut self, fix: Option<Fix>) -> Self {
-        self.fix = fix;
+    pub fn with_fix(mut self, fix: impl Into<Fixing>) -> Self {
+        (self.fix, self.unfixed) = match fix.into() {
+            Fixing::Fix(f) => (Some(f), None),
+            Fixing::Unfixed(why) => (None, Some(why)),
+            Fixing::Nothing => (None, None),
+        };
         self
     }
 }
@@ -354,6 +388,32 @@ pub fn meta_of(id: &str) -> Option<&'static RuleMeta> {
     ALL.iter().copied().find(|m| m.id == id)
 }
 
+/// ` (did you mean `x`?)` for an unknown rule id: the closest ids by edit
+/// distance (a typo or two), else the ids that contain it; empty when none
+/// is close.
+pub fn did_you_mean(id: &str) -> String {
+    let id = id.trim().to_ascii_lowercase().replace('_', "-");
+    let mut close: Vec<(usize, &str)> = ALL
+        .iter()
+        .map(|m| (strsim::damerau_levenshtein(&id, m.id), m.id))
+        .filter(|(d, rule)| *d <= (rule.len() / 5).max(2))
+        .collect();
+    close.sort();
+    let names: Vec<&str> = match close.first() {
+        Some(&(best, _)) => close.iter().take_while(|(d, _)| *d == best).map(|(_, r)| *r).collect(),
+        None if id.len() >= 4 => ALL.iter().map(|m| m.id).filter(|r| r.contains(id.as_str())).take(5).collect(),
+        None => Vec::new(),
+    };
+    match names.as_slice() {
+        [] => String::new(),
+        [one] => format!(" (did you mean `{one}`?)"),
+        many => format!(
+            " (did you mean one of {}?)",
+            many.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
 /// Instances configured from a workspace's rules/*.toml.
 pub fn configured(cfg: &RulesConfig) -> crate::Result<Vec<Box<dyn Rule>>> {
     if let Some(s) = cfg.sections.iter().find(|s| meta_of(&s.id).is_none()) {
@@ -361,7 +421,7 @@ pub fn configured(cfg: &RulesConfig) -> crate::Result<Vec<Box<dyn Rule>>> {
             path: s.path.clone(),
             line: s.line,
             col: s.col,
-            message: format!("unknown rule `{}` (see `strata rules`)", s.id),
+            message: format!("unknown rule `{}`{} (see `strata rules`)", s.id, did_you_mean(&s.id)),
         });
     }
     let mut rules = instances();
@@ -443,6 +503,22 @@ pub fn severity_in(cfg: &RulesConfig, meta: &RuleMeta, layer: Option<&LayerInfo>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn misspelled_ids_get_the_closest() {
+        assert_eq!(
+            did_you_mean("require-concurent-index"),
+            " (did you mean `require-concurrent-index`?)"
+        );
+        assert_eq!(did_you_mean("RLS_MISING"), " (did you mean `rls-missing`?)");
+        assert!(
+            did_you_mean("concurrent").contains("`require-concurrent-index`"),
+            "{}",
+            did_you_mean("concurrent")
+        );
+        assert_eq!(did_you_mean("governance-xyzzy-frobnicate"), "");
+        assert_eq!(did_you_mean("ab"), "");
+    }
 
     #[test]
     fn ids_are_unique_kebab_case_and_documented() {

@@ -38,6 +38,7 @@ mod cutover_move;
 mod drift;
 mod drift_kinds;
 mod examples;
+mod fix;
 mod getting_started;
 mod identity;
 mod isolation;
