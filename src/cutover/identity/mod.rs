@@ -1,4 +1,4 @@
-//! The Orbis identity consolidation (seed 000, SPEC §5): legacy `users` rows
+//! The Orbis identity consolidation (one person record): legacy `users` rows
 //! are linked to `contacts`, the one canonical person record. A user is
 //! linked by phone (normalised to E.164), then by Slack id, then by a name
 //! that matches exactly one contact; anything else becomes a new contact, so
