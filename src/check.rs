@@ -205,6 +205,7 @@ impl<'a> Engine<'a> {
                 message: f.message,
                 help: f.help,
                 fix: f.fix,
+                anchor: stmt.and_then(|i| parsed.statements.get(i)).map(|st| st.bytes.clone()),
             });
         }
         let Some(unused_rule) = self.rules.iter().position(|r| r.meta().id == "unused-suppression") else {
@@ -242,6 +243,7 @@ impl<'a> Engine<'a> {
                     message,
                     help: Some("fix or delete the comment".to_string()),
                     fix: None,
+                    anchor: None,
                 });
             }
         }
@@ -296,6 +298,7 @@ fn finish(mut report: CheckReport, started: Instant) -> CheckReport {
 
 fn count_reviewed(report: &mut CheckReport, parsed: &ParsedFile) {
     report.stats.files += 1;
+    report.reviewed.push(parsed.source.path.clone());
     report.stats.statements += parsed.statement_count();
     report.stats.understood += parsed.understood_count();
 }
@@ -539,6 +542,7 @@ fn check_sum(ws: &Workspace, report: &mut CheckReport) -> Result<Option<Released
     let text = crate::error::read_utf8(&sum_path)?;
     let shown = ws.display(&sum_path);
     let entries = sum::parse(Path::new(&shown), &text)?;
+    report.reviewed.push(shown.clone());
     let source = Arc::new(SourceFile::new(shown, text));
     let on_disk: HashSet<String> = ws
         .layers
@@ -559,6 +563,7 @@ fn check_sum(ws: &Workspace, report: &mut CheckReport) -> Result<Option<Released
                 message,
                 help: Some(help.to_string()),
                 fix: None,
+                anchor: None,
             });
         }
     };

@@ -629,6 +629,7 @@ pub fn check(ws: &Workspace, review: &HashSet<PathBuf>, server: &ShadowServer) -
             message: f.message,
             help: f.help,
             fix: None,
+            anchor: f.statement.and_then(|i| parsed.statements.get(i)).map(|st| st.bytes.clone()),
         });
     }
     let notes = output

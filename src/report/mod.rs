@@ -173,6 +173,9 @@ pub struct Diagnostic {
     pub message: String,
     pub help: Option<String>,
     pub fix: Option<Fix>,
+    /// The byte range of the statement the finding is about, when it is
+    /// about one: the findings baseline fingerprints its text.
+    pub anchor: Option<std::ops::Range<usize>>,
 }
 
 /// Counters for the one-line summary.
@@ -188,6 +191,8 @@ pub struct Stats {
     /// Files replayed as context only (history).
     pub context_files: usize,
     pub elapsed_ms: f64,
+    /// Findings left out because the findings baseline accepts them.
+    pub accepted: usize,
 }
 
 /// The finished result of a check, ready to render.
@@ -195,6 +200,12 @@ pub struct Stats {
 pub struct CheckReport {
     pub diagnostics: Vec<Diagnostic>,
     pub stats: Stats,
+    /// The files under review, as shown (a findings baseline entry of any
+    /// other file is not judged by this check).
+    pub reviewed: Vec<String>,
+    /// Findings baseline entries that matched nothing (debt paid, or the
+    /// statement changed): the file can shrink.
+    pub stale_baseline: Vec<crate::accepted::Entry>,
 }
 
 impl CheckReport {
@@ -355,6 +366,7 @@ Do what the help says.
             message: message.to_string(),
             help: None,
             fix: None,
+            anchor: None,
         }
     }
 
@@ -438,7 +450,9 @@ Do what the help says.
                 understood: 6,
                 context_files: 250,
                 elapsed_ms: 12.3456,
+                accepted: 0,
             },
+            ..Default::default()
         };
         report.sort();
         report

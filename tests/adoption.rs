@@ -1,0 +1,146 @@
+//! Adopting strata in someone else's project: the findings baseline, rule
+//! groups, and advice and new files in the project's own migration tool.
+
+use std::path::Path;
+
+mod common;
+use common::{strata_in as strata, Run};
+
+#[track_caller]
+fn ok(cwd: &Path, args: &[&str]) -> Run {
+    let out = strata(cwd, args);
+    assert_eq!(out.code, 0, "strata {args:?}\nstdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    out
+}
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// `check --format json`: (summary, diagnostics).
+fn check_json(root: &Path, extra: &[&str]) -> (serde_json::Value, Vec<serde_json::Value>) {
+    let mut args = vec!["check", "--format", "json", "--no-cache"];
+    args.extend(extra);
+    let out = strata(root, &args);
+    assert!(out.code == 0 || out.code == 1, "{}{}", out.stdout, out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
+    (v.clone(), v["diagnostics"].as_array().unwrap().clone())
+}
+
+/// A goose project with a history full of findings, adopted.
+fn goose_project() -> tempfile::TempDir {
+    let repo = tempfile::tempdir().unwrap();
+    write(
+        repo.path(),
+        "db/migrations/20240101000000_items.sql",
+        "-- +goose Up\nCREATE TABLE items (id serial PRIMARY KEY, name varchar(20), at timestamp);\n-- +goose Down\nDROP TABLE items;\n",
+    );
+    write(
+        repo.path(),
+        "db/migrations/20240102000000_index.sql",
+        "-- +goose Up\nCREATE INDEX items_name ON items (name);\nCREATE INDEX items_at ON items (at);\n-- +goose Down\nDROP INDEX items_name;\n",
+    );
+    ok(repo.path(), &["init", "--from", "db/migrations"]);
+    repo
+}
+
+#[test]
+fn write_baseline_then_only_new_findings_and_stale_entries_are_reported() {
+    let repo = goose_project();
+    let root = repo.path();
+    let (before, found) = check_json(root, &[]);
+    assert!(found.len() >= 4, "{found:?}");
+    let total = found.len();
+
+    let out = ok(root, &["check", "--write-baseline"]);
+    assert!(out.stderr.contains(&format!("{total} findings accepted")), "{}", out.stderr);
+    let toml = std::fs::read_to_string(root.join("strata.toml")).unwrap();
+    assert!(toml.contains("baseline = \"strata-baseline.json\""), "{toml}");
+    assert!(root.join("strata-baseline.json").is_file());
+
+    // Nothing new: 0 findings, exit 0, the accepted count in every summary.
+    let (v, found) = check_json(root, &[]);
+    assert!(found.is_empty(), "{found:?}");
+    assert_eq!(v["summary"]["accepted"], total);
+    let text = ok(root, &["check"]);
+    assert!(text.stdout.contains(&format!("{total} findings accepted by the findings baseline")), "{}", text.stdout);
+    assert_eq!(before["summary"]["files"], v["summary"]["files"]);
+
+    // Edits elsewhere in a file (lines added above) keep its findings accepted;
+    // a new statement in it and a new migration are reported, alone.
+    write(
+        root,
+        "db/migrations/20240102000000_index.sql",
+        "-- +goose Up\n-- the name is searched\n\nCREATE INDEX items_name ON items (name);\nCREATE INDEX items_id ON items (id);\n-- +goose Down\nDROP INDEX items_name;\n",
+    );
+    write(
+        root,
+        "db/migrations/20240103000000_more.sql",
+        "-- +goose Up\nALTER TABLE items ADD COLUMN note varchar(10);\n",
+    );
+    let (v, found) = check_json(root, &[]);
+    let new: Vec<(&str, &str)> = found
+        .iter()
+        .map(|d| (d["rule"].as_str().unwrap(), d["file"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        new,
+        [
+            // A released migration was edited: that is a finding of its own.
+            ("migration-modified", "db/migrations/20240102000000_index.sql"),
+            ("require-concurrent-index", "db/migrations/20240102000000_index.sql"),
+            ("prefer-text", "db/migrations/20240103000000_more.sql")
+        ],
+        "{found:#?}"
+    );
+    // items_at was dropped: its entry no longer matches.
+    let stale = v["stale_baseline"].as_array().unwrap();
+    assert_eq!(stale.len(), 1, "{stale:?}");
+    assert_eq!(stale[0]["rule"], "require-concurrent-index");
+    assert_eq!(stale[0]["file"], "db/migrations/20240102000000_index.sql");
+    let text = strata(root, &["check"]);
+    assert!(text.stdout.contains("1 entry of the findings baseline no longer match"), "{}", text.stdout);
+
+    // --no-baseline shows everything; rewriting the baseline drops the stale entry.
+    let (_, all) = check_json(root, &["--no-baseline"]);
+    assert!(all.len() > found.len());
+    ok(root, &["check", "--write-baseline"]);
+    let (v, found) = check_json(root, &[]);
+    assert!(found.is_empty() && v["stale_baseline"].as_array().unwrap().is_empty(), "{v}");
+}
+
+#[test]
+fn write_baseline_of_some_files_keeps_the_other_files_entries() {
+    let repo = goose_project();
+    let root = repo.path();
+    ok(root, &["check", "--write-baseline"]);
+    let full = std::fs::read_to_string(root.join("strata-baseline.json")).unwrap();
+    ok(root, &["check", "--write-baseline", "db/migrations/20240102000000_index.sql"]);
+    assert_eq!(std::fs::read_to_string(root.join("strata-baseline.json")).unwrap(), full);
+    let (_, found) = check_json(root, &["db/migrations/20240101000000_items.sql"]);
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn a_broken_baseline_is_a_configuration_error() {
+    let repo = goose_project();
+    let root = repo.path();
+    ok(root, &["check", "--write-baseline"]);
+    std::fs::write(root.join("strata-baseline.json"), "{\"version\": 1, \"findings\": [}").unwrap();
+    let out = strata(root, &["check"]);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("strata-baseline.json:1:"), "{}", out.stderr);
+    let out = strata(root, &["check", "--no-workspace", "--write-baseline", "db/migrations"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--write-baseline needs a workspace"), "{}", out.stderr);
+}
+
+#[test]
+fn init_from_offers_the_baseline_in_its_closing_message() {
+    let repo = tempfile::tempdir().unwrap();
+    write(repo.path(), "db/migrations/20240101000000_a.sql", "-- +goose Up\nSELECT 1;\n");
+    let out = ok(repo.path(), &["init", "--from", "db/migrations"]);
+    assert!(out.stdout.contains("strata check --write-baseline"), "{}", out.stdout);
+}
