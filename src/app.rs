@@ -569,6 +569,13 @@ fn cmd_init(args: &InitArgs, quiet: bool) -> anyhow::Result<u8> {
                  only of new findings, run `strata check --write-baseline` (it records today's findings in \
                  strata-baseline.json; commit it)"
             )?;
+            if !a.orbis {
+                writeln!(
+                    out,
+                    "the Orbis governance rules are off (no `contacts` person table or canonical state homes in the history): \
+                     rules/governance.toml says how to turn them on"
+                )?;
+            }
         }
         None => writeln!(out, "next: `strata new core add_notes`, then `strata check`")?,
     }

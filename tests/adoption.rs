@@ -144,3 +144,48 @@ fn init_from_offers_the_baseline_in_its_closing_message() {
     let out = ok(repo.path(), &["init", "--from", "db/migrations"]);
     assert!(out.stdout.contains("strata check --write-baseline"), "{}", out.stdout);
 }
+
+#[test]
+fn init_from_turns_governance_off_without_the_orbis_tables_and_strata_init_keeps_it() {
+    // A project with a person table of its own: no governance findings.
+    let repo = tempfile::tempdir().unwrap();
+    write(
+        repo.path(),
+        "db/migrations/20240101000000_users.sql",
+        "-- +goose Up\nCREATE TABLE users (id bigint PRIMARY KEY, name text);\nCREATE TABLE posts (id bigint PRIMARY KEY, owner_id bigint REFERENCES users (id));\nCREATE INDEX posts_owner ON posts (owner_id);\n",
+    );
+    let out = ok(repo.path(), &["init", "--from", "db/migrations"]);
+    assert!(out.stdout.contains("governance rules are off"), "{}", out.stdout);
+    let rules = std::fs::read_to_string(repo.path().join("rules/governance.toml")).unwrap();
+    assert!(rules.contains("[groups]\ngovernance = \"off\""), "{rules}");
+    assert!(rules.contains("To turn it on") && rules.contains("person_table") && rules.contains("kv_home"), "{rules}");
+    let (_, found) = check_json(repo.path(), &[]);
+    assert!(found.is_empty(), "{found:#?}");
+    // Turned back on, the discipline fires.
+    std::fs::write(repo.path().join("rules/governance.toml"), rules.replace("governance = \"off\"", "")).unwrap();
+    let (_, found) = check_json(repo.path(), &[]);
+    let rules: Vec<&str> = found.iter().map(|d| d["rule"].as_str().unwrap()).collect();
+    assert!(rules.contains(&"parallel-person-table") && rules.contains(&"rls-missing"), "{rules:?}");
+
+    // An Orbis history keeps governance on.
+    let orbis = tempfile::tempdir().unwrap();
+    write(
+        orbis.path(),
+        "db/migrations/20240101000000_init.sql",
+        "-- +goose Up\nCREATE TABLE contacts (id uuid PRIMARY KEY);\nCREATE TABLE orbis_kv (namespace text, key text, PRIMARY KEY (namespace, key));\n",
+    );
+    let out = ok(orbis.path(), &["init", "--from", "db/migrations"]);
+    assert!(!out.stdout.contains("governance rules are off"), "{}", out.stdout);
+    let rules = std::fs::read_to_string(orbis.path().join("rules/governance.toml")).unwrap();
+    assert!(!rules.contains("[groups]"), "{rules}");
+
+    // A fresh `strata init` keeps it on, and a [rules.governance] mistake says [groups].
+    let fresh = tempfile::tempdir().unwrap();
+    ok(fresh.path(), &["init"]);
+    let rules = std::fs::read_to_string(fresh.path().join("rules/governance.toml")).unwrap();
+    assert!(!rules.contains("governance = \"off\""), "{rules}");
+    write(fresh.path(), "rules/zz.toml", "[rules.governance]\nseverity = \"off\"\n");
+    let out = strata(fresh.path(), &["check"]);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("rules/zz.toml:1:") && out.stderr.contains("[groups]"), "{}", out.stderr);
+}

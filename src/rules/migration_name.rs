@@ -28,7 +28,7 @@ crate::declare_rule! {
     /// (`strata new <layer> <name>` picks it) before it is released.
     pub struct MigrationName {
         id: "migration-name",
-        group: Governance,
+        group: History,
         severity: Error,
         summary: "a file name outside the naming convention, or a duplicate or skipped number in a layer",
         needs_workspace: true,

@@ -38,6 +38,10 @@ pub struct Adopted {
     pub migrations: usize,
     /// Files and folders that are not forward migrations, and why.
     pub left_out: Vec<LeftOut>,
+    /// Whether the history creates the Orbis canonical tables (the person
+    /// table `contacts` and a state home); when it does not, the governance
+    /// group is written off in rules/governance.toml.
+    pub orbis: bool,
 }
 
 /// Creates a new workspace in `root` (created when missing). With `from`, the
@@ -89,6 +93,7 @@ pub fn init(root: &Path, from: Option<&Path>, layout: Option<Layout>) -> Result<
             layout,
             evidence,
             migrations: found.migrations.len(),
+            orbis: creates_canonical_tables(&found.migrations),
             left_out: found.left_out,
         });
     }
@@ -106,9 +111,13 @@ pub fn init(root: &Path, from: Option<&Path>, layout: Option<Layout>) -> Result<
     // The rendered configuration must load: a template bug would otherwise
     // surface only on the user's next command.
     Config::parse(&config_path, &config)?;
+    let governance = match &report.adopted {
+        Some(a) if !a.orbis => format!("{GOVERNANCE_OFF}\n{GOVERNANCE_TEMPLATE}"),
+        _ => GOVERNANCE_TEMPLATE.to_string(),
+    };
     let mut files: Vec<(PathBuf, &str)> = vec![
         (config_path.clone(), config.as_str()),
-        (root.join("rules/governance.toml"), GOVERNANCE_TEMPLATE),
+        (root.join("rules/governance.toml"), governance.as_str()),
         (root.join("tenants.toml"), TENANTS_TEMPLATE),
         (root.join("schema/verticals/.gitkeep"), ""),
         (root.join("schema/bespoke/.gitkeep"), ""),
@@ -133,6 +142,56 @@ pub fn init(root: &Path, from: Option<&Path>, layout: Option<Layout>) -> Result<
         report.created.push(shown);
     }
     Ok(report)
+}
+
+/// The head of rules/governance.toml for a project without the Orbis
+/// canonical tables.
+const GOVERNANCE_OFF: &str = "\
+# This history creates none of the Orbis canonical tables (the person table
+# `contacts`, the state homes `orbis_kv`, `workflow_state`, `orbis_state.events`),
+# so the Orbis schema discipline, the governance group (row level security and
+# tenant-scoped policies on every tenant table, `contacts` as the one person
+# table, state in its canonical homes, layer boundaries), is off.
+# To turn it on, delete `governance = \"off\"` below (or set it to \"warning\"),
+# then configure:
+#   - strata.toml [tenancy]: mode, app_role, and tenant_key / tenant_table
+#     (shared) or container_table / container_key (database-per-tenant);
+#   - the person table: [rules.parallel-person-table] person_table and
+#     [rules.person-ref-not-contact] person_table, patterns;
+#   - the canonical homes: [rules.bespoke-table] events_home, state_home, kv_home.
+# The history group (file names, order, strata.sum) stays on.
+[groups]
+governance = \"off\"
+";
+
+/// Whether the migrations create the person table `contacts` and one of
+/// the canonical state homes (`orbis_kv`, `workflow_state`,
+/// `orbis_state.events`): an Orbis schema.
+fn creates_canonical_tables(migrations: &[Migration]) -> bool {
+    // `name` is a pattern for the (optionally schema-qualified) table name.
+    let table = |name: &str| {
+        regex::Regex::new(&format!(
+            r#"(?i)\bcreate\s+(?:unlogged\s+)?table\s+(?:if\s+not\s+exists\s+)?{name}\s*\("#
+        ))
+        .expect("a valid pattern")
+    };
+    let any_schema = |t: &str| format!(r#"(?:"?\w+"?\.)?"?{t}"?"#);
+    let contacts = table(&any_schema("contacts"));
+    let homes = [
+        table(&any_schema("orbis_kv")),
+        table(&any_schema("workflow_state")),
+        table(r#""?orbis_state"?\."?events"?"#),
+    ];
+    let (mut person, mut home) = (false, false);
+    for m in migrations {
+        let Ok(text) = std::fs::read_to_string(&m.path) else { continue };
+        person |= contacts.is_match(&text);
+        home |= homes.iter().any(|r| r.is_match(&text));
+        if person && home {
+            return true;
+        }
+    }
+    false
 }
 
 /// The core folder as written in strata.toml: relative to the workspace root
