@@ -123,6 +123,10 @@ pub struct Table {
     /// Privileges granted on the table: (role, privilege), `all` for ALL.
     #[serde(default)]
     pub grants: Vec<(String, String)>,
+    /// A partitioned table (`PARTITION BY`): it holds no rows itself, and
+    /// PostgreSQL cannot build an index on it CONCURRENTLY.
+    #[serde(default)]
+    pub partitioned: bool,
     pub origin: Origin,
 }
 

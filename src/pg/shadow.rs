@@ -853,6 +853,7 @@ mod tests {
             temporary: false,
             triggers: Vec::new(),
             grants: Vec::new(),
+            partitioned: false,
             origin: origin(file, 1),
         };
         // Made by statement 1 of file 0; its last column by statement 3.
