@@ -62,6 +62,7 @@ pub mod truncate_cascade;
 pub mod uncommitted_transaction;
 pub mod unique_constraint;
 pub mod volatile_default;
+pub mod whole_table_write;
 pub mod work_after_access_exclusive;
 // Governance and correctness rules of SPEC §3 (layers, RLS and policies,
 // people, state homes; types, keys and policy performance).
@@ -340,6 +341,7 @@ rule_table! {
     drop_database::DropDatabase,
     drop_not_null::DropNotNull,
     truncate_cascade::TruncateCascade,
+    whole_table_write::WholeTableWrite,
     require_lock_timeout::RequireLockTimeout,
     require_statement_timeout::RequireStatementTimeout,
     work_after_access_exclusive::WorkAfterAccessExclusive,

@@ -71,3 +71,23 @@ fn a_partitioned_parent_cannot_be_indexed_concurrently_and_the_advised_path_work
     }
     assert_eq!(value(&db, "SELECT indisvalid::text FROM pg_index WHERE indexrelid = 'events_at'::regclass"), "true");
 }
+
+/// whole-table-write: an UPDATE without WHERE in an open migration
+/// transaction makes a concurrent write to any row of the table wait.
+#[test]
+fn a_whole_table_update_blocks_concurrent_writes_until_it_commits() {
+    let db = database("precision_whole_table");
+    sql(&db, "CREATE TABLE orders (id bigint PRIMARY KEY, status text); INSERT INTO orders SELECT g, NULL FROM generate_series(1, 100) g;");
+    rt().block_on(async {
+        let migration = connect(&db).await;
+        let app = connect(&db).await;
+        migration.batch_execute("BEGIN; UPDATE orders SET status = 'open';").await.unwrap();
+        let e = app
+            .batch_execute("SET lock_timeout = '200ms'; UPDATE orders SET status = 'paid' WHERE id = 42;")
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE), "{e:?}");
+        migration.batch_execute("COMMIT").await.unwrap();
+        app.batch_execute("UPDATE orders SET status = 'paid' WHERE id = 42;").await.unwrap();
+    });
+}
