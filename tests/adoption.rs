@@ -189,3 +189,86 @@ fn init_from_turns_governance_off_without_the_orbis_tables_and_strata_init_keeps
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("rules/zz.toml:1:") && out.stderr.contains("[groups]"), "{}", out.stderr);
 }
+
+/// A project of `layout` with one released table, adopted, and a new
+/// migration `new_rel` holding `new_text`.
+fn project(layout: &str, first: (&str, &str), new: (&str, &str)) -> tempfile::TempDir {
+    let repo = tempfile::tempdir().unwrap();
+    write(repo.path(), &format!("db/migrations/{}", first.0), first.1);
+    ok(repo.path(), &["init", "--from", "db/migrations", "--layout", layout]);
+    write(repo.path(), &format!("db/migrations/{}", new.0), new.1);
+    repo
+}
+
+#[test]
+fn messages_help_and_fixes_speak_each_tools_transaction_marker() {
+    const ITEMS: &str = "CREATE TABLE items (id bigint PRIMARY KEY, name text);\n";
+    const INDEX: &str = "CREATE INDEX CONCURRENTLY items_name ON items (name);\n";
+    // (layout, first file, new file, text of the new file, the message's words, the help's words, the fixed file)
+    let cases: Vec<(&str, (String, String), (String, String), &str, &str, Option<String>)> = vec![
+        (
+            "goose",
+            ("1_items.sql".into(), format!("-- +goose Up\n{ITEMS}")),
+            ("2_index.sql".into(), format!("-- +goose Up\n{INDEX}")),
+            "goose runs this migration file in one",
+            "with the line `-- +goose NO TRANSACTION`",
+            Some(format!("-- +goose NO TRANSACTION\n-- +goose Up\n{INDEX}")),
+        ),
+        (
+            "dbmate",
+            ("20240101000000_items.sql".into(), format!("-- migrate:up\n{ITEMS}-- migrate:down\n")),
+            ("20240102000000_index.sql".into(), format!("-- migrate:up\n{INDEX}-- migrate:down\nDROP INDEX items_name;\n")),
+            "dbmate runs this migration file in one",
+            "whose up marker reads `-- migrate:up transaction:false`",
+            Some(format!("-- migrate:up transaction:false\n{INDEX}-- migrate:down\nDROP INDEX items_name;\n")),
+        ),
+        (
+            "sqlx",
+            ("1_items.sql".into(), ITEMS.into()),
+            ("2_index.sql".into(), INDEX.into()),
+            "sqlx runs this migration file in one",
+            "whose first line is `-- no-transaction`",
+            Some(format!("-- no-transaction\n{INDEX}")),
+        ),
+        (
+            "diesel",
+            ("2024-01-01-000000_items/up.sql".into(), ITEMS.into()),
+            ("2024-01-02-000000_index/up.sql".into(), INDEX.into()),
+            "diesel runs this migration file in one",
+            "a migration folder of its own with a `metadata.toml` that says `run_in_transaction = false`",
+            None,
+        ),
+        (
+            "golang-migrate",
+            ("1_items.up.sql".into(), ITEMS.into()),
+            ("2_index.up.sql".into(), INDEX.into()),
+            "golang-migrate sends this file as one query",
+            "golang-migrate has no marker for running a file outside a transaction",
+            Some(format!("-- strata: no-transaction\n{INDEX}")),
+        ),
+    ];
+    for (layout, first, new, message, help, fixed) in cases {
+        let repo = project(layout, (&first.0, &first.1), (&new.0, &new.1));
+        let root = repo.path();
+        let (_, found) = check_json(root, &[]);
+        let d = found
+            .iter()
+            .find(|d| d["rule"] == "concurrent-in-transaction")
+            .unwrap_or_else(|| panic!("{layout}: {found:#?}"));
+        assert!(d["message"].as_str().unwrap().contains(message), "{layout}: {d}");
+        assert!(d["help"].as_str().unwrap().contains(help), "{layout}: {d}");
+        assert!(!d["help"].as_str().unwrap().contains("strata: no-transaction") || layout == "golang-migrate", "{layout}: {d}");
+        let out = strata(root, &["check", "--fix"]);
+        assert!(out.code == 0 || out.code == 1, "{layout}: {}{}", out.stdout, out.stderr);
+        let text = std::fs::read_to_string(root.join("db/migrations").join(&new.0)).unwrap();
+        match fixed {
+            Some(f) => {
+                assert_eq!(text, f, "{layout}");
+                // The tool's marker is what strata reads too: nothing left to report.
+                let (_, found) = check_json(root, &[]);
+                assert!(found.iter().all(|d| d["rule"] != "concurrent-in-transaction"), "{layout}: {found:#?}");
+            }
+            None => assert_eq!(text, new.1, "{layout}: no fix where the marker lives outside the file"),
+        }
+    }
+}

@@ -68,14 +68,15 @@ impl Rule for ConcurrentInTransaction {
         let (message, fix) = match lock::transaction_at(cx.env, cx.file, cx.index) {
             Tx::None => return,
             Tx::Runner => {
-                let fix = (fixes::fixable(cx.file) && fixes::file_runs_outside_transaction(cx.file)).then(|| {
-                    crate::report::Fix::new(
-                        "run this file outside a transaction",
-                        vec![fixes::no_transaction_header(&cx.file.parsed.source)],
-                    )
-                });
+                let fix = (fixes::fixable(cx.file) && fixes::file_runs_outside_transaction(cx.file))
+                    .then(|| fixes::no_transaction_header(cx.file))
+                    .flatten()
+                    .map(|edit| crate::report::Fix::new("run this file outside a transaction", vec![edit]));
                 (
-                    format!("{what} cannot run inside a transaction block, and strata runs this migration file in one"),
+                    format!(
+                        "{what} cannot run inside a transaction block, and {}",
+                        fixes::layout_of(cx.file).runs_file_in_transaction()
+                    ),
                     fix,
                 )
             }
@@ -89,7 +90,7 @@ impl Rule for ConcurrentInTransaction {
         };
         out.push(
             Finding::new(cx.stmt.region, message)
-                .help("put it in a migration file of its own that starts with `-- strata: no-transaction` (and has no BEGIN)")
+                .help(format!("put it in {} (and no BEGIN)", fixes::no_transaction_advice(cx.file)))
                 .with_fix(fix),
         );
     }

@@ -74,7 +74,7 @@ impl Rule for RequireConcurrentIndex {
                     lock::describe(age, &table)
                 ),
             )
-            .help("use `CREATE INDEX CONCURRENTLY` in a migration file of its own that starts with `-- strata: no-transaction`")
+            .help(format!("use `CREATE INDEX CONCURRENTLY`, in {}", fixes::no_transaction_advice(cx.file)))
             .with_fix(fix),
         );
     }
