@@ -272,3 +272,73 @@ fn messages_help_and_fixes_speak_each_tools_transaction_marker() {
         }
     }
 }
+
+#[test]
+fn strata_new_follows_each_histories_naming_and_down_placement_without_strata_boilerplate() {
+    // (layout, existing files, the new files' names as patterns: `*` is the version)
+    let cases: &[(&str, &[(&str, &str)], &[&str])] = &[
+        (
+            "diesel",
+            &[
+                ("2019-02-26-002946_create_user.up.sql", "CREATE TABLE u (id bigint PRIMARY KEY);\n"),
+                ("down/2019-02-26-002946_create_user.down.sql", "DROP TABLE u;\n"),
+            ],
+            &["*_add_x.up.sql", "down/*_add_x.down.sql"],
+        ),
+        ("diesel", &[("2019-02-26-002946_create_user/up.sql", "SELECT 1;\n")], &["*_add_x/up.sql", "*_add_x/down.sql"]),
+        ("goose", &[("20240101000000_a.sql", "-- +goose Up\nSELECT 1;\n")], &["*_add_x.sql"]),
+        ("dbmate", &[("20240101000000_a.sql", "-- migrate:up\nSELECT 1;\n")], &["*_add_x.sql"]),
+        ("sqlx", &[("20240101000000_a.sql", "SELECT 1;\n")], &["*_add_x.sql"]),
+        (
+            "sqlx",
+            &[("1_a.up.sql", "SELECT 1;\n"), ("1_a.down.sql", "SELECT 1;\n")],
+            &["*_add_x.up.sql", "*_add_x.down.sql"],
+        ),
+        (
+            "golang-migrate",
+            &[("1_a.up.sql", "SELECT 1;\n"), ("1_a.down.sql", "SELECT 1;\n")],
+            &["*_add_x.up.sql", "*_add_x.down.sql"],
+        ),
+    ];
+    for (layout, existing, expected) in cases {
+        let repo = tempfile::tempdir().unwrap();
+        for (rel, text) in *existing {
+            write(repo.path(), &format!("db/migrations/{rel}"), text);
+        }
+        ok(repo.path(), &["init", "--from", "db/migrations", "--layout", layout]);
+        let before: std::collections::BTreeSet<String> = files(&repo.path().join("db/migrations"));
+        let out = ok(repo.path(), &["new", "core", "add_x"]);
+        let after = files(&repo.path().join("db/migrations"));
+        let created: Vec<&String> = after.difference(&before).collect();
+        assert_eq!(created.len(), expected.len(), "{layout}: {created:?}");
+        for pattern in *expected {
+            let (head, tail) = pattern.split_once('*').unwrap();
+            let (c, version) = created
+                .iter()
+                .find_map(|c| Some((c, c.strip_prefix(head)?.strip_suffix(tail)?)))
+                .unwrap_or_else(|| panic!("{layout}: none of {created:?} is {pattern}"));
+            let diesel = version.len() == 17 && version.as_bytes()[4] == b'-' && version.as_bytes()[10] == b'-';
+            let digits = version.bytes().all(|b| b.is_ascii_digit());
+            assert!(if *layout == "diesel" { diesel } else { digits }, "{layout}: version {version}");
+            let text = std::fs::read_to_string(repo.path().join("db/migrations").join(c)).unwrap();
+            assert!(!text.contains("strata"), "{layout}: {c} has strata boilerplate:\n{text}");
+        }
+        let up = created.iter().find(|c| !c.contains("down")).unwrap();
+        assert!(out.stdout.contains(up.as_str()), "{layout}: {}", out.stdout);
+        if *layout == "golang-migrate" {
+            assert!(up.starts_with("2_"), "{created:?}");
+        }
+        // The new migration is part of the history, in its place.
+        let ls = ok(repo.path(), &["ls", "--format", "json"]);
+        assert!(ls.stdout.contains("add_x"), "{layout}: {}", ls.stdout);
+    }
+}
+
+fn files(dir: &Path) -> std::collections::BTreeSet<String> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.path().strip_prefix(dir).unwrap().to_string_lossy().replace('\\', "/"))
+        .collect()
+}

@@ -346,15 +346,25 @@ pub fn plan_new(
         format!("{:0width$}", max.map_or(1, |m| m + 1))
     };
     let header = header(layer_id, name, layout);
+    let down = down_header(name, layout);
+    // The history's own shape wins over the layout's default: a diesel
+    // history flattened to `<version>_<name>.up.sql` files (down files in
+    // `down/`) goes on flattened, a reversible sqlx history with pairs.
+    let last = existing.last().map(|m| m.rel.as_str()).unwrap_or("");
+    let pair = |version: &str| {
+        let up = dir.join(format!("{version}_{name}.up.sql"));
+        let down_name = format!("{version}_{name}.down.sql");
+        let down_path = if keeps_downs_in_folder(dir) { dir.join("down").join(down_name) } else { dir.join(down_name) };
+        vec![(up, header.clone()), (down_path, down.clone())]
+    };
     let files = match layout.naming() {
+        Naming::DieselFolder if last.ends_with(".up.sql") && !last.contains('/') => pair(&stamp.diesel),
+        Naming::Timestamp | Naming::Numbered if last.ends_with(".up.sql") && !last.contains('/') => pair(&version),
         Naming::FlywayVersioned => vec![(dir.join(format!("V{}__{name}.sql", version.trim_start_matches('0'))), header)],
-        Naming::NumberedUpDown | Naming::TimestampUpDown => vec![
-            (dir.join(format!("{version}_{name}.up.sql")), header),
-            (dir.join(format!("{version}_{name}.down.sql")), down_header(name)),
-        ],
+        Naming::NumberedUpDown | Naming::TimestampUpDown => pair(&version),
         Naming::DieselFolder => {
             let folder = dir.join(format!("{}_{name}", stamp.diesel));
-            vec![(folder.join("up.sql"), header), (folder.join("down.sql"), down_header(name))]
+            vec![(folder.join("up.sql"), header), (folder.join("down.sql"), down)]
         }
         Naming::PrismaFolder => vec![(dir.join(format!("{}_{name}", stamp.digits)).join("migration.sql"), header)],
         Naming::Numbered | Naming::Timestamp | Naming::Any => vec![(dir.join(format!("{version}_{name}.sql")), header)],
@@ -378,9 +388,27 @@ pub fn write_new(new: &NewMigration) -> Result<()> {
     Ok(())
 }
 
+/// Whether the history keeps its down files in a `down/` folder (as the
+/// flattened diesel histories do).
+fn keeps_downs_in_folder(dir: &Path) -> bool {
+    std::fs::read_dir(dir.join("down")).is_ok_and(|mut rd| {
+        rd.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".down.sql")))
+    })
+}
+
+/// The new file's text. strata's own layout gets the header that explains
+/// strata's runner; another tool's file gets only its title and the tool's
+/// own markers (strata's runner is not that tool's).
 fn header(layer_id: &str, name: &str, layout: Layout) -> String {
     let title = name.replace('_', " ");
-    let body = format!(
+    if layout != Layout::Native {
+        return match layout {
+            Layout::Goose => format!("-- +goose Up\n-- {title}\n\n-- +goose Down\n"),
+            Layout::Dbmate => format!("-- migrate:up\n-- {title}\n\n-- migrate:down\n"),
+            _ => format!("-- {title}\n\n"),
+        };
+    }
+    format!(
         "-- {layer_id}: {title}\n\
          --\n\
          -- strata applies this file in one transaction, together with its history row.\n\
@@ -388,16 +416,15 @@ fn header(layer_id: &str, name: &str, layout: Layout) -> String {
          -- need the header below as the file's first line, without the leading \"-- \"\n\
          -- (the file is then recorded in the history only after it succeeded):\n\
          -- -- strata: no-transaction\n\n"
-    );
-    match layout {
-        Layout::Goose => format!("-- +goose Up\n{body}\n-- +goose Down\n"),
-        Layout::Dbmate => format!("-- migrate:up\n{body}\n-- migrate:down\n"),
-        _ => body,
-    }
+    )
 }
 
-fn down_header(name: &str) -> String {
-    format!("-- Reverts {name}. strata never applies down migrations.\n")
+fn down_header(name: &str, layout: Layout) -> String {
+    if layout == Layout::Native {
+        format!("-- Reverts {name}. strata never applies down migrations.\n")
+    } else {
+        format!("-- reverts {}\n", name.replace('_', " "))
+    }
 }
 
 struct Stamp {
