@@ -367,7 +367,17 @@ pub fn plan_new(
             vec![(folder.join("up.sql"), header), (folder.join("down.sql"), down)]
         }
         Naming::PrismaFolder => vec![(dir.join(format!("{}_{name}", stamp.digits)).join("migration.sql"), header)],
-        Naming::Numbered | Naming::Timestamp | Naming::Any => vec![(dir.join(format!("{version}_{name}.sql")), header)],
+        Naming::Any => {
+            // A plain history applies in name order: the new file must sort
+            // after the last one (`v1.19_1_x.sql` goes on as `v1.19_2_<name>.sql`).
+            let stamped = format!("{version}_{name}.sql");
+            let file = match existing.last() {
+                Some(m) if stamped.as_str() <= m.rel.as_str() => next_plain_name(&m.rel, name).unwrap_or(stamped),
+                _ => stamped,
+            };
+            vec![(dir.join(file), header)]
+        }
+        Naming::Numbered | Naming::Timestamp => vec![(dir.join(format!("{version}_{name}.sql")), header)],
     };
     Ok(NewMigration { files })
 }
@@ -386,6 +396,22 @@ pub fn write_new(new: &NewMigration) -> Result<()> {
         f.write_all(text.as_bytes()).map_err(|e| Error::io(path, e))?;
     }
     Ok(())
+}
+
+/// The name after `last` in a plain history: its version part (the `_`
+/// separated words before the first that starts with a letter) with its
+/// last number incremented, then `name`. `None` when it has no number.
+fn next_plain_name(last: &str, name: &str) -> Option<String> {
+    let stem = last.rsplit('/').next()?.strip_suffix(".sql")?;
+    let words: Vec<&str> = stem.split('_').collect();
+    let n = 1 + words.iter().skip(1).take_while(|w| !w.starts_with(|c: char| c.is_ascii_alphabetic())).count();
+    let version = words[..n].join("_");
+    let end = version.rfind(|c: char| c.is_ascii_digit())? + 1;
+    let start = version[..end].rfind(|c: char| !c.is_ascii_digit()).map_or(0, |i| i + 1);
+    let next = version[start..end].parse::<u64>().ok()? + 1;
+    let width = end - start;
+    let bumped = format!("{}{next:0width$}{}", &version[..start], &version[end..]);
+    Some(format!("{bumped}_{name}.sql"))
 }
 
 /// Whether the history keeps its down files in a `down/` folder (as the
@@ -482,6 +508,14 @@ mod tests {
         assert_eq!(LayerName::parse("bespoke/dreamlink/").unwrap().kind, LayerKind::Bespoke);
         assert!(LayerName::parse("verticals/Bad_Name").is_err());
         assert!(LayerName::parse("plugins/x").is_err());
+    }
+
+    #[test]
+    fn a_plain_history_goes_on_after_its_last_name() {
+        assert_eq!(next_plain_name("v1.19_1_current_chasm.sql", "x").as_deref(), Some("v1.19_2_x.sql"));
+        assert_eq!(next_plain_name("009_init.sql", "x").as_deref(), Some("010_x.sql"));
+        assert_eq!(next_plain_name("v1.09.sql", "x").as_deref(), Some("v1.10_x.sql"));
+        assert_eq!(next_plain_name("schema.sql", "x"), None);
     }
 
     #[test]
