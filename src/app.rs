@@ -314,7 +314,9 @@ fn findings_baseline(target: &CheckTarget, args: &CheckArgs, report: &mut report
 }
 
 /// `--shadow`: adds what the shadow run observed to the static report (a
-/// finding the static rules already made on the same line is kept once).
+/// finding the static rules already made on the same line, or with the same
+/// message inside the statement the shadow finding points at, is kept once:
+/// the static one, positioned inside the body).
 fn merge_shadow(target: &CheckTarget, spec: &str, report: &mut report::CheckReport) -> anyhow::Result<()> {
     let CheckTarget::Workspace {
         root, review: Some(paths), ..
@@ -339,9 +341,15 @@ fn merge_shadow(target: &CheckTarget, spec: &str, report: &mut report::CheckRepo
     });
     let statics = report.diagnostics.len();
     for d in found.diagnostics {
-        let seen = report.diagnostics[..statics]
-            .iter()
-            .any(|x| x.rule == d.rule && x.file.path == d.file.path && x.region.start.line == d.region.start.line);
+        // The static pass reads DO blocks and constant EXECUTE strings: its
+        // finding sits inside the statement the shadow run attributes the
+        // same finding to (the whole DO block).
+        let inside = |x: &report::Diagnostic| {
+            (d.region.start.line..=d.region.end.line).contains(&x.region.start.line) && x.message == d.message
+        };
+        let seen = report.diagnostics[..statics].iter().any(|x| {
+            x.rule == d.rule && x.file.path == d.file.path && (x.region.start.line == d.region.start.line || inside(x))
+        });
         if !seen {
             report.diagnostics.push(d);
         }

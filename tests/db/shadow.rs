@@ -97,8 +97,9 @@ fn of<'a>(f: &'a [(String, u64, String)], rule: &str) -> Vec<&'a (String, u64, S
 
 #[test]
 fn table_created_in_a_do_block_without_rls_is_caught() {
+    // The table's name is a variable: only the shadow run can know it.
     let (run, json) = shadow(
-        "-- Notes, created dynamically.\nDO $$\nBEGIN\n  EXECUTE 'CREATE TABLE notes (id uuid PRIMARY KEY, container_id uuid NOT NULL REFERENCES containers (id), wa_lid text)';\nEND\n$$;\n",
+        "-- Notes, created dynamically.\nDO $$\nDECLARE t text := 'notes';\nBEGIN\n  EXECUTE format('CREATE TABLE %I (id uuid PRIMARY KEY, container_id uuid NOT NULL REFERENCES containers (id), wa_lid text)', t);\nEND\n$$;\n",
     );
     run.expect(1);
     let f = findings(&json);
@@ -107,6 +108,23 @@ fn table_created_in_a_do_block_without_rls_is_caught() {
     assert_eq!(rls[0].1, 2, "the span of the DO statement: {f:#?}");
     assert!(rls[0].2.contains("notes"), "{f:#?}");
     assert_eq!(of(&f, "lid-column").len(), 1, "{f:#?}");
+    // Statically it is SQL strata cannot read.
+    assert_eq!(lines_of(&f, "opaque-sql"), vec![5], "{f:#?}");
+}
+
+#[test]
+fn a_constant_execute_in_a_do_block_is_reported_once_inside_the_body() {
+    // The static pass reads the constant string; the shadow run sees the
+    // same table appear during the DO statement: one finding, in the body.
+    let (run, json) = shadow(
+        "-- Notes.\nDO $$\nBEGIN\n  EXECUTE 'CREATE TABLE notes (id uuid PRIMARY KEY, container_id uuid NOT NULL REFERENCES containers (id), wa_lid text)';\nEND\n$$;\n",
+    );
+    run.expect(1);
+    let f = findings(&json);
+    assert_eq!(lines_of(&f, "rls-missing"), vec![4], "{f:#?}");
+    assert!(of(&f, "rls-missing")[0].2.contains("notes"), "{f:#?}");
+    assert_eq!(lines_of(&f, "lid-column"), vec![4], "{f:#?}");
+    assert!(of(&f, "opaque-sql").is_empty(), "{f:#?}");
 }
 
 #[test]
@@ -195,11 +213,13 @@ fn rls_without_force_or_policy_in_a_function_is_caught() {
     assert!(of(&f, "rls-missing").is_empty(), "{f:#?}");
 }
 
-/// Objects made by dynamic SQL; the comments say which line makes what.
+/// Objects made by dynamic SQL (names in variables, which the static pass
+/// cannot read) or by a function a later statement calls; the comments say
+/// which line makes what.
 const DYNAMIC: &str = "-- Everything here is made by dynamic SQL.
-DO $$
+DO $$ DECLARE t text := 'notes';
 BEGIN
-  EXECUTE format('CREATE TABLE %I (id uuid PRIMARY KEY, body text)', 'notes');
+  EXECUTE format('CREATE TABLE %I (id uuid PRIMARY KEY, body text)', t);
 END
 $$;
 CREATE FUNCTION make_tags() RETURNS void LANGUAGE plpgsql AS $$
@@ -208,9 +228,9 @@ BEGIN
 END
 $$;
 SELECT make_tags();
-DO $$ BEGIN EXECUTE 'ALTER TABLE messages ADD COLUMN ' || quote_ident('sender_lid') || ' text'; END $$;
-DO $$ BEGIN EXECUTE 'CREATE TABLE sync_state (id uuid PRIMARY KEY, container_id uuid NOT NULL REFERENCES containers (id))'; END $$;
-DO $$ BEGIN EXECUTE 'CREATE FUNCTION whoami() RETURNS text LANGUAGE sql SECURITY DEFINER AS ''SELECT current_user::text'''; END $$;
+DO $$ DECLARE c text := 'sender_lid'; BEGIN EXECUTE 'ALTER TABLE messages ADD COLUMN ' || quote_ident(c) || ' text'; END $$;
+DO $$ DECLARE t text := 'sync_state'; BEGIN EXECUTE format('CREATE TABLE %I (id uuid PRIMARY KEY, container_id uuid NOT NULL REFERENCES containers (id))', t); END $$;
+DO $$ DECLARE f text := 'whoami'; BEGIN EXECUTE format('CREATE FUNCTION %I() RETURNS text LANGUAGE sql SECURITY DEFINER AS ''SELECT current_user::text''', f); END $$;
 ";
 
 /// The lines `rule` reported, sorted.
@@ -292,16 +312,16 @@ fn policies_made_by_dynamic_sql_are_judged_by_the_policy_rules() {
     // one policy lets every row through, the other ignores the container.
     let (run, json) = shadow(
         "-- Policies made dynamically.
-DO $$
+DO $$ DECLARE t text := 'pins';
 BEGIN
-  EXECUTE 'CREATE TABLE pins (id uuid PRIMARY KEY, container_id uuid NOT NULL REFERENCES containers (id))';
-  EXECUTE 'CREATE INDEX pins_container_idx ON pins (container_id)';
-  EXECUTE 'ALTER TABLE pins ENABLE ROW LEVEL SECURITY';
-  EXECUTE 'ALTER TABLE pins FORCE ROW LEVEL SECURITY';
-  EXECUTE 'CREATE POLICY pins_open ON pins FOR SELECT USING (true)';
+  EXECUTE format('CREATE TABLE %I (id uuid PRIMARY KEY, container_id uuid NOT NULL REFERENCES containers (id))', t);
+  EXECUTE format('CREATE INDEX pins_container_idx ON %I (container_id)', t);
+  EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+  EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+  EXECUTE format('CREATE POLICY pins_open ON %I FOR SELECT USING (true)', t);
 END
 $$;
-DO $$ BEGIN EXECUTE 'CREATE POLICY pins_any ON pins FOR UPDATE TO orbis_app USING (id IS NOT NULL)'; END $$;
+DO $$ DECLARE t text := 'pins'; BEGIN EXECUTE format('CREATE POLICY pins_any ON %I FOR UPDATE TO orbis_app USING (id IS NOT NULL)', t); END $$;
 ",
     );
     run.expect(1);
@@ -333,7 +353,7 @@ fn suppressions_apply_to_live_findings() {
     let (_run, json) = shadow(
         "-- Legacy helper.
 -- strata-ignore security-definer-search-path: reviewed, it reads nothing by name
-DO $$ BEGIN EXECUTE 'CREATE FUNCTION whoami() RETURNS text LANGUAGE sql SECURITY DEFINER AS ''SELECT 1::text'''; END $$;
+DO $$ DECLARE f text := 'whoami'; BEGIN EXECUTE format('CREATE FUNCTION %I() RETURNS text LANGUAGE sql SECURITY DEFINER AS ''SELECT 1::text''', f); END $$;
 ",
     );
     let f = findings(&json);
