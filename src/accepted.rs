@@ -60,12 +60,7 @@ impl Baseline {
         }
         let text = crate::error::read_utf8(path)?;
         let file: BaselineFile = serde_json::from_str(&text).map_err(|e| {
-            let offset = text
-                .lines()
-                .take(e.line().saturating_sub(1))
-                .map(|l| l.len() + 1)
-                .sum::<usize>()
-                + e.column().saturating_sub(1);
+            let offset = text.lines().take(e.line().saturating_sub(1)).map(|l| l.len() + 1).sum::<usize>() + e.column().saturating_sub(1);
             Error::config_at(path, &text, Some(offset), format!("not a strata findings baseline: {e}"))
         })?;
         if file.version != VERSION {
@@ -140,16 +135,16 @@ impl Baseline {
             *left.entry(key(&e.file, &e.rule, e.fingerprint.clone())).or_default() += e.count;
         }
         let mut accepted = 0;
-        report.diagnostics.retain(|d| {
-            match left.get_mut(&key(&d.file.path, d.rule, fingerprint(d))) {
+        report
+            .diagnostics
+            .retain(|d| match left.get_mut(&key(&d.file.path, d.rule, fingerprint(d))) {
                 Some(n) if *n > 0 => {
                     *n -= 1;
                     accepted += 1;
                     false
                 }
                 _ => true,
-            }
-        });
+            });
         report.stats.accepted += accepted;
         let reviewed: HashSet<&str> = report.reviewed.iter().map(String::as_str).collect();
         report.stale_baseline = self
@@ -305,14 +300,20 @@ mod tests {
     fn accepts_findings_after_edits_elsewhere_and_reports_stale_entries() {
         let before = report(
             "CREATE INDEX i ON t (a);\nCREATE INDEX j ON t (b);\n",
-            &[("require-concurrent-index", "CREATE INDEX i"), ("require-concurrent-index", "CREATE INDEX j")],
+            &[
+                ("require-concurrent-index", "CREATE INDEX i"),
+                ("require-concurrent-index", "CREATE INDEX j"),
+            ],
         );
         let baseline = Baseline::of(&before);
         assert_eq!(baseline.findings(), 2);
         // Lines added above, `j` fixed, a new index `k`.
         let mut after = report(
             "-- a comment\nSELECT 1;\n\nCREATE INDEX   i ON t (a);\nCREATE INDEX k ON t (c);\n",
-            &[("require-concurrent-index", "CREATE INDEX   i"), ("require-concurrent-index", "CREATE INDEX k")],
+            &[
+                ("require-concurrent-index", "CREATE INDEX   i"),
+                ("require-concurrent-index", "CREATE INDEX k"),
+            ],
         );
         baseline.apply(&mut after);
         assert_eq!(after.stats.accepted, 1);

@@ -344,12 +344,11 @@ fn merge_shadow(target: &CheckTarget, spec: &str, report: &mut report::CheckRepo
         // The static pass reads DO blocks and constant EXECUTE strings: its
         // finding sits inside the statement the shadow run attributes the
         // same finding to (the whole DO block).
-        let inside = |x: &report::Diagnostic| {
-            (d.region.start.line..=d.region.end.line).contains(&x.region.start.line) && x.message == d.message
-        };
-        let seen = report.diagnostics[..statics].iter().any(|x| {
-            x.rule == d.rule && x.file.path == d.file.path && (x.region.start.line == d.region.start.line || inside(x))
-        });
+        let inside =
+            |x: &report::Diagnostic| (d.region.start.line..=d.region.end.line).contains(&x.region.start.line) && x.message == d.message;
+        let seen = report.diagnostics[..statics]
+            .iter()
+            .any(|x| x.rule == d.rule && x.file.path == d.file.path && (x.region.start.line == d.region.start.line || inside(x)));
         if !seen {
             report.diagnostics.push(d);
         }

@@ -65,7 +65,11 @@ fn write_baseline_then_only_new_findings_and_stale_entries_are_reported() {
     assert!(found.is_empty(), "{found:?}");
     assert_eq!(v["summary"]["accepted"], total);
     let text = ok(root, &["check"]);
-    assert!(text.stdout.contains(&format!("{total} findings accepted by the findings baseline")), "{}", text.stdout);
+    assert!(
+        text.stdout.contains(&format!("{total} findings accepted by the findings baseline")),
+        "{}",
+        text.stdout
+    );
     assert_eq!(before["summary"]["files"], v["summary"]["files"]);
 
     // Edits elsewhere in a file (lines added above) keep its findings accepted;
@@ -101,7 +105,11 @@ fn write_baseline_then_only_new_findings_and_stale_entries_are_reported() {
     assert_eq!(stale[0]["rule"], "require-concurrent-index");
     assert_eq!(stale[0]["file"], "db/migrations/20240102000000_index.sql");
     let text = strata(root, &["check"]);
-    assert!(text.stdout.contains("1 entry of the findings baseline no longer match"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("1 entry of the findings baseline no longer match"),
+        "{}",
+        text.stdout
+    );
 
     // --no-baseline shows everything; rewriting the baseline drops the stale entry.
     let (_, all) = check_json(root, &["--no-baseline"]);
@@ -158,14 +166,20 @@ fn init_from_turns_governance_off_without_the_orbis_tables_and_strata_init_keeps
     assert!(out.stdout.contains("governance rules are off"), "{}", out.stdout);
     let rules = std::fs::read_to_string(repo.path().join("rules/governance.toml")).unwrap();
     assert!(rules.contains("[groups]\ngovernance = \"off\""), "{rules}");
-    assert!(rules.contains("To turn it on") && rules.contains("person_table") && rules.contains("kv_home"), "{rules}");
+    assert!(
+        rules.contains("To turn it on") && rules.contains("person_table") && rules.contains("kv_home"),
+        "{rules}"
+    );
     let (_, found) = check_json(repo.path(), &[]);
     assert!(found.is_empty(), "{found:#?}");
     // Turned back on, the discipline fires.
     std::fs::write(repo.path().join("rules/governance.toml"), rules.replace("governance = \"off\"", "")).unwrap();
     let (_, found) = check_json(repo.path(), &[]);
     let rules: Vec<&str> = found.iter().map(|d| d["rule"].as_str().unwrap()).collect();
-    assert!(rules.contains(&"parallel-person-table") && rules.contains(&"rls-missing"), "{rules:?}");
+    assert!(
+        rules.contains(&"parallel-person-table") && rules.contains(&"rls-missing"),
+        "{rules:?}"
+    );
 
     // An Orbis history keeps governance on.
     let orbis = tempfile::tempdir().unwrap();
@@ -187,7 +201,11 @@ fn init_from_turns_governance_off_without_the_orbis_tables_and_strata_init_keeps
     write(fresh.path(), "rules/zz.toml", "[rules.governance]\nseverity = \"off\"\n");
     let out = strata(fresh.path(), &["check"]);
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
-    assert!(out.stderr.contains("rules/zz.toml:1:") && out.stderr.contains("[groups]"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("rules/zz.toml:1:") && out.stderr.contains("[groups]"),
+        "{}",
+        out.stderr
+    );
 }
 
 /// A project of `layout` with one released table, adopted, and a new
@@ -205,7 +223,9 @@ fn messages_help_and_fixes_speak_each_tools_transaction_marker() {
     const ITEMS: &str = "CREATE TABLE items (id bigint PRIMARY KEY, name text);\n";
     const INDEX: &str = "CREATE INDEX CONCURRENTLY items_name ON items (name);\n";
     // (layout, first file, new file, text of the new file, the message's words, the help's words, the fixed file)
-    let cases: Vec<(&str, (String, String), (String, String), &str, &str, Option<String>)> = vec![
+    type File = (String, String);
+    type Case<'a> = (&'a str, File, File, &'a str, &'a str, Option<String>);
+    let cases: Vec<Case> = vec![
         (
             "goose",
             ("1_items.sql".into(), format!("-- +goose Up\n{ITEMS}")),
@@ -216,11 +236,19 @@ fn messages_help_and_fixes_speak_each_tools_transaction_marker() {
         ),
         (
             "dbmate",
-            ("20240101000000_items.sql".into(), format!("-- migrate:up\n{ITEMS}-- migrate:down\n")),
-            ("20240102000000_index.sql".into(), format!("-- migrate:up\n{INDEX}-- migrate:down\nDROP INDEX items_name;\n")),
+            (
+                "20240101000000_items.sql".into(),
+                format!("-- migrate:up\n{ITEMS}-- migrate:down\n"),
+            ),
+            (
+                "20240102000000_index.sql".into(),
+                format!("-- migrate:up\n{INDEX}-- migrate:down\nDROP INDEX items_name;\n"),
+            ),
             "dbmate runs this migration file in one",
             "whose up marker reads `-- migrate:up transaction:false`",
-            Some(format!("-- migrate:up transaction:false\n{INDEX}-- migrate:down\nDROP INDEX items_name;\n")),
+            Some(format!(
+                "-- migrate:up transaction:false\n{INDEX}-- migrate:down\nDROP INDEX items_name;\n"
+            )),
         ),
         (
             "sqlx",
@@ -257,7 +285,10 @@ fn messages_help_and_fixes_speak_each_tools_transaction_marker() {
             .unwrap_or_else(|| panic!("{layout}: {found:#?}"));
         assert!(d["message"].as_str().unwrap().contains(message), "{layout}: {d}");
         assert!(d["help"].as_str().unwrap().contains(help), "{layout}: {d}");
-        assert!(!d["help"].as_str().unwrap().contains("strata: no-transaction") || layout == "golang-migrate", "{layout}: {d}");
+        assert!(
+            !d["help"].as_str().unwrap().contains("strata: no-transaction") || layout == "golang-migrate",
+            "{layout}: {d}"
+        );
         let out = strata(root, &["check", "--fix"]);
         assert!(out.code == 0 || out.code == 1, "{layout}: {}{}", out.stdout, out.stderr);
         let text = std::fs::read_to_string(root.join("db/migrations").join(&new.0)).unwrap();
@@ -266,7 +297,10 @@ fn messages_help_and_fixes_speak_each_tools_transaction_marker() {
                 assert_eq!(text, f, "{layout}");
                 // The tool's marker is what strata reads too: nothing left to report.
                 let (_, found) = check_json(root, &[]);
-                assert!(found.iter().all(|d| d["rule"] != "concurrent-in-transaction"), "{layout}: {found:#?}");
+                assert!(
+                    found.iter().all(|d| d["rule"] != "concurrent-in-transaction"),
+                    "{layout}: {found:#?}"
+                );
             }
             None => assert_eq!(text, new.1, "{layout}: no fix where the marker lives outside the file"),
         }
@@ -276,7 +310,8 @@ fn messages_help_and_fixes_speak_each_tools_transaction_marker() {
 #[test]
 fn strata_new_follows_each_histories_naming_and_down_placement_without_strata_boilerplate() {
     // (layout, existing files, the new files' names as patterns: `*` is the version)
-    let cases: &[(&str, &[(&str, &str)], &[&str])] = &[
+    type Files<'a> = &'a [(&'a str, &'a str)];
+    let cases: &[(&str, Files, &[&str])] = &[
         (
             "diesel",
             &[
@@ -285,9 +320,17 @@ fn strata_new_follows_each_histories_naming_and_down_placement_without_strata_bo
             ],
             &["*_add_x.up.sql", "down/*_add_x.down.sql"],
         ),
-        ("diesel", &[("2019-02-26-002946_create_user/up.sql", "SELECT 1;\n")], &["*_add_x/up.sql", "*_add_x/down.sql"]),
+        (
+            "diesel",
+            &[("2019-02-26-002946_create_user/up.sql", "SELECT 1;\n")],
+            &["*_add_x/up.sql", "*_add_x/down.sql"],
+        ),
         ("goose", &[("20240101000000_a.sql", "-- +goose Up\nSELECT 1;\n")], &["*_add_x.sql"]),
-        ("dbmate", &[("20240101000000_a.sql", "-- migrate:up\nSELECT 1;\n")], &["*_add_x.sql"]),
+        (
+            "dbmate",
+            &[("20240101000000_a.sql", "-- migrate:up\nSELECT 1;\n")],
+            &["*_add_x.sql"],
+        ),
         ("sqlx", &[("20240101000000_a.sql", "SELECT 1;\n")], &["*_add_x.sql"]),
         (
             "sqlx",

@@ -285,7 +285,10 @@ fn new_bad_migration(ws: &Path, name: &str) -> PathBuf {
 #[test]
 #[ignore = "needs ../shared/corpora (run with --ignored)"]
 fn adopting_each_corpus_accepts_its_history_and_reports_exactly_a_new_migration() {
-    println!("\n{:<20} {:>8} {:>8} {:>9}  new findings", "corpus", "errors", "warnings", "accepted");
+    println!(
+        "\n{:<20} {:>8} {:>8} {:>9}  new findings",
+        "corpus", "errors", "warnings", "accepted"
+    );
     for dir in corpus_dirs() {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let tmp = tempfile::tempdir().unwrap();
@@ -308,7 +311,11 @@ fn adopting_each_corpus_accepts_its_history_and_reports_exactly_a_new_migration(
         assert_eq!(code, 0, "{name}: {err}");
         let after = check(&[]);
         assert_eq!(after["diagnostics"].as_array().unwrap().len(), 0, "{name}: {after}");
-        assert_eq!(after["summary"]["accepted"], before["diagnostics"].as_array().unwrap().len(), "{name}");
+        assert_eq!(
+            after["summary"]["accepted"],
+            before["diagnostics"].as_array().unwrap().len(),
+            "{name}"
+        );
         let (code, _, _) = strata(&["check"], &ws);
         assert_eq!(code, 0, "{name}: a clean check exits 0");
 
@@ -320,7 +327,10 @@ fn adopting_each_corpus_accepts_its_history_and_reports_exactly_a_new_migration(
             .unwrap()
             .iter()
             .map(|d| {
-                assert!(d["file"].as_str().unwrap().ends_with(&file), "{name}: a finding outside the new file: {d}");
+                assert!(
+                    d["file"].as_str().unwrap().ends_with(&file),
+                    "{name}: a finding outside the new file: {d}"
+                );
                 d["rule"].as_str().unwrap().to_string()
             })
             .collect();

@@ -132,4 +132,3 @@ fn goose_down_sections_are_never_sent() {
     let sql: Vec<&str> = m.statements.iter().map(|s| s.sql.as_str()).collect();
     assert_eq!(sql, vec!["CREATE TABLE a (id int)"]);
 }
-

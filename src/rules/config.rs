@@ -244,7 +244,10 @@ mod tests {
         let cfg = load("[groups]\ngovernance = \"off\"\nlock-safety = \"warning\"\n[rules.rls-missing]\nseverity = \"error\"\n").unwrap();
         assert_eq!(cfg.severity("person-ref-not-contact", Severity::Error, None, None), Severity::Off);
         assert_eq!(cfg.severity("rls-missing", Severity::Error, None, None), Severity::Error);
-        assert_eq!(cfg.severity("require-concurrent-index", Severity::Error, None, None), Severity::Warning);
+        assert_eq!(
+            cfg.severity("require-concurrent-index", Severity::Error, None, None),
+            Severity::Warning
+        );
         // Opt-in rules stay off; other groups keep their defaults.
         assert_eq!(cfg.severity("idempotent-ddl", Severity::Off, None, None), Severity::Off);
         assert_eq!(cfg.severity("migration-modified", Severity::Error, None, None), Severity::Error);
@@ -254,7 +257,10 @@ mod tests {
     #[test]
     fn a_group_written_as_a_rule_or_an_unknown_group_is_a_clear_error() {
         let e = load("[rules.governance]\nseverity = \"off\"\n").unwrap_err().to_string();
-        assert!(e.contains("`governance` is a group of rules, not a rule") && e.contains("[groups]"), "{e}");
+        assert!(
+            e.contains("`governance` is a group of rules, not a rule") && e.contains("[groups]"),
+            "{e}"
+        );
         assert!(e.contains("rules/x.toml:1:"), "{e}");
         let e = load("[groups]\ngovernence = \"off\"\n").unwrap_err().to_string();
         assert!(e.contains("unknown group `governence`") && e.contains("governance, history"), "{e}");

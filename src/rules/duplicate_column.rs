@@ -88,40 +88,38 @@ impl Rule for DuplicateColumn {
                     .collect();
                 let mut added: HashSet<String> = HashSet::new();
                 for op in &at.operations {
-                    match op {
-                        AlterTableOperation::AddColumn {
-                            column_def,
-                            if_not_exists: false,
-                            ..
-                        } => {
-                            let id = &column_def.name;
-                            let name = ident_name(id);
-                            let region = ident_region(id).unwrap_or(cx.stmt.region);
-                            if added.contains(&name) {
-                                out.push(
-                                    Finding::new(
-                                        region,
-                                        format!("column `{name}` is added more than once; PostgreSQL rejects the statement"),
-                                    )
-                                    .help("remove or rename the repeated column")
-                                    .at_statement(cx.index),
-                                );
-                            } else if let Some(t) = table.filter(|t| t.column(&name).is_some() && !dropped.contains(&name)) {
-                                out.push(
-                                    Finding::new(
-                                        region,
-                                        format!(
-                                            "table `{}` already has a column `{name}`; PostgreSQL rejects the ADD COLUMN",
-                                            t.name
-                                        ),
-                                    )
-                                    .help("rename the new column, or drop the ADD if the column is already there")
-                                    .at_statement(cx.index),
-                                );
-                            }
-                            added.insert(name);
+                    if let AlterTableOperation::AddColumn {
+                        column_def,
+                        if_not_exists: false,
+                        ..
+                    } = op
+                    {
+                        let id = &column_def.name;
+                        let name = ident_name(id);
+                        let region = ident_region(id).unwrap_or(cx.stmt.region);
+                        if added.contains(&name) {
+                            out.push(
+                                Finding::new(
+                                    region,
+                                    format!("column `{name}` is added more than once; PostgreSQL rejects the statement"),
+                                )
+                                .help("remove or rename the repeated column")
+                                .at_statement(cx.index),
+                            );
+                        } else if let Some(t) = table.filter(|t| t.column(&name).is_some() && !dropped.contains(&name)) {
+                            out.push(
+                                Finding::new(
+                                    region,
+                                    format!(
+                                        "table `{}` already has a column `{name}`; PostgreSQL rejects the ADD COLUMN",
+                                        t.name
+                                    ),
+                                )
+                                .help("rename the new column, or drop the ADD if the column is already there")
+                                .at_statement(cx.index),
+                            );
                         }
-                        _ => {}
+                        added.insert(name);
                     }
                 }
             }

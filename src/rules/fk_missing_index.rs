@@ -148,7 +148,9 @@ fn next_migrations(cx: &FileCtx) -> Option<Catalog> {
     }
     let mut catalog = cx.catalog.clone();
     for (n, m) in next.iter().enumerate() {
-        let Ok(parsed) = crate::check::load_migration(m, m.rel.clone()) else { continue };
+        let Ok(parsed) = crate::check::load_migration(m, m.rel.clone()) else {
+            continue;
+        };
         for (i, stmt) in parsed.statements.iter().enumerate() {
             crate::check::replay(&mut catalog, stmt, u32::MAX - n as u32, cx.file.layer.unwrap_or(0), i);
         }
@@ -196,8 +198,14 @@ mod tests {
     #[test]
     fn an_existing_table_is_told_the_concurrent_form_and_the_next_migration_may_bring_it() {
         use crate::rules::testing::check_ws;
-        let base = ("core/0001_t.sql", "CREATE TABLE contacts (id uuid PRIMARY KEY);\nCREATE TABLE notes (id uuid PRIMARY KEY);\n");
-        let fk = ("core/0002_fk.sql", "ALTER TABLE notes ADD COLUMN contact_id uuid REFERENCES contacts (id);\n");
+        let base = (
+            "core/0001_t.sql",
+            "CREATE TABLE contacts (id uuid PRIMARY KEY);\nCREATE TABLE notes (id uuid PRIMARY KEY);\n",
+        );
+        let fk = (
+            "core/0002_fk.sql",
+            "ALTER TABLE notes ADD COLUMN contact_id uuid REFERENCES contacts (id);\n",
+        );
         let d = check_ws(&[base, fk]);
         let f: Vec<_> = d.iter().filter(|x| x.rule == "fk-missing-index").collect();
         assert_eq!(f.len(), 1, "{d:#?}");

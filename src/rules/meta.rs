@@ -23,7 +23,13 @@ pub enum Group {
 }
 
 impl Group {
-    pub const ALL: [Group; 5] = [Group::Governance, Group::History, Group::LockSafety, Group::Correctness, Group::Review];
+    pub const ALL: [Group; 5] = [
+        Group::Governance,
+        Group::History,
+        Group::LockSafety,
+        Group::Correctness,
+        Group::Review,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -163,14 +163,15 @@ mod tests {
         assert_eq!(ids(&d, "migration-name"), 0, "{d:#?}");
         // One version twice is a duplicate, as diesel sees it.
         let d = check_ws_with(
-            &[
-                ("core/2019-02-26-002946_a.up.sql", ok),
-                ("core/2019-02-26-002946_b.up.sql", ok),
-            ],
+            &[("core/2019-02-26-002946_a.up.sql", ok), ("core/2019-02-26-002946_b.up.sql", ok)],
             diesel,
         );
         assert_eq!(ids(&d, "migration-name"), 2, "{d:#?}");
-        assert!(d.iter().any(|x| x.message.contains("migration number 2019-02-26-002946 is used twice")), "{d:#?}");
+        assert!(
+            d.iter()
+                .any(|x| x.message.contains("migration number 2019-02-26-002946 is used twice")),
+            "{d:#?}"
+        );
     }
 
     #[test]

@@ -138,7 +138,10 @@ impl PersonRefNotContactRule {
     /// Whether the statement gives the column a foreign key to the person table.
     fn declares_person_reference(&self, stmt: &Ast, c: &super::helpers::TypedColumn) -> bool {
         let person = |name: &sqlparser::ast::ObjectName| {
-            name.0.last().and_then(|p| p.as_ident()).is_some_and(|id| ident_name(id) == self.person_table)
+            name.0
+                .last()
+                .and_then(|p| p.as_ident())
+                .is_some_and(|id| ident_name(id) == self.person_table)
         };
         let column = ident_name(c.name);
         c.options
@@ -273,8 +276,16 @@ mod tests {
         ]);
         let f: Vec<_> = d.iter().filter(|x| x.rule == "person-ref-not-contact").collect();
         assert_eq!(f.len(), 2, "{d:#?}");
-        assert!(f[0].message.contains("`public.tasks.owner_id` references `contacts` but is named `owner_id`"), "{}", f[0].message);
-        assert_eq!(f[0].help.as_deref(), Some("name it `owner_contact_id` (the foreign key stays as it is)"));
+        assert!(
+            f[0].message
+                .contains("`public.tasks.owner_id` references `contacts` but is named `owner_id`"),
+            "{}",
+            f[0].message
+        );
+        assert_eq!(
+            f[0].help.as_deref(),
+            Some("name it `owner_contact_id` (the foreign key stays as it is)")
+        );
         assert_eq!(f[1].help.as_deref(), Some("name it `contact_id` (the foreign key stays as it is)"));
     }
 

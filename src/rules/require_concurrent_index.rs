@@ -74,7 +74,10 @@ impl Rule for RequireConcurrentIndex {
                     lock::describe(age, &table)
                 ),
             )
-            .help(format!("use `CREATE INDEX CONCURRENTLY`, in {}", fixes::no_transaction_advice(cx.file)))
+            .help(format!(
+                "use `CREATE INDEX CONCURRENTLY`, in {}",
+                fixes::no_transaction_advice(cx.file)
+            ))
             .with_fix(fix),
         );
     }
@@ -178,8 +181,14 @@ mod tests {
         assert!(f[0].message.contains("partitioned table `public.events`"), "{}", f[0].message);
         let help = f[0].help.as_deref().unwrap();
         assert!(help.contains("CREATE INDEX events_at ON ONLY events (at);"), "{help}");
-        assert!(help.contains("CREATE INDEX CONCURRENTLY <partition>_events_at ON <partition> (at);"), "{help}");
-        assert!(help.contains("ALTER INDEX events_at ATTACH PARTITION <partition>_events_at;"), "{help}");
+        assert!(
+            help.contains("CREATE INDEX CONCURRENTLY <partition>_events_at ON <partition> (at);"),
+            "{help}"
+        );
+        assert!(
+            help.contains("ALTER INDEX events_at ATTACH PARTITION <partition>_events_at;"),
+            "{help}"
+        );
         assert!(f[0].fix.is_none());
         // CONCURRENTLY on the parent is what PostgreSQL rejects.
         let d = check_ws(&[
@@ -193,10 +202,7 @@ mod tests {
         assert_eq!(f.len(), 1, "{d:#?}");
         assert!(f[0].message.contains("PostgreSQL rejects it"), "{}", f[0].message);
         // The index in the parent's own file is fine; a partition is a table.
-        let d = check_ws(&[(
-            "core/0001_events.sql",
-            &format!("{parent}CREATE INDEX events_at ON events (at);\n"),
-        )]);
+        let d = check_ws(&[("core/0001_events.sql", &format!("{parent}CREATE INDEX events_at ON events (at);\n"))]);
         assert_eq!(ids(&d, "require-concurrent-index"), 0, "{d:#?}");
     }
 

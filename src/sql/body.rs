@@ -159,8 +159,8 @@ fn find_body(text: &str, tokens: &[ScanToken], kind: BodyKind) -> Option<Found> 
 /// without doubled quotes.
 fn string_content(text: &str, t: &ScanToken) -> Option<Range<usize>> {
     let s = &text[t.start..t.end];
-    if s.starts_with('$') {
-        let tag_len = s[1..].find('$')? + 2;
+    if let Some(rest) = s.strip_prefix('$') {
+        let tag_len = rest.find('$')? + 2;
         (s.len() >= 2 * tag_len).then(|| t.start + tag_len..t.end - tag_len)
     } else if s.starts_with('\'') && s.len() >= 2 && !s[1..s.len() - 1].contains('\'') {
         Some(t.start + 1..t.end - 1)

@@ -64,7 +64,9 @@ impl Layout {
                     format!("a migration of its own with a `{file}` beside it that says `{setting}`")
                 }
             }
-            TransactionMarker::FileName(part) => format!("a migration file of its own whose name has `{part}` (`<version>_<name>{part}.up.sql`)"),
+            TransactionMarker::FileName(part) => {
+                format!("a migration file of its own whose name has `{part}` (`<version>_<name>{part}.up.sql`)")
+            }
         }
     }
 
@@ -120,10 +122,14 @@ mod tests {
         assert_eq!(insert(Layout::Diesel, sql), None);
         assert_eq!(insert(Layout::Pop, sql), None);
         assert!(Layout::Goose.no_transaction_advice().contains("`-- +goose NO TRANSACTION`"));
-        assert!(Layout::Diesel.no_transaction_advice().contains("`metadata.toml` that says `run_in_transaction = false`"));
+        assert!(Layout::Diesel
+            .no_transaction_advice()
+            .contains("`metadata.toml` that says `run_in_transaction = false`"));
         assert!(Layout::Dbmate.no_transaction_advice().contains("`-- migrate:up transaction:false`"));
         assert!(Layout::Sqlx.no_transaction_advice().contains("first line is `-- no-transaction`"));
-        assert!(Layout::GolangMigrate.no_transaction_advice().contains("golang-migrate has no marker"));
+        assert!(Layout::GolangMigrate
+            .no_transaction_advice()
+            .contains("golang-migrate has no marker"));
         assert!(Layout::Goose.runs_file_in_transaction().starts_with("goose runs"));
         assert!(Layout::Native.runs_file_in_transaction().starts_with("strata runs"));
     }

@@ -354,7 +354,11 @@ pub fn plan_new(
     let pair = |version: &str| {
         let up = dir.join(format!("{version}_{name}.up.sql"));
         let down_name = format!("{version}_{name}.down.sql");
-        let down_path = if keeps_downs_in_folder(dir) { dir.join("down").join(down_name) } else { dir.join(down_name) };
+        let down_path = if keeps_downs_in_folder(dir) {
+            dir.join("down").join(down_name)
+        } else {
+            dir.join(down_name)
+        };
         vec![(up, header.clone()), (down_path, down.clone())]
     };
     let files = match layout.naming() {
@@ -404,7 +408,11 @@ pub fn write_new(new: &NewMigration) -> Result<()> {
 fn next_plain_name(last: &str, name: &str) -> Option<String> {
     let stem = last.rsplit('/').next()?.strip_suffix(".sql")?;
     let words: Vec<&str> = stem.split('_').collect();
-    let n = 1 + words.iter().skip(1).take_while(|w| !w.starts_with(|c: char| c.is_ascii_alphabetic())).count();
+    let n = 1 + words
+        .iter()
+        .skip(1)
+        .take_while(|w| !w.starts_with(|c: char| c.is_ascii_alphabetic()))
+        .count();
     let version = words[..n].join("_");
     let end = version.rfind(|c: char| c.is_ascii_digit())? + 1;
     let start = version[..end].rfind(|c: char| !c.is_ascii_digit()).map_or(0, |i| i + 1);
@@ -417,9 +425,8 @@ fn next_plain_name(last: &str, name: &str) -> Option<String> {
 /// Whether the history keeps its down files in a `down/` folder (as the
 /// flattened diesel histories do).
 fn keeps_downs_in_folder(dir: &Path) -> bool {
-    std::fs::read_dir(dir.join("down")).is_ok_and(|mut rd| {
-        rd.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".down.sql")))
-    })
+    std::fs::read_dir(dir.join("down"))
+        .is_ok_and(|mut rd| rd.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".down.sql"))))
 }
 
 /// The new file's text. strata's own layout gets the header that explains

@@ -21,19 +21,38 @@ fn try_sql(conn: &str, query: &str) -> Result<(), String> {
 #[test]
 fn drop_then_add_of_one_column_in_one_alter_is_accepted_and_add_of_an_existing_one_is_not() {
     let db = database("precision_drop_add");
-    sql(&db, "CREATE TABLE scores (id bigint PRIMARY KEY, score int); INSERT INTO scores VALUES (1, 7);");
+    sql(
+        &db,
+        "CREATE TABLE scores (id bigint PRIMARY KEY, score int); INSERT INTO scores VALUES (1, 7);",
+    );
     try_sql(&db, "ALTER TABLE scores DROP COLUMN score, ADD COLUMN score bigint").unwrap();
-    assert_eq!(value(&db, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'scores'::regclass AND attname = 'score'"), "bigint");
+    assert_eq!(
+        value(
+            &db,
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'scores'::regclass AND attname = 'score'"
+        ),
+        "bigint"
+    );
     // Drops run before adds whatever their order in the statement.
     try_sql(&db, "ALTER TABLE scores ADD COLUMN score int, DROP COLUMN score").unwrap();
-    assert_eq!(value(&db, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'scores'::regclass AND attname = 'score'"), "integer");
+    assert_eq!(
+        value(
+            &db,
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'scores'::regclass AND attname = 'score'"
+        ),
+        "integer"
+    );
     let e = try_sql(&db, "ALTER TABLE scores ADD COLUMN id int").unwrap_err();
     assert!(e.contains("already exists"), "{e}");
     let e = try_sql(&db, "ALTER TABLE scores ADD COLUMN n int, ADD COLUMN n int").unwrap_err();
     assert!(e.contains("specified more than once") || e.contains("already exists"), "{e}");
     // What strata says of the same statements.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("1.sql"), "CREATE TABLE scores (id bigint PRIMARY KEY, score int);\n").unwrap();
+    std::fs::write(
+        dir.path().join("1.sql"),
+        "CREATE TABLE scores (id bigint PRIMARY KEY, score int);\n",
+    )
+    .unwrap();
     std::fs::write(
         dir.path().join("2.sql"),
         "ALTER TABLE scores DROP COLUMN score, ADD COLUMN score bigint;\nALTER TABLE scores ADD COLUMN score int, DROP COLUMN score;\nALTER TABLE scores ADD COLUMN id int;\n",
@@ -64,12 +83,24 @@ fn a_partitioned_parent_cannot_be_indexed_concurrently_and_the_advised_path_work
     assert!(e.contains("cannot create index on partitioned table"), "{e}");
     // The path require-concurrent-index advises.
     try_sql(&db, "CREATE INDEX events_at ON ONLY events (at)").unwrap();
-    assert_eq!(value(&db, "SELECT indisvalid::text FROM pg_index WHERE indexrelid = 'events_at'::regclass"), "false");
+    assert_eq!(
+        value(
+            &db,
+            "SELECT indisvalid::text FROM pg_index WHERE indexrelid = 'events_at'::regclass"
+        ),
+        "false"
+    );
     for p in ["events_2024", "events_2025"] {
         try_sql(&db, &format!("CREATE INDEX CONCURRENTLY {p}_events_at ON {p} (at)")).unwrap();
         try_sql(&db, &format!("ALTER INDEX events_at ATTACH PARTITION {p}_events_at")).unwrap();
     }
-    assert_eq!(value(&db, "SELECT indisvalid::text FROM pg_index WHERE indexrelid = 'events_at'::regclass"), "true");
+    assert_eq!(
+        value(
+            &db,
+            "SELECT indisvalid::text FROM pg_index WHERE indexrelid = 'events_at'::regclass"
+        ),
+        "true"
+    );
 }
 
 /// whole-table-write: an UPDATE without WHERE in an open migration
@@ -77,7 +108,10 @@ fn a_partitioned_parent_cannot_be_indexed_concurrently_and_the_advised_path_work
 #[test]
 fn a_whole_table_update_blocks_concurrent_writes_until_it_commits() {
     let db = database("precision_whole_table");
-    sql(&db, "CREATE TABLE orders (id bigint PRIMARY KEY, status text); INSERT INTO orders SELECT g, NULL FROM generate_series(1, 100) g;");
+    sql(
+        &db,
+        "CREATE TABLE orders (id bigint PRIMARY KEY, status text); INSERT INTO orders SELECT g, NULL FROM generate_series(1, 100) g;",
+    );
     rt().block_on(async {
         let migration = connect(&db).await;
         let app = connect(&db).await;
