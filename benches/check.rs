@@ -231,10 +231,7 @@ fn main() {
     }
     std::fs::write(&big, &sql).expect("write");
     let report = strata::check::check_files(std::slice::from_ref(&big), tmp.path()).expect("check");
-    let opts = strata::report::RenderOptions {
-        color: false,
-        quiet: false,
-    };
+    let opts = strata::report::RenderOptions::default();
     let (t_render, out) = best_of(3, || {
         let mut out = Vec::with_capacity(16 << 20);
         strata::report::text::render(&report, &opts, &mut out).expect("render");

@@ -17,8 +17,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
+use crate::diag::{CheckReport, Diagnostic};
 use crate::error::{Error, Result};
-use crate::report::{CheckReport, Diagnostic};
 
 /// The baseline file's format version.
 pub const VERSION: u32 = 1;
@@ -27,18 +27,7 @@ pub const VERSION: u32 = 1;
 /// adds `baseline = "<this>"` under `[paths]`).
 pub const DEFAULT_FILE: &str = "strata-baseline.json";
 
-/// Accepted findings of one rule on one statement of one file.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
-    pub rule: String,
-    pub file: String,
-    /// The first 16 hex digits of the SHA-256 of the statement's tokens.
-    pub fingerprint: String,
-    /// How many findings of the rule the statement had.
-    pub count: usize,
-    /// The first finding's message, for people reading the file (not matched).
-    pub message: String,
-}
+pub use crate::diag::BaselineEntry as Entry;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct BaselineFile {
@@ -273,6 +262,7 @@ mod tests {
             message: format!("{rule} here"),
             help: None,
             fix: None,
+            unfixed: None,
             anchor: Some(start..end),
         }
     }

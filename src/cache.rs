@@ -7,11 +7,16 @@
 //! The cache is best-effort: a missing, unreadable or corrupt entry means a
 //! full replay, never a wrong result.
 //!
+//! A long-running process (the language server) also keeps the last few
+//! entries it loaded or stored in memory, so re-checking after every
+//! keystroke neither reads nor decodes the file.
+//!
 //! Location: `$STRATA_CACHE_DIR`, else `$XDG_CACHE_HOME/strata`, else
 //! `~/.cache/strata`. `STRATA_CACHE_DIR=off` (or `strata check --no-cache`)
 //! disables it.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
@@ -59,16 +64,43 @@ fn path(dir: &std::path::Path, key: &str) -> PathBuf {
     dir.join(format!("{FORMAT}-{key}.json"))
 }
 
+/// Entries kept in memory, most recently used last.
+const KEEP_IN_MEMORY: usize = 8;
+
+static MEMORY: Mutex<Vec<(String, Arc<Catalog>)>> = Mutex::new(Vec::new());
+
+fn remember(key: &str, catalog: Arc<Catalog>) {
+    let Ok(mut memory) = MEMORY.lock() else { return };
+    memory.retain(|(k, _)| k != key);
+    if memory.len() >= KEEP_IN_MEMORY {
+        memory.remove(0);
+    }
+    memory.push((key.to_string(), catalog));
+}
+
+fn recall(key: &str) -> Option<Arc<Catalog>> {
+    let memory = MEMORY.lock().ok()?;
+    memory.iter().find(|(k, _)| k == key).map(|(_, c)| c.clone())
+}
+
 pub fn load(key: Key) -> (Option<Catalog>, String) {
     let key = key.finish();
-    let found = dir()
-        .and_then(|d| std::fs::read(path(&d, &key)).ok())
+    let Some(d) = dir() else { return (None, key) };
+    if let Some(catalog) = recall(&key) {
+        return (Some(Catalog::clone(&catalog)), key);
+    }
+    let found: Option<Catalog> = std::fs::read(path(&d, &key))
+        .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    if let Some(catalog) = &found {
+        remember(&key, Arc::new(catalog.clone()));
+    }
     (found, key)
 }
 
 pub fn store(key: &str, catalog: &Catalog) {
     let Some(d) = dir() else { return };
+    remember(key, Arc::new(catalog.clone()));
     if std::fs::create_dir_all(&d).is_err() {
         return;
     }

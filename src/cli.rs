@@ -56,6 +56,7 @@ pub enum Command {
     /// Print a rule's documentation: what it does, why, an example, the fix.
     Explain {
         /// A rule id, as listed by `strata rules`.
+        #[arg(value_parser = RuleId, hide_possible_values = true)]
         rule: String,
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
@@ -91,14 +92,26 @@ pub enum Command {
     /// folder of a new vertical or bespoke layer is created). NAME is turned
     /// into snake_case.
     New(NewArgs),
+    /// Run the language server on stdin/stdout (for editors; see docs/editors.md).
+    ///
+    /// Diagnostics as you type, with the whole history of the workspace as
+    /// context; code actions for fixes and suppressions; hover with the rule's
+    /// documentation. Logs go to the editor, never to stdout.
+    Lsp(LspArgs),
     /// Print a shell completion script (e.g. `strata completions bash > /etc/bash_completion.d/strata`).
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) to stdout (e.g. `strata man > strata.1`).
-    Man,
-    // Live PostgreSQL (issue 4): see docs/migrate.md.
+    /// Print the man page (roff) to stdout (e.g. `strata man > strata.1`), or
+    /// write every page (strata.1 and one per subcommand, strata-check.1, ...)
+    /// into a folder.
+    Man {
+        /// Write strata.1 and the subcommands' pages into this folder.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+    // Live PostgreSQL: see docs/migrate.md.
     /// Apply pending migrations to tenant databases (exit 1 when a tenant failed).
     Migrate(MigrateArgs),
     /// One row per tenant: applied version per layer, pending count, last error.
@@ -122,12 +135,12 @@ pub enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
-    // Isolation proofs (issue 5): see docs/isolation.md.
+    // Isolation proofs: see docs/isolation.md.
     /// Prove tenant isolation live: RLS catalog checks and a rolled-back probe as the app role.
     ///
     /// Exits 1 on any leak, 2 when a tenant could not be verified.
     VerifyIsolation(VerifyIsolationArgs),
-    // Phased cutovers (issue 5): see docs/cutovers.md.
+    // Phased cutovers: see docs/cutovers.md.
     /// Print the phased plan of a cutover file: every step, its gate and its rollback.
     Plan(PlanArgs),
     /// Execute a phased cutover: run, status, flip a worker, roll back.
@@ -139,13 +152,17 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// Files or folders to report on (default: the whole workspace).
+    /// Files or folders to report on (default: the whole workspace; with
+    /// --since or --staged: narrows the changed files to those under PATHS).
     pub paths: Vec<PathBuf>,
-    /// Report on the migration files changed since this git revision.
-    #[arg(long, value_name = "REV", conflicts_with_all = ["paths", "staged"])]
+    /// Report on the migration files changed since this git revision,
+    /// committed or not, and on new migrations not yet added to git.
+    #[arg(long, value_name = "REV", conflicts_with = "staged")]
     pub since: Option<String>,
     /// Report on the migration files staged in git (for pre-commit hooks).
-    #[arg(long, conflicts_with = "paths")]
+    /// Staged files that are no migration of any layer are skipped (listed
+    /// with --verbose).
+    #[arg(long)]
     pub staged: bool,
     /// Ignore any workspace: check PATHS as a plain migration sequence.
     #[arg(long)]
@@ -163,6 +180,9 @@ pub struct CheckArgs {
     /// report what is left.
     #[arg(long)]
     pub fix: bool,
+    /// Where docs/rules.md is published: the markdown format links each rule to `<URL>#<rule>`.
+    #[arg(long, value_name = "URL", env = "STRATA_DOCS_URL", default_value = crate::rules::docs::DEFAULT_DOCS_URL)]
+    pub docs_url: String,
     /// Also apply the files under review to a scratch database (`auto`: a
     /// throwaway cluster; or a server's maintenance-database URL) and report
     /// the locks and rewrites they really cause (see docs/isolation.md).
@@ -176,6 +196,18 @@ pub struct CheckArgs {
     /// Report every finding, the accepted ones too (ignore the findings baseline).
     #[arg(long)]
     pub no_baseline: bool,
+}
+
+/// Arguments of `strata lsp`.
+#[derive(Debug, clap::Args)]
+pub struct LspArgs {
+    /// Talk over stdin/stdout (the only transport; accepted because editor clients pass it).
+    #[arg(long)]
+    pub stdio: bool,
+    /// Where docs/rules.md is published: diagnostics link each rule to `<URL>#<rule>`
+    /// (an editor may override it with the `docsUrl` initialization option).
+    #[arg(long, value_name = "URL", env = "STRATA_DOCS_URL", default_value = crate::rules::docs::DEFAULT_DOCS_URL)]
+    pub docs_url: String,
 }
 
 /// Arguments of `strata init`.
@@ -220,8 +252,8 @@ pub struct MigrateArgs {
     /// Repeat for successive waves; a wave starts only when the previous one had no failure.
     #[arg(long = "wave", value_name = "LABEL=VALUE")]
     pub waves: Vec<String>,
-    /// Stop starting new tenants after N failures (running ones finish).
-    #[arg(long, value_name = "N")]
+    /// Stop starting new tenants after N failures (N ≥ 1; running ones finish).
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub max_failures: Option<usize>,
     /// Seconds to wait for another migrator's lock on a database.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
@@ -271,8 +303,8 @@ pub struct BaselineArgs {
     /// Tenants baselined at once.
     #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
-    /// Stop starting new tenants after N failures (running ones finish).
-    #[arg(long, value_name = "N")]
+    /// Stop starting new tenants after N failures (N ≥ 1; running ones finish).
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub max_failures: Option<usize>,
     /// Seconds to wait for another migrator's lock on a database.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
@@ -301,8 +333,12 @@ pub struct StatusArgs {
 #[derive(Debug, clap::Args)]
 pub struct DriftArgs {
     /// Only this tenant (repeatable; default: all).
-    #[arg(long = "tenant", value_name = "SLUG")]
+    #[arg(long = "tenant", value_name = "SLUG", conflicts_with = "all")]
     pub tenants: Vec<String>,
+    /// Every tenant of tenants.toml (the default; as `migrate --all` and
+    /// `verify-isolation --all` say it).
+    #[arg(long)]
+    pub all: bool,
     /// Where to replay the expected schema: `auto` (a throwaway cluster), a URL of
     /// another server's maintenance database, or (default) the tenant's own server.
     #[arg(long, value_name = "auto|URL")]
@@ -350,6 +386,10 @@ pub struct VerifyIsolationArgs {
     /// Verify every tenant of tenants.toml.
     #[arg(long)]
     pub all: bool,
+    /// Exit 1 unless the live probe proved every table under row level
+    /// security (a table it could not seed counts against coverage).
+    #[arg(long)]
+    pub require_full_coverage: bool,
     #[arg(long, value_enum, default_value_t = ListFormat::Text)]
     pub format: ListFormat,
 }
@@ -362,11 +402,27 @@ pub struct PlanArgs {
     pub format: ListFormat,
 }
 
+/// How long each reader flip soaks, when the operator overrides the file's `[flip] soak`.
+#[derive(Debug, Default, clap::Args)]
+pub struct SoakArgs {
+    /// Soak each reader flip this long instead of the file's `[flip] soak` (e.g. `5m`, `30s`, `0s`); recorded on the step.
+    #[arg(long, value_name = "DURATION", conflicts_with = "skip_soak")]
+    pub soak: Option<String>,
+    /// Skip the soak of the reader flips (the gate still runs); needs --reason, which is recorded in the control plane.
+    #[arg(long, requires = "reason")]
+    pub skip_soak: bool,
+    /// Why the soak is skipped (recorded with the step).
+    #[arg(long, value_name = "TEXT", requires = "skip_soak")]
+    pub reason: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum CutoverCommand {
     /// Run (or resume) the cutover in every tenant, up to and including a step.
     ///
-    /// Exits 1 when a tenant failed, a gate refused, or contract was asked for before its retention window ended.
+    /// Exits 1 when a tenant failed, a gate refused, or contract was asked for before its retention window ended;
+    /// 130 (SIGINT) or 143 (SIGTERM) when stopped: the step in progress is recorded interrupted and the same command
+    /// resumes it.
     Run {
         /// The cutover file (or its name under cutovers/).
         file: PathBuf,
@@ -376,27 +432,72 @@ pub enum CutoverCommand {
         /// Tenants of a wave run at once by this process (other processes running the same command share the tenants).
         #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         concurrency: u16,
+        #[command(flatten)]
+        soak: SoakArgs,
+        /// Print the SQL each step would execute (computed from the databases' catalogs), and change nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
-    /// Every tenant's run: status, steps done, current step, worker routes.
+    /// Every tenant's run: status, steps done, current step and its figures, worker routes, warnings.
+    ///
+    /// Exits 1 when a run failed, was interrupted, did not finish its rollback, or a route points at a database that
+    /// does not answer.
     Status {
         file: PathBuf,
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
-    /// Flip one worker's reads to the new shape (the next flip-reader step), soak, gate.
+    /// Flip one worker's reads to the new shape (the next flip-reader step), soak, gate, in every tenant.
     Flip {
         file: PathBuf,
         /// A worker of the cutover's flip.workers.
         worker: String,
+        /// Tenants flipped (and soaked) at once.
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        concurrency: u16,
+        #[command(flatten)]
+        soak: SoakArgs,
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
-    /// Undo everything before contract: routes back to old, drop the trigger and the new columns.
+    /// Undo everything before contract (a move: before flip-writers): routes back to old, the new objects dropped.
+    ///
+    /// A rollback that fails half way leaves the run `rolling-back`; running it again finishes it.
     Rollback {
         file: PathBuf,
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
+}
+
+/// `--max-failures N`: "stop after N failures" needs N ≥ 1 (0 would start nothing).
+fn at_least_one(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(0) => Err("0 would start no tenant: N is the number of failures after which no new tenant starts (1 stops at the first)".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A rule id argument: any text (an unknown id gets strata's own error with
+/// a did-you-mean), with the ids as possible values for shell completions.
+#[derive(Clone, Copy, Debug)]
+pub struct RuleId;
+
+impl clap::builder::TypedValueParser for RuleId {
+    type Value = String;
+
+    fn parse_ref(&self, cmd: &clap::Command, arg: Option<&clap::Arg>, value: &std::ffi::OsStr) -> Result<String, clap::Error> {
+        clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            crate::rules::ALL
+                .iter()
+                .map(|m| clap::builder::PossibleValue::new(m.id).help(m.summary)),
+        ))
+    }
 }

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use crate::diag::{CheckReport, Edit, NewFile};
 use crate::error::{Error, Result};
-use crate::report::{CheckReport, Edit, NewFile};
 use crate::workspace::{section_layout, Layout};
 
 /// One file the fixes change or create.
@@ -36,8 +36,12 @@ pub struct FixPlan {
     pub changes: Vec<FileChange>,
     /// Fixes applied.
     pub applied: usize,
-    /// Fixes left out, with the reason (shown to the user).
+    /// Findings left unfixed, with the reason (shown to the user).
     pub skipped: Vec<String>,
+    /// Findings left unfixed because their migration is released.
+    pub released: usize,
+    /// Findings of rules that have no mechanical fix for them, per rule.
+    pub manual: Vec<(&'static str, usize)>,
 }
 
 impl FixPlan {
@@ -152,14 +156,32 @@ impl Namer {
     }
 }
 
+/// Where a fix of the migration `fixed` would create its new migration, and
+/// that file's content, as `strata check --fix` names it (the language
+/// server offers the same file in a code action).
+pub fn new_file_for(fixed: &Path, file: &NewFile, fixed_text: &str) -> Option<(PathBuf, String)> {
+    Namer::default().allocate(fixed, file, fixed_text)
+}
+
 /// Computes what the fixes of `report` change. `base` resolves the paths
 /// shown in diagnostics (the workspace root, or the working directory for
 /// plain files). A file that changed on disk since the check is left alone.
 pub fn plan(report: &CheckReport, base: &Path) -> Result<FixPlan> {
     let mut plan = FixPlan::default();
+    let mut manual: std::collections::BTreeMap<&'static str, usize> = Default::default();
+    for d in report.diagnostics.iter().filter(|d| d.fix.is_none()) {
+        match d.unfixed.as_deref() {
+            Some(crate::rules::fixes::RELEASED) => plan.released += 1,
+            Some(why) => plan
+                .skipped
+                .push(format!("{}:{}: [{}] {why}", d.file.path, d.region.start.line, d.rule)),
+            None => *manual.entry(d.rule).or_default() += 1,
+        }
+    }
+    plan.manual = manual.into_iter().collect();
     let mut namer = Namer::default();
     // Diagnostics are sorted by file, then position.
-    let mut files: Vec<(&str, Vec<&crate::report::Diagnostic>)> = Vec::new();
+    let mut files: Vec<(&str, Vec<&crate::diag::Diagnostic>)> = Vec::new();
     for d in report.diagnostics.iter().filter(|d| d.fix.is_some()) {
         match files.last_mut() {
             Some((path, list)) if *path == d.file.path => list.push(d),
@@ -277,6 +299,24 @@ pub fn render(plan: &FixPlan, w: &mut dyn Write) -> io::Result<()> {
     writeln!(w)?;
     for s in &plan.skipped {
         writeln!(w, "not fixed: {s}")?;
+    }
+    if plan.released > 0 {
+        writeln!(
+            w,
+            "not fixed: {} finding{} in released migrations (released files are never edited; write a new migration)",
+            plan.released,
+            plural(plan.released)
+        )?;
+    }
+    if !plan.manual.is_empty() {
+        let rules: Vec<String> = plan.manual.iter().map(|(rule, n)| format!("{rule} ({n})")).collect();
+        let total: usize = plan.manual.iter().map(|(_, n)| n).sum();
+        writeln!(
+            w,
+            "not fixed: {total} finding{} of rules without an automatic fix, to fix by hand: {}",
+            plural(total),
+            rules.join(", ")
+        )?;
     }
     Ok(())
 }
@@ -399,7 +439,15 @@ mod tests {
             out.contains("--- /dev/null\n+++ b/schema/core/0004_validate_orders_customer_fk.sql\n"),
             "{out}"
         );
-        assert!(out.ends_with("fixed 3 findings in 2 files, 1 new migration\n"), "{out}");
+        // What is left has no mechanical fix (the fixture has no policies).
+        let summary = out.find("fixed 3 findings in 2 files, 1 new migration\n").expect(&out);
+        assert!(
+            out[summary..]
+                .lines()
+                .skip(1)
+                .all(|l| l.starts_with("not fixed: ") && l.contains("without an automatic fix")),
+            "{out}"
+        );
     }
 
     #[test]
@@ -418,5 +466,33 @@ mod tests {
         let schema = dir.path().join("schema/core");
         assert!(schema.join("0003_validate_orders_total_check.sql").is_file());
         assert!(schema.join("0004_validate_orders_tax_check.sql").is_file());
+    }
+
+    #[test]
+    fn says_which_findings_it_did_not_fix_and_why() {
+        let (_dir, plan, _) = fix_workspace(&[
+            (
+                "core/0001_orders.sql",
+                "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric);\nALTER TABLE orders ENABLE ROW LEVEL SECURITY;\n",
+            ),
+            (
+                "core/0002_mixed.sql",
+                "CREATE TABLE refunds (id bigint PRIMARY KEY);\nCREATE INDEX orders_total_idx ON orders (total);\n",
+            ),
+        ]);
+        assert_eq!(plan.applied, 0, "{plan:#?}");
+        let mut out = Vec::new();
+        render(&plan, &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.contains(
+                "fixed 0 findings in 0 files\nnot fixed: schema/core/0002_mixed.sql:2: [require-concurrent-index] \
+                 the file does other work that needs its transaction: move the statement into a migration file of its own\n"
+            ),
+            "{out}"
+        );
+        // `refunds` lacks row level security: no rule can write a policy.
+        assert!(out.contains("of rules without an automatic fix, to fix by hand: "), "{out}");
+        assert!(out.contains("rls-missing (1)"), "{out}");
     }
 }

@@ -88,3 +88,50 @@ fn fix_with_json_keeps_stdout_parseable_and_reports_new_files_under_review() {
     assert!(stderr.contains("+++ b/schema/core/0003_validate_orders_product_fk.sql"), "{stderr}");
     assert_eq!(out.code, 0);
 }
+
+#[test]
+fn fix_leaves_released_migrations_alone_and_says_so() {
+    let dir = workspace(&[
+        ("core/0001_orders.sql", ORDERS),
+        ("core/0002_orders_notes.sql", "ALTER TABLE orders ADD COLUMN note varchar(40);\n"),
+    ]);
+    strata(dir.path(), &["sum"]).expect(0);
+    let before = std::fs::read_to_string(dir.path().join("schema/core/0002_orders_notes.sql")).unwrap();
+    let out = strata(dir.path(), &["check", "--fix"]);
+    assert!(out.stdout.contains("fixed 0 findings in 0 files"), "{}", out.all());
+    assert!(
+        out.stdout
+            .contains("not fixed: 1 finding in released migrations (released files are never edited; write a new migration)"),
+        "{}",
+        out.all()
+    );
+    let after = std::fs::read_to_string(dir.path().join("schema/core/0002_orders_notes.sql")).unwrap();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn a_fixed_new_migration_loses_its_note_about_the_transaction() {
+    let dir = workspace(&[("core/0001_orders.sql", ORDERS)]);
+    let out = strata(dir.path(), &["new", "core", "orders_product_idx"]);
+    out.expect(0);
+    let path = dir.path().join(out.stdout.trim());
+    let template = std::fs::read_to_string(&path).unwrap();
+    assert!(template.contains("in one transaction"), "{template}");
+    std::fs::write(
+        &path,
+        format!("{template}CREATE INDEX orders_product_idx ON orders (product_id);\n"),
+    )
+    .unwrap();
+    strata(dir.path(), &["check", "--fix"]).expect(0);
+    let fixed = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        fixed.starts_with("-- strata: no-transaction\n-- core: orders product idx\n"),
+        "{fixed}"
+    );
+    assert!(!fixed.contains("in one transaction"), "{fixed}");
+    assert_eq!(fixed.matches("no-transaction").count(), 1, "{fixed}");
+    assert!(
+        fixed.ends_with("\nCREATE INDEX CONCURRENTLY IF NOT EXISTS orders_product_idx ON orders (product_id);\n"),
+        "{fixed}"
+    );
+}

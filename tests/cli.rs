@@ -288,12 +288,18 @@ fn git(dir: &Path, args: &[&str]) {
     assert!(st.success(), "git {args:?}");
 }
 
-#[test]
-fn staged_and_since_report_only_changed_migrations() {
+/// The bundled workspace in a git repository with one commit of it.
+fn committed_copy() -> tempfile::TempDir {
     let ws = bundled_copy();
     git(ws.path(), &["init", "-q", "-b", "main"]);
     git(ws.path(), &["add", "-A"]);
     git(ws.path(), &["commit", "-q", "-m", "base"]);
+    ws
+}
+
+#[test]
+fn staged_and_since_report_only_changed_migrations() {
+    let ws = committed_copy();
     std::fs::write(
         ws.path().join("schema/core/0006_scratch.sql"),
         "CREATE TABLE scratch (id uuid PRIMARY KEY, wa_lid text);\n",
@@ -320,6 +326,126 @@ fn staged_and_since_report_only_changed_migrations() {
 }
 
 #[test]
+fn staged_skips_sql_outside_the_layers_and_paths_narrow_it() {
+    let ws = committed_copy();
+    std::fs::create_dir_all(ws.path().join("fixtures")).unwrap();
+    std::fs::write(ws.path().join("fixtures/seed.sql"), "INSERT INTO contacts DEFAULT VALUES;\n").unwrap();
+    std::fs::write(
+        ws.path().join("schema/core/0006_scratch.sql"),
+        "CREATE TABLE scratch (id uuid PRIMARY KEY, wa_lid text);\n",
+    )
+    .unwrap();
+    git(ws.path(), &["add", "fixtures/seed.sql", "schema/core/0006_scratch.sql"]);
+
+    let out = strata_in(ws.path(), &["check", "--staged", "--format", "json", "--verbose"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    let v = out.json();
+    assert_eq!(v["summary"]["files"], 1, "{}", out.all());
+    assert!(
+        out.stderr.contains("fixtures/seed.sql: not a migration of any layer"),
+        "{}",
+        out.stderr
+    );
+    // Without --verbose the skipped file is not mentioned.
+    let quiet = strata_in(ws.path(), &["check", "--staged"]);
+    assert_eq!(quiet.code, 1, "{}", quiet.all());
+    assert!(!quiet.all().contains("seed.sql"), "{}", quiet.all());
+
+    // PATHS narrow the staged files: a folder without staged migrations
+    // leaves nothing to report on.
+    let narrowed = strata_in(ws.path(), &["check", "--staged", "schema/verticals", "--format", "json"]);
+    assert_eq!(narrowed.code, 0, "{}", narrowed.all());
+    assert_eq!(narrowed.json()["summary"]["files"], 0);
+    let narrowed = strata_in(ws.path(), &["check", "--staged", "schema/core", "--format", "json"]);
+    assert_eq!(narrowed.json()["summary"]["files"], 1, "{}", narrowed.all());
+}
+
+#[test]
+fn since_includes_new_migrations_not_yet_added() {
+    let ws = committed_copy();
+    std::fs::write(
+        ws.path().join("schema/core/0006_scratch.sql"),
+        "CREATE TABLE scratch (id uuid PRIMARY KEY, wa_lid text);\n",
+    )
+    .unwrap();
+    let out = strata_in(ws.path(), &["check", "--since", "HEAD", "--format", "json"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    let v = out.json();
+    assert_eq!(v["summary"]["files"], 1, "{}", out.all());
+    assert_eq!(v["diagnostics"][0]["file"], "schema/core/0006_scratch.sql");
+    // --staged is what the commit will hold: the untracked file is not in it.
+    let staged = strata_in(ws.path(), &["check", "--staged", "--format", "json"]);
+    assert_eq!(staged.json()["summary"]["files"], 0, "{}", staged.all());
+}
+
+#[test]
+fn ls_text_lists_each_layers_history_in_apply_order() {
+    let ws = bundled_copy();
+    let out = strata_in(ws.path(), &["ls"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let core = out.stdout.find("core (native): 5 migrations in apply order\n").expect(&out.stdout);
+    let listed: Vec<&str> = out.stdout[core..].lines().skip(1).take(5).map(|l| l.trim()).collect();
+    let mut files: Vec<String> = std::fs::read_dir(ws.path().join("schema/core"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let expected: Vec<String> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| format!("{}  schema/core/{f}", i + 1))
+        .collect();
+    assert_eq!(listed, expected);
+    assert!(
+        out.stdout.contains("\nbespoke/dreamlink (native): 1 migrations in apply order\n"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// A reader that stops early (`| head`) closes stdout: strata stops quietly
+/// with exit 0 whatever it was writing.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    use std::io::Read;
+    let ws = bundled_copy();
+    // Enough migrations that every output fills the pipe before the reader stops.
+    for i in 6..1500 {
+        std::fs::write(
+            ws.path().join(format!("schema/core/{i:04}_t{i}.sql")),
+            format!("CREATE TABLE t{i} (id serial PRIMARY KEY, name varchar(20));\n"),
+        )
+        .unwrap();
+    }
+    for args in [
+        &["ls", "--format", "json"][..],
+        &["ls"],
+        &["check", "--format", "json", "--no-cache"],
+        &["check", "--no-cache"],
+        &["completions", "zsh"],
+    ] {
+        let mut child = common::strata_command()
+            .args(args)
+            .current_dir(ws.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut first = [0u8; 16];
+        stdout.read_exact(&mut first).unwrap();
+        drop(stdout);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("Broken pipe") && !stderr.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn color_follows_the_flag_and_no_color() {
     let with = common::strata_command()
         .args(["check", "--color", "always"])
@@ -329,4 +455,18 @@ fn color_follows_the_flag_and_no_color() {
     assert!(String::from_utf8_lossy(&with.stdout).contains('\u{1b}'));
     let without = strata_in(&fixture("findings"), &["check"]);
     assert!(!without.stdout.contains('\u{1b}'));
+}
+
+#[test]
+fn max_failures_zero_is_refused_for_migrate_and_baseline() {
+    // "Stop after N failures": N = 0 would start no tenant, so it is refused before any work.
+    let ws = bundled_copy();
+    for args in [
+        &["migrate", "--all", "--max-failures", "0"][..],
+        &["baseline", "--all", "--from", "goose", "--max-failures", "0"][..],
+    ] {
+        let run = strata_in(ws.path(), args);
+        run.expect(2);
+        assert!(run.stderr.contains("0 would start no tenant"), "{}", run.all());
+    }
 }

@@ -476,3 +476,89 @@ fn configuration_doc_matches_the_code() {
         "docs/configuration.md lists other rules with options than docs/rules.md"
     );
 }
+
+/// Every `rev:` the docs pin in a pre-commit configuration is a placeholder
+/// or a tag that exists in this repository.
+#[test]
+fn docs_pin_only_revisions_that_exist() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let tags = std::process::Command::new("git")
+        .args(["tag", "--list"])
+        .current_dir(&repo)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let tags: Vec<&str> = tags.lines().collect();
+    for entry in std::fs::read_dir(repo.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "md") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for line in text.lines() {
+            let Some(rev) = line.trim().strip_prefix("rev:") else { continue };
+            let rev = rev.split('#').next().unwrap().trim();
+            assert!(
+                (rev.starts_with('<') && rev.ends_with('>')) || tags.contains(&rev),
+                "{}: `rev: {rev}` is no tag of this repository",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn misspelled_rule_ids_get_a_did_you_mean() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = strata_in(dir.path(), &["explain", "require-concurent-index"]);
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(
+        out.stderr
+            .contains("unknown rule `require-concurent-index` (did you mean `require-concurrent-index`?)"),
+        "{}",
+        out.stderr
+    );
+    ok(dir.path(), &["init", "-q"]);
+    write(
+        dir.path(),
+        "rules/zz_typo.toml",
+        "[rules.require-concurent-index]\nseverity = \"warning\"\n",
+    );
+    let out = strata_in(dir.path(), &["check"]);
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(out.stderr.contains("(did you mean `require-concurrent-index`?)"), "{}", out.stderr);
+    assert!(out.stderr.contains("zz_typo.toml:1:"), "{}", out.stderr);
+}
+
+#[test]
+fn completions_offer_rule_ids_and_man_pages_exist_for_subcommands() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let script = ok(dir.path(), &["completions", shell]);
+        assert!(script.contains("require-concurrent-index"), "{shell} completes rule ids");
+    }
+    // `explain --help` stays short: the ids are for completion only.
+    let help = ok(dir.path(), &["explain", "--help"]);
+    assert!(!help.contains("require-concurrent-index"), "{help}");
+
+    let pages = dir.path().join("man");
+    let listed = ok(dir.path(), &["man", "--out-dir", pages.to_str().unwrap()]);
+    let main = std::fs::read_to_string(pages.join("strata.1")).unwrap();
+    // Every page strata(1) refers to exists.
+    let mut referred = 0;
+    for (i, _) in main.match_indices("strata\\-") {
+        let name: String = main[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '\\' || *c == '-')
+            .collect();
+        if !main[i + name.len()..].starts_with("(1)") {
+            continue;
+        }
+        let file = format!("{}.1", name.replace("\\-", "-"));
+        assert!(pages.join(&file).is_file(), "{file} is referred to but not generated");
+        assert!(listed.contains(&file), "{listed}");
+        referred += 1;
+    }
+    assert!(referred > 5, "{main}");
+    assert!(pages.join("strata-check.1").is_file());
+}

@@ -405,3 +405,20 @@ impl From<Snapshot> for Catalog {
         }
     }
 }
+/// Applies one statement to the catalog, when it runs with the migration
+/// (function bodies run later, when called).
+pub fn replay_statement(catalog: &mut Catalog, stmt: &crate::sql::Statement, file: u32, layer: u16, index: usize) {
+    if !stmt.runs_with_migration() {
+        return;
+    }
+    let origin = Origin {
+        file,
+        layer,
+        stmt: index as u32,
+    };
+    if let Some(ast) = stmt.ast() {
+        catalog.apply(ast, origin);
+    } else if let Some(model) = stmt.model() {
+        catalog.apply_model(model, origin);
+    }
+}

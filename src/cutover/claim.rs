@@ -14,10 +14,12 @@
 //! claimed again by whoever runs the command next (its steps resume).
 //!
 //! Waves hold across processes: a tenant is claimable only when no tenant of
-//! an earlier wave is pending and the pass has no more than `max_failures`
-//! failed tenants (a tenant left `busy`, held by a `flip` or `rollback`,
-//! counts as failed: it did not reach the step). A pass closes (`done`, `failed`, `halted`) when nothing is
-//! left for anyone; a rollback abandons the cutover's running passes.
+//! an earlier wave is pending, and no new tenant starts once `max_failures`
+//! tenants of the pass have failed ("stop after N failures", the rule of
+//! `strata migrate --max-failures`: [`crate::fleet::pool::limit_reached`]).
+//! A tenant left `busy`, held by a `flip` or `rollback`, counts as failed: it
+//! did not reach the step. A pass closes (`done`, `failed`, `halted`) when
+//! nothing is left for anyone; a rollback abandons the cutover's running passes.
 
 use std::time::Duration;
 
@@ -60,7 +62,8 @@ const POLL: Duration = Duration::from_millis(200);
 pub struct Pass {
     target: Target,
     pub id: i64,
-    pub max_failures: i64,
+    /// Failures after which no new tenant starts (at least 1).
+    pub max_failures: usize,
     /// The tenants this process may run (its tenants.toml selection).
     mine: Vec<String>,
 }
@@ -76,6 +79,15 @@ pub struct PassTenant {
     pub claimed_by: Option<String>,
     /// Pending and claimed by a live process right now.
     pub claimed_now: bool,
+}
+
+/// A column of a control-plane row: an unexpected NULL or type is an error, never a panic.
+fn column<'r, T: tokio_postgres::types::FromSql<'r>>(row: &'r tokio_postgres::Row, i: usize, target: &Target) -> Result<T> {
+    row.try_get(i).map_err(|e| {
+        Error::Refused(format!(
+            "control plane {target}: unexpected value in strata.cutover_pass_tenants: {e}"
+        ))
+    })
 }
 
 fn err<'t>(target: &'t Target, context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error + 't {
@@ -102,7 +114,7 @@ impl Pass {
         let mut pass = Pass {
             target: target.clone(),
             id: 0,
-            max_failures: max_failures as i64,
+            max_failures,
             mine: tenants.iter().map(|(t, _)| t.clone()).collect(),
         };
         client
@@ -154,6 +166,11 @@ impl Pass {
         Ok(pass)
     }
 
+    /// Whether `failed` failures stop new tenants from starting.
+    pub fn stops(&self, failed: i64) -> bool {
+        crate::fleet::pool::limit_reached(usize::try_from(failed).unwrap_or(0), Some(self.max_failures))
+    }
+
     /// A connection of its own for one worker's claims.
     pub async fn claimer(&self) -> Result<Claimer<'_>> {
         Ok(Claimer {
@@ -185,7 +202,7 @@ impl Pass {
             .await
             .map_err(err(&self.target, "cutover pass: cannot count the tenants"))?
             .len() as i64;
-        let status = crate::fleet::control::closing_status(pending, free, failed, failed > self.max_failures);
+        let status = crate::fleet::control::closing_status(pending, free, failed, self.stops(failed));
         if let Some(status) = status {
             client
                 .execute(
@@ -276,6 +293,19 @@ impl Claimer<'_> {
     pub async fn claim(&self) -> Result<Option<String>> {
         let t = &self.pass.target;
         loop {
+            let counts = self
+                .client
+                .query_one(
+                    "SELECT count(*) FILTER (WHERE status = 'pending' AND tenant = ANY($2)), count(*) FILTER (WHERE status IN ('failed', 'busy')) \
+                     FROM strata.cutover_pass_tenants WHERE pass_id = $1",
+                    &[&self.pass.id, &self.pass.mine],
+                )
+                .await
+                .map_err(err(t, "cutover pass: cannot read the pass"))?;
+            let (pending, failed): (i64, i64) = (column(&counts, 0, t)?, column(&counts, 1, t)?);
+            if pending == 0 || self.pass.stops(failed) {
+                return Ok(None);
+            }
             self.client
                 .batch_execute("BEGIN")
                 .await
@@ -287,36 +317,31 @@ impl Claimer<'_> {
                       WHERE p.pass_id = $1 AND p.status = 'pending' AND p.tenant = ANY($2)
                         AND NOT EXISTS (SELECT 1 FROM strata.cutover_pass_tenants e
                                          WHERE e.pass_id = p.pass_id AND e.wave < p.wave AND e.status = 'pending')
-                        AND (SELECT count(*) FROM strata.cutover_pass_tenants f WHERE f.pass_id = p.pass_id AND f.status IN ('failed', 'busy')) <= $3
                       ORDER BY p.wave, p.position
                       LIMIT 1 FOR UPDATE SKIP LOCKED",
-                    &[&self.pass.id, &self.pass.mine, &self.pass.max_failures],
+                    &[&self.pass.id, &self.pass.mine],
                 )
                 .await
                 .map_err(err(t, "cutover pass: cannot claim a tenant"))?;
             if let Some(r) = row {
-                return Ok(Some(r.get(0)));
+                return Ok(Some(column(&r, 0, t)?));
             }
             self.client
                 .batch_execute("ROLLBACK")
                 .await
                 .map_err(err(t, "cutover pass: cannot roll back"))?;
-            let counts = self
-                .client
-                .query_one(
-                    "SELECT count(*) FILTER (WHERE status = 'pending' AND tenant = ANY($2)), count(*) FILTER (WHERE status IN ('failed', 'busy')) \
-                     FROM strata.cutover_pass_tenants WHERE pass_id = $1",
-                    &[&self.pass.id, &self.pass.mine],
-                )
-                .await
-                .map_err(err(t, "cutover pass: cannot read the pass"))?;
-            let (pending, failed): (i64, i64) = (counts.get(0), counts.get(1));
-            if pending == 0 || failed > self.pass.max_failures {
-                return Ok(None);
-            }
             // Others run the remaining tenants, or an earlier wave.
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// Gives the claimed tenant back without an outcome (the process is
+    /// stopping): it stays pending, for the next run to claim and resume.
+    pub async fn release(&self) -> Result<()> {
+        self.client
+            .batch_execute("ROLLBACK")
+            .await
+            .map_err(err(&self.pass.target, "cutover pass: cannot release a claim"))
     }
 
     /// Records the claimed tenant's outcome and releases the claim.

@@ -1,43 +1,77 @@
 //! Runs a `reshape` step by step in each tenant database, wave after wave,
 //! and a `move` between its source and target (run key `move`), recording
-//! every step in the control plane. The tenants of a reshape are
-//! claimed through the control plane ([`super::claim`]), so any number of
-//! `strata cutover run` processes, each with `--concurrency` workers, share
-//! one cutover and no tenant runs twice at once. A step already `done` is
-//! skipped; a step found `running` or `failed` (a killed or failed run) is
-//! run again, which is safe because every step is idempotent; a contracted
-//! tenant is finished and is left alone.
+//! every step in the control plane. The tenants of a reshape are claimed
+//! through the control plane ([`super::claim`]), so any number of `strata
+//! cutover run` processes, each with `--concurrency` workers, share one
+//! cutover and no tenant runs twice at once. A step already `done` is
+//! skipped; a step found `running`, `failed` or `interrupted` (a killed,
+//! failed or stopped run) is run again, which is safe because every step is
+//! idempotent; a contracted tenant is finished and is left alone.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
 
 use serde::Serialize;
 
-use super::claim::Pass;
+use super::claim::{Pass, PassTenant};
+use super::dispatch::{execute_step, MoveDb, StepDb, MOVE_KEY};
 use super::plan::{format_duration, Cutover, Kind};
+use super::progress::{Event, Events, RunOptions, StepCtx};
 use super::relocate::MoveDbs;
-use super::reshape::TenantDb;
-use super::state::{ControlPlane, RunRow, StepRow};
+use super::reshape::{Carrier, TenantDb};
+use super::state::{ControlPlane, RunRow, RunStatus, StepRow, StepStatus};
 use super::steps::{steps, Action, Step};
-use super::{Error, Result};
+use super::{Error, Result, Sql};
 use crate::fleet::WaveSelector;
 use crate::workspace::{Tenant, Workspace};
 
-/// What happened to one tenant.
+/// What happened to one tenant (or the move) in this command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Reached the requested step.
+    Done,
+    /// Contract waits for its retention window.
+    Waiting,
+    /// Another strata process runs this tenant.
+    Busy,
+    Failed,
+    /// Not run: failures halted the pass.
+    NotStarted,
+    RolledBack,
+    /// Stopped by SIGINT or SIGTERM; the next run resumes it.
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Waiting => "waiting",
+            Outcome::Busy => "busy",
+            Outcome::Failed => "failed",
+            Outcome::NotStarted => "not-started",
+            Outcome::RolledBack => "rolled-back",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// One tenant's outcome.
 #[derive(Clone, Debug, Serialize)]
 pub struct TenantOutcome {
     pub tenant: String,
-    /// `done` (reached the requested step), `waiting` (contract waits for
-    /// its retention window), `busy` (another strata process runs this
-    /// tenant), `failed`, `not-started`, `rolled-back`.
-    pub status: String,
+    pub status: Outcome,
     /// The last step done.
     pub step: Option<String>,
     pub detail: String,
 }
 
 impl TenantOutcome {
-    fn new(tenant: &str, status: &str, step: Option<String>, detail: impl Into<String>) -> TenantOutcome {
+    pub fn new(tenant: &str, status: Outcome, step: Option<String>, detail: impl Into<String>) -> TenantOutcome {
         TenantOutcome {
             tenant: tenant.to_string(),
-            status: status.to_string(),
+            status,
             step,
             detail: detail.into(),
         }
@@ -45,20 +79,22 @@ impl TenantOutcome {
 
     /// Failed, or not run because another process held it: it did not reach the step.
     pub fn is_failure(&self) -> bool {
-        matches!(self.status.as_str(), "failed" | "busy")
+        matches!(self.status, Outcome::Failed | Outcome::Busy)
     }
 }
 
 /// The control plane the cutover names, or the workspace's.
-pub fn control_plane_spec(ws: &Workspace, c: &Cutover) -> Result<String> {
+pub fn control_plane_spec(ws: Option<&Workspace>, c: &Cutover) -> Result<String> {
     c.file
         .control_plane
         .clone()
-        .or_else(|| ws.config.control_plane.clone())
+        .or_else(|| ws.and_then(|w| w.config.control_plane.clone()))
         .ok_or_else(|| {
             Error::Refused(format!(
-                "cutover {}: no control plane: set `control_plane` in the cutover file or in strata.toml (its run state lives there)",
-                c.name
+                "cutover {}: no control plane: the run state lives in a PostgreSQL database of its own; set `control_plane` \
+                 (a connection string or env:VAR) in {} or in strata.toml",
+                c.name,
+                c.path.display()
             ))
         })
 }
@@ -82,36 +118,65 @@ pub fn check_until(c: &Cutover, until: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+fn need_workspace<'w>(ws: Option<&'w Workspace>, c: &Cutover) -> Result<&'w Workspace> {
+    ws.ok_or_else(|| Error::Refused(format!("cutover {}: a reshape needs a workspace (tenants.toml)", c.name)))
+}
+
+/// The migration of the file's `migration` key, as a tenant's history would
+/// record it; `None` when the file names none. The tenant must have its layer.
+pub fn carrier_for(ws: &Workspace, c: &Cutover, t: &Tenant) -> Result<Option<Carrier>> {
+    let Some(rel) = &c.file.migration else { return Ok(None) };
+    let wanted = ws.root.join(rel);
+    let same =
+        |p: &std::path::Path| p == wanted || (p.canonicalize().ok().is_some() && p.canonicalize().ok() == wanted.canonicalize().ok());
+    for (li, layer) in ws.layers.iter().enumerate() {
+        let Some(pos) = layer.migrations.iter().position(|m| same(&m.path)) else {
+            continue;
+        };
+        if !ws.tenant_layers(t).contains(&li) {
+            return Err(Error::Refused(format!(
+                "cutover {}: migration = `{rel}` belongs to layer {}, which tenant {} does not have",
+                c.name,
+                layer.id(),
+                t.slug
+            )));
+        }
+        let m = &layer.migrations[pos];
+        let loaded = crate::pg::apply::Loaded::load(m, rel.clone(), layer.id())?;
+        return Ok(Some(Carrier {
+            layer: layer.id(),
+            version: m.version.clone(),
+            name: m.name.clone(),
+            checksum: loaded.checksum,
+            display: rel.clone(),
+            earlier: layer.migrations[..pos].iter().map(|m| m.version.clone()).collect(),
+        }));
+    }
+    Err(Error::Refused(format!(
+        "cutover {}: migration = `{rel}` is not a migration of the workspace's layers: write it (the new shape, for tenants \
+         created later) under schema/<layer>/ before the run; see docs/cutovers.md, \"The migration that carries the new shape\"",
+        c.name
+    )))
+}
+
 /// Runs the cutover over its tenants (a move: between its two databases), up
-/// to and including `until`; a reshape runs up to `concurrency` tenants of a
-/// wave at once.
-pub async fn run(
-    ws: Option<&Workspace>,
-    c: &Cutover,
-    until: Option<&str>,
-    concurrency: usize,
-    log: &(dyn Fn(&str) + Sync),
-) -> Result<Vec<TenantOutcome>> {
-    check_until(c, until)?;
+/// to and including `options.until`; a reshape runs up to
+/// `options.concurrency` tenants of a wave at once.
+pub async fn run(ws: Option<&Workspace>, c: &Cutover, options: &RunOptions, events: Events<'_>) -> Result<Vec<TenantOutcome>> {
+    check_until(c, options.until.as_deref())?;
     if c.file.kind == Kind::Move {
-        return run_move(ws, c, until, None, log).await.map(|o| vec![o]);
+        return run_move(ws, c, options, None, events).await.map(|o| vec![o]);
     }
     let ws = need_workspace(ws, c)?;
-    run_reshape(ws, c, until, concurrency, log).await
+    run_reshape(ws, c, options, events).await
 }
 
 /// A reshape: join (or start) the pass of this command in the control plane,
 /// then `concurrency` workers claim its tenants wave by wave (see
 /// [`super::claim`]). Returns every tenant of the pass, in wave order: those
 /// this process ran with their outcome, the others as the pass records them.
-async fn run_reshape(
-    ws: &Workspace,
-    c: &Cutover,
-    until: Option<&str>,
-    concurrency: usize,
-    log: &(dyn Fn(&str) + Sync),
-) -> Result<Vec<TenantOutcome>> {
-    let spec = control_plane_spec(ws, c)?;
+async fn run_reshape(ws: &Workspace, c: &Cutover, options: &RunOptions, events: Events<'_>) -> Result<Vec<TenantOutcome>> {
+    let spec = control_plane_spec(Some(ws), c)?;
     // Opening creates the tables, the pass tables included.
     let cp = ControlPlane::open(&spec).await?;
     let waves = tenant_waves(ws, c)?;
@@ -120,27 +185,31 @@ async fn run_reshape(
         .enumerate()
         .flat_map(|(w, ts)| ts.iter().map(move |t| (t.slug.clone(), w as i32)))
         .collect();
+    let until = options.until.as_deref();
     let pass = Pass::join(&cp.target, &c.name, until, &c.checksum, c.file.max_failures, &registered).await?;
     let tenants: Vec<&Tenant> = waves.into_iter().flatten().collect();
     let mut workers = Vec::new();
-    for _ in 0..concurrency.max(1).min(tenants.len().max(1)) {
+    for _ in 0..options.concurrency.max(1).min(tenants.len().max(1)) {
         let claimer = pass.claimer().await?;
         let worker_cp = ControlPlane::open(&spec).await?;
         let tenants = &tenants;
         workers.push(async move {
             let mut mine = Vec::new();
-            while let Some(slug) = claimer.claim().await? {
+            while options.stop.requested().is_none() {
+                let Some(slug) = claimer.claim().await? else { break };
                 let Some(t) = tenants.iter().find(|t| t.slug == slug) else {
                     // Not possible: the claim only offers this process's tenants.
                     return Err(Error::Refused(format!("cutover {}: claimed unknown tenant {slug}", c.name)));
                 };
-                let outcome = match run_claimed(&worker_cp, c, t, until, log).await {
-                    Ok(o) => o,
-                    Err(e @ Error::Busy(_)) => TenantOutcome::new(&t.slug, "busy", None, e.to_string()),
-                    Err(e) => TenantOutcome::new(&t.slug, "failed", None, e.to_string()),
-                };
+                let outcome = run_claimed(&worker_cp, ws, c, t, options, events).await;
+                if outcome.status == Outcome::Interrupted {
+                    // Left pending in the pass: the next run claims it again and resumes its step.
+                    claimer.release().await?;
+                    mine.push(outcome);
+                    break;
+                }
                 claimer
-                    .complete(&outcome.tenant, &outcome.status, outcome.step.as_deref(), &outcome.detail)
+                    .complete(&outcome.tenant, outcome.status.as_str(), outcome.step.as_deref(), &outcome.detail)
                     .await?;
                 mine.push(outcome);
             }
@@ -152,42 +221,74 @@ async fn run_reshape(
         mine.extend(res?);
     }
     let rows = pass.finish().await?;
+    Ok(pass_outcomes(c, &rows, &mine, options))
+}
+
+/// Every tenant of a pass: this process's outcomes, the others as recorded,
+/// pending ones with why they did not start (exactly: a wave that partly ran
+/// says so).
+fn pass_outcomes(c: &Cutover, rows: &[PassTenant], mine: &[TenantOutcome], options: &RunOptions) -> Vec<TenantOutcome> {
     let failed = rows.iter().filter(|r| matches!(r.status.as_str(), "failed" | "busy")).count();
-    let outcomes = rows
-        .into_iter()
+    let wave_state = |wave: i32| {
+        let of_wave: Vec<&PassTenant> = rows.iter().filter(|r| r.wave == wave).collect();
+        let pending = of_wave.iter().filter(|r| r.status == "pending").count();
+        if pending == of_wave.len() {
+            format!("wave {} not started", wave + 1)
+        } else {
+            format!(
+                "wave {} partly run: {pending} of its {} tenants not started",
+                wave + 1,
+                of_wave.len()
+            )
+        }
+    };
+    rows.iter()
         .map(|r| {
             if let Some(o) = mine.iter().find(|o| o.tenant == r.tenant) {
                 return o.clone();
             }
             match r.status.as_str() {
-                "pending" if r.claimed_now => TenantOutcome::new(&r.tenant, "busy", None, "another strata process is running it now"),
+                "pending" if r.claimed_now => {
+                    TenantOutcome::new(&r.tenant, Outcome::Busy, None, "another strata process is running it now")
+                }
+                "pending" if options.stop.requested().is_some() => TenantOutcome::new(
+                    &r.tenant,
+                    Outcome::NotStarted,
+                    None,
+                    format!("not started: stopped by {}", options.stop.requested().unwrap_or("a signal")),
+                ),
                 "pending" => TenantOutcome::new(
                     &r.tenant,
-                    "not-started",
+                    Outcome::NotStarted,
                     None,
                     format!(
-                        "halted: {failed} tenant(s) failed (or busy) in this run, more than max_failures = {} (wave {} not started)",
+                        "halted: {failed} tenant(s) failed (or busy) in this run: max_failures = {} reached ({})",
                         c.file.max_failures,
-                        r.wave + 1
+                        wave_state(r.wave)
                     ),
                 ),
-                _ => {
+                status => {
                     let by = r.claimed_by.as_deref().unwrap_or("another process");
                     let detail = match r.detail.as_deref() {
                         Some(d) if !d.is_empty() => format!("{d} (run by {by})"),
                         _ => format!("run by {by}"),
                     };
-                    TenantOutcome::new(&r.tenant, &r.status, r.step, detail)
+                    let outcome = match status {
+                        "done" => Outcome::Done,
+                        "waiting" => Outcome::Waiting,
+                        "busy" => Outcome::Busy,
+                        _ => Outcome::Failed,
+                    };
+                    TenantOutcome::new(&r.tenant, outcome, r.step.clone(), detail)
                 }
             }
         })
-        .collect();
-    Ok(outcomes)
+        .collect()
 }
 
 /// Polls every future to completion on the current task (the workers
-/// borrow the cutover and the log, so they are not spawned).
-async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+/// borrow the cutover and the events, so they are not spawned).
+pub(crate) async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
     let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
     let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {
@@ -210,50 +311,72 @@ async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
     outputs.into_iter().flatten().collect()
 }
 
-/// A claimed tenant: take its executor lock, waiting a little for the
-/// session of a process that just died to end, then run it.
-async fn run_claimed(
-    cp: &ControlPlane,
-    c: &Cutover,
-    t: &Tenant,
-    until: Option<&str>,
-    log: &(dyn Fn(&str) + Sync),
-) -> Result<TenantOutcome> {
-    let mut attempt = 0;
-    loop {
-        match cp.lock_run(&c.name, &t.slug).await {
-            Ok(()) => break,
-            Err(Error::Busy(_)) if attempt < LOCK_WAITS => {
-                attempt += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    let res = run_tenant_locked(cp, c, t, until, None, log).await;
-    cp.unlock_run(&c.name, &t.slug).await?;
-    res
-}
-
 /// Attempts (250 ms apart) at a claimed tenant's executor lock: a `flip` or
 /// `rollback` may hold it, or the session of a killed process not yet ended.
 const LOCK_WAITS: u32 = 20;
 
-/// The run key of a move in the control plane (a move has no tenants).
-const MOVE_RUN: &str = "move";
+/// A tenant of this command: take its executor lock (`wait`ing a little
+/// for the session of a process that just died to end), then run it. Every
+/// error becomes the tenant's outcome.
+#[allow(clippy::too_many_arguments)]
+async fn run_locked_tenant(
+    cp: &ControlPlane,
+    ws: &Workspace,
+    c: &Cutover,
+    t: &Tenant,
+    options: &RunOptions,
+    only: Option<&str>,
+    wait: bool,
+    events: Events<'_>,
+) -> TenantOutcome {
+    let mut attempt = 0;
+    loop {
+        match cp.try_lock_run(&c.name, &t.slug).await {
+            Ok(true) => break,
+            Ok(false) if wait && attempt < LOCK_WAITS => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Ok(false) => {
+                let e = cp.lock_run(&c.name, &t.slug).await.err().map(|e| e.to_string()).unwrap_or_default();
+                return TenantOutcome::new(&t.slug, Outcome::Busy, None, e);
+            }
+            Err(e) => return TenantOutcome::new(&t.slug, Outcome::Failed, None, e.to_string()),
+        }
+    }
+    let res = run_tenant_locked(cp, ws, c, t, options, only, events).await;
+    let unlocked = cp.unlock_run(&c.name, &t.slug).await;
+    match (res, unlocked) {
+        (Ok(o), Ok(())) => o,
+        (Ok(_), Err(e)) | (Err(e), _) => {
+            let last = last_done_of(cp, c, &t.slug).await;
+            TenantOutcome::new(&t.slug, Outcome::Failed, last, e.to_string())
+        }
+    }
+}
 
-/// The control plane of a move: the cutover's, else the workspace's.
-fn move_control_plane(ws: Option<&Workspace>, c: &Cutover) -> Result<String> {
-    c.file
-        .control_plane
-        .clone()
-        .or_else(|| ws.and_then(|w| w.config.control_plane.clone()))
-        .ok_or_else(|| {
-            Error::Refused(format!(
-                "cutover {}: no control plane: set `control_plane` in the cutover file",
-                c.name
-            ))
-        })
+async fn run_claimed(
+    cp: &ControlPlane,
+    ws: &Workspace,
+    c: &Cutover,
+    t: &Tenant,
+    options: &RunOptions,
+    events: Events<'_>,
+) -> TenantOutcome {
+    run_locked_tenant(cp, ws, c, t, options, None, true, events).await
+}
+
+/// The last step done of the latest run of (cutover, key), for a failure's outcome.
+async fn last_done_of(cp: &ControlPlane, c: &Cutover, key: &str) -> Option<String> {
+    let run = cp.latest_run(&c.name, key).await.ok().flatten()?;
+    last_done(&cp.steps(run.id).await.ok()?, &steps(c))
+}
+
+fn last_done(recorded: &[StepRow], plan: &[Step]) -> Option<String> {
+    plan.iter()
+        .rev()
+        .find(|s| recorded.iter().any(|r| r.step == s.id && r.status == StepStatus::Done))
+        .map(|s| s.id.clone())
 }
 
 /// A move between its two databases: the same step loop as a reshape's
@@ -261,28 +384,62 @@ fn move_control_plane(ws: Option<&Workspace>, c: &Cutover) -> Result<String> {
 async fn run_move(
     ws: Option<&Workspace>,
     c: &Cutover,
-    until: Option<&str>,
+    options: &RunOptions,
     only: Option<&str>,
-    log: &(dyn Fn(&str) + Sync),
+    events: Events<'_>,
 ) -> Result<TenantOutcome> {
-    let cp = ControlPlane::open(&move_control_plane(ws, c)?).await?;
-    if let Err(e) = cp.lock_run(&c.name, MOVE_RUN).await {
-        return Ok(TenantOutcome::new(MOVE_RUN, "busy", None, e.to_string()));
+    let cp = ControlPlane::open(&control_plane_spec(ws, c)?).await?;
+    if !cp.try_lock_run(&c.name, MOVE_KEY).await? {
+        let e = cp
+            .lock_run(&c.name, MOVE_KEY)
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        return Ok(TenantOutcome::new(MOVE_KEY, Outcome::Busy, None, e));
     }
     let res = async {
-        let mut runner = MoveRunner {
-            dbs: MoveDbs::connect(c).await?,
+        let run = match open_run(&cp, c, MOVE_KEY).await? {
+            Ok(run) => run,
+            Err(done) => return Ok(done),
         };
-        run_steps(&cp, c, MOVE_RUN, &mut runner, until, only, log).await
+        let dbs = match MoveDbs::connect(c, run.token.as_deref()).await {
+            Ok(dbs) => dbs,
+            Err(e) => return record_unreachable(&cp, c, MOVE_KEY, &run, e).await,
+        };
+        step_loop(&cp, c, MOVE_KEY, &run, &mut MoveDb { dbs }, options, only, events).await
     }
     .await;
-    cp.unlock_run(&c.name, MOVE_RUN).await?;
-    Ok(res.unwrap_or_else(|e| TenantOutcome::new(MOVE_RUN, "failed", None, e.to_string())))
+    cp.unlock_run(&c.name, MOVE_KEY).await?;
+    match res {
+        Ok(o) => Ok(o),
+        Err(e) => Ok(TenantOutcome::new(
+            MOVE_KEY,
+            Outcome::Failed,
+            last_done_of(&cp, c, MOVE_KEY).await,
+            e.to_string(),
+        )),
+    }
 }
 
-/// Runs the one step `flip-reader:WORKER` for every tenant, or for the move
-/// (the steps before it must be done).
-pub async fn flip(ws: Option<&Workspace>, c: &Cutover, worker: &str, log: &(dyn Fn(&str) + Sync)) -> Result<Vec<TenantOutcome>> {
+/// A database that cannot be reached when a run starts: recorded, so that
+/// `cutover status` says why the run stands still.
+async fn record_unreachable(cp: &ControlPlane, c: &Cutover, key: &str, run: &RunRow, e: Error) -> Result<TenantOutcome> {
+    let msg = e.to_string();
+    cp.set_run_status(run.id, RunStatus::Failed, Some(&msg)).await?;
+    Ok(TenantOutcome::new(key, Outcome::Failed, last_done_of(cp, c, key).await, msg))
+}
+
+/// Runs the one step `flip-reader:WORKER` for every tenant (up to
+/// `options.concurrency` at once, soaks included), or for the move; the
+/// steps before it must be done.
+pub async fn flip(
+    ws: Option<&Workspace>,
+    c: &Cutover,
+    worker: &str,
+    options: &RunOptions,
+    events: Events<'_>,
+) -> Result<Vec<TenantOutcome>> {
     let id = format!("flip-reader:{worker}");
     if !steps(c).iter().any(|s| s.id == id) {
         return Err(Error::Refused(format!(
@@ -291,94 +448,70 @@ pub async fn flip(ws: Option<&Workspace>, c: &Cutover, worker: &str, log: &(dyn 
             c.file.flip.workers.join(", ")
         )));
     }
+    let options = RunOptions {
+        until: Some(id.clone()),
+        ..options.clone()
+    };
     if c.file.kind == Kind::Move {
-        return run_move(ws, c, Some(&id), Some(&id), log).await.map(|o| vec![o]);
+        return run_move(ws, c, &options, Some(&id), events).await.map(|o| vec![o]);
     }
     let ws = need_workspace(ws, c)?;
-    let cp = ControlPlane::open(&control_plane_spec(ws, c)?).await?;
-    let mut outcomes = Vec::new();
-    for t in tenant_waves(ws, c)?.into_iter().flatten() {
-        let o = match run_tenant(&cp, c, t, Some(&id), Some(&id), log).await {
-            Ok(o) => o,
-            Err(e) => TenantOutcome::new(&t.slug, "failed", None, e.to_string()),
-        };
-        outcomes.push(o);
+    let spec = control_plane_spec(Some(ws), c)?;
+    let tenants: Vec<&Tenant> = tenant_waves(ws, c)?.into_iter().flatten().collect();
+    let queue = Mutex::new(tenants.iter().copied().collect::<VecDeque<_>>());
+    let mut workers = Vec::new();
+    for _ in 0..options.concurrency.max(1).min(tenants.len().max(1)) {
+        let cp = ControlPlane::open(&spec).await?;
+        let (queue, options, id) = (&queue, &options, id.as_str());
+        workers.push(async move {
+            let mut out = Vec::new();
+            loop {
+                let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+                let Some(t) = next else { break };
+                if let Some(sig) = options.stop.requested() {
+                    out.push(TenantOutcome::new(
+                        &t.slug,
+                        Outcome::NotStarted,
+                        None,
+                        format!("not started: stopped by {sig}"),
+                    ));
+                    continue;
+                }
+                out.push(run_locked_tenant(&cp, ws, c, t, options, Some(id), false, events).await);
+            }
+            out
+        });
     }
+    let mut outcomes: Vec<TenantOutcome> = join_all(workers).await.into_iter().flatten().collect();
+    // In wave order, as tenants.toml lists them.
+    outcomes.sort_by_key(|o| tenants.iter().position(|t| t.slug == o.tenant));
     Ok(outcomes)
-}
-
-fn need_workspace<'w>(ws: Option<&'w Workspace>, c: &Cutover) -> Result<&'w Workspace> {
-    ws.ok_or_else(|| Error::Refused(format!("cutover {}: a reshape needs a workspace (tenants.toml)", c.name)))
-}
-
-/// Where the steps of one run execute: a tenant database (reshape) or the
-/// source and target of a move.
-trait StepRunner {
-    async fn execute(&mut self, cp: &ControlPlane, run_id: i64, step: &Step, log: &(dyn Fn(&str) + Sync)) -> Result<String>;
-}
-
-struct ReshapeRunner<'a, 'c> {
-    db: TenantDb<'c>,
-    tenant: &'a Tenant,
-}
-
-impl StepRunner for ReshapeRunner<'_, '_> {
-    async fn execute(&mut self, cp: &ControlPlane, run_id: i64, step: &Step, _log: &(dyn Fn(&str) + Sync)) -> Result<String> {
-        let c = self.db.cutover;
-        execute(cp, &mut self.db, c, self.tenant, run_id, step).await
-    }
-}
-
-struct MoveRunner<'c> {
-    dbs: MoveDbs<'c>,
-}
-
-impl StepRunner for MoveRunner<'_> {
-    async fn execute(&mut self, cp: &ControlPlane, run_id: i64, step: &Step, log: &(dyn Fn(&str) + Sync)) -> Result<String> {
-        execute_move(cp, &mut self.dbs, run_id, step, log).await
-    }
-}
-
-/// One tenant: resume its run and execute steps up to `until`. With `only`,
-/// every step before it must already be done and only it runs.
-async fn run_tenant(
-    cp: &ControlPlane,
-    c: &Cutover,
-    t: &Tenant,
-    until: Option<&str>,
-    only: Option<&str>,
-    log: &(dyn Fn(&str) + Sync),
-) -> Result<TenantOutcome> {
-    cp.lock_run(&c.name, &t.slug).await?;
-    let res = run_tenant_locked(cp, c, t, until, only, log).await;
-    cp.unlock_run(&c.name, &t.slug).await?;
-    res
 }
 
 /// One tenant whose executor lock this process holds.
 async fn run_tenant_locked(
     cp: &ControlPlane,
+    ws: &Workspace,
     c: &Cutover,
     t: &Tenant,
-    until: Option<&str>,
+    options: &RunOptions,
     only: Option<&str>,
-    log: &(dyn Fn(&str) + Sync),
+    events: Events<'_>,
 ) -> Result<TenantOutcome> {
-    if let Some(done) = contracted(cp, c, &t.slug).await? {
-        return Ok(done);
-    }
-    let db = match TenantDb::connect(&t.database, c).await {
-        Ok(db) => db,
-        Err(e) => {
-            // Recorded, so that `cutover status` says why the tenant stands still.
-            let msg = e.to_string();
-            let run = cp.start_run(&c.name, &t.slug, c.file.kind.as_str(), &c.checksum).await?;
-            cp.set_run_status(run.id, "failed", Some(&msg)).await?;
-            return Ok(TenantOutcome::new(&t.slug, "failed", None, msg));
-        }
+    let run = match open_run(cp, c, &t.slug).await? {
+        Ok(run) => run,
+        Err(done) => return Ok(done),
     };
-    let mut runner = ReshapeRunner { db, tenant: t };
-    run_steps(cp, c, &t.slug, &mut runner, until, only, log).await
+    let carrier = match carrier_for(ws, c, t) {
+        Ok(m) => m,
+        Err(e) => return record_unreachable(cp, c, &t.slug, &run, e).await,
+    };
+    let mut db = match TenantDb::connect(&t.database, c).await {
+        Ok(db) => db,
+        Err(e) => return record_unreachable(cp, c, &t.slug, &run, e).await,
+    };
+    db.carrier = carrier;
+    step_loop(cp, c, &t.slug, &run, &mut db, options, only, events).await
 }
 
 /// The outcome of a run (`key`) that already contracted, if it did.
@@ -386,41 +519,64 @@ async fn contracted(cp: &ControlPlane, c: &Cutover, key: &str) -> Result<Option<
     Ok(cp
         .latest_run(&c.name, key)
         .await?
-        .filter(|r| r.status == "contracted")
-        .map(|r| TenantOutcome::new(key, "done", Some("contract".into()), format!("contracted (run {})", r.id))))
+        .filter(|r| r.status == RunStatus::Contracted)
+        .map(|r| TenantOutcome::new(key, Outcome::Done, Some("contract".into()), format!("contracted (run {})", r.id))))
 }
 
-/// The step loop of one run (`key`: a tenant's slug, or `move`): steps
-/// already done are skipped, a step found running or failed runs again.
-async fn run_steps<R: StepRunner>(
-    cp: &ControlPlane,
-    c: &Cutover,
-    key: &str,
-    runner: &mut R,
-    until: Option<&str>,
-    only: Option<&str>,
-    log: &(dyn Fn(&str) + Sync),
-) -> Result<TenantOutcome> {
+/// The run of `key` to continue (or a new one), or the outcome when there
+/// is nothing to run: contracted already. Refuses an edited file (after
+/// preflight) and a run whose rollback did not finish.
+async fn open_run(cp: &ControlPlane, c: &Cutover, key: &str) -> Result<std::result::Result<RunRow, TenantOutcome>> {
     // A contracted run is finished: a run killed after contract (or run again) has nothing left to do.
     if let Some(done) = contracted(cp, c, key).await? {
-        return Ok(done);
+        return Ok(Err(done));
     }
     let run = cp.start_run(&c.name, key, c.file.kind.as_str(), &c.checksum).await?;
+    if run.status == RunStatus::RollingBack {
+        return Err(Error::Refused(format!(
+            "{key}: run {} of cutover {} is being rolled back (a rollback started and did not finish{}); run `strata cutover \
+             rollback {}` again to finish it, then `cutover run` starts afresh",
+            run.id,
+            c.name,
+            run.error.as_deref().map_or_else(String::new, |e| format!(": {e}")),
+            c.path.display()
+        )));
+    }
     // An edit after a failed preflight is how the operator fixes the plan; after that it is refused.
     if run.plan_checksum != c.checksum && !cp.adopt_checksum(run.id, &c.checksum).await? {
         return Err(Error::Refused(format!(
-            "{key}: cutover {} was edited after run {} started ({}); finish or roll back that run first",
+            "{key}: cutover {} was edited after run {} started ({}); finish or roll back that run first (a soak is changed \
+             without editing the file: `cutover flip ... --soak`)",
             c.name,
             run.id,
             c.path.display()
         )));
     }
+    Ok(Ok(run))
+}
+
+/// The step loop of one run (`key`: a tenant's slug, or `move`): steps
+/// already done are skipped, a step found running, failed or interrupted
+/// runs again; a stop request abandons the step in progress and records it
+/// `interrupted`.
+#[allow(clippy::too_many_arguments)]
+async fn step_loop<D: StepDb>(
+    cp: &ControlPlane,
+    c: &Cutover,
+    key: &str,
+    run: &RunRow,
+    db: &mut D,
+    options: &RunOptions,
+    only: Option<&str>,
+    events: Events<'_>,
+) -> Result<TenantOutcome> {
+    let until = options.until.as_deref();
     let plan = steps(c);
     let mut last_done = None;
     for (pos, step) in plan.iter().enumerate() {
         let recorded = cp.steps(run.id).await?;
         let row = recorded.iter().find(|r| r.step == step.id);
-        if row.is_some_and(|r| r.status == "done") {
+        if row.is_some_and(|r| r.status == StepStatus::Done) {
             last_done = Some(step.id.clone());
             if until == Some(step.id.as_str()) {
                 break;
@@ -435,24 +591,67 @@ async fn run_steps<R: StepRunner>(
         }
         if step.action == Action::Contract {
             if let Some(wait) = contract_blocked(c, &plan, &recorded)? {
-                let status = if until == Some("contract") { "failed" } else { "waiting" };
+                let status = if until == Some("contract") {
+                    Outcome::Failed
+                } else {
+                    Outcome::Waiting
+                };
                 return Ok(TenantOutcome::new(key, status, last_done, wait));
             }
         }
-        log(&format!("{key}: {} …", step.id));
-        cp.set_run_status(run.id, "running", None).await?;
+        if let Some(sig) = options.stop.requested() {
+            return Ok(TenantOutcome::new(
+                key,
+                Outcome::Interrupted,
+                last_done,
+                format!("stopped by {sig} before {}", step.id),
+            ));
+        }
+        events(Event::Started {
+            key: key.to_string(),
+            step: step.id.clone(),
+        });
+        cp.set_run_status(run.id, RunStatus::Running, None).await?;
         cp.step_started(run.id, &step.id, pos as i32).await?;
-        match runner.execute(cp, run.id, step, log).await {
-            Ok(detail) => {
-                cp.step_finished(run.id, &step.id, "done", &detail).await?;
-                log(&format!("{key}: {} done: {detail}", step.id));
+        let ctx = StepCtx::new(c, cp, run.id, key, step, events, options);
+        let res = tokio::select! {
+            res = execute_step(db, &ctx) => Some(res),
+            _ = options.stop.wait() => None,
+        };
+        match res {
+            None => {
+                let sig = options.stop.requested().unwrap_or("a signal");
+                let msg = format!(
+                    "interrupted by {sig}; the same command resumes it (the step's work so far was rolled back or is kept, as \
+                     after a crash)"
+                );
+                cp.step_finished(run.id, &step.id, StepStatus::Interrupted, &msg).await?;
+                events(Event::Failed {
+                    key: key.to_string(),
+                    step: step.id.clone(),
+                    error: msg.clone(),
+                });
+                return Ok(TenantOutcome::new(key, Outcome::Interrupted, last_done, msg));
+            }
+            Some(Ok(detail)) => {
+                cp.step_finished(run.id, &step.id, StepStatus::Done, &detail).await?;
+                events(Event::Finished {
+                    key: key.to_string(),
+                    step: step.id.clone(),
+                    detail,
+                });
                 last_done = Some(step.id.clone());
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 let msg = e.to_string();
-                cp.step_finished(run.id, &step.id, "failed", &msg).await?;
-                cp.set_run_status(run.id, "failed", Some(&msg)).await?;
-                return Ok(TenantOutcome::new(key, "failed", last_done, msg));
+                cp.step_finished(run.id, &step.id, StepStatus::Failed, &msg).await?;
+                cp.set_run_status(run.id, RunStatus::Failed, Some(&msg)).await?;
+                events(Event::Failed {
+                    key: key.to_string(),
+                    step: step.id.clone(),
+                    error: msg.clone(),
+                });
+                return Ok(TenantOutcome::new(key, Outcome::Failed, last_done, msg));
             }
         }
         if until == Some(step.id.as_str()) {
@@ -461,15 +660,15 @@ async fn run_steps<R: StepRunner>(
     }
     // Also when contract was recorded done by a run killed before it could close the run.
     if last_done.as_deref() == Some("contract") {
-        cp.set_run_status(run.id, "contracted", None).await?;
+        cp.set_run_status(run.id, RunStatus::Contracted, None).await?;
     }
-    Ok(TenantOutcome::new(key, "done", last_done, ""))
+    Ok(TenantOutcome::new(key, Outcome::Done, last_done, ""))
 }
 
 /// Why contract may not start yet, if it may not.
 fn contract_blocked(c: &Cutover, plan: &[Step], recorded: &[StepRow]) -> Result<Option<String>> {
     for s in plan.iter().filter(|s| s.action != Action::Contract) {
-        if !recorded.iter().any(|r| r.step == s.id && r.status == "done") {
+        if !recorded.iter().any(|r| r.step == s.id && r.status == StepStatus::Done) {
             return Ok(Some(format!("contract refused: step {} has not passed its gate", s.id)));
         }
     }
@@ -490,307 +689,97 @@ fn contract_blocked(c: &Cutover, plan: &[Step], recorded: &[StepRow]) -> Result<
     Ok(None)
 }
 
-async fn execute(cp: &ControlPlane, db: &mut TenantDb<'_>, c: &Cutover, t: &Tenant, run_id: i64, step: &Step) -> Result<String> {
-    let gate = |message: String| Error::Gate {
-        tenant: t.slug.clone(),
-        step: step.id.clone(),
-        message,
-    };
-    let verify = |v: super::reshape::Verification| -> Result<String> {
-        let allowed = c.file.gates.max_row_difference as i64;
-        if v.differing_rows > allowed {
-            return Err(gate(format!("{v} (at most {allowed} differing rows allowed)")));
-        }
-        Ok(v.to_string())
-    };
-    match &step.action {
-        Action::Preflight => db.preflight().await,
-        Action::Expand => db.expand().await,
-        Action::DualWrite => {
-            for w in &c.file.flip.workers {
-                cp.set_route(&c.name, &t.slug, w, None, None).await?;
-            }
-            db.dual_write().await
-        }
-        Action::Backfill => db.backfill().await,
-        // The plan refuses `[identity]` in a reshape, so this step is never planned here.
-        Action::Identity => Err(Error::Refused(format!("cutover {}: the identity step belongs to a `move`", c.name))),
-        Action::Verify => verify(db.verify().await?),
-        Action::FlipReader { worker } => {
-            cp.set_route(&c.name, &t.slug, worker, Some("new"), None).await?;
-            soak(cp, c, run_id, step).await?;
-            Ok(format!("{worker} reads the new shape; {}", verify(db.verify().await?)?))
-        }
-        Action::FlipWriters => {
-            for w in &c.file.flip.workers {
-                cp.set_route(&c.name, &t.slug, w, Some("new"), Some("new")).await?;
-            }
-            Ok(format!("{} workers write the new shape", c.file.flip.workers.len()))
-        }
-        Action::Contract => db.contract().await,
-    }
-}
-
-/// Waits out the soak of a flip. It counts from the step's first start, so
-/// a resumed run waits only what is left.
-async fn soak(cp: &ControlPlane, c: &Cutover, run_id: i64, step: &Step) -> Result<()> {
-    let started = cp
-        .steps(run_id)
-        .await?
-        .into_iter()
-        .find(|r| r.step == step.id)
-        .map_or(0.0, |r| r.since_start_s);
-    let left = c.settings.soak.as_secs_f64() - started;
-    if left > 0.0 {
-        tokio::time::sleep(std::time::Duration::from_secs_f64(left)).await;
-    }
-    Ok(())
-}
-
-/// One step of a move.
-async fn execute_move(cp: &ControlPlane, dbs: &mut MoveDbs<'_>, run_id: i64, step: &Step, log: &(dyn Fn(&str) + Sync)) -> Result<String> {
-    let c = dbs.c;
-    match &step.action {
-        Action::Preflight => dbs.preflight().await,
-        Action::Expand => dbs.expand().await,
-        Action::DualWrite => {
-            for w in &c.file.flip.workers {
-                cp.set_route(&c.name, MOVE_RUN, w, None, None).await?;
-            }
-            dbs.dual_write().await
-        }
-        Action::Backfill => dbs.backfill(log).await,
-        Action::Identity => identity(dbs, log).await,
-        Action::Verify => move_gate(dbs, step).await,
-        Action::FlipReader { worker } => {
-            cp.set_route(&c.name, MOVE_RUN, worker, Some("new"), None).await?;
-            soak(cp, c, run_id, step).await?;
-            Ok(format!("{worker} reads the target; {}", move_gate(dbs, step).await?))
-        }
-        Action::FlipWriters => {
-            // Sequences first: a writer routed to the target must not reuse a key the source handed out.
-            let before = dbs.sync_sequences().await?;
-            for w in &c.file.flip.workers {
-                cp.set_route(&c.name, MOVE_RUN, w, Some("new"), Some("new")).await?;
-            }
-            let ended = dbs.finish_replication().await?;
-            let after = dbs.sync_sequences().await?;
-            // The users and messages replicated since the identity step: linked now that no more arrive.
-            let linked = if c.file.identity.is_some() {
-                format!("; {}", identity(dbs, log).await?)
-            } else {
-                String::new()
-            };
-            Ok(format!(
-                "{} workers write the target; {before}; {ended}; after the last replicated rows: {after}{linked}; the retention \
-                 window starts",
-                c.file.flip.workers.len()
-            ))
-        }
-        Action::Contract => dbs.contract().await,
-    }
-}
-
-/// The identity consolidation of a move: prints the link report, returns its summary line.
-async fn identity(dbs: &MoveDbs<'_>, log: &(dyn Fn(&str) + Sync)) -> Result<String> {
-    let Some(spec) = &dbs.c.file.identity else {
-        return Ok("no [identity] section".into());
-    };
-    let report = super::identity::run(&dbs.src, &dbs.dst, spec).await?;
-    let text = report.to_string();
-    for line in text.lines() {
-        log(&format!("{MOVE_RUN}: {line}"));
-    }
-    Ok(text.lines().next().unwrap_or_default().to_string())
-}
-
-/// The gate of a move: replication lag, then counts and chunked checksums.
-async fn move_gate(dbs: &mut MoveDbs<'_>, step: &Step) -> Result<String> {
-    let gate = |message: String| Error::Gate {
-        tenant: MOVE_RUN.into(),
-        step: step.id.clone(),
-        message,
-    };
-    let lag = dbs.lag_gate().await?.map_err(gate)?;
-    let v = dbs.verify().await?;
-    let allowed = dbs.c.file.gates.max_row_difference as i64;
-    if v.differing_rows > allowed {
-        return Err(gate(format!("{v} (at most {allowed} differing rows allowed)")));
-    }
-    Ok(format!("replication lag {:.1}ms; {v}", lag.as_secs_f64() * 1000.0))
-}
-
-/// Rolls back every tenant's run (or the move) that has not started contract.
-pub async fn rollback(ws: Option<&Workspace>, c: &Cutover, log: &(dyn Fn(&str) + Sync)) -> Result<Vec<TenantOutcome>> {
-    if c.file.kind == Kind::Move {
-        let cp = ControlPlane::open(&move_control_plane(ws, c)?).await?;
-        cp.lock_run(&c.name, MOVE_RUN).await?;
-        let res = rollback_move(&cp, c, log).await;
-        cp.unlock_run(&c.name, MOVE_RUN).await?;
-        return Ok(vec![
-            res.unwrap_or_else(|e| TenantOutcome::new(MOVE_RUN, "failed", None, e.to_string()))
-        ]);
-    }
-    let ws = need_workspace(ws, c)?;
-    let cp = ControlPlane::open(&control_plane_spec(ws, c)?).await?;
-    super::claim::abandon_passes(&cp.client, &cp.target, &c.name).await?;
-    let mut outcomes = Vec::new();
-    for t in tenant_waves(ws, c)?.into_iter().flatten() {
-        cp.lock_run(&c.name, &t.slug).await?;
-        let res = rollback_tenant(&cp, c, t, log).await;
-        cp.unlock_run(&c.name, &t.slug).await?;
-        outcomes.push(res.unwrap_or_else(|e| TenantOutcome::new(&t.slug, "failed", None, e.to_string())));
-    }
-    Ok(outcomes)
-}
-
-/// The run to roll back, or the outcome when there is none.
-async fn run_to_roll_back(cp: &ControlPlane, c: &Cutover, key: &str) -> Result<Result<RunRow, TenantOutcome>> {
-    let Some(run) = cp.active_run(&c.name, key).await? else {
-        let latest = cp.latest_run(&c.name, key).await?;
-        let detail = match latest {
-            Some(r) if r.status == "contracted" => {
-                return Err(Error::Refused(format!(
-                    "{key}: cutover {} is contracted (run {}): the old objects are gone, nothing to roll back to",
-                    c.name, r.id
-                )))
-            }
-            Some(r) => format!("no active run (last run {} is {})", r.id, r.status),
-            None => "never run".into(),
-        };
-        return Ok(Err(TenantOutcome::new(key, "rolled-back", None, detail)));
-    };
-    if run.plan_checksum != c.checksum {
-        // Rollback drops what the file names: an edited file could name other columns.
-        return Err(Error::Refused(format!(
-            "{key}: cutover {} was edited after run {} started ({}); restore the file that started it to roll back",
-            c.name,
-            run.id,
-            c.path.display()
-        )));
-    }
-    let recorded = cp.steps(run.id).await?;
-    if recorded.iter().any(|r| r.step == "contract") {
-        return Err(Error::Refused(format!(
-            "{key}: contract has started (run {}); a cutover cannot be rolled back once contract began",
-            run.id
-        )));
-    }
-    Ok(Ok(run))
-}
-
-async fn rollback_tenant(cp: &ControlPlane, c: &Cutover, t: &Tenant, log: &(dyn Fn(&str) + Sync)) -> Result<TenantOutcome> {
-    let run = match run_to_roll_back(cp, c, &t.slug).await? {
-        Ok(run) => run,
-        Err(outcome) => return Ok(outcome),
-    };
-    log(&format!("{}: rolling back run {}", t.slug, run.id));
-    for w in &c.file.flip.workers {
-        cp.set_route(&c.name, &t.slug, w, Some("old"), Some("old")).await?;
-    }
-    let mut db = TenantDb::connect(&t.database, c).await?;
-    let detail = db.rollback().await?;
-    cp.mark_rolled_back(run.id).await?;
-    Ok(TenantOutcome::new(&t.slug, "rolled-back", None, detail))
-}
-
-/// A move rolls back until its writers flip. After that, rows written on
-/// the target exist nowhere else: dropping the target side would lose them,
-/// so rollback refuses (roll forward, or move them back with a new cutover).
-async fn rollback_move(cp: &ControlPlane, c: &Cutover, log: &(dyn Fn(&str) + Sync)) -> Result<TenantOutcome> {
-    let run = match run_to_roll_back(cp, c, MOVE_RUN).await? {
-        Ok(run) => run,
-        Err(outcome) => return Ok(outcome),
-    };
-    if let Some(r) = cp.steps(run.id).await?.iter().find(|r| r.step == "flip-writers") {
-        return Err(Error::Refused(format!(
-            "cutover {}: the writers were routed to the target (flip-writers {} at {}): rows written there since exist only on the \
-             target and a rollback would lose them; roll forward (contract after the retention window) or move them back with a \
-             new cutover",
-            c.name, r.status, r.started_at
-        )));
-    }
-    log(&format!("{}: rolling back run {}", c.name, run.id));
-    for w in &c.file.flip.workers {
-        cp.set_route(&c.name, MOVE_RUN, w, Some("old"), Some("old")).await?;
-    }
-    let mut dbs = MoveDbs::connect(c).await?;
-    let detail = dbs.rollback().await?;
-    cp.mark_rolled_back(run.id).await?;
-    Ok(TenantOutcome::new(MOVE_RUN, "rolled-back", None, detail))
-}
-
-/// One tenant's run as `strata cutover status` shows it.
+/// What one step of one run would execute (`cutover run --dry-run`).
 #[derive(Clone, Debug, Serialize)]
-pub struct TenantStatus {
+pub struct DryStep {
     pub tenant: String,
-    /// The tenant's wave, from 1 (a move has none).
-    pub wave: Option<usize>,
-    pub run_id: Option<i64>,
-    pub status: String,
-    pub done: usize,
-    pub total: usize,
-    pub current: Option<String>,
-    pub detail: Option<String>,
-    pub steps: Vec<StepRow>,
-    pub routes: Vec<Route>,
+    pub step: String,
+    /// Already done in the active run: it would be skipped.
+    pub done: bool,
+    pub statements: Vec<Sql>,
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct Route {
-    pub worker: String,
-    pub reads: String,
-    pub writes: String,
-}
-
-pub async fn status(ws: Option<&Workspace>, c: &Cutover) -> Result<Vec<TenantStatus>> {
-    let spec = match ws {
-        Some(ws) => control_plane_spec(ws, c)?,
-        None => c.file.control_plane.clone().ok_or_else(|| {
-            Error::Refused(format!(
-                "cutover {}: no control plane: set `control_plane` in the cutover file",
-                c.name
-            ))
-        })?,
-    };
-    let cp = ControlPlane::open(&spec).await?;
+/// The statements each step up to `options.until` would execute, computed
+/// from the databases' catalogs as the run would (reads only: nothing is
+/// written, not even the control plane's tables). The subscription's
+/// connection string is never shown.
+pub async fn dry_run(ws: Option<&Workspace>, c: &Cutover, options: &RunOptions) -> Result<Vec<DryStep>> {
+    check_until(c, options.until.as_deref())?;
+    let spec = control_plane_spec(ws, c)?;
     let plan = steps(c);
-    let keys: Vec<(String, Option<usize>)> = match (c.file.kind, ws) {
-        (Kind::Move, _) => vec![(MOVE_RUN.to_string(), None)],
-        (Kind::Reshape, Some(ws)) => tenant_waves(ws, c)?
-            .into_iter()
-            .enumerate()
-            .flat_map(|(w, ts)| ts.into_iter().map(move |t| (t.slug.clone(), Some(w + 1))))
-            .collect(),
-        (Kind::Reshape, None) => return Err(Error::Refused(format!("cutover {}: a reshape needs a workspace", c.name))),
+    let wanted: Vec<&Step> = match options.until.as_deref() {
+        Some(u) => {
+            let end = plan.iter().position(|s| s.id == u).map_or(plan.len(), |i| i + 1);
+            plan[..end].iter().collect()
+        }
+        None => plan.iter().collect(),
     };
     let mut out = Vec::new();
-    for (slug, wave) in keys {
-        let run = cp.latest_run(&c.name, &slug).await?;
-        let recorded = match &run {
-            Some(r) => cp.steps(r.id).await?,
-            None => Vec::new(),
+    let keys: Vec<(String, Option<&Tenant>)> = match c.file.kind {
+        Kind::Move => vec![(MOVE_KEY.to_string(), None)],
+        Kind::Reshape => {
+            let ws = need_workspace(ws, c)?;
+            tenant_waves(ws, c)?
+                .into_iter()
+                .flatten()
+                .map(|t| (t.slug.clone(), Some(t)))
+                .collect()
+        }
+    };
+    for (key, tenant) in keys {
+        let (token, done) = super::status::peek_run(&spec, c, &key).await;
+        let mut db: Box<dyn DryDb + '_> = match tenant {
+            None => Box::new(MoveDb {
+                dbs: MoveDbs::connect(c, token.as_deref().or(Some("<run>"))).await?,
+            }),
+            Some(t) => {
+                let mut db = TenantDb::connect(&t.database, c).await?;
+                db.carrier = carrier_for(need_workspace(ws, c)?, c, t).ok().flatten();
+                Box::new(db)
+            }
         };
-        let done = recorded.iter().filter(|r| r.status == "done").count();
-        let current = recorded.iter().rev().find(|r| r.status != "done").or(recorded.last());
-        let routes = cp
-            .routes(&c.name, &slug)
-            .await?
-            .into_iter()
-            .map(|(worker, reads, writes)| Route { worker, reads, writes })
-            .collect();
-        out.push(TenantStatus {
-            tenant: slug,
-            wave,
-            run_id: run.as_ref().map(|r| r.id),
-            status: run.as_ref().map_or_else(|| "not-started".into(), |r| r.status.clone()),
-            done,
-            total: plan.len(),
-            current: current.map(|r| format!("{} ({})", r.step, r.status)),
-            detail: current.and_then(|r| r.detail.clone()).or(run.and_then(|r| r.error)),
-            steps: recorded,
-            routes,
-        });
+        for step in &wanted {
+            let mut statements = route_sql(c, &key, step);
+            statements.extend(db.dry(step).await?);
+            out.push(DryStep {
+                tenant: key.clone(),
+                step: step.id.clone(),
+                done: done.contains(&step.id),
+                statements,
+            });
+        }
     }
     Ok(out)
+}
+
+/// The control-plane statements of a step (routes).
+fn route_sql(c: &Cutover, key: &str, step: &Step) -> Vec<Sql> {
+    let routes = |set: &str, workers: &[String]| {
+        Sql::new(
+            "control plane",
+            "worker routes",
+            format!(
+                "UPDATE strata.worker_routes SET {set}, updated_at = now() WHERE cutover = {} AND tenant = {} AND worker IN ({})",
+                crate::pg::quote_literal(&c.name),
+                crate::pg::quote_literal(key),
+                workers.iter().map(|w| crate::pg::quote_literal(w)).collect::<Vec<_>>().join(", ")
+            ),
+        )
+    };
+    match &step.action {
+        Action::FlipReader { worker } => vec![routes("reads = 'new'", std::slice::from_ref(worker))],
+        Action::FlipWriters => vec![routes("reads = 'new', writes = 'new'", &c.file.flip.workers)],
+        _ => Vec::new(),
+    }
+}
+
+/// A [`StepDb`] behind a box, for the dry run of either kind.
+trait DryDb {
+    fn dry<'s>(&'s mut self, step: &'s Step) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Sql>>> + 's>>;
+}
+
+impl<D: StepDb> DryDb for D {
+    fn dry<'s>(&'s mut self, step: &'s Step) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Sql>>> + 's>> {
+        Box::pin(self.statements(step))
+    }
 }

@@ -1,27 +1,33 @@
 //! Phased cutovers (`strata plan`, `strata cutover`): a change described in
 //! `cutovers/<name>.toml` ([`plan`]) becomes an ordered list of steps
 //! ([`steps`]), each with its gate and rollback, that the executor
-//! ([`executor`]) runs resumably, recording every step in the control plane
-//! ([`state`]) so that a run killed at any point continues where it stopped.
-//! The tenants of a reshape are claimed through the control plane
-//! ([`claim`]) so that several strata processes share one cutover.
+//! ([`executor`]) runs resumably through one dispatch ([`dispatch`]),
+//! recording every step in the control plane ([`state`]) so that a run
+//! killed or interrupted at any point continues where it stopped. The
+//! tenants of a reshape are claimed through the control plane ([`claim`])
+//! so that several strata processes share one cutover.
 //!
-//! Implemented: the file format, the printed plan, the `reshape` executor
-//! (expand/contract inside tenant databases, [`reshape`]), the `move`
-//! executor (logical replication between two databases, [`relocate`]) and
-//! the Orbis identity consolidation ([`identity`]), a step of a move whose
-//! file has an `[identity]` section.
+//! The kinds: `reshape` (expand/contract inside tenant databases,
+//! [`reshape`]) and `move` (logical replication between two databases,
+//! [`relocate`]), whose file may add the Orbis identity consolidation
+//! ([`identity`]). Both walk their tables by key ranges ([`keyset`]) and
+//! report as they go ([`progress`]).
 
 pub mod claim;
-pub mod commands;
+pub mod dispatch;
+pub mod estimate;
 pub mod executor;
 pub mod identity;
+pub mod keyset;
 pub mod plan;
 pub mod privileges;
+pub mod progress;
 pub mod relocate;
 pub mod render;
 pub mod reshape;
+pub mod rollback;
 pub mod state;
+pub mod status;
 pub mod steps;
 
 pub use plan::{Cutover, Kind};
@@ -45,3 +51,23 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One statement a step executes, as `cutover run --dry-run` prints it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Sql {
+    /// Where it runs: `source`, `target`, a tenant's slug, `control plane`.
+    pub database: String,
+    /// What it is for.
+    pub what: String,
+    pub sql: String,
+}
+
+impl Sql {
+    pub fn new(database: impl Into<String>, what: impl Into<String>, sql: impl Into<String>) -> Sql {
+        Sql {
+            database: database.into(),
+            what: what.into(),
+            sql: sql.into(),
+        }
+    }
+}

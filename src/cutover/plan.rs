@@ -49,8 +49,9 @@ pub struct CutoverFile {
     /// `reshape`: successive waves (`canary`, `tier=gold`, `*`), as `strata migrate --wave`.
     #[serde(default)]
     pub waves: Vec<String>,
-    /// `reshape`: stop starting tenants after this many failures (default 0: the first failure halts).
-    #[serde(default)]
+    /// `reshape`: stop starting tenants after this many failures (at least
+    /// 1; default 1: the first failure halts), as `strata migrate --max-failures`.
+    #[serde(default = "one")]
     pub max_failures: usize,
     /// How long the old objects are kept after the writers flipped, before contract may run.
     pub retention: String,
@@ -65,6 +66,11 @@ pub struct CutoverFile {
     /// `move`: the Orbis identity consolidation (legacy users → contacts), run
     /// after the initial copy and again when the writers flip.
     pub identity: Option<super::identity::IdentitySpec>,
+    /// `reshape`: the migration (a path in the workspace, e.g.
+    /// `schema/core/0006_messages_content.sql`) that carries the new shape for
+    /// tenants created later; contract records it as applied, so `strata
+    /// drift` and `strata migrate` agree with the reshaped tenants.
+    pub migration: Option<String>,
 }
 
 /// The workers whose routes flip, in order, and the soak after each.
@@ -85,6 +91,9 @@ pub struct Gates {
     pub max_row_difference: u64,
     /// `move`: the replication lag above which a flip is refused (default 30s).
     pub max_replication_lag: Option<String>,
+    /// `move`: the WAL the source's slot may hold back before a gate refuses
+    /// (default 8GB; a warning from half of it).
+    pub max_retained_wal: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -106,8 +115,9 @@ pub struct TableMapping {
     pub name: String,
     /// `move`: the table on the target (default: the same name).
     pub target: Option<String>,
-    /// The single-column unique key the backfill walks (default `id`).
-    pub key: Option<String>,
+    /// The unique key the backfill and verification walk, in its index's
+    /// order: a column or a list of columns (default `id`).
+    pub key: Option<KeySpec>,
     /// Old column → new column.
     #[serde(default)]
     pub rename: std::collections::BTreeMap<String, String>,
@@ -117,6 +127,23 @@ pub struct TableMapping {
     /// Columns not carried over (`move`) or dropped at contract (`reshape`).
     #[serde(default)]
     pub drop: Vec<String>,
+}
+
+/// `key = "id"` or `key = ["tenant_id", "id"]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged, expecting = "a column name or a list of column names")]
+pub enum KeySpec {
+    One(String),
+    Columns(Vec<String>),
+}
+
+impl KeySpec {
+    fn columns(&self) -> Vec<String> {
+        match self {
+            KeySpec::One(c) => vec![c.clone()],
+            KeySpec::Columns(cs) => cs.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -156,6 +183,8 @@ pub struct Settings {
     pub retention: Duration,
     pub soak: Duration,
     pub max_replication_lag: Duration,
+    /// Bytes of WAL the source's slot may retain before a gate refuses.
+    pub max_retained_wal: u64,
     pub batch_size: u32,
     pub pause: Duration,
     /// As written (`2s`), for `SET lock_timeout`.
@@ -169,7 +198,8 @@ pub struct Table {
     pub name: String,
     pub target_schema: String,
     pub target_name: String,
-    pub key: String,
+    /// The key columns, in the order of their unique index.
+    pub key: Vec<String>,
     pub changes: Vec<ColumnChange>,
     pub drop: Vec<String>,
 }
@@ -182,6 +212,14 @@ impl Table {
 
     pub fn display(&self) -> String {
         format!("{}.{}", self.schema, self.name)
+    }
+
+    /// The key as written in messages: `id` or `(tenant_id, id)`.
+    pub fn key_display(&self) -> String {
+        match self.key.as_slice() {
+            [one] => one.clone(),
+            cols => format!("({})", cols.join(", ")),
+        }
     }
 }
 
@@ -200,6 +238,10 @@ pub struct ColumnChange {
 pub fn load(path: &Path) -> crate::Result<Cutover> {
     let text = crate::error::read_utf8(path)?;
     parse(path, &text)
+}
+
+fn one() -> usize {
+    1
 }
 
 pub fn parse(path: &Path, text: &str) -> crate::Result<Cutover> {
@@ -225,9 +267,26 @@ pub fn parse(path: &Path, text: &str) -> crate::Result<Cutover> {
         file.gates.max_replication_lag.as_deref(),
         Duration::from_secs(30),
     )?;
+    let max_retained_wal = match file.gates.max_retained_wal.as_deref() {
+        None => DEFAULT_MAX_RETAINED_WAL,
+        Some(v) => parse_size(v).filter(|n| *n > 0).ok_or_else(|| {
+            err(
+                "max_retained_wal",
+                format!("max_retained_wal = `{v}` is not a size (e.g. 512MB, 8GB, 1TB)"),
+            )
+        })?,
+    };
     let pause = duration("pause", file.backfill.pause.as_deref(), Duration::ZERO)?;
     let lock_timeout = file.backfill.lock_timeout.clone().unwrap_or_else(|| "2s".into());
     duration("lock_timeout", Some(&lock_timeout), Duration::ZERO)?;
+    if file.max_failures == 0 {
+        return Err(err(
+            "max_failures",
+            "max_failures = 0 would start no tenant: it is the number of failures after which no new tenant starts \
+             (1, the default, stops at the first failure)"
+                .into(),
+        ));
+    }
     let batch_size = file.backfill.batch_size.unwrap_or(5000);
     if batch_size == 0 {
         return Err(err("batch_size", "batch_size must be at least 1".into()));
@@ -245,13 +304,20 @@ pub fn parse(path: &Path, text: &str) -> crate::Result<Cutover> {
                     "`tenants` and `waves` are for `reshape`; a `move` has one source and one target".into(),
                 ));
             }
+            if file.migration.is_some() {
+                return Err(err(
+                    "migration",
+                    "`migration` is for `reshape` (the migration carrying the new shape of every tenant)".into(),
+                ));
+            }
         }
         Kind::Reshape => {
-            for key in ["source", "target", "staging_schema", "identity"] {
+            for key in ["source", "target", "staging_schema", "identity", "max_retained_wal"] {
                 let set = match key {
                     "source" => file.source.is_some(),
                     "target" => file.target.is_some(),
                     "identity" => file.identity.is_some(),
+                    "max_retained_wal" => file.gates.max_retained_wal.is_some(),
                     _ => file.staging_schema.is_some(),
                 };
                 if set {
@@ -263,6 +329,14 @@ pub fn parse(path: &Path, text: &str) -> crate::Result<Cutover> {
             }
             for w in &file.waves {
                 crate::fleet::WaveSelector::parse(w).map_err(|e| err("waves", e.to_string()))?;
+            }
+            if let Some(m) = &file.migration {
+                if !m.ends_with(".sql") || m.trim().is_empty() || Path::new(m).is_absolute() {
+                    return Err(err(
+                        "migration",
+                        format!("migration = `{m}`: expected the path of a .sql file in the workspace (e.g. schema/core/0006_name.sql)"),
+                    ));
+                }
             }
         }
     }
@@ -294,6 +368,7 @@ pub fn parse(path: &Path, text: &str) -> crate::Result<Cutover> {
             retention,
             soak,
             max_replication_lag,
+            max_retained_wal,
             batch_size,
             pause,
             lock_timeout,
@@ -319,7 +394,18 @@ fn resolve_table(t: &TableMapping, kind: Kind, err: &dyn Fn(&str, String) -> Err
         Some(target) => split(target)?,
         None => (schema.clone(), name.clone()),
     };
-    let key = t.key.clone().unwrap_or_else(|| "id".into());
+    let key = t.key.as_ref().map_or_else(|| vec!["id".to_string()], KeySpec::columns);
+    if key.is_empty() {
+        return Err(err("key", format!("table {}: `key` lists no column", t.name)));
+    }
+    for (i, k) in key.iter().enumerate() {
+        if !valid_ident(k) || key[..i].contains(k) {
+            return Err(err(
+                k,
+                format!("table {}: key column `{k}` is not a column name or is listed twice", t.name),
+            ));
+        }
+    }
     let mut changes: Vec<ColumnChange> = t
         .rename
         .iter()
@@ -374,15 +460,15 @@ fn resolve_table(t: &TableMapping, kind: Kind, err: &dyn Fn(&str, String) -> Err
         if !seen.insert(c.new.clone()) {
             return Err(err(&c.new, format!("table {}: new column {} is defined twice", t.name, c.new)));
         }
-        if c.replaces.as_deref() == Some(key.as_str()) {
+        if let Some(k) = c.replaces.as_ref().filter(|r| key.contains(r)) {
             return Err(err(
-                &key,
-                format!("table {}: the key column {key} cannot be replaced (it keeps its name)", t.name),
+                k,
+                format!("table {}: the key column {k} cannot be replaced (it keeps its name)", t.name),
             ));
         }
     }
     for d in &t.drop {
-        if !valid_ident(d) || *d == key {
+        if !valid_ident(d) || key.contains(d) {
             return Err(err(d, format!("table {}: cannot drop `{d}`", t.name)));
         }
     }
@@ -412,6 +498,43 @@ fn valid_ident(s: &str) -> bool {
 
 fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 40 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// The WAL a source slot may retain when the file does not say: enough for
+/// hours of a busy source, small enough for most disks to survive.
+pub const DEFAULT_MAX_RETAINED_WAL: u64 = 8 << 30;
+
+/// `512MB`, `8GB`, `1TB`, `64kB`, `1024` (bytes); units of 1024, as PostgreSQL's.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "kb" | "k" => 10,
+        "mb" | "m" => 20,
+        "gb" | "g" => 30,
+        "tb" | "t" => 40,
+        _ => return None,
+    };
+    n.checked_mul(1u64 << shift)
+}
+
+/// Bytes as PostgreSQL's `pg_size_pretty` would show them (`1536 kB`, `8 GB`).
+pub fn format_size(bytes: u64) -> String {
+    let units = ["bytes", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 || value >= 100.0 || value.fract() == 0.0 {
+        format!("{value:.0} {}", units[unit])
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
 }
 
 /// `500ms`, `30s`, `10m`, `2h`, `7d`, or `0`.
@@ -490,7 +613,8 @@ drop = ["lid_jid"]
         assert_eq!(c.settings.batch_size, 500);
         assert_eq!(c.settings.lock_timeout, "2s");
         let t = &c.tables[0];
-        assert_eq!((t.schema.as_str(), t.name.as_str(), t.key.as_str()), ("public", "messages", "id"));
+        assert_eq!((t.schema.as_str(), t.name.as_str()), ("public", "messages"));
+        assert_eq!(t.key, ["id"]);
         assert_eq!(t.changes[0].new, "text");
         assert_eq!(t.changes[0].up, "\"body\"");
         assert_eq!(t.changes[0].replaces.as_deref(), Some("body"));
@@ -502,6 +626,25 @@ drop = ["lid_jid"]
         let text = RESHAPE.replace("batch_size = 500", "batch_sise = 500");
         let e = parse_str(&text).unwrap_err().to_string();
         assert!(e.starts_with("cutovers/rename-body.toml:13:1: unknown field `batch_sise`"), "{e}");
+    }
+
+    #[test]
+    fn max_failures_is_a_count_of_at_least_one_and_defaults_to_one() {
+        let e = parse_str(&RESHAPE.replace("max_failures = 1", "max_failures = 0"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cutovers/rename-body.toml:6:1: max_failures = 0 would start no tenant"),
+            "{e}"
+        );
+        assert_eq!(parse_str(&RESHAPE.replace("max_failures = 1\n", "")).unwrap().file.max_failures, 1);
+        assert_eq!(
+            parse_str(&RESHAPE.replace("max_failures = 1", "max_failures = 3"))
+                .unwrap()
+                .file
+                .max_failures,
+            3
+        );
     }
 
     #[test]
@@ -533,6 +676,38 @@ drop = ["lid_jid"]
                     type = \"timestamptz\"\nup = \"starts_on::timestamptz\"\nreplaces = \"starts_on\"\n";
         let e = parse_str(text).unwrap_err().to_string();
         assert!(e.contains("column starts_at replaces starts_on and needs `down`"), "{e}");
+    }
+
+    #[test]
+    fn a_key_is_a_column_or_a_list() {
+        let c = parse_str(&RESHAPE.replace("name = \"messages\"", "name = \"messages\"\nkey = [\"org_id\", \"id\"]")).unwrap();
+        assert_eq!(c.tables[0].key, ["org_id", "id"]);
+        assert_eq!(c.tables[0].key_display(), "(org_id, id)");
+        let e = parse_str(&RESHAPE.replace("name = \"messages\"", "name = \"messages\"\nkey = 7"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a column name or a list of column names"), "{e}");
+        let e = parse_str(&RESHAPE.replace("name = \"messages\"", "name = \"messages\"\nkey = [\"id\", \"id\"]"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key column `id` is not a column name or is listed twice"), "{e}");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("8GB"), Some(8 << 30));
+        assert_eq!(parse_size("512 MB"), Some(512 << 20));
+        assert_eq!(parse_size("64kB"), Some(64 << 10));
+        assert_eq!(parse_size("eight"), None);
+        assert_eq!(format_size(8 << 30), "8 GB");
+        assert_eq!(format_size(1536 << 10), "1.5 MB");
+        assert_eq!(format_size(100), "100 bytes");
+        let c = parse_str(RESHAPE).unwrap();
+        assert_eq!(c.settings.max_retained_wal, DEFAULT_MAX_RETAINED_WAL);
+        let e = parse_str(&RESHAPE.replace("[flip]", "[gates]\nmax_retained_wal = \"1GB\"\n[flip]"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`max_retained_wal` is for `move`"), "{e}");
     }
 
     #[test]

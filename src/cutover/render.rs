@@ -5,15 +5,17 @@ use std::io::{self, Write};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 use serde::Serialize;
 
-use super::plan::{format_duration, Cutover, Kind};
+use super::plan::{format_duration, format_size, Cutover, Kind};
 use super::steps::Step;
 
-/// The estimated rows of one table (`None`: the database was not reachable).
+/// The estimated rows of one table (`None`: no database answered for it).
 #[derive(Clone, Debug, Serialize)]
 pub struct Estimate {
     pub table: String,
-    pub rows: Option<i64>,
-    /// Where the estimate comes from (`source`, or the tenants that answered).
+    pub rows: Option<u64>,
+    /// Where the estimate comes from: each database with its basis
+    /// (`statistics`, or `planner estimate, never analyzed`), and those that
+    /// did not answer, with why.
     pub from: String,
 }
 
@@ -34,7 +36,15 @@ pub fn scope(c: &Cutover, tenants: &[Vec<String>]) -> String {
     }
 }
 
-pub fn text(c: &Cutover, scope: &str, steps: &[Step], estimates: &[Estimate], out: &mut dyn Write) -> io::Result<()> {
+pub fn text(
+    c: &Cutover,
+    scope: &str,
+    steps: &[Step],
+    estimates: &[Estimate],
+    unreachable: &[(String, String)],
+    carrier: Option<&str>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     writeln!(out, "cutover {} ({}): {}", c.name, c.file.kind.as_str(), c.file.description)?;
     writeln!(out, "scope: {scope}")?;
     writeln!(
@@ -51,6 +61,26 @@ pub fn text(c: &Cutover, scope: &str, steps: &[Step], estimates: &[Estimate], ou
             String::new()
         }
     )?;
+    if c.file.kind == Kind::Move {
+        writeln!(
+            out,
+            "gates: lag under {}, retained WAL under {}, at most {} differing rows",
+            format_duration(c.settings.max_replication_lag),
+            format_size(c.settings.max_retained_wal),
+            c.file.gates.max_row_difference
+        )?;
+        writeln!(
+            out,
+            "control plane: {} (the run state; workers read their routes there)",
+            c.file
+                .control_plane
+                .as_deref()
+                .map_or("control_plane of strata.toml", |_| "control_plane of the file")
+        )?;
+    }
+    if let Some(note) = carrier {
+        writeln!(out, "migration: {note}")?;
+    }
     let mut table = Table::new();
     table
         .load_preset(UTF8_FULL_CONDENSED)
@@ -74,14 +104,26 @@ pub fn text(c: &Cutover, scope: &str, steps: &[Step], estimates: &[Estimate], ou
     for e in estimates {
         rows.add_row([
             e.table.clone(),
-            e.rows.map_or_else(|| "unknown".to_string(), |n| n.to_string()),
+            e.rows.map_or_else(|| "unknown".to_string(), |n| format!("~{n}")),
             e.from.clone(),
         ]);
     }
-    writeln!(out, "{rows}")
+    writeln!(out, "{rows}")?;
+    for (label, error) in unreachable {
+        writeln!(out, "not reached: {label}: {error}")?;
+    }
+    Ok(())
 }
 
-pub fn json(c: &Cutover, scope: &str, steps: &[Step], estimates: &[Estimate], out: &mut dyn Write) -> io::Result<()> {
+pub fn json(
+    c: &Cutover,
+    scope: &str,
+    steps: &[Step],
+    estimates: &[Estimate],
+    unreachable: &[(String, String)],
+    carrier: Option<&str>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let value = serde_json::json!({
         "name": c.name,
         "kind": c.file.kind.as_str(),
@@ -92,9 +134,13 @@ pub fn json(c: &Cutover, scope: &str, steps: &[Step], estimates: &[Estimate], ou
         "batch_size": c.settings.batch_size,
         "lock_timeout": c.settings.lock_timeout,
         "max_failures": c.file.max_failures,
+        "max_retained_wal": (c.file.kind == Kind::Move).then_some(c.settings.max_retained_wal),
+        "migration": c.file.migration,
+        "migration_note": carrier,
         "tables": c.tables,
         "steps": steps,
         "estimates": estimates,
+        "unreachable": unreachable.iter().map(|(d, e)| serde_json::json!({"database": d, "error": e})).collect::<Vec<_>>(),
     });
     serde_json::to_writer_pretty(&mut *out, &value)?;
     writeln!(out)

@@ -149,10 +149,16 @@ fn reshape_steps(c: &Cutover) -> Vec<Step> {
             Phase::Preflight,
             Action::Preflight,
             format!(
-                "connect to each tenant database; check the tables, their unique key and the old columns exist: {}",
+                "connect to each tenant database; check the tables and the old columns exist and each key can be walked \
+                 (a unique btree index on exactly its columns, NOT NULL){}: {}",
+                if c.file.migration.is_some() {
+                    "; the carrying migration is the tenant's next one in its layer"
+                } else {
+                    ""
+                },
                 column_summary(c)
             ),
-            "every table and column present, every key unique and single-column",
+            "every table and column present, every key usable",
             "nothing to undo",
         ),
         step(
@@ -178,7 +184,8 @@ fn reshape_steps(c: &Cutover) -> Vec<Step> {
             Phase::DualWrite,
             Action::Backfill,
             format!(
-                "keyset batches of {} rows ({} pause) through rows still marked as needing backfill, up to the key's maximum at start",
+                "keyset batches of {} rows ({} pause) in the key's index order, through rows still marked as needing backfill, up \
+                 to the largest key at start; rows done of the table's estimate, rate and ETA shown",
                 s.batch_size,
                 format_duration(s.pause)
             ),
@@ -209,11 +216,15 @@ fn reshape_steps(c: &Cutover) -> Vec<Step> {
                 .map(move |col| format!("{}.{col}", t.name))
         })
         .collect();
+    let record = match &c.file.migration {
+        Some(m) => format!("; record {m} (the migration carrying the new shape) as applied in the tenant's history"),
+        None => "; no `migration` names the migration carrying the new shape: `strata drift` will report the tenant".into(),
+    };
     steps.push(step(
         "contract",
         Phase::Contract,
         Action::Contract,
-        format!("drop the trigger, the marker and the old columns ({})", drops.join(", ")),
+        format!("drop the trigger, the marker and the old columns ({}){record}", drops.join(", ")),
         format!(
             "every earlier step done and its gate passed; {} since the writers flipped",
             format_duration(s.retention)
@@ -233,8 +244,9 @@ fn move_steps(c: &Cutover) -> Vec<Step> {
             Phase::Preflight,
             Action::Preflight,
             "connect to source and target; wal_level = logical, a free replication slot and a REPLICATION role on the source; \
-             every source table has a primary key or replica identity; every target table exists, is empty, has a unique key of \
-             the same name and the new columns"
+             the run's publication, slot and subscription names (strata_<cutover>_<run id>) free on both servers; every source \
+             table has a primary key or replica identity; every target table exists, is empty, has a unique key of the same \
+             columns and the new columns"
                 .into(),
             "all checks pass",
             "nothing to undo",
@@ -260,13 +272,16 @@ fn move_steps(c: &Cutover) -> Vec<Step> {
              (pg_create_logical_replication_slot), a subscription on the target (create_slot = false, copy_data = true)"
                 .into(),
             "publication, slot and subscription exist",
-            "drop the subscription, the slot and the publication; empty the target tables",
+            "drop the subscription, the slot and the publication; empty the target tables (in foreign-key order, only the \
+             cutover's own)",
         ),
         step(
             "backfill",
             Phase::DualWrite,
             Action::Backfill,
-            "wait for the subscription's initial copy (pg_subscription_rel), reporting progress".into(),
+            "wait for the subscription's initial copy (pg_subscription_rel), reporting rows copied of the source's estimate, rate \
+             and ETA"
+                .into(),
             "every table synchronised (state r), no sync or apply error",
             "nothing to undo (the rows go with dual-write's rollback)",
         ),
@@ -296,7 +311,10 @@ fn move_steps(c: &Cutover) -> Vec<Step> {
                  source rows vs the target ({} rows a chunk), differing rows compared again once replication caught up",
             c.settings.batch_size
         ),
-        format!("lag under {lag}, at most {rows} differing rows"),
+        format!(
+            "source and target reachable, lag under {lag}, retained WAL under {}, at most {rows} differing rows",
+            super::plan::format_size(c.settings.max_retained_wal)
+        ),
         "nothing to undo",
     )]);
     reader_flips(

@@ -142,7 +142,7 @@ impl ControlPlane {
             None => client
                 .query_one(
                     "INSERT INTO strata.runs (release, description, started_by, tool_version) VALUES ($1, $2, $3, $4) RETURNING id",
-                    &[&release, &description, &me, &crate::pg::apply::TOOL_VERSION],
+                    &[&release, &description, &me, &crate::pg::history::TOOL_VERSION],
                 )
                 .await
                 .map_err(sql_error(&target, "control plane: cannot start a run"))?
@@ -205,7 +205,8 @@ impl ControlPlane {
             .await
             .map_err(e("control plane: cannot count"))?
             .get(0);
-        let halting = failed > 0 || max_failures.is_some_and(|m| failed as usize >= m);
+        // Any failure blocks the later waves; the limit stops the wave it happened in.
+        let halting = failed > 0 || super::pool::limit_reached(failed as usize, max_failures);
         let status = closing_status(pending, free, failed, halting);
         if let Some(status) = status {
             client
@@ -293,7 +294,7 @@ impl Worker {
                 .await
                 .map_err(e("control plane: cannot read the run"))?;
             let (failed, pending, blocked): (i64, i64, bool) = (counts.get(0), counts.get(1), counts.get(2));
-            if pending == 0 || blocked || max_failures.is_some_and(|m| failed as usize >= m) {
+            if pending == 0 || blocked || super::pool::limit_reached(failed as usize, max_failures) {
                 return Ok(None);
             }
             self.client.batch_execute("BEGIN").await.map_err(e("control plane: cannot begin"))?;
@@ -388,7 +389,15 @@ pub async fn run_claimed(
                     let _ = worker.client.batch_execute("ROLLBACK").await;
                     break;
                 };
-                let report = run_tenant(tenant, migrations, &opts, &reporter).await;
+                // A panic is this tenant's failure, recorded as such (its
+                // claim completed), not a worker that silently vanishes.
+                let report = {
+                    let (t, m, o, r) = (tenant.clone(), migrations.clone(), opts.clone(), reporter.clone());
+                    match super::pool::guarded(async move { run_tenant(&t, &m, &o, &r).await }).await {
+                        Ok(report) => report,
+                        Err(message) => TenantReport::panicked(tenant, message),
+                    }
+                };
                 let recorded = worker.complete(&report).await;
                 if let Ok(mut d) = done.lock() {
                     d.push(report);

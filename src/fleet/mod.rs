@@ -10,9 +10,7 @@
 //! `strata.run_tenants` instead, so several strata processes share a rollout.
 
 pub mod baseline;
-pub mod commands;
 pub mod control;
-pub mod isolation;
 pub mod pool;
 pub mod progress;
 pub mod provision;
@@ -26,6 +24,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::pg::apply::{self, Event, Loaded};
+use crate::pg::version::server_version;
 use crate::pg::{self, Target};
 use crate::workspace::{Tenant, Workspace};
 use progress::Reporter;
@@ -73,6 +72,8 @@ pub struct TenantReport {
     pub bespoke: Option<String>,
     /// The database, password never included.
     pub database: String,
+    /// The server's version ("13.23"), once connected.
+    pub server_version: Option<String>,
     pub status: TenantStatus,
     pub applied: Vec<String>,
     pub skipped: usize,
@@ -90,6 +91,7 @@ impl TenantReport {
             vertical: t.vertical.clone(),
             bespoke: t.bespoke.clone(),
             database,
+            server_version: None,
             status: TenantStatus::NotStarted,
             applied: Vec::new(),
             skipped: 0,
@@ -103,6 +105,13 @@ impl TenantReport {
     pub fn not_started(t: &Tenant, why: &str) -> TenantReport {
         let mut r = TenantReport::new(t, String::new());
         r.error = Some(why.to_string());
+        r
+    }
+
+    /// The report of a tenant whose run panicked: failed, with the message.
+    pub fn panicked(t: &Tenant, message: String) -> TenantReport {
+        let mut r = TenantReport::not_started(t, &message);
+        r.status = TenantStatus::Failed;
         r
     }
 }
@@ -222,6 +231,9 @@ pub struct RunOptions {
     pub max_failures: Option<usize>,
     /// tenancy.app_role: created NOLOGIN by the preflight when missing.
     pub app_role: Option<String>,
+    /// `pg_version` of strata.toml: an older server gets a warning, since the
+    /// checks assumed this major.
+    pub pg_version: u32,
 }
 
 /// Preflight and migrate one tenant.
@@ -238,6 +250,16 @@ pub async fn run_tenant(t: &Tenant, migrations: &[Arc<Loaded>], opts: &RunOption
         }
         report.database = target.to_string();
         let client = pg::connect(&target).await.map_err(|e| (TenantStatus::PreflightFailed, e))?;
+        let version = server_version(&client, &target)
+            .await
+            .map_err(|e| (TenantStatus::PreflightFailed, e))?;
+        if version.major() < opts.pg_version {
+            report.warnings.push(format!(
+                "the server runs {version}, older than pg_version = {} in strata.toml: `strata check` judged the migrations for PostgreSQL {}",
+                opts.pg_version, opts.pg_version
+            ));
+        }
+        report.server_version = Some(version.text);
         let notes = apply::preflight(&client, &target, migrations, opts.app_role.as_deref(), !opts.apply.dry_run)
             .await
             .map_err(|e| (TenantStatus::PreflightFailed, e))?;
@@ -290,8 +312,7 @@ impl pool::Work<(Tenant, Arc<Vec<Arc<Loaded>>>), TenantReport> for MigrateWork {
     }
 
     fn panicked(&self, (t, _): &(Tenant, Arc<Vec<Arc<Loaded>>>), message: String) -> TenantReport {
-        let mut r = TenantReport::not_started(t, &message);
-        r.status = TenantStatus::Failed;
+        let r = TenantReport::panicked(t, message);
         self.reporter.tenant_finished(&r);
         r
     }
@@ -320,7 +341,9 @@ pub async fn run_waves(
         }
         let items = wave.iter().map(|t| ((*t).clone(), sets.of(ws, t))).collect();
         let finished = pool::run(items, opts.concurrency, opts.max_failures, failures.clone(), work.clone()).await;
-        let reached = opts.max_failures.filter(|&max| failures.load(Ordering::SeqCst) >= max);
+        let reached = opts
+            .max_failures
+            .filter(|_| pool::limit_reached(failures.load(Ordering::SeqCst), opts.max_failures));
         let mut done = finished.done;
         for (i, (t, _)) in finished.not_started {
             let why = format!("--max-failures {} reached", reached.unwrap_or(0));

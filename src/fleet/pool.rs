@@ -5,11 +5,21 @@
 //! panic is reported against its own item. After `max_failures` failures
 //! (counted across calls that share the counter) no new item starts;
 //! running ones finish and the rest come back unstarted.
+//!
+//! [`limit_reached`] is the one rule of "stop after N failures", for this
+//! pool, the rollouts claimed through the control plane and cutover passes.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// Whether `failed` failures stop new work under "stop after N failures":
+/// with `max_failures = Some(n)` no new tenant starts once `n` have failed
+/// (`n` is at least 1: the first failure stops at 1); `None` never stops.
+pub fn limit_reached(failed: usize, max_failures: Option<usize>) -> bool {
+    max_failures.is_some_and(|max| failed >= max)
+}
 
 /// What a pool run came to: results and unstarted items, each with its
 /// position in the input.
@@ -47,7 +57,7 @@ where
         let (queue, done, failures, work) = (queue.clone(), done.clone(), failures.clone(), work.clone());
         handles.push(tokio::spawn(async move {
             loop {
-                if max_failures.is_some_and(|max| failures.load(Ordering::SeqCst) >= max) {
+                if limit_reached(failures.load(Ordering::SeqCst), max_failures) {
                     break;
                 }
                 let Some((i, item)) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
@@ -55,11 +65,11 @@ where
                 };
                 let task = {
                     let (work, item) = (work.clone(), item.clone());
-                    tokio::spawn(async move { work.run(item).await })
+                    guarded(async move { work.run(item).await })
                 };
                 let result = match task.await {
                     Ok(r) => r,
-                    Err(e) => work.panicked(&item, panic_message(e)),
+                    Err(message) => work.panicked(&item, message),
                 };
                 if work.is_failure(&result) {
                     failures.fetch_add(1, Ordering::SeqCst);
@@ -79,6 +89,25 @@ where
     done.sort_by_key(|(i, _)| *i);
     let not_started = queue.lock().map(|mut q| q.drain(..).collect()).unwrap_or_default();
     Finished { done, not_started }
+}
+
+/// Runs `future` in a task of its own: its output, or what its panic said
+/// (so a panicking tenant is reported, never lost with its worker).
+pub async fn guarded<R: Send + 'static>(future: impl Future<Output = R> + Send + 'static) -> Result<R, String> {
+    tokio::spawn(future).await.map_err(panic_message)
+}
+
+/// Awaits tasks spawned per item, in order: each output, or `panicked` of
+/// its item with what the panic said.
+pub async fn join_each<T, R>(tasks: Vec<(T, tokio::task::JoinHandle<R>)>, panicked: impl Fn(&T, String) -> R) -> Vec<R> {
+    let mut out = Vec::with_capacity(tasks.len());
+    for (item, task) in tasks {
+        out.push(match task.await {
+            Ok(r) => r,
+            Err(e) => panicked(&item, panic_message(e)),
+        });
+    }
+    out
 }
 
 fn panic_message(e: tokio::task::JoinError) -> String {
@@ -113,6 +142,47 @@ mod tests {
             assert!(message.contains("unlucky"), "{message}");
             Err(*n + 1000)
         }
+    }
+
+    #[test]
+    fn n_failures_stop_at_the_nth() {
+        assert!(!limit_reached(0, Some(1)));
+        assert!(limit_reached(1, Some(1)));
+        assert!(!limit_reached(1, Some(2)));
+        assert!(limit_reached(2, Some(2)));
+        assert!(limit_reached(3, Some(2)));
+        assert!(!limit_reached(1000, None));
+    }
+
+    #[test]
+    fn a_panicking_task_keeps_its_place_in_join_each() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let rows = rt.block_on(async {
+            let tasks = ["a", "b", "c"]
+                .into_iter()
+                .map(|slug| {
+                    let task = tokio::spawn(async move {
+                        assert_ne!(slug, "b", "tenant b broke");
+                        format!("{slug}: ok")
+                    });
+                    (slug, task)
+                })
+                .collect();
+            join_each(tasks, |slug, message| format!("{slug}: {message}")).await
+        });
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        assert_eq!(rows[0], "a: ok");
+        assert!(
+            rows[1].starts_with("b: strata panicked") && rows[1].contains("tenant b broke"),
+            "{rows:?}"
+        );
+        assert_eq!(rows[2], "c: ok");
+        let guarded = rt.block_on(guarded(async { panic!("in a claimed tenant") }));
+        assert!(matches!(guarded, Err(m) if m.contains("in a claimed tenant")));
     }
 
     #[test]

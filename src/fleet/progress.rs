@@ -50,7 +50,7 @@ impl Reporter {
 
     fn line(&self, text: String) {
         match self.mode {
-            Mode::Lines => println!("{text}"),
+            Mode::Lines => print_line(&text),
             Mode::Bars => {
                 let _ = self.multi.println(text);
             }
@@ -77,7 +77,7 @@ impl Reporter {
                     bars.insert(tenant.to_string(), bar);
                 }
             }
-            Mode::Lines => println!("[{tenant}] started"),
+            Mode::Lines => print_line(&format!("[{tenant}] started")),
             Mode::Silent => {}
         }
     }
@@ -87,7 +87,7 @@ impl Reporter {
             bar.set_length(pending as u64);
             bar.set_message(format!("{skipped} already applied"));
         } else if self.mode == Mode::Lines {
-            println!("[{tenant}] {pending} pending, {skipped} already applied");
+            print_line(&format!("[{tenant}] {pending} pending, {skipped} already applied"));
         }
     }
 
@@ -95,7 +95,7 @@ impl Reporter {
         if let Some(bar) = self.bar(tenant) {
             bar.set_message(file.to_string());
         } else if self.mode == Mode::Lines {
-            println!("[{tenant}] applying {file}");
+            print_line(&format!("[{tenant}] applying {file}"));
         }
     }
 
@@ -103,7 +103,7 @@ impl Reporter {
         if let Some(bar) = self.bar(tenant) {
             bar.inc(1);
         } else if self.mode == Mode::Lines {
-            println!("[{tenant}] applied {file} ({ms} ms)");
+            print_line(&format!("[{tenant}] applied {file} ({ms} ms)"));
         }
     }
 
@@ -142,7 +142,7 @@ impl Reporter {
         if let Some(bar) = self.bar(tenant) {
             bar.set_message(message.to_string());
         } else if self.mode == Mode::Lines {
-            println!("[{tenant}] {message}");
+            print_line(&format!("[{tenant}] {message}"));
         }
     }
 
@@ -152,4 +152,11 @@ impl Reporter {
         }
         let _ = self.multi.clear();
     }
+}
+
+/// A progress line on stdout. Progress is best effort: a closed stdout
+/// (`strata migrate | head`) must not stop a migration.
+fn print_line(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }

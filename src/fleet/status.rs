@@ -3,22 +3,29 @@
 //!
 //! Drift compares the live catalog with the tenant's *applied* migrations
 //! replayed into a scratch database (a fresh database on the tenant's own
-//! server, or on a throwaway cluster with `--scratch auto`), both introspected
-//! by [`crate::pg::introspect`]. Pending migrations are therefore not drift:
-//! `strata status` counts them.
+//! server, on a `--scratch URL` server, or on a throwaway cluster with
+//! `--scratch auto`), both introspected by [`crate::pg::introspect`].
+//! Pending migrations are therefore not drift: `strata status` counts them.
+//!
+//! The replay runs on the tenant's own PostgreSQL major: the catalog of
+//! another major differs (PostgreSQL 18 records NOT NULL as constraints, for
+//! one), so comparing across majors would report drift that is not there.
+//! `--scratch auto` starts one throwaway cluster per major it meets, from the
+//! binaries of that major ([`crate::pg::cluster::find_bindir_for`]); a
+//! `--scratch URL` of another major, or no binaries of that major, make that
+//! tenant's drift an error that says so.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::pg::apply::{self, Loaded, Settings};
-use crate::pg::cluster::TempCluster;
-use crate::pg::conn::sql_error;
+use crate::pg::cluster::{find_bindir_for, ClusterOptions, TempCluster};
 use crate::pg::history::{self, Applied};
 use crate::pg::introspect::{diff, introspect};
-use crate::pg::{self, quote_ident, Error, Result, Target};
+use crate::pg::version::{server_version, ServerVersion};
+use crate::pg::{self, Error, Result, Target};
 use crate::workspace::Tenant;
 
 /// One layer's applied head.
@@ -38,6 +45,8 @@ pub struct StatusRow {
     pub vertical: Option<String>,
     pub bespoke: Option<String>,
     pub database: String,
+    /// The server's version ("13.23"), once it could be read.
+    pub server_version: Option<String>,
     pub layers: Vec<LayerVersion>,
     pub applied: usize,
     pub pending: usize,
@@ -77,24 +86,33 @@ fn layer_versions(migrations: &[Arc<Loaded>], history: &[Applied]) -> Vec<LayerV
 }
 
 /// The status of one tenant (never fails: problems are in the row).
+impl StatusRow {
+    /// The row of a tenant before anything is known about it.
+    pub fn new(t: &Tenant, pending: usize) -> StatusRow {
+        StatusRow {
+            tenant: t.slug.clone(),
+            vertical: t.vertical.clone(),
+            bespoke: t.bespoke.clone(),
+            database: String::new(),
+            server_version: None,
+            layers: Vec::new(),
+            applied: 0,
+            pending,
+            history_problem: None,
+            drift: None,
+            last_error: None,
+            error: None,
+        }
+    }
+}
+
 pub async fn tenant_status(t: &Tenant, migrations: &[Arc<Loaded>], drift: Option<&DriftChecker>) -> StatusRow {
-    let mut row = StatusRow {
-        tenant: t.slug.clone(),
-        vertical: t.vertical.clone(),
-        bespoke: t.bespoke.clone(),
-        database: String::new(),
-        layers: Vec::new(),
-        applied: 0,
-        pending: migrations.len(),
-        history_problem: None,
-        drift: None,
-        last_error: None,
-        error: None,
-    };
+    let mut row = StatusRow::new(t, migrations.len());
     let result: Result<()> = async {
         let target = Target::parse(&t.database)?;
         row.database = target.to_string();
         let client = pg::connect(&target).await?;
+        row.server_version = Some(server_version(&client, &target).await?.text);
         let history = history::read(&client, &target).await?;
         row.layers = layer_versions(migrations, &history);
         match apply::plan(&history, migrations, false, &mut Vec::new()) {
@@ -129,9 +147,9 @@ pub enum ScratchServer {
     /// A fresh database on the tenant's own server (needs CREATEDB).
     TenantServer,
     /// A fresh database on this server (a URL to its maintenance database).
-    Server(Target),
-    /// A throwaway cluster started for this run.
-    Cluster(TempCluster),
+    Server(Box<Target>),
+    /// Throwaway clusters started for this run, one per major met.
+    Auto,
 }
 
 /// One tenant's drift.
@@ -139,6 +157,8 @@ pub enum ScratchServer {
 pub struct DriftReport {
     pub tenant: String,
     pub database: String,
+    /// The tenant server's version ("13.23"), once it could be read.
+    pub server_version: Option<String>,
     pub drifted: bool,
     /// The unified diff from expected to live (empty when clean).
     pub diff: String,
@@ -156,6 +176,8 @@ pub struct DriftChecker {
     settings: Settings,
     app_role: Option<String>,
     cache: tokio::sync::Mutex<HashMap<String, Arc<String>>>,
+    /// `ScratchServer::Auto`: the cluster of each major, started on first use.
+    clusters: tokio::sync::Mutex<HashMap<u32, Arc<TempCluster>>>,
 }
 
 impl DriftChecker {
@@ -165,6 +187,7 @@ impl DriftChecker {
             settings,
             app_role,
             cache: tokio::sync::Mutex::new(HashMap::new()),
+            clusters: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -173,6 +196,7 @@ impl DriftChecker {
         let mut report = DriftReport {
             tenant: t.slug.clone(),
             database: String::new(),
+            server_version: None,
             drifted: false,
             diff: String::new(),
             replayed: 0,
@@ -183,6 +207,7 @@ impl DriftChecker {
             let target = Target::parse(&t.database)?;
             report.database = target.to_string();
             let client = pg::connect(&target).await?;
+            report.server_version = Some(server_version(&client, &target).await?.text);
             let history = history::read(&client, &target).await?;
             self.check_connected(t, &client, &target, migrations, &history).await
         }
@@ -222,7 +247,8 @@ impl DriftChecker {
         leave_out: &[String],
     ) -> Result<DriftReport> {
         let replay: Vec<Arc<Loaded>> = migrations.iter().zip(replay).filter(|(_, a)| **a).map(|(m, _)| m.clone()).collect();
-        let expected = self.expected(target, &replay).await?;
+        let version = server_version(client, target).await?;
+        let expected = self.expected(target, &version, &replay).await?;
         let mut model = introspect(client, target).await?;
         crate::pg::introspect::leave_out(&mut model, client, target, leave_out).await?;
         let live = model.render();
@@ -235,6 +261,7 @@ impl DriftChecker {
         Ok(DriftReport {
             tenant: t.slug.clone(),
             database: target.to_string(),
+            server_version: Some(version.text),
             drifted: !d.is_empty(),
             diff: d,
             replayed: replay.len(),
@@ -243,13 +270,24 @@ impl DriftChecker {
         })
     }
 
-    /// The expected schema text of `migrations`, replayed on the scratch
-    /// server (built once per server and migration set).
-    async fn expected(&self, tenant: &Target, migrations: &[Arc<Loaded>]) -> Result<Arc<String>> {
+    /// The expected schema text of `migrations`, replayed on a scratch
+    /// server of the tenant's major (built once per server and migration set).
+    async fn expected(&self, tenant: &Target, version: &ServerVersion, migrations: &[Arc<Loaded>]) -> Result<Arc<String>> {
         let server = match &self.scratch {
             ScratchServer::TenantServer => tenant.with_dbname("postgres"),
-            ScratchServer::Server(t) => t.clone(),
-            ScratchServer::Cluster(c) => c.target("postgres"),
+            ScratchServer::Server(t) => {
+                let t: &Target = t;
+                let scratch = server_version(&pg::connect(t).await?, t).await?;
+                if scratch.major() != version.major() {
+                    return Err(Error::Cluster(format!(
+                        "cannot check drift against the scratch server {t}: it runs {scratch} and the tenant {version}; \
+                         drift replays on the tenant's own major (give a --scratch server of PostgreSQL {}, or --scratch auto)",
+                        version.major()
+                    )));
+                }
+                t.clone()
+            }
+            ScratchServer::Auto => self.cluster(version).await?.target("postgres"),
         };
         let mut key = server.server_key();
         for m in migrations {
@@ -264,32 +302,36 @@ impl DriftChecker {
         Ok(text)
     }
 
+    /// The throwaway cluster of the tenant's major (`--scratch auto`).
+    async fn cluster(&self, version: &ServerVersion) -> Result<Arc<TempCluster>> {
+        let major = version.major();
+        let mut clusters = self.clusters.lock().await;
+        if let Some(c) = clusters.get(&major) {
+            return Ok(c.clone());
+        }
+        let started = tokio::task::spawn_blocking(move || {
+            let bindir = find_bindir_for(major)?;
+            TempCluster::start_with(&ClusterOptions {
+                bindir: Some(bindir),
+                ..Default::default()
+            })
+        })
+        .await
+        .map_err(|e| Error::Cluster(format!("--scratch auto: the cluster start was cancelled: {e}")))?
+        .map_err(|e| Error::Cluster(format!("cannot check drift of a tenant on {version} with --scratch auto: {e}")))?;
+        let cluster = Arc::new(started);
+        clusters.insert(major, cluster.clone());
+        Ok(cluster)
+    }
+
     async fn build(&self, server: &Target, migrations: &[Arc<Loaded>]) -> Result<String> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let name = format!("strata_scratch_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-        let admin = pg::connect(server).await?;
-        admin
-            .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))
-            .await
-            .map_err(sql_error(
-                server,
-                format!("cannot create the scratch database {name} (strata needs CREATEDB)"),
-            ))?;
-        let scratch = server.with_dbname(&name);
-        let result = async {
+        pg::scratch::with_scratch_database(server, "scratch", |scratch| async move {
             let client = pg::connect(&scratch).await?;
             apply::preflight(&client, &scratch, migrations, self.app_role.as_deref(), true).await?;
             apply::replay(&client, &scratch, migrations, &self.settings).await?;
             let model = introspect(&client, &scratch).await?;
-            Ok::<_, Error>(model.render())
-        }
-        .await;
-        let dropped = admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name)))
-            .await
-            .map_err(sql_error(server, format!("cannot drop the scratch database {name}")));
-        let text = result?;
-        dropped?;
-        Ok(text)
+            Ok(model.render())
+        })
+        .await
     }
 }

@@ -26,10 +26,10 @@ use crate::workspace::{sum::sha256_hex, Migration, Workspace};
 
 pub use super::runner::{backoff, Settings};
 
-pub const TOOL_VERSION: &str = concat!("strata ", env!("CARGO_PKG_VERSION"));
+pub use super::history::TOOL_VERSION;
 
-/// SQLSTATE lock_not_available: what `lock_timeout` raises.
-const LOCK_NOT_AVAILABLE: &str = "55P03";
+// SQLSTATE lock_not_available: what `lock_timeout` raises.
+use super::retry::LOCK_NOT_AVAILABLE;
 
 /// One statement to send, with the 1-based line it starts on.
 #[derive(Clone, Debug)]
@@ -67,9 +67,20 @@ impl Loaded {
         (self.layer.clone(), self.version.clone())
     }
 
+    /// The history row this migration writes.
+    pub fn entry(&self) -> history::Entry<'_> {
+        history::Entry {
+            layer: &self.layer,
+            version: &self.version,
+            name: &self.name,
+            checksum: &self.checksum,
+            repeatable: self.repeatable,
+        }
+    }
+
     /// Reads and splits one migration file of a layer.
     pub fn load(m: &Migration, display: String, layer: String) -> Result<Loaded> {
-        let parsed = crate::check::load_migration(m, display.clone())?;
+        let parsed = crate::workspace::source::load_migration(m, display.clone())?;
         let (version, name) = (m.version.clone(), m.name.clone());
         let text = &parsed.source.text;
         let mut extensions = Vec::new();
@@ -510,24 +521,6 @@ fn timeouts(settings: &Settings, local: bool) -> String {
     )
 }
 
-const INSERT_APPLIED: &str = "INSERT INTO strata.schema_history (layer, version, name, checksum, status, tool_version, execution_ms) \
-                              VALUES ($1, $2, $3, $4, $5, $6, $7)";
-
-/// A repeatable migration keeps one row, rewritten each time it is applied.
-const UPSERT_REPEATABLE: &str = "INSERT INTO strata.schema_history (layer, version, name, checksum, status, tool_version, execution_ms) \
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (layer, version) DO UPDATE SET \
-                                 name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status, \
-                                 tool_version = EXCLUDED.tool_version, execution_ms = EXCLUDED.execution_ms, error = NULL, \
-                                 applied_at = now(), applied_by = current_user, origin = 'migrate', note = NULL";
-
-fn insert_sql(m: &Loaded) -> &'static str {
-    if m.repeatable {
-        UPSERT_REPEATABLE
-    } else {
-        INSERT_APPLIED
-    }
-}
-
 async fn apply_transactional(
     client: &Client,
     target: &Target,
@@ -573,21 +566,7 @@ async fn apply_transactional(
         let ms = started.elapsed().as_millis() as u64;
         if record {
             let ms_i = ms as i64;
-            if let Err(e) = client
-                .execute(
-                    insert_sql(m),
-                    &[
-                        &m.layer,
-                        &m.version,
-                        &m.name,
-                        &m.checksum,
-                        &Status::Applied.as_str(),
-                        &TOOL_VERSION,
-                        &ms_i,
-                    ],
-                )
-                .await
-            {
+            if let Err(e) = history::record(client, &m.entry(), Status::Applied, Some(ms_i)).await {
                 let _ = client.batch_execute("ROLLBACK").await;
                 return Err(sql_error(target, format!("{}: cannot record the migration", m.display))(e));
             }
@@ -626,24 +605,10 @@ async fn apply_no_transaction(
             .map_err(sql_error(target, format!("{}: the migrator lock", m.display)))?;
     }
     if record {
-        client
-            .execute(
-                insert_sql(m),
-                &[
-                    &m.layer,
-                    &m.version,
-                    &m.name,
-                    &m.checksum,
-                    &Status::Started.as_str(),
-                    &TOOL_VERSION,
-                    &None::<i64>,
-                ],
-            )
-            .await
-            .map_err(sql_error(
-                target,
-                format!("{}: cannot record the start of the migration", m.display),
-            ))?;
+        history::record(client, &m.entry(), Status::Started, None).await.map_err(sql_error(
+            target,
+            format!("{}: cannot record the start of the migration", m.display),
+        ))?;
     }
     client
         .batch_execute(&timeouts(settings, false))

@@ -22,18 +22,27 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub use super::bindir::{find_bindir, find_bindir_for};
+use super::bindir::{has_server, major_of, INSTALL_HINT};
 use super::{Error, Result, Target};
 
 const SUPERUSER: &str = "postgres";
 const DIR_PREFIX: &str = "strata-pg-";
-const INSTALL_HINT: &str = "install them with `apt-get install -y postgresql` (or point STRATA_PG_BINDIR at their folder)";
 
 /// A running throwaway cluster. Dropping it stops the server (immediate
 /// shutdown) and removes its folder, also while unwinding from a panic.
 pub struct TempCluster {
     root: PathBuf,
     port: u16,
-    state: Mutex<Option<Running>>,
+    bindir: PathBuf,
+    major: u32,
+    /// uid and gid of the `postgres` OS user, when strata runs as root.
+    ids: Option<(u32, u32)>,
+    /// Listens on 127.0.0.1 too; more server settings (`name=value`).
+    tcp: bool,
+    settings: Vec<String>,
+    dir: Mutex<Option<tempfile::TempDir>>,
+    server: Mutex<Option<Server>>,
 }
 
 /// Where a throwaway cluster comes from: the folder of its binaries (else
@@ -56,61 +65,11 @@ pub struct ClusterOptions {
     pub settings: Vec<String>,
 }
 
-struct Running {
-    dir: tempfile::TempDir,
-    stop: mpsc::Sender<()>,
+/// The postmaster's keeper thread.
+struct Server {
+    /// A signal to stop with (or a dropped sender: immediate shutdown).
+    stop: mpsc::Sender<libc::c_int>,
     keeper: JoinHandle<()>,
-}
-
-/// The folder holding initdb and postgres: `STRATA_PG_BINDIR`, else
-/// `pg_config --bindir`, else the newest `/usr/lib/postgresql/<v>/bin`,
-/// else `PATH`.
-pub fn find_bindir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("STRATA_PG_BINDIR") {
-        let dir = PathBuf::from(dir);
-        if has_server(&dir) {
-            return Ok(dir);
-        }
-        return Err(Error::Cluster(format!(
-            "STRATA_PG_BINDIR={} holds no initdb and postgres binaries: {INSTALL_HINT}",
-            dir.display()
-        )));
-    }
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if out.status.success() && has_server(&dir) {
-            return Ok(dir);
-        }
-    }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let v: u32 = e.file_name().to_str()?.parse().ok()?;
-            Some((v, e.path().join("bin")))
-        })
-        .filter(|(_, d)| has_server(d))
-        .collect();
-    versions.sort();
-    if let Some((_, dir)) = versions.pop() {
-        return Ok(dir);
-    }
-    if let Some(dir) = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .find(|d| has_server(d))
-    {
-        return Ok(dir);
-    }
-    Err(Error::Cluster(format!(
-        "PostgreSQL server binaries (initdb, postgres) not found: {INSTALL_HINT}"
-    )))
-}
-
-/// Whether a folder holds the server binaries a cluster needs.
-fn has_server(dir: &Path) -> bool {
-    dir.join("initdb").is_file() && dir.join("postgres").is_file()
 }
 
 /// uid and gid of an OS user.
@@ -172,7 +131,8 @@ fn sweep_stale(parent: &Path) {
 }
 
 impl TempCluster {
-    /// initdb and start a server; returns once it accepts connections.
+    /// initdb and start a server of the PostgreSQL found by [`find_bindir`];
+    /// returns once it accepts connections.
     pub fn start() -> Result<TempCluster> {
         TempCluster::start_with(&ClusterOptions::default())
     }
@@ -189,6 +149,8 @@ impl TempCluster {
             }
             None => find_bindir()?,
         };
+        let (major, _) =
+            major_of(&bindir).ok_or_else(|| Error::Cluster(format!("{}/postgres --version does not answer", bindir.display())))?;
         let parent = options.parent.clone().unwrap_or_else(std::env::temp_dir);
         sweep_stale(&parent);
         let ids = if is_root() {
@@ -217,7 +179,6 @@ impl TempCluster {
             }
         }
         let data = root.join("data");
-        let log_path = root.join("postgres.log");
         let mut initdb = Command::new(bindir.join("initdb"));
         initdb
             .arg("-D")
@@ -256,14 +217,41 @@ impl TempCluster {
             let hba = format!("local all all trust\n{lines}\n");
             std::fs::write(data.join("pg_hba.conf"), hba).map_err(|e| io("cannot write pg_hba.conf", e))?;
         }
-        let port = free_port();
-        let log = std::fs::File::create(&log_path).map_err(|e| io("cannot create the server log", e))?;
+        let cluster = TempCluster {
+            root,
+            port: free_port(),
+            bindir,
+            major,
+            tcp: options.tcp,
+            settings: options.settings.clone(),
+            ids,
+            dir: Mutex::new(Some(dir)),
+            server: Mutex::new(None),
+        };
+        cluster.start_server()?;
+        Ok(cluster)
+    }
+
+    /// Starts the postmaster on the cluster's data folder and port (first
+    /// start, or again after [`Self::stop_server`]); returns once it accepts
+    /// connections.
+    fn start_server(&self) -> Result<()> {
+        let io = |what: &str, e: std::io::Error| Error::Cluster(format!("throwaway cluster: {what}: {e}"));
+        let (root, port, ids) = (&self.root, self.port, self.ids);
+        let data = root.join("data");
+        let sock = root.join("sock");
+        let log_path = root.join("postgres.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| io("cannot open the server log", e))?;
         if let Some((uid, gid)) = ids {
             std::os::unix::fs::chown(&log_path, Some(uid), Some(gid)).map_err(|e| io("cannot chown the log", e))?;
         }
-        let mut server = Command::new(bindir.join("postgres"));
+        let mut server = Command::new(self.bindir.join("postgres"));
         server.arg("-D").arg(&data).arg("-k").arg(&sock).arg("-p").arg(port.to_string());
-        let listen = if options.tcp {
+        let listen = if self.tcp {
             "listen_addresses=127.0.0.1"
         } else {
             "listen_addresses="
@@ -277,16 +265,19 @@ impl TempCluster {
             "fsync=off",
             "synchronous_commit=off",
             "full_page_writes=off",
+            // With synchronous_commit off, WAL reaches disk every wal_writer_delay: a subscriber confirms
+            // what it applied that much later (a scratch cluster has no disk to spare the writes).
+            "wal_writer_delay=10ms",
             "unix_socket_permissions=0777",
         ] {
             server.arg("-c").arg(setting);
         }
-        for setting in &options.settings {
+        for setting in &self.settings {
             server.arg("-c").arg(setting);
         }
         let err_log = log.try_clone().map_err(|e| io("cannot open the server log", e))?;
         server
-            .current_dir(&root)
+            .current_dir(root)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err_log)
@@ -305,7 +296,7 @@ impl TempCluster {
             });
         }
         let (started_tx, started_rx) = mpsc::channel::<std::io::Result<u32>>();
-        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let (stop_tx, stop_rx) = mpsc::channel::<libc::c_int>();
         let keeper = std::thread::Builder::new()
             .name("strata-pg-keeper".into())
             .spawn(move || {
@@ -317,9 +308,9 @@ impl TempCluster {
                     }
                 };
                 let _ = started_tx.send(Ok(child.id()));
-                // A message or a dropped sender: stop.
-                let _ = stop_rx.recv();
-                stop_child(&mut child);
+                // A signal to stop with, or a dropped sender: immediate shutdown.
+                let signal = stop_rx.recv().unwrap_or(libc::SIGQUIT);
+                stop_child(&mut child, signal);
             })
             .map_err(|e| io("cannot start the keeper thread", e))?;
         let pid = match started_rx.recv() {
@@ -327,20 +318,13 @@ impl TempCluster {
             Ok(Err(e)) => return Err(io("cannot start postgres", e)),
             Err(_) => return Err(Error::Cluster("throwaway cluster: the keeper thread died".into())),
         };
-        let cluster = TempCluster {
-            root: root.clone(),
-            port,
-            state: Mutex::new(Some(Running {
-                dir,
-                stop: stop_tx,
-                keeper,
-            })),
-        };
+        *self.server.lock().unwrap_or_else(|p| p.into_inner()) = Some(Server { stop: stop_tx, keeper });
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let pidfile = std::fs::read_to_string(data.join("postmaster.pid")).unwrap_or_default();
-            if pidfile.lines().nth(7).is_some_and(|l| l.trim() == "ready") && sock.join(format!(".s.PGSQL.{port}")).exists() {
-                return Ok(cluster);
+            let ours = pidfile.lines().next().is_some_and(|l| l.trim() == pid.to_string());
+            if ours && pidfile.lines().nth(7).is_some_and(|l| l.trim() == "ready") && sock.join(format!(".s.PGSQL.{port}")).exists() {
+                return Ok(());
             }
             if !process_alive(pid) || Instant::now() > deadline {
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -348,6 +332,23 @@ impl TempCluster {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Stops the server the way `pg_ctl stop -m fast` does (its sessions
+    /// end, it checkpoints), keeping the data folder: clients see the server
+    /// go away, as in an outage. [`Self::restart`] brings it back.
+    pub fn stop_server(&self) {
+        let server = self.server.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(s) = server {
+            let _ = s.stop.send(libc::SIGINT);
+            let _ = s.keeper.join();
+        }
+    }
+
+    /// Starts the server again after [`Self::stop_server`] (same data, port and socket).
+    pub fn restart(&self) -> Result<()> {
+        self.stop_server();
+        self.start_server()
     }
 
     /// The server's log (startup errors, connection failures).
@@ -364,6 +365,11 @@ impl TempCluster {
         self.port
     }
 
+    /// The PostgreSQL major version of the server.
+    pub fn major(&self) -> u32 {
+        self.major
+    }
+
     /// A libpq key=value connection string to database `dbname`.
     pub fn conn_string(&self, dbname: &str) -> String {
         format!(
@@ -377,14 +383,15 @@ impl TempCluster {
         Target::parse(&self.conn_string(dbname)).expect("a cluster's own connection string parses")
     }
 
-    /// Stops the server and removes the folder (idempotent).
+    /// Stops the server (immediate shutdown) and removes the folder (idempotent).
     pub fn stop(&self) {
-        let running = self.state.lock().map(|mut s| s.take()).unwrap_or_else(|p| p.into_inner().take());
-        if let Some(r) = running {
-            let _ = r.stop.send(());
-            let _ = r.keeper.join();
-            drop(r.dir);
+        let server = self.server.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(s) = server {
+            let _ = s.stop.send(libc::SIGQUIT);
+            let _ = s.keeper.join();
         }
+        let dir = self.dir.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(dir);
     }
 
     /// Keeps the cluster for the rest of the process (tests share one per
@@ -413,13 +420,14 @@ impl TempCluster {
     }
 }
 
-/// Immediate shutdown (SIGQUIT, what `pg_ctl stop -m immediate` sends), then
-/// SIGKILL if the server is still there after 10 s.
-fn stop_child(child: &mut std::process::Child) {
+/// Sends `signal` (SIGQUIT: immediate shutdown, as `pg_ctl stop -m
+/// immediate`; SIGINT: fast shutdown), then SIGKILL if the server is still
+/// there after 10 s.
+fn stop_child(child: &mut std::process::Child, signal: libc::c_int) {
     let pid = child.id() as i32;
     // SAFETY: signalling our own child.
     unsafe {
-        libc::kill(pid, libc::SIGQUIT);
+        libc::kill(pid, signal);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -438,18 +446,5 @@ fn stop_child(child: &mut std::process::Child) {
 impl Drop for TempCluster {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn missing_binaries_say_how_to_install_them() {
-        let empty = tempfile::tempdir().unwrap();
-        // Only find_bindir reads this variable in the unit tests.
-        std::env::set_var("STRATA_PG_BINDIR", empty.path());
-        let err = super::find_bindir().unwrap_err().to_string();
-        std::env::remove_var("STRATA_PG_BINDIR");
-        assert!(err.contains("apt-get install -y postgresql"), "{err}");
     }
 }

@@ -21,6 +21,54 @@ use tokio_postgres::{Client, Row};
 use super::conn::sql_error;
 use super::{Error, Result, Target};
 
+/// Who wrote a row: strata and its version.
+pub const TOOL_VERSION: &str = concat!("strata ", env!("CARGO_PKG_VERSION"));
+
+/// The identity of one migration's row.
+pub struct Entry<'a> {
+    pub layer: &'a str,
+    pub version: &'a str,
+    pub name: &'a str,
+    pub checksum: &'a str,
+    /// A repeatable migration keeps one row, rewritten each time it runs.
+    pub repeatable: bool,
+}
+
+const INSERT_APPLIED: &str = "INSERT INTO strata.schema_history (layer, version, name, checksum, status, tool_version, execution_ms) \
+                              VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+const UPSERT_REPEATABLE: &str = "INSERT INTO strata.schema_history (layer, version, name, checksum, status, tool_version, execution_ms) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (layer, version) DO UPDATE SET \
+                                 name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status, \
+                                 tool_version = EXCLUDED.tool_version, execution_ms = EXCLUDED.execution_ms, error = NULL, \
+                                 applied_at = now(), applied_by = current_user, origin = 'migrate', note = NULL";
+
+/// Writes the row of a migration strata runs (`status` applied, or started
+/// before the first statement of a no-transaction migration), on the
+/// caller's connection: inside the migration's transaction when it has one.
+pub async fn record(
+    client: &Client,
+    e: &Entry<'_>,
+    status: Status,
+    execution_ms: Option<i64>,
+) -> std::result::Result<u64, tokio_postgres::Error> {
+    let sql = if e.repeatable { UPSERT_REPEATABLE } else { INSERT_APPLIED };
+    client
+        .execute(
+            sql,
+            &[
+                &e.layer,
+                &e.version,
+                &e.name,
+                &e.checksum,
+                &status.as_str(),
+                &TOOL_VERSION,
+                &execution_ms,
+            ],
+        )
+        .await
+}
+
 /// Creates the strata schema and its tables when missing. Called under the
 /// migrator lock, so two runners never race on it.
 pub const SCHEMA_SQL: &str = "
@@ -273,7 +321,7 @@ pub async fn record_error(client: &Client, layer: &str, version: &str, name: &st
     let _ = client
         .execute(
             "INSERT INTO strata.schema_errors (layer, version, name, error, tool_version) VALUES ($1, $2, $3, $4, $5)",
-            &[&layer, &version, &name, &error, &crate::pg::apply::TOOL_VERSION],
+            &[&layer, &version, &name, &error, &TOOL_VERSION],
         )
         .await;
 }

@@ -20,6 +20,8 @@
 //!   sqlparser; an expression sqlparser cannot read is kept as absent
 //!   (`None`), which the policy rules treat like a missing clause;
 //! - CHECK constraints are `pg_get_constraintdef` text without `CHECK`;
+//! - NOT NULL is `attnotnull`, except while the column's not-null constraint
+//!   is NOT VALID (PostgreSQL 18), and a generated column has no default;
 //! - objects that belong to an extension, the `strata` schema and the system
 //!   schemas are left out, as in [`super::introspect`].
 
@@ -187,8 +189,13 @@ pub async fn read_catalog(client: &Client, target: &Target, origins: &HashMap<St
 
     for r in client
         .query(
-            "SELECT a.attrelid, a.attnum::int4, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-                    pg_get_expr(d.adbin, d.adrelid), a.attidentity <> ''
+            // A NOT NULL added NOT VALID (PostgreSQL 18) sets attnotnull but
+            // does not prove the column: it counts once validated. A generated
+            // column's expression is not a default (as in the static replay).
+            "SELECT a.attrelid, a.attnum::int4, a.attname::text, format_type(a.atttypid, a.atttypmod),
+                    a.attnotnull AND NOT EXISTS (SELECT 1 FROM pg_constraint nn WHERE nn.conrelid = a.attrelid
+                        AND nn.contype = 'n' AND NOT nn.convalidated AND a.attnum = ANY (nn.conkey)),
+                    CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END, a.attidentity <> ''
              FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
              WHERE a.attrelid = ANY ($1) AND a.attnum > 0 AND NOT a.attisdropped
              ORDER BY a.attrelid, a.attnum",

@@ -9,6 +9,7 @@
 pub mod adopt;
 pub mod apply;
 pub mod baseline;
+pub mod bindir;
 pub mod cluster;
 pub mod conn;
 pub mod history;
@@ -16,8 +17,11 @@ pub mod introspect;
 pub mod isolation;
 pub mod live_catalog;
 pub mod lock;
+pub mod retry;
 pub mod runner;
+pub mod scratch;
 pub mod shadow;
+pub mod version;
 
 pub use conn::{connect, Target};
 

@@ -79,7 +79,7 @@ pub const VERSION: u32 = 1;
 struct JsonReport<'a> {
     version: u32,
     summary: Summary,
-    stale_baseline: &'a [crate::accepted::Entry],
+    stale_baseline: &'a [crate::diag::BaselineEntry],
     diagnostics: Vec<JsonDiagnostic<'a>>,
 }
 

@@ -1,8 +1,10 @@
 //! JUnit XML (`--format junit`), for CI systems that show test reports.
 //!
-//! One `<testsuite>` per file with findings and one failing `<testcase>` per
-//! finding; warnings fail too, with `warning: ` before their message, since
-//! JUnit has no milder outcome that CI tools show. A clean check is one
+//! One `<testsuite>` per file with findings and one `<testcase>` per
+//! finding. A case fails exactly when its finding fails the check (the exit
+//! code): errors always, warnings with `--deny-warnings`. Other warnings are
+//! passing cases with the finding in `<system-out>`, so CI shows them
+//! without reporting a failure the job does not have. A clean check is one
 //! passing test case, so the report shows a pass rather than nothing.
 //!
 //! The XML is written by hand: five escapes and dropping the characters
@@ -14,9 +16,10 @@ use std::io::{self, Write};
 
 use super::{CheckReport, Diagnostic, Severity, SourceFile};
 
-pub fn render(report: &CheckReport, w: &mut dyn Write) -> io::Result<()> {
+pub fn render(report: &CheckReport, deny_warnings: bool, w: &mut dyn Write) -> io::Result<()> {
     writeln!(w, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
     let total = report.diagnostics.len();
+    let fails = |d: &Diagnostic| d.severity == Severity::Error || (deny_warnings && d.severity == Severity::Warning);
     if total == 0 {
         writeln!(w, r#"<testsuites name="strata" tests="1" failures="0">"#)?;
         writeln!(w, r#"  <testsuite name="strata" tests="1" failures="0">"#)?;
@@ -24,22 +27,30 @@ pub fn render(report: &CheckReport, w: &mut dyn Write) -> io::Result<()> {
         writeln!(w, "  </testsuite>")?;
         return writeln!(w, "</testsuites>");
     }
-    writeln!(w, r#"<testsuites name="strata" tests="{total}" failures="{total}">"#)?;
+    let failures = report.diagnostics.iter().filter(|d| fails(d)).count();
+    writeln!(w, r#"<testsuites name="strata" tests="{total}" failures="{failures}">"#)?;
     for (file, findings) in by_file(&report.diagnostics) {
         let n = findings.len();
+        let failed = findings.iter().filter(|d| fails(d)).count();
         let path = attr(&file.path);
-        writeln!(w, r#"  <testsuite name="{path}" tests="{n}" failures="{n}">"#)?;
+        writeln!(w, r#"  <testsuite name="{path}" tests="{n}" failures="{failed}">"#)?;
         for d in findings {
             let start = d.region.start;
             let (line, col) = (start.line, start.col);
             writeln!(w, r#"    <testcase name="{} at {line}:{col}" classname="{path}">"#, attr(d.rule))?;
             let prefix = if d.severity == Severity::Error { "" } else { "warning: " };
-            write!(
-                w,
-                r#"      <failure type="{}" message="{prefix}{}">"#,
-                attr(d.rule),
-                attr(&d.message)
-            )?;
+            let close = if fails(d) {
+                write!(
+                    w,
+                    r#"      <failure type="{}" message="{prefix}{}">"#,
+                    attr(d.rule),
+                    attr(&d.message)
+                )?;
+                "</failure>"
+            } else {
+                write!(w, "      <system-out>")?;
+                "</system-out>"
+            };
             write!(
                 w,
                 "{}:{line}:{col}: {}[{}]: {}",
@@ -51,7 +62,7 @@ pub fn render(report: &CheckReport, w: &mut dyn Write) -> io::Result<()> {
             if let Some(help) = &d.help {
                 write!(w, "\nhelp: {}", text(help))?;
             }
-            writeln!(w, "</failure>")?;
+            writeln!(w, "{close}")?;
             writeln!(w, "    </testcase>")?;
         }
         writeln!(w, "  </testsuite>")?;
@@ -131,8 +142,12 @@ mod tests {
     }
 
     fn rendered(report: &CheckReport) -> String {
+        rendered_with(report, false)
+    }
+
+    fn rendered_with(report: &CheckReport, deny_warnings: bool) -> String {
         let mut out = Vec::new();
-        render(report, &mut out).unwrap();
+        render(report, deny_warnings, &mut out).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -140,6 +155,30 @@ mod tests {
     fn fixture_suites() {
         let out = rendered(&fixture::report());
         insta::assert_snapshot!(out);
+    }
+
+    /// Failures follow the exit code: warnings fail only with
+    /// `--deny-warnings`, and every finding is a test case either way.
+    #[test]
+    fn failures_follow_the_exit_code() {
+        let report = fixture::report();
+        let errors = report.count(Severity::Error);
+        let total = report.diagnostics.len();
+        assert!(errors > 0 && errors < total);
+        let head = |out: &str| out.lines().nth(1).unwrap().to_string();
+        let lenient = rendered(&report);
+        assert_eq!(
+            head(&lenient),
+            format!(r#"<testsuites name="strata" tests="{total}" failures="{errors}">"#)
+        );
+        assert_eq!(lenient.matches("<failure ").count(), errors);
+        assert_eq!(lenient.matches("<system-out>").count(), total - errors);
+        let strict = rendered_with(&report, true);
+        assert_eq!(
+            head(&strict),
+            format!(r#"<testsuites name="strata" tests="{total}" failures="{total}">"#)
+        );
+        assert_eq!(strict.matches("<failure ").count(), total);
     }
 
     #[test]

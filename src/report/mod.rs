@@ -2,224 +2,19 @@
 //! only format a finished [`CheckReport`], they never decide anything.
 
 use std::io::{self, Write};
-use std::sync::Arc;
 
-use serde::Serialize;
+use crate::diag::RuleMeta;
 
-use crate::rules::RuleMeta;
-
+pub mod fingerprint;
 pub mod github;
+pub mod gitlab;
 pub mod json;
 pub mod junit;
+pub mod markdown;
 pub mod sarif;
 pub mod text;
 
-/// How serious a finding is. `Off` exists only in configuration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Off,
-    Warning,
-    Error,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Off => "off",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        }
-    }
-}
-
-/// A 1-based position; `col` counts characters, not bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct Pos {
-    pub line: u32,
-    pub col: u32,
-}
-
-impl Pos {
-    pub fn new(line: u32, col: u32) -> Self {
-        Pos { line, col }
-    }
-}
-
-/// A range in a source file, both ends inclusive positions of characters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct Region {
-    pub start: Pos,
-    pub end: Pos,
-}
-
-impl Region {
-    pub fn new(start: Pos, end: Pos) -> Self {
-        Region { start, end }
-    }
-    pub fn point(p: Pos) -> Self {
-        Region { start: p, end: p }
-    }
-
-    /// The region with positions clamped to 1 and `end` not before `start`,
-    /// for formats that reject line or column 0 (SARIF, GitHub annotations).
-    pub fn normalized(self) -> Region {
-        let start = Pos::new(self.start.line.max(1), self.start.col.max(1));
-        let end = Pos::new(self.end.line.max(1), self.end.col.max(1));
-        Region {
-            start,
-            end: end.max(start),
-        }
-    }
-}
-
-/// A source file as the user wrote it, with a line index for code frames.
-#[derive(Debug)]
-pub struct SourceFile {
-    /// The path shown to the user (relative to the workspace or the working
-    /// directory when possible).
-    pub path: String,
-    pub text: String,
-    line_starts: Vec<usize>,
-}
-
-impl SourceFile {
-    pub fn new(path: String, text: String) -> Self {
-        let mut line_starts = vec![0];
-        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        SourceFile { path, text, line_starts }
-    }
-
-    pub fn line_count(&self) -> usize {
-        self.line_starts.len()
-    }
-
-    /// The text of a 1-based line without its line terminator.
-    pub fn line(&self, line: u32) -> &str {
-        let i = line as usize;
-        if i == 0 || i > self.line_starts.len() {
-            return "";
-        }
-        let start = self.line_starts[i - 1];
-        let end = self.line_starts.get(i).copied().unwrap_or(self.text.len());
-        self.text[start..end].trim_end_matches(['\n', '\r'])
-    }
-
-    /// The byte offset of a 1-based position (clamped to the text).
-    pub fn offset(&self, pos: Pos) -> usize {
-        let i = (pos.line as usize).clamp(1, self.line_starts.len());
-        let start = self.line_starts[i - 1];
-        let line = self.line(i as u32);
-        let col = (pos.col as usize).saturating_sub(1);
-        start + line.char_indices().nth(col).map_or(line.len(), |(b, _)| b)
-    }
-
-    /// The 1-based position of a byte offset (the inverse of [`Self::offset`]),
-    /// for rules that locate text by bytes, e.g. to attach a [`Fix`].
-    pub fn position(&self, byte: usize) -> Pos {
-        let byte = byte.min(self.text.len());
-        let i = self.line_starts.partition_point(|&s| s <= byte).max(1);
-        let start = self.line_starts[i - 1];
-        let col = self.text.get(start..byte).map_or(0, |s| s.chars().count());
-        Pos::new(i as u32, col as u32 + 1)
-    }
-}
-
-/// A suggested mechanical change: a set of edits to the file's text and,
-/// optionally, a new migration to add after it (`strata check --fix`
-/// applies both).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Fix {
-    pub description: String,
-    pub edits: Vec<Edit>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub new_file: Option<NewFile>,
-}
-
-impl Fix {
-    pub fn new(description: impl Into<String>, edits: Vec<Edit>) -> Self {
-        Fix {
-            description: description.into(),
-            edits,
-            new_file: None,
-        }
-    }
-}
-
-/// A migration a fix adds in the folder of the fixed file. The fixer names
-/// it after the folder's last migration (`0008_<name>.sql`, `V8__<name>.sql`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct NewFile {
-    /// The descriptive part of the file name, snake_case.
-    pub name: String,
-    pub content: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Edit {
-    /// Byte range `start..end` (end exclusive) in the file's original text.
-    pub start: usize,
-    pub end: usize,
-    pub replacement: String,
-}
-
-/// One finding of one rule.
-#[derive(Clone, Debug)]
-pub struct Diagnostic {
-    pub rule: &'static str,
-    pub severity: Severity,
-    pub file: Arc<SourceFile>,
-    pub region: Region,
-    pub message: String,
-    pub help: Option<String>,
-    pub fix: Option<Fix>,
-    /// The byte range of the statement the finding is about, when it is
-    /// about one: the findings baseline fingerprints its text.
-    pub anchor: Option<std::ops::Range<usize>>,
-}
-
-/// Counters for the one-line summary.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Stats {
-    /// Files under review.
-    pub files: usize,
-    /// Statements in the files under review.
-    pub statements: usize,
-    /// Of those, statements strata understood: read by sqlparser, or read
-    /// by PostgreSQL's grammar into strata's model.
-    pub understood: usize,
-    /// Files replayed as context only (history).
-    pub context_files: usize,
-    pub elapsed_ms: f64,
-    /// Findings left out because the findings baseline accepts them.
-    pub accepted: usize,
-}
-
-/// The finished result of a check, ready to render.
-#[derive(Debug, Default)]
-pub struct CheckReport {
-    pub diagnostics: Vec<Diagnostic>,
-    pub stats: Stats,
-    /// The files under review, as shown (a findings baseline entry of any
-    /// other file is not judged by this check).
-    pub reviewed: Vec<String>,
-    /// Findings baseline entries that matched nothing (debt paid, or the
-    /// statement changed): the file can shrink.
-    pub stale_baseline: Vec<crate::accepted::Entry>,
-}
-
-impl CheckReport {
-    pub fn count(&self, severity: Severity) -> usize {
-        self.diagnostics.iter().filter(|d| d.severity == severity).count()
-    }
-
-    /// Sorts findings by file, position and rule so that every format is
-    /// deterministic.
-    pub fn sort(&mut self) {
-        self.diagnostics
-            .sort_by(|a, b| (a.file.path.as_str(), a.region.start, a.rule).cmp(&(b.file.path.as_str(), b.region.start, b.rule)));
-    }
-}
+pub use crate::diag::{CheckReport, Diagnostic, Edit, Fix, NewFile, Pos, Region, Severity, SourceFile, Stats};
 
 /// The output formats of `strata check`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -229,14 +24,34 @@ pub enum Format {
     Sarif,
     Github,
     Junit,
+    /// GitLab Code Quality (`artifacts:reports:codequality`).
+    Gitlab,
+    /// A pull-request comment body (`gh pr comment --body-file`, a GitLab note).
+    Markdown,
 }
 
 /// Options shared by renderers.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RenderOptions {
     pub color: bool,
     /// Print only the summary line in text mode.
     pub quiet: bool,
+    /// Where docs/rules.md is published; formats that link to a rule's
+    /// documentation append `#<rule>` (see [`crate::rules::docs::rule_url`]).
+    pub docs_url: String,
+    /// Warnings fail the check (`--deny-warnings`): JUnit marks them failed.
+    pub deny_warnings: bool,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            color: false,
+            quiet: false,
+            deny_warnings: false,
+            docs_url: crate::rules::docs::DEFAULT_DOCS_URL.to_string(),
+        }
+    }
 }
 
 /// Renders `report` in `format`. `rules` is the rule table (SARIF and JUnit
@@ -245,9 +60,11 @@ pub fn render(format: Format, report: &CheckReport, rules: &[&RuleMeta], opts: &
     match format {
         Format::Text => text::render(report, opts, w),
         Format::Json => json::render(report, w),
-        Format::Sarif => sarif::render(report, rules, w),
+        Format::Sarif => sarif::render(report, rules, &opts.docs_url, w),
         Format::Github => github::render(report, w),
-        Format::Junit => junit::render(report, w),
+        Format::Junit => junit::render(report, opts.deny_warnings, w),
+        Format::Gitlab => gitlab::render(report, rules, w),
+        Format::Markdown => markdown::render(report, rules, &opts.docs_url, w),
     }
 }
 
@@ -255,8 +72,10 @@ pub fn render(format: Format, report: &CheckReport, rules: &[&RuleMeta], opts: &
 /// format is checked against the same findings.
 #[cfg(test)]
 pub(crate) mod fixture {
+    use std::sync::Arc;
+
     use super::*;
-    use crate::rules::Group;
+    use crate::diag::Group;
 
     pub(crate) const NOTES_PATH: &str = "schema/core/0003_notes.sql";
     pub(crate) const NOTES_SQL: &str = "\
@@ -366,6 +185,7 @@ Do what the help says.
             message: message.to_string(),
             help: None,
             fix: None,
+            unfixed: None,
             anchor: None,
         }
     }
@@ -449,8 +269,8 @@ Do what the help says.
                 statements: 7,
                 understood: 6,
                 context_files: 250,
-                elapsed_ms: 12.3456,
                 accepted: 0,
+                elapsed_ms: 12.3456,
             },
             ..Default::default()
         };

@@ -6,9 +6,7 @@
 //! SARIF region's `endColumn` is exclusive where ours is inclusive.
 //!
 //! `partialFingerprints.primaryLocationLineHash` lets code scanning follow an
-//! alert when lines move: a FNV-1a hash of the rule, the file and the trimmed
-//! source line, then `:n` for the n-th finding with the same hash, in the
-//! manner of GitHub's own upload action.
+//! alert when lines move (see [`super::fingerprint`]).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -59,7 +57,8 @@ struct ReportingDescriptor<'a> {
     name: String,
     short_description: Message<'a>,
     full_description: Message<'a>,
-    help: MultiformatMessage<'a>,
+    help_uri: String,
+    help: MultiformatMessage,
     default_configuration: Configuration,
     properties: Properties,
 }
@@ -76,9 +75,9 @@ impl<'a> Message<'a> {
 }
 
 #[derive(Serialize)]
-struct MultiformatMessage<'a> {
+struct MultiformatMessage {
     text: String,
-    markdown: &'a str,
+    markdown: String,
 }
 
 #[derive(Serialize)]
@@ -140,18 +139,15 @@ struct Fingerprints {
     primary_location_line_hash: String,
 }
 
-pub fn render(report: &CheckReport, rules: &[&RuleMeta], w: &mut dyn Write) -> io::Result<()> {
+/// `docs_url`: where docs/rules.md is published (each rule's `helpUri` is
+/// its section there).
+pub fn render(report: &CheckReport, rules: &[&RuleMeta], docs_url: &str, w: &mut dyn Write) -> io::Result<()> {
     let index: HashMap<&str, usize> = rules.iter().enumerate().map(|(i, rule)| (rule.id, i)).collect();
-    let mut occurrences: HashMap<u64, u32> = HashMap::new();
     let results = report
         .diagnostics
         .iter()
-        .map(|d| {
-            let hash = line_hash(d);
-            let n = occurrences.entry(hash).or_insert(0);
-            *n += 1;
-            result(d, index.get(d.rule).copied(), format!("{hash:016x}:{n}"))
-        })
+        .zip(super::fingerprint::fingerprints(report))
+        .map(|(d, fingerprint)| result(d, index.get(d.rule).copied(), fingerprint))
         .collect();
     let log = Log {
         schema: SCHEMA,
@@ -162,7 +158,7 @@ pub fn render(report: &CheckReport, rules: &[&RuleMeta], w: &mut dyn Write) -> i
                     name: "strata",
                     information_uri: INFORMATION_URI,
                     version: env!("CARGO_PKG_VERSION"),
-                    rules: rules.iter().map(|rule| descriptor(rule)).collect(),
+                    rules: rules.iter().map(|rule| descriptor(rule, docs_url)).collect(),
                 },
             },
             column_kind: "unicodeCodePoints",
@@ -173,15 +169,16 @@ pub fn render(report: &CheckReport, rules: &[&RuleMeta], w: &mut dyn Write) -> i
     writeln!(w)
 }
 
-fn descriptor(rule: &RuleMeta) -> ReportingDescriptor<'_> {
+fn descriptor<'a>(rule: &'a RuleMeta, docs_url: &str) -> ReportingDescriptor<'a> {
     ReportingDescriptor {
         id: rule.id,
         name: upper_camel_case(rule.id),
         short_description: Message::new(rule.summary),
         full_description: Message::new(rule.what_it_does()),
+        help_uri: crate::rules::docs::rule_url(docs_url, rule.id),
         help: MultiformatMessage {
             text: rule.how_to_fix(),
-            markdown: rule.doc,
+            markdown: rule.doc_text(),
         },
         default_configuration: Configuration {
             level: level(rule.default_severity),
@@ -278,27 +275,6 @@ fn percent_encode(path: &str) -> String {
     uri
 }
 
-fn line_hash(d: &Diagnostic) -> u64 {
-    let line = d.file.line(d.region.normalized().start.line).trim();
-    fnv1a64(&[d.rule, &d.file.path, line])
-}
-
-/// FNV-1a, 64 bits, over `parts` separated by a NUL byte: stable across
-/// platforms and releases, which is all a fingerprint needs.
-fn fnv1a64(parts: &[&str]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut hash = OFFSET;
-    for (i, part) in parts.iter().enumerate() {
-        let separator: &[u8] = if i == 0 { b"" } else { b"\0" };
-        for &byte in separator.iter().chain(part.as_bytes()) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(PRIME);
-        }
-    }
-    hash
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::Value;
@@ -308,7 +284,7 @@ mod tests {
 
     fn rendered(report: &CheckReport) -> String {
         let mut out = Vec::new();
-        render(report, &fixture::rules(), &mut out).unwrap();
+        render(report, &fixture::rules(), "https://docs.example/rules.md", &mut out).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -355,12 +331,50 @@ mod tests {
 
     #[test]
     fn rule_descriptors() {
-        let rule = descriptor(&fixture::RULES[0]);
+        let rule = descriptor(&fixture::RULES[0], "https://docs.example/rules.md");
         assert_eq!(rule.name, "RlsMissing");
         assert_eq!(rule.full_description.text, "Checks the fixture.");
         assert_eq!(rule.help.text, "Do what the help says.");
+        assert_eq!(rule.help_uri, "https://docs.example/rules.md#rls-missing");
         assert_eq!(rule.properties.tags, ["governance"]);
-        assert_eq!(descriptor(&fixture::RULES[5]).default_configuration.level, "none");
+        assert_eq!(descriptor(&fixture::RULES[5], "").default_configuration.level, "none");
+    }
+
+    /// The real rules' documents are doc comments (a space before every
+    /// line): fullDescription is one paragraph of plain text, the markdown
+    /// is the document as written.
+    #[test]
+    fn real_rules_have_a_one_paragraph_description_and_their_markdown() {
+        for rule in crate::rules::ALL {
+            let d = descriptor(rule, crate::rules::docs::DEFAULT_DOCS_URL);
+            let full = &d.full_description.text;
+            assert!(
+                !full.is_empty() && !full.contains('\n') && !full.starts_with(' '),
+                "{}: {full:?}",
+                rule.id
+            );
+            assert!(!full.contains("##"), "{}: {full:?}", rule.id);
+            assert!(
+                d.help.markdown.starts_with("## What it does\n"),
+                "{}: {:?}",
+                rule.id,
+                d.help.markdown
+            );
+            assert!(!d.help.markdown.lines().any(|l| l.starts_with(" ##")), "{}", rule.id);
+            assert!(
+                !d.help.text.starts_with(' ') && !d.help.text.contains("## "),
+                "{}: {:?}",
+                rule.id,
+                d.help.text
+            );
+            assert_eq!(d.help_uri, format!("{}#{}", crate::rules::docs::DEFAULT_DOCS_URL, rule.id));
+        }
+        let rule = crate::rules::meta_of("require-concurrent-index").unwrap();
+        assert_eq!(
+            descriptor(rule, "").full_description.text,
+            "Flags `CREATE INDEX` without `CONCURRENTLY` on a table that existed before the migration file \
+             (a table created earlier in the same file is empty and invisible to other sessions: indexing it is free)."
+        );
     }
 
     #[test]
@@ -373,30 +387,5 @@ mod tests {
         assert_eq!(uri("schema\\é.sql"), ("schema/%C3%A9.sql".to_string(), Some("%SRCROOT%")));
         assert_eq!(uri("/srv/x.sql"), ("file:///srv/x.sql".to_string(), None));
         assert_eq!(uri("C:\\x y.sql"), ("file:///C:/x%20y.sql".to_string(), None));
-    }
-
-    #[test]
-    fn fnv1a64_known_values() {
-        // Reference values of 64-bit FNV-1a.
-        assert_eq!(fnv1a64(&[""]), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a64(&["a"]), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a64(&["foobar"]), 0x8594_4171_f739_67e8);
-        // The separator keeps ("ab", "c") and ("a", "bc") apart.
-        assert_ne!(fnv1a64(&["ab", "c"]), fnv1a64(&["a", "bc"]));
-    }
-
-    #[test]
-    fn same_line_twice_gets_distinct_fingerprints() {
-        let mut report = fixture::report();
-        let copy = report.diagnostics[0].clone();
-        report.diagnostics.push(copy);
-        let log: Value = serde_json::from_str(&rendered(&report)).unwrap();
-        let results = log["runs"][0]["results"].as_array().unwrap();
-        let first = results[0]["partialFingerprints"]["primaryLocationLineHash"].as_str().unwrap();
-        let last = results.last().unwrap()["partialFingerprints"]["primaryLocationLineHash"]
-            .as_str()
-            .unwrap();
-        assert!(first.ends_with(":1") && last.ends_with(":2"));
-        assert_eq!(first[..16], last[..16]);
     }
 }

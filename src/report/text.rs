@@ -278,7 +278,10 @@ mod tests {
 
     #[test]
     fn color_marks_severity_gutter_and_help() {
-        let opts = RenderOptions { color: true, quiet: false };
+        let opts = RenderOptions {
+            color: true,
+            ..RenderOptions::default()
+        };
         let out = rendered(&fixture::report(), &opts);
         assert!(out.contains("\x1b[1;31merror[rls-missing]\x1b[0m"));
         assert!(out.contains("\x1b[1;33mwarning[ban-money-type]\x1b[0m"));
@@ -288,7 +291,10 @@ mod tests {
 
     #[test]
     fn quiet_prints_only_the_summary() {
-        let opts = RenderOptions { color: false, quiet: true };
+        let opts = RenderOptions {
+            quiet: true,
+            ..RenderOptions::default()
+        };
         let out = rendered(&fixture::report(), &opts);
         insta::assert_snapshot!(out, @"checked 2 files, 7 statements (6 understood), 2 errors, 4 warnings, 250 files of history replayed in 12.3 ms");
     }
@@ -341,6 +347,7 @@ mod tests {
                 message: "suppression suppresses nothing".to_string(),
                 help: None,
                 fix: None,
+                unfixed: None,
                 anchor: None,
             }],
             stats: Stats::default(),
@@ -369,6 +376,7 @@ mod tests {
                 message: "money".to_string(),
                 help: None,
                 fix: None,
+                unfixed: None,
                 anchor: None,
             })
             .collect();

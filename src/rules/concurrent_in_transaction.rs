@@ -68,10 +68,19 @@ impl Rule for ConcurrentInTransaction {
         let (message, fix) = match lock::transaction_at(cx.env, cx.file, cx.index) {
             Tx::None => return,
             Tx::Runner => {
-                let fix = (fixes::fixable(cx.file) && fixes::file_runs_outside_transaction(cx.file))
-                    .then(|| fixes::no_transaction_header(cx.file))
-                    .flatten()
-                    .map(|edit| crate::report::Fix::new("run this file outside a transaction", vec![edit]));
+                let fix = fixes::editable(cx.file).and_then(|()| {
+                    if !fixes::file_runs_outside_transaction(cx.file) {
+                        return Err(fixes::NEEDS_TRANSACTION.to_string());
+                    }
+                    fixes::no_transaction_edits(cx.file)
+                        .map(|edits| crate::diag::Fix::new("run this file outside a transaction", edits))
+                        .ok_or_else(|| {
+                            format!(
+                                "the file's tool keeps its no-transaction marker outside the file: put it in {}",
+                                fixes::no_transaction_advice(cx.file)
+                            )
+                        })
+                });
                 (
                     format!(
                         "{what} cannot run inside a transaction block, and {}",
@@ -84,7 +93,9 @@ impl Rule for ConcurrentInTransaction {
                 let line = cx.file.parsed.statements[begin].region.start.line;
                 (
                     format!("{what} cannot run inside the transaction block opened by BEGIN on line {line}"),
-                    None,
+                    Err(format!(
+                        "the statement is inside the BEGIN of line {line}: take it out of the block"
+                    )),
                 )
             }
         };

@@ -4,7 +4,7 @@ use super::fixes;
 use super::lock::{self, age_of};
 use super::tokens;
 use super::{ident_region, Finding, Rule, RuleMeta, StatementCtx};
-use crate::report::{Fix, NewFile};
+use crate::diag::{Fix, NewFile};
 
 crate::declare_rule! {
     /// ## What it does
@@ -82,11 +82,16 @@ impl ConstraintNotValid {
             .and_then(ident_region)
             .unwrap_or_else(|| tokens::kw_region(cx, if kind == "CHECK" { "CHECK" } else { "FOREIGN" }));
         let label = name.map_or(String::new(), |n| format!(" `{n}`"));
-        let fix = name.filter(|_| fixes::fixable(cx.file)).and_then(|n| {
+        let fix = fixes::editable(cx.file).and_then(|()| {
+            let n = name.ok_or("the constraint has no name for a later VALIDATE to use: name it (ADD CONSTRAINT <name> ...)")?;
             let toks = tokens::tokens(&cx.file.parsed.source, cx.stmt);
             let ops = tokens::alter_table_operations(&toks);
-            let last = &toks[ops.get(op_index)?.end.checked_sub(1)?];
-            Some(Fix {
+            let last = ops
+                .get(op_index)
+                .and_then(|op| op.end.checked_sub(1))
+                .map(|i| &toks[i])
+                .ok_or("strata could not place NOT VALID in this statement")?;
+            Ok(Fix {
                 description: "add the constraint NOT VALID and validate it in the next migration".to_string(),
                 edits: vec![fixes::insert_after(last, " NOT VALID")],
                 new_file: Some(validate_file(cx, &at.name.to_string(), &n.to_string())),
@@ -164,10 +169,15 @@ impl Rule for ConstraintNotValid {
                     }
                     let line = cx.file.parsed.statements[add_at].region.start.line;
                     let source = &cx.file.parsed.source;
-                    let fix = (fixes::fixable(cx.file) && at.operations.len() == 1 && cx.file.parsed.statements.len() > 1).then(|| Fix {
-                        description: "move the VALIDATE into the next migration".to_string(),
-                        edits: vec![fixes::remove_statement(source, cx.stmt)],
-                        new_file: Some(validate_file(cx, &at.name.to_string(), &name.to_string())),
+                    let fix = fixes::editable(cx.file).and_then(|()| {
+                        if at.operations.len() > 1 {
+                            return Err("the VALIDATE shares its ALTER TABLE with other operations: split the statement".to_string());
+                        }
+                        Ok(Fix {
+                            description: "move the VALIDATE into the next migration".to_string(),
+                            edits: vec![fixes::remove_statement(source, cx.stmt)],
+                            new_file: Some(validate_file(cx, &at.name.to_string(), &name.to_string())),
+                        })
                     });
                     out.push(
                         Finding::new(

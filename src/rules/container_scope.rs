@@ -7,7 +7,7 @@ use super::policy_expr::{policy_clauses, policy_site, policy_sites, ScopeOptions
 use super::rls_missing::is_tenant_table;
 use super::{FileCtx, Finding, Rule, RuleMeta};
 use crate::catalog::{ConstraintKind, QName, Table};
-use crate::report::Region;
+use crate::diag::Region;
 
 crate::declare_rule! {
     /// ## What it does

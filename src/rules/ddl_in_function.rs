@@ -95,7 +95,7 @@ impl Rule for DdlInFunction {
 
 #[cfg(test)]
 mod tests {
-    use crate::report::Pos;
+    use crate::diag::Pos;
     use crate::rules::testing::{check_plain, ids, known};
 
     #[test]

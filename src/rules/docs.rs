@@ -6,8 +6,19 @@ use std::fmt::Write;
 
 use super::{Group, RuleMeta, ALL};
 
+/// Where docs/rules.md is published, for the formats and the language server
+/// that link to a rule's section (`strata check --docs-url`, `STRATA_DOCS_URL`).
+pub const DEFAULT_DOCS_URL: &str = "https://github.com/strata-sql/strata/blob/main/docs/rules.md";
+
+/// The link to a rule's section of docs/rules.md published at `base`: the
+/// anchor GitHub, GitLab and most Markdown sites derive from the section's
+/// heading, which is the rule id (ids are stable contracts).
+pub fn rule_url(base: &str, id: &str) -> String {
+    format!("{}#{id}", base.trim_end_matches('#'))
+}
+
 /// Every rule of squawk (sbdchd/squawk) and the strata rule(s) that cover it.
-/// The ids on the right are contracts of SPEC §3.
+/// The ids on the right are stable: configurations and suppressions name them.
 pub const SQUAWK: &[(&str, &str, &str)] = &[
     (
         "adding-field-with-default",
@@ -191,6 +202,32 @@ mod tests {
         for m in ALL {
             assert_eq!(md.matches(&format!("### `{}`\n", m.id)).count(), 1, "{}", m.id);
         }
+    }
+
+    /// The anchor GitHub gives a heading: lower case, punctuation other than
+    /// `-` and `_` dropped, spaces turned into `-`.
+    fn github_anchor(heading: &str) -> String {
+        heading
+            .to_lowercase()
+            .chars()
+            .filter_map(|c| match c {
+                ' ' => Some('-'),
+                c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rule_urls_point_at_the_rule_headings() {
+        let md = rules_markdown();
+        let anchors: Vec<String> = md.lines().filter_map(|l| l.strip_prefix("### ")).map(github_anchor).collect();
+        for m in ALL {
+            let url = rule_url(DEFAULT_DOCS_URL, m.id);
+            let anchor = url.rsplit_once('#').map(|(_, a)| a.to_string()).unwrap_or_default();
+            assert!(anchors.contains(&anchor), "{url}: no heading with that anchor");
+        }
+        assert_eq!(rule_url("https://x/rules.html#", "a"), "https://x/rules.html#a");
     }
 
     #[test]

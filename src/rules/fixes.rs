@@ -8,13 +8,29 @@ use super::lock::{transaction_at, Tx};
 use super::shape::{keyword_shape, Shape};
 use super::tokens::{find_kw, tokens, Tok};
 use super::{FileInfo, Released, StatementCtx};
-use crate::report::{Edit, Fix, SourceFile};
+use crate::diag::{Edit, Fix, SourceFile};
 use crate::sql::Statement;
 use crate::workspace::Layout;
 
 /// Whether a file may get fixes: released migrations are never edited.
 pub fn fixable(file: &FileInfo) -> bool {
     !matches!(file.released, Released::Released { .. })
+}
+
+/// Why a released file gets no fix (`--fix` counts these together).
+pub const RELEASED: &str = "the migration is released (in strata.sum): released files are never edited";
+
+/// Why a file that does other work cannot move out of its transaction.
+pub const NEEDS_TRANSACTION: &str =
+    "the file does other work that needs its transaction: move the statement into a migration file of its own";
+
+/// [`fixable`], with the reason when not.
+pub fn editable(file: &FileInfo) -> Result<(), String> {
+    if fixable(file) {
+        Ok(())
+    } else {
+        Err(RELEASED.to_string())
+    }
 }
 
 /// The layout a file is written for: its layer's, or, for a file checked
@@ -45,6 +61,49 @@ pub fn no_transaction_header(file: &FileInfo) -> Option<Edit> {
         start: at,
         end: at,
         replacement,
+    })
+}
+
+/// The edits that move a file out of its transaction: the header, and the
+/// removal of the note `strata new` writes about the transaction (it would
+/// be wrong under the header).
+pub fn no_transaction_edits(file: &FileInfo) -> Option<Vec<Edit>> {
+    let mut edits = vec![no_transaction_header(file)?];
+    edits.extend(transaction_note(file));
+    Some(edits)
+}
+
+/// The note of a new migration's template that says the file runs in one
+/// transaction: from its first line to the line that shows the header, or
+/// to the end of its comment block. Only among the comments before the
+/// first statement.
+fn transaction_note(file: &FileInfo) -> Option<Edit> {
+    let text = &file.parsed.source.text;
+    let limit = file.parsed.statements.first().map_or(text.len(), |s| s.bytes.start);
+    let mut start = None;
+    let mut offset = 0;
+    // Where the previous line starts when it is a bare `--` separator.
+    let mut separator = None;
+    for line in text[..limit].split_inclusive('\n') {
+        let trimmed = line.trim();
+        match start {
+            None if trimmed.starts_with("--") && trimmed.contains("applies this file in one transaction") => {
+                start = Some(separator.unwrap_or(offset));
+            }
+            Some(_) if !trimmed.starts_with("--") => break,
+            _ => {}
+        }
+        separator = (trimmed == "--").then_some(offset);
+        offset += line.len();
+        let shown = trimmed.trim_start_matches(['-', ' ']);
+        if start.is_some() && shown.starts_with("strata: no-transaction") {
+            break;
+        }
+    }
+    Some(Edit {
+        start: start?,
+        end: offset,
+        replacement: String::new(),
     })
 }
 
@@ -87,21 +146,23 @@ pub enum At<'a> {
 /// `guard`, an `IF [NOT] EXISTS` that lets a half-applied non-transactional
 /// file run again) at `at`, plus the no-transaction header
 /// when the file runs in strata's transaction. Only offered when the file
-/// holds nothing that needs a transaction.
-pub fn concurrently_fix(cx: &StatementCtx, at: At, guard: Option<&str>, description: &str) -> Option<Fix> {
-    if !fixable(cx.file) || !file_runs_outside_transaction(cx.file) {
-        return None;
+/// holds nothing that needs a transaction; otherwise the reason.
+pub fn concurrently_fix(cx: &StatementCtx, at: At, guard: Option<&str>, description: &str) -> Result<Fix, String> {
+    editable(cx.file)?;
+    if !file_runs_outside_transaction(cx.file) {
+        return Err(NEEDS_TRANSACTION.to_string());
     }
     let runner = match transaction_at(cx.env, cx.file, cx.index) {
-        Tx::Explicit(_) => return None,
+        Tx::Explicit(_) => return Err("the statement is inside the file's own BEGIN ... COMMIT: take it out of the block".to_string()),
         Tx::Runner => true,
         Tx::None => false,
     };
     let source = &cx.file.parsed.source;
     let toks = tokens(source, cx.stmt);
+    let unplaced = || "strata could not place CONCURRENTLY in this statement".to_string();
     let anchor = match at {
-        At::Keyword(kw) => find_kw(&toks, kw)?.1,
-        At::End => toks.last()?,
+        At::Keyword(kw) => find_kw(&toks, kw).ok_or_else(unplaced)?.1,
+        At::End => toks.last().ok_or_else(unplaced)?,
     };
     let mut text = " CONCURRENTLY".to_string();
     if let Some(g) = guard {
@@ -110,10 +171,15 @@ pub fn concurrently_fix(cx: &StatementCtx, at: At, guard: Option<&str>, descript
     }
     let mut edits = Vec::new();
     if runner {
-        edits.push(no_transaction_header(cx.file)?);
+        edits.extend(no_transaction_edits(cx.file).ok_or_else(|| {
+            format!(
+                "the file's tool keeps its no-transaction marker outside the file: put the statement in {}",
+                no_transaction_advice(cx.file)
+            )
+        })?);
     }
     edits.push(insert_after(anchor, &text));
-    Some(Fix::new(description, edits))
+    Ok(Fix::new(description, edits))
 }
 
 /// An insertion of `text` right after a token.

@@ -5,7 +5,7 @@ use sqlparser::ast::{AlterTableOperation, ColumnDef, ColumnOption, Ident, Statem
 use super::helpers::{in_file, origin_ast, stmt_region};
 use super::{ident_region, FileCtx, Finding, Rule, RuleMeta};
 use crate::catalog::{ident_name, Catalog, Constraint, ConstraintKind, Table};
-use crate::report::Region;
+use crate::diag::Region;
 
 crate::declare_rule! {
     /// ## What it does
@@ -148,11 +148,11 @@ fn next_migrations(cx: &FileCtx) -> Option<Catalog> {
     }
     let mut catalog = cx.catalog.clone();
     for (n, m) in next.iter().enumerate() {
-        let Ok(parsed) = crate::check::load_migration(m, m.rel.clone()) else {
+        let Ok(parsed) = crate::workspace::source::load_migration(m, m.rel.clone()) else {
             continue;
         };
         for (i, stmt) in parsed.statements.iter().enumerate() {
-            crate::check::replay(&mut catalog, stmt, u32::MAX - n as u32, cx.file.layer.unwrap_or(0), i);
+            crate::catalog::replay_statement(&mut catalog, stmt, u32::MAX - n as u32, cx.file.layer.unwrap_or(0), i);
         }
     }
     Some(catalog)

@@ -12,7 +12,7 @@ use sqlparser::ast::{
 
 use super::{ident_region, FileCtx, FileInfo};
 use crate::catalog::{ident_name, Catalog, Origin, QName, Table};
-use crate::report::{Edit, Fix, Pos, Region, SourceFile};
+use crate::diag::{Edit, Fix, Pos, Region, SourceFile};
 
 /// Region of a (possibly qualified) object name, first part to last.
 pub fn name_region(name: &ObjectName) -> Option<Region> {

@@ -140,7 +140,7 @@ impl Rule for IdempotentDdl {
 mod tests {
     use crate::rules::testing::{check_ws, check_ws_with, ids, render_rule};
 
-    fn turned_on(sql: &str) -> Vec<crate::report::Diagnostic> {
+    fn turned_on(sql: &str) -> Vec<crate::diag::Diagnostic> {
         check_ws_with(&[("core/0001_schema.sql", sql)], |root| {
             std::fs::create_dir_all(root.join("rules")).unwrap();
             std::fs::write(root.join("rules/governance.toml"), "[rules.idempotent-ddl]\nseverity = \"error\"\n").unwrap();

@@ -236,7 +236,7 @@ mod tests {
 
     const TENANTS: &str = "[[tenant]]\nslug = \"dreamlink\"\ndatabase = \"env:DREAMLINK_DATABASE_URL\"\nvertical = \"agency\"\nbespoke = \"dreamlink\"\n\n[[tenant]]\nslug = \"nova\"\ndatabase = \"env:NOVA_DATABASE_URL\"\nvertical = \"travel\"\nbespoke = \"nova\"\n";
 
-    fn fleet(files: &[(&str, &str)]) -> Vec<crate::report::Diagnostic> {
+    fn fleet(files: &[(&str, &str)]) -> Vec<crate::diag::Diagnostic> {
         check_ws_with(files, |root| std::fs::write(root.join("tenants.toml"), TENANTS).unwrap())
     }
 

@@ -1,4 +1,5 @@
-use super::{Rule, RuleMeta};
+use super::{Finding, Rule, RuleMeta};
+use crate::diag::Region;
 
 crate::declare_rule! {
     /// ## What it does
@@ -36,9 +37,55 @@ crate::declare_rule! {
     }
 }
 
-/// Found by the shadow runner ([`crate::pg::shadow`]); no static check.
+/// Found by the shadow run ([`crate::check::shadow`]); no static check.
 impl Rule for LockTaken {
     fn meta(&self) -> &'static RuleMeta {
         &META
+    }
+}
+
+/// The finding for a blocking lock the shadow run saw a statement take on
+/// a pre-existing table (`mode` as `pg_locks` names it).
+pub fn observed(region: Region, table: &str, mode: &str) -> Finding {
+    Finding::new(
+        region,
+        format!(
+            "takes {} on `{table}`, which existed before this file: it blocks {} until commit",
+            lock_name(mode),
+            blocks(mode)
+        ),
+    )
+    .help("use the online form (CONCURRENTLY, NOT VALID + VALIDATE) or a phased cutover")
+}
+
+fn lock_name(mode: &str) -> String {
+    let words = mode.strip_suffix("Lock").unwrap_or(mode);
+    let mut s = String::new();
+    for (i, c) in words.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            s.push(' ');
+        }
+        s.push(c.to_ascii_uppercase());
+    }
+    s
+}
+
+fn blocks(mode: &str) -> &'static str {
+    if mode == "AccessExclusiveLock" {
+        "every read and write"
+    } else {
+        "every write"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_modes_are_named_like_the_docs() {
+        assert_eq!(lock_name("ShareRowExclusiveLock"), "SHARE ROW EXCLUSIVE");
+        assert_eq!(lock_name("AccessExclusiveLock"), "ACCESS EXCLUSIVE");
+        assert_eq!(blocks("ShareLock"), "every write");
     }
 }

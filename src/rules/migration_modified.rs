@@ -1,5 +1,5 @@
 use super::{FileCtx, Finding, Released, Rule, RuleMeta};
-use crate::report::{Pos, Region};
+use crate::diag::{Pos, Region};
 use crate::workspace::sum::sha256_hex;
 
 crate::declare_rule! {
@@ -67,12 +67,12 @@ mod tests {
         let files = [("core/0001_a.sql", "SELECT 1;\n"), ("core/0002_b.sql", "SELECT 2;\n")];
         let d = check_ws_with(&files, |root| {
             // Release, then edit one file.
-            crate::app::write_sum(root).unwrap();
+            crate::workspace::sum::write(root).unwrap();
             std::fs::write(root.join("schema/core/0002_b.sql"), "SELECT 3;\n").unwrap();
         });
         assert_eq!(ids(&d, "migration-modified"), 1, "{d:#?}");
         let clean = check_ws_with(&files, |root| {
-            crate::app::write_sum(root).unwrap();
+            crate::workspace::sum::write(root).unwrap();
         });
         assert_eq!(ids(&clean, "migration-modified"), 0, "{clean:#?}");
     }
@@ -81,7 +81,7 @@ mod tests {
     fn fires_when_a_released_file_is_removed() {
         let files = [("core/0001_a.sql", "SELECT 1;\n"), ("core/0002_b.sql", "SELECT 2;\n")];
         let d = check_ws_with(&files, |root| {
-            crate::app::write_sum(root).unwrap();
+            crate::workspace::sum::write(root).unwrap();
             std::fs::remove_file(root.join("schema/core/0002_b.sql")).unwrap();
         });
         assert_eq!(ids(&d, "migration-modified"), 1, "{d:#?}");

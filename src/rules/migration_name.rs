@@ -1,5 +1,5 @@
 use super::{FileCtx, Finding, Rule, RuleMeta};
-use crate::report::{Pos, Region};
+use crate::diag::{Pos, Region};
 use crate::workspace::Layout;
 
 crate::declare_rule! {

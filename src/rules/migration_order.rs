@@ -1,5 +1,5 @@
 use super::{FileCtx, Finding, Released, Rule, RuleMeta};
-use crate::report::{Pos, Region};
+use crate::diag::{Pos, Region};
 
 crate::declare_rule! {
     /// ## What it does
@@ -69,7 +69,7 @@ mod tests {
     fn fires_below_the_head_and_quiet_above() {
         let files = [("core/0001_a.sql", "SELECT 1;\n"), ("core/0003_c.sql", "SELECT 3;\n")];
         let d = check_ws_with(&files, |root| {
-            crate::app::write_sum(root).unwrap();
+            crate::workspace::sum::write(root).unwrap();
             std::fs::write(root.join("schema/core/0002_b.sql"), "SELECT 2;\n").unwrap();
             std::fs::write(root.join("schema/core/0004_d.sql"), "SELECT 4;\n").unwrap();
         });

@@ -9,12 +9,9 @@
 use std::collections::HashSet;
 
 use crate::catalog::{Catalog, QName};
-use crate::report::{Fix, Region, Severity};
+use crate::diag::{Fix, Region, Severity};
 use crate::sql::{ParsedFile, Statement};
 use crate::workspace::{Config, LayerKind, Migration};
-
-mod config;
-mod meta;
 
 pub mod ddl_in_function;
 pub mod lid_column;
@@ -27,7 +24,7 @@ pub mod syntax_error;
 pub mod unparsed_statement;
 pub mod unused_suppression;
 
-// Lock safety and correctness of change (SPEC §3).
+// Lock safety and correctness of change.
 pub mod add_primary_key;
 pub mod add_required_column;
 pub mod column_type_change;
@@ -64,7 +61,7 @@ pub mod unique_constraint;
 pub mod volatile_default;
 pub mod whole_table_write;
 pub mod work_after_access_exclusive;
-// Governance and correctness rules of SPEC §3 (layers, RLS and policies,
+// Governance and correctness rules (layers, RLS and policies,
 // people, state homes; types, keys and policy performance).
 pub mod ban_char;
 pub mod bespoke_table;
@@ -102,8 +99,8 @@ mod policy_expr;
 #[cfg(test)]
 pub(crate) mod testing;
 
-pub use config::{RuleSettings, RulesConfig};
-pub use meta::{Group, RuleMeta};
+pub use crate::diag::{Group, RuleMeta};
+pub use crate::workspace::rules_config::{RuleSection, RuleSettings, RulesConfig};
 pub use policy_expr::parse_expr as parse_policy_expr;
 
 /// Declares a rule type with its metadata; the doc comment is the rule's
@@ -127,7 +124,7 @@ macro_rules! declare_rule {
         pub const META: $crate::rules::RuleMeta = $crate::rules::RuleMeta {
             id: $id,
             group: $crate::rules::Group::$group,
-            default_severity: $crate::report::Severity::$sev,
+            default_severity: $crate::diag::Severity::$sev,
             summary: $summary,
             doc: concat!($($doc, "\n"),+),
             needs_workspace: $nw,
@@ -220,8 +217,37 @@ pub struct Finding {
     pub message: String,
     pub help: Option<String>,
     pub fix: Option<Fix>,
+    /// Why a rule that fixes such findings left this one without a fix
+    /// (`strata check --fix` says so).
+    pub unfixed: Option<String>,
     /// The statement the finding is about (for `strata-ignore`).
     pub statement: Option<usize>,
+}
+
+/// What a rule attaches to a finding: a fix, the reason it has none, or
+/// nothing (a rule without mechanical fixes).
+pub enum Fixing {
+    Fix(Fix),
+    Unfixed(String),
+    Nothing,
+}
+
+impl From<Option<Fix>> for Fixing {
+    fn from(fix: Option<Fix>) -> Self {
+        fix.map_or(Fixing::Nothing, Fixing::Fix)
+    }
+}
+
+impl From<Fix> for Fixing {
+    fn from(fix: Fix) -> Self {
+        Fixing::Fix(fix)
+    }
+}
+
+impl From<Result<Fix, String>> for Fixing {
+    fn from(fix: Result<Fix, String>) -> Self {
+        fix.map_or_else(Fixing::Unfixed, Fixing::Fix)
+    }
 }
 
 impl Finding {
@@ -231,6 +257,7 @@ impl Finding {
             message: message.into(),
             help: None,
             fix: None,
+            unfixed: None,
             statement: None,
         }
     }
@@ -242,8 +269,12 @@ impl Finding {
         self.statement = Some(i);
         self
     }
-    pub fn with_fix(mut self, fix: Option<Fix>) -> Self {
-        self.fix = fix;
+    pub fn with_fix(mut self, fix: impl Into<Fixing>) -> Self {
+        (self.fix, self.unfixed) = match fix.into() {
+            Fixing::Fix(f) => (Some(f), None),
+            Fixing::Unfixed(why) => (None, Some(why)),
+            Fixing::Nothing => (None, None),
+        };
         self
     }
 }
@@ -359,8 +390,42 @@ pub fn meta_of(id: &str) -> Option<&'static RuleMeta> {
     ALL.iter().copied().find(|m| m.id == id)
 }
 
+/// ` (did you mean `x`?)` for an unknown rule id: the closest ids by edit
+/// distance (a typo or two), else the ids that contain it; empty when none
+/// is close.
+pub fn did_you_mean(id: &str) -> String {
+    let id = id.trim().to_ascii_lowercase().replace('_', "-");
+    let mut close: Vec<(usize, &str)> = ALL
+        .iter()
+        .map(|m| (strsim::damerau_levenshtein(&id, m.id), m.id))
+        .filter(|(d, rule)| *d <= (rule.len() / 5).max(2))
+        .collect();
+    close.sort();
+    let names: Vec<&str> = match close.first() {
+        Some(&(best, _)) => close.iter().take_while(|(d, _)| *d == best).map(|(_, r)| *r).collect(),
+        None if id.len() >= 4 => ALL.iter().map(|m| m.id).filter(|r| r.contains(id.as_str())).take(5).collect(),
+        None => Vec::new(),
+    };
+    match names.as_slice() {
+        [] => String::new(),
+        [one] => format!(" (did you mean `{one}`?)"),
+        many => format!(
+            " (did you mean one of {}?)",
+            many.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
 /// Instances configured from a workspace's rules/*.toml.
 pub fn configured(cfg: &RulesConfig) -> crate::Result<Vec<Box<dyn Rule>>> {
+    if let Some(s) = cfg.sections.iter().find(|s| meta_of(&s.id).is_none()) {
+        return Err(crate::Error::Config {
+            path: s.path.clone(),
+            line: s.line,
+            col: s.col,
+            message: format!("unknown rule `{}`{} (see `strata rules`)", s.id, did_you_mean(&s.id)),
+        });
+    }
     let mut rules = instances();
     for r in &mut rules {
         if let Some(settings) = cfg.rules.get(r.meta().id) {
@@ -380,8 +445,8 @@ pub fn ident_region(id: &sqlparser::ast::Ident) -> Option<Region> {
     let s = id.span;
     (s.start.line > 0).then(|| {
         Region::new(
-            crate::report::Pos::new(s.start.line as u32, s.start.column as u32),
-            crate::report::Pos::new(
+            crate::diag::Pos::new(s.start.line as u32, s.start.column as u32),
+            crate::diag::Pos::new(
                 s.end.line as u32,
                 (s.end.column as u32).saturating_sub(1).max(s.start.column as u32),
             ),
@@ -431,6 +496,7 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 pub fn severity_in(cfg: &RulesConfig, meta: &RuleMeta, layer: Option<&LayerInfo>) -> Severity {
     cfg.severity(
         meta.id,
+        Some(meta.group),
         meta.default_severity,
         layer.map(|l| l.kind.as_str()),
         layer.map(|l| l.id.as_str()),
@@ -440,6 +506,22 @@ pub fn severity_in(cfg: &RulesConfig, meta: &RuleMeta, layer: Option<&LayerInfo>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn misspelled_ids_get_the_closest() {
+        assert_eq!(
+            did_you_mean("require-concurent-index"),
+            " (did you mean `require-concurrent-index`?)"
+        );
+        assert_eq!(did_you_mean("RLS_MISING"), " (did you mean `rls-missing`?)");
+        assert!(
+            did_you_mean("concurrent").contains("`require-concurrent-index`"),
+            "{}",
+            did_you_mean("concurrent")
+        );
+        assert_eq!(did_you_mean("governance-xyzzy-frobnicate"), "");
+        assert_eq!(did_you_mean("ab"), "");
+    }
 
     #[test]
     fn ids_are_unique_kebab_case_and_documented() {

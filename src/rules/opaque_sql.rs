@@ -66,7 +66,7 @@ impl Rule for OpaqueSql {
 
 #[cfg(test)]
 mod tests {
-    use crate::report::Pos;
+    use crate::diag::Pos;
     use crate::rules::testing::{check_plain, ids, known};
 
     #[test]

@@ -2,7 +2,7 @@ use super::policy_expr::{command_word, is_always_true, policy_site, policy_sites
 use super::rls_missing::is_tenant_table;
 use super::{FileCtx, Finding, Rule, RuleMeta};
 use crate::catalog::{Policy, PolicyCommand, Table};
-use crate::report::Region;
+use crate::diag::Region;
 
 crate::declare_rule! {
     /// ## What it does

@@ -14,7 +14,7 @@ use sqlparser::parser::Parser;
 
 use super::{ident_region, string_list, Env, FileCtx};
 use crate::catalog::{ident_name, Policy, PolicyCommand, QName, Table};
-use crate::report::Region;
+use crate::diag::Region;
 use crate::workspace::TenancyMode;
 
 /// How the first argument of a context call must look.

@@ -5,7 +5,7 @@ use sqlparser::ast::{AlterPolicyOperation, Expr, ObjectNamePart, Query, Statemen
 use super::helpers::{byte_region, replace_fix};
 use super::policy_expr::function_name;
 use super::{glob_match, string_list, Finding, Rule, RuleMeta, StatementCtx};
-use crate::report::{Pos, SourceFile};
+use crate::diag::{Pos, SourceFile};
 
 crate::declare_rule! {
     /// ## What it does
@@ -183,7 +183,7 @@ impl PolicyInitplanRule {
                     ));
                     f
                 }
-                None => Finding::new(crate::report::Region::point(start), message).help(format!("write `(select {name}(...))`")),
+                None => Finding::new(crate::diag::Region::point(start), message).help(format!("write `(select {name}(...))`")),
             };
             out.push(f.at_statement(cx.index));
         }

@@ -150,7 +150,7 @@ mod tests {
 
     const SHARED: &str = "pg_version = 15\n[tenancy]\nmode = \"shared\"\ntenant_key = \"org_id\"\ntenant_table = \"organizations\"\ntenant_context = \"current_setting('app.org_id')::uuid\"\napp_role = \"authenticated\"\n";
 
-    fn shared(files: &[(&str, &str)]) -> Vec<crate::report::Diagnostic> {
+    fn shared(files: &[(&str, &str)]) -> Vec<crate::diag::Diagnostic> {
         check_ws_with(files, |root| std::fs::write(root.join("strata.toml"), SHARED).unwrap())
     }
 

@@ -3,9 +3,10 @@ use std::sync::LazyLock;
 use regex::Regex;
 use sqlparser::ast::DataType;
 
-use super::helpers::{byte_region, find_type, replace_fix, typed_columns};
-use super::{ident_region, Finding, Rule, RuleMeta, StatementCtx};
+use super::helpers::{byte_region, find_type, typed_columns, TypeSource, TypeText, TypedColumn};
+use super::{fixes, ident_region, lock, tokens, Finding, Rule, RuleMeta, StatementCtx};
 use crate::catalog::ident_name;
+use crate::diag::{Edit, Fix};
 
 crate::declare_rule! {
     /// ## What it does
@@ -33,8 +34,12 @@ crate::declare_rule! {
     ///
     /// ## How to fix
     /// Use `text`, with a `CHECK (char_length(col) <= n)` when the limit
-    /// matters. The attached fix replaces the type with `text` (add the check
-    /// yourself if you need the limit).
+    /// matters. The attached fix never weakens the column: it replaces the
+    /// type with `text` and keeps the limit as a named `CHECK` (a column
+    /// constraint in a new table; on an existing table an
+    /// `ADD CONSTRAINT ... NOT VALID` in the same `ALTER TABLE`, so no scan
+    /// runs under the lock). Drop the check yourself if the limit does not
+    /// matter.
     pub struct PreferText {
         id: "prefer-text",
         group: Correctness,
@@ -81,28 +86,95 @@ impl Rule for PreferText {
             .at_statement(cx.index);
             if let Some(t) = find_type(source, c.name, &VARCHAR) {
                 f.region = byte_region(source, t.start, t.end);
-                f.fix = Some(replace_fix(format!("replace `{}` with `text`", t.text), t.start, t.end, "text"));
+                f = f.with_fix(text_with_check(cx, &c, &t, n));
             }
             out.push(f);
         }
     }
 }
 
+/// The fix: `text`, with the length limit kept as a `CHECK`.
+fn text_with_check(cx: &StatementCtx, c: &TypedColumn, t: &TypeText, n: u64) -> Result<Fix, String> {
+    let source = &cx.file.parsed.source;
+    let column = c.name.to_string();
+    let name = format!("{}_{}_length", c.table.name, ident_name(c.name));
+    // A name that needs quoting or is too long for PostgreSQL: let it name
+    // the constraint.
+    let named = name.len() <= 63 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    let constraint = |check: &str| {
+        if named {
+            format!("CONSTRAINT {name} {check}")
+        } else {
+            check.to_string()
+        }
+    };
+    let check = format!("CHECK (char_length({column}) <= {n})");
+    let description = format!("replace `{}` with `text` and keep the limit as a CHECK", t.text);
+    let retype = Edit {
+        start: t.start,
+        end: t.end,
+        replacement: "text".to_string(),
+    };
+    let existing = lock::table_age(cx.catalog, cx.file, cx.index, &c.table).is_live();
+    if c.source == TypeSource::CreateTable || (c.source == TypeSource::AddColumn && !existing) {
+        let inline = Edit {
+            replacement: format!("text {}", constraint(&check)),
+            ..retype
+        };
+        return Ok(Fix::new(description, vec![inline]));
+    }
+    // A separate operation of the same ALTER TABLE: NOT VALID on a table
+    // with rows, so adding it scans nothing while the lock is held.
+    let toks = tokens::tokens(source, cx.stmt);
+    let last = toks
+        .iter()
+        .rev()
+        .find(|t| t.token != sqlparser::tokenizer::Token::SemiColon)
+        .ok_or("strata could not place the CHECK in this statement")?;
+    let not_valid = if existing { " NOT VALID" } else { "" };
+    let add = fixes::insert_after(last, &format!(", ADD {}{not_valid}", constraint(&check)));
+    Ok(Fix::new(description, vec![retype, add]))
+}
+
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{apply_fixes, check_plain, ids, render_rule};
+    use crate::rules::testing::{apply_fixes, check_plain, check_ws, ids, known, render_rule};
 
     const SQL: &str = "CREATE TABLE contacts (\n    id uuid PRIMARY KEY,\n    display_name VARCHAR(120) NOT NULL,\n    notes text\n);\nALTER TABLE contacts ADD COLUMN locale character varying (35);\nALTER TABLE contacts ALTER COLUMN notes TYPE varchar(2000);\n";
 
     #[test]
-    fn fires_on_varchar_n_with_a_text_fix() {
+    fn fires_on_varchar_n_with_a_text_fix_that_keeps_the_limit() {
         let d = check_plain(SQL);
         assert_eq!(ids(&d, "prefer-text"), 3, "{d:#?}");
         insta::assert_snapshot!(render_rule(&d, "prefer-text"));
+        // The table is new in this file: the limit becomes column or table
+        // checks, validated at once (the table is empty).
         let fixed = apply_fixes(SQL, &d, "prefer-text");
-        assert!(fixed.contains("display_name text NOT NULL"), "{fixed}");
-        assert!(fixed.contains("ADD COLUMN locale text;"), "{fixed}");
-        assert!(fixed.contains("TYPE text;"), "{fixed}");
+        assert_eq!(
+            fixed,
+            "CREATE TABLE contacts (\n    id uuid PRIMARY KEY,\n    display_name text CONSTRAINT contacts_display_name_length CHECK (char_length(display_name) <= 120) NOT NULL,\n    notes text\n);\n\
+             ALTER TABLE contacts ADD COLUMN locale text CONSTRAINT contacts_locale_length CHECK (char_length(locale) <= 35);\n\
+             ALTER TABLE contacts ALTER COLUMN notes TYPE text, ADD CONSTRAINT contacts_notes_length CHECK (char_length(notes) <= 2000);\n"
+        );
+    }
+
+    #[test]
+    fn on_an_existing_table_the_check_is_added_not_valid() {
+        let d = check_ws(&[
+            ("core/0001_orders.sql", "CREATE TABLE orders (id bigint PRIMARY KEY, note text);\n"),
+            (
+                "core/0002_orders_codes.sql",
+                "ALTER TABLE orders ADD COLUMN code varchar(255), ALTER COLUMN note TYPE varchar(80);\n",
+            ),
+        ]);
+        assert_eq!(ids(&d, "prefer-text"), 2, "{d:#?}");
+        let text = &d.iter().find(|x| x.rule == known("prefer-text")).unwrap().file.text;
+        assert_eq!(
+            apply_fixes(text, &d, "prefer-text"),
+            "ALTER TABLE orders ADD COLUMN code text, ALTER COLUMN note TYPE text, \
+             ADD CONSTRAINT orders_code_length CHECK (char_length(code) <= 255) NOT VALID, \
+             ADD CONSTRAINT orders_note_length CHECK (char_length(note) <= 80) NOT VALID;\n"
+        );
     }
 
     #[test]

@@ -73,7 +73,7 @@ impl Rule for RequireConcurrentDetach {
                     "PostgreSQL {} has no DETACH PARTITION CONCURRENTLY (14+): detach in a quiet window with a short lock_timeout",
                     cx.env.pg_version
                 ),
-                None,
+                Err(format!("PostgreSQL {} has no DETACH PARTITION CONCURRENTLY", cx.env.pg_version)),
             )
         };
         out.push(

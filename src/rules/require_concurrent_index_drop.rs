@@ -70,12 +70,14 @@ impl Rule for RequireConcurrentIndexDrop {
                 (Some(t), _) => format!("locks table `{t}`"),
                 (None, _) => "locks its table".to_string(),
             };
-            let fix = (names.len() == 1 && !cascade)
-                .then(|| {
-                    let guard = (!if_exists).then_some("IF EXISTS");
-                    fixes::concurrently_fix(cx, At::Keyword("INDEX"), guard, "drop the index CONCURRENTLY outside a transaction")
-                })
-                .flatten();
+            let fix = if names.len() > 1 {
+                Err("DROP INDEX CONCURRENTLY drops one index: split the statement".to_string())
+            } else if *cascade {
+                Err("DROP INDEX CONCURRENTLY cannot CASCADE: drop the dependent objects first".to_string())
+            } else {
+                let guard = (!if_exists).then_some("IF EXISTS");
+                fixes::concurrently_fix(cx, At::Keyword("INDEX"), guard, "drop the index CONCURRENTLY outside a transaction")
+            };
             out.push(
                 Finding::new(
                     cx.stmt.region,

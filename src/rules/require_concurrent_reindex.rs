@@ -79,7 +79,7 @@ impl Rule for RequireConcurrentReindex {
         let (help, fix) = if kind == "SYSTEM" {
             (
                 "REINDEX SYSTEM cannot run concurrently: do it in a maintenance window, not in a migration".to_string(),
-                None,
+                Err("REINDEX SYSTEM cannot run concurrently".to_string()),
             )
         } else if cx.env.pg_version >= 12 {
             (
@@ -95,7 +95,7 @@ impl Rule for RequireConcurrentReindex {
                     "PostgreSQL {} has no REINDEX CONCURRENTLY: build a replacement with CREATE INDEX CONCURRENTLY, drop the old index concurrently, rename",
                     cx.env.pg_version
                 ),
-                None,
+                Err(format!("PostgreSQL {} has no REINDEX CONCURRENTLY", cx.env.pg_version)),
             )
         };
         out.push(

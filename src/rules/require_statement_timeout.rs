@@ -1,7 +1,7 @@
 use super::fixes;
 use super::lock;
 use super::{Finding, Rule, RuleMeta, StatementCtx};
-use crate::report::Fix;
+use crate::diag::Fix;
 
 crate::declare_rule! {
     /// ## What it does

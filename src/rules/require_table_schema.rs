@@ -68,7 +68,7 @@ impl Rule for RequireTableSchema {
 mod tests {
     use crate::rules::testing::{check_plain, check_ws_with, ids, render_rule};
 
-    fn turned_on(sql: &str) -> Vec<crate::report::Diagnostic> {
+    fn turned_on(sql: &str) -> Vec<crate::diag::Diagnostic> {
         check_ws_with(&[("core/0001_trips.sql", sql)], |root| {
             std::fs::create_dir_all(root.join("rules")).unwrap();
             std::fs::write(

@@ -2,7 +2,7 @@ use sqlparser::ast::{Spanned, Statement};
 
 use super::{Env, FileCtx, Finding, Rule, RuleMeta};
 use crate::catalog::Table;
-use crate::report::{Pos, Region};
+use crate::diag::{Pos, Region};
 use crate::workspace::TenancyMode;
 
 crate::declare_rule! {

@@ -6,7 +6,7 @@ use sqlparser::ast::ObjectName;
 use sqlparser::tokenizer::Token;
 
 use super::tokens::{name_at, tokens, Tok};
-use crate::report::SourceFile;
+use crate::diag::SourceFile;
 use crate::sql::Statement;
 
 /// Statements sqlparser 0.63 cannot parse whose whole meaning for the

@@ -1,7 +1,7 @@
 //! `syntax-error`: a statement PostgreSQL's own grammar rejects.
 
 use super::{Finding, Rule, RuleMeta, StatementCtx};
-use crate::report::Region;
+use crate::diag::Region;
 use crate::sql::Verdict;
 
 crate::declare_rule! {
@@ -56,7 +56,7 @@ impl Rule for SyntaxError {
 
 #[cfg(test)]
 mod tests {
-    use crate::report::Pos;
+    use crate::diag::Pos;
     use crate::rules::testing::{check_plain, ids, known};
 
     #[test]
@@ -67,7 +67,7 @@ mod tests {
         let f: Vec<_> = d.iter().filter(|x| x.rule == known("syntax-error")).collect();
         assert_eq!(f[0].message, "PostgreSQL rejects this statement: syntax error at or near \"TABEL\"");
         assert_eq!(f[0].region.start, Pos::new(2, 10));
-        assert_eq!(f[0].severity, crate::report::Severity::Error);
+        assert_eq!(f[0].severity, crate::diag::Severity::Error);
         assert_eq!(f[1].message, "PostgreSQL rejects this statement: syntax error at end of input");
         assert_eq!(f[1].region.start.line, 3);
     }

@@ -1,4 +1,5 @@
-use super::{Rule, RuleMeta};
+use super::{Finding, Rule, RuleMeta};
+use crate::diag::Region;
 
 crate::declare_rule! {
     /// ## What it does
@@ -31,9 +32,18 @@ crate::declare_rule! {
     }
 }
 
-/// Found by the shadow runner ([`crate::pg::shadow`]); no static check.
+/// Found by the shadow run ([`crate::check::shadow`]); no static check.
 impl Rule for TableRewrite {
     fn meta(&self) -> &'static RuleMeta {
         &META
     }
+}
+
+/// The finding for a rewrite of a pre-existing table the shadow run saw.
+pub fn observed(region: Region, table: &str) -> Finding {
+    Finding::new(
+        region,
+        format!("rewrites `{table}` (its relfilenode changed): every row is copied under ACCESS EXCLUSIVE"),
+    )
+    .help("add a new column and backfill it in batches, or plan a cutover")
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::report::Diagnostic;
+use crate::diag::Diagnostic;
 
 pub const STRATA_TOML: &str = "pg_version = 15\n[tenancy]\nmode = \"database-per-tenant\"\napp_role = \"orbis_app\"\n";
 
@@ -57,20 +57,12 @@ pub fn known(rule: &str) -> &'static str {
 #[allow(dead_code)]
 pub fn render_rule(d: &[Diagnostic], rule: &str) -> String {
     known(rule);
-    let report = crate::report::CheckReport {
+    let report = crate::diag::CheckReport {
         diagnostics: d.iter().filter(|x| x.rule == rule).cloned().collect(),
         ..Default::default()
     };
     let mut out = Vec::new();
-    crate::report::text::render(
-        &report,
-        &crate::report::RenderOptions {
-            color: false,
-            quiet: false,
-        },
-        &mut out,
-    )
-    .expect("render");
+    crate::report::text::render(&report, &crate::report::RenderOptions::default(), &mut out).expect("render");
     let text = String::from_utf8(out).expect("utf8");
     // A test that snapshots a rule's output asserts its id exists above.
     // Drop the summary line (it carries a timing).
@@ -98,18 +90,13 @@ pub fn fixed_text(d: &[Diagnostic], rule: &str) -> Option<String> {
 /// not overlap), to test fixes without the fix engine.
 pub fn apply_fixes(sql: &str, d: &[Diagnostic], rule: &str) -> String {
     known(rule);
-    let mut edits: Vec<&crate::report::Edit> = d
+    let edits: Vec<crate::diag::Edit> = d
         .iter()
         .filter(|x| x.rule == rule)
         .filter_map(|x| x.fix.as_ref())
-        .flat_map(|f| &f.edits)
+        .flat_map(|f| f.edits.iter().cloned())
         .collect();
-    edits.sort_by_key(|e| std::cmp::Reverse(e.start));
-    let mut out = sql.to_string();
-    for e in edits {
-        out.replace_range(e.start..e.end, &e.replacement);
-    }
-    out
+    crate::fix::apply_edits(sql, &edits)
 }
 
 #[cfg(test)]

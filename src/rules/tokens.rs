@@ -8,7 +8,7 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
 use super::StatementCtx;
-use crate::report::{Pos, Region, SourceFile};
+use crate::diag::{Pos, Region, SourceFile};
 use crate::sql::Statement;
 
 /// The SQL text of a statement (empty if its range does not fit the text).

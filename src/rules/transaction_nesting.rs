@@ -2,7 +2,7 @@ use super::fixes;
 use super::lock::{self, Tx, TxControl};
 use super::tokens;
 use super::{Finding, Rule, RuleMeta, StatementCtx};
-use crate::report::Fix;
+use crate::diag::Fix;
 use crate::sql::ParsedFile;
 
 crate::declare_rule! {
@@ -107,7 +107,9 @@ impl Rule for TransactionNesting {
                     "remove it (the file already runs in a transaction), or, to manage transactions yourself, put the work in {}",
                     super::fixes::no_transaction_advice(cx.file)
                 ))
-                .with_fix(fix.filter(|_| fixes::fixable(cx.file))),
+                .with_fix(fixes::editable(cx.file).and_then(|()| {
+                    fix.ok_or_else(|| "only a BEGIN that opens the file and a COMMIT that ends it are removed automatically".to_string())
+                })),
         );
     }
 }

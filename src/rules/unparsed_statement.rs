@@ -1,5 +1,5 @@
 use super::{Finding, Rule, RuleMeta, StatementCtx};
-use crate::report::Region;
+use crate::diag::Region;
 use crate::sql::Verdict;
 
 crate::declare_rule! {

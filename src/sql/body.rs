@@ -15,7 +15,7 @@ use sqlparser::ast;
 
 use super::postgres::{self, protobuf::Token, ScanToken};
 use super::{parse_statement, split, Body, BodyKind, ParsedFile, Statement, StatementKind, Unparsed};
-use crate::report::{Region, SourceFile};
+use crate::diag::{Region, SourceFile};
 
 /// Bodies inside bodies (an EXECUTE that creates a function) are read this deep.
 const MAX_DEPTH: usize = 3;
@@ -541,12 +541,12 @@ fn format_sql(fmt: &str, args: &[String]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::Pos;
+    use crate::diag::Pos;
     use crate::rules::testing::{check_plain, check_ws, known};
 
     const ORDERS: &str = "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric);\n";
 
-    fn at(d: &[crate::report::Diagnostic], rule: &str) -> Vec<Pos> {
+    fn at(d: &[crate::diag::Diagnostic], rule: &str) -> Vec<Pos> {
         let rule = known(rule);
         d.iter().filter(|x| x.rule == rule).map(|x| x.region.start).collect()
     }

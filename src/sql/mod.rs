@@ -22,7 +22,7 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
-use crate::report::{Pos, Region, SourceFile};
+use crate::diag::{Pos, Region, SourceFile};
 
 pub mod body;
 mod mask;

@@ -5,7 +5,7 @@
 //! `-- strata-ignore-file <rule>: <reason>` anywhere suppresses them for the
 //! whole file. The reason is mandatory: this is governance.
 
-use crate::report::{Pos, Region};
+use crate::diag::{Pos, Region};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SuppressionScope {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::rules::RulesConfig;
+use rules_config::RulesConfig;
 
 mod advice;
 mod config;
@@ -14,7 +14,9 @@ mod detect;
 mod discovery;
 pub mod layout;
 mod pop;
+pub mod rules_config;
 pub mod scaffold;
+pub mod source;
 pub mod sum;
 mod tenants;
 

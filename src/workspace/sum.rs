@@ -76,6 +76,16 @@ pub fn compute(ws: &Workspace) -> Result<Vec<SumEntry>> {
     Ok(out)
 }
 
+/// Writes strata.sum for the workspace at `root`; returns how many
+/// migrations it lists.
+pub fn write(root: &Path) -> Result<usize> {
+    let ws = Workspace::load(root)?;
+    let entries = compute(&ws)?;
+    let path = ws.root.join(&ws.config.paths.sum);
+    std::fs::write(&path, render(&entries)).map_err(|e| Error::io(&path, e))?;
+    Ok(entries.len())
+}
+
 pub fn render(entries: &[SumEntry]) -> String {
     let mut s = String::from(HEADER);
     s.push('\n');

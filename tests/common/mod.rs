@@ -38,17 +38,33 @@ pub fn server() -> &'static Server {
         if let Ok(url) = std::env::var("STRATA_TEST_PG") {
             return Server { admin: url };
         }
-        let options = ClusterOptions {
-            parent: cluster_parent(),
-            ..Default::default()
-        };
-        let cluster = TempCluster::start_with(&options)
+        let cluster = TempCluster::start_with(&cluster_options())
             .unwrap_or_else(|e| panic!("cannot start a throwaway PostgreSQL for the tests: {e}\n(or set STRATA_TEST_PG to a server's URL)"))
             .leak_until_exit();
         Server {
             admin: cluster.conn_string("postgres"),
         }
     })
+}
+
+/// `STRATA_TEST_PG_BIN`: the folder of the server binaries the tests run on
+/// (`scripts/pg-binaries --bin 13`), else the system's (`find_bindir`). The
+/// strata processes the tests start get it as `STRATA_PG_BINDIR`, so their
+/// own throwaway clusters (`--scratch auto`, `--shadow auto`) are of the
+/// same major.
+pub fn test_bindir() -> Option<PathBuf> {
+    std::env::var_os("STRATA_TEST_PG_BIN").filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+/// The options every cluster a test starts begins from: the binaries of
+/// `STRATA_TEST_PG_BIN` (so the TLS, password and pooler servers run on the
+/// major under test too) and the data under memory where there is some.
+pub fn cluster_options() -> ClusterOptions {
+    ClusterOptions {
+        bindir: test_bindir(),
+        parent: cluster_parent(),
+        ..Default::default()
+    }
 }
 
 /// The folder of the test cluster's data: memory (`/dev/shm`) where there is
@@ -81,6 +97,17 @@ impl Server {
     pub fn admin(&self) -> &str {
         &self.admin
     }
+}
+
+/// The PostgreSQL major of the test server (`server_version_num / 10000`).
+pub fn server_major() -> u32 {
+    static MAJOR: OnceLock<u32> = OnceLock::new();
+    *MAJOR.get_or_init(|| {
+        let num: u32 = value(server().admin(), "SHOW server_version_num")
+            .parse()
+            .expect("server_version_num is a number");
+        num / 10000
+    })
 }
 
 /// Runs SQL on a connection string: every row of the last statement as text.
@@ -124,6 +151,62 @@ pub fn rt() -> &'static tokio::runtime::Runtime {
 pub async fn connect(conn: &str) -> tokio_postgres::Client {
     let target = strata::pg::Target::parse(conn).unwrap();
     strata::pg::connect(&target).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// One statement of a [`Writer`]'s round: `$1` is `param(i)` for round
+/// `i` (1, 2, ...); `None` skips the statement in that round.
+pub struct Write {
+    pub sql: &'static str,
+    pub param: fn(i64) -> Option<i64>,
+}
+
+/// A writer on its own thread, as an application keeps writing during a
+/// cutover: on each of its databases, every round runs its statements, then
+/// pauses, until [`Writer::stop`]. A failed statement fails the test.
+pub struct Writer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    rounds: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl Writer {
+    pub fn start(dbs: &[String], writes: Vec<Write>, pause: std::time::Duration) -> Writer {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let rounds = std::sync::Arc::new(AtomicU64::new(0));
+        let (s, r, dbs) = (stop.clone(), rounds.clone(), dbs.to_vec());
+        let handle = std::thread::spawn(move || {
+            rt().block_on(async {
+                let mut clients = Vec::new();
+                for db in &dbs {
+                    clients.push(connect(db).await);
+                }
+                let mut i = 0i64;
+                while !s.load(Ordering::Relaxed) {
+                    i += 1;
+                    for c in &clients {
+                        for w in &writes {
+                            if let Some(p) = (w.param)(i) {
+                                c.execute(w.sql, &[&p]).await.unwrap_or_else(|e| panic!("writer: {e}\n{}", w.sql));
+                            }
+                        }
+                    }
+                    r.fetch_add(1, Ordering::Relaxed);
+                    if !pause.is_zero() {
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+            })
+        });
+        Writer { stop, rounds, handle }
+    }
+
+    /// Stops the writer; returns the rounds it wrote (it failed the test if a statement failed).
+    pub fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().expect("the writer failed");
+        self.rounds.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// A fresh, empty database `test_<name>` (dropped first if a previous run left it).
@@ -195,6 +278,9 @@ pub fn copy_dir(from: &Path, to: &Path) {
 pub fn strata_command() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
     c.env("NO_COLOR", "1").stdin(Stdio::null());
+    if let Some(dir) = test_bindir() {
+        c.env("STRATA_PG_BINDIR", dir);
+    }
     c
 }
 
@@ -359,21 +445,33 @@ pub fn orbis_core(conn: &str) {
 
 /// Drops the subscription `name` on the target, the slot `name` (and any
 /// table-sync slot) and the publication `name` on the source: the cleanup of
-/// a move test, also when it failed, since a leaked slot holds WAL.
-pub fn drop_replication(source: &str, target: &str, name: &str) -> Result<(), tokio_postgres::Error> {
-    rt().block_on(async {
-        let dst = connect(target).await;
-        if dst
-            .query_opt("SELECT 1 FROM pg_subscription WHERE subname = $1", &[&name])
-            .await?
-            .is_some()
-        {
-            dst.batch_execute(&format!(
-                "ALTER SUBSCRIPTION \"{name}\" DISABLE; ALTER SUBSCRIPTION \"{name}\" SET (slot_name = NONE); DROP SUBSCRIPTION \"{name}\""
-            ))
-            .await?;
+/// a move test, also when it failed, since a leaked slot holds WAL. Never
+/// panics (it runs from destructors, maybe while a test unwinds).
+pub fn drop_replication(source: &str, target: &str, name: &str) -> Result<(), String> {
+    let fallible = |conn: &str| {
+        let conn = conn.to_string();
+        async move {
+            let t = strata::pg::Target::parse(&conn).map_err(|e| e.to_string())?;
+            strata::pg::connect(&t).await.map_err(|e| e.to_string())
         }
-        let src = connect(source).await;
+    };
+    rt().block_on(async {
+        let e = |e: tokio_postgres::Error| e.to_string();
+        if let Ok(dst) = fallible(target).await {
+            if dst
+                .query_opt("SELECT 1 FROM pg_subscription WHERE subname = $1", &[&name])
+                .await
+                .map_err(e)?
+                .is_some()
+            {
+                dst.batch_execute(&format!(
+                    "ALTER SUBSCRIPTION \"{name}\" DISABLE; ALTER SUBSCRIPTION \"{name}\" SET (slot_name = NONE); DROP SUBSCRIPTION \"{name}\""
+                ))
+                .await
+                .map_err(e)?;
+            }
+        }
+        let src = fallible(source).await?;
         for _ in 0..100 {
             // A slot still held by a walsender that is shutting down is dropped on a later round.
             src.execute(
@@ -381,21 +479,42 @@ pub fn drop_replication(source: &str, target: &str, name: &str) -> Result<(), to
                  WHERE (slot_name = $1 OR slot_name LIKE 'pg\\_%\\_sync\\_%') AND NOT active",
                 &[&name],
             )
-            .await?;
+            .await
+            .map_err(e)?;
             let left: i64 = src
                 .query_one(
                     "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 OR slot_name LIKE 'pg\\_%\\_sync\\_%'",
                     &[&name],
                 )
-                .await?
+                .await
+                .map_err(e)?
                 .get(0);
             if left == 0 {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        src.batch_execute(&format!("DROP PUBLICATION IF EXISTS \"{name}\"")).await
+        src.batch_execute(&format!("DROP PUBLICATION IF EXISTS \"{name}\"")).await.map_err(e)
     })
+}
+
+/// The replication name (publication, slot, subscription) of the latest run
+/// of a move in control plane `cp`: `strata_<cutover>_<run token>`.
+pub fn replication_name(cp: &str, cutover: &str) -> String {
+    let base = format!("strata_{}", cutover.replace('-', "_"));
+    // The tables exist once a command opened the control plane.
+    if value(cp, "SELECT to_regclass('strata.cutover_runs') IS NULL") == "t" {
+        return base;
+    }
+    let token = value(
+        cp,
+        &format!("SELECT coalesce((SELECT token FROM strata.cutover_runs WHERE cutover = '{cutover}' ORDER BY id DESC LIMIT 1), '')"),
+    );
+    if token.is_empty() {
+        base
+    } else {
+        format!("{base}_{token}")
+    }
 }
 
 /// The steps a `strata cutover status --format json` output records as done
@@ -410,10 +529,21 @@ pub fn steps_done(status: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// A psql client: the test server's own, else the system's (the binaries of
+/// `scripts/pg-binaries` have none; any psql talks to every major).
+pub fn psql() -> PathBuf {
+    let has = |d: &Path| d.join("psql").is_file();
+    test_bindir()
+        .filter(|d| has(d))
+        .or_else(|| strata::pg::cluster::find_bindir().ok().filter(|d| has(d)))
+        .map(|d| d.join("psql"))
+        .unwrap_or_else(|| PathBuf::from("psql"))
+}
+
 /// Fills a database holding examples/cutovers/nova-leon/schema.sql with the
 /// example's generator (`psql -v users=N -v messages=M -f generate.sql`).
 pub fn generate_nova_leon(conn: &str, users: u32, messages: u32) {
-    let psql = strata::pg::cluster::find_bindir().unwrap().join("psql");
+    let psql = psql();
     let out = Command::new(psql)
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v"])
         .arg(format!("users={users}"))

@@ -37,7 +37,7 @@ struct Options<'a> {
 
 const FAST: Options = Options {
     retention: "0s",
-    max_failures: 0,
+    max_failures: 1,
     batch_size: 100,
 };
 
@@ -584,7 +584,8 @@ fn max_failures_decides_whether_the_next_wave_starts() {
         f.ws.write("cutovers/pay.toml", &cutover_file(&f.cp, &Options { max_failures: n, ..FAST }))
     };
 
-    // max_failures = 0: the canary's failure stops the second wave.
+    // max_failures = 1 (stop after one failure, as `migrate --max-failures 1`): the canary's failure stops the
+    // second wave.
     let run = f.ws.strata(&["cutover", "run", "pay", "--until", "verify", "--format", "json"]);
     run.expect(1);
     let v = run.json();
@@ -602,7 +603,7 @@ fn max_failures_decides_whether_the_next_wave_starts() {
             outcome(&v, t)["detail"]
                 .as_str()
                 .unwrap()
-                .contains("max_failures = 0 (wave 2 not started)"),
+                .contains("in this run: max_failures = 1 reached (wave 2 not started)"),
             "{v}"
         );
     }
@@ -611,8 +612,8 @@ fn max_failures_decides_whether_the_next_wave_starts() {
     text.expect(1);
     assert!(text.stdout.contains("not-started"), "{}", text.all());
 
-    // max_failures = 1: the second wave starts; t2's failure is the second, so t3 is not started.
-    with_max(1);
+    // max_failures = 2: the second wave starts; t2's failure is the second, so t3 is not started.
+    with_max(2);
     let run = f.ws.strata(&["cutover", "run", "pay", "--until", "verify", "--format", "json"]);
     run.expect(1);
     let v = run.json();
@@ -623,9 +624,15 @@ fn max_failures_decides_whether_the_next_wave_starts() {
         "{v}"
     );
     assert_eq!(outcome(&v, "t3")["status"], "not-started", "{v}");
+    assert!(
+        outcome(&v, "t3")["detail"].as_str().unwrap().contains(
+            "2 tenant(s) failed (or busy) in this run: max_failures = 2 reached (wave 2 partly run: 1 of its 2 tenants not started)"
+        ),
+        "{v}"
+    );
 
-    // max_failures = 2: everything that can run does.
-    with_max(2);
+    // max_failures = 3: everything that can run does.
+    with_max(3);
     let run = f.ws.strata(&["cutover", "run", "pay", "--until", "verify", "--format", "json"]);
     run.expect(1);
     let v = run.json();
@@ -641,10 +648,12 @@ fn max_failures_decides_whether_the_next_wave_starts() {
         (row("t1")["wave"].clone(), row("t1")["status"].clone()),
         (1.into(), "failed".into())
     );
+    // Stopped after verify by --until, nobody on it: paused, with the next step named.
     assert_eq!(
         (row("t3")["wave"].clone(), row("t3")["status"].clone()),
-        (2.into(), "running".into())
+        (2.into(), "paused".into())
     );
+    assert!(row("t3")["next"].as_str().unwrap().contains("next step flip-reader:api"), "{s}");
     assert_eq!(row("t3")["done"], 5);
     assert_eq!(
         (row("t2")["wave"].clone(), row("t2")["status"].clone()),
@@ -769,4 +778,38 @@ fn claims_outlive_an_idle_in_transaction_timeout_on_the_control_plane() {
         assert_eq!(o["status"], "done", "{o}");
         assert_eq!(o["step"], "flip-reader:api", "{o}");
     }
+}
+
+#[test]
+fn a_flip_soaks_the_tenants_of_the_fleet_at_once_and_records_the_operators_soak() {
+    let f = fleet("fleet_flip", [Some(20), Some(20), Some(20)], &FAST);
+    f.ws.strata(&["cutover", "run", "pay", "--until", "verify"]).expect(0);
+    // A skipped soak needs its reason.
+    let no_reason = f.ws.strata(&["cutover", "flip", "pay", "api", "--skip-soak"]);
+    no_reason.expect(2);
+    assert!(no_reason.stderr.contains("--reason"), "{}", no_reason.all());
+    f.ws.strata(&["cutover", "flip", "pay", "api", "--concurrency", "3", "--soak", "2s"])
+        .expect(0);
+    // Every tenant's soak started before any of them ended.
+    let overlap = value(
+        &f.cp,
+        "SELECT (max(started_at) < min(finished_at))::text FROM strata.cutover_steps WHERE step = 'flip-reader:api'",
+    );
+    assert_eq!(overlap, "true");
+    assert_eq!(
+        sql(
+            &f.cp,
+            "SELECT DISTINCT soak_s::text FROM strata.cutover_steps WHERE step = 'flip-reader:api'"
+        ),
+        [vec![Some("2".to_string())]]
+    );
+    f.ws.strata(&["cutover", "flip", "pay", "billing", "--skip-soak", "--reason", "hotfix window"])
+        .expect(0);
+    assert_eq!(
+        sql(
+            &f.cp,
+            "SELECT DISTINCT soak_skipped FROM strata.cutover_steps WHERE step = 'flip-reader:billing'"
+        ),
+        [vec![Some("hotfix window".to_string())]]
+    );
 }

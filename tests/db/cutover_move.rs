@@ -108,8 +108,22 @@ target = "knowledge_items"
         }
     }
 
+    /// Whether a move can run on this server's major; before PostgreSQL 15
+    /// (no publication column lists) the preflight must refuse it, saying why.
+    fn supported(&self) -> bool {
+        if common::server_major() >= 15 {
+            return true;
+        }
+        let run = self.strata(&["run", "--until", "preflight"]);
+        assert_eq!(run.code, 1, "{}", run.all());
+        assert!(run.stdout.contains("which PostgreSQL 15 introduced"), "{}", run.all());
+        self.assert_no_replication_objects();
+        false
+    }
+
+    /// The latest run's publication, slot and subscription name (they carry the run's token).
     fn slot(&self) -> String {
-        format!("strata_{}", self.name.replace('-', "_"))
+        common::replication_name(&self.cp, &self.name)
     }
 
     fn strata(&self, args: &[&str]) -> common::Run {
@@ -339,6 +353,9 @@ fn start_writer(m: &Move, rows: u32) -> (Arc<AtomicBool>, Arc<AtomicU64>, std::t
 #[test]
 fn a_move_under_continuous_writes_flips_readers_then_writers_and_contracts() {
     let m = Move::new("move-live", 5000, "0s");
+    if !m.supported() {
+        return;
+    }
     m.strata(&["run", "--until", "preflight"]).expect(0);
     let (stop, after_flip, writer) = start_writer(&m, 5000);
 
@@ -425,6 +442,9 @@ fn a_move_under_continuous_writes_flips_readers_then_writers_and_contracts() {
 #[test]
 fn until_and_a_sigkill_in_the_middle_resume_to_the_same_end_state() {
     let m = Move::new("move-resume", 40000, "0s");
+    if !m.supported() {
+        return;
+    }
     m.strata(&["run", "--until", "expand"]).expect(0);
     assert_eq!(m.steps_done(), ["preflight", "expand"]);
     assert_eq!(
@@ -486,6 +506,9 @@ fn until_and_a_sigkill_in_the_middle_resume_to_the_same_end_state() {
 #[test]
 fn rollback_before_the_writers_flip_leaves_the_target_as_before() {
     let m = Move::new("move-rollback", 2000, "0s");
+    if !m.supported() {
+        return;
+    }
     let shape = |conn: &str| {
         value(
             conn,
@@ -535,6 +558,9 @@ fn rollback_before_the_writers_flip_leaves_the_target_as_before() {
 #[test]
 fn contract_waits_for_retention_and_rollback_is_refused_once_writers_flipped() {
     let m = Move::new("move-retention", 1000, "1h");
+    if !m.supported() {
+        return;
+    }
     let run = m.strata(&["run"]);
     run.expect(0);
     assert!(run.stdout.contains("waiting"), "{}", run.all());
@@ -571,8 +597,7 @@ fn preflight_refuses_a_non_empty_target_and_a_key_of_another_name() {
     run.expect(1);
     assert!(run.stdout.contains("knowledge_items is not empty"), "{}", run.all());
     assert!(
-        run.stdout
-            .contains("public.messages: key column id has no single-column unique index"),
+        run.stdout.contains("target table public.messages: key column id does not exist"),
         "{}",
         run.all()
     );
@@ -588,6 +613,9 @@ fn preflight_refuses_a_non_empty_target_and_a_key_of_another_name() {
 #[test]
 fn a_writer_ignoring_its_route_keeps_the_dual_write_window_open() {
     let m = Move::new("move-rogue", 1000, "0s");
+    if !m.supported() {
+        return;
+    }
     m.strata(&["run", "--until", "flip-reader:digest"]).expect(0);
 
     // A writer that never reads its route keeps writing the source.
@@ -607,6 +635,13 @@ fn a_writer_ignoring_its_route_keeps_the_dual_write_window_open() {
             n
         })
     });
+    // The rogue must be writing before the flip starts (else the flip may
+    // finish before its first row and rightly see a quiet source).
+    let started = std::time::Instant::now();
+    while value(&m.source, "SELECT count(*) FROM messages WHERE sender = 'rogue'") == "0" {
+        assert!(started.elapsed() < Duration::from_secs(30), "the rogue writer never wrote");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let refused = m.strata(&["run", "--until", "flip-writers"]);
     refused.expect(1);
     assert!(refused.stdout.contains("a writer ignores its route"), "{}", refused.all());
@@ -631,4 +666,99 @@ fn a_writer_ignoring_its_route_keeps_the_dual_write_window_open() {
     m.compare(&max_message, &max_knowledge);
     m.strata(&["run"]).expect(0);
     m.assert_contracted();
+}
+
+#[test]
+fn an_error_taking_the_run_lock_is_reported_as_it_is_not_as_busy() {
+    let m = Move::new("move-lock-error", 10, "0s");
+    let db = value(&m.cp, "SELECT current_database()");
+    // A control-plane role that may not take advisory locks in this database.
+    sql(
+        &m.cp,
+        &format!(
+            "DO $$ BEGIN CREATE ROLE strata_cp_probe LOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+             GRANT CREATE ON DATABASE \"{db}\" TO strata_cp_probe;
+             REVOKE EXECUTE ON FUNCTION pg_try_advisory_lock(bigint) FROM PUBLIC;"
+        ),
+    );
+    let probe = if m.cp.contains("://") {
+        format!("{}{}user=strata_cp_probe", m.cp, if m.cp.contains('?') { "&" } else { "?" })
+    } else {
+        format!("{} user=strata_cp_probe", m.cp)
+    };
+    let file = format!("cutovers/{}.toml", m.name);
+    m.ws.write(
+        &file,
+        &m.ws
+            .read(&file)
+            .replace(&format!("control_plane = \"{}\"", m.cp), &format!("control_plane = \"{probe}\"")),
+    );
+    let run = m.strata(&["run"]);
+    run.expect(2);
+    assert!(
+        run.stderr.contains("permission denied for function pg_try_advisory_lock"),
+        "{}",
+        run.all()
+    );
+    assert!(!run.all().contains("another strata process"), "{}", run.all());
+}
+
+#[test]
+fn the_retained_wal_gate_refuses_and_rollback_drops_the_slot() {
+    let m = Move::new("move-wal", 500, "0s");
+    if !m.supported() {
+        return;
+    }
+    let file = format!("cutovers/{}.toml", m.name);
+    m.ws.write(
+        &file,
+        &m.ws.read(&file).replace("[gates]\n", "[gates]\nmax_retained_wal = \"1kB\"\n"),
+    );
+    m.strata(&["run", "--until", "backfill"]).expect(0);
+    sql(
+        &m.source,
+        "INSERT INTO messages (sender, text) SELECT 'bulk', repeat('x', 200) FROM generate_series(1, 2000)",
+    );
+    let verify = m.strata(&["run", "--until", "verify"]);
+    verify.expect(1);
+    assert!(verify.stdout.contains("of WAL, over max_retained_wal (1 kB)"), "{}", verify.all());
+    let status = m.strata(&["status", "--format", "json"]).json();
+    assert!(status[0]["replication"]["retained_wal"].as_u64().unwrap() > 1024, "{status}");
+    m.strata(&["rollback"]).expect(0);
+    m.assert_no_replication_objects();
+}
+
+#[test]
+fn a_dry_run_prints_the_sql_of_every_step_and_changes_nothing() {
+    let m = Move::new("move-dry", 100, "0s");
+    let file = format!("cutovers/{}.toml", m.name);
+    // A password in the source's connection string never reaches the output.
+    let with_password = format!("{} password=s3cr3t-pw", m.source);
+    m.ws.write(
+        &file,
+        &m.ws
+            .read(&file)
+            .replace(&format!("source = \"{}\"", m.source), &format!("source = \"{with_password}\"")),
+    );
+    let dry = m.strata(&["run", "--dry-run"]);
+    dry.expect(0);
+    for needle in [
+        "-- ===== move: expand",
+        "ALTER TABLE \"public\".\"messages\" ADD COLUMN IF NOT EXISTS \"sender\" text",
+        "CREATE PUBLICATION",
+        "SELECT pg_create_logical_replication_slot(",
+        "CREATE SUBSCRIPTION",
+        "UPDATE strata.worker_routes SET reads = 'new'",
+        "-- ===== move: contract",
+    ] {
+        assert!(dry.stdout.contains(needle), "{needle}: {}", dry.all());
+    }
+    assert!(!dry.all().contains("s3cr3t-pw"), "{}", dry.all());
+    assert_eq!(
+        value(&m.cp, "SELECT to_regclass('strata.cutover_runs') IS NULL"),
+        "t",
+        "not even the control plane's tables"
+    );
+    assert_eq!(columns(&m.target, "messages"), "id,sender_name,body,sent_at,lid_jid");
+    m.assert_no_replication_objects();
 }

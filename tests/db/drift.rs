@@ -34,6 +34,15 @@ fn a_manual_alter_is_drift_and_clean_tenants_are_not() {
         "{out}"
     );
     assert!(out.contains("--- expected") && out.contains("+++ live (dirty)"), "{out}");
+    // --all says the default, as migrate and verify-isolation take it.
+    let all = ws.strata(&["drift", "--all"]);
+    all.expect(1);
+    assert!(
+        all.stdout.contains("clean: no drift") && all.stdout.contains("dirty: DRIFT"),
+        "{}",
+        all.all()
+    );
+    ws.strata(&["drift", "--all", "--tenant", "clean"]).expect(2);
 
     ws.strata(&["drift", "--tenant", "clean"]).expect(0);
     let json = ws.strata(&["drift", "--tenant", "dirty", "--format", "json"]);

@@ -224,6 +224,7 @@ fn links_users_resolves_senders_and_reruns_change_nothing() {
         report,
         LinkReport {
             users: 11,
+            without_id: 0,
             already_linked: 0,
             by_method: ByMethod {
                 phone: 5,
@@ -546,4 +547,69 @@ fn concurrent_runs_link_each_user_once() {
     assert_eq!(a.already_linked + b.already_linked, 200);
     assert_eq!(value(&target, "SELECT count(*) FROM contacts"), "200");
     assert_eq!(value(&target, "SELECT count(*) FROM strata.identity_links"), "200");
+}
+
+/// Every column the `[identity]` section names may hold NULLs in someone's
+/// database: the step skips what it cannot use and never panics.
+#[test]
+fn nulls_in_every_configured_column_are_skipped_not_fatal() {
+    let source = database("identity_nulls_source");
+    let target = database("identity_nulls_target");
+    sql(
+        &source,
+        "CREATE TABLE legacy_people (pid bigint, full_name text, mobile text, slack text);
+         INSERT INTO legacy_people VALUES
+             (NULL, 'No Id', '+41 79 000 00 01', 'U0NOID'),
+             (1, NULL, NULL, NULL),
+             (2, 'Ann Null', NULL, NULL),
+             (3, NULL, '0790000003', NULL),
+             (4, NULL, NULL, 'U00000004');",
+    );
+    sql(
+        &target,
+        "CREATE TABLE people (cid uuid UNIQUE, nick text, tel text, slack text);
+         INSERT INTO people VALUES (NULL, 'Nobody', '+41790000003', NULL),
+                                   ('00000000-0000-0000-0000-000000000001', NULL, NULL, NULL),
+                                   ('00000000-0000-0000-0000-000000000002', 'Ann Null', NULL, NULL);
+         CREATE TABLE handles (contact_id uuid, channel text, identifier text);
+         INSERT INTO handles VALUES (NULL, 'slack', 'U00000004'),
+                                    ('00000000-0000-0000-0000-000000000001', 'slack', NULL),
+                                    ('00000000-0000-0000-0000-000000000001', NULL, 'U00000004'),
+                                    ('00000000-0000-0000-0000-000000000001', 'whatsapp', NULL);
+         CREATE TABLE notes (id serial PRIMARY KEY, contact uuid, legacy_user text, phone text, slack text);
+         INSERT INTO notes (contact, legacy_user, phone, slack) VALUES
+             (NULL, NULL, NULL, NULL), (NULL, '2', NULL, NULL), (NULL, NULL, '+41790000003', NULL), (NULL, NULL, NULL, 'U00000004');",
+    );
+    let mut s = IdentitySpec::default();
+    s.users.table = "public.legacy_people".into();
+    s.users.id = "pid".into();
+    s.users.name = "full_name".into();
+    s.users.phone = "mobile".into();
+    s.users.slack_id = "slack".into();
+    s.contacts.table = "public.people".into();
+    s.contacts.id = "cid".into();
+    s.contacts.name = "nick".into();
+    s.contacts.phone = "tel".into();
+    s.contacts.slack_id = "slack".into();
+    s.contacts.identities = "public.handles".into();
+    s.messages.table = "public.notes".into();
+    s.messages.contact_id = "contact".into();
+    s.messages.user_id = "legacy_user".into();
+    s.messages.sender_phone = "phone".into();
+    s.messages.sender_slack_id = "slack".into();
+    let report = run(&source, &target, &s).unwrap_or_else(|e| panic!("{e}"));
+    // The user without an id cannot be linked (the link table is keyed by it); the one with nothing is unidentifiable.
+    assert_eq!(report.users, 5);
+    assert_eq!(report.without_id, 1, "{report}");
+    assert_eq!(report.unidentifiable, ["1"]);
+    // Ann links by the name of the one contact called so; user 3's phone belongs to a contact without an id: unusable,
+    // so 3 becomes a new contact; 4's Slack id is only on a handle without a contact: a new contact too.
+    assert_eq!(contact_of_user(&target, "2"), "00000000-0000-0000-0000-000000000002");
+    assert_eq!(report.by_method.name, 1, "{report}");
+    assert_eq!(report.by_method.new_contact, 2, "{report}");
+    assert_eq!(
+        value(&target, "SELECT count(*) FROM notes WHERE contact IS NOT NULL"),
+        "3",
+        "{report}"
+    );
 }

@@ -15,13 +15,16 @@ fn footprint(conn: &str) -> Vec<Vec<Option<String>>> {
         conn,
         "SELECT 'policy', schemaname || '.' || tablename || '.' || policyname || ':' || coalesce(qual, '') FROM pg_policies ORDER BY 2",
     ));
-    rows.extend(sql(
+    // Row counts one table at a time (query_to_xml needs a server built with libxml).
+    for t in sql(
         conn,
-        "SELECT 'rows ' || table_schema || '.' || table_name,
-                (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', table_schema, table_name), false, true, '')))[1]::text
-         FROM information_schema.tables
+        "SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables
          WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
-    ));
+    ) {
+        let table = t[0].clone().unwrap_or_default();
+        let count = value(conn, &format!("SELECT count(*) FROM {table}"));
+        rows.push(vec![Some(format!("rows {table}")), Some(count)]);
+    }
     rows
 }
 
@@ -150,14 +153,60 @@ fn database_per_tenant_agency_is_isolated_and_faults_are_caught() {
     let (run, json) = verify(&ws, "agency");
     run.expect(0);
     assert!(leaks(&json).is_empty(), "{}", run.stdout);
-    // A CHECK the generated values cannot meet makes a table "could not seed", never a failure.
-    for s in skipped(&json) {
-        assert!(
-            s.contains("could not seed") && s.contains("check constraint"),
-            "{s}\n{}",
-            run.stderr
-        );
+    // Values meet the simple CHECKs (orbis_state.events.kind is a regular
+    // expression): every table under row level security is proven.
+    assert!(skipped(&json).is_empty(), "{:?}", skipped(&json));
+    let coverage = &json["tenants"][0]["coverage"];
+    assert_eq!(coverage["proven"], coverage["under_rls"], "{coverage}");
+    let events_proven = json["tenants"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["object"] == "orbis_state.events" && f["check"] == "insert" && f["outcome"] == "pass");
+    assert!(events_proven, "{}", run.stdout);
+    assert!(text.stdout.contains("coverage"), "{}", text.stdout);
+    ws.strata(&["verify-isolation", "--tenant", "agency", "--require-full-coverage"])
+        .expect(0);
+    // A CHECK no generated value meets: the table is not proven, which only
+    // --require-full-coverage makes a failure.
+    sql(
+        &conn,
+        "CREATE TABLE strata_test_sealed (id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+             container_id uuid NOT NULL REFERENCES containers (id), body text NOT NULL CHECK (length(body) > 5000));
+         ALTER TABLE strata_test_sealed ENABLE ROW LEVEL SECURITY; ALTER TABLE strata_test_sealed FORCE ROW LEVEL SECURITY;
+         CREATE POLICY sealed_scoped ON strata_test_sealed FOR ALL TO orbis_app
+             USING (container_id = nullif(current_setting('orbis.container_id', true), '')::uuid)
+             WITH CHECK (container_id = nullif(current_setting('orbis.container_id', true), '')::uuid);
+         GRANT SELECT, INSERT, UPDATE, DELETE ON strata_test_sealed TO orbis_app;",
+    );
+    let (partial, json) = verify(&ws, "agency");
+    partial.expect(0);
+    let coverage = &json["tenants"][0]["coverage"];
+    assert_eq!(coverage["unproven"], serde_json::json!(["strata_test_sealed"]), "{coverage}");
+    let strict = ws.strata(&["verify-isolation", "--tenant", "agency", "--require-full-coverage"]);
+    strict.expect(1);
+    assert!(strict.stdout.contains("not proven: strata_test_sealed"), "{}", strict.stdout);
+    // The text table fits the terminal; the long seeding error goes below it.
+    let narrow = Run::from(
+        ws.command(&["verify-isolation", "--tenant", "agency"])
+            .env("COLUMNS", "80")
+            .output()
+            .unwrap(),
+    );
+    narrow.expect(0);
+    let table_lines = narrow.stdout.lines().filter(|l| l.starts_with(['│', '┌', '└', '╞', '├']));
+    for line in table_lines {
+        assert!(line.chars().count() <= 80, "wider than 80 columns: {line}\n{}", narrow.stdout);
     }
+    assert!(
+        narrow
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("[1] could not seed") && l.contains("check constraint")),
+        "{}",
+        narrow.stdout
+    );
+    sql(&conn, "DROP TABLE strata_test_sealed");
     for table in ["messages", "knowledge_items", "container_members"] {
         for check in ["select", "update", "delete", "insert"] {
             let found = json["tenants"][0]["findings"]
@@ -182,6 +231,18 @@ fn database_per_tenant_agency_is_isolated_and_faults_are_caught() {
         setting: "orbis.container_id",
     };
     faults(&ws, "agency", &conn, &mode);
+    assert_eq!(footprint(&conn), before);
+
+    // Every row is the tenant's here, so the probe cannot see a policy that
+    // opens a table to PUBLIC: the policy rules of `strata check` judge it.
+    sql(&conn, "CREATE POLICY leak ON contacts FOR SELECT USING (true)");
+    let (run, json) = verify(&ws, "agency");
+    run.expect(1);
+    assert_leak(&json, "contacts", "policy-always-true");
+    let text = ws.strata(&["verify-isolation", "--tenant", "agency"]);
+    text.expect(1);
+    assert!(text.stdout.contains("policy `leak`"), "{}", text.stdout);
+    sql(&conn, "DROP POLICY leak ON contacts");
     assert_eq!(footprint(&conn), before);
 }
 
@@ -233,4 +294,39 @@ fn unreachable_tenant_is_a_tool_error() {
     let run = ws.strata(&["verify-isolation", "--tenant", "gone"]);
     run.expect(2);
     ws.strata(&["verify-isolation"]).expect(2);
+}
+
+/// A table in a schema whose name holds a dot (`"tenant.data"`) is probed
+/// like any other: without an app role the probe role is granted each
+/// schema as it is quoted, not a piece of `"tenant.data".notes` split on its
+/// first dot (which made the probe's own SQL fail).
+#[test]
+fn a_schema_whose_name_holds_a_dot_is_probed() {
+    let conn = database("iso_dotted_schema");
+    let ws = Workspace::new(&[tenant("dotted", Some("agency"), conn.clone())]);
+    ws.strata(&["migrate", "--tenant", "dotted"]).expect(0);
+    sql(
+        &conn,
+        r#"CREATE SCHEMA "tenant.data";
+         CREATE TABLE "tenant.data".notes (id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+             container_id uuid NOT NULL REFERENCES containers (id), body text NOT NULL);
+         ALTER TABLE "tenant.data".notes ENABLE ROW LEVEL SECURITY; ALTER TABLE "tenant.data".notes FORCE ROW LEVEL SECURITY;
+         CREATE POLICY notes_scoped ON "tenant.data".notes FOR ALL TO PUBLIC
+             USING (container_id = nullif(current_setting('orbis.container_id', true), '')::uuid)
+             WITH CHECK (container_id = nullif(current_setting('orbis.container_id', true), '')::uuid);"#,
+    );
+    // No app role: the probe role gets its privileges directly.
+    let toml = ws.read("strata.toml").replace("app_role = \"orbis_app\"", "app_role = \"\"");
+    ws.write("strata.toml", &toml);
+    let run = ws.strata(&["verify-isolation", "--tenant", "dotted", "--format", "json"]);
+    assert_ne!(run.code, 2, "{}", run.all());
+    let json = run.json();
+    for check in ["select", "update", "delete", "insert"] {
+        let passed = json["tenants"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["object"].as_str().is_some_and(|o| o.contains("tenant.data")) && f["check"] == check && f["outcome"] == "pass");
+        assert!(passed, "\"tenant.data\".notes {check} must be proven:\n{}", run.stdout);
+    }
 }

@@ -47,14 +47,30 @@ fn every_vertical_migrates_to_head_and_reruns_apply_nothing() {
         ("nova", migrations_of(&["core", "verticals/travel"])),
         ("solo", migrations_of(&["core"])),
     ];
+    // dreamlink's views are security_invoker (PostgreSQL 15 and later):
+    // an older server rejects the file and the tenant stays before it.
+    let invoker_views = server_major() >= 15;
     for (slug, n) in expected {
         let t = status_of(&json, slug);
+        if slug == "dreamlink" && !invoker_views {
+            assert_eq!(t["status"], "failed", "{slug}: {t}");
+            let error = t["error"].as_str().unwrap_or_default();
+            assert!(
+                error.contains("0001_dashboard_views.sql") && error.contains("security_invoker"),
+                "{t}"
+            );
+            assert_eq!(t["applied"].as_array().unwrap().len(), n - 1, "{slug}: {t}");
+            continue;
+        }
         assert_eq!(t["status"], "ok", "{slug}: {t}");
         assert_eq!(t["applied"].as_array().unwrap().len(), n, "{slug}: {t}");
     }
     let atelier = status_of(&json, "atelier");
-    if vector_available() {
+    if vector_available() && invoker_views {
         first.expect(0);
+        assert_eq!(atelier["status"], "ok", "{atelier}");
+    } else if vector_available() {
+        first.expect(1);
         assert_eq!(atelier["status"], "ok", "{atelier}");
     } else {
         // pgvector is not installed here: the preflight must say so before
@@ -74,25 +90,19 @@ fn every_vertical_migrates_to_head_and_reruns_apply_nothing() {
         "f"
     );
 
-    // A re-run applies nothing.
-    let others: Vec<&str> = vec![
-        "--tenant",
-        "dreamlink",
-        "--tenant",
-        "alpenrose",
-        "--tenant",
-        "kiosk",
-        "--tenant",
-        "nova",
-        "--tenant",
-        "solo",
-    ];
+    // A re-run applies nothing (to the tenants at head).
+    let at_head: Vec<&str> = ["dreamlink", "alpenrose", "kiosk", "nova", "solo"]
+        .into_iter()
+        .filter(|slug| invoker_views || *slug != "dreamlink")
+        .collect();
+    let others: Vec<&str> = at_head.iter().flat_map(|slug| ["--tenant", *slug]).collect();
     let mut args = vec!["migrate"];
     args.extend(&others);
     let second = ws.strata(&args);
     second.expect(0);
     assert!(second.stdout.contains("up-to-date"), "{}", second.stdout);
-    assert!(second.stdout.contains("5 tenants: 5 up-to-date"), "{}", second.stdout);
+    let summary = format!("{0} tenants: {0} up-to-date", at_head.len());
+    assert!(second.stdout.contains(&summary), "{}", second.stdout);
 
     // Status: every migrated tenant at head.
     let mut args = vec!["status", "--format", "json"];
@@ -108,7 +118,7 @@ fn every_vertical_migrates_to_head_and_reruns_apply_nothing() {
     let text = ws.strata(&["status"]);
     assert!(text.stdout.contains("verticals/agency 0002"), "{}", text.stdout);
     // The ai tenant is behind (or at head where pgvector exists).
-    if !vector_available() {
+    if !vector_available() || !invoker_views {
         text.expect(1);
     }
 }

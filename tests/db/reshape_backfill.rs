@@ -37,7 +37,7 @@ fn cutover(columns: &str) -> Cutover {
 /// expand, dual-write and backfill; returns the backfill's report and batches.
 fn run(db: &str, c: &Cutover, between: &str) -> (String, Vec<BatchStats>) {
     rt().block_on(async {
-        let mut t = TenantDb::connect(db, c).await.unwrap();
+        let t = TenantDb::connect(db, c).await.unwrap();
         t.preflight().await.unwrap();
         t.expand().await.unwrap();
         t.dual_write().await.unwrap();

@@ -455,6 +455,17 @@ fn a_bespoke_layer_is_replayed_on_top_of_its_tenants_vertical() {
         "auto",
         path.to_str().unwrap(),
     ]);
+    if server_major() < 15 {
+        // Its views are security_invoker, which PostgreSQL 15 introduced: the
+        // replay stops at that file and says why.
+        assert_eq!(run.code, 2, "{}", run.all());
+        assert!(
+            run.stderr.contains("0001_dashboard_views.sql") && run.stderr.contains("security_invoker"),
+            "{}",
+            run.all()
+        );
+        return;
+    }
     assert_ne!(run.code, 2, "{}", run.all());
     assert!(run.json()["summary"]["files"].as_u64().unwrap() > 0, "{}", run.all());
 }

@@ -3,7 +3,8 @@
 --   psql -d nova_leon -v ON_ERROR_STOP=1 -v users=1000 -v messages=100000 -f generate.sql
 --
 -- Defaults: users=1000, messages=10000. Deterministic (no random()): the same
--- variables give the same rows. Appends; run it on an empty fixture.
+-- variables give the same rows. Appends; run it on an empty fixture. Products
+-- are computed in bigint, so millions of messages (and users) work.
 --
 -- What it produces, by users.id modulo 10 (i):
 --   i=0,1,2  phone "+41 79 000 01 23"          i=3,4  national "0790000123"
@@ -35,10 +36,10 @@ CREATE TEMPORARY TABLE gen_people ON COMMIT DROP AS
 SELECT i,
        '79' || lpad((i - CASE WHEN i % 10 = 9 AND i > 9 THEN 9 ELSE 0 END)::text, 7, '0') AS d,
        (ARRAY['Anna', 'Luca', 'Mia', 'Noah', 'Lea', 'Elias', 'Sofia', 'Leon', 'Lara', 'Gaku',
-              'Nina', 'Jonas', 'Emma', 'David', 'Alex', 'Sara', 'Marco', 'Julia', 'Yuki', 'Tim'])[1 + (i * 7) % 20]
+              'Nina', 'Jonas', 'Emma', 'David', 'Alex', 'Sara', 'Marco', 'Julia', 'Yuki', 'Tim'])[(1 + (i::bigint * 7) % 20)::int]
        || ' ' ||
        (ARRAY['Müller', 'Meier', 'Schmid', 'Keller', 'Weber', 'Huber', 'Nova', 'Dream', 'Rossi', 'Smith',
-              'Tanaka', 'Frei', 'Baumann', 'Graf', 'Brunner'])[1 + (i * 11) % 15] AS name
+              'Tanaka', 'Frei', 'Baumann', 'Graf', 'Brunner'])[(1 + (i::bigint * 11) % 15)::int] AS name
 FROM generate_series(1, :users) AS i;
 
 INSERT INTO users (id, name, phone, slack_id, lid_jid)
@@ -90,7 +91,7 @@ SELECT ch.id,
 FROM generate_series(1, :messages) AS j
 JOIN gen_chats ch ON ch.n = 1 + j % (SELECT count(*) FROM gen_chats)
 -- A known user with a phone-bearing profile for j=7; any user otherwise.
-JOIN users u ON u.id = 1 + ((j * 7919) % greatest(:users, 1))
+JOIN users u ON u.id = 1 + ((j::bigint * 7919) % greatest(:users, 1))
 JOIN gen_people p ON p.i = u.id;
 
 INSERT INTO knowledge (chat_id, kind, title, body)
@@ -99,7 +100,7 @@ FROM generate_series(1, greatest(:users / 10, 1)) AS k
 JOIN gen_chats ch ON ch.n = 1 + k % (SELECT count(*) FROM gen_chats);
 
 INSERT INTO deals (title, client_name, owner_user_id, stage, amount)
-SELECT 'Deal ' || k, 'Client ' || (k % 37), 1 + (k * 13) % greatest(:users, 1),
+SELECT 'Deal ' || k, 'Client ' || (k % 37), 1 + (k::bigint * 13) % greatest(:users, 1),
        (ARRAY['lead', 'qualified', 'proposal', 'won', 'lost'])[1 + k % 5], 1000 + k * 250
 FROM generate_series(1, greatest(:users / 20, 1)) AS k;
 

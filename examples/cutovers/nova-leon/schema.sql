@@ -1,5 +1,5 @@
 -- nova-leon, the legacy database the Orbis seed (000) moves out of: a fixture for
--- examples/cutovers/nova-leon-to-dreamlink.toml and tests/identity.rs.
+-- examples/cutovers/nova-leon-to-dreamlink.toml and tests/db/identity.rs.
 --
 -- What makes it legacy, on purpose:
 --   * a parallel person table, users, next to nothing like contacts;

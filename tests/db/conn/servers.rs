@@ -73,8 +73,11 @@ pub fn tls() -> &'static Tls {
                 "ssl_cert_file=server.crt".into(),
                 "ssl_key_file=server.key".into(),
                 "ssl_ca_file=root.crt".into(),
+                // The default from PostgreSQL 14 on (13 stored md5 hashes,
+                // which scram-sha-256 lines of pg_hba.conf refuse).
+                "password_encryption=scram-sha-256".into(),
             ],
-            ..Default::default()
+            ..common::cluster_options()
         };
         let cluster = start(
             setup,
@@ -99,7 +102,7 @@ pub fn plain_read_only() -> &'static TempCluster {
             tcp: true,
             hba: Some("host all all 127.0.0.1/32 scram-sha-256".into()),
             settings: vec!["ssl=off".into(), "default_transaction_read_only=on".into()],
-            ..Default::default()
+            ..common::cluster_options()
         };
         start(
             setup,

@@ -2,6 +2,8 @@
 
 use strata::pg::cluster::{ClusterOptions, TempCluster};
 
+use crate::common;
+
 use super::servers::{self, APP_PASSWORD};
 use super::{refused, session};
 
@@ -16,8 +18,10 @@ fn every_sslmode_against_a_tls_only_server() {
     let other = srv.pki.path("other-ca.crt");
     let (root, other) = (root.to_str().unwrap(), other.to_str().unwrap());
 
-    // disable: the server has no entry for a connection without TLS.
-    refused(&app("sslmode=disable"), &[], &["no pg_hba.conf entry", "no encryption"]);
+    // disable: the server has no entry for a connection without TLS (in
+    // PostgreSQL 13's words "SSL off", later "no encryption").
+    let plain = if common::server_major() >= 14 { "no encryption" } else { "SSL off" };
+    refused(&app("sslmode=disable"), &[], &["no pg_hba.conf entry", plain]);
     // allow tries without TLS first, then with it.
     assert!(session(&app("sslmode=allow"), &[]).unwrap().ssl);
     // prefer (the default) and require use TLS; without a root file nothing
@@ -134,7 +138,7 @@ fn an_expired_server_certificate_is_refused_with_its_date() {
             ("server.key".into(), expired.key.into_bytes()),
         ],
         settings: vec!["ssl=on".into(), "ssl_cert_file=server.crt".into(), "ssl_key_file=server.key".into()],
-        ..Default::default()
+        ..common::cluster_options()
     })
     .unwrap();
     let conn = format!(

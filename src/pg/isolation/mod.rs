@@ -3,7 +3,10 @@
 //! Two kinds of evidence, per table:
 //! - catalog checks: RLS enabled and forced, at least one policy, no table
 //!   readable by PUBLIC without RLS, no SECURITY DEFINER function without a
-//!   fixed search_path;
+//!   fixed search_path; and the policy rules of `strata check`
+//!   (policy-always-true, policy-not-tenant-scoped,
+//!   multiple-permissive-policies) on the live policies ([`policies`]), so a
+//!   `USING (true)` to PUBLIC is a leak here as it is an error there;
 //! - a live probe: inside one transaction that is always rolled back, rows are
 //!   seeded for two scopes A and B (two tenants in shared mode, two
 //!   containers in database-per-tenant mode) as the connecting superuser;
@@ -25,37 +28,16 @@ use super::conn::sql_error;
 use super::{describe, quote_ident, quote_literal, sqlstate, Result, Target};
 use crate::workspace::{Config, TenancyMode};
 
-/// Seeds two rows into every user table (parents first, following single-
-/// and multi-column foreign keys), each in its own savepoint; a table whose
-/// rows cannot be generated stays empty. Used by `strata check --shadow` so
-/// that rewrites and locks are observed on populated tables. Returns the
-/// tables that got no row, as shown, with the reason.
-pub async fn seed_every_table(client: &Client, target: &Target) -> Result<Vec<(String, String)>> {
-    let tables = load_tables(client, target).await?;
-    let mut seeder = Seeder {
-        client,
-        tables: tables.iter().map(|t| (t.oid, t)).collect(),
-        counter: 0,
-        parents: HashMap::new(),
-        nulled: HashMap::new(),
-    };
-    client.batch_execute("BEGIN").await.map_err(sql_error(target, "cannot seed"))?;
-    let mut unseeded = Vec::new();
-    for t in &tables {
-        let first = seeder.seed(t, None, 0).await;
-        let second = seeder.seed(t, None, 0).await;
-        if let (Err(e), Err(_)) = (first, second) {
-            unseeded.push((t.shown.clone(), e));
-        }
-    }
-    client.batch_execute("COMMIT").await.map_err(sql_error(target, "cannot seed"))?;
-    Ok(unseeded)
-}
+mod check_values;
+mod policies;
+mod seed;
+
+pub use policies::{PolicyRules, POLICY_RULES};
+pub use seed::seed_every_table;
+use seed::{value_for, Seeder};
 
 /// SQLSTATE insufficient_privilege: what a WITH CHECK violation raises.
 const INSUFFICIENT_PRIVILEGE: &str = "42501";
-/// SQLSTATE check_violation.
-const CHECK_VIOLATION: &str = "23514";
 
 /// The outcome of one check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -63,6 +45,8 @@ const CHECK_VIOLATION: &str = "23514";
 pub enum Outcome {
     Pass,
     Leak,
+    /// A policy rule of warning severity found something.
+    Warning,
     /// The probe could not run (a row could not be seeded, an unexpected error).
     Skipped,
 }
@@ -72,6 +56,7 @@ impl Outcome {
         match self {
             Outcome::Pass => "ok",
             Outcome::Leak => "LEAK",
+            Outcome::Warning => "warning",
             Outcome::Skipped => "skipped",
         }
     }
@@ -84,6 +69,41 @@ pub struct Finding {
     pub check: String,
     pub outcome: Outcome,
     pub detail: String,
+}
+
+/// How much of the database the live probe proved: the scoped tables under
+/// row level security, and those whose four probes (select, update,
+/// delete, insert) all ran.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Coverage {
+    pub proven: usize,
+    pub under_rls: usize,
+    /// The tables under row level security that were not proven, as shown.
+    pub unproven: Vec<String>,
+}
+
+impl Coverage {
+    pub fn is_full(&self) -> bool {
+        self.proven == self.under_rls
+    }
+
+    fn of(tables: &[TableInfo], scope: &Scope, findings: &[Finding]) -> Coverage {
+        let mut c = Coverage::default();
+        for t in tables.iter().filter(|t| t.rls && is_scoped(t, scope)) {
+            c.under_rls += 1;
+            let proven = ["select", "update", "delete", "insert"].iter().all(|check| {
+                findings
+                    .iter()
+                    .any(|f| f.object == t.shown && f.check == *check && f.outcome != Outcome::Skipped)
+            });
+            if proven {
+                c.proven += 1;
+            } else {
+                c.unproven.push(t.shown.clone());
+            }
+        }
+        c
+    }
 }
 
 /// How isolation is scoped in this workspace.
@@ -146,6 +166,8 @@ struct ForeignKey {
 #[derive(Clone, Debug)]
 struct TableInfo {
     oid: u32,
+    /// The schema, quoted.
+    schema: String,
     /// Schema-qualified and quoted.
     qualified: String,
     /// As shown: `name` in public, else `schema.name`.
@@ -165,9 +187,10 @@ type Row = HashMap<String, String>;
 
 /// Runs every check on one database. The connection must be a superuser's
 /// (it seeds rows past RLS and switches roles).
-pub async fn verify(client: &Client, target: &Target, scope: &Scope) -> Result<Vec<Finding>> {
+pub async fn verify(client: &Client, target: &Target, scope: &Scope, judge: &PolicyRules<'_>) -> Result<(Vec<Finding>, Coverage)> {
     let tables = load_tables(client, target).await?;
     let mut findings = catalog_findings(&tables, scope);
+    findings.extend(policies::policy_findings(client, target, judge).await?);
     findings.extend(security_definer_findings(client, target).await?);
     client
         .batch_execute("BEGIN")
@@ -179,7 +202,8 @@ pub async fn verify(client: &Client, target: &Target, scope: &Scope) -> Result<V
     let probed = probed?;
     rolled_back.map_err(sql_error(target, "cannot roll back the probe transaction"))?;
     findings.extend(probed);
-    Ok(findings)
+    let coverage = Coverage::of(&tables, scope, &findings);
+    Ok((findings, coverage))
 }
 
 async fn load_tables(client: &Client, target: &Target) -> Result<Vec<TableInfo>> {
@@ -253,6 +277,7 @@ async fn load_tables(client: &Client, target: &Target) -> Result<Vec<TableInfo>>
             .collect();
         tables.push(TableInfo {
             oid,
+            schema: quote_ident(&schema),
             qualified: format!("{}.{}", quote_ident(&schema), quote_ident(&name)),
             shown: if schema == "public" {
                 name.clone()
@@ -362,207 +387,6 @@ async fn security_definer_findings(client: &Client, target: &Target) -> Result<V
         .collect())
 }
 
-/// A value expression for a column, or why there is none. `n` makes values
-/// of different rows differ (unique constraints).
-fn value_for(c: &Column, n: u32) -> std::result::Result<String, String> {
-    let expr = if c.is_enum {
-        format!("(SELECT e FROM unnest(enum_range(NULL::{})) WITH ORDINALITY AS u(e, i) ORDER BY (i + {n}) % cardinality(enum_range(NULL::{})) LIMIT 1)", c.ty, c.ty)
-    } else {
-        match (c.base.as_str(), c.category.as_str()) {
-            ("uuid", _) => "gen_random_uuid()".to_string(),
-            ("json" | "jsonb", _) => "'{}'".to_string(),
-            ("bytea", _) => "'\\x00'".to_string(),
-            ("inet" | "cidr", _) => format!("'10.0.{}.{}'", (n / 250) % 250, n % 250 + 1),
-            ("interval", _) => "'1 hour'".to_string(),
-            ("date" | "timestamp" | "timestamptz" | "time" | "timetz", _) => "now()".to_string(),
-            (_, "A") => "'{}'".to_string(),
-            (_, "S") => quote_literal(&format!("p{n}")),
-            (_, "N") => format!("{}", n % 30000),
-            (_, "B") => "false".to_string(),
-            (other, _) => return Err(format!("no probe value for column {} of type {} ({other})", c.name, c.ty)),
-        }
-    };
-    Ok(format!("({expr})::{}", c.ty))
-}
-
-/// Seeds rows with generated values; parents first (one per table and scope).
-struct Seeder<'a> {
-    client: &'a Client,
-    tables: HashMap<u32, &'a TableInfo>,
-    counter: u32,
-    parents: HashMap<(u32, Option<String>), Row>,
-    /// Nullable columns left NULL per table: they appear in a CHECK that
-    /// rejected the generated values.
-    nulled: HashMap<u32, BTreeSet<String>>,
-}
-
-impl<'a> Seeder<'a> {
-    fn next(&mut self) -> u32 {
-        self.counter += 1;
-        self.counter
-    }
-
-    /// The INSERT of one row of `t` (with the key set to `key` when given).
-    async fn insert_sql(&mut self, t: &TableInfo, key: Option<(&str, &str)>, depth: u32) -> std::result::Result<String, String> {
-        let nulled = self.nulled.get(&t.oid).cloned().unwrap_or_default();
-        let n = self.next();
-        let is_key = |name: &str| key.is_some_and(|(k, _)| k == name);
-        // A foreign key with a required column (other than the scope key)
-        // takes every one of its columns from one parent row, so that
-        // multi-column keys match a real tuple.
-        let mut from_parent: HashMap<String, String> = HashMap::new();
-        for fk in &t.fks {
-            let required = fk.columns.iter().any(|name| {
-                !is_key(name)
-                    && t.columns
-                        .iter()
-                        .any(|c| c.name == *name && c.not_null && !c.has_default && !c.no_insert)
-            });
-            if !required {
-                continue;
-            }
-            let parent = self.parent(fk.target, key, depth + 1).await?;
-            for (column, target_column) in fk.columns.iter().zip(&fk.target_columns) {
-                if is_key(column) || from_parent.contains_key(column) {
-                    continue;
-                }
-                let value = parent
-                    .get(target_column)
-                    .ok_or_else(|| format!("parent row of {} has no {target_column}", t.shown))?;
-                from_parent.insert(column.clone(), value.clone());
-            }
-        }
-        let mut cols = Vec::new();
-        let mut vals = Vec::new();
-        for c in &t.columns {
-            if c.no_insert {
-                continue;
-            }
-            if let Some((k, v)) = key.filter(|(k, _)| *k == c.name) {
-                cols.push(quote_ident(k));
-                vals.push(format!("{}::{}", quote_literal(v), c.ty));
-                continue;
-            }
-            if let Some(value) = from_parent.get(&c.name) {
-                cols.push(quote_ident(&c.name));
-                vals.push(format!("{}::{}", quote_literal(value), c.ty));
-                continue;
-            }
-            if t.fks.iter().any(|f| f.columns.contains(&c.name)) {
-                // Nullable or defaulted: left to the default.
-                continue;
-            }
-            if c.has_default || nulled.contains(&c.name) {
-                continue;
-            }
-            match value_for(c, n) {
-                Ok(v) => {
-                    cols.push(quote_ident(&c.name));
-                    vals.push(v);
-                }
-                Err(e) if c.not_null => return Err(e),
-                Err(_) => {}
-            }
-        }
-        Ok(if cols.is_empty() {
-            format!("INSERT INTO {} AS strata_row DEFAULT VALUES", t.qualified)
-        } else {
-            format!(
-                "INSERT INTO {} AS strata_row ({}) VALUES ({})",
-                t.qualified,
-                cols.join(", "),
-                vals.join(", ")
-            )
-        })
-    }
-
-    /// One row of a parent table, seeded once per scope.
-    fn parent<'s>(
-        &'s mut self,
-        oid: u32,
-        key: Option<(&'s str, &'s str)>,
-        depth: u32,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<Row, String>> + 's>> {
-        Box::pin(async move {
-            let t = *self.tables.get(&oid).ok_or("a parent table is not a plain user table")?;
-            // The scope key travels down only to parents that carry it.
-            let key = key.filter(|(k, _)| t.has_column(k));
-            let memo = (oid, key.map(|(_, v)| v.to_string()));
-            if let Some(row) = self.parents.get(&memo) {
-                return Ok(row.clone());
-            }
-            if depth > 8 {
-                return Err(format!("foreign keys nest too deep at {}", t.shown));
-            }
-            let row = self.seed(t, key, depth).await.map_err(|e| format!("parent {}: {e}", t.shown))?;
-            self.parents.insert(memo, row.clone());
-            Ok(row)
-        })
-    }
-
-    /// Inserts one row (inside a savepoint) and returns its values. A CHECK
-    /// violation is retried with the constraint's nullable columns left NULL.
-    async fn seed(&mut self, t: &TableInfo, key: Option<(&str, &str)>, depth: u32) -> std::result::Result<Row, String> {
-        loop {
-            let sql = self.insert_sql(t, key, depth).await?;
-            let sql = format!("{sql} RETURNING to_jsonb(strata_row)::text");
-            self.client.batch_execute("SAVEPOINT strata_seed").await.map_err(|e| describe(&e))?;
-            let e = match self.client.query_one(&sql, &[]).await {
-                Ok(row) => {
-                    self.client
-                        .batch_execute("RELEASE SAVEPOINT strata_seed")
-                        .await
-                        .map_err(|e| describe(&e))?;
-                    let json: String = row.get(0);
-                    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json).map_err(|e| e.to_string())?;
-                    return Ok(map
-                        .into_iter()
-                        .map(|(k, v)| {
-                            let text = match v {
-                                serde_json::Value::String(s) => s,
-                                other => other.to_string(),
-                            };
-                            (k, text)
-                        })
-                        .collect());
-                }
-                Err(e) => e,
-            };
-            let _ = self.client.batch_execute("ROLLBACK TO SAVEPOINT strata_seed").await;
-            if sqlstate(&e) == Some(CHECK_VIOLATION) && self.null_columns_of(t, &e).await {
-                continue;
-            }
-            return Err(describe(&e));
-        }
-    }
-}
-
-impl Seeder<'_> {
-    /// Marks the nullable columns of the violated CHECK as NULL; false when
-    /// there is nothing new to leave out.
-    async fn null_columns_of(&mut self, t: &TableInfo, e: &tokio_postgres::Error) -> bool {
-        let Some(name) = e.as_db_error().and_then(|d| d.constraint()) else {
-            return false;
-        };
-        let Ok(rows) = self
-            .client
-            .query(
-                "SELECT a.attname FROM pg_constraint c
-                 JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
-                 WHERE c.conrelid = $1 AND c.conname = $2 AND NOT a.attnotnull",
-                &[&t.oid, &name],
-            )
-            .await
-        else {
-            return false;
-        };
-        let set = self.nulled.entry(t.oid).or_default();
-        let before = set.len();
-        set.extend(rows.into_iter().map(|r| r.get::<_, String>(0)));
-        set.len() > before
-    }
-}
-
 /// The role the probe runs as: the app role when it is fit, else a
 /// temporary role (created inside the transaction) that is a member of the
 /// app role, so the app role's policies and privileges apply to it.
@@ -592,7 +416,7 @@ async fn probe_role(client: &Client, target: &Target, scope: &Scope, tables: &[&
             format!("temporary role {probe}, member of {name} ({name} {reason})")
         }
         None => {
-            let schemas: BTreeSet<&str> = tables.iter().filter_map(|t| t.qualified.split_once('.').map(|(s, _)| s)).collect();
+            let schemas: BTreeSet<&str> = tables.iter().map(|t| t.schema.as_str()).collect();
             for s in schemas {
                 sql.push_str(&format!("GRANT USAGE ON SCHEMA {s} TO {};", quote_ident(&probe)));
             }
@@ -643,6 +467,7 @@ async fn probe(client: &Client, target: &Target, scope: &Scope, tables: &[TableI
         counter: 0,
         parents: HashMap::new(),
         nulled: HashMap::new(),
+        fitted: HashMap::new(),
     };
     // The two scope values: rows of the root table when it exists, else
     // generated values of the key's type.
@@ -798,20 +623,5 @@ mod tests {
             vec!["orbis.container_id"]
         );
         assert_eq!(settings_in("current_setting( 'app.org_id')::uuid"), vec!["app.org_id"]);
-    }
-
-    #[test]
-    fn text_values_differ_per_row() {
-        let c = Column {
-            name: "title".into(),
-            ty: "text".into(),
-            not_null: true,
-            has_default: false,
-            no_insert: false,
-            category: "S".into(),
-            base: "text".into(),
-            is_enum: false,
-        };
-        assert_ne!(value_for(&c, 1), value_for(&c, 2));
     }
 }

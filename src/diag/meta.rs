@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::report::Severity;
+use super::Severity;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -61,13 +61,19 @@ pub struct RuleMeta {
 }
 
 impl RuleMeta {
-    /// The first paragraph under "What it does", for SARIF fullDescription.
+    /// The first paragraph under "What it does" as one line, for SARIF
+    /// fullDescription.
     pub fn what_it_does(&self) -> String {
-        section(self.doc, "What it does").unwrap_or(self.summary).trim().to_string()
+        let doc = self.doc_text();
+        let paragraph = section(&doc, "What it does")
+            .and_then(|s| s.trim().split("\n\n").next())
+            .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "));
+        paragraph.filter(|p| !p.is_empty()).unwrap_or_else(|| self.summary.to_string())
     }
     /// The "How to fix" section, for SARIF help.
     pub fn how_to_fix(&self) -> String {
-        section(self.doc, "How to fix").unwrap_or(self.summary).trim().to_string()
+        let doc = self.doc_text();
+        section(&doc, "How to fix").unwrap_or(self.summary).trim().to_string()
     }
 }
 

@@ -12,14 +12,13 @@ use anyhow::Context;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 use sha2::{Digest, Sha256};
 
-use super::control::{self, ControlPlane};
-use super::progress::{Mode, Reporter};
-use super::status::{tenant_status, DriftChecker, ScratchServer};
-use super::{provision, select, waves, MigrationSets, RunOptions, TenantReport, TenantStatus, WaveSelector};
-use crate::app::{EXIT_FINDINGS, EXIT_OK};
+use super::{EXIT_FINDINGS, EXIT_OK};
 use crate::cli::{BaselineArgs, DriftArgs, ListFormat, MigrateArgs, StatusArgs, TenantCreateArgs};
+use crate::fleet::control::{self, ControlPlane};
+use crate::fleet::progress::{Mode, Reporter};
+use crate::fleet::status::{tenant_status, DriftChecker, ScratchServer};
+use crate::fleet::{provision, select, waves, MigrationSets, RunOptions, TenantReport, TenantStatus, WaveSelector};
 use crate::pg::apply::{Options, Settings};
-use crate::pg::cluster::TempCluster;
 use crate::pg::Target;
 use crate::workspace::{sum, Workspace};
 
@@ -87,6 +86,7 @@ pub fn migrate(ws: &Workspace, args: &MigrateArgs, quiet: bool) -> anyhow::Resul
         concurrency: usize::from(args.concurrency),
         max_failures: args.max_failures,
         app_role: app_role(ws),
+        pg_version: ws.config.pg_version,
     };
     let total: usize = waves.iter().map(Vec::len).sum();
     let reporter = Arc::new(Reporter::new(progress_mode(args.format, quiet), total));
@@ -114,7 +114,7 @@ pub fn migrate(ws: &Workspace, args: &MigrateArgs, quiet: bool) -> anyhow::Resul
             })
             .context("control plane")?
         }
-        None => (rt.block_on(super::run_waves(ws, waves, &sets, &opts, &reporter)), None),
+        None => (rt.block_on(crate::fleet::run_waves(ws, waves, &sets, &opts, &reporter)), None),
     };
     reporter.finish();
     let failed = reports
@@ -214,21 +214,25 @@ pub fn status(ws: &Workspace, args: &StatusArgs) -> anyhow::Result<u8> {
     });
     let mut rows = rt.block_on(async {
         let sem = Arc::new(tokio::sync::Semaphore::new(usize::from(args.concurrency)));
-        let mut handles = Vec::new();
+        let mut tasks = Vec::new();
         for t in &selected {
             let (t, migrations, sem, checker) = ((*t).clone(), sets.of(ws, t), sem.clone(), checker.clone());
-            handles.push(tokio::spawn(async move {
-                let _permit = sem.acquire_owned().await;
-                tenant_status(&t, &migrations, checker.as_deref()).await
-            }));
+            let task = tokio::spawn({
+                let t = t.clone();
+                async move {
+                    let _permit = sem.acquire_owned().await;
+                    tenant_status(&t, &migrations, checker.as_deref()).await
+                }
+            });
+            tasks.push((t, task));
         }
-        let mut rows = Vec::new();
-        for h in handles {
-            if let Ok(r) = h.await {
-                rows.push(r);
-            }
-        }
-        rows
+        // A tenant whose task panicked is a row with that error, not a gap.
+        crate::fleet::pool::join_each(tasks, |t: &crate::workspace::Tenant, message| {
+            let mut row = crate::fleet::status::StatusRow::new(t, sets.of(ws, t).len());
+            row.error = Some(message);
+            row
+        })
+        .await
     });
     if let Some(spec) = &ws.config.control_plane {
         // The control plane's last failure fills in where the database had none
@@ -285,8 +289,8 @@ pub fn status(ws: &Workspace, args: &StatusArgs) -> anyhow::Result<u8> {
 fn scratch_server(spec: Option<&str>) -> anyhow::Result<ScratchServer> {
     Ok(match spec {
         None => ScratchServer::TenantServer,
-        Some("auto") => ScratchServer::Cluster(TempCluster::start().context("--scratch auto")?),
-        Some(url) => ScratchServer::Server(Target::parse(url)?),
+        Some("auto") => ScratchServer::Auto,
+        Some(url) => ScratchServer::Server(Box::new(Target::parse(url)?)),
     })
 }
 
@@ -359,6 +363,7 @@ pub fn tenant_create(ws: &Workspace, args: &TenantCreateArgs) -> anyhow::Result<
         concurrency: 1,
         max_failures: None,
         app_role: app_role(ws),
+        pg_version: ws.config.pg_version,
     };
     let reporter = Reporter::new(progress_mode(args.format, false), 1);
     let rt = crate::pg::runtime()?;
@@ -404,7 +409,7 @@ pub fn tenant_create(ws: &Workspace, args: &TenantCreateArgs) -> anyhow::Result<
 }
 
 pub fn baseline(ws: Workspace, args: &BaselineArgs, quiet: bool) -> anyhow::Result<u8> {
-    use super::baseline::{self, Source, Status};
+    use crate::fleet::baseline::{self, Source, Status};
     if args.tenants.is_empty() && !args.all {
         return Err(crate::Error::Usage("choose the tenants: --tenant SLUG (repeatable) or --all".into()).into());
     }
@@ -459,7 +464,7 @@ pub fn baseline(ws: Workspace, args: &BaselineArgs, quiet: bool) -> anyhow::Resu
 
 fn render_baseline(
     out: &mut impl Write,
-    reports: &[super::baseline::Report],
+    reports: &[crate::fleet::baseline::Report],
     dry_run: bool,
     counts: &BTreeMap<&'static str, usize>,
 ) -> io::Result<()> {

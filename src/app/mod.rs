@@ -8,6 +8,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 
+mod cutover;
+mod cutover_terminal;
+mod fleet;
+mod isolation;
+
 use crate::check;
 use crate::cli::{CheckArgs, Cli, ColorChoice, Command, InitArgs, ListFormat, NewArgs};
 use crate::report::{self, RenderOptions, Severity};
@@ -20,8 +25,10 @@ pub const EXIT_ERROR: u8 = 2;
 
 /// Whether an error is a closed stdout (`strata check | head`): exit quietly.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain()
-        .any(|c| c.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe))
+    err.chain().any(|c| {
+        c.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>().and_then(|e| e.io_error_kind()) == Some(io::ErrorKind::BrokenPipe)
+    })
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
@@ -30,7 +37,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         ColorChoice::Never => false,
         ColorChoice::Auto => io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     };
-    let opts = RenderOptions { color, quiet: cli.quiet };
+    let opts = RenderOptions {
+        color,
+        quiet: cli.quiet,
+        ..RenderOptions::default()
+    };
     let started = std::time::Instant::now();
     let ws = |cli: &Cli| load_workspace(cli.workspace.as_deref(), cli.verbose);
     let code = match &cli.command {
@@ -41,23 +52,22 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Sum { check, format } => cmd_sum(&ws(&cli)?, *check, *format),
         Command::Init(args) => cmd_init(args, cli.quiet),
         Command::New(args) => cmd_new(&ws(&cli)?, args),
+        Command::Lsp(args) => cmd_lsp(args),
         Command::Completions { shell } => cmd_completions(*shell),
-        Command::Man => cmd_man(),
-        // Live PostgreSQL (issue 4): implemented in crate::fleet::commands.
-        Command::Migrate(args) => crate::fleet::commands::migrate(&ws(&cli)?, args, cli.quiet),
-        Command::Status(args) => crate::fleet::commands::status(&ws(&cli)?, args),
-        Command::Drift(args) => crate::fleet::commands::drift(&ws(&cli)?, args),
-        Command::Baseline(args) => crate::fleet::commands::baseline(ws(&cli)?, args, cli.quiet),
+        Command::Man { out_dir } => cmd_man(out_dir.as_deref()),
+        // Live PostgreSQL: the fleet commands (app/fleet.rs).
+        Command::Migrate(args) => fleet::migrate(&ws(&cli)?, args, cli.quiet),
+        Command::Status(args) => fleet::status(&ws(&cli)?, args),
+        Command::Drift(args) => fleet::drift(&ws(&cli)?, args),
+        Command::Baseline(args) => fleet::baseline(ws(&cli)?, args, cli.quiet),
         Command::Tenant {
             command: crate::cli::TenantCommand::Create(args),
-        } => crate::fleet::commands::tenant_create(&ws(&cli)?, args),
-        // Isolation proofs (issue 5): implemented in crate::fleet::isolation.
-        Command::VerifyIsolation(args) => crate::fleet::isolation::verify_isolation(&ws(&cli)?, args),
-        // Phased cutovers (issue 6): implemented in crate::cutover::commands.
-        Command::Plan(args) => crate::cutover::commands::plan(optional_workspace(cli.workspace.as_deref())?.as_ref(), args),
-        Command::Cutover { command } => {
-            crate::cutover::commands::cutover(optional_workspace(cli.workspace.as_deref())?.as_ref(), command, cli.quiet)
-        }
+        } => fleet::tenant_create(&ws(&cli)?, args),
+        // Isolation proofs against live databases (app/isolation.rs).
+        Command::VerifyIsolation(args) => isolation::verify_isolation(&ws(&cli)?, args),
+        // Phased cutovers (app/cutover.rs).
+        Command::Plan(args) => cutover::plan(optional_workspace(cli.workspace.as_deref())?.as_ref(), args),
+        Command::Cutover { command } => cutover::cutover(optional_workspace(cli.workspace.as_deref())?.as_ref(), command, cli.quiet),
     };
     if cli.verbose {
         eprintln!("strata: done in {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
@@ -139,9 +149,10 @@ fn git_output(args: &[&str], cwd: &Path, sep: char) -> anyhow::Result<Vec<String
         .collect())
 }
 
-/// Files changed since `rev` (committed or not), or staged, as absolute paths.
-/// Names are read NUL-separated, so spaces, quotes and any Unicode survive
-/// (git would otherwise quote them).
+/// Files changed since `rev` (committed or not, and files git does not
+/// track yet: a new migration is often not added before the check), or
+/// staged, as absolute paths. Names are read NUL-separated, so spaces,
+/// quotes and any Unicode survive (git would otherwise quote them).
 fn git_changed(root: &Path, since: Option<&str>, staged: bool) -> anyhow::Result<Vec<PathBuf>> {
     let top = git_output(&["rev-parse", "--show-toplevel"], root, '\n')?;
     let top = PathBuf::from(top.first().context("git rev-parse printed nothing")?);
@@ -152,8 +163,34 @@ fn git_changed(root: &Path, since: Option<&str>, staged: bool) -> anyhow::Result
     if let Some(rev) = since {
         args.push(rev);
     }
-    let files = git_output(&args, root, '\0')?;
-    Ok(files.into_iter().map(|f| top.join(f)).filter(|p| p.exists()).collect())
+    let mut files = git_output(&args, root, '\0')?;
+    if since.is_some() {
+        files.extend(git_output(
+            &["ls-files", "--others", "--exclude-standard", "--full-name", "-z"],
+            root,
+            '\0',
+        )?);
+    }
+    let mut paths: Vec<PathBuf> = files.into_iter().map(|f| top.join(f)).filter(|p| p.exists()).collect();
+    paths.sort();
+    paths.dedup();
+    Ok(paths)
+}
+
+/// The changed `.sql` files to report on: those under `narrow` (when
+/// given) that are migrations of a layer. The others are listed with
+/// `--verbose`.
+fn changed_migrations(root: &Path, changed: Vec<PathBuf>, narrow: &[PathBuf], verbose: bool) -> anyhow::Result<Vec<PathBuf>> {
+    let ws = Workspace::load(root)?;
+    let narrow: Vec<PathBuf> = narrow.iter().map(|p| p.canonicalize().unwrap_or_else(|_| p.clone())).collect();
+    let (migrations, others) = check::split_migrations(&ws, changed.into_iter().filter(|p| p.extension().is_some_and(|e| e == "sql")));
+    let wanted = |p: &PathBuf| narrow.is_empty() || narrow.iter().any(|n| p.starts_with(n));
+    if verbose {
+        for p in others.iter().filter(|p| wanted(p)) {
+            eprintln!("strata: skipped {}: not a migration of any layer", p.display());
+        }
+    }
+    Ok(migrations.into_iter().filter(wanted).collect())
 }
 
 /// What `strata check` checks, kept so that `--fix` can check again.
@@ -225,7 +262,7 @@ fn cmd_check(explicit_ws: Option<&Path>, args: &CheckArgs, opts: &RenderOptions,
         Some(root) if !outside(&root) => {
             let review = if args.since.is_some() || args.staged {
                 let changed = git_changed(&root, args.since.as_deref(), args.staged)?;
-                Some(changed.into_iter().filter(|p| p.extension().is_some_and(|e| e == "sql")).collect())
+                Some(changed_migrations(&root, changed, &args.paths, verbose)?)
             } else {
                 (!args.paths.is_empty()).then(|| args.paths.clone())
             };
@@ -283,7 +320,12 @@ fn cmd_check(explicit_ws: Option<&Path>, args: &CheckArgs, opts: &RenderOptions,
     if let Some(code) = findings_baseline(&target, args, &mut report)? {
         return Ok(code);
     }
-    report::render(args.format, &report, rules::ALL, opts, &mut w)?;
+    let opts = RenderOptions {
+        docs_url: args.docs_url.clone(),
+        deny_warnings: args.deny_warnings,
+        ..opts.clone()
+    };
+    report::render(args.format, &report, rules::ALL, &opts, &mut w)?;
     w.flush()?;
     let failing = report.count(Severity::Error) > 0 || (args.deny_warnings && report.count(Severity::Warning) > 0);
     Ok(if failing { EXIT_FINDINGS } else { EXIT_OK })
@@ -327,7 +369,7 @@ fn merge_shadow(target: &CheckTarget, spec: &str, report: &mut report::CheckRepo
     let ws = Workspace::load(root)?;
     let set = check::review_set(&ws, paths)?.unwrap_or_default();
     let server = crate::pg::shadow::ShadowServer::parse(spec)?;
-    let found = crate::pg::shadow::check(&ws, &set, &server).context("--shadow")?;
+    let found = crate::check::shadow::check(&ws, &set, &server).context("--shadow")?;
     for note in &found.notes {
         eprintln!("strata: --shadow: {note}");
     }
@@ -390,16 +432,7 @@ fn cmd_rules(format: ListFormat) -> anyhow::Result<u8> {
 
 fn cmd_explain(rule: &str, format: ListFormat) -> anyhow::Result<u8> {
     let Some(meta) = rules::meta_of(rule) else {
-        let close: Vec<&str> = rules::ALL
-            .iter()
-            .map(|m| m.id)
-            .filter(|id| id.contains(rule) || rule.contains(id))
-            .collect();
-        let hint = if close.is_empty() {
-            String::new()
-        } else {
-            format!(" (did you mean {}?)", close.join(", "))
-        };
+        let hint = rules::did_you_mean(rule);
         return Err(crate::Error::Usage(format!("unknown rule `{rule}`{hint}; `strata rules` lists them")).into());
     };
     let mut out = io::stdout().lock();
@@ -496,16 +529,21 @@ fn cmd_ls(ws: &Workspace, tenant: Option<&str>, format: ListFormat) -> anyhow::R
         ]);
     }
     writeln!(out, "{table}")?;
+    // Then each layer's history in apply order (`--tenant` composes them).
+    for l in &ws.layers {
+        writeln!(
+            out,
+            "\n{} ({}): {} migrations in apply order",
+            l.id(),
+            l.layout.name(),
+            l.migrations.len()
+        )?;
+        let width = l.migrations.len().to_string().len();
+        for (i, m) in l.migrations.iter().enumerate() {
+            writeln!(out, "  {:>width$}  {}", i + 1, ws.display(&m.path))?;
+        }
+    }
     Ok(EXIT_OK)
-}
-
-/// Writes strata.sum for the workspace at `root`.
-pub fn write_sum(root: &Path) -> crate::Result<usize> {
-    let ws = Workspace::load(root)?;
-    let entries = sum::compute(&ws)?;
-    let path = ws.root.join(&ws.config.paths.sum);
-    std::fs::write(&path, sum::render(&entries)).map_err(|e| crate::Error::io(&path, e))?;
-    Ok(entries.len())
 }
 
 fn cmd_sum(ws: &Workspace, check_only: bool, format: ListFormat) -> anyhow::Result<u8> {
@@ -526,11 +564,14 @@ fn cmd_sum(ws: &Workspace, check_only: bool, format: ListFormat) -> anyhow::Resu
         serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
     } else if !check_only {
-        println!("{shown}: {} migrations released", entries.len());
+        writeln!(io::stdout(), "{shown}: {} migrations released", entries.len())?;
     } else if up_to_date {
-        println!("{shown}: up to date ({} migrations)", entries.len());
+        writeln!(io::stdout(), "{shown}: up to date ({} migrations)", entries.len())?;
     } else {
-        println!("{shown}: out of date; run `strata sum` to release the current migrations");
+        writeln!(
+            io::stdout(),
+            "{shown}: out of date; run `strata sum` to release the current migrations"
+        )?;
     }
     Ok(if check_only && !up_to_date { EXIT_FINDINGS } else { EXIT_OK })
 }
@@ -547,7 +588,7 @@ fn cmd_init(args: &InitArgs, quiet: bool) -> anyhow::Result<u8> {
         ),
     };
     let report = scaffold::init(&root, from.as_deref(), layout)?;
-    let released = write_sum(&root)?;
+    let released = sum::write(&root)?;
     if quiet {
         return Ok(EXIT_OK);
     }
@@ -641,22 +682,64 @@ fn cmd_new(ws: &Workspace, args: &NewArgs) -> anyhow::Result<u8> {
     )?;
     scaffold::write_new(&planned)?;
     if let Some((path, _)) = planned.files.first() {
-        println!("{}", ws.display(path));
+        writeln!(io::stdout(), "{}", ws.display(path))?;
     }
     Ok(EXIT_OK)
 }
 
+/// `strata lsp`: serves until the editor says exit. stdout belongs to the
+/// protocol; a failure to start or a broken connection is reported on stderr.
+fn cmd_lsp(args: &crate::cli::LspArgs) -> anyhow::Result<u8> {
+    let settings = crate::lsp::Settings {
+        docs_url: args.docs_url.clone(),
+    };
+    match crate::lsp::run(settings).context("language server")? {
+        crate::lsp::Ending::Shutdown => Ok(EXIT_OK),
+        // The protocol asks for 1 when the client exits without shutdown.
+        crate::lsp::Ending::Abrupt => Ok(EXIT_FINDINGS),
+    }
+}
+
 fn cmd_completions(shell: clap_complete::Shell) -> anyhow::Result<u8> {
     let mut cmd = <Cli as clap::CommandFactory>::command();
+    // clap_complete panics when its writer fails: generate into memory.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "strata", &mut script);
+    // clap's fish script completes no positional values: add the rule ids
+    // `explain` takes (bash and zsh get them from the argument's values).
+    if shell == clap_complete::Shell::Fish {
+        for m in rules::ALL {
+            let summary = m.summary.replace('\\', "\\\\").replace('\'', "\\'");
+            writeln!(
+                script,
+                "complete -c strata -n \"__fish_strata_using_subcommand explain\" -f -a \"{}\" -d '{summary}'",
+                m.id
+            )?;
+        }
+    }
     let mut out = io::stdout().lock();
-    clap_complete::generate(shell, &mut cmd, "strata", &mut out);
+    out.write_all(&script)?;
     out.flush()?;
     Ok(EXIT_OK)
 }
 
-fn cmd_man() -> anyhow::Result<u8> {
+fn cmd_man(out_dir: Option<&Path>) -> anyhow::Result<u8> {
     let cmd = <Cli as clap::CommandFactory>::command();
     let mut out = io::stdout().lock();
+    if let Some(dir) = out_dir {
+        std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
+        clap_mangen::generate_to(cmd, dir).map_err(|e| crate::Error::io(dir, e))?;
+        let mut pages: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| crate::Error::io(dir, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "1"))
+            .collect();
+        pages.sort();
+        for p in pages {
+            writeln!(out, "{}", p.display())?;
+        }
+        return Ok(EXIT_OK);
+    }
     clap_mangen::Man::new(cmd).render(&mut out)?;
     out.flush()?;
     Ok(EXIT_OK)

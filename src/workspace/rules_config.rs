@@ -15,11 +15,11 @@
 //! its rules that are on by default (opt-in rules stay off).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use crate::diag::Group;
+use crate::diag::Severity;
 use crate::error::{Error, Result};
-use crate::report::Severity;
-use crate::rules::Group;
 
 #[derive(Clone, Debug, Default)]
 pub struct RuleSettings {
@@ -37,6 +37,20 @@ pub struct RulesConfig {
     pub rules: HashMap<String, RuleSettings>,
     /// `[groups]`: a severity for every rule of a group.
     pub groups: HashMap<Group, Severity>,
+    /// Where each `[rules.<id>]` section starts (file, line, column), for
+    /// the error about an id no rule has: the rule set is known to the rules,
+    /// not to the workspace, so the check happens when rules are configured
+    /// (`rules::configured`).
+    pub sections: Vec<RuleSection>,
+}
+
+/// The position of one `[rules.<id>]` section.
+#[derive(Clone, Debug)]
+pub struct RuleSection {
+    pub id: String,
+    pub path: PathBuf,
+    pub line: usize,
+    pub col: usize,
 }
 
 fn parse_severity(v: &toml::Value) -> Option<Severity> {
@@ -64,7 +78,7 @@ impl RulesConfig {
         files.sort();
         for f in files {
             let text = crate::error::read_utf8(&f)?;
-            let shown = crate::workspace::display_path(root, &f);
+            let shown = super::display_path(root, &f);
             cfg.merge_text(Path::new(&shown), &text)?;
         }
         Ok(cfg)
@@ -110,14 +124,13 @@ impl RulesConfig {
                         ),
                     ));
                 }
-                if crate::rules::meta_of(id).is_none() {
-                    return Err(Error::config_at(
-                        path,
-                        text,
-                        here,
-                        format!("unknown rule `{id}` (see `strata rules`)"),
-                    ));
-                }
+                let (line, col) = here.map_or((1, 1), |off| crate::error::line_col(text, off));
+                self.sections.push(RuleSection {
+                    id: id.clone(),
+                    path: path.to_path_buf(),
+                    line,
+                    col,
+                });
                 let Some(body) = body.as_table() else {
                     return Err(Error::config_at(path, text, here, format!("[rules.{id}] must be a table")));
                 };
@@ -180,8 +193,9 @@ impl RulesConfig {
         for (name, v) in groups {
             let here = at(&format!("{name} =")).or_else(|| at(name));
             let Some(group) = Group::from_name(name) else {
-                let hint = if crate::rules::meta_of(name).is_some() {
-                    format!("; `{name}` is a rule: set it under [rules.{name}]")
+                // Rule ids are kebab-case and known to the rules, not here.
+                let hint = if name.contains('-') {
+                    format!("; if `{name}` is a rule, set it under [rules.{name}]")
                 } else {
                     String::new()
                 };
@@ -209,7 +223,14 @@ impl RulesConfig {
     /// `bespoke/dreamlink`): the layer id's override, then the kind's, then
     /// the rule's severity, then its group's (for a rule on by default),
     /// then its default.
-    pub fn severity(&self, rule: &str, default: Severity, layer_kind: Option<&str>, layer_id: Option<&str>) -> Severity {
+    pub fn severity(
+        &self,
+        rule: &str,
+        group: Option<Group>,
+        default: Severity,
+        layer_kind: Option<&str>,
+        layer_id: Option<&str>,
+    ) -> Severity {
         let own = self.rules.get(rule).and_then(|s| {
             layer_id
                 .and_then(|l| s.layers.get(l))
@@ -217,10 +238,7 @@ impl RulesConfig {
                 .copied()
                 .or(s.severity)
         });
-        let group = || {
-            let meta = crate::rules::meta_of(rule)?;
-            (default != Severity::Off).then(|| self.groups.get(&meta.group).copied()).flatten()
-        };
+        let group = || (default != Severity::Off).then(|| self.groups.get(&group?).copied()).flatten();
         own.or_else(group).unwrap_or(default)
     }
 
@@ -242,16 +260,67 @@ mod tests {
     #[test]
     fn a_group_sets_its_rules_and_a_rule_wins_over_its_group() {
         let cfg = load("[groups]\ngovernance = \"off\"\nlock-safety = \"warning\"\n[rules.rls-missing]\nseverity = \"error\"\n").unwrap();
-        assert_eq!(cfg.severity("person-ref-not-contact", Severity::Error, None, None), Severity::Off);
-        assert_eq!(cfg.severity("rls-missing", Severity::Error, None, None), Severity::Error);
         assert_eq!(
-            cfg.severity("require-concurrent-index", Severity::Error, None, None),
+            cfg.severity(
+                "person-ref-not-contact",
+                crate::rules::meta_of("person-ref-not-contact").map(|m| m.group),
+                Severity::Error,
+                None,
+                None
+            ),
+            Severity::Off
+        );
+        assert_eq!(
+            cfg.severity(
+                "rls-missing",
+                crate::rules::meta_of("rls-missing").map(|m| m.group),
+                Severity::Error,
+                None,
+                None
+            ),
+            Severity::Error
+        );
+        assert_eq!(
+            cfg.severity(
+                "require-concurrent-index",
+                crate::rules::meta_of("require-concurrent-index").map(|m| m.group),
+                Severity::Error,
+                None,
+                None
+            ),
             Severity::Warning
         );
         // Opt-in rules stay off; other groups keep their defaults.
-        assert_eq!(cfg.severity("idempotent-ddl", Severity::Off, None, None), Severity::Off);
-        assert_eq!(cfg.severity("migration-modified", Severity::Error, None, None), Severity::Error);
-        assert_eq!(cfg.severity("prefer-text", Severity::Warning, None, None), Severity::Warning);
+        assert_eq!(
+            cfg.severity(
+                "idempotent-ddl",
+                crate::rules::meta_of("idempotent-ddl").map(|m| m.group),
+                Severity::Off,
+                None,
+                None
+            ),
+            Severity::Off
+        );
+        assert_eq!(
+            cfg.severity(
+                "migration-modified",
+                crate::rules::meta_of("migration-modified").map(|m| m.group),
+                Severity::Error,
+                None,
+                None
+            ),
+            Severity::Error
+        );
+        assert_eq!(
+            cfg.severity(
+                "prefer-text",
+                crate::rules::meta_of("prefer-text").map(|m| m.group),
+                Severity::Warning,
+                None,
+                None
+            ),
+            Severity::Warning
+        );
     }
 
     #[test]

@@ -10,40 +10,16 @@ use std::time::Instant;
 use rayon::prelude::*;
 use sha2::Digest;
 
-use crate::catalog::{Catalog, Origin};
+use crate::catalog::Catalog;
+use crate::diag::{CheckReport, Diagnostic, Pos, Region, Severity, SourceFile};
 use crate::error::{Error, Result};
-use crate::report::{CheckReport, Diagnostic, Pos, Region, Severity, SourceFile};
 use crate::rules::{self, Env, FileCtx, FileInfo, Finding, LayerInfo, Released, Rule, RulesConfig, StatementCtx};
-use crate::sql::{mask_source, parse_file, ParsedFile};
-use crate::workspace::{discover, forward_sections, sum, Migration, Workspace};
+use crate::sql::ParsedFile;
+use crate::workspace::{discover, sum, Migration, Workspace};
 
-/// Reads, masks and parses one migration file.
-pub fn load_file(path: &Path, display: String) -> Result<ParsedFile> {
-    Ok(parse_source(Arc::new(SourceFile::new(display, crate::error::read_utf8(path)?))))
-}
+pub mod shadow;
 
-/// Reads and parses one migration of a layer: as [`load_file`], and the
-/// file runs outside a transaction when its layout's marker says so.
-pub fn load_migration(m: &Migration, display: String) -> Result<ParsedFile> {
-    let mut parsed = load_file(&m.path, display)?;
-    apply_layout(&mut parsed, m);
-    Ok(parsed)
-}
-
-/// Marks a parsed migration as non-transactional when its layout says so
-/// (sqlx `-- no-transaction`, popx `.autocommit`, diesel `metadata.toml`, ...).
-fn apply_layout(parsed: &mut ParsedFile, m: &Migration) {
-    if !parsed.no_transaction && m.runs_outside_transaction(&parsed.source.text) {
-        parsed.no_transaction = true;
-    }
-}
-
-/// Masks (down sections, psql meta-commands, templates) and parses a file.
-pub fn parse_source(source: Arc<SourceFile>) -> ParsedFile {
-    let sections = forward_sections(&source.text);
-    let masked = mask_source(&source.text, sections.as_deref());
-    parse_file(source.clone(), &masked)
-}
+pub use crate::workspace::source::{apply_layout, load_file, load_migration, parse_source};
 
 /// Parses `items` ahead of `consume`, which gets every file in order: the
 /// files are parsed in parallel, batch by batch, on rayon's threads while
@@ -191,22 +167,13 @@ impl<'a> Engine<'a> {
         let parsed = file.parsed;
         let mut used = vec![false; parsed.suppressions.len()];
         for (r, f) in findings {
-            let id = self.rules[r].meta().id;
-            let stmt = f.statement.or_else(|| statement_at(parsed, f.region.start));
-            if let Some(s) = parsed.suppressions.iter().position(|s| s.covers(id, stmt)) {
-                used[s] = true;
-                continue;
+            let mut f = f;
+            // Released migrations are never edited, whatever the rule offers.
+            if f.fix.is_some() && !rules::fixes::fixable(file) {
+                f.fix = None;
+                f.unfixed = Some(rules::fixes::RELEASED.to_string());
             }
-            out.push(Diagnostic {
-                rule: id,
-                severity: self.severity(file.layer, r),
-                file: parsed.source.clone(),
-                region: f.region,
-                message: f.message,
-                help: f.help,
-                fix: f.fix,
-                anchor: stmt.and_then(|i| parsed.statements.get(i)).map(|st| st.bytes.clone()),
-            });
+            out.extend(admit(parsed, self.rules[r].meta().id, self.severity(file.layer, r), f, &mut used));
         }
         let Some(unused_rule) = self.rules.iter().position(|r| r.meta().id == "unused-suppression") else {
             return;
@@ -219,7 +186,10 @@ impl<'a> Engine<'a> {
             let message = if s.reason.is_none() {
                 Some("this suppression has no reason and is ignored: write `-- strata-ignore <rule>: <reason>`".to_string())
             } else if let Some(unknown) = s.rules.iter().find(|r| rules::meta_of(r).is_none()) {
-                Some(format!("`{unknown}` is not a strata rule (see `strata rules`)"))
+                Some(format!(
+                    "`{unknown}` is not a strata rule{} (see `strata rules`)",
+                    rules::did_you_mean(unknown)
+                ))
             } else if s.rules.is_empty() {
                 Some("this suppression names no rule".to_string())
             } else if !was_used
@@ -243,11 +213,39 @@ impl<'a> Engine<'a> {
                     message,
                     help: Some("fix or delete the comment".to_string()),
                     fix: None,
+                    unfixed: None,
                     anchor: None,
                 });
             }
         }
     }
+}
+
+/// A finding of `rule` in `parsed` as the user sees it, with its
+/// severity; `None` when the rule is off there or a suppression covers the
+/// finding's statement (the suppression is then marked in `used`, indexed
+/// like `parsed.suppressions`). The static check and `--shadow` both report
+/// through here.
+pub(crate) fn admit(parsed: &ParsedFile, rule: &'static str, severity: Severity, f: Finding, used: &mut [bool]) -> Option<Diagnostic> {
+    if severity == Severity::Off {
+        return None;
+    }
+    let stmt = f.statement.or_else(|| statement_at(parsed, f.region.start));
+    if let Some(s) = parsed.suppressions.iter().position(|s| s.covers(rule, stmt)) {
+        used[s] = true;
+        return None;
+    }
+    Some(Diagnostic {
+        rule,
+        severity,
+        file: parsed.source.clone(),
+        region: f.region,
+        message: f.message,
+        help: f.help,
+        fix: f.fix,
+        unfixed: f.unfixed,
+        anchor: stmt.and_then(|i| parsed.statements.get(i)).map(|st| st.bytes.clone()),
+    })
 }
 
 impl Finding {
@@ -257,7 +255,9 @@ impl Finding {
     fn in_statement(mut self, i: usize, stmt: &crate::sql::Statement) -> Self {
         self.statement.get_or_insert(i);
         if let Some(body) = stmt.body {
-            self.fix = None;
+            if self.fix.take().is_some() || self.unfixed.is_some() {
+                self.unfixed = Some("inside a function or DO body, which strata does not edit".to_string());
+            }
             if body.detached {
                 self.region = stmt.region;
             }
@@ -266,23 +266,7 @@ impl Finding {
     }
 }
 
-/// Applies one statement to the catalog, when it runs with the migration
-/// (function bodies run later, when called).
-pub fn replay(catalog: &mut Catalog, stmt: &crate::sql::Statement, file: u32, layer: u16, index: usize) {
-    if !stmt.runs_with_migration() {
-        return;
-    }
-    let origin = Origin {
-        file,
-        layer,
-        stmt: index as u32,
-    };
-    if let Some(ast) = stmt.ast() {
-        catalog.apply(ast, origin);
-    } else if let Some(model) = stmt.model() {
-        catalog.apply_model(model, origin);
-    }
-}
+pub use crate::catalog::replay_statement as replay;
 
 /// The statement whose span starts at or before `pos` (the last such).
 fn statement_at(parsed: &ParsedFile, pos: Pos) -> Option<usize> {
@@ -301,6 +285,42 @@ fn count_reviewed(report: &mut CheckReport, parsed: &ParsedFile) {
     report.reviewed.push(parsed.source.path.clone());
     report.stats.statements += parsed.statement_count();
     report.stats.understood += parsed.understood_count();
+}
+
+/// What rules see of a check outside any workspace.
+fn plain_env() -> Env<'static> {
+    Env {
+        config: None,
+        pg_version: 15,
+        layers: &[],
+        transactional: true,
+    }
+}
+
+/// A file outside any workspace: no layer, no release status.
+fn plain_file(parsed: &ParsedFile, id: u32) -> FileInfo<'_> {
+    FileInfo {
+        parsed,
+        id,
+        layer: None,
+        migration: None,
+        layer_migrations: &[],
+        released: Released::Unknown,
+        released_head: None,
+    }
+}
+
+/// Checks one text outside any workspace (an editor's buffer of a plain
+/// `.sql` file), as [`check_files`] checks a file: no history, lock safety
+/// and review rules only.
+pub fn check_text(display: String, text: String) -> Result<CheckReport> {
+    let started = Instant::now();
+    let parsed = parse_source(Arc::new(SourceFile::new(display, text)));
+    let engine = Engine::new(plain_env(), &RulesConfig::default())?;
+    let mut report = CheckReport::default();
+    engine.run_file(&plain_file(&parsed, 0), &mut Catalog::new(), true, &mut report.diagnostics);
+    count_reviewed(&mut report, &parsed);
+    Ok(finish(report, started))
 }
 
 /// Checks plain files or folders outside any workspace: one migration
@@ -322,27 +342,12 @@ pub fn check_files(paths: &[PathBuf], base: &Path) -> Result<CheckReport> {
             return Err(Error::MissingPath { path: p.clone() });
         }
     }
-    let env = Env {
-        config: None,
-        pg_version: 15,
-        layers: &[],
-        transactional: true,
-    };
-    let engine = Engine::new(env, &RulesConfig::default())?;
+    let engine = Engine::new(plain_env(), &RulesConfig::default())?;
     let mut report = CheckReport::default();
     let mut catalog = Catalog::new();
     let mut id = 0u32;
     parse_ahead(&items, |p| {
-        let info = FileInfo {
-            parsed: p,
-            id,
-            layer: None,
-            migration: None,
-            layer_migrations: &[],
-            released: Released::Unknown,
-            released_head: None,
-        };
-        engine.run_file(&info, &mut catalog, true, &mut report.diagnostics);
+        engine.run_file(&plain_file(p, id), &mut catalog, true, &mut report.diagnostics);
         count_reviewed(&mut report, p);
         id += 1;
     })?;
@@ -364,6 +369,17 @@ pub fn check_workspace(ws: &Workspace, review: &ReviewSet) -> Result<CheckReport
 /// it reports a file no earlier composition reported. Every file is parsed
 /// at most once.
 pub fn check_workspace_cached(ws: &Workspace, review: &ReviewSet, use_cache: bool) -> Result<CheckReport> {
+    check_workspace_overlay(ws, review, use_cache, &Overlay::new())
+}
+
+/// Texts that stand in for files on disk during one check (an editor's
+/// unsaved buffers), keyed by the migration's path as the workspace lists it.
+pub type Overlay = HashMap<PathBuf, String>;
+
+/// Like [`check_workspace_cached`], reading the files of `overlay` from it
+/// instead of the disk: the language server checks what is being typed
+/// against the whole history with the same engine, suppressions and cache.
+pub fn check_workspace_overlay(ws: &Workspace, review: &ReviewSet, use_cache: bool, overlay: &Overlay) -> Result<CheckReport> {
     let started = Instant::now();
     // Every file once, in layer order; its id is its index here.
     let mut items = Vec::new();
@@ -376,7 +392,13 @@ pub fn check_workspace_cached(ws: &Workspace, review: &ReviewSet, use_cache: boo
     }
     let sources: Vec<Arc<SourceFile>> = items
         .par_iter()
-        .map(|(_, _, p, d)| Ok(Arc::new(SourceFile::new(d.clone(), crate::error::read_utf8(p)?))))
+        .map(|(_, _, p, d)| {
+            let text = match overlay.get(p) {
+                Some(text) => text.clone(),
+                None => crate::error::read_utf8(p)?,
+            };
+            Ok(Arc::new(SourceFile::new(d.clone(), text)))
+        })
         .collect::<Result<_>>()?;
     let reviewed: Vec<bool> = items
         .iter()
@@ -549,7 +571,9 @@ fn check_sum(ws: &Workspace, report: &mut CheckReport) -> Result<Option<Released
         .iter()
         .flat_map(|l| l.migrations.iter().map(move |m| sum::key(&l.id(), &m.file_name())))
         .collect();
-    let sev = ws.rules.severity("migration-modified", Severity::Error, None, None);
+    let sev = ws
+        .rules
+        .severity("migration-modified", Some(crate::diag::Group::History), Severity::Error, None, None);
     let mut sum_diag = |line: usize, message: String, help: &str| {
         if sev != Severity::Off {
             report.diagnostics.push(Diagnostic {
@@ -563,6 +587,7 @@ fn check_sum(ws: &Workspace, report: &mut CheckReport) -> Result<Option<Released
                 message,
                 help: Some(help.to_string()),
                 fix: None,
+                unfixed: None,
                 anchor: None,
             });
         }
@@ -635,6 +660,17 @@ fn layer_infos(ws: &Workspace, parsed: &[Option<ParsedFile>], file_of: &HashMap<
             }
         })
         .collect()
+}
+
+/// Splits files into the migrations of the workspace's layers and the rest
+/// (both canonical).
+pub fn split_migrations(ws: &Workspace, paths: impl Iterator<Item = PathBuf>) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let all: HashSet<PathBuf> = ws
+        .layers
+        .iter()
+        .flat_map(|l| l.migrations.iter().map(|m| canonical(&m.path)))
+        .collect();
+    paths.map(|p| canonical(&p)).partition(|p| all.contains(p))
 }
 
 /// Resolves the paths given to `strata check` inside a workspace into a
