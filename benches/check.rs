@@ -246,6 +246,7 @@ fn main() {
         let half = strata::report::CheckReport {
             diagnostics: report.diagnostics[..20_000].to_vec(),
             stats: report.stats.clone(),
+            ..Default::default()
         };
         let mut out = Vec::with_capacity(8 << 20);
         strata::report::text::render(&half, &opts, &mut out).expect("render");

@@ -188,6 +188,14 @@ pub struct CheckArgs {
     /// the locks and rewrites they really cause (see docs/isolation.md).
     #[arg(long, value_name = "auto|URL")]
     pub shadow: Option<String>,
+    /// Record every current finding in the findings baseline (the file
+    /// `paths.baseline` of strata.toml names; added there when missing):
+    /// later checks report only findings it does not accept.
+    #[arg(long, conflicts_with_all = ["fix", "no_baseline"])]
+    pub write_baseline: bool,
+    /// Report every finding, the accepted ones too (ignore the findings baseline).
+    #[arg(long)]
+    pub no_baseline: bool,
 }
 
 /// Arguments of `strata lsp`.

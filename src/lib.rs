@@ -5,6 +5,7 @@
 //! files → statements ([`sql`]) → catalog replay ([`catalog`]) → rules
 //! ([`rules`]) → diagnostics → a renderer ([`report`]).
 
+pub mod accepted;
 pub mod app;
 pub mod cache;
 pub mod catalog;

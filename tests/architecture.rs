@@ -23,6 +23,8 @@ const FLOORS: &[&[&str]] = &[
     // The static checker (and `--shadow`, judged by the same rules) and the
     // renderers of its report.
     &["check", "report"],
+    // The findings baseline (what a check accepts).
+    &["accepted"],
     // Fixes.
     &["fix"],
     // The fleet.

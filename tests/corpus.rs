@@ -260,3 +260,91 @@ fn init_from_adopts_each_corpus_as_its_tool_runs_it() {
         assert_eq!(code, 0, "{name}: {err}");
     }
 }
+
+/// The body of the bad migration added to each adopted corpus.
+const PROBE: &str = "CREATE TABLE strata_probe (id serial PRIMARY KEY, at timestamp);\nUPDATE strata_probe SET at = now();\n";
+
+/// `strata new core strata_probe` in `ws`, with [`PROBE`] under the tool's
+/// up marker: the new file's path.
+fn new_bad_migration(ws: &Path, name: &str) -> PathBuf {
+    let (code, out, err) = strata(&["new", "core", "strata_probe"], ws);
+    assert_eq!(code, 0, "{name}: {out}{err}");
+    let path = ws.join(out.trim());
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = match ["-- +goose Up\n", "-- migrate:up\n"].iter().find(|m| text.starts_with(**m)) {
+        Some(m) => format!("{m}{PROBE}{}", &text[m.len()..]),
+        None => format!("{text}{PROBE}"),
+    };
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Adoption as a new user does it, on a copy of each corpus: `init --from`,
+/// `check --write-baseline`, `check` reports nothing, a new bad migration
+/// is reported alone and exactly. Prints the counts before the baseline.
+#[test]
+#[ignore = "needs ../shared/corpora (run with --ignored)"]
+fn adopting_each_corpus_accepts_its_history_and_reports_exactly_a_new_migration() {
+    println!(
+        "\n{:<20} {:>8} {:>8} {:>9}  new findings",
+        "corpus", "errors", "warnings", "accepted"
+    );
+    for dir in corpus_dirs() {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let tmp = tempfile::tempdir().unwrap();
+        let copy = tmp.path().join("migrations");
+        common::copy_dir(&dir, &copy);
+        let ws = tmp.path().join("ws");
+        std::fs::create_dir_all(&ws).unwrap();
+        let (code, out, err) = strata(&["init", "--from", "../migrations"], &ws);
+        assert_eq!(code, 0, "{name}: {out}{err}");
+        assert!(out.contains("strata check --write-baseline"), "{name}: {out}");
+        let check = |extra: &[&str]| -> serde_json::Value {
+            let mut args = vec!["check", "--format", "json", "--no-cache"];
+            args.extend(extra);
+            let (code, out, err) = strata(&args, &ws);
+            assert!(code == 0 || code == 1, "{name}: exit {code}\n{err}");
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{name}: {e}: {err}"))
+        };
+        let before = check(&[]);
+        let (code, _, err) = strata(&["check", "--write-baseline"], &ws);
+        assert_eq!(code, 0, "{name}: {err}");
+        let after = check(&[]);
+        assert_eq!(after["diagnostics"].as_array().unwrap().len(), 0, "{name}: {after}");
+        assert_eq!(
+            after["summary"]["accepted"],
+            before["diagnostics"].as_array().unwrap().len(),
+            "{name}"
+        );
+        let (code, _, _) = strata(&["check"], &ws);
+        assert_eq!(code, 0, "{name}: a clean check exits 0");
+
+        let path = new_bad_migration(&ws, &name);
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let new = check(&[]);
+        let mut rules: Vec<String> = new["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                assert!(
+                    d["file"].as_str().unwrap().ends_with(&file),
+                    "{name}: a finding outside the new file: {d}"
+                );
+                d["rule"].as_str().unwrap().to_string()
+            })
+            .collect();
+        rules.sort();
+        // The table is new: the whole-table UPDATE of it is not a finding.
+        assert_eq!(rules, ["prefer-bigint", "prefer-identity", "prefer-timestamptz"], "{name}: {new:#}");
+        assert!(new["stale_baseline"].as_array().unwrap().is_empty(), "{name}");
+        println!(
+            "{:<20} {:>8} {:>8} {:>9}  {}",
+            name,
+            before["summary"]["errors"].to_string(),
+            before["summary"]["warnings"].to_string(),
+            after["summary"]["accepted"].to_string(),
+            rules.join(", ")
+        );
+    }
+}

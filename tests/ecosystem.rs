@@ -402,6 +402,7 @@ fn configuration_doc_matches_the_code() {
     let defaults = toml::Table::try_from(&config).unwrap();
     config.control_plane = Some("env:X".into());
     config.paths.core = Some("db/migrations".into());
+    config.paths.baseline = Some("strata-baseline.json".into());
     let mut code = BTreeMap::new();
     flatten("", &toml::Table::try_from(&config).unwrap(), &mut code);
     let mut default_values = BTreeMap::new();
@@ -461,9 +462,14 @@ fn configuration_doc_matches_the_code() {
         .map(|section| section[..section.find('`').unwrap()].to_string())
         .collect();
     with_options.sort();
-    let listed: Vec<String> = documented_keys(&doc, "## rules/*.toml")
+    let rules_keys = documented_keys(&doc, "## rules/*.toml");
+    assert!(
+        rules_keys.contains_key("groups.<group>"),
+        "docs/configuration.md documents [groups]"
+    );
+    let listed: Vec<String> = rules_keys
         .into_keys()
-        .filter(|k| !k.starts_with("rules."))
+        .filter(|k| !k.starts_with("rules.") && !k.starts_with("groups."))
         .collect();
     assert_eq!(
         listed, with_options,

@@ -317,6 +317,9 @@ fn cmd_check(explicit_ws: Option<&Path>, args: &CheckArgs, opts: &RenderOptions,
     if let Some(spec) = &args.shadow {
         merge_shadow(&target, spec, &mut report)?;
     }
+    if let Some(code) = findings_baseline(&target, args, &mut report)? {
+        return Ok(code);
+    }
     let opts = RenderOptions {
         docs_url: args.docs_url.clone(),
         deny_warnings: args.deny_warnings,
@@ -326,6 +329,30 @@ fn cmd_check(explicit_ws: Option<&Path>, args: &CheckArgs, opts: &RenderOptions,
     w.flush()?;
     let failing = report.count(Severity::Error) > 0 || (args.deny_warnings && report.count(Severity::Warning) > 0);
     Ok(if failing { EXIT_FINDINGS } else { EXIT_OK })
+}
+
+/// The findings baseline: `--write-baseline` records the report's findings
+/// (and ends the command: `Some(exit code)`); otherwise the accepted
+/// findings leave the report, unless `--no-baseline`.
+fn findings_baseline(target: &CheckTarget, args: &CheckArgs, report: &mut report::CheckReport) -> anyhow::Result<Option<u8>> {
+    let CheckTarget::Workspace { root, .. } = target else {
+        if args.write_baseline {
+            bail!("--write-baseline needs a workspace (strata.toml): the baseline is named there");
+        }
+        return Ok(None);
+    };
+    let ws = Workspace::load(root)?;
+    if args.write_baseline {
+        eprintln!("{}", crate::accepted::write_for(&ws, report)?);
+        return Ok(Some(EXIT_OK));
+    }
+    if args.no_baseline {
+        return Ok(None);
+    }
+    if let Some(path) = crate::accepted::configured_path(&ws) {
+        crate::accepted::Baseline::load(&path)?.apply(report);
+    }
+    Ok(None)
 }
 
 /// `--shadow`: adds what the shadow run observed to the static report (a
@@ -578,12 +605,25 @@ fn cmd_init(args: &InitArgs, quiet: bool) -> anyhow::Result<u8> {
         Some(a) => {
             writeln!(
                 out,
-                "adopted {} {} migrations as the core layer, in place ({}); `strata check` shows what the rules think of them",
+                "adopted {} {} migrations as the core layer, in place ({})",
                 a.migrations,
                 a.layout.name(),
                 a.evidence
             )?;
             render_left_out(&mut out, &a.left_out)?;
+            writeln!(
+                out,
+                "next: `strata check` shows what the rules think of the history; to accept it as it is and be told \
+                 only of new findings, run `strata check --write-baseline` (it records today's findings in \
+                 strata-baseline.json; commit it)"
+            )?;
+            if !a.orbis {
+                writeln!(
+                    out,
+                    "the Orbis governance rules are off (no `contacts` person table or canonical state homes in the history): \
+                     rules/governance.toml says how to turn them on"
+                )?;
+            }
         }
         None => writeln!(out, "next: `strata new core add_notes`, then `strata check`")?,
     }

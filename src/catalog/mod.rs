@@ -123,6 +123,10 @@ pub struct Table {
     /// Privileges granted on the table: (role, privilege), `all` for ALL.
     #[serde(default)]
     pub grants: Vec<(String, String)>,
+    /// A partitioned table (`PARTITION BY`): it holds no rows itself, and
+    /// PostgreSQL cannot build an index on it CONCURRENTLY.
+    #[serde(default)]
+    pub partitioned: bool,
     pub origin: Origin,
 }
 
@@ -399,5 +403,22 @@ impl From<Snapshot> for Catalog {
             default_privileges: s.default_privileges,
             default_schema: s.default_schema,
         }
+    }
+}
+/// Applies one statement to the catalog, when it runs with the migration
+/// (function bodies run later, when called).
+pub fn replay_statement(catalog: &mut Catalog, stmt: &crate::sql::Statement, file: u32, layer: u16, index: usize) {
+    if !stmt.runs_with_migration() {
+        return;
+    }
+    let origin = Origin {
+        file,
+        layer,
+        stmt: index as u32,
+    };
+    if let Some(ast) = stmt.ast() {
+        catalog.apply(ast, origin);
+    } else if let Some(model) = stmt.model() {
+        catalog.apply_model(model, origin);
     }
 }

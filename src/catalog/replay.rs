@@ -366,6 +366,7 @@ fn create_table(cat: &mut Catalog, ct: &ast::CreateTable, origin: Origin) {
         temporary: ct.temporary,
         triggers: Vec::new(),
         grants: Vec::new(),
+        partitioned: ct.partition_by.is_some(),
         origin,
     };
     for col in &ct.columns {

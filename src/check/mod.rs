@@ -10,7 +10,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use sha2::Digest;
 
-use crate::catalog::{Catalog, Origin};
+use crate::catalog::Catalog;
 use crate::diag::{CheckReport, Diagnostic, Pos, Region, Severity, SourceFile};
 use crate::error::{Error, Result};
 use crate::rules::{self, Env, FileCtx, FileInfo, Finding, LayerInfo, Released, Rule, RulesConfig, StatementCtx};
@@ -214,6 +214,7 @@ impl<'a> Engine<'a> {
                     help: Some("fix or delete the comment".to_string()),
                     fix: None,
                     unfixed: None,
+                    anchor: None,
                 });
             }
         }
@@ -243,6 +244,7 @@ pub(crate) fn admit(parsed: &ParsedFile, rule: &'static str, severity: Severity,
         help: f.help,
         fix: f.fix,
         unfixed: f.unfixed,
+        anchor: stmt.and_then(|i| parsed.statements.get(i)).map(|st| st.bytes.clone()),
     })
 }
 
@@ -264,23 +266,7 @@ impl Finding {
     }
 }
 
-/// Applies one statement to the catalog, when it runs with the migration
-/// (function bodies run later, when called).
-pub fn replay(catalog: &mut Catalog, stmt: &crate::sql::Statement, file: u32, layer: u16, index: usize) {
-    if !stmt.runs_with_migration() {
-        return;
-    }
-    let origin = Origin {
-        file,
-        layer,
-        stmt: index as u32,
-    };
-    if let Some(ast) = stmt.ast() {
-        catalog.apply(ast, origin);
-    } else if let Some(model) = stmt.model() {
-        catalog.apply_model(model, origin);
-    }
-}
+pub use crate::catalog::replay_statement as replay;
 
 /// The statement whose span starts at or before `pos` (the last such).
 fn statement_at(parsed: &ParsedFile, pos: Pos) -> Option<usize> {
@@ -296,6 +282,7 @@ fn finish(mut report: CheckReport, started: Instant) -> CheckReport {
 
 fn count_reviewed(report: &mut CheckReport, parsed: &ParsedFile) {
     report.stats.files += 1;
+    report.reviewed.push(parsed.source.path.clone());
     report.stats.statements += parsed.statement_count();
     report.stats.understood += parsed.understood_count();
 }
@@ -577,13 +564,16 @@ fn check_sum(ws: &Workspace, report: &mut CheckReport) -> Result<Option<Released
     let text = crate::error::read_utf8(&sum_path)?;
     let shown = ws.display(&sum_path);
     let entries = sum::parse(Path::new(&shown), &text)?;
+    report.reviewed.push(shown.clone());
     let source = Arc::new(SourceFile::new(shown, text));
     let on_disk: HashSet<String> = ws
         .layers
         .iter()
         .flat_map(|l| l.migrations.iter().map(move |m| sum::key(&l.id(), &m.file_name())))
         .collect();
-    let sev = ws.rules.severity("migration-modified", Severity::Error, None, None);
+    let sev = ws
+        .rules
+        .severity("migration-modified", Some(crate::diag::Group::History), Severity::Error, None, None);
     let mut sum_diag = |line: usize, message: String, help: &str| {
         if sev != Severity::Off {
             report.diagnostics.push(Diagnostic {
@@ -598,6 +588,7 @@ fn check_sum(ws: &Workspace, report: &mut CheckReport) -> Result<Option<Released
                 help: Some(help.to_string()),
                 fix: None,
                 unfixed: None,
+                anchor: None,
             });
         }
     };

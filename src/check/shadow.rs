@@ -445,6 +445,7 @@ mod tests {
             columns,
             constraints: Vec::new(),
             rls_enabled: false,
+            partitioned: false,
             rls_forced: false,
             policies: Vec::new(),
             comment: None,

@@ -17,16 +17,32 @@ pub enum Group {
     /// What strata could not check and a human must review (unparsed
     /// statements, DO blocks, suppressions); active with or without a workspace.
     Review,
+    /// The migration history's integrity: file names, order, released files
+    /// left unchanged (strata.sum); for any project, Orbis or not.
+    History,
 }
 
 impl Group {
+    pub const ALL: [Group; 5] = [
+        Group::Governance,
+        Group::History,
+        Group::LockSafety,
+        Group::Correctness,
+        Group::Review,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Group::Governance => "governance",
             Group::LockSafety => "lock-safety",
             Group::Correctness => "correctness",
             Group::Review => "review",
+            Group::History => "history",
         }
+    }
+
+    pub fn from_name(name: &str) -> Option<Group> {
+        Group::ALL.into_iter().find(|g| g.as_str() == name)
     }
 }
 

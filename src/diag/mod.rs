@@ -173,6 +173,9 @@ pub struct Diagnostic {
     pub fix: Option<Fix>,
     /// Why a rule that fixes such findings did not fix this one.
     pub unfixed: Option<String>,
+    /// The byte range of the statement the finding is about, when it is
+    /// about one: the findings baseline fingerprints its text.
+    pub anchor: Option<std::ops::Range<usize>>,
 }
 
 /// Counters for the one-line summary.
@@ -187,7 +190,22 @@ pub struct Stats {
     pub understood: usize,
     /// Files replayed as context only (history).
     pub context_files: usize,
+    /// Findings left out because the findings baseline accepts them.
+    pub accepted: usize,
     pub elapsed_ms: f64,
+}
+
+/// Accepted findings of one rule on one statement of one file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct BaselineEntry {
+    pub rule: String,
+    pub file: String,
+    /// The first 16 hex digits of the SHA-256 of the statement's tokens.
+    pub fingerprint: String,
+    /// How many findings of the rule the statement had.
+    pub count: usize,
+    /// The first finding's message, for people reading the file (not matched).
+    pub message: String,
 }
 
 /// The finished result of a check, ready to render.
@@ -195,6 +213,12 @@ pub struct Stats {
 pub struct CheckReport {
     pub diagnostics: Vec<Diagnostic>,
     pub stats: Stats,
+    /// The files under review, as shown (a findings baseline entry of any
+    /// other file is not judged by this check).
+    pub reviewed: Vec<String>,
+    /// Findings baseline entries that matched nothing (debt paid, or the
+    /// statement changed): the file can shrink.
+    pub stale_baseline: Vec<BaselineEntry>,
 }
 
 impl CheckReport {

@@ -179,6 +179,7 @@ pub async fn read_catalog(client: &Client, target: &Target, origins: &HashMap<St
                 temporary: r.get(6),
                 triggers: Vec::new(),
                 grants: Vec::new(),
+                partitioned: kind == "p",
                 origin: o,
             },
         );

@@ -117,7 +117,7 @@ fn category(group: Option<Group>) -> &'static str {
     match group {
         Some(Group::Governance) => "Security",
         Some(Group::LockSafety) | Some(Group::Correctness) | None => "Bug Risk",
-        Some(Group::Review) => "Clarity",
+        Some(Group::Review) | Some(Group::History) => "Clarity",
     }
 }
 

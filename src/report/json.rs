@@ -14,8 +14,10 @@
 //!     "context_files": 250,
 //!     "errors": 3,
 //!     "warnings": 1,
+//!     "accepted": 0,
 //!     "elapsed_ms": 12.3
 //!   },
+//!   "stale_baseline": [],
 //!   "diagnostics": [
 //!     {
 //!       "rule": "rls-missing",
@@ -42,8 +44,13 @@
 //!   PostgreSQL's grammar into strata's model; `parsed` is the same number),
 //!   `context_files` the history files
 //!   replayed only for context, `errors` and `warnings` count `diagnostics`,
+//!   `accepted` the findings the findings baseline accepted (left out of
+//!   `diagnostics` and of `errors` and `warnings`),
 //!   `elapsed_ms` is the wall time of the check in milliseconds (rounded to
 //!   the microsecond).
+//! - `stale_baseline`: the findings baseline entries of the files under
+//!   review that matched no finding (`rule`, `file`, `fingerprint`, `count`,
+//!   `message`); `strata check --write-baseline` drops them.
 //! - `diagnostics` are sorted by file, start position and rule.
 //! - `severity` is `"error"` or `"warning"`.
 //! - `file` is the path as shown in the text format (relative to the workspace
@@ -72,6 +79,7 @@ pub const VERSION: u32 = 1;
 struct JsonReport<'a> {
     version: u32,
     summary: Summary,
+    stale_baseline: &'a [crate::diag::BaselineEntry],
     diagnostics: Vec<JsonDiagnostic<'a>>,
 }
 
@@ -86,6 +94,7 @@ struct Summary {
     context_files: usize,
     errors: usize,
     warnings: usize,
+    accepted: usize,
     elapsed_ms: f64,
 }
 
@@ -113,8 +122,10 @@ pub fn render(report: &CheckReport, w: &mut dyn Write) -> io::Result<()> {
             context_files: stats.context_files,
             errors: report.count(Severity::Error),
             warnings: report.count(Severity::Warning),
+            accepted: stats.accepted,
             elapsed_ms: (stats.elapsed_ms * 1000.0).round() / 1000.0,
         },
+        stale_baseline: &report.stale_baseline,
         diagnostics: report
             .diagnostics
             .iter()

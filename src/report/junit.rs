@@ -186,6 +186,7 @@ mod tests {
         let report = CheckReport {
             diagnostics: Vec::new(),
             stats: Stats::default(),
+            ..Default::default()
         };
         insta::assert_snapshot!(rendered(&report));
     }

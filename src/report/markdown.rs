@@ -317,6 +317,7 @@ mod tests {
         let report = CheckReport {
             diagnostics,
             stats: Default::default(),
+            ..Default::default()
         };
         let out = rendered(&report);
         assert!(out.chars().count() < 65_536, "{} characters", out.chars().count());

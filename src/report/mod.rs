@@ -186,6 +186,7 @@ Do what the help says.
             help: None,
             fix: None,
             unfixed: None,
+            anchor: None,
         }
     }
 
@@ -268,8 +269,10 @@ Do what the help says.
                 statements: 7,
                 understood: 6,
                 context_files: 250,
+                accepted: 0,
                 elapsed_ms: 12.3456,
             },
+            ..Default::default()
         };
         report.sort();
         report

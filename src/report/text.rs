@@ -181,7 +181,36 @@ fn write_summary(report: &CheckReport, s: &Style, w: &mut dyn Write) -> io::Resu
     if stats.context_files > 0 {
         write!(w, ", {} of history replayed", Count(stats.context_files, "file"))?;
     }
-    writeln!(w, " in {:.1} ms", stats.elapsed_ms)
+    writeln!(w, " in {:.1} ms", stats.elapsed_ms)?;
+    if stats.accepted > 0 {
+        writeln!(
+            w,
+            "{} accepted by the findings baseline (`--no-baseline` shows them)",
+            Count(stats.accepted, "finding")
+        )?;
+    }
+    write_stale(report, w)
+}
+
+/// The findings baseline entries that matched nothing, a few by name.
+fn write_stale(report: &CheckReport, w: &mut dyn Write) -> io::Result<()> {
+    let stale = &report.stale_baseline;
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let n: usize = stale.iter().map(|e| e.count).sum();
+    writeln!(
+        w,
+        "{} of the findings baseline no longer match (fixed, or the statement changed); `strata check --write-baseline` drops them:",
+        Count(n, "entry")
+    )?;
+    for e in stale.iter().take(5) {
+        writeln!(w, "  {} [{}] {}", e.file, e.rule, e.message)?;
+    }
+    if stale.len() > 5 {
+        writeln!(w, "  and {} more", stale.len() - 5)?;
+    }
+    Ok(())
 }
 
 fn digits(mut n: u32) -> usize {
@@ -194,7 +223,7 @@ fn digits(mut n: u32) -> usize {
 }
 
 /// `n` followed by `word`, with an `s` unless `n` is 1.
-struct Count(usize, &'static str);
+pub(crate) struct Count(pub usize, pub &'static str);
 
 impl fmt::Display for Count {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -280,7 +309,9 @@ mod tests {
                 understood: 1,
                 context_files: 1,
                 elapsed_ms: 0.04,
+                accepted: 0,
             },
+            ..Default::default()
         };
         let out = rendered(&report, &RenderOptions::default());
         assert_eq!(
@@ -317,8 +348,10 @@ mod tests {
                 help: None,
                 fix: None,
                 unfixed: None,
+                anchor: None,
             }],
             stats: Stats::default(),
+            ..Default::default()
         };
         let out = rendered(&report, &RenderOptions::default());
         assert!(out.starts_with("warning[unused-suppression]: suppression suppresses nothing\n  --> a.sql\n\n"));
@@ -344,11 +377,13 @@ mod tests {
                 help: None,
                 fix: None,
                 unfixed: None,
+                anchor: None,
             })
             .collect();
         let report = CheckReport {
             diagnostics,
             stats: Stats::default(),
+            ..Default::default()
         };
         let out = rendered(&report, &RenderOptions::default());
         assert_eq!(out.matches("warning[ban-money-type]").count(), N as usize);

@@ -72,13 +72,20 @@ impl Rule for ConcurrentInTransaction {
                     if !fixes::file_runs_outside_transaction(cx.file) {
                         return Err(fixes::NEEDS_TRANSACTION.to_string());
                     }
-                    Ok(crate::diag::Fix::new(
-                        "run this file outside a transaction",
-                        fixes::no_transaction_edits(cx.file),
-                    ))
+                    fixes::no_transaction_edits(cx.file)
+                        .map(|edits| crate::diag::Fix::new("run this file outside a transaction", edits))
+                        .ok_or_else(|| {
+                            format!(
+                                "the file's tool keeps its no-transaction marker outside the file: put it in {}",
+                                fixes::no_transaction_advice(cx.file)
+                            )
+                        })
                 });
                 (
-                    format!("{what} cannot run inside a transaction block, and strata runs this migration file in one"),
+                    format!(
+                        "{what} cannot run inside a transaction block, and {}",
+                        fixes::layout_of(cx.file).runs_file_in_transaction()
+                    ),
                     fix,
                 )
             }
@@ -94,7 +101,7 @@ impl Rule for ConcurrentInTransaction {
         };
         out.push(
             Finding::new(cx.stmt.region, message)
-                .help("put it in a migration file of its own that starts with `-- strata: no-transaction` (and has no BEGIN)")
+                .help(format!("put it in {} (and no BEGIN)", fixes::no_transaction_advice(cx.file)))
                 .with_fix(fix),
         );
     }

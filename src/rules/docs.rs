@@ -82,8 +82,9 @@ pub const SQUAWK: &[(&str, &str, &str)] = &[
     ("transaction-nesting", "transaction-nesting", ""),
 ];
 
-const GROUPS: [(Group, &str); 4] = [
+const GROUPS: [(Group, &str); 5] = [
     (Group::Governance, "Governance"),
+    (Group::History, "History"),
     (Group::LockSafety, "Lock safety"),
     (Group::Correctness, "Correctness"),
     (Group::Review, "Review"),

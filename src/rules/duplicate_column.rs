@@ -73,34 +73,53 @@ impl Rule for DuplicateColumn {
         match cx.stmt.ast() {
             Some(Ast::CreateTable(ct)) => repeats(ct.columns.iter().map(|c| &c.name), "defined", cx, out),
             Some(Ast::AlterTable(at)) => {
+                // PostgreSQL runs an ALTER TABLE's drops before its adds,
+                // whatever their order: a column the statement drops may be
+                // added again (`DROP COLUMN score, ADD COLUMN score ...`,
+                // and even `ADD COLUMN score ..., DROP COLUMN score`).
                 let table = cx.catalog.lookup_table(&at.name);
-                let added: Vec<&Ident> = at
+                let dropped: HashSet<String> = at
                     .operations
                     .iter()
-                    .filter_map(|op| match op {
-                        AlterTableOperation::AddColumn {
-                            column_def,
-                            if_not_exists: false,
-                            ..
-                        } => Some(&column_def.name),
-                        _ => None,
+                    .flat_map(|op| match op {
+                        AlterTableOperation::DropColumn { column_names, .. } => column_names.iter().map(ident_name).collect(),
+                        _ => Vec::new(),
                     })
                     .collect();
-                repeats(added.iter().copied(), "added", cx, out);
-                for id in added {
-                    let name = ident_name(id);
-                    if let Some(t) = table.filter(|t| t.column(&name).is_some()) {
-                        out.push(
-                            Finding::new(
-                                ident_region(id).unwrap_or(cx.stmt.region),
-                                format!(
-                                    "table `{}` already has a column `{name}`; PostgreSQL rejects the ADD COLUMN",
-                                    t.name
-                                ),
-                            )
-                            .help("rename the new column, or drop the ADD if the column is already there")
-                            .at_statement(cx.index),
-                        );
+                let mut added: HashSet<String> = HashSet::new();
+                for op in &at.operations {
+                    if let AlterTableOperation::AddColumn {
+                        column_def,
+                        if_not_exists: false,
+                        ..
+                    } = op
+                    {
+                        let id = &column_def.name;
+                        let name = ident_name(id);
+                        let region = ident_region(id).unwrap_or(cx.stmt.region);
+                        if added.contains(&name) {
+                            out.push(
+                                Finding::new(
+                                    region,
+                                    format!("column `{name}` is added more than once; PostgreSQL rejects the statement"),
+                                )
+                                .help("remove or rename the repeated column")
+                                .at_statement(cx.index),
+                            );
+                        } else if let Some(t) = table.filter(|t| t.column(&name).is_some() && !dropped.contains(&name)) {
+                            out.push(
+                                Finding::new(
+                                    region,
+                                    format!(
+                                        "table `{}` already has a column `{name}`; PostgreSQL rejects the ADD COLUMN",
+                                        t.name
+                                    ),
+                                )
+                                .help("rename the new column, or drop the ADD if the column is already there")
+                                .at_statement(cx.index),
+                            );
+                        }
+                        added.insert(name);
                     }
                 }
             }
@@ -128,6 +147,16 @@ mod tests {
         );
         assert_eq!(ids(&d, "duplicate-column"), 4, "{d:#?}");
         insta::assert_snapshot!(render_rule(&d, "duplicate-column"));
+    }
+
+    #[test]
+    fn a_column_dropped_earlier_in_the_statement_may_be_added_again() {
+        let d = check_plain(
+            "CREATE TABLE scores (id bigint PRIMARY KEY, score int);\nALTER TABLE scores DROP COLUMN score, ADD COLUMN score bigint;\nALTER TABLE scores ADD COLUMN score int, DROP COLUMN score;\nALTER TABLE scores ADD COLUMN n int, ADD COLUMN n int;\n",
+        );
+        // Drops run first, in either order (tests/db/precision.rs); the last ALTER adds `n` twice.
+        assert_eq!(ids(&d, "duplicate-column"), 1, "{d:#?}");
+        assert!(d.iter().all(|x| x.rule != "duplicate-column" || x.region.start.line == 4), "{d:#?}");
     }
 
     #[test]

@@ -68,7 +68,10 @@ impl Rule for EnumValueOrdering {
                         cx.env.pg_version
                     ),
                 )
-                .help("put it in a migration of its own that starts with `-- strata: no-transaction` (PostgreSQL 12+ allows it in a transaction)"),
+                .help(format!(
+                    "put it in {} (PostgreSQL 12+ allows it in a transaction)",
+                    super::fixes::no_transaction_advice(cx.file)
+                )),
             );
             return;
         }

@@ -33,29 +33,44 @@ pub fn editable(file: &FileInfo) -> Result<(), String> {
     }
 }
 
-/// The header that makes strata (or goose) run a file outside a transaction.
-pub fn no_transaction_header(source: &SourceFile) -> Edit {
-    let goose = crate::workspace::section_layout(&source.text) == Some(Layout::Goose);
-    Edit {
-        start: 0,
-        end: 0,
-        replacement: if goose {
-            "-- +goose NO TRANSACTION\n"
-        } else {
-            "-- strata: no-transaction\n"
-        }
-        .to_string(),
-    }
+/// The layout a file is written for: its layer's, or, for a file checked
+/// outside a workspace, the one its section markers say (goose, dbmate);
+/// strata's own otherwise.
+pub fn layout_of(file: &FileInfo) -> Layout {
+    file.migration
+        .map(|m| m.layout)
+        .or_else(|| crate::workspace::section_layout(&file.parsed.source.text))
+        .unwrap_or(Layout::Native)
+}
+
+/// How to run a statement outside a transaction in the file's own tool:
+/// completes "put it in ...".
+pub fn no_transaction_advice(file: &FileInfo) -> String {
+    layout_of(file).no_transaction_advice()
+}
+
+/// The edit that makes the file run outside a transaction, in its tool's
+/// marker (`-- +goose NO TRANSACTION`, sqlx `-- no-transaction`, dbmate
+/// `transaction:false`, strata's header); `None` when the tool keeps the
+/// marker outside the file (diesel `metadata.toml`, Flyway `.conf`, popx
+/// `.autocommit` names).
+pub fn no_transaction_header(file: &FileInfo) -> Option<Edit> {
+    let source = &file.parsed.source;
+    let (at, replacement) = layout_of(file).no_transaction_insertion(&source.text)?;
+    Some(Edit {
+        start: at,
+        end: at,
+        replacement,
+    })
 }
 
 /// The edits that move a file out of its transaction: the header, and the
 /// removal of the note `strata new` writes about the transaction (it would
 /// be wrong under the header).
-pub fn no_transaction_edits(file: &FileInfo) -> Vec<Edit> {
-    let source = &file.parsed.source;
-    let mut edits = vec![no_transaction_header(source)];
+pub fn no_transaction_edits(file: &FileInfo) -> Option<Vec<Edit>> {
+    let mut edits = vec![no_transaction_header(file)?];
     edits.extend(transaction_note(file));
-    edits
+    Some(edits)
 }
 
 /// The note of a new migration's template that says the file runs in one
@@ -156,7 +171,12 @@ pub fn concurrently_fix(cx: &StatementCtx, at: At, guard: Option<&str>, descript
     }
     let mut edits = Vec::new();
     if runner {
-        edits.extend(no_transaction_edits(cx.file));
+        edits.extend(no_transaction_edits(cx.file).ok_or_else(|| {
+            format!(
+                "the file's tool keeps its no-transaction marker outside the file: put the statement in {}",
+                no_transaction_advice(cx.file)
+            )
+        })?);
     }
     edits.push(insert_after(anchor, &text));
     Ok(Fix::new(description, edits))

@@ -4,7 +4,7 @@ use sqlparser::ast::{AlterTableOperation, ColumnDef, ColumnOption, Ident, Statem
 
 use super::helpers::{in_file, origin_ast, stmt_region};
 use super::{ident_region, FileCtx, Finding, Rule, RuleMeta};
-use crate::catalog::{ident_name, Constraint, ConstraintKind, Table};
+use crate::catalog::{ident_name, Catalog, Constraint, ConstraintKind, Table};
 use crate::diag::Region;
 
 crate::declare_rule! {
@@ -51,10 +51,10 @@ crate::declare_rule! {
 
 /// Whether some index or key of `t` starts with exactly the columns `fk`
 /// (in any order).
-fn covered(cx: &FileCtx, t: &Table, fk: &[String]) -> bool {
+fn covered(catalog: &Catalog, t: &Table, fk: &[String]) -> bool {
     let want: HashSet<&str> = fk.iter().map(String::as_str).collect();
     let leads = |cols: &[String]| cols.len() >= fk.len() && cols[..fk.len()].iter().map(String::as_str).collect::<HashSet<_>>() == want;
-    cx.catalog.indexes.values().any(|i| i.table == t.name && leads(&i.columns))
+    catalog.indexes.values().any(|i| i.table == t.name && leads(&i.columns))
         || t.constraints
             .iter()
             .any(|k| matches!(k.kind, ConstraintKind::PrimaryKey | ConstraintKind::Unique) && leads(&k.columns))
@@ -99,6 +99,23 @@ fn report(cx: &FileCtx, t: &Table, k: &Constraint, out: &mut Vec<Finding>) {
         .and_then(|s| fk_region(s, first))
         .unwrap_or_else(|| stmt_region(cx.file, k.origin.stmt as usize));
     let index_name = format!("{}_{}_idx", t.name.name, k.columns.join("_"));
+    // A table of this file gets its index here; an existing one without a
+    // write-blocking build: CONCURRENTLY, in a no-transaction file of its own.
+    let help = if in_file(cx, t.origin) {
+        format!("add `CREATE INDEX {index_name} ON {} ({cols});` in this file", t.name)
+    } else if t.partitioned {
+        format!(
+            "add an index on ({cols}) the way require-concurrent-index advises for a partitioned table: `CREATE INDEX {index_name} ON ONLY {} ({cols});`, \
+             then CONCURRENTLY per partition and ATTACH PARTITION",
+            t.name
+        )
+    } else {
+        format!(
+            "add `CREATE INDEX CONCURRENTLY {index_name} ON {} ({cols});` in the next migration of this change, {}",
+            t.name,
+            super::fixes::no_transaction_advice(cx.file)
+        )
+    };
     out.push(
         Finding::new(
             region,
@@ -107,9 +124,38 @@ fn report(cx: &FileCtx, t: &Table, k: &Constraint, out: &mut Vec<Finding>) {
                 t.name, t.name
             ),
         )
-        .help(format!("add `CREATE INDEX {index_name} ON {} ({cols});`", t.name))
+        .help(help)
         .at_statement(k.origin.stmt as usize),
     );
+}
+
+/// The catalog after the migrations that follow this one in the same
+/// change: the next migration, and any later one not released yet.
+fn next_migrations(cx: &FileCtx) -> Option<Catalog> {
+    let m = cx.file.migration?;
+    let layer = cx.file.layer_migrations;
+    let pos = layer.iter().position(|x| x.path == m.path)?;
+    let unreleased_from = cx.file.released_head.map_or(0, |h| h + 1);
+    let next: Vec<_> = layer
+        .iter()
+        .enumerate()
+        .skip(pos + 1)
+        .take_while(|(i, _)| *i == pos + 1 || *i >= unreleased_from)
+        .map(|(_, m)| m)
+        .collect();
+    if next.is_empty() {
+        return None;
+    }
+    let mut catalog = cx.catalog.clone();
+    for (n, m) in next.iter().enumerate() {
+        let Ok(parsed) = crate::workspace::source::load_migration(m, m.rel.clone()) else {
+            continue;
+        };
+        for (i, stmt) in parsed.statements.iter().enumerate() {
+            crate::catalog::replay_statement(&mut catalog, stmt, u32::MAX - n as u32, cx.file.layer.unwrap_or(0), i);
+        }
+    }
+    Some(catalog)
 }
 
 impl Rule for FkMissingIndex {
@@ -124,11 +170,19 @@ impl Rule for FkMissingIndex {
                 if in_file(cx, k.origin)
                     && matches!(k.kind, ConstraintKind::ForeignKey { .. })
                     && !k.columns.is_empty()
-                    && !covered(cx, t, &k.columns)
+                    && !covered(cx.catalog, t, &k.columns)
                 {
                     found.push((k.origin.stmt, t, k));
                 }
             }
+        }
+        if found.is_empty() {
+            return;
+        }
+        // An index may arrive in the next migration of the same change (the
+        // concurrent build in its own no-transaction file, as advised).
+        if let Some(later) = next_migrations(cx) {
+            found.retain(|(_, t, k)| !covered(&later, t, &k.columns));
         }
         found.sort_by(|a, b| (a.0, &a.1.name, &a.2.columns).cmp(&(b.0, &b.1.name, &b.2.columns)));
         for (_, t, k) in found {
@@ -140,6 +194,43 @@ impl Rule for FkMissingIndex {
 #[cfg(test)]
 mod tests {
     use crate::rules::testing::{check_plain, ids, render_rule};
+
+    #[test]
+    fn an_existing_table_is_told_the_concurrent_form_and_the_next_migration_may_bring_it() {
+        use crate::rules::testing::check_ws;
+        let base = (
+            "core/0001_t.sql",
+            "CREATE TABLE contacts (id uuid PRIMARY KEY);\nCREATE TABLE notes (id uuid PRIMARY KEY);\n",
+        );
+        let fk = (
+            "core/0002_fk.sql",
+            "ALTER TABLE notes ADD COLUMN contact_id uuid REFERENCES contacts (id);\n",
+        );
+        let d = check_ws(&[base, fk]);
+        let f: Vec<_> = d.iter().filter(|x| x.rule == "fk-missing-index").collect();
+        assert_eq!(f.len(), 1, "{d:#?}");
+        assert_eq!(
+            f[0].help.as_deref(),
+            Some(
+                "add `CREATE INDEX CONCURRENTLY notes_contact_id_idx ON public.notes (contact_id);` in the next migration of this change, \
+                 a migration file of its own that starts with `-- strata: no-transaction`"
+            )
+        );
+        // The advice followed: the index in the next file.
+        let d = check_ws(&[
+            base,
+            fk,
+            (
+                "core/0003_idx.sql",
+                "-- strata: no-transaction\nCREATE INDEX CONCURRENTLY notes_contact_id_idx ON notes (contact_id);\n",
+            ),
+        ]);
+        assert_eq!(ids(&d, "fk-missing-index"), 0, "{d:#?}");
+        // A new table gets its index in its own file.
+        let d = check_plain("CREATE TABLE a (id bigint PRIMARY KEY);\nCREATE TABLE b (id bigint PRIMARY KEY, a_id bigint REFERENCES a);\n");
+        let f = d.iter().find(|x| x.rule == "fk-missing-index").unwrap();
+        assert!(f.help.as_deref().unwrap().ends_with("(a_id);` in this file"), "{:?}", f.help);
+    }
 
     #[test]
     fn fires_on_unindexed_foreign_keys() {

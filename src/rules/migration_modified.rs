@@ -25,7 +25,7 @@ crate::declare_rule! {
     /// re-baselined, run `strata sum` to release the new content.
     pub struct MigrationModified {
         id: "migration-modified",
-        group: Governance,
+        group: History,
         severity: Error,
         summary: "a released migration whose content no longer matches strata.sum",
         needs_workspace: true,

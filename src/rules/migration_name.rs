@@ -28,7 +28,7 @@ crate::declare_rule! {
     /// (`strata new <layer> <name>` picks it) before it is released.
     pub struct MigrationName {
         id: "migration-name",
-        group: Governance,
+        group: History,
         severity: Error,
         summary: "a file name outside the naming convention, or a duplicate or skipped number in a layer",
         needs_workspace: true,
@@ -76,12 +76,17 @@ impl Rule for MigrationName {
             );
             return;
         }
-        let Some(num) = m.number() else { return };
         let layer = cx.file.layer_migrations;
         let Some(pos) = layer.iter().position(|x| x.path == m.path) else {
             return;
         };
-        if let Some(other) = layer.iter().find(|x| x.path != m.path && x.number() == Some(num)) {
+        // Versions are compared as the layout's tool compares them (diesel's
+        // `2019-02-26-002946` is one version, not the number 2019; Flyway's
+        // `1.0` is `1`); repeatable migrations have none.
+        let same = |x: &crate::workspace::Migration| {
+            !x.repeatable && !m.repeatable && m.layout.cmp_versions(&x.version, &m.version) == std::cmp::Ordering::Equal
+        };
+        if let Some(other) = layer.iter().find(|x| x.path != m.path && same(x)) {
             out.push(
                 Finding::new(
                     at,
@@ -93,7 +98,7 @@ impl Rule for MigrationName {
                 )
                 .help("renumber the newer migration to the next free number of the layer"),
             );
-        } else if native_layout && pos > 0 {
+        } else if let (true, true, Some(num)) = (native_layout, pos > 0, m.number()) {
             if let Some(prev) = layer[pos - 1].number() {
                 if num > prev + 1 {
                     out.push(
@@ -110,7 +115,7 @@ impl Rule for MigrationName {
                     );
                 }
             }
-        } else if native_layout && pos == 0 && num != 1 && num != 0 {
+        } else if native_layout && pos == 0 && m.number().is_some_and(|n| n != 1 && n != 0) {
             out.push(
                 Finding::new(at, format!("the first migration of the layer is numbered {}, not 1", m.version))
                     .help("start each layer at 0001"),
@@ -134,6 +139,39 @@ mod tests {
             ("verticals/agency/0001_Bad-Name.sql", ok),
         ]);
         assert_eq!(ids(&d, "migration-name"), 4, "{d:#?}");
+    }
+
+    #[test]
+    fn diesel_versions_are_versions_not_the_number_of_their_year() {
+        use crate::rules::testing::{check_ws_with, STRATA_TOML};
+        let ok = "SELECT 1;\n";
+        let diesel = |root: &std::path::Path| {
+            std::fs::write(
+                root.join("strata.toml"),
+                format!("{STRATA_TOML}[migrations]\nlayout = \"diesel\"\nnaming = \"any\"\n"),
+            )
+            .unwrap();
+        };
+        let d = check_ws_with(
+            &[
+                ("core/2019-02-26-002946_create_user.up.sql", ok),
+                ("core/2019-02-27-170003_create_community.up.sql", ok),
+                ("core/2020-01-01-000000_x/up.sql", ok),
+            ],
+            diesel,
+        );
+        assert_eq!(ids(&d, "migration-name"), 0, "{d:#?}");
+        // One version twice is a duplicate, as diesel sees it.
+        let d = check_ws_with(
+            &[("core/2019-02-26-002946_a.up.sql", ok), ("core/2019-02-26-002946_b.up.sql", ok)],
+            diesel,
+        );
+        assert_eq!(ids(&d, "migration-name"), 2, "{d:#?}");
+        assert!(
+            d.iter()
+                .any(|x| x.message.contains("migration number 2019-02-26-002946 is used twice")),
+            "{d:#?}"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ crate::declare_rule! {
     /// picks the next number).
     pub struct MigrationOrder {
         id: "migration-order",
-        group: Governance,
+        group: History,
         severity: Error,
         summary: "a new migration numbered below a layer's released head",
         needs_workspace: true,

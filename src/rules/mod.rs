@@ -59,6 +59,7 @@ pub mod truncate_cascade;
 pub mod uncommitted_transaction;
 pub mod unique_constraint;
 pub mod volatile_default;
+pub mod whole_table_write;
 pub mod work_after_access_exclusive;
 // Governance and correctness rules (layers, RLS and policies,
 // people, state homes; types, keys and policy performance).
@@ -371,6 +372,7 @@ rule_table! {
     drop_database::DropDatabase,
     drop_not_null::DropNotNull,
     truncate_cascade::TruncateCascade,
+    whole_table_write::WholeTableWrite,
     require_lock_timeout::RequireLockTimeout,
     require_statement_timeout::RequireStatementTimeout,
     work_after_access_exclusive::WorkAfterAccessExclusive,
@@ -494,6 +496,7 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 pub fn severity_in(cfg: &RulesConfig, meta: &RuleMeta, layer: Option<&LayerInfo>) -> Severity {
     cfg.severity(
         meta.id,
+        Some(meta.group),
         meta.default_severity,
         layer.map(|l| l.kind.as_str()),
         layer.map(|l| l.id.as_str()),

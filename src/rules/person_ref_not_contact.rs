@@ -91,7 +91,7 @@ impl PersonRefNotContactRule {
         self.contact_columns.iter().any(|p| glob_match(p, name))
     }
 
-    fn check_name(&self, table: &QName, id: &Ident, cx: &StatementCtx, out: &mut Vec<Finding>) {
+    fn check_name(&self, table: &QName, id: &Ident, references: bool, cx: &StatementCtx, out: &mut Vec<Finding>) {
         let name = ident_name(id);
         if self.is_contact_column(&name) {
             return;
@@ -106,6 +106,22 @@ impl PersonRefNotContactRule {
             format!("{role}_contact_id")
         };
         let shown = if *p == name { String::new() } else { format!(" (matches `{p}`)") };
+        if references {
+            // The reference is there; only the name differs.
+            out.push(
+                Finding::new(
+                    ident_region(id).unwrap_or(cx.stmt.region),
+                    format!(
+                        "column `{table}.{name}` references `{}` but is named `{name}`: a person reference is named \
+                         contact_id or <role>_contact_id, so that it reads as one wherever it appears",
+                        self.person_table
+                    ),
+                )
+                .help(format!("name it `{suggestion}` (the foreign key stays as it is)"))
+                .at_statement(cx.index),
+            );
+            return;
+        }
         out.push(
             Finding::new(
                 ident_region(id).unwrap_or(cx.stmt.region),
@@ -117,6 +133,23 @@ impl PersonRefNotContactRule {
             .help(format!("name it `{suggestion}` with `REFERENCES {} (id)`", self.person_table))
             .at_statement(cx.index),
         );
+    }
+
+    /// Whether the statement gives the column a foreign key to the person table.
+    fn declares_person_reference(&self, stmt: &Ast, c: &super::helpers::TypedColumn) -> bool {
+        let person = |name: &sqlparser::ast::ObjectName| {
+            name.0
+                .last()
+                .and_then(|p| p.as_ident())
+                .is_some_and(|id| ident_name(id) == self.person_table)
+        };
+        let column = ident_name(c.name);
+        c.options
+            .iter()
+            .any(|o| matches!(&o.option, sqlparser::ast::ColumnOption::ForeignKey(fk) if person(&fk.foreign_table)))
+            || matches!(stmt, Ast::CreateTable(ct) if ct.constraints.iter().any(|k| matches!(k,
+                sqlparser::ast::TableConstraint::ForeignKey(fk)
+                    if person(&fk.foreign_table) && fk.columns.iter().any(|id| ident_name(id) == column))))
     }
 
     fn references_person_table(&self, t: &Table, column: &str) -> bool {
@@ -153,14 +186,23 @@ impl Rule for PersonRefNotContactRule {
         let Some(stmt) = cx.stmt.ast() else { return };
         for c in typed_columns(stmt, cx.catalog) {
             if c.source != TypeSource::AlterType {
-                self.check_name(&c.table, c.name, cx, out);
+                let references = self.declares_person_reference(stmt, &c);
+                self.check_name(&c.table, c.name, references, cx, out);
             }
         }
         if let Ast::AlterTable(at) = stmt {
             let table = cx.catalog.resolve(&at.name);
             for op in &at.operations {
-                if let AlterTableOperation::RenameColumn { new_column_name, .. } = op {
-                    self.check_name(&table, new_column_name, cx, out);
+                if let AlterTableOperation::RenameColumn {
+                    old_column_name,
+                    new_column_name,
+                } = op
+                {
+                    let references = cx
+                        .catalog
+                        .table(&table)
+                        .is_some_and(|t| self.references_person_table(t, &ident_name(old_column_name)));
+                    self.check_name(&table, new_column_name, references, cx, out);
                 }
             }
         }
@@ -221,6 +263,30 @@ mod tests {
         ]);
         assert_eq!(ids(&d, "person-ref-not-contact"), 4, "{d:#?}");
         insta::assert_snapshot!(render_rule(&d, "person-ref-not-contact"));
+    }
+
+    #[test]
+    fn a_person_column_that_references_contacts_is_told_only_its_name() {
+        let d = check_ws(&[
+            ("core/0001_contacts.sql", CONTACTS),
+            (
+                "core/0002_tasks.sql",
+                "CREATE TABLE tasks (id uuid PRIMARY KEY, owner_id uuid REFERENCES contacts (id),\n    user_id uuid, FOREIGN KEY (user_id) REFERENCES public.contacts (id));\n",
+            ),
+        ]);
+        let f: Vec<_> = d.iter().filter(|x| x.rule == "person-ref-not-contact").collect();
+        assert_eq!(f.len(), 2, "{d:#?}");
+        assert!(
+            f[0].message
+                .contains("`public.tasks.owner_id` references `contacts` but is named `owner_id`"),
+            "{}",
+            f[0].message
+        );
+        assert_eq!(
+            f[0].help.as_deref(),
+            Some("name it `owner_contact_id` (the foreign key stays as it is)")
+        );
+        assert_eq!(f[1].help.as_deref(), Some("name it `contact_id` (the foreign key stays as it is)"));
     }
 
     #[test]

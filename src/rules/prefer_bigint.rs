@@ -1,7 +1,7 @@
 use sqlparser::ast::{ColumnOption, DataType, Statement as Ast, TableConstraint};
 
 use super::helpers::{base_type, in_table_primary_key, typed_columns, TypeSource, TypedColumn};
-use super::prefer_identity::serial_base;
+use super::prefer_identity::{serial_base, SERIAL_REPLACEMENT};
 use super::{ident_region, Finding, Rule, RuleMeta, StatementCtx};
 use crate::catalog::{ident_name, Catalog, ConstraintKind};
 
@@ -93,6 +93,61 @@ fn is_key(stmt: &Ast, c: &TypedColumn, catalog: &Catalog) -> bool {
         })
 }
 
+/// Whether the column references (as a foreign key) a key column that is
+/// itself smallint or integer.
+fn references_small_key(stmt: &Ast, c: &TypedColumn, catalog: &Catalog) -> bool {
+    let column = ident_name(c.name);
+    let mut targets: Vec<(&sqlparser::ast::ObjectName, Option<String>)> = Vec::new();
+    for o in c.options {
+        if let ColumnOption::ForeignKey(fk) = &o.option {
+            targets.push((&fk.foreign_table, fk.referred_columns.first().map(ident_name)));
+        }
+    }
+    if let Ast::CreateTable(ct) = stmt {
+        for k in &ct.constraints {
+            if let TableConstraint::ForeignKey(fk) = k {
+                if let Some(i) = fk.columns.iter().position(|id| ident_name(id) == column) {
+                    targets.push((&fk.foreign_table, fk.referred_columns.get(i).map(ident_name)));
+                }
+            }
+        }
+    }
+    targets.into_iter().any(|(table, referred)| {
+        // A table referencing itself is not in the catalog yet.
+        if let Ast::CreateTable(ct) = stmt {
+            if catalog.resolve(&ct.name) == catalog.resolve(table) {
+                let key = referred.or_else(|| {
+                    ct.columns
+                        .iter()
+                        .find(|col| col.options.iter().any(|o| matches!(o.option, ColumnOption::PrimaryKey(_))))
+                        .map(|col| ident_name(&col.name))
+                });
+                return ct
+                    .columns
+                    .iter()
+                    .find(|col| key.as_deref() == Some(ident_name(&col.name).as_str()))
+                    .is_some_and(|col| small_integer(&col.data_type).is_some());
+            }
+        }
+        let Some(t) = catalog.lookup_table(table) else { return false };
+        let key = referred.or_else(|| {
+            t.constraints
+                .iter()
+                .find(|k| k.kind == ConstraintKind::PrimaryKey && k.columns.len() == 1)
+                .map(|k| k.columns[0].clone())
+        });
+        key.and_then(|k| t.column(&k)).is_some_and(|col| small_type_name(&col.data_type))
+    })
+}
+
+/// A catalog column type (lower-cased SQL) that is smallint or integer.
+fn small_type_name(t: &str) -> bool {
+    matches!(
+        t,
+        "smallint" | "int2" | "int" | "int4" | "integer" | "serial" | "serial4" | "smallserial" | "serial2"
+    )
+}
+
 impl Rule for PreferBigintRule {
     fn meta(&self) -> &'static RuleMeta {
         &META
@@ -121,6 +176,18 @@ impl Rule for PreferBigintRule {
             if !key && !self.all_columns {
                 continue;
             }
+            // A foreign key column follows the key it references: widening
+            // it alone is no fix (the finding belongs on the target key).
+            if references_small_key(stmt, &c, cx.catalog) {
+                continue;
+            }
+            let help = if serial_base(c.data_type).is_some() {
+                format!("use `{SERIAL_REPLACEMENT}`")
+            } else if c.has_option(|o| matches!(o, ColumnOption::Identity(_) | ColumnOption::Generated { generation_expr: None, .. })) {
+                "use `bigint` for the identity column (GENERATED ... AS IDENTITY stays as it is)".to_string()
+            } else {
+                "use `bigint` (and widen the foreign keys that reference it with it)".to_string()
+            };
             let what = if key { "key column" } else { "column" };
             out.push(
                 Finding::new(
@@ -132,7 +199,7 @@ impl Rule for PreferBigintRule {
                         c.data_type.to_string().to_lowercase()
                     ),
                 )
-                .help("use `bigint` (and `bigint GENERATED ALWAYS AS IDENTITY` for generated keys)")
+                .help(help)
                 .at_statement(cx.index),
             );
         }
@@ -148,8 +215,27 @@ mod tests {
         let d = check_plain(
             "CREATE TABLE events (\n    id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n    kind text NOT NULL,\n    attempts integer NOT NULL DEFAULT 0\n);\nCREATE TABLE event_tags (\n    event_id int4 REFERENCES events (id),\n    tag smallint,\n    PRIMARY KEY (event_id, tag)\n);\n",
         );
-        assert_eq!(ids(&d, "prefer-bigint"), 3, "{d:#?}");
+        // event_id references the integer events.id: the finding is on events.id.
+        assert_eq!(ids(&d, "prefer-bigint"), 2, "{d:#?}");
         insta::assert_snapshot!(render_rule(&d, "prefer-bigint"));
+    }
+
+    #[test]
+    fn a_foreign_key_follows_its_target_key() {
+        let d = check_plain(
+            "CREATE TABLE users (id integer PRIMARY KEY);\nCREATE TABLE big (id bigint PRIMARY KEY);\n\
+             CREATE TABLE posts (id bigint PRIMARY KEY, user_id int REFERENCES users, big_id int REFERENCES big (id),\n\
+                 parent_id int, FOREIGN KEY (parent_id) REFERENCES users (id));\n\
+             CREATE TABLE tree (id int PRIMARY KEY, up int REFERENCES tree (id));\n\
+             ALTER TABLE posts ADD COLUMN editor_id int REFERENCES users (id);\n",
+        );
+        let flagged: Vec<String> = d
+            .iter()
+            .filter(|x| x.rule == "prefer-bigint")
+            .map(|x| x.message.split('`').nth(1).unwrap().to_string())
+            .collect();
+        // users.id and tree.id are the keys to widen; big_id references a bigint.
+        assert_eq!(flagged, ["public.users.id", "public.posts.big_id", "public.tree.id"], "{d:#?}");
     }
 
     #[test]

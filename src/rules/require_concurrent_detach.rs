@@ -64,7 +64,7 @@ impl Rule for RequireConcurrentDetach {
         let q = cx.catalog.resolve(&table);
         let (help, fix) = if cx.env.pg_version >= 14 {
             (
-                "add `CONCURRENTLY` and run it in a file that starts with `-- strata: no-transaction`".to_string(),
+                format!("add `CONCURRENTLY` and put it in {}", fixes::no_transaction_advice(cx.file)),
                 fixes::concurrently_fix(cx, At::End, None, "detach CONCURRENTLY outside a transaction"),
             )
         } else {

@@ -49,12 +49,16 @@ impl Rule for RequireConcurrentIndex {
 
     fn check_statement(&self, cx: &StatementCtx, out: &mut Vec<Finding>) {
         let Some(Statement::CreateIndex(ci)) = cx.stmt.ast() else { return };
+        let table = cx.catalog.resolve(&ci.table_name);
+        let what = if ci.unique { "CREATE UNIQUE INDEX" } else { "CREATE INDEX" };
+        if cx.catalog.lookup_table(&ci.table_name).is_some_and(|t| t.partitioned) {
+            partitioned(cx, ci, what, &table, out);
+            return;
+        }
         let age = age_of(cx, &ci.table_name);
         if ci.concurrently || !age.is_live() {
             return;
         }
-        let table = cx.catalog.resolve(&ci.table_name);
-        let what = if ci.unique { "CREATE UNIQUE INDEX" } else { "CREATE INDEX" };
         let guard = (ci.name.is_some() && !ci.if_not_exists).then_some("IF NOT EXISTS");
         let fix = fixes::concurrently_fix(
             cx,
@@ -70,10 +74,41 @@ impl Rule for RequireConcurrentIndex {
                     lock::describe(age, &table)
                 ),
             )
-            .help("use `CREATE INDEX CONCURRENTLY` in a migration file of its own that starts with `-- strata: no-transaction`")
+            .help(format!(
+                "use `CREATE INDEX CONCURRENTLY`, in {}",
+                fixes::no_transaction_advice(cx.file)
+            ))
             .with_fix(fix),
         );
     }
+}
+
+/// An index on a partitioned table: PostgreSQL cannot build it
+/// CONCURRENTLY, so the advice is the per-partition path.
+fn partitioned(cx: &StatementCtx, ci: &sqlparser::ast::CreateIndex, what: &str, table: &crate::catalog::QName, out: &mut Vec<Finding>) {
+    let age = age_of(cx, &ci.table_name);
+    let index = ci.name.as_ref().map_or_else(|| "<index>".to_string(), |n| n.to_string());
+    let columns = ci.columns.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ");
+    let path = format!(
+        "create it on the parent alone, `{what} {index} ON ONLY {} ({columns});` (no build; the index is invalid until every \
+         partition has one), then for each partition `{what} CONCURRENTLY <partition>_{} ON <partition> ({columns});` in a \
+         no-transaction migration and `ALTER INDEX {index} ATTACH PARTITION <partition>_{};` (the parent's index turns valid \
+         with the last one)",
+        ci.table_name,
+        index.rsplit('.').next().unwrap_or(&index),
+        index.rsplit('.').next().unwrap_or(&index),
+    );
+    let message = if ci.concurrently {
+        format!("{what} CONCURRENTLY on partitioned table `{table}`: PostgreSQL rejects it (cannot create index on partitioned table concurrently)")
+    } else if age.is_live() {
+        format!(
+            "{what} on partitioned table `{table}` blocks writes to every partition (SHARE lock) for the whole build, and PostgreSQL \
+             cannot build it CONCURRENTLY"
+        )
+    } else {
+        return;
+    };
+    out.push(Finding::new(cx.stmt.region, message).help(path));
 }
 
 #[cfg(test)]
@@ -131,6 +166,44 @@ mod tests {
             ),
         ]);
         assert_eq!(fixed_text(&d, "require-concurrent-index"), None);
+    }
+
+    #[test]
+    fn a_partitioned_parent_gets_the_per_partition_path_never_concurrently() {
+        let parent = "CREATE TABLE events (id bigint, at timestamptz NOT NULL) PARTITION BY RANGE (at);\n\
+                      CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');\n";
+        let d = check_ws(&[
+            ("core/0001_events.sql", parent),
+            ("core/0002_idx.sql", "CREATE INDEX events_at ON events (at);\n"),
+        ]);
+        let f: Vec<_> = d.iter().filter(|x| x.rule == known("require-concurrent-index")).collect();
+        assert_eq!(f.len(), 1, "{d:#?}");
+        assert!(f[0].message.contains("partitioned table `public.events`"), "{}", f[0].message);
+        let help = f[0].help.as_deref().unwrap();
+        assert!(help.contains("CREATE INDEX events_at ON ONLY events (at);"), "{help}");
+        assert!(
+            help.contains("CREATE INDEX CONCURRENTLY <partition>_events_at ON <partition> (at);"),
+            "{help}"
+        );
+        assert!(
+            help.contains("ALTER INDEX events_at ATTACH PARTITION <partition>_events_at;"),
+            "{help}"
+        );
+        assert!(f[0].fix.is_none());
+        // CONCURRENTLY on the parent is what PostgreSQL rejects.
+        let d = check_ws(&[
+            ("core/0001_events.sql", parent),
+            (
+                "core/0002_idx.sql",
+                "-- strata: no-transaction\nCREATE INDEX CONCURRENTLY events_at ON events (at);\n",
+            ),
+        ]);
+        let f: Vec<_> = d.iter().filter(|x| x.rule == known("require-concurrent-index")).collect();
+        assert_eq!(f.len(), 1, "{d:#?}");
+        assert!(f[0].message.contains("PostgreSQL rejects it"), "{}", f[0].message);
+        // The index in the parent's own file is fine; a partition is a table.
+        let d = check_ws(&[("core/0001_events.sql", &format!("{parent}CREATE INDEX events_at ON events (at);\n"))]);
+        assert_eq!(ids(&d, "require-concurrent-index"), 0, "{d:#?}");
     }
 
     #[test]

@@ -83,7 +83,10 @@ impl Rule for RequireConcurrentIndexDrop {
                     cx.stmt.region,
                     format!("DROP INDEX `{name}` without CONCURRENTLY {on} in ACCESS EXCLUSIVE mode: reads and writes queue behind it"),
                 )
-                .help("use `DROP INDEX CONCURRENTLY IF EXISTS` (one index, no CASCADE) in a file that starts with `-- strata: no-transaction`")
+                .help(format!(
+                    "use `DROP INDEX CONCURRENTLY IF EXISTS` (one index, no CASCADE), in {}",
+                    super::fixes::no_transaction_advice(cx.file)
+                ))
                 .with_fix(fix),
             );
         }

@@ -83,7 +83,10 @@ impl Rule for RequireConcurrentReindex {
             )
         } else if cx.env.pg_version >= 12 {
             (
-                format!("use `REINDEX {kind} CONCURRENTLY` in a file that starts with `-- strata: no-transaction`"),
+                format!(
+                    "use `REINDEX {kind} CONCURRENTLY`, in {}",
+                    super::fixes::no_transaction_advice(cx.file)
+                ),
                 fixes::concurrently_fix(cx, At::Keyword(&kind), None, "rebuild CONCURRENTLY outside a transaction"),
             )
         } else {

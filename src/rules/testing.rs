@@ -59,7 +59,7 @@ pub fn render_rule(d: &[Diagnostic], rule: &str) -> String {
     known(rule);
     let report = crate::diag::CheckReport {
         diagnostics: d.iter().filter(|x| x.rule == rule).cloned().collect(),
-        stats: Default::default(),
+        ..Default::default()
     };
     let mut out = Vec::new();
     crate::report::text::render(&report, &crate::report::RenderOptions::default(), &mut out).expect("render");

@@ -103,7 +103,10 @@ impl Rule for TransactionNesting {
         };
         out.push(
             Finding::new(cx.stmt.region, message)
-                .help("remove it (strata wraps the file in a transaction), or start the file with `-- strata: no-transaction` to manage transactions yourself")
+                .help(format!(
+                    "remove it (the file already runs in a transaction), or, to manage transactions yourself, put the work in {}",
+                    super::fixes::no_transaction_advice(cx.file)
+                ))
                 .with_fix(fixes::editable(cx.file).and_then(|()| {
                     fix.ok_or_else(|| "only a BEGIN that opens the file and a COMMIT that ends it are removed automatically".to_string())
                 })),

@@ -89,6 +89,10 @@ pub struct Paths {
     pub tenants: PathBuf,
     pub sum: PathBuf,
     pub cutovers: PathBuf,
+    /// The findings baseline (`strata check --write-baseline`): findings
+    /// accepted, which `strata check` no longer reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<PathBuf>,
 }
 
 impl Paths {
@@ -107,6 +111,7 @@ impl Default for Paths {
             tenants: "tenants.toml".into(),
             sum: "strata.sum".into(),
             cutovers: "cutovers".into(),
+            baseline: None,
         }
     }
 }

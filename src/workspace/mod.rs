@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use rules_config::RulesConfig;
 
+mod advice;
 mod config;
 mod detect;
 mod discovery;

@@ -38,6 +38,10 @@ pub struct Adopted {
     pub migrations: usize,
     /// Files and folders that are not forward migrations, and why.
     pub left_out: Vec<LeftOut>,
+    /// Whether the history creates the Orbis canonical tables (the person
+    /// table `contacts` and a state home); when it does not, the governance
+    /// group is written off in rules/governance.toml.
+    pub orbis: bool,
 }
 
 /// Creates a new workspace in `root` (created when missing). With `from`, the
@@ -89,6 +93,7 @@ pub fn init(root: &Path, from: Option<&Path>, layout: Option<Layout>) -> Result<
             layout,
             evidence,
             migrations: found.migrations.len(),
+            orbis: creates_canonical_tables(&found.migrations),
             left_out: found.left_out,
         });
     }
@@ -106,9 +111,13 @@ pub fn init(root: &Path, from: Option<&Path>, layout: Option<Layout>) -> Result<
     // The rendered configuration must load: a template bug would otherwise
     // surface only on the user's next command.
     Config::parse(&config_path, &config)?;
+    let governance = match &report.adopted {
+        Some(a) if !a.orbis => format!("{GOVERNANCE_OFF}\n{GOVERNANCE_TEMPLATE}"),
+        _ => GOVERNANCE_TEMPLATE.to_string(),
+    };
     let mut files: Vec<(PathBuf, &str)> = vec![
         (config_path.clone(), config.as_str()),
-        (root.join("rules/governance.toml"), GOVERNANCE_TEMPLATE),
+        (root.join("rules/governance.toml"), governance.as_str()),
         (root.join("tenants.toml"), TENANTS_TEMPLATE),
         (root.join("schema/verticals/.gitkeep"), ""),
         (root.join("schema/bespoke/.gitkeep"), ""),
@@ -133,6 +142,56 @@ pub fn init(root: &Path, from: Option<&Path>, layout: Option<Layout>) -> Result<
         report.created.push(shown);
     }
     Ok(report)
+}
+
+/// The head of rules/governance.toml for a project without the Orbis
+/// canonical tables.
+const GOVERNANCE_OFF: &str = "\
+# This history creates none of the Orbis canonical tables (the person table
+# `contacts`, the state homes `orbis_kv`, `workflow_state`, `orbis_state.events`),
+# so the Orbis schema discipline, the governance group (row level security and
+# tenant-scoped policies on every tenant table, `contacts` as the one person
+# table, state in its canonical homes, layer boundaries), is off.
+# To turn it on, delete `governance = \"off\"` below (or set it to \"warning\"),
+# then configure:
+#   - strata.toml [tenancy]: mode, app_role, and tenant_key / tenant_table
+#     (shared) or container_table / container_key (database-per-tenant);
+#   - the person table: [rules.parallel-person-table] person_table and
+#     [rules.person-ref-not-contact] person_table, patterns;
+#   - the canonical homes: [rules.bespoke-table] events_home, state_home, kv_home.
+# The history group (file names, order, strata.sum) stays on.
+[groups]
+governance = \"off\"
+";
+
+/// Whether the migrations create the person table `contacts` and one of
+/// the canonical state homes (`orbis_kv`, `workflow_state`,
+/// `orbis_state.events`): an Orbis schema.
+fn creates_canonical_tables(migrations: &[Migration]) -> bool {
+    // `name` is a pattern for the (optionally schema-qualified) table name.
+    let table = |name: &str| {
+        regex::Regex::new(&format!(
+            r#"(?i)\bcreate\s+(?:unlogged\s+)?table\s+(?:if\s+not\s+exists\s+)?{name}\s*\("#
+        ))
+        .expect("a valid pattern")
+    };
+    let any_schema = |t: &str| format!(r#"(?:"?\w+"?\.)?"?{t}"?"#);
+    let contacts = table(&any_schema("contacts"));
+    let homes = [
+        table(&any_schema("orbis_kv")),
+        table(&any_schema("workflow_state")),
+        table(r#""?orbis_state"?\."?events"?"#),
+    ];
+    let (mut person, mut home) = (false, false);
+    for m in migrations {
+        let Ok(text) = std::fs::read_to_string(&m.path) else { continue };
+        person |= contacts.is_match(&text);
+        home |= homes.iter().any(|r| r.is_match(&text));
+        if person && home {
+            return true;
+        }
+    }
+    false
 }
 
 /// The core folder as written in strata.toml: relative to the workspace root
@@ -287,18 +346,42 @@ pub fn plan_new(
         format!("{:0width$}", max.map_or(1, |m| m + 1))
     };
     let header = header(layer_id, name, layout);
+    let down = down_header(name, layout);
+    // The history's own shape wins over the layout's default: a diesel
+    // history flattened to `<version>_<name>.up.sql` files (down files in
+    // `down/`) goes on flattened, a reversible sqlx history with pairs.
+    let last = existing.last().map(|m| m.rel.as_str()).unwrap_or("");
+    let pair = |version: &str| {
+        let up = dir.join(format!("{version}_{name}.up.sql"));
+        let down_name = format!("{version}_{name}.down.sql");
+        let down_path = if keeps_downs_in_folder(dir) {
+            dir.join("down").join(down_name)
+        } else {
+            dir.join(down_name)
+        };
+        vec![(up, header.clone()), (down_path, down.clone())]
+    };
     let files = match layout.naming() {
+        Naming::DieselFolder if last.ends_with(".up.sql") && !last.contains('/') => pair(&stamp.diesel),
+        Naming::Timestamp | Naming::Numbered if last.ends_with(".up.sql") && !last.contains('/') => pair(&version),
         Naming::FlywayVersioned => vec![(dir.join(format!("V{}__{name}.sql", version.trim_start_matches('0'))), header)],
-        Naming::NumberedUpDown | Naming::TimestampUpDown => vec![
-            (dir.join(format!("{version}_{name}.up.sql")), header),
-            (dir.join(format!("{version}_{name}.down.sql")), down_header(name)),
-        ],
+        Naming::NumberedUpDown | Naming::TimestampUpDown => pair(&version),
         Naming::DieselFolder => {
             let folder = dir.join(format!("{}_{name}", stamp.diesel));
-            vec![(folder.join("up.sql"), header), (folder.join("down.sql"), down_header(name))]
+            vec![(folder.join("up.sql"), header), (folder.join("down.sql"), down)]
         }
         Naming::PrismaFolder => vec![(dir.join(format!("{}_{name}", stamp.digits)).join("migration.sql"), header)],
-        Naming::Numbered | Naming::Timestamp | Naming::Any => vec![(dir.join(format!("{version}_{name}.sql")), header)],
+        Naming::Any => {
+            // A plain history applies in name order: the new file must sort
+            // after the last one (`v1.19_1_x.sql` goes on as `v1.19_2_<name>.sql`).
+            let stamped = format!("{version}_{name}.sql");
+            let file = match existing.last() {
+                Some(m) if stamped.as_str() <= m.rel.as_str() => next_plain_name(&m.rel, name).unwrap_or(stamped),
+                _ => stamped,
+            };
+            vec![(dir.join(file), header)]
+        }
+        Naming::Numbered | Naming::Timestamp => vec![(dir.join(format!("{version}_{name}.sql")), header)],
     };
     Ok(NewMigration { files })
 }
@@ -319,9 +402,46 @@ pub fn write_new(new: &NewMigration) -> Result<()> {
     Ok(())
 }
 
+/// The name after `last` in a plain history: its version part (the `_`
+/// separated words before the first that starts with a letter) with its
+/// last number incremented, then `name`. `None` when it has no number.
+fn next_plain_name(last: &str, name: &str) -> Option<String> {
+    let stem = last.rsplit('/').next()?.strip_suffix(".sql")?;
+    let words: Vec<&str> = stem.split('_').collect();
+    let n = 1 + words
+        .iter()
+        .skip(1)
+        .take_while(|w| !w.starts_with(|c: char| c.is_ascii_alphabetic()))
+        .count();
+    let version = words[..n].join("_");
+    let end = version.rfind(|c: char| c.is_ascii_digit())? + 1;
+    let start = version[..end].rfind(|c: char| !c.is_ascii_digit()).map_or(0, |i| i + 1);
+    let next = version[start..end].parse::<u64>().ok()? + 1;
+    let width = end - start;
+    let bumped = format!("{}{next:0width$}{}", &version[..start], &version[end..]);
+    Some(format!("{bumped}_{name}.sql"))
+}
+
+/// Whether the history keeps its down files in a `down/` folder (as the
+/// flattened diesel histories do).
+fn keeps_downs_in_folder(dir: &Path) -> bool {
+    std::fs::read_dir(dir.join("down"))
+        .is_ok_and(|mut rd| rd.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".down.sql"))))
+}
+
+/// The new file's text. strata's own layout gets the header that explains
+/// strata's runner; another tool's file gets only its title and the tool's
+/// own markers (strata's runner is not that tool's).
 fn header(layer_id: &str, name: &str, layout: Layout) -> String {
     let title = name.replace('_', " ");
-    let body = format!(
+    if layout != Layout::Native {
+        return match layout {
+            Layout::Goose => format!("-- +goose Up\n-- {title}\n\n-- +goose Down\n"),
+            Layout::Dbmate => format!("-- migrate:up\n-- {title}\n\n-- migrate:down\n"),
+            _ => format!("-- {title}\n\n"),
+        };
+    }
+    format!(
         "-- {layer_id}: {title}\n\
          --\n\
          -- strata applies this file in one transaction, together with its history row.\n\
@@ -329,16 +449,15 @@ fn header(layer_id: &str, name: &str, layout: Layout) -> String {
          -- need the header below as the file's first line, without the leading \"-- \"\n\
          -- (the file is then recorded in the history only after it succeeded):\n\
          -- -- strata: no-transaction\n\n"
-    );
-    match layout {
-        Layout::Goose => format!("-- +goose Up\n{body}\n-- +goose Down\n"),
-        Layout::Dbmate => format!("-- migrate:up\n{body}\n-- migrate:down\n"),
-        _ => body,
-    }
+    )
 }
 
-fn down_header(name: &str) -> String {
-    format!("-- Reverts {name}. strata never applies down migrations.\n")
+fn down_header(name: &str, layout: Layout) -> String {
+    if layout == Layout::Native {
+        format!("-- Reverts {name}. strata never applies down migrations.\n")
+    } else {
+        format!("-- reverts {}\n", name.replace('_', " "))
+    }
 }
 
 struct Stamp {
@@ -396,6 +515,14 @@ mod tests {
         assert_eq!(LayerName::parse("bespoke/dreamlink/").unwrap().kind, LayerKind::Bespoke);
         assert!(LayerName::parse("verticals/Bad_Name").is_err());
         assert!(LayerName::parse("plugins/x").is_err());
+    }
+
+    #[test]
+    fn a_plain_history_goes_on_after_its_last_name() {
+        assert_eq!(next_plain_name("v1.19_1_current_chasm.sql", "x").as_deref(), Some("v1.19_2_x.sql"));
+        assert_eq!(next_plain_name("009_init.sql", "x").as_deref(), Some("010_x.sql"));
+        assert_eq!(next_plain_name("v1.09.sql", "x").as_deref(), Some("v1.10_x.sql"));
+        assert_eq!(next_plain_name("schema.sql", "x"), None);
     }
 
     #[test]

@@ -44,6 +44,7 @@ mod identity;
 mod isolation;
 mod migrate;
 mod nova_leon_move;
+mod precision;
 mod reshape_backfill;
 mod shadow;
 mod tenant;
