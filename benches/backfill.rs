@@ -36,9 +36,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use strata::cutover::plan::{self, Cutover};
 use strata::cutover::reshape::{self, BatchStats, TenantDb};
 use strata::pg::cluster::TempCluster;

@@ -10,66 +10,23 @@
 //! Run: `cargo bench --bench check` (needs ../shared/corpora; set
 //! STRATA_CORPORA to point elsewhere, STRATA_BENCH_MB for the largest size).
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[path = "support/mod.rs"]
+mod support;
 
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::tokenizer::Tokenizer;
-
-fn corpora_dir() -> PathBuf {
-    std::env::var_os("STRATA_CORPORA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora"))
-}
-
-/// Every forward migration file of every corpus (top-level *.sql; lemmy's
-/// down files live in down/ and are not included).
-fn corpus_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut corpora: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("corpora folder")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    corpora.sort();
-    for c in corpora {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&c)
-            .expect("corpus")
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "sql"))
-            .collect();
-        files.sort();
-        out.extend(files);
-    }
-    out
-}
-
-fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
-    let mut best = Duration::MAX;
-    let mut last = None;
-    for _ in 0..runs {
-        let t = Instant::now();
-        let v = f();
-        best = best.min(t.elapsed());
-        last = Some(v);
-    }
-    (best, last.expect("at least one run"))
-}
 
 fn mb(bytes: usize) -> f64 {
     bytes as f64 / 1_000_000.0
 }
 
 fn main() {
-    let dir = corpora_dir();
+    let dir = support::corpora_dir();
     if !dir.is_dir() {
         eprintln!("benchmark needs the shared corpora at {} (or STRATA_CORPORA)", dir.display());
         std::process::exit(2);
     }
-    let files = corpus_files(&dir);
+    let files = support::corpus_files(&dir);
     let texts: Vec<(String, String)> = files
         .iter()
         .map(|p| {
@@ -113,9 +70,9 @@ fn main() {
     for &copies in &sizes {
         let paths = &all_paths[..copies * per_copy];
         let bytes = one_copy * copies;
-        let (t_check, report) = best_of(3, || strata::check::check_files(paths, tmp.path()).expect("check"));
+        let (t_check, report) = support::best_of(3, || strata::check::check_files(paths, tmp.path()).expect("check"));
         // Baseline: sqlparser's tokenizer alone over the same text, one thread.
-        let (t_tok, _) = best_of(3, || {
+        let (t_tok, _) = support::best_of(3, || {
             let mut n = 0usize;
             for p in paths {
                 let text = std::fs::read_to_string(p).expect("read");
@@ -144,7 +101,7 @@ fn main() {
         let probe = std::process::Command::new(&squawk).arg("--version").output();
         match probe {
             Ok(out) if out.status.success() => {
-                let (t_sq, _) = best_of(2, || {
+                let (t_sq, _) = support::best_of(2, || {
                     std::process::Command::new(&squawk)
                         .args(&paths)
                         .stdout(std::process::Stdio::null())
@@ -152,7 +109,7 @@ fn main() {
                         .status()
                         .expect("run squawk")
                 });
-                let (t_cli, _) = best_of(2, || {
+                let (t_cli, _) = support::best_of(2, || {
                     std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
                         .arg("check")
                         .arg("--no-workspace")
@@ -184,7 +141,7 @@ fn main() {
         let core = ws.path().join("schema/core");
         std::fs::create_dir_all(&core).expect("mkdir");
         let mut history = 0usize;
-        for p in corpus_files(&dir).into_iter().filter(|p| p.starts_with(&lemmy)) {
+        for p in support::corpus_files(&dir).into_iter().filter(|p| p.starts_with(&lemmy)) {
             let text = std::fs::read(&p).expect("read");
             history += text.len();
             std::fs::write(core.join(p.file_name().unwrap()), text).expect("write");
@@ -204,9 +161,9 @@ fn main() {
             let review = strata::check::review_set(&w, std::slice::from_ref(&new)).expect("review");
             strata::check::check_workspace_cached(&w, &review, use_cache).expect("check")
         };
-        let (t_cold, report) = best_of(10, || one(false));
-        let (t, _) = best_of(10, || one(true));
-        let (t_full, _) = best_of(3, || {
+        let (t_cold, report) = support::best_of(10, || one(false));
+        let (t, _) = support::best_of(10, || one(true));
+        let (t_full, _) = support::best_of(3, || {
             let w = strata::workspace::Workspace::load(ws.path()).expect("load");
             strata::check::check_workspace(&w, &None).expect("check")
         });
@@ -232,17 +189,17 @@ fn main() {
     std::fs::write(&big, &sql).expect("write");
     let report = strata::check::check_files(std::slice::from_ref(&big), tmp.path()).expect("check");
     let opts = strata::report::RenderOptions::default();
-    let (t_render, out) = best_of(3, || {
+    let (t_render, out) = support::best_of(3, || {
         let mut out = Vec::with_capacity(16 << 20);
         strata::report::text::render(&report, &opts, &mut out).expect("render");
         out
     });
-    let (t_json, _) = best_of(3, || {
+    let (t_json, _) = support::best_of(3, || {
         let mut out = Vec::with_capacity(16 << 20);
         strata::report::json::render(&report, &mut out).expect("render");
         out
     });
-    let (t_half, _) = best_of(3, || {
+    let (t_half, _) = support::best_of(3, || {
         let half = strata::report::CheckReport {
             diagnostics: report.diagnostics[..20_000].to_vec(),
             stats: report.stats.clone(),

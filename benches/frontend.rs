@@ -5,62 +5,24 @@
 //! Run: `cargo bench --bench frontend` (needs ../shared/corpora, or
 //! STRATA_CORPORA).
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+#[path = "support/mod.rs"]
+mod support;
 
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn corpus_texts() -> Vec<String> {
-    let dir = std::env::var_os("STRATA_CORPORA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora"));
-    let mut files = Vec::new();
-    let mut corpora: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|_| panic!("the benchmark needs the shared corpora at {}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    corpora.sort();
-    for c in corpora {
-        let mut fs: Vec<PathBuf> = std::fs::read_dir(&c)
-            .expect("corpus")
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "sql"))
-            .collect();
-        fs.sort();
-        files.extend(fs);
-    }
-    files
+    support::corpus_files(&support::corpora_dir())
         .iter()
         .map(|p| {
             let text = std::fs::read_to_string(p).expect("utf8");
-            let source = std::sync::Arc::new(strata::report::SourceFile::new(String::new(), text));
+            let source = std::sync::Arc::new(strata::diag::SourceFile::new(String::new(), text));
             // What the front end sees: down sections and psql commands blanked.
             let sections = strata::workspace::forward_sections(&source.text);
             strata::sql::mask_source(&source.text, sections.as_deref()).into_owned()
         })
         .collect()
-}
-
-fn best<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
-    let mut best = Duration::MAX;
-    let mut last = None;
-    for _ in 0..runs {
-        let t = Instant::now();
-        let v = f();
-        best = best.min(t.elapsed());
-        last = Some(v);
-    }
-    (best, last.expect("a run"))
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 fn main() {
@@ -86,19 +48,19 @@ fn main() {
     );
     let dialect = PostgreSqlDialect {};
 
-    let (t_tok, _) = best(5, || {
+    let (t_tok, _) = support::best_of(5, || {
         texts
             .iter()
             .map(|t| Tokenizer::new(&dialect, t).tokenize_with_location().map_or(0, |v| v.len()))
             .sum::<usize>()
     });
-    let (t_scan, _) = best(5, || {
+    let (t_scan, _) = support::best_of(5, || {
         texts
             .iter()
             .map(|t| strata::sql::postgres::scan(t).map_or(0, |v| v.len()))
             .sum::<usize>()
     });
-    let (t_sqlparser, accepted_sqlparser) = best(5, || {
+    let (t_sqlparser, accepted_sqlparser) = support::best_of(5, || {
         statements
             .iter()
             .filter(|s| {
@@ -110,8 +72,8 @@ fn main() {
             })
             .count()
     });
-    let (t_pg, accepted_pg) = best(5, || statements.iter().filter(|s| strata::sql::postgres::parse(s).is_ok()).count());
-    let (t_front, understood) = best(5, || {
+    let (t_pg, accepted_pg) = support::best_of(5, || statements.iter().filter(|s| strata::sql::postgres::parse(s).is_ok()).count());
+    let (t_front, understood) = support::best_of(5, || {
         texts
             .iter()
             .map(|t| strata::sql::parse_text("b.sql", t).understood_count())
@@ -119,24 +81,28 @@ fn main() {
     });
     let n = statements.len() as f64;
     println!("{:<44} {:>10} {:>10}", "candidate", "time ms", "accepted");
-    println!("{:<44} {:>10.1}", "split: sqlparser 0.63 tokenizer (whole files)", ms(t_tok));
-    println!("{:<44} {:>10.1}", "split: PostgreSQL scanner (libpg_query 18)", ms(t_scan));
+    println!(
+        "{:<44} {:>10.1}",
+        "split: sqlparser 0.63 tokenizer (whole files)",
+        support::ms(t_tok)
+    );
+    println!("{:<44} {:>10.1}", "split: PostgreSQL scanner (libpg_query 18)", support::ms(t_scan));
     println!(
         "{:<44} {:>10.1} {:>9.2}%",
         "parse: sqlparser 0.63 (tokenize + parse)",
-        ms(t_sqlparser),
+        support::ms(t_sqlparser),
         100.0 * accepted_sqlparser as f64 / n
     );
     println!(
         "{:<44} {:>10.1} {:>9.2}%",
         "parse: PostgreSQL grammar (pg_query 18.1)",
-        ms(t_pg),
+        support::ms(t_pg),
         100.0 * accepted_pg as f64 / n
     );
     println!(
         "{:<44} {:>10.1} {:>9.2}%",
         "strata's front end (split + both + bodies)",
-        ms(t_front),
+        support::ms(t_front),
         100.0 * understood as f64 / n
     );
 }

@@ -15,7 +15,9 @@
 //! STRATA_CORPORA to point elsewhere, STRATA_BENCH_EDITS for the number of
 //! edits, default 40).
 
-use std::path::{Path, PathBuf};
+#[path = "support/mod.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -23,25 +25,12 @@ use serde_json::json;
 #[path = "../tests/lsp_client/mod.rs"]
 mod lsp_client;
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn corpora_dir() -> PathBuf {
-    std::env::var_os("STRATA_CORPORA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora"))
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 fn main() {
-    let lemmy = corpora_dir().join("lemmy");
+    let lemmy = support::corpora_dir().join("lemmy");
     if !lemmy.is_dir() {
         eprintln!("benchmark needs the lemmy corpus at {} (or STRATA_CORPORA)", lemmy.display());
         std::process::exit(2);
@@ -126,13 +115,13 @@ fn main() {
          edit → diagnostics: median {:.1} ms, p90 {:.1} ms, max {:.1} ms ({findings} findings)\n   \
          first open (cold cache, whole history replayed): {:.1} ms\n   \
          baselines: full check of the history {:.1} ms (edit/full = {:.3}); same file from disk, warm cache {:.1} ms (edit/disk = {:.2})",
-        ms(median),
-        ms(percentile(&latencies, 0.9)),
-        ms(*latencies.last().expect("edits")),
-        ms(open),
-        ms(full),
+        support::ms(median),
+        support::ms(percentile(&latencies, 0.9)),
+        support::ms(*latencies.last().expect("edits")),
+        support::ms(open),
+        support::ms(full),
         median.as_secs_f64() / full.as_secs_f64(),
-        ms(from_disk),
+        support::ms(from_disk),
         median.as_secs_f64() / from_disk.as_secs_f64(),
     );
 }

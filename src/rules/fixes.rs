@@ -87,7 +87,7 @@ fn transaction_note(file: &FileInfo) -> Option<Edit> {
     for line in text[..limit].split_inclusive('\n') {
         let trimmed = line.trim();
         match start {
-            None if trimmed.starts_with("--") && trimmed.contains("applies this file in one transaction") => {
+            None if trimmed.starts_with("--") && trimmed.contains(crate::workspace::scaffold::TRANSACTION_NOTE) => {
                 start = Some(separator.unwrap_or(offset));
             }
             Some(_) if !trimmed.starts_with("--") => break,

@@ -251,6 +251,11 @@ impl RulesConfig {
 mod tests {
     use super::*;
 
+    /// A rule's severity outside any layer, its group from the rule table.
+    fn severity(cfg: &RulesConfig, rule: &str, default: Severity) -> Severity {
+        cfg.severity(rule, crate::rules::meta_of(rule).map(|m| m.group), default, None, None)
+    }
+
     fn load(text: &str) -> Result<RulesConfig> {
         let mut cfg = RulesConfig::default();
         cfg.merge_text(Path::new("rules/x.toml"), text)?;
@@ -260,67 +265,13 @@ mod tests {
     #[test]
     fn a_group_sets_its_rules_and_a_rule_wins_over_its_group() {
         let cfg = load("[groups]\ngovernance = \"off\"\nlock-safety = \"warning\"\n[rules.rls-missing]\nseverity = \"error\"\n").unwrap();
-        assert_eq!(
-            cfg.severity(
-                "person-ref-not-contact",
-                crate::rules::meta_of("person-ref-not-contact").map(|m| m.group),
-                Severity::Error,
-                None,
-                None
-            ),
-            Severity::Off
-        );
-        assert_eq!(
-            cfg.severity(
-                "rls-missing",
-                crate::rules::meta_of("rls-missing").map(|m| m.group),
-                Severity::Error,
-                None,
-                None
-            ),
-            Severity::Error
-        );
-        assert_eq!(
-            cfg.severity(
-                "require-concurrent-index",
-                crate::rules::meta_of("require-concurrent-index").map(|m| m.group),
-                Severity::Error,
-                None,
-                None
-            ),
-            Severity::Warning
-        );
+        assert_eq!(severity(&cfg, "person-ref-not-contact", Severity::Error), Severity::Off);
+        assert_eq!(severity(&cfg, "rls-missing", Severity::Error), Severity::Error);
+        assert_eq!(severity(&cfg, "require-concurrent-index", Severity::Error), Severity::Warning);
         // Opt-in rules stay off; other groups keep their defaults.
-        assert_eq!(
-            cfg.severity(
-                "idempotent-ddl",
-                crate::rules::meta_of("idempotent-ddl").map(|m| m.group),
-                Severity::Off,
-                None,
-                None
-            ),
-            Severity::Off
-        );
-        assert_eq!(
-            cfg.severity(
-                "migration-modified",
-                crate::rules::meta_of("migration-modified").map(|m| m.group),
-                Severity::Error,
-                None,
-                None
-            ),
-            Severity::Error
-        );
-        assert_eq!(
-            cfg.severity(
-                "prefer-text",
-                crate::rules::meta_of("prefer-text").map(|m| m.group),
-                Severity::Warning,
-                None,
-                None
-            ),
-            Severity::Warning
-        );
+        assert_eq!(severity(&cfg, "idempotent-ddl", Severity::Off), Severity::Off);
+        assert_eq!(severity(&cfg, "migration-modified", Severity::Error), Severity::Error);
+        assert_eq!(severity(&cfg, "prefer-text", Severity::Warning), Severity::Warning);
     }
 
     #[test]

@@ -444,13 +444,18 @@ fn header(layer_id: &str, name: &str, layout: Layout) -> String {
     format!(
         "-- {layer_id}: {title}\n\
          --\n\
-         -- strata applies this file in one transaction, together with its history row.\n\
+         -- strata {TRANSACTION_NOTE}, together with its history row.\n\
          -- Statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY, ...)\n\
          -- need the header below as the file's first line, without the leading \"-- \"\n\
          -- (the file is then recorded in the history only after it succeeded):\n\
          -- -- strata: no-transaction\n\n"
     )
 }
+
+/// The words of a new migration's template that say it runs in one
+/// transaction: `--fix` removes that note when it makes the file run
+/// outside one ([`crate::rules::fixes`]).
+pub const TRANSACTION_NOTE: &str = "applies this file in one transaction";
 
 fn down_header(name: &str, layout: Layout) -> String {
     if layout == Layout::Native {

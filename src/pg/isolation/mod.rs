@@ -461,14 +461,7 @@ async fn probe(client: &Client, target: &Target, scope: &Scope, tables: &[TableI
             format!("could not seed: {e}")
         }
     };
-    let mut seeder = Seeder {
-        client,
-        tables: tables.iter().map(|t| (t.oid, t)).collect(),
-        counter: 0,
-        parents: HashMap::new(),
-        nulled: HashMap::new(),
-        fitted: HashMap::new(),
-    };
+    let mut seeder = Seeder::new(client, &tables);
     // The two scope values: rows of the root table when it exists, else
     // generated values of the key's type.
     let mut keys = Vec::new();

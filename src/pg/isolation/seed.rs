@@ -19,14 +19,7 @@ const CHECK_VIOLATION: &str = "23514";
 /// tables that got no row, as shown, with the reason.
 pub async fn seed_every_table(client: &Client, target: &Target) -> Result<Vec<(String, String)>> {
     let tables = load_tables(client, target).await?;
-    let mut seeder = Seeder {
-        client,
-        tables: tables.iter().map(|t| (t.oid, t)).collect(),
-        counter: 0,
-        parents: HashMap::new(),
-        nulled: HashMap::new(),
-        fitted: HashMap::new(),
-    };
+    let mut seeder = Seeder::new(client, &tables);
     client.batch_execute("BEGIN").await.map_err(sql_error(target, "cannot seed"))?;
     let mut unseeded = Vec::new();
     for t in &tables {
@@ -64,6 +57,20 @@ pub(super) fn value_for(c: &Column, n: u32) -> std::result::Result<String, Strin
 }
 
 /// Seeds rows with generated values; parents first (one per table and scope).
+impl<'a> Seeder<'a> {
+    /// A seeder of `tables` that has made no row yet.
+    pub(super) fn new(client: &'a Client, tables: &'a [TableInfo]) -> Seeder<'a> {
+        Seeder {
+            client,
+            tables: tables.iter().map(|t| (t.oid, t)).collect(),
+            counter: 0,
+            parents: HashMap::new(),
+            nulled: HashMap::new(),
+            fitted: HashMap::new(),
+        }
+    }
+}
+
 pub(super) struct Seeder<'a> {
     pub(super) client: &'a Client,
     pub(super) tables: HashMap<u32, &'a TableInfo>,
