@@ -461,7 +461,7 @@ async fn probe(client: &Client, target: &Target, scope: &Scope, tables: &[TableI
             format!("could not seed: {e}")
         }
     };
-    let mut seeder = Seeder::new(client, &tables);
+    let mut seeder = Seeder::new(client, tables);
     // The two scope values: rows of the root table when it exists, else
     // generated values of the key's type.
     let mut keys = Vec::new();
