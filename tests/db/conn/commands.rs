@@ -69,6 +69,18 @@ impl Scenario<'_> {
         run(&["status", "--format", "json"]);
         run(&["status"]);
         run(&["drift", "--tenant", "alpha", "--scratch", "env:SCRATCH", "--format", "json"]);
+        // Taking over: the history is already recorded, so nothing is written,
+        // but the drift gate replays on a scratch database of the role's own.
+        run(&[
+            "baseline",
+            "--all",
+            "--to",
+            "core@0005",
+            "--scratch",
+            "env:SCRATCH",
+            "--format",
+            "json",
+        ]);
         run(&["verify-isolation", "--all", "--format", "json"]);
         run(&["verify-isolation", "--all"]);
         ws.write(
