@@ -117,7 +117,7 @@ impl MoveDbs<'_> {
             let publication = if self.column_lists() {
                 "column lists"
             } else {
-                "whole tables (no column lists before PostgreSQL 15; no table drops a column)"
+                "whole tables (no column lists before PostgreSQL 15; no dropped column is left on the source)"
             };
             Ok(format!(
                 "source {source} (PostgreSQL {shown}) and target {target} (PostgreSQL {}) ready; {} tables; the publication \
