@@ -108,7 +108,8 @@ impl MoveDbs<'_> {
         let what = if self.column_lists() {
             "the publication (column lists: dropped columns never leave the source)"
         } else {
-            "the publication (whole tables: PostgreSQL 13 and 14 have no column lists, and no table drops a column)"
+            "the publication (whole tables: PostgreSQL 13 and 14 have no column lists; the preflight refuses a table whose dropped \
+             columns are still on the source)"
         };
         let mut out = vec![Sql::new("source", what, format!("{verb} TABLE {}", tables.join(", ")))];
         if !self.slot_exists(&self.name).await? {
