@@ -368,10 +368,17 @@ fn tokens_from_postgres_scan_are_sqlparsers_tokens() {
             c += fc;
             l += fl;
         }
-        println!("{}: {c} statements converted, {l} tokenized by sqlparser", dir.file_name().unwrap().to_string_lossy());
+        println!(
+            "{}: {c} statements converted, {l} tokenized by sqlparser",
+            dir.file_name().unwrap().to_string_lossy()
+        );
         converted += c;
         left += l;
     }
     println!("all: {converted} converted, {left} tokenized by sqlparser");
-    assert!(left * 10 < converted, "{left} of {} statements still tokenized twice", converted + left);
+    assert!(
+        left * 10 < converted,
+        "{left} of {} statements still tokenized twice",
+        converted + left
+    );
 }

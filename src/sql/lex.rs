@@ -89,7 +89,13 @@ pub fn scanned_tokens(text: &str, bytes: Range<usize>, start: Pos) -> Option<Vec
     Some(out)
 }
 
-fn convert_all(masked: &str, bytes: Range<usize>, scan: &[ScanToken], start: Pos, mut push: impl FnMut(TokenWithSpan, Range<usize>)) -> Option<()> {
+fn convert_all(
+    masked: &str,
+    bytes: Range<usize>,
+    scan: &[ScanToken],
+    start: Pos,
+    mut push: impl FnMut(TokenWithSpan, Range<usize>),
+) -> Option<()> {
     if bytes.end > masked.len() || !masked.is_char_boundary(bytes.start) {
         return None;
     }
@@ -144,12 +150,10 @@ enum Edge {
 impl Edge {
     fn may_touch(self, previous: Edge) -> bool {
         use Edge::*;
-        match (previous, self) {
-            (Apart, _) | (_, Apart) => true,
-            (Plain, Plain) | (Plain, Char) | (Char, Plain) => true,
-            (Char, Number) | (Number, Char) => true,
-            _ => false,
-        }
+        matches!(
+            (previous, self),
+            (Apart, _) | (_, Apart) | (Plain, Plain) | (Plain, Char) | (Char, Plain) | (Char, Number) | (Number, Char)
+        )
     }
 }
 
@@ -209,10 +213,8 @@ fn standard_string(text: &str) -> Option<Token> {
     let mut value = String::with_capacity(inner.len());
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
-        if c == '\'' {
-            if chars.next() != Some('\'') {
-                return None;
-            }
+        if c == '\'' && chars.next() != Some('\'') {
+            return None;
         }
         value.push(c);
     }
@@ -252,18 +254,8 @@ mod tests {
     use crate::sql::postgres;
 
     /// sqlparser's own tokens of `text` placed at `start`, without whitespace.
-    pub(crate) fn reference(text: &str, start: Pos) -> Vec<TokenWithSpan> {
-        let shift = |l: Location| {
-            let column = if l.line == 1 { l.column + start.col as u64 - 1 } else { l.column };
-            Location::new(l.line + start.line as u64 - 1, column)
-        };
-        Tokenizer::new(&PostgreSqlDialect {}, text)
-            .tokenize_with_location()
-            .unwrap()
-            .into_iter()
-            .filter(|t| !matches!(t.token, Token::Whitespace(_)))
-            .map(|t| TokenWithSpan::new(t.token, Span::new(shift(t.span.start), shift(t.span.end))))
-            .collect()
+    fn reference(text: &str, start: Pos) -> Vec<TokenWithSpan> {
+        crate::sql::sqlparser_tokenize(text, start).unwrap()
     }
 
     fn converted(text: &str) -> Option<Vec<TokenWithSpan>> {
@@ -317,13 +309,18 @@ mod tests {
                 let e = e.unwrap();
                 if e.path().extension().is_some_and(|x| x == "sql") {
                     let text = std::fs::read_to_string(e.path()).unwrap();
-                    let (c, l) = crate::sql::check_conversion(&text).map_err(|m| format!("{}: {m}", e.path().display())).unwrap();
+                    let (c, l) = crate::sql::check_conversion(&text)
+                        .map_err(|m| format!("{}: {m}", e.path().display()))
+                        .unwrap();
                     checked += c;
                     left += l;
                 }
             }
         }
         // Nearly everything is converted: the double tokenization is gone.
-        assert!(checked > 100 && left * 10 < checked, "{checked} converted, {left} left to sqlparser");
+        assert!(
+            checked > 100 && left * 10 < checked,
+            "{checked} converted, {left} left to sqlparser"
+        );
     }
 }

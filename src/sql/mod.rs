@@ -358,7 +358,7 @@ fn sqlparser_parse(text: &str, start: Pos, converted: Option<Vec<TokenWithSpan>>
 }
 
 /// sqlparser's tokens of `text` (no whitespace), placed at `start`.
-fn sqlparser_tokenize(text: &str, start: Pos) -> Result<Vec<TokenWithSpan>, String> {
+pub(crate) fn sqlparser_tokenize(text: &str, start: Pos) -> Result<Vec<TokenWithSpan>, String> {
     let shift = |l: Location| -> Location {
         if l.line == 0 {
             return l;
