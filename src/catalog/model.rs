@@ -285,6 +285,7 @@ fn alter_table(cat: &mut Catalog, q: &QName, op: &TableOp, origin: Origin) {
             not_null,
             has_default,
             identity,
+            ..
         }) => {
             if column(t, name).is_none() {
                 t.columns.push(Column {
@@ -301,11 +302,10 @@ fn alter_table(cat: &mut Catalog, q: &QName, op: &TableOp, origin: Origin) {
             t.columns.retain(|x| &x.name != c);
             t.constraints.retain(|k| !k.columns.contains(c));
         }
-        TableOp::SetNotNull(c) | TableOp::DropNotNull(c) => {
-            if let Some(i) = column(t, c) {
-                t.columns[i].not_null = matches!(op, TableOp::SetNotNull(_));
-            }
-        }
+        TableOp::SetNotNull(c) | TableOp::DropNotNull(c) => t.set_not_null(c, matches!(op, TableOp::SetNotNull(_))),
+        TableOp::AddNotNull { name, column, not_valid } => t.add_not_null(name.clone(), column, *not_valid, origin),
+        TableOp::ValidateConstraint(name) => t.validate_constraint(name),
+        TableOp::DropConstraint(name) => t.drop_constraint(name),
         TableOp::SetDefault(c) | TableOp::DropDefault(c) => {
             if let Some(i) = column(t, c) {
                 t.columns[i].default = matches!(op, TableOp::SetDefault(_)).then(|| "(default)".to_string());

@@ -230,7 +230,7 @@ pub async fn read_catalog(client: &Client, target: &Target, origins: &HashMap<St
                 pg_get_constraintdef(co.oid)
          FROM pg_constraint co
          LEFT JOIN pg_class fc ON fc.oid = co.confrelid LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
-         WHERE co.conrelid = ANY ($1) AND co.contype IN ('p', 'u', 'f', 'c', 'x')
+         WHERE co.conrelid = ANY ($1) AND (co.contype IN ('p', 'u', 'f', 'c', 'x') OR (co.contype = 'n' AND NOT co.convalidated))
          ORDER BY co.conrelid, co.conname",
         keys("co.conkey", "co.conrelid"),
         keys("co.confkey", "co.confrelid")
@@ -243,6 +243,8 @@ pub async fn read_catalog(client: &Client, target: &Target, origins: &HashMap<St
             "p" => ConstraintKind::PrimaryKey,
             "u" => ConstraintKind::Unique,
             "x" => ConstraintKind::Exclusion,
+            // Only the NOT VALID ones (PostgreSQL 18): a valid NOT NULL is the column's.
+            "n" => ConstraintKind::NotNull,
             "f" => ConstraintKind::ForeignKey {
                 table: QName::new(
                     r.get::<_, Option<String>>(6).unwrap_or_default(),

@@ -2,6 +2,7 @@ use sqlparser::ast::{AlterTableOperation, ColumnDef, ColumnOption};
 
 use super::lock;
 use super::{ident_region, Finding, Rule, RuleMeta, StatementCtx};
+use crate::catalog::ident_name;
 
 crate::declare_rule! {
     /// ## What it does
@@ -26,7 +27,12 @@ crate::declare_rule! {
     /// Give the column a constant (non-volatile) `DEFAULT`: since PostgreSQL
     /// 11 that is instant. Otherwise add it nullable, backfill it in batches,
     /// add `CHECK (column IS NOT NULL) NOT VALID`, validate it, then
-    /// `SET NOT NULL`.
+    /// `SET NOT NULL` (on PostgreSQL 18, add
+    /// `CONSTRAINT <name> NOT NULL column NOT VALID` and validate it).
+    ///
+    /// ## PostgreSQL versions
+    /// - 11: a constant `DEFAULT` is instant, and the advice; before, a default rewrites the table and the advice is a nullable column and a validated `CHECK`.
+    /// - 18: after the backfill, the advice is `ADD CONSTRAINT ... NOT NULL column NOT VALID` and `VALIDATE CONSTRAINT` (see `set-not-null`).
     pub struct AddRequiredColumn {
         id: "add-required-column",
         group: LockSafety,
@@ -76,10 +82,16 @@ impl Rule for AddRequiredColumn {
                 Some(d) if !declared && d.not_null => format!("column `{}` of NOT NULL domain `{}`", col.name, d.name),
                 _ => format!("NOT NULL column `{}`", col.name),
             };
-            let help = if cx.env.pg_version >= 11 {
-                "give it a constant DEFAULT (instant since PostgreSQL 11), or add it nullable, backfill in batches, then enforce NOT NULL through a validated CHECK"
+            let help = if cx.env.pg_version >= 18 {
+                let constraint = super::set_not_null::not_null_constraint_name(&table, &ident_name(&col.name));
+                format!(
+                    "give it a constant DEFAULT (instant since PostgreSQL 11), or add it nullable, backfill in batches, then {}",
+                    super::set_not_null::not_null_path(cx.env.pg_version, constraint.as_deref().unwrap_or("<name>"), &col.name.to_string())
+                )
+            } else if cx.env.pg_version >= 11 {
+                "give it a constant DEFAULT (instant since PostgreSQL 11), or add it nullable, backfill in batches, then enforce NOT NULL through a validated CHECK".to_string()
             } else {
-                "add it nullable, backfill in batches, then add `CHECK (... IS NOT NULL) NOT VALID` and VALIDATE it (a DEFAULT rewrites the table before PostgreSQL 11)"
+                "add it nullable, backfill in batches, then add `CHECK (... IS NOT NULL) NOT VALID` and VALIDATE it (a DEFAULT rewrites the table before PostgreSQL 11)".to_string()
             };
             out.push(
                 Finding::new(

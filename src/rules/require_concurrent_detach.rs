@@ -34,6 +34,9 @@ crate::declare_rule! {
     /// detach is interrupted, finish it with `DETACH PARTITION ... FINALIZE`.
     /// Before PostgreSQL 14 there is no concurrent form: detach in a quiet
     /// window with a short `lock_timeout`.
+    ///
+    /// ## PostgreSQL versions
+    /// - 14: `CONCURRENTLY` exists, and is the advice and the fix; before 14 there is no fix, and `CONCURRENTLY` or `FINALIZE` is flagged as syntax PostgreSQL rejects.
     pub struct RequireConcurrentDetach {
         id: "require-concurrent-detach",
         group: LockSafety,
@@ -51,12 +54,25 @@ impl Rule for RequireConcurrentDetach {
     fn check_statement(&self, cx: &StatementCtx, out: &mut Vec<Finding>) {
         let Some(Shape::DetachPartition {
             table,
-            concurrently: false,
-            finalize: false,
+            concurrently,
+            finalize,
         }) = shape::keyword_shape(&cx.file.parsed.source, cx.stmt)
         else {
             return;
         };
+        if concurrently || finalize {
+            if cx.env.pg_version < 14 {
+                let kw = if finalize { "FINALIZE" } else { "CONCURRENTLY" };
+                out.push(
+                    Finding::new(
+                        tokens::kw_region(cx, kw),
+                        format!("DETACH PARTITION ... {kw} is PostgreSQL 14 syntax: PostgreSQL {} rejects the statement", cx.env.pg_version),
+                    )
+                    .help("drop the keyword and detach in a quiet window with a short lock_timeout"),
+                );
+            }
+            return;
+        }
         let age = lock::age_of(cx, &table);
         if !age.is_live() {
             return;

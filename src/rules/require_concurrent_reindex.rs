@@ -32,6 +32,9 @@ crate::declare_rule! {
     /// file holds only index statements. Before PostgreSQL 12, build a
     /// replacement with `CREATE INDEX CONCURRENTLY`, drop the old index
     /// concurrently and rename the new one.
+    ///
+    /// ## PostgreSQL versions
+    /// - 12: `REINDEX CONCURRENTLY` exists, and is the advice and the fix; before 12 the advice is a replacement index, with no fix, and `CONCURRENTLY` is flagged as syntax PostgreSQL rejects.
     pub struct RequireConcurrentReindex {
         id: "require-concurrent-reindex",
         group: LockSafety,
@@ -48,14 +51,23 @@ impl Rule for RequireConcurrentReindex {
 
     fn check_statement(&self, cx: &StatementCtx, out: &mut Vec<Finding>) {
         let Some(Shape::Reindex {
-            kind,
-            name,
-            concurrently: false,
-            ..
+            kind, name, concurrently, ..
         }) = shape::keyword_shape(&cx.file.parsed.source, cx.stmt)
         else {
             return;
         };
+        if concurrently {
+            if cx.env.pg_version < 12 {
+                out.push(
+                    Finding::new(
+                        super::tokens::kw_region(cx, "CONCURRENTLY"),
+                        format!("REINDEX ... CONCURRENTLY is PostgreSQL 12 syntax: PostgreSQL {} rejects the statement", cx.env.pg_version),
+                    )
+                    .help("build a replacement with CREATE INDEX CONCURRENTLY, drop the old index concurrently, rename"),
+                );
+            }
+            return;
+        }
         let age = match (kind.as_str(), &name) {
             ("INDEX", Some(n)) => lock::index_table(cx.catalog, n).map(|t| lock::table_age(cx.catalog, cx.file, cx.index, &t)),
             ("TABLE", Some(n)) => Some(lock::age_of(cx, n)),

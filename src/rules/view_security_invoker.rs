@@ -31,6 +31,9 @@ crate::declare_rule! {
     /// Add `WITH (security_invoker = true)`. If the view must bypass RLS on
     /// purpose (a deliberately aggregated report), suppress the finding with
     /// the reason.
+    ///
+    /// ## PostgreSQL versions
+    /// - 15: `security_invoker` exists and the rule asks for it; before 15 a view without it is not flagged, and one with it is flagged as a statement PostgreSQL rejects.
     pub struct ViewSecurityInvoker {
         id: "view-security-invoker",
         group: Correctness,
@@ -68,14 +71,12 @@ impl Rule for ViewSecurityInvoker {
     }
 
     fn check_file_end(&self, cx: &FileCtx, out: &mut Vec<Finding>) {
-        if cx.env.pg_version < 15 {
-            return;
-        }
+        let pg = cx.env.pg_version;
         let mut views: Vec<&View> = cx
             .catalog
             .views
             .values()
-            .filter(|v| in_file(cx, v.origin) && !v.materialized && !v.security_invoker && !enabled_later(cx, v))
+            .filter(|v| in_file(cx, v.origin) && !v.materialized)
             .collect();
         views.sort_by_key(|v| v.origin.stmt);
         for v in views {
@@ -84,6 +85,26 @@ impl Rule for ViewSecurityInvoker {
                 _ => None,
             }
             .unwrap_or_else(|| stmt_region(cx.file, v.origin.stmt as usize));
+            if pg < 15 {
+                // The option is PostgreSQL 15's: older servers reject it.
+                if v.security_invoker {
+                    out.push(
+                        Finding::new(
+                            region,
+                            format!(
+                                "view `{}` sets security_invoker, which PostgreSQL {pg} does not know (15+): CREATE VIEW fails",
+                                v.name
+                            ),
+                        )
+                        .help("drop the option, and keep the view away from the application role (or filter by the tenant in the view itself)")
+                        .at_statement(v.origin.stmt as usize),
+                    );
+                }
+                continue;
+            }
+            if v.security_invoker || enabled_later(cx, v) {
+                continue;
+            }
             out.push(
                 Finding::new(
                     region,

@@ -3,6 +3,8 @@ use std::ops::ControlFlow;
 use sqlparser::ast::{visit_expressions, AlterTableOperation, ColumnDef, ColumnOption, Expr, GeneratedExpressionMode, Value};
 
 use super::lock;
+use super::tokens;
+use crate::sql::model::{Generated, Model, TableOp};
 use super::{ident_region, string_list, Finding, Rule, RuleMeta, StatementCtx};
 
 crate::declare_rule! {
@@ -38,6 +40,10 @@ crate::declare_rule! {
     /// ## Options
     /// `volatile_functions`: more function names to treat as volatile (your
     /// own ID generators, for example).
+    ///
+    /// ## PostgreSQL versions
+    /// - 11: a constant or stable `DEFAULT` adds instantly; before 11 every non-NULL `DEFAULT` is flagged.
+    /// - 18: a virtual generated column (`GENERATED ALWAYS AS (...)` without `STORED`, or with `VIRTUAL`) adds instantly, and the help for a stored one says so; before 18 a virtual one is flagged as a statement PostgreSQL rejects.
     pub struct VolatileDefault {
         id: "volatile-default",
         group: LockSafety,
@@ -141,6 +147,10 @@ impl Rule for VolatileDefaultRule {
     }
 
     fn check_statement(&self, cx: &StatementCtx, out: &mut Vec<Finding>) {
+        if let Some(Model::AlterTable { table, ops }) = cx.stmt.model() {
+            self.check_model(cx, table, ops, out);
+            return;
+        }
         let Some((at, age, table)) = lock::live_alter(cx) else { return };
         for op in &at.operations {
             let AlterTableOperation::AddColumn { column_def: col, .. } = op else {
@@ -158,8 +168,76 @@ impl Rule for VolatileDefaultRule {
                         lock::describe(age, &table)
                     ),
                 )
-                .help("add the column without that default, then `ALTER COLUMN ... SET DEFAULT` (new rows only, instant) and backfill existing rows in batches"),
+                .help(if cx.env.pg_version >= 18 && stored_generated(col) {
+                    "leave out STORED: a virtual generated column (PostgreSQL 18) is computed on read and adds instantly"
+                } else {
+                    "add the column without that default, then `ALTER COLUMN ... SET DEFAULT` (new rows only, instant) and backfill existing rows in batches"
+                }),
             );
+        }
+    }
+}
+
+/// Whether the column is `GENERATED ALWAYS AS (expr) STORED`.
+fn stored_generated(col: &ColumnDef) -> bool {
+    col.options.iter().any(|o| {
+        matches!(
+            &o.option,
+            ColumnOption::Generated {
+                generation_expr: Some(_),
+                generation_expr_mode,
+                ..
+            } if *generation_expr_mode != Some(GeneratedExpressionMode::Virtual)
+        )
+    })
+}
+
+impl VolatileDefaultRule {
+    /// `ADD COLUMN` as only PostgreSQL's grammar reads it: what sqlparser
+    /// rejects, such as a virtual generated column (PostgreSQL 18).
+    fn check_model(&self, cx: &StatementCtx, table: &[String], ops: &[TableOp], out: &mut Vec<Finding>) {
+        let q = cx.catalog.resolve_parts(table);
+        let age = lock::table_age(cx.catalog, cx.file, cx.index, &q);
+        for op in ops {
+            let TableOp::AddColumn(col) = op else { continue };
+            let region = tokens::word_region(cx, &col.name).unwrap_or(cx.stmt.region);
+            let reason = match col.generated {
+                Some(Generated::Virtual) if cx.env.pg_version < 18 => {
+                    out.push(
+                        Finding::new(
+                            region,
+                            format!(
+                                "new column `{}` is a virtual generated column (no STORED), which PostgreSQL {} does not have (18+): the statement fails",
+                                col.name, cx.env.pg_version
+                            ),
+                        )
+                        .help("write STORED (on an existing table that rewrites it), or compute the value in a view or the application"),
+                    );
+                    continue;
+                }
+                // Computed on read: nothing is written to the rows.
+                Some(Generated::Virtual) => continue,
+                Some(Generated::Stored) => "is a stored generated column",
+                None if col.identity => "is an identity column (every row gets its own value)",
+                None => continue,
+            };
+            if age.is_live() {
+                out.push(
+                    Finding::new(
+                        region,
+                        format!(
+                            "new column `{}` {reason}: adding it rewrites all of {} under an ACCESS EXCLUSIVE lock",
+                            col.name,
+                            lock::describe(age, &q)
+                        ),
+                    )
+                    .help(if cx.env.pg_version >= 18 && col.generated.is_some() {
+                        "leave out STORED: a virtual generated column (PostgreSQL 18) is computed on read and adds instantly"
+                    } else {
+                        "add the column without that default, then `ALTER COLUMN ... SET DEFAULT` (new rows only, instant) and backfill existing rows in batches"
+                    }),
+                );
+            }
         }
     }
 }
