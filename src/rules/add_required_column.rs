@@ -109,7 +109,7 @@ impl Rule for AddRequiredColumn {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_ws, ids, known, render_rule};
+    use crate::rules::testing::{check_ws, check_ws_pg, ids, known, render_rule};
 
     const ORDERS: &str = "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(12, 2));\n";
 
@@ -136,6 +136,31 @@ mod tests {
             ),
         ]);
         assert_eq!(ids(&d, "add-required-column"), 0, "{d:#?}");
+    }
+
+    fn help_on(pg: u32) -> String {
+        let d = check_ws_pg(
+            pg,
+            &[
+                ("core/0001_orders.sql", ORDERS),
+                ("core/0002_currency.sql", "ALTER TABLE orders ADD COLUMN currency text NOT NULL;\n"),
+            ],
+        );
+        let f: Vec<_> = d.iter().filter(|x| x.rule == known("add-required-column")).collect();
+        assert_eq!(f.len(), 1, "{d:#?}");
+        f[0].help.clone().unwrap()
+    }
+
+    #[test]
+    fn the_advice_follows_the_version() {
+        assert!(help_on(10).starts_with("add it nullable, backfill in batches, then add `CHECK (... IS NOT NULL) NOT VALID`"));
+        assert!(help_on(11).starts_with("give it a constant DEFAULT (instant since PostgreSQL 11)"));
+        assert!(help_on(17).ends_with("then enforce NOT NULL through a validated CHECK"), "{}", help_on(17));
+        assert!(
+            help_on(18).ends_with("then add `CONSTRAINT orders_currency_not_null NOT NULL currency NOT VALID` (instant), then `VALIDATE CONSTRAINT orders_currency_not_null` in a later migration (SHARE UPDATE EXCLUSIVE: reads and writes continue); the column is NOT NULL once it is valid"),
+            "{}",
+            help_on(18)
+        );
     }
 
     #[test]

@@ -222,7 +222,7 @@ impl Rule for ConstraintNotValid {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_ws, fixed_text, ids, known, render_rule};
+    use crate::rules::testing::{check_ws, check_ws_pg, fixed_text, ids, known, render_rule};
 
     const TABLES: &str = "CREATE TABLE customers (id bigint PRIMARY KEY);\nCREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint, total numeric(12, 2));\n";
 
@@ -304,6 +304,23 @@ mod tests {
             ),
         ]);
         assert_eq!(ids(&d, "constraint-not-valid"), 0, "{d:#?}");
+    }
+
+    #[test]
+    fn not_enforced_checks_no_row_on_18_and_is_rejected_before() {
+        let files = [
+            ("core/0001_orders.sql", TABLES),
+            (
+                "core/0002_total.sql",
+                "ALTER TABLE orders ADD CONSTRAINT orders_total_positive CHECK (total >= 0) NOT ENFORCED;\nALTER TABLE orders ADD CONSTRAINT orders_customer_fk FOREIGN KEY (customer_id) REFERENCES customers (id) NOT ENFORCED;\n",
+            ),
+        ];
+        assert_eq!(ids(&check_ws_pg(18, &files), "constraint-not-valid"), 0);
+        let d = check_ws_pg(17, &files);
+        let f: Vec<_> = d.iter().filter(|x| x.rule == known("constraint-not-valid")).collect();
+        assert_eq!(f.len(), 2, "{d:#?}");
+        assert_eq!(f[0].message, "NOT ENFORCED is PostgreSQL 18 syntax: PostgreSQL 17 rejects the statement");
+        assert_eq!(f[0].region.start, crate::diag::Pos::new(1, 80));
     }
 
     #[test]

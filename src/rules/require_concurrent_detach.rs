@@ -108,7 +108,7 @@ impl Rule for RequireConcurrentDetach {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_ws, check_ws_pg, fixed_text, ids, render_rule};
+    use crate::rules::testing::{check_ws, check_ws_pg, fixed_text, ids, known, render_rule};
 
     const EVENTS: &str = "CREATE TABLE events (id bigint, at timestamptz NOT NULL);\n";
 
@@ -152,5 +152,39 @@ mod tests {
             ],
         );
         assert_eq!(fixed_text(&d, "require-concurrent-detach"), None);
+        let f = d.iter().find(|x| x.rule == known("require-concurrent-detach")).unwrap();
+        assert!(f.help.as_deref().unwrap().starts_with("PostgreSQL 13 has no DETACH PARTITION CONCURRENTLY (14+)"));
+        let d = check_ws_pg(
+            14,
+            &[
+                ("core/0001_events.sql", EVENTS),
+                ("core/0002_detach.sql", "ALTER TABLE events DETACH PARTITION events_2023;\n"),
+            ],
+        );
+        assert_eq!(
+            fixed_text(&d, "require-concurrent-detach").unwrap(),
+            "-- strata: no-transaction\nALTER TABLE events DETACH PARTITION events_2023 CONCURRENTLY;\n"
+        );
+    }
+
+    #[test]
+    fn concurrently_and_finalize_are_rejected_before_14() {
+        let files = [
+            ("core/0001_events.sql", EVENTS),
+            (
+                "core/0002_detach.sql",
+                "-- strata: no-transaction\nALTER TABLE events DETACH PARTITION events_2023 CONCURRENTLY;\nALTER TABLE events DETACH PARTITION events_2023 FINALIZE;\n",
+            ),
+        ];
+        assert_eq!(ids(&check_ws_pg(14, &files), "require-concurrent-detach"), 0);
+        let d = check_ws_pg(13, &files);
+        let f: Vec<String> = d.iter().filter(|x| x.rule == known("require-concurrent-detach")).map(|x| x.message.clone()).collect();
+        assert_eq!(
+            f,
+            vec![
+                "DETACH PARTITION ... CONCURRENTLY is PostgreSQL 14 syntax: PostgreSQL 13 rejects the statement",
+                "DETACH PARTITION ... FINALIZE is PostgreSQL 14 syntax: PostgreSQL 13 rejects the statement"
+            ]
+        );
     }
 }

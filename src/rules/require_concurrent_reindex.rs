@@ -172,5 +172,30 @@ mod tests {
         assert_eq!(fixed_text(&d, "require-concurrent-reindex"), None);
         let f = d.iter().find(|x| x.rule == known("require-concurrent-reindex")).unwrap();
         assert!(f.help.as_deref().unwrap().contains("PostgreSQL 11 has no REINDEX CONCURRENTLY"));
+        let d = check_ws_pg(
+            12,
+            &[
+                ("core/0001_orders.sql", ORDERS),
+                ("core/0002_reindex.sql", "REINDEX TABLE orders;\n"),
+            ],
+        );
+        assert_eq!(
+            fixed_text(&d, "require-concurrent-reindex").unwrap(),
+            "-- strata: no-transaction\nREINDEX TABLE CONCURRENTLY orders;\n"
+        );
+    }
+
+    #[test]
+    fn concurrently_is_rejected_before_12() {
+        let files = [
+            ("core/0001_orders.sql", ORDERS),
+            ("core/0002_reindex.sql", "-- strata: no-transaction\nREINDEX INDEX CONCURRENTLY orders_customer_idx;\n"),
+        ];
+        assert_eq!(ids(&check_ws_pg(12, &files), "require-concurrent-reindex"), 0);
+        let d = check_ws_pg(11, &files);
+        let f: Vec<_> = d.iter().filter(|x| x.rule == known("require-concurrent-reindex")).collect();
+        assert_eq!(f.len(), 1, "{d:#?}");
+        assert_eq!(f[0].message, "REINDEX ... CONCURRENTLY is PostgreSQL 12 syntax: PostgreSQL 11 rejects the statement");
+        assert_eq!(f[0].region.start, crate::diag::Pos::new(2, 15));
     }
 }

@@ -122,7 +122,7 @@ impl Rule for ViewSecurityInvoker {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_plain, check_ws_with, ids, render_rule};
+    use crate::rules::testing::{check_plain, check_ws_pg, check_ws_with, ids, known, render_rule};
 
     #[test]
     fn fires_on_definer_rights_views() {
@@ -146,6 +146,29 @@ mod tests {
             },
         );
         assert_eq!(ids(&d, "view-security-invoker"), 0, "{d:#?}");
+    }
+
+    #[test]
+    fn the_option_is_asked_for_since_15_and_rejected_before() {
+        let files = [(
+            "core/0001_deals.sql",
+            "CREATE TABLE deals (id uuid PRIMARY KEY);\nCREATE VIEW open_deals WITH (security_invoker = true) AS SELECT id FROM deals;\nCREATE VIEW all_deals AS SELECT id FROM deals;\n",
+        )];
+        let messages = |pg| -> Vec<String> {
+            check_ws_pg(pg, &files)
+                .iter()
+                .filter(|x| x.rule == known("view-security-invoker"))
+                .map(|x| x.message.clone())
+                .collect()
+        };
+        assert_eq!(
+            messages(15),
+            vec!["view `public.all_deals` runs with its owner's rights: row level security of the tables under it does not apply to its readers"]
+        );
+        assert_eq!(
+            messages(14),
+            vec!["view `public.open_deals` sets security_invoker, which PostgreSQL 14 does not know (15+): CREATE VIEW fails"]
+        );
     }
 
     #[test]

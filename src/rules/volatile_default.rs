@@ -270,8 +270,53 @@ mod tests {
                 "ALTER TABLE orders ADD COLUMN currency text NOT NULL DEFAULT 'EUR', ADD COLUMN created_at timestamptz NOT NULL DEFAULT now();\n",
             ),
         ];
-        assert_eq!(ids(&check_ws(&files), "volatile-default"), 0);
-        assert_eq!(ids(&check_ws_pg(10, &files), "volatile-default"), 2);
+        assert_eq!(ids(&check_ws_pg(11, &files), "volatile-default"), 0);
+        let d = check_ws_pg(10, &files);
+        assert_eq!(ids(&d, "volatile-default"), 2);
+        assert!(d[0].message.contains("has a DEFAULT, and PostgreSQL 10 stores it in every row (instant only since 11)") || d.iter().any(|x| x.message.contains("PostgreSQL 10 stores it in every row")), "{d:#?}");
+    }
+
+    #[test]
+    fn virtual_generated_columns_are_instant_on_18_and_rejected_before() {
+        let files = [
+            ("core/0001_orders.sql", ORDERS),
+            (
+                "core/0002_gross.sql",
+                "ALTER TABLE orders ADD COLUMN gross numeric GENERATED ALWAYS AS (total * 1.2);\nALTER TABLE orders ADD COLUMN net numeric GENERATED ALWAYS AS (total / 1.2) VIRTUAL;\n",
+            ),
+        ];
+        let d = check_ws_pg(18, &files);
+        for rule in ["volatile-default", "unparsed-statement", "syntax-error"] {
+            assert_eq!(ids(&d, rule), 0, "{rule}: {d:#?}");
+        }
+        let d = check_ws_pg(17, &files);
+        let f: Vec<_> = d.iter().filter(|x| x.rule == known("volatile-default")).collect();
+        assert_eq!(f.len(), 2, "{d:#?}");
+        assert_eq!(
+            f[0].message,
+            "new column `gross` is a virtual generated column (no STORED), which PostgreSQL 17 does not have (18+): the statement fails"
+        );
+        assert_eq!(f[1].region.start, crate::diag::Pos::new(2, 31));
+    }
+
+    #[test]
+    fn a_stored_generated_column_rewrites_and_18_advises_virtual() {
+        let files = [
+            ("core/0001_orders.sql", ORDERS),
+            (
+                "core/0002_gross.sql",
+                "ALTER TABLE orders ADD COLUMN gross numeric GENERATED ALWAYS AS (total * 1.2) STORED;\n",
+            ),
+        ];
+        let help = |pg| {
+            let d = check_ws_pg(pg, &files);
+            let f: Vec<_> = d.iter().filter(|x| x.rule == known("volatile-default")).collect();
+            assert_eq!(f.len(), 1, "{d:#?}");
+            assert!(f[0].message.contains("is a stored generated column"), "{}", f[0].message);
+            f[0].help.clone().unwrap()
+        };
+        assert!(help(17).starts_with("add the column without that default"), "{}", help(17));
+        assert!(help(18).starts_with("leave out STORED: a virtual generated column (PostgreSQL 18)"), "{}", help(18));
     }
 
     #[test]
