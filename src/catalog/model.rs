@@ -331,7 +331,7 @@ fn alter_table(cat: &mut Catalog, q: &QName, op: &TableOp, origin: Origin) {
         TableOp::DisableRls => t.rls_enabled = false,
         TableOp::ForceRls => t.rls_forced = true,
         TableOp::NoForceRls => t.rls_forced = false,
-        TableOp::DetachPartition { .. } | TableOp::AttachPartition | TableOp::Other(_) => {}
+        TableOp::DetachPartition { .. } | TableOp::AttachPartition { .. } | TableOp::Other(_) => {}
     }
 }
 

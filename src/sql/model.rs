@@ -163,7 +163,10 @@ pub enum TableOp {
         concurrently: bool,
         finalize: bool,
     },
-    AttachPartition,
+    /// `ATTACH PARTITION partition ...`.
+    AttachPartition {
+        partition: Name,
+    },
     /// `ADD [CONSTRAINT name] NOT NULL column [NOT VALID]` (PostgreSQL 18).
     AddNotNull {
         name: Option<String>,
@@ -552,7 +555,12 @@ fn table_op(c: &pb::AlterTableCmd) -> TableOp {
             concurrently: false,
             finalize: true,
         },
-        A::AtAttachPartition => TableOp::AttachPartition,
+        A::AtAttachPartition => TableOp::AttachPartition {
+            partition: match c.def.as_deref().and_then(|d| d.node.as_ref()) {
+                Some(N::PartitionCmd(p)) => p.name.as_ref().map(range_var).unwrap_or_default(),
+                _ => Vec::new(),
+            },
+        },
         A::AtAddConstraint => match c.def.as_deref().and_then(constraint) {
             Some(k) if pb::ConstrType::try_from(k.contype) == Ok(pb::ConstrType::ConstrNotnull) => {
                 match k.keys.iter().find_map(string_of) {
