@@ -1,6 +1,6 @@
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{visit_expressions, AlterTableOperation, ColumnDef, ColumnOption, Expr, GeneratedExpressionMode, Value};
+use sqlparser::ast::{visit_expressions, AlterTableOperation, ColumnDef, ColumnOption, Expr, GeneratedExpressionMode, Statement, Value};
 
 use super::lock;
 use super::tokens;
@@ -13,7 +13,9 @@ crate::declare_rule! {
     /// when the new column makes PostgreSQL rewrite the table: a volatile
     /// `DEFAULT` (`gen_random_uuid()`, `clock_timestamp()`, `random()`,
     /// `nextval()`, a `serial` type), an identity column, a stored generated
-    /// column, or, before PostgreSQL 11, any non-NULL `DEFAULT`.
+    /// column, or, before PostgreSQL 11, any non-NULL `DEFAULT`. Before
+    /// PostgreSQL 18 it also flags a virtual generated column (in `ADD
+    /// COLUMN` or `CREATE TABLE`), which those majors reject.
     ///
     /// ## Why is this bad?
     /// Since PostgreSQL 11 a constant (or stable, like `now()`) default is
@@ -151,6 +153,23 @@ impl Rule for VolatileDefaultRule {
             self.check_model(cx, table, ops, out);
             return;
         }
+        if cx.env.pg_version < 18 {
+            let new_columns: Vec<&ColumnDef> = match cx.stmt.ast() {
+                Some(Statement::CreateTable(ct)) => ct.columns.iter().collect(),
+                Some(Statement::AlterTable(at)) => at
+                    .operations
+                    .iter()
+                    .filter_map(|op| match op {
+                        AlterTableOperation::AddColumn { column_def, .. } => Some(column_def),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for col in new_columns.into_iter().filter(|c| virtual_generated(c)) {
+                out.push(virtual_before_18(cx, ident_region(&col.name).unwrap_or(cx.stmt.region), &col.name.to_string()));
+            }
+        }
         let Some((at, age, table)) = lock::live_alter(cx) else { return };
         for op in &at.operations {
             let AlterTableOperation::AddColumn { column_def: col, .. } = op else {
@@ -178,6 +197,32 @@ impl Rule for VolatileDefaultRule {
     }
 }
 
+/// The finding for a virtual generated column on a `pg_version` before 18.
+fn virtual_before_18(cx: &StatementCtx, region: crate::diag::Region, column: &str) -> Finding {
+    Finding::new(
+        region,
+        format!(
+            "new column `{column}` is a virtual generated column (no STORED), which PostgreSQL {} does not have (18+): the statement fails",
+            cx.env.pg_version
+        ),
+    )
+    .help("write STORED (on an existing table that rewrites it), or compute the value in a view or the application")
+}
+
+/// Whether the column is `GENERATED ALWAYS AS (expr)` without `STORED`.
+fn virtual_generated(col: &ColumnDef) -> bool {
+    col.options.iter().any(|o| {
+        matches!(
+            &o.option,
+            ColumnOption::Generated {
+                generation_expr: Some(_),
+                generation_expr_mode: Some(GeneratedExpressionMode::Virtual),
+                ..
+            }
+        )
+    })
+}
+
 /// Whether the column is `GENERATED ALWAYS AS (expr) STORED`.
 fn stored_generated(col: &ColumnDef) -> bool {
     col.options.iter().any(|o| {
@@ -203,16 +248,7 @@ impl VolatileDefaultRule {
             let region = tokens::word_region(cx, &col.name).unwrap_or(cx.stmt.region);
             let reason = match col.generated {
                 Some(Generated::Virtual) if cx.env.pg_version < 18 => {
-                    out.push(
-                        Finding::new(
-                            region,
-                            format!(
-                                "new column `{}` is a virtual generated column (no STORED), which PostgreSQL {} does not have (18+): the statement fails",
-                                col.name, cx.env.pg_version
-                            ),
-                        )
-                        .help("write STORED (on an existing table that rewrites it), or compute the value in a view or the application"),
-                    );
+                    out.push(virtual_before_18(cx, region, &col.name));
                     continue;
                 }
                 // Computed on read: nothing is written to the rows.
@@ -297,6 +333,17 @@ mod tests {
             "new column `gross` is a virtual generated column (no STORED), which PostgreSQL 17 does not have (18+): the statement fails"
         );
         assert_eq!(f[1].region.start, crate::diag::Pos::new(2, 31));
+        // A new table's virtual column fails before 18 too, and is modeled.
+        let files = [(
+            "core/0001_orders.sql",
+            "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric, gross numeric GENERATED ALWAYS AS (total * 1.2));\n",
+        )];
+        let d = check_ws_pg(17, &files);
+        assert_eq!(ids(&d, "volatile-default"), 1, "{d:#?}");
+        let d = check_ws_pg(18, &files);
+        for rule in ["volatile-default", "unparsed-statement", "no-primary-key"] {
+            assert_eq!(ids(&d, rule), 0, "{rule}: {d:#?}");
+        }
     }
 
     #[test]
