@@ -46,7 +46,12 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     let ws = |cli: &Cli| load_workspace(cli.workspace.as_deref(), cli.verbose);
     let standalone = matches!(
         cli.command,
-        Command::Init(_) | Command::Rules { .. } | Command::Explain { .. } | Command::Lsp(_) | Command::Completions { .. } | Command::Man { .. }
+        Command::Init(_)
+            | Command::Rules { .. }
+            | Command::Explain { .. }
+            | Command::Lsp(_)
+            | Command::Completions { .. }
+            | Command::Man { .. }
     );
     if !standalone && !cli.quiet {
         config_warning(cli.workspace.as_deref());
@@ -101,7 +106,9 @@ fn config_warning(explicit: Option<&Path>) {
     let Ok(Some(root)) = find_workspace(explicit) else { return };
     let path = root.join(crate::workspace::CONFIG_FILE);
     let Ok(text) = std::fs::read_to_string(&path) else { return };
-    let Ok(config) = crate::workspace::Config::parse(&path, &text) else { return };
+    let Ok(config) = crate::workspace::Config::parse(&path, &text) else {
+        return;
+    };
     if let Some(w) = config.warning(&path, &text) {
         eprintln!("strata: warning: {w}");
     }

@@ -63,6 +63,9 @@ pub struct Column {
     pub not_null: bool,
     pub default: Option<String>,
     pub identity: bool,
+    /// A generated column (`GENERATED ALWAYS AS (expr)`): stored or virtual.
+    #[serde(default)]
+    pub generated: Option<crate::sql::model::Generated>,
     pub origin: Origin,
 }
 
@@ -71,8 +74,13 @@ pub struct Column {
 pub enum ConstraintKind {
     PrimaryKey,
     Unique,
-    ForeignKey { table: QName, columns: Vec<String> },
-    Check { expr: String },
+    ForeignKey {
+        table: QName,
+        columns: Vec<String>,
+    },
+    Check {
+        expr: String,
+    },
     Exclusion,
     /// A named NOT NULL constraint (`ADD CONSTRAINT name NOT NULL column`,
     /// PostgreSQL 18): the one column is in [`Constraint::columns`]. A valid

@@ -285,7 +285,7 @@ fn alter_table(cat: &mut Catalog, q: &QName, op: &TableOp, origin: Origin) {
             not_null,
             has_default,
             identity,
-            ..
+            generated,
         }) => {
             if column(t, name).is_none() {
                 t.columns.push(Column {
@@ -294,6 +294,7 @@ fn alter_table(cat: &mut Catalog, q: &QName, op: &TableOp, origin: Origin) {
                     not_null: *not_null,
                     default: has_default.then(|| "(default)".to_string()),
                     identity: *identity,
+                    generated: *generated,
                     origin,
                 });
             }
@@ -331,7 +332,7 @@ fn alter_table(cat: &mut Catalog, q: &QName, op: &TableOp, origin: Origin) {
         TableOp::DisableRls => t.rls_enabled = false,
         TableOp::ForceRls => t.rls_forced = true,
         TableOp::NoForceRls => t.rls_forced = false,
-        TableOp::DetachPartition { .. } | TableOp::AttachPartition { .. } | TableOp::Other(_) => {}
+        TableOp::DetachPartition { .. } | TableOp::AttachPartition { .. } | TableOp::SetExpression(_) | TableOp::Other(_) => {}
     }
 }
 

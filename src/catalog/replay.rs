@@ -388,6 +388,7 @@ fn add_column(cat: &Catalog, table: &mut Table, col: &ColumnDef, origin: Origin)
         not_null: false,
         default: None,
         identity: false,
+        generated: None,
         origin,
     };
     let mut constraints = Vec::new();
@@ -440,6 +441,13 @@ fn add_column(cat: &Catalog, table: &mut Table, col: &ColumnDef, origin: Origin)
             ColumnOption::Generated { generation_expr: None, .. } => {
                 column.identity = true;
                 column.not_null = true;
+            }
+            ColumnOption::Generated { generation_expr_mode, .. } => {
+                column.generated = Some(if *generation_expr_mode == Some(ast::GeneratedExpressionMode::Virtual) {
+                    crate::sql::model::Generated::Virtual
+                } else {
+                    crate::sql::model::Generated::Stored
+                });
             }
             ColumnOption::Identity(_) => column.identity = true,
             _ => {}

@@ -195,7 +195,8 @@ pub async fn read_catalog(client: &Client, target: &Target, origins: &HashMap<St
             "SELECT a.attrelid, a.attnum::int4, a.attname::text, format_type(a.atttypid, a.atttypmod),
                     a.attnotnull AND NOT EXISTS (SELECT 1 FROM pg_constraint nn WHERE nn.conrelid = a.attrelid
                         AND nn.contype = 'n' AND NOT nn.convalidated AND a.attnum = ANY (nn.conkey)),
-                    CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END, a.attidentity <> ''
+                    CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END, a.attidentity <> '',
+                    a.attgenerated::text
              FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
              WHERE a.attrelid = ANY ($1) AND a.attnum > 0 AND NOT a.attisdropped
              ORDER BY a.attrelid, a.attnum",
@@ -215,6 +216,11 @@ pub async fn read_catalog(client: &Client, target: &Target, origins: &HashMap<St
             not_null: r.get(4),
             default: r.get(5),
             identity: r.get(6),
+            generated: match r.get::<_, String>(7).as_str() {
+                "s" => Some(crate::sql::model::Generated::Stored),
+                "v" => Some(crate::sql::model::Generated::Virtual),
+                _ => None,
+            },
             origin: o,
         });
     }

@@ -155,7 +155,11 @@ mod tests {
     fn the_advice_follows_the_version() {
         assert!(help_on(10).starts_with("add it nullable, backfill in batches, then add `CHECK (... IS NOT NULL) NOT VALID`"));
         assert!(help_on(11).starts_with("give it a constant DEFAULT (instant since PostgreSQL 11)"));
-        assert!(help_on(17).ends_with("then enforce NOT NULL through a validated CHECK"), "{}", help_on(17));
+        assert!(
+            help_on(17).ends_with("then enforce NOT NULL through a validated CHECK"),
+            "{}",
+            help_on(17)
+        );
         assert!(
             help_on(18).ends_with("then add `CONSTRAINT orders_currency_not_null NOT NULL currency NOT VALID` (instant), then `VALIDATE CONSTRAINT orders_currency_not_null` in a later migration (SHARE UPDATE EXCLUSIVE: reads and writes continue); the column is NOT NULL once it is valid"),
             "{}",

@@ -319,7 +319,10 @@ mod tests {
         let d = check_ws_pg(17, &files);
         let f: Vec<_> = d.iter().filter(|x| x.rule == known("constraint-not-valid")).collect();
         assert_eq!(f.len(), 2, "{d:#?}");
-        assert_eq!(f[0].message, "NOT ENFORCED is PostgreSQL 18 syntax: PostgreSQL 17 rejects the statement");
+        assert_eq!(
+            f[0].message,
+            "NOT ENFORCED is PostgreSQL 18 syntax: PostgreSQL 17 rejects the statement"
+        );
         assert_eq!(f[0].region.start, crate::diag::Pos::new(1, 80));
     }
 

@@ -215,7 +215,10 @@ At each major below, the rule's judgement or advice changes (from that major on)
         PG_SUPPORTED.start() - 1
     );
     out.push_str("| rule | from | what changes |\n|---|---|---|\n");
-    let mut rows: Vec<(u32, &str, &str)> = rules.iter().flat_map(|m| pg_versions(m).into_iter().map(|(v, t)| (v, m.id, t))).collect();
+    let mut rows: Vec<(u32, &str, &str)> = rules
+        .iter()
+        .flat_map(|m| pg_versions(m).into_iter().map(|(v, t)| (v, m.id, t)))
+        .collect();
     rows.sort_by_key(|(v, id, _)| (*v, *id));
     for (v, id, text) in rows {
         let _ = writeln!(out, "| [`{id}`](#{id}) | {v} | {} |", cell(text));
@@ -283,7 +286,11 @@ mod tests {
     fn version_notes_name_known_majors() {
         for m in ALL {
             if m.doc.contains("## PostgreSQL versions") {
-                assert!(!pg_versions(m).is_empty(), "{}: a PostgreSQL versions heading without `- N: ...` lines", m.id);
+                assert!(
+                    !pg_versions(m).is_empty(),
+                    "{}: a PostgreSQL versions heading without `- N: ...` lines",
+                    m.id
+                );
             }
             for (v, _) in pg_versions(m) {
                 assert!(crate::workspace::PG_KNOWN.contains(&v), "{}: {v}", m.id);

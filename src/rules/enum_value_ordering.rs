@@ -129,7 +129,11 @@ mod tests {
             ],
         );
         assert_eq!(ids(&d, "enum-value-ordering"), 1, "{d:#?}");
-        assert!(d.iter().any(|x| x.message.contains("cannot run inside a transaction block on PostgreSQL 11")), "{d:#?}");
+        assert!(
+            d.iter()
+                .any(|x| x.message.contains("cannot run inside a transaction block on PostgreSQL 11")),
+            "{d:#?}"
+        );
         let d = check_ws_pg(
             12,
             &[

@@ -66,7 +66,10 @@ impl Rule for RequireConcurrentDetach {
                 out.push(
                     Finding::new(
                         tokens::kw_region(cx, kw),
-                        format!("DETACH PARTITION ... {kw} is PostgreSQL 14 syntax: PostgreSQL {} rejects the statement", cx.env.pg_version),
+                        format!(
+                            "DETACH PARTITION ... {kw} is PostgreSQL 14 syntax: PostgreSQL {} rejects the statement",
+                            cx.env.pg_version
+                        ),
                     )
                     .help("drop the keyword and detach in a quiet window with a short lock_timeout"),
                 );
@@ -153,7 +156,11 @@ mod tests {
         );
         assert_eq!(fixed_text(&d, "require-concurrent-detach"), None);
         let f = d.iter().find(|x| x.rule == known("require-concurrent-detach")).unwrap();
-        assert!(f.help.as_deref().unwrap().starts_with("PostgreSQL 13 has no DETACH PARTITION CONCURRENTLY (14+)"));
+        assert!(f
+            .help
+            .as_deref()
+            .unwrap()
+            .starts_with("PostgreSQL 13 has no DETACH PARTITION CONCURRENTLY (14+)"));
         let d = check_ws_pg(
             14,
             &[
@@ -178,7 +185,11 @@ mod tests {
         ];
         assert_eq!(ids(&check_ws_pg(14, &files), "require-concurrent-detach"), 0);
         let d = check_ws_pg(13, &files);
-        let f: Vec<String> = d.iter().filter(|x| x.rule == known("require-concurrent-detach")).map(|x| x.message.clone()).collect();
+        let f: Vec<String> = d
+            .iter()
+            .filter(|x| x.rule == known("require-concurrent-detach"))
+            .map(|x| x.message.clone())
+            .collect();
         assert_eq!(
             f,
             vec![

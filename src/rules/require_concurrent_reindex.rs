@@ -61,7 +61,10 @@ impl Rule for RequireConcurrentReindex {
                 out.push(
                     Finding::new(
                         super::tokens::kw_region(cx, "CONCURRENTLY"),
-                        format!("REINDEX ... CONCURRENTLY is PostgreSQL 12 syntax: PostgreSQL {} rejects the statement", cx.env.pg_version),
+                        format!(
+                            "REINDEX ... CONCURRENTLY is PostgreSQL 12 syntax: PostgreSQL {} rejects the statement",
+                            cx.env.pg_version
+                        ),
                     )
                     .help("build a replacement with CREATE INDEX CONCURRENTLY, drop the old index concurrently, rename"),
                 );
@@ -189,13 +192,19 @@ mod tests {
     fn concurrently_is_rejected_before_12() {
         let files = [
             ("core/0001_orders.sql", ORDERS),
-            ("core/0002_reindex.sql", "-- strata: no-transaction\nREINDEX INDEX CONCURRENTLY orders_customer_idx;\n"),
+            (
+                "core/0002_reindex.sql",
+                "-- strata: no-transaction\nREINDEX INDEX CONCURRENTLY orders_customer_idx;\n",
+            ),
         ];
         assert_eq!(ids(&check_ws_pg(12, &files), "require-concurrent-reindex"), 0);
         let d = check_ws_pg(11, &files);
         let f: Vec<_> = d.iter().filter(|x| x.rule == known("require-concurrent-reindex")).collect();
         assert_eq!(f.len(), 1, "{d:#?}");
-        assert_eq!(f[0].message, "REINDEX ... CONCURRENTLY is PostgreSQL 12 syntax: PostgreSQL 11 rejects the statement");
+        assert_eq!(
+            f[0].message,
+            "REINDEX ... CONCURRENTLY is PostgreSQL 12 syntax: PostgreSQL 11 rejects the statement"
+        );
         assert_eq!(f[0].region.start, crate::diag::Pos::new(2, 15));
     }
 }

@@ -140,14 +140,26 @@ impl Rule for SetNotNull {
                 {
                     let region = ident_region(column_name).unwrap_or(cx.stmt.region);
                     let written = column_name.to_string();
-                    self.judge(cx, age, &q, &ident_name(column_name), &written, NotNullOp::Set, Some(i), region, out);
+                    self.judge(
+                        cx,
+                        age,
+                        &q,
+                        &ident_name(column_name),
+                        &written,
+                        NotNullOp::Set,
+                        Some(i),
+                        region,
+                        out,
+                    );
                 }
             }
             return;
         }
         // What only PostgreSQL's grammar reads: `ADD ... NOT NULL column`
         // (sqlparser does not know NOT NULL table constraints).
-        let Some(Model::AlterTable { table, ops }) = cx.stmt.model() else { return };
+        let Some(Model::AlterTable { table, ops }) = cx.stmt.model() else {
+            return;
+        };
         let q = cx.catalog.resolve_parts(table);
         let age = lock::table_age(cx.catalog, cx.file, cx.index, &q);
         for (i, op) in ops.iter().enumerate() {
@@ -269,12 +281,24 @@ impl SetNotNull {
         } else {
             self.fix(cx, q, written, &how, op_index, constraint.as_deref()).into()
         };
-        out.push(Finding::new(region, message).help(not_null_path(pg, &help_name, written)).with_fix(fix));
+        out.push(
+            Finding::new(region, message)
+                .help(not_null_path(pg, &help_name, written))
+                .with_fix(fix),
+        );
     }
 
     /// PostgreSQL 18's path as edits: the operation becomes (or gets)
     /// `NOT VALID`, and a new migration validates it.
-    fn fix(&self, cx: &StatementCtx, q: &QName, column: &str, how: &NotNullOp, op_index: Option<usize>, default_name: Option<&str>) -> Result<Fix, String> {
+    fn fix(
+        &self,
+        cx: &StatementCtx,
+        q: &QName,
+        column: &str,
+        how: &NotNullOp,
+        op_index: Option<usize>,
+        default_name: Option<&str>,
+    ) -> Result<Fix, String> {
         fixes::editable(cx.file)?;
         let toks = tokens::tokens(&cx.file.parsed.source, cx.stmt);
         let ops = tokens::alter_table_operations(&toks);
@@ -368,13 +392,19 @@ mod tests {
         assert_eq!(ids(&check_ws_pg(18, &files), "set-not-null"), 0);
         // PostgreSQL 11 scans anyway.
         let d = check_ws_pg(11, &files);
-        assert!(help(&d).starts_with("PostgreSQL 11 always scans for SET NOT NULL: keep a validated `CHECK (customer_id IS NOT NULL)`"), "{d:#?}");
+        assert!(
+            help(&d).starts_with("PostgreSQL 11 always scans for SET NOT NULL: keep a validated `CHECK (customer_id IS NOT NULL)`"),
+            "{d:#?}"
+        );
     }
 
     #[test]
     fn the_advice_is_a_check_before_18_and_a_not_valid_not_null_since() {
         let d = check_ws_pg(17, &SET_NOT_NULL);
-        assert!(help(&d).starts_with("add `CHECK (customer_id IS NOT NULL) NOT VALID`, VALIDATE it in a later migration, then SET NOT NULL"), "{d:#?}");
+        assert!(
+            help(&d).starts_with("add `CHECK (customer_id IS NOT NULL) NOT VALID`, VALIDATE it in a later migration, then SET NOT NULL"),
+            "{d:#?}"
+        );
         assert_eq!(fixed_text(&d, "set-not-null"), None);
 
         let d = check_ws_pg(18, &SET_NOT_NULL);
@@ -389,7 +419,13 @@ mod tests {
         let fix = d.iter().find(|x| x.rule == known("set-not-null")).unwrap().fix.clone().unwrap();
         let new_file = fix.new_file.unwrap();
         assert_eq!(new_file.name, "validate_orders_customer_id_not_null");
-        assert!(new_file.content.ends_with("\nALTER TABLE orders VALIDATE CONSTRAINT orders_customer_id_not_null;\n"), "{}", new_file.content);
+        assert!(
+            new_file
+                .content
+                .ends_with("\nALTER TABLE orders VALIDATE CONSTRAINT orders_customer_id_not_null;\n"),
+            "{}",
+            new_file.content
+        );
     }
 
     #[test]
@@ -397,7 +433,10 @@ mod tests {
         let d = check_ws_pg(
             18,
             &[
-                ("core/0001_orders.sql", "CREATE TABLE app.\"Orders\" (id bigint PRIMARY KEY, \"Customer\" bigint, note text);\n"),
+                (
+                    "core/0001_orders.sql",
+                    "CREATE TABLE app.\"Orders\" (id bigint PRIMARY KEY, \"Customer\" bigint, note text);\n",
+                ),
                 (
                     "core/0002_required.sql",
                     "ALTER TABLE app.\"Orders\" ADD COLUMN paid boolean, ALTER COLUMN \"Customer\" SET NOT NULL;\n",
@@ -427,8 +466,14 @@ mod tests {
                 "core/0002_nn.sql",
                 "ALTER TABLE orders ADD CONSTRAINT orders_customer_id_not_null NOT NULL customer_id NOT VALID;\n",
             ),
-            ("core/0003_validate.sql", "ALTER TABLE orders VALIDATE CONSTRAINT orders_customer_id_not_null;\n"),
-            ("core/0004_not_null.sql", "ALTER TABLE orders ALTER COLUMN customer_id SET NOT NULL;\n"),
+            (
+                "core/0003_validate.sql",
+                "ALTER TABLE orders VALIDATE CONSTRAINT orders_customer_id_not_null;\n",
+            ),
+            (
+                "core/0004_not_null.sql",
+                "ALTER TABLE orders ALTER COLUMN customer_id SET NOT NULL;\n",
+            ),
         ];
         let d = check_ws_pg(18, &files);
         for rule in ["set-not-null", "unparsed-statement", "syntax-error", "constraint-not-valid"] {
@@ -447,8 +492,17 @@ mod tests {
         let d = check_ws_pg(18, &[files[0], files[1], files[3]]);
         let f: Vec<_> = d.iter().filter(|x| x.rule == known("set-not-null")).collect();
         assert_eq!(f.len(), 1, "{d:#?}");
-        assert!(f[0].message.contains("validates its NOT VALID constraint `orders_customer_id_not_null`"), "{}", f[0].message);
-        assert!(f[0].help.as_deref().unwrap().starts_with("`ALTER TABLE public.orders VALIDATE CONSTRAINT orders_customer_id_not_null` instead"));
+        assert!(
+            f[0].message
+                .contains("validates its NOT VALID constraint `orders_customer_id_not_null`"),
+            "{}",
+            f[0].message
+        );
+        assert!(f[0]
+            .help
+            .as_deref()
+            .unwrap()
+            .starts_with("`ALTER TABLE public.orders VALIDATE CONSTRAINT orders_customer_id_not_null` instead"));
     }
 
     #[test]
@@ -457,12 +511,20 @@ mod tests {
             18,
             &[
                 ("core/0001_orders.sql", ORDERS),
-                ("core/0002_nn.sql", "ALTER TABLE orders ADD CONSTRAINT orders_customer_nn NOT NULL customer_id;\n"),
+                (
+                    "core/0002_nn.sql",
+                    "ALTER TABLE orders ADD CONSTRAINT orders_customer_nn NOT NULL customer_id;\n",
+                ),
             ],
         );
         let f: Vec<_> = d.iter().filter(|x| x.rule == known("set-not-null")).collect();
         assert_eq!(f.len(), 1, "{d:#?}");
-        assert!(f[0].message.starts_with("NOT NULL constraint `orders_customer_nn` on `customer_id` added without NOT VALID"), "{}", f[0].message);
+        assert!(
+            f[0].message
+                .starts_with("NOT NULL constraint `orders_customer_nn` on `customer_id` added without NOT VALID"),
+            "{}",
+            f[0].message
+        );
         assert_eq!(f[0].region.start, crate::diag::Pos::new(1, 63));
         assert_eq!(
             fixed_text(&d, "set-not-null").unwrap(),

@@ -4,8 +4,8 @@ use sqlparser::ast::{visit_expressions, AlterTableOperation, ColumnDef, ColumnOp
 
 use super::lock;
 use super::tokens;
-use crate::sql::model::{Generated, Model, TableOp};
 use super::{ident_region, string_list, Finding, Rule, RuleMeta, StatementCtx};
+use crate::sql::model::{Generated, Model, TableOp};
 
 crate::declare_rule! {
     /// ## What it does
@@ -167,7 +167,11 @@ impl Rule for VolatileDefaultRule {
                 _ => Vec::new(),
             };
             for col in new_columns.into_iter().filter(|c| virtual_generated(c)) {
-                out.push(virtual_before_18(cx, ident_region(&col.name).unwrap_or(cx.stmt.region), &col.name.to_string()));
+                out.push(virtual_before_18(
+                    cx,
+                    ident_region(&col.name).unwrap_or(cx.stmt.region),
+                    &col.name.to_string(),
+                ));
             }
         }
         let Some((at, age, table)) = lock::live_alter(cx) else { return };
@@ -309,7 +313,12 @@ mod tests {
         assert_eq!(ids(&check_ws_pg(11, &files), "volatile-default"), 0);
         let d = check_ws_pg(10, &files);
         assert_eq!(ids(&d, "volatile-default"), 2);
-        assert!(d[0].message.contains("has a DEFAULT, and PostgreSQL 10 stores it in every row (instant only since 11)") || d.iter().any(|x| x.message.contains("PostgreSQL 10 stores it in every row")), "{d:#?}");
+        assert!(
+            d[0].message
+                .contains("has a DEFAULT, and PostgreSQL 10 stores it in every row (instant only since 11)")
+                || d.iter().any(|x| x.message.contains("PostgreSQL 10 stores it in every row")),
+            "{d:#?}"
+        );
     }
 
     #[test]
@@ -363,7 +372,11 @@ mod tests {
             f[0].help.clone().unwrap()
         };
         assert!(help(17).starts_with("add the column without that default"), "{}", help(17));
-        assert!(help(18).starts_with("leave out STORED: a virtual generated column (PostgreSQL 18)"), "{}", help(18));
+        assert!(
+            help(18).starts_with("leave out STORED: a virtual generated column (PostgreSQL 18)"),
+            "{}",
+            help(18)
+        );
     }
 
     #[test]

@@ -117,7 +117,10 @@ mod tests {
     /// PostgreSQL 12, and since then only the table it attaches.
     #[test]
     fn attach_partition_locks_the_parent_before_12_and_the_partition_since() {
-        let parent = ("core/0001_events.sql", "CREATE TABLE events (id bigint, at timestamptz NOT NULL);\n");
+        let parent = (
+            "core/0001_events.sql",
+            "CREATE TABLE events (id bigint, at timestamptz NOT NULL);\n",
+        );
         let attach = "ALTER TABLE events ATTACH PARTITION events_2024 FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');\nUPDATE events SET id = id WHERE id < 0;\n";
         let new_partition = format!("CREATE TABLE events_2024 (id bigint, at timestamptz NOT NULL);\n{attach}");
         let files = [parent, ("core/0002_attach.sql", new_partition.as_str())];
@@ -132,7 +135,10 @@ mod tests {
         assert!(tables(12, &files).is_empty());
         let existing = [
             parent,
-            ("core/0002_events_2024.sql", "CREATE TABLE events_2024 (id bigint, at timestamptz NOT NULL);\n"),
+            (
+                "core/0002_events_2024.sql",
+                "CREATE TABLE events_2024 (id bigint, at timestamptz NOT NULL);\n",
+            ),
             ("core/0003_attach.sql", attach),
         ];
         assert_eq!(tables(12, &existing), vec!["public.events_2024"]);

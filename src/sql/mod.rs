@@ -351,7 +351,9 @@ fn sqlparser_parse(text: &str, start: Pos) -> Result<ast::Statement, (String, Po
         let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
         let parsed = parser.parse_statement().and_then(|mut stmt| {
             if virtual_columns.iter().any(|v| *v) && !restore_virtual_generated(&mut stmt, &virtual_columns) {
-                return Err(sqlparser::parser::ParserError::ParserError("a generated column strata could not place".to_string()));
+                return Err(sqlparser::parser::ParserError::ParserError(
+                    "a generated column strata could not place".to_string(),
+                ));
             }
             Ok(stmt)
         });
@@ -383,7 +385,11 @@ fn mark_virtual_generated(tokens: &mut Vec<TokenWithSpan>) -> Vec<bool> {
     let mut found = Vec::new();
     let mut i = 0;
     while i + 3 < tokens.len() {
-        if !(is(tokens.get(i), "GENERATED") && is(tokens.get(i + 1), "ALWAYS") && is(tokens.get(i + 2), "AS") && tokens[i + 3].token == Token::LParen) {
+        if !(is(tokens.get(i), "GENERATED")
+            && is(tokens.get(i + 1), "ALWAYS")
+            && is(tokens.get(i + 2), "AS")
+            && tokens[i + 3].token == Token::LParen)
+        {
             i += 1;
             continue;
         }
@@ -436,17 +442,22 @@ fn restore_virtual_generated(stmt: &mut ast::Statement, virtual_columns: &[bool]
             .collect(),
         _ => return false,
     };
-    let mut generated = columns.iter_mut().flat_map(|c| c.options.iter_mut()).filter_map(|o| match &mut o.option {
-        ast::ColumnOption::Generated {
-            generation_expr: Some(_),
-            generated_as,
-            generation_expr_mode,
-            ..
-        } => Some((generated_as, generation_expr_mode)),
-        _ => None,
-    });
+    let mut generated = columns
+        .iter_mut()
+        .flat_map(|c| c.options.iter_mut())
+        .filter_map(|o| match &mut o.option {
+            ast::ColumnOption::Generated {
+                generation_expr: Some(_),
+                generated_as,
+                generation_expr_mode,
+                ..
+            } => Some((generated_as, generation_expr_mode)),
+            _ => None,
+        });
     for &is_virtual in virtual_columns {
-        let Some((generated_as, mode)) = generated.next() else { return false };
+        let Some((generated_as, mode)) = generated.next() else {
+            return false;
+        };
         if is_virtual {
             *generated_as = ast::GeneratedAs::Always;
             *mode = Some(ast::GeneratedExpressionMode::Virtual);
@@ -577,13 +588,23 @@ mod tests {
         );
         let modes = |s: &Statement| -> Vec<String> {
             let text = s.ast().map(|a| a.to_string()).unwrap_or_default();
-            text.match_indices(") VIRTUAL").map(|_| "v".to_string()).chain(text.match_indices(") STORED").map(|_| "s".to_string())).collect()
+            text.match_indices(") VIRTUAL")
+                .map(|_| "v".to_string())
+                .chain(text.match_indices(") STORED").map(|_| "s".to_string()))
+                .collect()
         };
         assert_eq!(modes(&f.statements[0]), vec!["v", "v", "s"], "{:?}", f.statements[0]);
-        assert!(f.statements[0].ast().unwrap().to_string().contains("d INT GENERATED ALWAYS AS (a - 1) VIRTUAL NOT NULL"));
+        assert!(f.statements[0]
+            .ast()
+            .unwrap()
+            .to_string()
+            .contains("d INT GENERATED ALWAYS AS (a - 1) VIRTUAL NOT NULL"));
         assert_eq!(modes(&f.statements[1]), vec!["v"]);
         // Identity columns are not generated expressions.
-        let f = parse_text("t.sql", "CREATE TABLE u (id bigint GENERATED ALWAYS AS IDENTITY, x int GENERATED ALWAYS AS (id));");
+        let f = parse_text(
+            "t.sql",
+            "CREATE TABLE u (id bigint GENERATED ALWAYS AS IDENTITY, x int GENERATED ALWAYS AS (id));",
+        );
         assert!(f.statements[0].ast().is_some(), "{:?}", f.statements[0]);
     }
 

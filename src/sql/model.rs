@@ -127,7 +127,8 @@ pub struct ColumnDef {
 }
 
 /// How a generated column (`GENERATED ALWAYS AS (expr)`) keeps its value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Generated {
     /// `STORED`: computed on write, stored in every row.
     Stored,
@@ -175,6 +176,8 @@ pub enum TableOp {
     },
     ValidateConstraint(String),
     DropConstraint(String),
+    /// `ALTER COLUMN column SET EXPRESSION AS (...)` (PostgreSQL 17).
+    SetExpression(String),
     /// Anything else (storage parameters, owners, replica identity, ...).
     Other(String),
 }
@@ -575,6 +578,7 @@ fn table_op(c: &pb::AlterTableCmd) -> TableOp {
             _ => TableOp::Other("AT_AddConstraint".to_string()),
         },
         A::AtValidateConstraint => TableOp::ValidateConstraint(column),
+        A::AtSetExpression => TableOp::SetExpression(column),
         A::AtDropConstraint => TableOp::DropConstraint(column),
         other => TableOp::Other(other.as_str_name().to_string()),
     }
@@ -598,7 +602,11 @@ fn column_def(def: &pb::ColumnDef) -> ColumnDef {
                 col.not_null = true;
             }
             Ok(pb::ConstrType::ConstrGenerated) => {
-                col.generated = Some(if c.generated_kind == "s" { Generated::Stored } else { Generated::Virtual });
+                col.generated = Some(if c.generated_kind == "s" {
+                    Generated::Stored
+                } else {
+                    Generated::Virtual
+                });
             }
             _ => {}
         }

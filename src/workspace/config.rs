@@ -287,7 +287,10 @@ mod tests {
         let text = "name = \"x\"\npg_version = 11\n";
         let c = Config::parse(Path::new("strata.toml"), text).unwrap();
         let w = c.warning(Path::new("strata.toml"), text).unwrap();
-        assert!(w.starts_with("strata.toml:2:14: pg_version 11 is a PostgreSQL major past its end of life"), "{w}");
+        assert!(
+            w.starts_with("strata.toml:2:14: pg_version 11 is a PostgreSQL major past its end of life"),
+            "{w}"
+        );
         assert!(Config::default().warning(Path::new("strata.toml"), "").is_none());
     }
 
