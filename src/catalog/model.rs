@@ -389,6 +389,38 @@ mod tests {
         assert_eq!(cat.domain_of_type("app.email").map(|d| d.not_null), Some(true));
     }
 
+    /// PostgreSQL 18's NOT NULL constraints: a NOT VALID one does not make
+    /// the column NOT NULL until VALIDATE (or SET NOT NULL) proves it;
+    /// dropping a valid one makes the column nullable again.
+    #[test]
+    fn not_null_constraints_and_their_validation() {
+        let mut sql = String::from("CREATE TABLE t (a int, b int, c int);\nALTER TABLE t ADD CONSTRAINT t_a_nn NOT NULL a NOT VALID;\n");
+        let table = |cat: &Catalog| cat.table(&QName::new("public", "t")).unwrap().clone();
+        let cat = replay(&sql);
+        let t = table(&cat);
+        assert!(!t.column("a").unwrap().not_null);
+        assert_eq!(t.invalid_not_null("a").and_then(|k| k.name.as_deref()), Some("t_a_nn"));
+        sql.push_str("ALTER TABLE t VALIDATE CONSTRAINT t_a_nn;\nALTER TABLE t ADD NOT NULL b;\nALTER TABLE t ADD NOT NULL c NOT VALID;\n");
+        let t = table(&replay(&sql));
+        assert!(t.column("a").unwrap().not_null && t.invalid_not_null("a").is_none());
+        assert!(t.column("b").unwrap().not_null);
+        assert!(t
+            .constraints
+            .iter()
+            .any(|k| k.name.as_deref() == Some("t_b_not_null") && k.kind == ConstraintKind::NotNull));
+        assert_eq!(t.invalid_not_null("c").and_then(|k| k.name.as_deref()), Some("t_c_not_null"));
+        sql.push_str("ALTER TABLE t DROP CONSTRAINT t_a_nn;\nALTER TABLE t ALTER COLUMN b DROP NOT NULL;\nALTER TABLE t ALTER COLUMN c SET NOT NULL;\n");
+        let t = table(&replay(&sql));
+        assert!(!t.column("a").unwrap().not_null && !t.column("b").unwrap().not_null);
+        assert!(t.column("c").unwrap().not_null && t.invalid_not_null("c").is_none());
+        assert!(!t.constraints.iter().any(|k| k.columns == ["b"]));
+        // A NOT ENFORCED check proves nothing about the rows.
+        let t = table(&replay(
+            "CREATE TABLE t (a int);\nALTER TABLE t ADD CONSTRAINT t_a_check CHECK (a IS NOT NULL) NOT ENFORCED;\n",
+        ));
+        assert!(t.constraints[0].not_valid);
+    }
+
     #[test]
     fn identity_options_and_drops() {
         let cat = replay(
