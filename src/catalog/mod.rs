@@ -269,7 +269,7 @@ impl Table {
                 k.not_valid = false;
             }
         } else {
-            self.constraints.retain(|k| !(of_column(k) && !k.not_valid));
+            self.constraints.retain(|k| !of_column(k) || k.not_valid);
         }
     }
 
