@@ -259,7 +259,8 @@ impl Table {
 
     /// `ALTER COLUMN ... SET NOT NULL` / `DROP NOT NULL`. SET NOT NULL also
     /// validates a NOT VALID NOT NULL constraint of the column; DROP NOT NULL
-    /// removes the valid one (PostgreSQL 18 leaves a NOT VALID one alone).
+    /// removes the column's NOT NULL constraint, valid or not (as
+    /// PostgreSQL 18.4 does).
     fn set_not_null(&mut self, column: &str, not_null: bool) {
         let Some(c) = self.column_mut(column) else { return };
         c.not_null = not_null;
@@ -269,7 +270,7 @@ impl Table {
                 k.not_valid = false;
             }
         } else {
-            self.constraints.retain(|k| !of_column(k) || k.not_valid);
+            self.constraints.retain(|k| !of_column(k));
         }
     }
 

@@ -409,11 +409,15 @@ mod tests {
             .iter()
             .any(|k| k.name.as_deref() == Some("t_b_not_null") && k.kind == ConstraintKind::NotNull));
         assert_eq!(t.invalid_not_null("c").and_then(|k| k.name.as_deref()), Some("t_c_not_null"));
+        let mut dropped = sql.clone();
         sql.push_str("ALTER TABLE t DROP CONSTRAINT t_a_nn;\nALTER TABLE t ALTER COLUMN b DROP NOT NULL;\nALTER TABLE t ALTER COLUMN c SET NOT NULL;\n");
         let t = table(&replay(&sql));
         assert!(!t.column("a").unwrap().not_null && !t.column("b").unwrap().not_null);
         assert!(t.column("c").unwrap().not_null && t.invalid_not_null("c").is_none());
         assert!(!t.constraints.iter().any(|k| k.columns == ["b"]));
+        // DROP NOT NULL removes a NOT VALID one too.
+        dropped.push_str("ALTER TABLE t ALTER COLUMN c DROP NOT NULL;\n");
+        assert!(table(&replay(&dropped)).invalid_not_null("c").is_none());
         // A NOT ENFORCED check proves nothing about the rows.
         let t = table(&replay(
             "CREATE TABLE t (a int);\nALTER TABLE t ADD CONSTRAINT t_a_check CHECK (a IS NOT NULL) NOT ENFORCED;\n",
