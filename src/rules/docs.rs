@@ -199,7 +199,7 @@ pub fn pg_versions(m: &RuleMeta) -> Vec<(u32, &'static str)> {
 /// Which rules judge differently by `pg_version`, and from which major.
 fn pg_versions_section(out: &mut String, rules: &[&RuleMeta]) {
     use crate::workspace::{PG_KNOWN, PG_SUPPORTED};
-    out.push_str("## PostgreSQL versions\n\n");
+    out.push_str("## Rules by PostgreSQL version\n\n");
     let _ = writeln!(
         out,
         "`pg_version` in strata.toml (default 15) is the major the fleet runs, and some rules judge by it: \
@@ -309,7 +309,10 @@ mod tests {
         ] {
             assert!(noted.contains(&id), "{id} has no PostgreSQL versions notes");
         }
-        assert!(rules_markdown().contains("| [`set-not-null`](#set-not-null) | 18 |"));
+        let md = rules_markdown();
+        assert!(md.contains("| [`set-not-null`](#set-not-null) | 18 |"));
+        // docs/configuration.md links to the table by its heading's anchor.
+        assert_eq!(md.matches("\n## Rules by PostgreSQL version\n").count(), 1);
     }
 
     #[test]
