@@ -348,3 +348,37 @@ fn adopting_each_corpus_accepts_its_history_and_reports_exactly_a_new_migration(
         );
     }
 }
+
+/// Statements are tokenized once: the tokens strata makes from PostgreSQL's
+/// scan are exactly sqlparser's (tokens and spans) on every statement of
+/// every corpus, and few statements are left to sqlparser's tokenizer.
+#[test]
+#[ignore = "needs ../shared/corpora; run with --ignored (the CI does)"]
+fn tokens_from_postgres_scan_are_sqlparsers_tokens() {
+    let (mut converted, mut left) = (0, 0);
+    for dir in corpus_dirs() {
+        let (mut c, mut l) = (0, 0);
+        for e in walkdir::WalkDir::new(&dir) {
+            let e = e.unwrap();
+            if e.path().extension().is_none_or(|x| x != "sql") {
+                continue;
+            }
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            let (fc, fl) = strata::sql::check_conversion(&text).unwrap_or_else(|m| panic!("{}: {m}", e.path().display()));
+            c += fc;
+            l += fl;
+        }
+        println!(
+            "{}: {c} statements converted, {l} tokenized by sqlparser",
+            dir.file_name().unwrap().to_string_lossy()
+        );
+        converted += c;
+        left += l;
+    }
+    println!("all: {converted} converted, {left} tokenized by sqlparser");
+    assert!(
+        left * 10 < converted,
+        "{left} of {} statements still tokenized twice",
+        converted + left
+    );
+}

@@ -157,10 +157,17 @@ fn counts(reports: &[TenantReport]) -> BTreeMap<&'static str, usize> {
     c
 }
 
+/// The `postgres` column of the fleet tables: the version each tenant's
+/// server runs (a fleet may span majors), `?` when it could not be read.
+fn server_cell(version: Option<&str>) -> String {
+    version.map_or_else(|| "?".into(), str::to_string)
+}
+
 fn render_migrate(out: &mut impl Write, reports: &[TenantReport], dry_run: bool) -> io::Result<()> {
     let mut t = table();
     t.set_header([
         "tenant",
+        "postgres",
         if dry_run { "would apply" } else { "applied" },
         "skipped",
         "status",
@@ -170,6 +177,7 @@ fn render_migrate(out: &mut impl Write, reports: &[TenantReport], dry_run: bool)
         let applied = if dry_run { r.pending.len() } else { r.applied.len() };
         t.add_row([
             r.tenant.clone(),
+            server_cell(r.server_version.as_deref()),
             applied.to_string(),
             r.skipped.to_string(),
             r.status.as_str().to_string(),
@@ -252,7 +260,16 @@ pub fn status(ws: &Workspace, args: &StatusArgs) -> anyhow::Result<u8> {
         writeln!(out)?;
     } else {
         let mut t = table();
-        t.set_header(["tenant", "vertical", "bespoke", "applied", "pending", "drift", "last error"]);
+        t.set_header([
+            "tenant",
+            "postgres",
+            "vertical",
+            "bespoke",
+            "applied",
+            "pending",
+            "drift",
+            "last error",
+        ]);
         for r in &rows {
             let versions = if r.error.is_some() {
                 "?".to_string()
@@ -266,6 +283,7 @@ pub fn status(ws: &Workspace, args: &StatusArgs) -> anyhow::Result<u8> {
             let problem = r.error.as_ref().or(r.history_problem.as_ref()).or(r.last_error.as_ref());
             t.add_row([
                 r.tenant.clone(),
+                server_cell(r.server_version.as_deref()),
                 r.vertical.clone().unwrap_or_else(|| "-".into()),
                 r.bespoke.clone().unwrap_or_else(|| "-".into()),
                 versions,
@@ -321,14 +339,19 @@ pub fn drift(ws: &Workspace, args: &DriftArgs) -> anyhow::Result<u8> {
             } else {
                 String::new()
             };
+            // Each tenant is replayed on its own major: say which.
+            let on = r
+                .server_version
+                .as_deref()
+                .map_or_else(String::new, |v| format!(" on PostgreSQL {v}"));
             match (&r.error, r.drifted) {
                 (Some(e), _) => writeln!(out, "{}: error: {e}", r.tenant)?,
                 (None, true) => writeln!(
                     out,
-                    "{}: DRIFT from its {} applied migrations{pending}\n{}",
+                    "{}: DRIFT from its {} applied migrations{on}{pending}\n{}",
                     r.tenant, r.replayed, r.diff
                 )?,
-                (None, false) => writeln!(out, "{}: no drift{pending}", r.tenant)?,
+                (None, false) => writeln!(out, "{}: no drift{on}{pending}", r.tenant)?,
             }
         }
     }

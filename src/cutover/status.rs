@@ -266,21 +266,15 @@ async fn move_replication(c: &Cutover, token: Option<String>, active: bool, warn
             Target::parse(c.file.source.as_deref().unwrap_or_default()),
             Target::parse(c.file.target.as_deref().unwrap_or_default()),
         ) {
-            let dbs = MoveDbs {
-                c,
-                name: slot.clone(),
-                source: s,
-                target: t,
-                src,
-                dst,
-            };
-            if let Ok(w) = dbs.retained_wal().await {
-                r.slot_exists = Some(w.is_some());
-                if let Some(w) = w {
-                    let (refusal, warning) = dbs.judge_retained(&w);
-                    warnings.extend(refusal.into_iter().chain(warning));
-                    r.retained_wal = Some(w.bytes);
-                    r.wal_status = Some(w.wal_status);
+            if let Ok(dbs) = MoveDbs::with_clients(c, slot.clone(), (s, src), (t, dst)).await {
+                if let Ok(w) = dbs.retained_wal().await {
+                    r.slot_exists = Some(w.is_some());
+                    if let Some(w) = w {
+                        let (refusal, warning) = dbs.judge_retained(&w);
+                        warnings.extend(refusal.into_iter().chain(warning));
+                        r.retained_wal = Some(w.bytes);
+                        r.wal_status = Some(w.wal_status);
+                    }
                 }
             }
         }

@@ -268,7 +268,8 @@ fn move_steps(c: &Cutover) -> Vec<Step> {
             "dual-write",
             Phase::DualWrite,
             Action::DualWrite,
-            "publication on the source (column lists: dropped columns never leave the source), a logical slot \
+            "publication on the source (column lists from PostgreSQL 15 on, whole tables before: dropped columns never leave \
+             the source), a logical slot \
              (pg_create_logical_replication_slot), a subscription on the target (create_slot = false, copy_data = true)"
                 .into(),
             "publication, slot and subscription exist",

@@ -35,6 +35,31 @@ impl Tok {
 /// The tokens of a statement (no whitespace or comments), with byte ranges
 /// and regions in the file. Empty when the text does not tokenize.
 pub fn tokens(source: &SourceFile, stmt: &Statement) -> Vec<Tok> {
+    // PostgreSQL's scan, converted to sqlparser's tokens (the same tokens,
+    // read once, with exact byte ranges); sqlparser's tokenizer otherwise.
+    let Some(scanned) = crate::sql::lex::scanned_tokens(&source.text, stmt.bytes.clone(), stmt.region.start) else {
+        return sqlparser_tokens(source, stmt);
+    };
+    scanned
+        .into_iter()
+        .map(|(t, bytes)| {
+            let (s, e) = (t.span.start, t.span.end);
+            let end_col = if e.line == s.line {
+                e.column.saturating_sub(1).max(s.column)
+            } else {
+                e.column.saturating_sub(1).max(1)
+            };
+            Tok {
+                bytes,
+                region: Region::new(Pos::new(s.line as u32, s.column as u32), Pos::new(e.line as u32, end_col as u32)),
+                token: t.token,
+            }
+        })
+        .collect()
+}
+
+/// [`tokens`] by sqlparser's tokenizer.
+fn sqlparser_tokens(source: &SourceFile, stmt: &Statement) -> Vec<Tok> {
     let text = statement_text(source, stmt);
     let Ok(raw) = Tokenizer::new(&PostgreSqlDialect {}, text).tokenize_with_location() else {
         return Vec::new();
@@ -146,6 +171,37 @@ pub fn alter_table_operations(toks: &[Tok]) -> Vec<Range<usize>> {
 mod tests {
     use super::*;
     use crate::sql::parse_text;
+
+    /// The scanned tokens are sqlparser's: tokens, byte ranges and regions.
+    #[test]
+    fn scanned_tokens_are_the_tokenizers() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut compared = 0;
+        for e in walkdir::WalkDir::new(root.join("schema"))
+            .into_iter()
+            .chain(walkdir::WalkDir::new(root.join("examples")))
+        {
+            let e = e.unwrap();
+            if e.path().extension().is_none_or(|x| x != "sql") {
+                continue;
+            }
+            let f = parse_text("t.sql", &std::fs::read_to_string(e.path()).unwrap());
+            for st in f.statements.iter().filter(|s| s.body.is_none()) {
+                let (a, b) = (tokens(&f.source, st), sqlparser_tokens(&f.source, st));
+                assert_eq!(a.len(), b.len(), "{}", e.path().display());
+                for (x, y) in a.iter().zip(&b) {
+                    assert_eq!(
+                        (&x.token, &x.bytes, x.region),
+                        (&y.token, &y.bytes, y.region),
+                        "{}",
+                        e.path().display()
+                    );
+                }
+                compared += 1;
+            }
+        }
+        assert!(compared > 100, "{compared}");
+    }
 
     #[test]
     fn token_offsets_point_into_the_file() {

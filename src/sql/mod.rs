@@ -25,6 +25,7 @@ use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 use crate::diag::{Pos, Region, SourceFile};
 
 pub mod body;
+pub mod lex;
 mod mask;
 pub mod model;
 pub mod postgres;
@@ -301,7 +302,7 @@ fn statement_at(source: &SourceFile, bytes: Range<usize>, kind: StatementKind) -
 pub(crate) fn parse_statement(source: &SourceFile, masked: &str, bytes: Range<usize>, tokens: &[postgres::ScanToken]) -> Statement {
     let text = &masked[bytes.clone()];
     let start = source.position(bytes.start);
-    let kind = match sqlparser_parse(text, start) {
+    let kind = match sqlparser_parse(text, start, lex::sqlparser_tokens(masked, bytes.clone(), tokens, start)) {
         Ok(stmt) => StatementKind::Parsed(Box::new(stmt)),
         Err((message, pos)) => StatementKind::Unparsed(Unparsed {
             message,
@@ -325,25 +326,15 @@ pub(crate) fn postgres_verdict(source: &SourceFile, text: &str, at: usize) -> Ve
 }
 
 /// Parses one statement with sqlparser; spans are shifted so that they
-/// point into the file (the statement starts at `start`).
-fn sqlparser_parse(text: &str, start: Pos) -> Result<ast::Statement, (String, Pos)> {
+/// point into the file (the statement starts at `start`). `converted` are
+/// its tokens made from PostgreSQL's scan ([`lex`]); without them the text
+/// is tokenized by sqlparser.
+fn sqlparser_parse(text: &str, start: Pos, converted: Option<Vec<TokenWithSpan>>) -> Result<ast::Statement, (String, Pos)> {
     let dialect = PostgreSqlDialect {};
-    let shift = |l: Location| -> Location {
-        if l.line == 0 {
-            return l;
-        }
-        let column = if l.line == 1 { l.column + start.col as u64 - 1 } else { l.column };
-        Location::new(l.line + start.line as u64 - 1, column)
+    let mut tokens = match converted {
+        Some(tokens) => tokens,
+        None => sqlparser_tokenize(text, start).map_err(|message| (message, start))?,
     };
-    let mut tokens = Vec::new();
-    if let Err(e) = Tokenizer::new(&dialect, text).tokenize_with_location_into_buf_with_mapper(&mut tokens, |mut t| {
-        t.span.start = shift(t.span.start);
-        t.span.end = shift(t.span.end);
-        t
-    }) {
-        return Err((format!("tokenizer: {}", e.message), start));
-    }
-    tokens.retain(|t| !matches!(t.token, Token::Whitespace(_)));
     let virtual_columns = mark_virtual_generated(&mut tokens);
     // sqlparser must never take the tool down: a panic inside it counts as
     // a statement it rejected.
@@ -464,6 +455,61 @@ fn restore_virtual_generated(stmt: &mut ast::Statement, virtual_columns: &[bool]
         }
     }
     generated.next().is_none()
+}
+
+/// sqlparser's tokens of `text` (no whitespace), placed at `start`.
+fn sqlparser_tokenize(text: &str, start: Pos) -> Result<Vec<TokenWithSpan>, String> {
+    let shift = |l: Location| -> Location {
+        if l.line == 0 {
+            return l;
+        }
+        let column = if l.line == 1 { l.column + start.col as u64 - 1 } else { l.column };
+        Location::new(l.line + start.line as u64 - 1, column)
+    };
+    let mut tokens = Vec::new();
+    Tokenizer::new(&PostgreSqlDialect {}, text)
+        .tokenize_with_location_into_buf_with_mapper(&mut tokens, |mut t| {
+            t.span.start = shift(t.span.start);
+            t.span.end = shift(t.span.end);
+            t
+        })
+        .map_err(|e| format!("tokenizer: {}", e.message))?;
+    tokens.retain(|t| !matches!(t.token, Token::Whitespace(_)));
+    Ok(tokens)
+}
+
+/// Checks that the tokens made from PostgreSQL's scan are those sqlparser's
+/// tokenizer makes, spans included, for every statement of `text` (as
+/// [`parse_file`] splits it). Returns how many statements were converted
+/// and how many were left to sqlparser's tokenizer; `Err` names the first
+/// statement where the two differ. For the tests and the corpus suite.
+pub fn check_conversion(text: &str) -> Result<(usize, usize), String> {
+    let masked = mask_source(text, None);
+    let source = SourceFile::new(String::new(), text.to_string());
+    let split = split::split(&masked);
+    let (mut converted, mut left) = (0, 0);
+    for piece in &split.pieces {
+        let start = source.position(piece.bytes.start);
+        let Some(got) = lex::sqlparser_tokens(&masked, piece.bytes.clone(), &split.tokens[piece.tokens.clone()], start) else {
+            left += 1;
+            continue;
+        };
+        let Ok(want) = sqlparser_tokenize(&masked[piece.bytes.clone()], start) else {
+            return Err(format!("line {}: sqlparser's tokenizer rejects what was converted", start.line));
+        };
+        let differs = got.len() != want.len() || got.iter().zip(&want).any(|(g, w)| g.token != w.token || g.span != w.span);
+        if differs {
+            let first = got.iter().zip(&want).position(|(g, w)| g.token != w.token || g.span != w.span);
+            return Err(format!(
+                "line {}: converted tokens differ from sqlparser's at token {first:?}: {:?} vs {:?}",
+                start.line,
+                first.and_then(|i| got.get(i)),
+                first.and_then(|i| want.get(i)),
+            ));
+        }
+        converted += 1;
+    }
+    Ok((converted, left))
 }
 
 fn pos_of(t: &TokenWithSpan) -> Pos {

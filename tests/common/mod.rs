@@ -110,6 +110,50 @@ pub fn server_major() -> u32 {
     })
 }
 
+/// The test server's version as strata shows it ("15.18").
+pub fn server_version() -> String {
+    value(server().admin(), "SHOW server_version")
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The second major of the tests of a fleet or a move across majors:
+/// 13, or 18 when the suite itself runs on 13.
+pub fn other_major() -> u32 {
+    if server_major() == 13 {
+        18
+    } else {
+        13
+    }
+}
+
+/// A throwaway cluster of PostgreSQL `major`, for the tests across majors
+/// (`#[ignore]`d: `.ci/run` runs them with `--ignored` after
+/// `scripts/pg-binaries 13 18`). Its binaries are found where strata looks
+/// for a major (`find_bindir_for`: the cache of `scripts/pg-binaries` among
+/// others); when they are missing the test fails, saying how to install them.
+pub fn cluster_of_major(major: u32) -> TempCluster {
+    let bindir = strata::pg::cluster::find_bindir_for(major).unwrap_or_else(|e| {
+        panic!("this test needs PostgreSQL {major}: run `scripts/pg-binaries {major}` (it fetches it into the cache strata looks in)\n{e}")
+    });
+    TempCluster::start_with(&ClusterOptions {
+        bindir: Some(bindir),
+        parent: cluster_parent(),
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("a PostgreSQL {major} cluster: {e}"))
+}
+
+/// A fresh database `name` on a cluster of the test's own (dropped first if it exists).
+pub fn database_in(cluster: &TempCluster, name: &str) -> String {
+    let admin = cluster.conn_string("postgres");
+    sql(&admin, &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+    sql(&admin, &format!("CREATE DATABASE \"{name}\""));
+    cluster.conn_string(name)
+}
+
 /// Runs SQL on a connection string: every row of the last statement as text.
 pub fn sql(conn: &str, query: &str) -> Vec<Vec<Option<String>>> {
     rt().block_on(async {

@@ -18,6 +18,21 @@ use std::time::Duration;
 
 use common::{sql, value, Workspace};
 
+/// Whether the server publishes column lists (PostgreSQL 15 and later):
+/// before, the source's `lid_jid` is dropped for the move.
+fn column_lists() -> bool {
+    common::server_major() >= 15
+}
+
+/// The source's columns of `messages` (as created, less `lid_jid` before 15).
+fn source_message_columns() -> &'static str {
+    if column_lists() {
+        "id,sender,text,sent_ts,lid_jid"
+    } else {
+        "id,sender,text,sent_ts"
+    }
+}
+
 fn serial() -> MutexGuard<'static, ()> {
     common::replication_serial()
 }
@@ -108,17 +123,24 @@ target = "knowledge_items"
         }
     }
 
-    /// Whether a move can run on this server's major; before PostgreSQL 15
-    /// (no publication column lists) the preflight must refuse it, saying why.
-    fn supported(&self) -> bool {
-        if common::server_major() >= 15 {
-            return true;
+    /// The move drops `lid_jid`. Before PostgreSQL 15 the source publishes
+    /// whole tables (no column lists), so the preflight must refuse it,
+    /// naming the column and why; the column is then dropped on the source,
+    /// as the refusal says, and the test goes on. Nothing on 15 and later.
+    fn drop_lid_on_an_old_source(&self) {
+        if column_lists() {
+            return;
         }
         let run = self.strata(&["run", "--until", "preflight"]);
         assert_eq!(run.code, 1, "{}", run.all());
-        assert!(run.stdout.contains("which PostgreSQL 15 introduced"), "{}", run.all());
+        assert!(
+            run.stdout.contains("source table public.messages drops lid_jid")
+                && run.stdout.contains("the data of lid_jid would leave the source"),
+            "{}",
+            run.all()
+        );
         self.assert_no_replication_objects();
-        false
+        sql(&self.source, "ALTER TABLE messages DROP COLUMN lid_jid");
     }
 
     /// The latest run's publication, slot and subscription name (they carry the run's token).
@@ -232,7 +254,7 @@ target = "knowledge_items"
         );
         assert_eq!(
             columns(&self.source, "messages"),
-            "id,sender,text,sent_ts,lid_jid",
+            source_message_columns(),
             "the source is never touched"
         );
         self.assert_no_replication_objects();
@@ -313,12 +335,12 @@ fn start_writer(m: &Move, rows: u32) -> (Arc<AtomicBool>, Arc<AtomicU64>, std::t
                     written.target_knowledge.push(k);
                     a.fetch_add(1, Ordering::Relaxed);
                 } else {
-                    src.execute(
-                        "INSERT INTO messages (sender, text, lid_jid) VALUES ('writer', 'live ' || $1::text, 'lid-live')",
-                        &[&i.to_string()],
-                    )
-                    .await
-                    .expect("insert on the source");
+                    let insert = if column_lists() {
+                        "INSERT INTO messages (sender, text, lid_jid) VALUES ('writer', 'live ' || $1::text, 'lid-live')"
+                    } else {
+                        "INSERT INTO messages (sender, text) VALUES ('writer', 'live ' || $1::text)"
+                    };
+                    src.execute(insert, &[&i.to_string()]).await.expect("insert on the source");
                     if i % 5 == 0 {
                         src.execute(
                             "UPDATE messages SET text = text || ' (edited)', sent_ts = sent_ts + interval '1 second' WHERE id = $1",
@@ -353,21 +375,21 @@ fn start_writer(m: &Move, rows: u32) -> (Arc<AtomicBool>, Arc<AtomicU64>, std::t
 #[test]
 fn a_move_under_continuous_writes_flips_readers_then_writers_and_contracts() {
     let m = Move::new("move-live", 5000, "0s");
-    if !m.supported() {
-        return;
-    }
+    m.drop_lid_on_an_old_source();
     m.strata(&["run", "--until", "preflight"]).expect(0);
     let (stop, after_flip, writer) = start_writer(&m, 5000);
 
     m.strata(&["run", "--until", "dual-write"]).expect(0);
-    // The publication's column list keeps lid_jid on the source.
-    let published = value(
-        &m.source,
-        &format!(
-            "SELECT array_to_string(attnames, ',') FROM pg_publication_tables WHERE pubname = '{}' AND tablename = 'messages'",
-            m.slot()
-        ),
-    );
+    // The publication's column list keeps lid_jid on the source; before 15
+    // it carries the whole table, whose lid_jid was dropped.
+    let published = if column_lists() {
+        "SELECT array_to_string(attnames, ',') FROM pg_publication_tables WHERE pubname = $1 AND tablename = 'messages'"
+    } else {
+        "SELECT string_agg(a.attname, ',' ORDER BY a.attnum) FROM pg_publication_tables p \
+         JOIN pg_attribute a ON a.attrelid = format('%I.%I', p.schemaname, p.tablename)::regclass \
+         WHERE p.pubname = $1 AND p.tablename = 'messages' AND a.attnum > 0 AND NOT a.attisdropped"
+    };
+    let published = value(&m.source, &published.replace("$1", &format!("'{}'", m.slot())));
     assert_eq!(published, "id,sender,text,sent_ts");
 
     let verify = m.strata(&["run", "--until", "verify"]);
@@ -442,9 +464,7 @@ fn a_move_under_continuous_writes_flips_readers_then_writers_and_contracts() {
 #[test]
 fn until_and_a_sigkill_in_the_middle_resume_to_the_same_end_state() {
     let m = Move::new("move-resume", 40000, "0s");
-    if !m.supported() {
-        return;
-    }
+    m.drop_lid_on_an_old_source();
     m.strata(&["run", "--until", "expand"]).expect(0);
     assert_eq!(m.steps_done(), ["preflight", "expand"]);
     assert_eq!(
@@ -506,9 +526,7 @@ fn until_and_a_sigkill_in_the_middle_resume_to_the_same_end_state() {
 #[test]
 fn rollback_before_the_writers_flip_leaves_the_target_as_before() {
     let m = Move::new("move-rollback", 2000, "0s");
-    if !m.supported() {
-        return;
-    }
+    m.drop_lid_on_an_old_source();
     let shape = |conn: &str| {
         value(
             conn,
@@ -558,9 +576,7 @@ fn rollback_before_the_writers_flip_leaves_the_target_as_before() {
 #[test]
 fn contract_waits_for_retention_and_rollback_is_refused_once_writers_flipped() {
     let m = Move::new("move-retention", 1000, "1h");
-    if !m.supported() {
-        return;
-    }
+    m.drop_lid_on_an_old_source();
     let run = m.strata(&["run"]);
     run.expect(0);
     assert!(run.stdout.contains("waiting"), "{}", run.all());
@@ -613,9 +629,7 @@ fn preflight_refuses_a_non_empty_target_and_a_key_of_another_name() {
 #[test]
 fn a_writer_ignoring_its_route_keeps_the_dual_write_window_open() {
     let m = Move::new("move-rogue", 1000, "0s");
-    if !m.supported() {
-        return;
-    }
+    m.drop_lid_on_an_old_source();
     m.strata(&["run", "--until", "flip-reader:digest"]).expect(0);
 
     // A writer that never reads its route keeps writing the source.
@@ -706,9 +720,7 @@ fn an_error_taking_the_run_lock_is_reported_as_it_is_not_as_busy() {
 #[test]
 fn the_retained_wal_gate_refuses_and_rollback_drops_the_slot() {
     let m = Move::new("move-wal", 500, "0s");
-    if !m.supported() {
-        return;
-    }
+    m.drop_lid_on_an_old_source();
     let file = format!("cutovers/{}.toml", m.name);
     m.ws.write(
         &file,

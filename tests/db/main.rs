@@ -39,6 +39,7 @@ mod drift;
 mod drift_kinds;
 mod examples;
 mod fix;
+mod fleet_majors;
 mod getting_started;
 mod identity;
 mod isolation;

@@ -14,8 +14,15 @@
 //!   the source's name on the target whose `AFTER` trigger upserts into (or
 //!   deletes from) the real table.
 //!
-//! The trigger functions live in the staging schema. The publication has
-//! PG15 column lists, so `drop` columns never leave the source. The slot is
+//! The trigger functions live in the staging schema. On a PostgreSQL 15 or
+//! later source the publication has column lists, so `drop` columns never
+//! leave the source. PostgreSQL 13 and 14 have no column lists: there the
+//! publication carries whole tables, and the preflight refuses a table whose
+//! `drop` columns still exist on the source (their data would leave it). A
+//! target before 15 has no subscription error counters
+//! (`pg_stat_subscription_stats`) and 13 no COPY progress
+//! (`pg_stat_progress_copy`): the initial copy is then followed by its
+//! tables' states only. The slot is
 //! created with `pg_create_logical_replication_slot` and the subscription
 //! with `create_slot = false`, which also works when both databases share a
 //! cluster. Publication, slot and subscription carry the run's identity in
@@ -43,7 +50,12 @@ use super::reshape::short;
 use super::{Error, Result};
 use crate::pg::conn::sql_error;
 use crate::pg::retry::{self, Retry};
+use crate::pg::version::server_version;
 use crate::pg::{quote_ident, Target};
+
+/// The first major whose publications take column lists
+/// (`CREATE PUBLICATION ... FOR TABLE t (columns)`).
+pub const COLUMN_LISTS_SINCE: u32 = 15;
 
 /// How far past the source's sequence the target's starts, so that rows the
 /// source still numbers while the writers' routes flip cannot collide with
@@ -136,6 +148,9 @@ pub struct MoveDbs<'a> {
     pub target: Target,
     pub src: Client,
     pub dst: Client,
+    /// The PostgreSQL majors of the source's and the target's servers.
+    pub source_major: u32,
+    pub target_major: u32,
 }
 
 /// Checksums compare text renderings: both sides render alike.
@@ -207,14 +222,33 @@ impl<'a> MoveDbs<'a> {
         let unreachable = |side: Side, t: &Target, e: Error| Error::Refused(format!("the {} {t} is unreachable: {e}", side.as_str()));
         let src = connect_side(&source).await.map_err(|e| unreachable(Side::Source, &source, e))?;
         let dst = connect_side(&target).await.map_err(|e| unreachable(Side::Target, &target, e))?;
+        MoveDbs::with_clients(c, replication_name(c, token), (source, src), (target, dst)).await
+    }
+
+    /// The two sides from connections already open (their majors are read here).
+    pub async fn with_clients(
+        c: &'a Cutover,
+        name: String,
+        (source, src): (Target, Client),
+        (target, dst): (Target, Client),
+    ) -> Result<MoveDbs<'a>> {
+        let source_major = server_version(&src, &source).await?.major();
+        let target_major = server_version(&dst, &target).await?.major();
         Ok(MoveDbs {
             c,
-            name: replication_name(c, token),
+            name,
             source,
             target,
             src,
             dst,
+            source_major,
+            target_major,
         })
+    }
+
+    /// Whether the source can publish column lists (PostgreSQL 15 and later).
+    pub fn column_lists(&self) -> bool {
+        self.source_major >= COLUMN_LISTS_SINCE
     }
 
     fn on_src(&self, context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Error + '_ {

@@ -3,9 +3,11 @@
 
 use super::{columns, get, keeps_name, target_of, text, MoveDbs};
 use crate::cutover::{keyset, Error, Result};
+use crate::pg::quote_ident;
 
 impl MoveDbs<'_> {
-    /// Connectivity, wal_level, a free slot, the REPLICATION role, keys,
+    /// Connectivity, wal_level, a free slot, the REPLICATION role, keys, no
+    /// dropped column on a source without column lists (before 15),
     /// the run's replication names free on both servers, the target tables
     /// (present, empty, the same unique key, the new columns).
     pub async fn preflight(&self) -> Result<String> {
@@ -26,13 +28,10 @@ impl MoveDbs<'_> {
         if free.parse::<i64>().unwrap_or(0) < 1 {
             problems.push("source has no free replication slot (max_replication_slots)".into());
         }
-        let version = text(src, source, "SELECT current_setting('server_version_num')").await?;
         let shown = text(src, source, "SELECT current_setting('server_version')").await?;
-        if version.parse::<u32>().unwrap_or(0) < 150000 {
-            problems.push(format!(
-                "the source runs PostgreSQL {shown}: a move publishes column lists (CREATE PUBLICATION ... FOR TABLE t (columns)), \
-                 which PostgreSQL 15 introduced; upgrade the source to 15 or later first (the target may be any major from 15 on)"
-            ));
+        let shown = shown.split_whitespace().next().unwrap_or_default().to_string();
+        if !self.column_lists() {
+            problems.extend(self.dropped_columns_on_old_source(&shown).await?);
         }
         problems.extend(super::super::privileges::move_privileges(src, source, dst, target, &self.c.tables).await?);
         problems.extend(self.names_taken().await?);
@@ -114,14 +113,51 @@ impl MoveDbs<'_> {
             }
         }
         if problems.is_empty() {
+            let target_shown = text(dst, target, "SELECT current_setting('server_version')").await?;
+            let publication = if self.column_lists() {
+                "column lists"
+            } else {
+                "whole tables (no column lists before PostgreSQL 15; no dropped column is left on the source)"
+            };
             Ok(format!(
-                "source {source} and target {target} ready; {} tables; replication objects will be named {}",
+                "source {source} (PostgreSQL {shown}) and target {target} (PostgreSQL {}) ready; {} tables; the publication \
+                 carries {publication}; replication objects will be named {}",
+                target_shown.split_whitespace().next().unwrap_or_default(),
                 self.c.tables.len(),
                 self.name
             ))
         } else {
             Err(Error::Refused(format!("preflight failed: {}", problems.join("; "))))
         }
+    }
+
+    /// On a source before PostgreSQL 15 the publication carries whole tables:
+    /// a table whose `drop` columns still exist there would send their data
+    /// to the target, so each such column is a problem.
+    async fn dropped_columns_on_old_source(&self, shown: &str) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        for t in self.c.tables.iter().filter(|t| !t.drop.is_empty()) {
+            let present: Vec<String> = columns(&self.src, &self.source, &t.qualified())
+                .await?
+                .into_iter()
+                .map(|col| col.name)
+                .filter(|n| t.drop.contains(n))
+                .collect();
+            if present.is_empty() {
+                continue;
+            }
+            let list = present.join(", ");
+            let drops: Vec<String> = present.iter().map(|n| format!("DROP COLUMN {}", quote_ident(n))).collect();
+            problems.push(format!(
+                "source table {} drops {list}, but the source runs PostgreSQL {shown}, whose publications carry whole tables \
+                 (column lists came with PostgreSQL 15): the data of {list} would leave the source; upgrade the source to 15 \
+                 or later, or drop the column on the source first (ALTER TABLE {} {})",
+                t.display(),
+                t.qualified(),
+                drops.join(", ")
+            ));
+        }
+        Ok(problems)
     }
 
     /// This run's publication, slot and subscription names, when another run

@@ -82,9 +82,14 @@ impl MoveDbs<'_> {
         let q = quote_ident(&self.name);
         let mut tables = Vec::new();
         for t in &self.c.tables {
-            let m = self.mapping(t).await?;
-            let cols: Vec<String> = m.published.iter().map(|col| quote_ident(&col.name)).collect();
-            tables.push(format!("{} ({})", t.qualified(), cols.join(", ")));
+            if self.column_lists() {
+                let m = self.mapping(t).await?;
+                let cols: Vec<String> = m.published.iter().map(|col| quote_ident(&col.name)).collect();
+                tables.push(format!("{} ({})", t.qualified(), cols.join(", ")));
+            } else {
+                // Before PostgreSQL 15: whole tables (the preflight refused any dropped column still on the source).
+                tables.push(t.qualified());
+            }
         }
         let exists: bool = get(
             &self
@@ -100,11 +105,13 @@ impl MoveDbs<'_> {
         } else {
             format!("CREATE PUBLICATION {q} FOR")
         };
-        let mut out = vec![Sql::new(
-            "source",
-            "the publication (column lists: dropped columns never leave the source)",
-            format!("{verb} TABLE {}", tables.join(", ")),
-        )];
+        let what = if self.column_lists() {
+            "the publication (column lists: dropped columns never leave the source)"
+        } else {
+            "the publication (whole tables: PostgreSQL 13 and 14 have no column lists; the preflight refuses a table whose dropped \
+             columns are still on the source)"
+        };
+        let mut out = vec![Sql::new("source", what, format!("{verb} TABLE {}", tables.join(", ")))];
         if !self.slot_exists(&self.name).await? {
             out.push(Sql::new(
                 "source",
@@ -174,18 +181,23 @@ impl MoveDbs<'_> {
             )
             .await
             .map_err(self.on_dst("reading the subscription's tables"))?;
-        let errors: i64 = get(
-            &self
-                .dst
-                .query_one(
-                    "SELECT coalesce((SELECT sync_error_count + apply_error_count FROM pg_stat_subscription_stats WHERE subid = $1), 0)",
-                    &[&oid],
-                )
-                .await
-                .map_err(self.on_dst("reading the subscription's statistics"))?,
-            0,
-            "pg_stat_subscription_stats",
-        )?;
+        // The error counters came with PostgreSQL 15; an older target has none to read.
+        let errors: i64 = if self.target_major >= 15 {
+            get(
+                &self
+                    .dst
+                    .query_one(
+                        "SELECT coalesce((SELECT sync_error_count + apply_error_count FROM pg_stat_subscription_stats WHERE subid = $1), 0)",
+                        &[&oid],
+                    )
+                    .await
+                    .map_err(self.on_dst("reading the subscription's statistics"))?,
+                0,
+                "pg_stat_subscription_stats",
+            )?
+        } else {
+            0
+        };
         let states = rows
             .iter()
             .map(|r| Ok((get(r, 0, "pg_subscription_rel")?, get(r, 1, "pg_subscription_rel")?)))
@@ -196,15 +208,19 @@ impl MoveDbs<'_> {
     /// Rows the initial copy has written so far: tables past their copy
     /// count as their estimate, tables being copied as the COPY's progress.
     async fn copied_rows(&self, states: &[(String, String)], totals: &[(String, u64)]) -> Result<u64> {
-        let rows = self
-            .dst
-            .query(
-                "SELECT relid::regclass::text, tuples_processed FROM pg_stat_progress_copy \
+        // COPY reports its progress from PostgreSQL 14 on: before, a table being copied counts as nothing yet.
+        let rows = if self.target_major < 14 {
+            Vec::new()
+        } else {
+            self.dst
+                .query(
+                    "SELECT relid::regclass::text, tuples_processed FROM pg_stat_progress_copy \
                  WHERE datid = (SELECT oid FROM pg_database WHERE datname = current_database())",
-                &[],
-            )
-            .await
-            .map_err(self.on_dst("reading the copy's progress"))?;
+                    &[],
+                )
+                .await
+                .map_err(self.on_dst("reading the copy's progress"))?
+        };
         let mut copying = Vec::new();
         for r in &rows {
             copying.push((
