@@ -192,6 +192,52 @@ fn exit_2_for_an_invalid_strata_toml() {
     );
 }
 
+/// A `pg_version` strata does not know is an error at the value; one it
+/// knows but does not test (10 to 12) is a warning, and the check runs.
+#[test]
+fn pg_version_is_a_known_major() {
+    let ws = bundled_copy();
+    let config = std::fs::read_to_string(ws.path().join("strata.toml")).unwrap();
+    let with = |v: &str| {
+        let text = config
+            .lines()
+            .map(|l| {
+                if l.starts_with("pg_version") {
+                    format!("pg_version = {v}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(text.contains(&format!("pg_version = {v}")), "{config}");
+        std::fs::write(ws.path().join("strata.toml"), text + "\n").unwrap();
+        let line = config.lines().position(|l| l.starts_with("pg_version")).unwrap() + 1;
+        (strata_in(ws.path(), &["check"]), line)
+    };
+    let (out, line) = with("99");
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains(&format!(
+            "strata.toml:{line}:14: pg_version 99 is not a PostgreSQL major version strata knows (10 to 18"
+        )),
+        "{}",
+        out.stderr
+    );
+    let (out, line) = with("12");
+    assert_ne!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "strata.toml:{line}:14: pg_version 12 is a PostgreSQL major past its end of life"
+        )),
+        "{}",
+        out.stderr
+    );
+    let (out, _) = with("18");
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+}
+
 #[test]
 fn exit_2_for_an_invalid_tenants_toml() {
     let ws = bundled_copy();

@@ -44,6 +44,18 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     };
     let started = std::time::Instant::now();
     let ws = |cli: &Cli| load_workspace(cli.workspace.as_deref(), cli.verbose);
+    let standalone = matches!(
+        cli.command,
+        Command::Init(_)
+            | Command::Rules { .. }
+            | Command::Explain { .. }
+            | Command::Lsp(_)
+            | Command::Completions { .. }
+            | Command::Man { .. }
+    );
+    if !standalone && !cli.quiet {
+        config_warning(cli.workspace.as_deref());
+    }
     let code = match &cli.command {
         Command::Check(args) => cmd_check(cli.workspace.as_deref(), args, &opts, cli.verbose),
         Command::Rules { format } => cmd_rules(*format),
@@ -86,6 +98,20 @@ fn find_workspace(explicit: Option<&Path>) -> anyhow::Result<Option<PathBuf>> {
     }
     let cwd = std::env::current_dir().context("cannot read the working directory")?;
     Ok(Workspace::find(&cwd))
+}
+
+/// The warning of the workspace's strata.toml (an unsupported `pg_version`),
+/// on stderr. A strata.toml that does not load is reported by the command.
+fn config_warning(explicit: Option<&Path>) {
+    let Ok(Some(root)) = find_workspace(explicit) else { return };
+    let path = root.join(crate::workspace::CONFIG_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else { return };
+    let Ok(config) = crate::workspace::Config::parse(&path, &text) else {
+        return;
+    };
+    if let Some(w) = config.warning(&path, &text) {
+        eprintln!("strata: warning: {w}");
+    }
 }
 
 fn load_workspace(explicit: Option<&Path>, verbose: bool) -> anyhow::Result<Workspace> {

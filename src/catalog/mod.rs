@@ -63,6 +63,9 @@ pub struct Column {
     pub not_null: bool,
     pub default: Option<String>,
     pub identity: bool,
+    /// A generated column (`GENERATED ALWAYS AS (expr)`): stored or virtual.
+    #[serde(default)]
+    pub generated: Option<crate::sql::model::Generated>,
     pub origin: Origin,
 }
 
@@ -71,9 +74,18 @@ pub struct Column {
 pub enum ConstraintKind {
     PrimaryKey,
     Unique,
-    ForeignKey { table: QName, columns: Vec<String> },
-    Check { expr: String },
+    ForeignKey {
+        table: QName,
+        columns: Vec<String>,
+    },
+    Check {
+        expr: String,
+    },
     Exclusion,
+    /// A named NOT NULL constraint (`ADD CONSTRAINT name NOT NULL column`,
+    /// PostgreSQL 18): the one column is in [`Constraint::columns`]. A valid
+    /// one is also [`Column::not_null`].
+    NotNull,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -82,6 +94,8 @@ pub struct Constraint {
     pub kind: ConstraintKind,
     /// The constrained columns of this table.
     pub columns: Vec<String>,
+    /// Added `NOT VALID` and not validated since, or `NOT ENFORCED`: it does
+    /// not prove anything about the rows already there.
     pub not_valid: bool,
     pub origin: Origin,
 }
@@ -192,6 +206,81 @@ impl Table {
     fn column_mut(&mut self, name: &str) -> Option<&mut Column> {
         self.columns.iter_mut().find(|c| c.name == name)
     }
+    /// `ADD [CONSTRAINT name] NOT NULL column [NOT VALID]`. A NOT VALID one
+    /// holds for new rows only: the column counts as NOT NULL once it is
+    /// validated. Unnamed, it gets PostgreSQL's name, `<table>_<column>_not_null`.
+    fn add_not_null(&mut self, name: Option<String>, column: &str, not_valid: bool, origin: Origin) {
+        let name = name.unwrap_or_else(|| format!("{}_{column}_not_null", self.name.name));
+        let Some(c) = self.column_mut(column) else { return };
+        c.not_null |= !not_valid;
+        self.constraints.push(Constraint {
+            name: Some(name),
+            kind: ConstraintKind::NotNull,
+            columns: vec![column.to_string()],
+            not_valid,
+            origin,
+        });
+    }
+
+    /// `VALIDATE CONSTRAINT name`: a validated NOT NULL constraint makes its
+    /// column NOT NULL.
+    fn validate_constraint(&mut self, name: &str) {
+        let mut proven = Vec::new();
+        for k in self.constraints.iter_mut().filter(|k| k.name.as_deref() == Some(name)) {
+            k.not_valid = false;
+            if k.kind == ConstraintKind::NotNull {
+                proven.extend(k.columns.iter().cloned());
+            }
+        }
+        for c in proven {
+            if let Some(c) = self.column_mut(&c) {
+                c.not_null = true;
+            }
+        }
+    }
+
+    /// `DROP CONSTRAINT name`: dropping a valid NOT NULL constraint makes
+    /// its column nullable again.
+    fn drop_constraint(&mut self, name: &str) {
+        let mut freed = Vec::new();
+        self.constraints.retain(|k| {
+            let dropped = k.name.as_deref() == Some(name);
+            if dropped && k.kind == ConstraintKind::NotNull && !k.not_valid {
+                freed.extend(k.columns.iter().cloned());
+            }
+            !dropped
+        });
+        for c in freed {
+            if let Some(c) = self.column_mut(&c) {
+                c.not_null = false;
+            }
+        }
+    }
+
+    /// `ALTER COLUMN ... SET NOT NULL` / `DROP NOT NULL`. SET NOT NULL also
+    /// validates a NOT VALID NOT NULL constraint of the column; DROP NOT NULL
+    /// removes the column's NOT NULL constraint, valid or not (as
+    /// PostgreSQL 18.4 does).
+    fn set_not_null(&mut self, column: &str, not_null: bool) {
+        let Some(c) = self.column_mut(column) else { return };
+        c.not_null = not_null;
+        let of_column = |k: &Constraint| k.kind == ConstraintKind::NotNull && k.columns.iter().any(|x| x == column);
+        if not_null {
+            for k in self.constraints.iter_mut().filter(|k| of_column(k)) {
+                k.not_valid = false;
+            }
+        } else {
+            self.constraints.retain(|k| !of_column(k));
+        }
+    }
+
+    /// The NOT VALID NOT NULL constraint of a column (PostgreSQL 18), if any.
+    pub fn invalid_not_null(&self, column: &str) -> Option<&Constraint> {
+        self.constraints
+            .iter()
+            .find(|k| k.kind == ConstraintKind::NotNull && k.not_valid && k.columns.iter().any(|x| x == column))
+    }
+
     pub fn primary_key(&self) -> Option<&Constraint> {
         self.constraints.iter().find(|c| c.kind == ConstraintKind::PrimaryKey)
     }

@@ -285,6 +285,7 @@ fn alter_table(cat: &mut Catalog, q: &QName, op: &TableOp, origin: Origin) {
             not_null,
             has_default,
             identity,
+            generated,
         }) => {
             if column(t, name).is_none() {
                 t.columns.push(Column {
@@ -293,6 +294,7 @@ fn alter_table(cat: &mut Catalog, q: &QName, op: &TableOp, origin: Origin) {
                     not_null: *not_null,
                     default: has_default.then(|| "(default)".to_string()),
                     identity: *identity,
+                    generated: *generated,
                     origin,
                 });
             }
@@ -301,11 +303,10 @@ fn alter_table(cat: &mut Catalog, q: &QName, op: &TableOp, origin: Origin) {
             t.columns.retain(|x| &x.name != c);
             t.constraints.retain(|k| !k.columns.contains(c));
         }
-        TableOp::SetNotNull(c) | TableOp::DropNotNull(c) => {
-            if let Some(i) = column(t, c) {
-                t.columns[i].not_null = matches!(op, TableOp::SetNotNull(_));
-            }
-        }
+        TableOp::SetNotNull(c) | TableOp::DropNotNull(c) => t.set_not_null(c, matches!(op, TableOp::SetNotNull(_))),
+        TableOp::AddNotNull { name, column, not_valid } => t.add_not_null(name.clone(), column, *not_valid, origin),
+        TableOp::ValidateConstraint(name) => t.validate_constraint(name),
+        TableOp::DropConstraint(name) => t.drop_constraint(name),
         TableOp::SetDefault(c) | TableOp::DropDefault(c) => {
             if let Some(i) = column(t, c) {
                 t.columns[i].default = matches!(op, TableOp::SetDefault(_)).then(|| "(default)".to_string());
@@ -331,7 +332,7 @@ fn alter_table(cat: &mut Catalog, q: &QName, op: &TableOp, origin: Origin) {
         TableOp::DisableRls => t.rls_enabled = false,
         TableOp::ForceRls => t.rls_forced = true,
         TableOp::NoForceRls => t.rls_forced = false,
-        TableOp::DetachPartition { .. } | TableOp::AttachPartition | TableOp::Other(_) => {}
+        TableOp::DetachPartition { .. } | TableOp::AttachPartition { .. } | TableOp::SetExpression(_) | TableOp::Other(_) => {}
     }
 }
 
@@ -386,6 +387,42 @@ mod tests {
         assert_eq!(cat.default_privileges[0].grantees, vec!["reader"]);
         assert!(cat.functions.contains_key(&QName::new("app", "touch")));
         assert_eq!(cat.domain_of_type("app.email").map(|d| d.not_null), Some(true));
+    }
+
+    /// PostgreSQL 18's NOT NULL constraints: a NOT VALID one does not make
+    /// the column NOT NULL until VALIDATE (or SET NOT NULL) proves it;
+    /// dropping a valid one makes the column nullable again.
+    #[test]
+    fn not_null_constraints_and_their_validation() {
+        let mut sql = String::from("CREATE TABLE t (a int, b int, c int);\nALTER TABLE t ADD CONSTRAINT t_a_nn NOT NULL a NOT VALID;\n");
+        let table = |cat: &Catalog| cat.table(&QName::new("public", "t")).unwrap().clone();
+        let cat = replay(&sql);
+        let t = table(&cat);
+        assert!(!t.column("a").unwrap().not_null);
+        assert_eq!(t.invalid_not_null("a").and_then(|k| k.name.as_deref()), Some("t_a_nn"));
+        sql.push_str("ALTER TABLE t VALIDATE CONSTRAINT t_a_nn;\nALTER TABLE t ADD NOT NULL b;\nALTER TABLE t ADD NOT NULL c NOT VALID;\n");
+        let t = table(&replay(&sql));
+        assert!(t.column("a").unwrap().not_null && t.invalid_not_null("a").is_none());
+        assert!(t.column("b").unwrap().not_null);
+        assert!(t
+            .constraints
+            .iter()
+            .any(|k| k.name.as_deref() == Some("t_b_not_null") && k.kind == ConstraintKind::NotNull));
+        assert_eq!(t.invalid_not_null("c").and_then(|k| k.name.as_deref()), Some("t_c_not_null"));
+        let mut dropped = sql.clone();
+        sql.push_str("ALTER TABLE t DROP CONSTRAINT t_a_nn;\nALTER TABLE t ALTER COLUMN b DROP NOT NULL;\nALTER TABLE t ALTER COLUMN c SET NOT NULL;\n");
+        let t = table(&replay(&sql));
+        assert!(!t.column("a").unwrap().not_null && !t.column("b").unwrap().not_null);
+        assert!(t.column("c").unwrap().not_null && t.invalid_not_null("c").is_none());
+        assert!(!t.constraints.iter().any(|k| k.columns == ["b"]));
+        // DROP NOT NULL removes a NOT VALID one too.
+        dropped.push_str("ALTER TABLE t ALTER COLUMN c DROP NOT NULL;\n");
+        assert!(table(&replay(&dropped)).invalid_not_null("c").is_none());
+        // A NOT ENFORCED check proves nothing about the rows.
+        let t = table(&replay(
+            "CREATE TABLE t (a int);\nALTER TABLE t ADD CONSTRAINT t_a_check CHECK (a IS NOT NULL) NOT ENFORCED;\n",
+        ));
+        assert!(t.constraints[0].not_valid);
     }
 
     #[test]

@@ -388,6 +388,7 @@ fn add_column(cat: &Catalog, table: &mut Table, col: &ColumnDef, origin: Origin)
         not_null: false,
         default: None,
         identity: false,
+        generated: None,
         origin,
     };
     let mut constraints = Vec::new();
@@ -441,6 +442,13 @@ fn add_column(cat: &Catalog, table: &mut Table, col: &ColumnDef, origin: Origin)
                 column.identity = true;
                 column.not_null = true;
             }
+            ColumnOption::Generated { generation_expr_mode, .. } => {
+                column.generated = Some(if *generation_expr_mode == Some(ast::GeneratedExpressionMode::Virtual) {
+                    crate::sql::model::Generated::Virtual
+                } else {
+                    crate::sql::model::Generated::Stored
+                });
+            }
             ColumnOption::Identity(_) => column.identity = true,
             _ => {}
         }
@@ -483,11 +491,18 @@ fn table_constraint(cat: &Catalog, c: &TableConstraint, not_valid: bool, origin:
         TableConstraint::UniqueUsingIndex(u) => (u.name.as_ref(), ConstraintKind::Unique, Vec::new()),
         _ => return None,
     };
+    // A NOT ENFORCED constraint (PostgreSQL 18) is never checked against the
+    // rows: PostgreSQL records it as not validated.
+    let not_enforced = match c {
+        TableConstraint::Check(ch) => ch.enforced == Some(false),
+        TableConstraint::ForeignKey(fk) => fk.characteristics.as_ref().is_some_and(|k| k.enforced == Some(false)),
+        _ => false,
+    };
     Some(Constraint {
         name: name.map(ident_name),
         kind,
         columns,
-        not_valid,
+        not_valid: not_valid || not_enforced,
         origin,
     })
 }
@@ -558,8 +573,10 @@ fn alter_table(cat: &mut Catalog, name: &QName, op: &AlterTableOperation, origin
                 return;
             };
             match op {
-                AlterColumnOperation::SetNotNull => c.not_null = true,
-                AlterColumnOperation::DropNotNull => c.not_null = false,
+                AlterColumnOperation::SetNotNull | AlterColumnOperation::DropNotNull => {
+                    let column = c.name.clone();
+                    table.set_not_null(&column, matches!(op, AlterColumnOperation::SetNotNull));
+                }
                 AlterColumnOperation::SetDefault { value } => c.default = Some(value.to_string()),
                 AlterColumnOperation::DropDefault => c.default = None,
                 AlterColumnOperation::SetDataType { data_type, .. } => c.data_type = data_type.to_string().to_lowercase(),
@@ -571,16 +588,8 @@ fn alter_table(cat: &mut Catalog, name: &QName, op: &AlterTableOperation, origin
                 apply_constraint(table, c);
             }
         }
-        AlterTableOperation::DropConstraint { name: cname, .. } => {
-            let cname = ident_name(cname);
-            table.constraints.retain(|k| k.name.as_deref() != Some(cname.as_str()));
-        }
-        AlterTableOperation::ValidateConstraint { name: cname } => {
-            let cname = ident_name(cname);
-            for k in table.constraints.iter_mut().filter(|k| k.name.as_deref() == Some(cname.as_str())) {
-                k.not_valid = false;
-            }
-        }
+        AlterTableOperation::DropConstraint { name: cname, .. } => table.drop_constraint(&ident_name(cname)),
+        AlterTableOperation::ValidateConstraint { name: cname } => table.validate_constraint(&ident_name(cname)),
         AlterTableOperation::RenameConstraint { old_name, new_name } => {
             let (old, new) = (ident_name(old_name), ident_name(new_name));
             for k in table.constraints.iter_mut().filter(|k| k.name.as_deref() == Some(old.as_str())) {

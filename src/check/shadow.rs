@@ -434,6 +434,7 @@ mod tests {
             not_null: false,
             default: None,
             identity: false,
+            generated: None,
             origin: origin(0, stmt),
         }
     }

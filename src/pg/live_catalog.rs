@@ -195,7 +195,8 @@ pub async fn read_catalog(client: &Client, target: &Target, origins: &HashMap<St
             "SELECT a.attrelid, a.attnum::int4, a.attname::text, format_type(a.atttypid, a.atttypmod),
                     a.attnotnull AND NOT EXISTS (SELECT 1 FROM pg_constraint nn WHERE nn.conrelid = a.attrelid
                         AND nn.contype = 'n' AND NOT nn.convalidated AND a.attnum = ANY (nn.conkey)),
-                    CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END, a.attidentity <> ''
+                    CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END, a.attidentity <> '',
+                    a.attgenerated::text
              FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
              WHERE a.attrelid = ANY ($1) AND a.attnum > 0 AND NOT a.attisdropped
              ORDER BY a.attrelid, a.attnum",
@@ -215,6 +216,11 @@ pub async fn read_catalog(client: &Client, target: &Target, origins: &HashMap<St
             not_null: r.get(4),
             default: r.get(5),
             identity: r.get(6),
+            generated: match r.get::<_, String>(7).as_str() {
+                "s" => Some(crate::sql::model::Generated::Stored),
+                "v" => Some(crate::sql::model::Generated::Virtual),
+                _ => None,
+            },
             origin: o,
         });
     }
@@ -230,7 +236,7 @@ pub async fn read_catalog(client: &Client, target: &Target, origins: &HashMap<St
                 pg_get_constraintdef(co.oid)
          FROM pg_constraint co
          LEFT JOIN pg_class fc ON fc.oid = co.confrelid LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
-         WHERE co.conrelid = ANY ($1) AND co.contype IN ('p', 'u', 'f', 'c', 'x')
+         WHERE co.conrelid = ANY ($1) AND (co.contype IN ('p', 'u', 'f', 'c', 'x') OR (co.contype = 'n' AND NOT co.convalidated))
          ORDER BY co.conrelid, co.conname",
         keys("co.conkey", "co.conrelid"),
         keys("co.confkey", "co.confrelid")
@@ -243,6 +249,8 @@ pub async fn read_catalog(client: &Client, target: &Target, origins: &HashMap<St
             "p" => ConstraintKind::PrimaryKey,
             "u" => ConstraintKind::Unique,
             "x" => ConstraintKind::Exclusion,
+            // Only the NOT VALID ones (PostgreSQL 18): a valid NOT NULL is the column's.
+            "n" => ConstraintKind::NotNull,
             "f" => ConstraintKind::ForeignKey {
                 table: QName::new(
                     r.get::<_, Option<String>>(6).unwrap_or_default(),

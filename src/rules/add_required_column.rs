@@ -2,6 +2,7 @@ use sqlparser::ast::{AlterTableOperation, ColumnDef, ColumnOption};
 
 use super::lock;
 use super::{ident_region, Finding, Rule, RuleMeta, StatementCtx};
+use crate::catalog::ident_name;
 
 crate::declare_rule! {
     /// ## What it does
@@ -26,7 +27,12 @@ crate::declare_rule! {
     /// Give the column a constant (non-volatile) `DEFAULT`: since PostgreSQL
     /// 11 that is instant. Otherwise add it nullable, backfill it in batches,
     /// add `CHECK (column IS NOT NULL) NOT VALID`, validate it, then
-    /// `SET NOT NULL`.
+    /// `SET NOT NULL` (on PostgreSQL 18, add
+    /// `CONSTRAINT <name> NOT NULL column NOT VALID` and validate it).
+    ///
+    /// ## PostgreSQL versions
+    /// - 11: a constant `DEFAULT` is instant, and the advice; before, a default rewrites the table and the advice is a nullable column and a validated `CHECK`.
+    /// - 18: after the backfill, the advice is `ADD CONSTRAINT ... NOT NULL column NOT VALID` and `VALIDATE CONSTRAINT` (see `set-not-null`).
     pub struct AddRequiredColumn {
         id: "add-required-column",
         group: LockSafety,
@@ -76,10 +82,16 @@ impl Rule for AddRequiredColumn {
                 Some(d) if !declared && d.not_null => format!("column `{}` of NOT NULL domain `{}`", col.name, d.name),
                 _ => format!("NOT NULL column `{}`", col.name),
             };
-            let help = if cx.env.pg_version >= 11 {
-                "give it a constant DEFAULT (instant since PostgreSQL 11), or add it nullable, backfill in batches, then enforce NOT NULL through a validated CHECK"
+            let help = if cx.env.pg_version >= 18 {
+                let constraint = super::set_not_null::not_null_constraint_name(&table, &ident_name(&col.name));
+                format!(
+                    "give it a constant DEFAULT (instant since PostgreSQL 11), or add it nullable, backfill in batches, then {}",
+                    super::set_not_null::not_null_path(cx.env.pg_version, constraint.as_deref().unwrap_or("<name>"), &col.name.to_string())
+                )
+            } else if cx.env.pg_version >= 11 {
+                "give it a constant DEFAULT (instant since PostgreSQL 11), or add it nullable, backfill in batches, then enforce NOT NULL through a validated CHECK".to_string()
             } else {
-                "add it nullable, backfill in batches, then add `CHECK (... IS NOT NULL) NOT VALID` and VALIDATE it (a DEFAULT rewrites the table before PostgreSQL 11)"
+                "add it nullable, backfill in batches, then add `CHECK (... IS NOT NULL) NOT VALID` and VALIDATE it (a DEFAULT rewrites the table before PostgreSQL 11)".to_string()
             };
             out.push(
                 Finding::new(
@@ -97,7 +109,7 @@ impl Rule for AddRequiredColumn {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_ws, ids, known, render_rule};
+    use crate::rules::testing::{check_ws, check_ws_pg, ids, known, render_rule};
 
     const ORDERS: &str = "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(12, 2));\n";
 
@@ -124,6 +136,35 @@ mod tests {
             ),
         ]);
         assert_eq!(ids(&d, "add-required-column"), 0, "{d:#?}");
+    }
+
+    fn help_on(pg: u32) -> String {
+        let d = check_ws_pg(
+            pg,
+            &[
+                ("core/0001_orders.sql", ORDERS),
+                ("core/0002_currency.sql", "ALTER TABLE orders ADD COLUMN currency text NOT NULL;\n"),
+            ],
+        );
+        let f: Vec<_> = d.iter().filter(|x| x.rule == known("add-required-column")).collect();
+        assert_eq!(f.len(), 1, "{d:#?}");
+        f[0].help.clone().unwrap()
+    }
+
+    #[test]
+    fn the_advice_follows_the_version() {
+        assert!(help_on(10).starts_with("add it nullable, backfill in batches, then add `CHECK (... IS NOT NULL) NOT VALID`"));
+        assert!(help_on(11).starts_with("give it a constant DEFAULT (instant since PostgreSQL 11)"));
+        assert!(
+            help_on(17).ends_with("then enforce NOT NULL through a validated CHECK"),
+            "{}",
+            help_on(17)
+        );
+        assert!(
+            help_on(18).ends_with("then add `CONSTRAINT orders_currency_not_null NOT NULL currency NOT VALID` (instant), then `VALIDATE CONSTRAINT orders_currency_not_null` in a later migration (SHARE UPDATE EXCLUSIVE: reads and writes continue); the column is NOT NULL once it is valid"),
+            "{}",
+            help_on(18)
+        );
     }
 
     #[test]

@@ -1,8 +1,10 @@
 use sqlparser::ast::{AlterColumnOperation, AlterTableOperation};
 
 use super::lock;
+use super::tokens;
 use super::{ident_region, Finding, Rule, RuleMeta, StatementCtx};
 use crate::catalog::ident_name;
+use crate::sql::model::{Generated, Model, TableOp};
 
 crate::declare_rule! {
     /// ## What it does
@@ -32,6 +34,10 @@ crate::declare_rule! {
     /// (trigger or application), backfill in batches, switch reads, then drop
     /// the old column. For length limits, prefer `text` with a `CHECK`
     /// constraint added `NOT VALID`.
+    ///
+    /// ## PostgreSQL versions
+    /// - 17: `ALTER COLUMN ... SET EXPRESSION` exists, and is flagged on a stored generated column of an existing table (it recomputes every row); before 17 it is flagged as syntax PostgreSQL rejects.
+    /// - 18: `SET EXPRESSION` on a virtual generated column rewrites nothing and is not flagged.
     pub struct ColumnTypeChange {
         id: "column-type-change",
         group: LockSafety,
@@ -86,6 +92,14 @@ impl Rule for ColumnTypeChange {
     }
 
     fn check_statement(&self, cx: &StatementCtx, out: &mut Vec<Finding>) {
+        if let Some(Model::AlterTable { table, ops }) = cx.stmt.model() {
+            for op in ops {
+                if let TableOp::SetExpression(column) = op {
+                    set_expression(cx, table, column, out);
+                }
+            }
+            return;
+        }
         let Some((at, age, q)) = lock::live_alter(cx) else { return };
         for op in &at.operations {
             let AlterTableOperation::AlterColumn {
@@ -116,10 +130,49 @@ impl Rule for ColumnTypeChange {
     }
 }
 
+/// `ALTER COLUMN ... SET EXPRESSION` (PostgreSQL 17): a stored generated
+/// column is recomputed for every row, a virtual one (18) is not.
+fn set_expression(cx: &StatementCtx, table: &[String], column: &str, out: &mut Vec<Finding>) {
+    let region = tokens::kw_region(cx, "EXPRESSION");
+    if cx.env.pg_version < 17 {
+        out.push(
+            Finding::new(
+                region,
+                format!(
+                    "SET EXPRESSION is PostgreSQL 17 syntax: PostgreSQL {} rejects the statement",
+                    cx.env.pg_version
+                ),
+            )
+            .help("drop the generated column and add it again with the new expression (on an existing table that rewrites it)"),
+        );
+        return;
+    }
+    let q = cx.catalog.resolve_parts(table);
+    let age = lock::table_age(cx.catalog, cx.file, cx.index, &q);
+    let generated = cx.catalog.table(&q).and_then(|t| t.column(column)).and_then(|c| c.generated);
+    if !age.is_live() || generated == Some(Generated::Virtual) {
+        return;
+    }
+    out.push(
+        Finding::new(
+            region,
+            format!(
+                "SET EXPRESSION on stored generated column `{column}` recomputes every row: it rewrites all of {} under an ACCESS EXCLUSIVE lock",
+                lock::describe(age, &q)
+            ),
+        )
+        .help(if cx.env.pg_version >= 18 {
+            "add a new generated column (virtual ones, PostgreSQL 18's default, add instantly), switch readers to it, then drop the old one"
+        } else {
+            "add a new column, fill it in batches, switch readers to it, then drop the old one"
+        }),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::binary_coercible;
-    use crate::rules::testing::{check_ws, ids, render_rule};
+    use crate::rules::testing::{check_ws, check_ws_pg, ids, known, render_rule};
 
     const ORDERS: &str = "CREATE TABLE orders (id integer PRIMARY KEY, reference varchar(32), total numeric(10, 2));\n";
 
@@ -146,6 +199,44 @@ mod tests {
             ),
         ]);
         assert_eq!(ids(&d, "column-type-change"), 0, "{d:#?}");
+    }
+
+    #[test]
+    fn set_expression_by_version_and_kind() {
+        let files = [
+            (
+                "core/0001_orders.sql",
+                "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric, gross numeric GENERATED ALWAYS AS (total * 1.2) STORED);\n",
+            ),
+            (
+                "core/0002_vat.sql",
+                "ALTER TABLE orders ALTER COLUMN gross SET EXPRESSION AS (total * 1.25);\n",
+            ),
+        ];
+        let messages = |pg, files: &[(&str, &str)]| -> Vec<String> {
+            check_ws_pg(pg, files)
+                .iter()
+                .filter(|x| x.rule == known("column-type-change"))
+                .map(|x| x.message.clone())
+                .collect()
+        };
+        assert_eq!(
+            messages(16, &files),
+            vec!["SET EXPRESSION is PostgreSQL 17 syntax: PostgreSQL 16 rejects the statement"]
+        );
+        assert_eq!(
+            messages(17, &files),
+            vec!["SET EXPRESSION on stored generated column `gross` recomputes every row: it rewrites all of existing table `public.orders` under an ACCESS EXCLUSIVE lock"]
+        );
+        let virtual_column = [
+            (
+                "core/0001_orders.sql",
+                "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric, gross numeric GENERATED ALWAYS AS (total * 1.2));\n",
+            ),
+            files[1],
+        ];
+        assert!(messages(18, &virtual_column).is_empty());
+        assert_eq!(messages(18, &files).len(), 1);
     }
 
     #[test]

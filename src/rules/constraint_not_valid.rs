@@ -40,6 +40,9 @@ crate::declare_rule! {
     /// file. `strata check --fix` does both for a named constraint: it adds
     /// `NOT VALID` in place and writes the `VALIDATE` migration next to the
     /// file (or moves a same-transaction `VALIDATE` there).
+    ///
+    /// ## PostgreSQL versions
+    /// - 18: a `NOT ENFORCED` constraint checks no rows and is not flagged; before 18, `NOT ENFORCED` is flagged as syntax PostgreSQL rejects. NOT NULL constraints are judged by `set-not-null`.
     pub struct ConstraintNotValid {
         id: "constraint-not-valid",
         group: LockSafety,
@@ -50,7 +53,7 @@ crate::declare_rule! {
 }
 
 /// The migration that validates `constraint` of `table` (both as written).
-fn validate_file(cx: &StatementCtx, table: &str, constraint: &str) -> NewFile {
+pub(crate) fn validate_file(cx: &StatementCtx, table: &str, constraint: &str) -> NewFile {
     NewFile {
         name: format!("validate_{}", fixes::slug(constraint)),
         content: format!(
@@ -63,6 +66,27 @@ fn validate_file(cx: &StatementCtx, table: &str, constraint: &str) -> NewFile {
 impl ConstraintNotValid {
     fn check_add(&self, cx: &StatementCtx, op_index: usize, constraint: &TableConstraint, out: &mut Vec<Finding>) {
         let Some(Statement::AlterTable(at)) = cx.stmt.ast() else { return };
+        let not_enforced = match constraint {
+            TableConstraint::Check(ch) => ch.enforced == Some(false),
+            TableConstraint::ForeignKey(fk) => fk.characteristics.as_ref().is_some_and(|k| k.enforced == Some(false)),
+            _ => false,
+        };
+        if not_enforced {
+            // A NOT ENFORCED constraint checks no row, old or new.
+            if cx.env.pg_version < 18 {
+                out.push(
+                    Finding::new(
+                        tokens::kw_region(cx, "ENFORCED"),
+                        format!(
+                            "NOT ENFORCED is PostgreSQL 18 syntax: PostgreSQL {} rejects the statement",
+                            cx.env.pg_version
+                        ),
+                    )
+                    .help("add the constraint NOT VALID instead (new rows are checked), or drop the clause"),
+                );
+            }
+            return;
+        }
         let (kind, name, lock_mode) = match constraint {
             TableConstraint::ForeignKey(fk) => (
                 "FOREIGN KEY",
@@ -198,7 +222,7 @@ impl Rule for ConstraintNotValid {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_ws, fixed_text, ids, known, render_rule};
+    use crate::rules::testing::{check_ws, check_ws_pg, fixed_text, ids, known, render_rule};
 
     const TABLES: &str = "CREATE TABLE customers (id bigint PRIMARY KEY);\nCREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint, total numeric(12, 2));\n";
 
@@ -280,6 +304,26 @@ mod tests {
             ),
         ]);
         assert_eq!(ids(&d, "constraint-not-valid"), 0, "{d:#?}");
+    }
+
+    #[test]
+    fn not_enforced_checks_no_row_on_18_and_is_rejected_before() {
+        let files = [
+            ("core/0001_orders.sql", TABLES),
+            (
+                "core/0002_total.sql",
+                "ALTER TABLE orders ADD CONSTRAINT orders_total_positive CHECK (total >= 0) NOT ENFORCED;\nALTER TABLE orders ADD CONSTRAINT orders_customer_fk FOREIGN KEY (customer_id) REFERENCES customers (id) NOT ENFORCED;\n",
+            ),
+        ];
+        assert_eq!(ids(&check_ws_pg(18, &files), "constraint-not-valid"), 0);
+        let d = check_ws_pg(17, &files);
+        let f: Vec<_> = d.iter().filter(|x| x.rule == known("constraint-not-valid")).collect();
+        assert_eq!(f.len(), 2, "{d:#?}");
+        assert_eq!(
+            f[0].message,
+            "NOT ENFORCED is PostgreSQL 18 syntax: PostgreSQL 17 rejects the statement"
+        );
+        assert_eq!(f[0].region.start, crate::diag::Pos::new(1, 80));
     }
 
     #[test]

@@ -151,6 +151,7 @@ fn rules_markdown_of(rules: &[&RuleMeta]) -> String {
             rule_section(&mut out, m);
         }
     }
+    pg_versions_section(&mut out, rules);
     out.push_str("## squawk compatibility\n\n");
     out.push_str(
         "Each rule of [squawk](https://squawkhq.com/docs/rules) and the strata rule that covers it \
@@ -174,6 +175,55 @@ fn rules_markdown_of(rules: &[&RuleMeta]) -> String {
         let _ = writeln!(out, "| `{squawk}` | {ids} | {} |", cell(note));
     }
     out
+}
+
+/// The version notes of a rule: the `- N: what changes` lines of its
+/// `## PostgreSQL versions` heading.
+pub fn pg_versions(m: &RuleMeta) -> Vec<(u32, &'static str)> {
+    let doc = m.doc;
+    let Some(at) = doc.find("## PostgreSQL versions") else {
+        return Vec::new();
+    };
+    doc[at..]
+        .lines()
+        .skip(1)
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("## "))
+        .filter_map(|l| {
+            let (v, text) = l.strip_prefix("- ")?.split_once(": ")?;
+            Some((v.parse().ok()?, text))
+        })
+        .collect()
+}
+
+/// Which rules judge differently by `pg_version`, and from which major.
+fn pg_versions_section(out: &mut String, rules: &[&RuleMeta]) {
+    use crate::workspace::{PG_KNOWN, PG_SUPPORTED};
+    out.push_str("## Rules by PostgreSQL version\n\n");
+    let _ = writeln!(
+        out,
+        "`pg_version` in strata.toml (default 15) is the major the fleet runs, and some rules judge by it: \
+the same migration can be safe on one major, dangerous on an older one, or a statement the older one \
+rejects. strata knows the majors {} to {} and is tested on {} to {}; {} to {} still work, with a warning \
+(they are past PostgreSQL's end of life), and any other value is an error that names its line and column. \
+At each major below, the rule's judgement or advice changes (from that major on):\n",
+        PG_KNOWN.start(),
+        PG_KNOWN.end(),
+        PG_SUPPORTED.start(),
+        PG_SUPPORTED.end(),
+        PG_KNOWN.start(),
+        PG_SUPPORTED.start() - 1
+    );
+    out.push_str("| rule | from | what changes |\n|---|---|---|\n");
+    let mut rows: Vec<(u32, &str, &str)> = rules
+        .iter()
+        .flat_map(|m| pg_versions(m).into_iter().map(|(v, t)| (v, m.id, t)))
+        .collect();
+    rows.sort_by_key(|(v, id, _)| (*v, *id));
+    for (v, id, text) in rows {
+        let _ = writeln!(out, "| [`{id}`](#{id}) | {v} | {} |", cell(text));
+    }
+    out.push('\n');
 }
 
 #[cfg(test)]
@@ -228,6 +278,41 @@ mod tests {
             assert!(anchors.contains(&anchor), "{url}: no heading with that anchor");
         }
         assert_eq!(rule_url("https://x/rules.html#", "a"), "https://x/rules.html#a");
+    }
+
+    /// Every version note names a major strata knows, and the rules whose
+    /// advice is known to change with the version have their notes.
+    #[test]
+    fn version_notes_name_known_majors() {
+        for m in ALL {
+            if m.doc.contains("## PostgreSQL versions") {
+                assert!(
+                    !pg_versions(m).is_empty(),
+                    "{}: a PostgreSQL versions heading without `- N: ...` lines",
+                    m.id
+                );
+            }
+            for (v, _) in pg_versions(m) {
+                assert!(crate::workspace::PG_KNOWN.contains(&v), "{}: {v}", m.id);
+            }
+        }
+        let noted: Vec<&str> = ALL.iter().filter(|m| !pg_versions(m).is_empty()).map(|m| m.id).collect();
+        for id in [
+            "set-not-null",
+            "add-required-column",
+            "volatile-default",
+            "enum-value-ordering",
+            "require-concurrent-reindex",
+            "require-concurrent-detach",
+            "view-security-invoker",
+            "constraint-not-valid",
+        ] {
+            assert!(noted.contains(&id), "{id} has no PostgreSQL versions notes");
+        }
+        let md = rules_markdown();
+        assert!(md.contains("| [`set-not-null`](#set-not-null) | 18 |"));
+        // docs/configuration.md links to the table by its heading's anchor.
+        assert_eq!(md.matches("\n## Rules by PostgreSQL version\n").count(), 1);
     }
 
     #[test]

@@ -35,6 +35,9 @@ crate::declare_rule! {
     /// Add enum values in a migration of their own and use them from the next
     /// one. Before PostgreSQL 12, that migration must start with
     /// `-- strata: no-transaction`.
+    ///
+    /// ## PostgreSQL versions
+    /// - 12: `ADD VALUE` may run in a transaction, and only a use of the new value in the same transaction is flagged; before 12 every `ADD VALUE` in a transaction is.
     pub struct EnumValueOrdering {
         id: "enum-value-ordering",
         group: LockSafety,
@@ -126,6 +129,19 @@ mod tests {
             ],
         );
         assert_eq!(ids(&d, "enum-value-ordering"), 1, "{d:#?}");
+        assert!(
+            d.iter()
+                .any(|x| x.message.contains("cannot run inside a transaction block on PostgreSQL 11")),
+            "{d:#?}"
+        );
+        let d = check_ws_pg(
+            12,
+            &[
+                ("core/0001_orders.sql", ORDERS),
+                ("core/0002_refunded.sql", "ALTER TYPE order_status ADD VALUE 'refunded';\n"),
+            ],
+        );
+        assert_eq!(ids(&d, "enum-value-ordering"), 0, "{d:#?}");
     }
 
     #[test]

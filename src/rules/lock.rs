@@ -137,8 +137,8 @@ pub fn setting_before(file: &FileInfo, index: usize, name: &str) -> bool {
 /// live table with no `SET name` before it: `Some` only when that statement
 /// is `index`, so a file gets one finding.
 pub fn first_unguarded_lock(cx: &StatementCtx, name: &str) -> Option<TakenLock> {
-    let lock = strong_lock(cx.catalog, cx.file, cx.index)?;
-    if (0..cx.index).any(|j| strong_lock(cx.catalog, cx.file, j).is_some()) || setting_before(cx.file, cx.index, name) {
+    let lock = strong_lock(cx.env, cx.catalog, cx.file, cx.index)?;
+    if (0..cx.index).any(|j| strong_lock(cx.env, cx.catalog, cx.file, j).is_some()) || setting_before(cx.file, cx.index, name) {
         return None;
     }
     Some(lock)
@@ -181,8 +181,9 @@ pub struct TakenLock {
 /// The strongest write-blocking lock statement `index` of `file` takes on a
 /// table that existed before the file, given `catalog` (the state before the
 /// statement, or a later one for earlier statements: tables created in this
-/// file keep their origin, so the answer is the same).
-pub fn strong_lock(catalog: &Catalog, file: &FileInfo, index: usize) -> Option<TakenLock> {
+/// file keep their origin, so the answer is the same), on the PostgreSQL
+/// major of `env`.
+pub fn strong_lock(env: &Env, catalog: &Catalog, file: &FileInfo, index: usize) -> Option<TakenLock> {
     let stmt = &file.parsed.statements[index];
     // A function body takes its locks when the function is called.
     if !stmt.runs_with_migration() {
@@ -252,7 +253,7 @@ pub fn strong_lock(catalog: &Catalog, file: &FileInfo, index: usize) -> Option<T
         },
         Some(_) => None,
         None => {
-            if let Some(lock) = stmt.model().and_then(|m| model_lock(catalog, file, index, m)) {
+            if let Some(lock) = stmt.model().and_then(|m| model_lock(env.pg_version, catalog, file, index, m)) {
                 return Some(lock);
             }
             let shape = keyword_shape(&file.parsed.source, stmt)?;
@@ -282,7 +283,7 @@ pub fn strong_lock(catalog: &Catalog, file: &FileInfo, index: usize) -> Option<T
 
 /// The lock a statement only PostgreSQL's grammar read takes, from strata's
 /// model of it.
-fn model_lock(catalog: &Catalog, file: &FileInfo, index: usize, model: &Model) -> Option<TakenLock> {
+fn model_lock(pg_version: u32, catalog: &Catalog, file: &FileInfo, index: usize, model: &Model) -> Option<TakenLock> {
     let on = |name: &[String], mode: LockMode| -> Option<TakenLock> {
         let q = catalog.resolve_parts(name);
         table_age(catalog, file, index, &q).is_live().then(|| TakenLock {
@@ -293,15 +294,26 @@ fn model_lock(catalog: &Catalog, file: &FileInfo, index: usize, model: &Model) -
     match model {
         Model::CreateTrigger { table, .. } => on(table, LockMode::ShareRowExclusive),
         Model::AlterTable { table, ops } => {
-            let mode = ops
-                .iter()
-                .filter_map(|op| match op {
-                    TableOp::DetachPartition { concurrently: true, .. } | TableOp::DetachPartition { finalize: true, .. } => None,
-                    TableOp::AttachPartition => Some(LockMode::ShareRowExclusive),
+            let mut locks = Vec::new();
+            let mut parent = None;
+            for op in ops {
+                let mode = match op {
+                    TableOp::DetachPartition { concurrently: true, .. }
+                    | TableOp::DetachPartition { finalize: true, .. }
+                    | TableOp::ValidateConstraint(_) => None,
+                    // Since PostgreSQL 12 the parent gets SHARE UPDATE
+                    // EXCLUSIVE (traffic goes on); the table attached is
+                    // locked ACCESS EXCLUSIVE while it is checked.
+                    TableOp::AttachPartition { partition } if pg_version >= 12 => {
+                        locks.push(on(partition, LockMode::AccessExclusive));
+                        None
+                    }
                     _ => Some(LockMode::AccessExclusive),
-                })
-                .max()?;
-            on(table, mode)
+                };
+                parent = parent.max(mode);
+            }
+            locks.push(parent.and_then(|mode| on(table, mode)));
+            locks.into_iter().flatten().max_by_key(|l| l.mode)
         }
         Model::Rename {
             kind: ObjectKind::Table | ObjectKind::Column | ObjectKind::Constraint,

@@ -34,6 +34,9 @@ crate::declare_rule! {
     /// detach is interrupted, finish it with `DETACH PARTITION ... FINALIZE`.
     /// Before PostgreSQL 14 there is no concurrent form: detach in a quiet
     /// window with a short `lock_timeout`.
+    ///
+    /// ## PostgreSQL versions
+    /// - 14: `CONCURRENTLY` exists, and is the advice and the fix; before 14 there is no fix, and `CONCURRENTLY` or `FINALIZE` is flagged as syntax PostgreSQL rejects.
     pub struct RequireConcurrentDetach {
         id: "require-concurrent-detach",
         group: LockSafety,
@@ -51,12 +54,28 @@ impl Rule for RequireConcurrentDetach {
     fn check_statement(&self, cx: &StatementCtx, out: &mut Vec<Finding>) {
         let Some(Shape::DetachPartition {
             table,
-            concurrently: false,
-            finalize: false,
+            concurrently,
+            finalize,
         }) = shape::keyword_shape(&cx.file.parsed.source, cx.stmt)
         else {
             return;
         };
+        if concurrently || finalize {
+            if cx.env.pg_version < 14 {
+                let kw = if finalize { "FINALIZE" } else { "CONCURRENTLY" };
+                out.push(
+                    Finding::new(
+                        tokens::kw_region(cx, kw),
+                        format!(
+                            "DETACH PARTITION ... {kw} is PostgreSQL 14 syntax: PostgreSQL {} rejects the statement",
+                            cx.env.pg_version
+                        ),
+                    )
+                    .help("drop the keyword and detach in a quiet window with a short lock_timeout"),
+                );
+            }
+            return;
+        }
         let age = lock::age_of(cx, &table);
         if !age.is_live() {
             return;
@@ -92,7 +111,7 @@ impl Rule for RequireConcurrentDetach {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_ws, check_ws_pg, fixed_text, ids, render_rule};
+    use crate::rules::testing::{check_ws, check_ws_pg, fixed_text, ids, known, render_rule};
 
     const EVENTS: &str = "CREATE TABLE events (id bigint, at timestamptz NOT NULL);\n";
 
@@ -136,5 +155,47 @@ mod tests {
             ],
         );
         assert_eq!(fixed_text(&d, "require-concurrent-detach"), None);
+        let f = d.iter().find(|x| x.rule == known("require-concurrent-detach")).unwrap();
+        assert!(f
+            .help
+            .as_deref()
+            .unwrap()
+            .starts_with("PostgreSQL 13 has no DETACH PARTITION CONCURRENTLY (14+)"));
+        let d = check_ws_pg(
+            14,
+            &[
+                ("core/0001_events.sql", EVENTS),
+                ("core/0002_detach.sql", "ALTER TABLE events DETACH PARTITION events_2023;\n"),
+            ],
+        );
+        assert_eq!(
+            fixed_text(&d, "require-concurrent-detach").unwrap(),
+            "-- strata: no-transaction\nALTER TABLE events DETACH PARTITION events_2023 CONCURRENTLY;\n"
+        );
+    }
+
+    #[test]
+    fn concurrently_and_finalize_are_rejected_before_14() {
+        let files = [
+            ("core/0001_events.sql", EVENTS),
+            (
+                "core/0002_detach.sql",
+                "-- strata: no-transaction\nALTER TABLE events DETACH PARTITION events_2023 CONCURRENTLY;\nALTER TABLE events DETACH PARTITION events_2023 FINALIZE;\n",
+            ),
+        ];
+        assert_eq!(ids(&check_ws_pg(14, &files), "require-concurrent-detach"), 0);
+        let d = check_ws_pg(13, &files);
+        let f: Vec<String> = d
+            .iter()
+            .filter(|x| x.rule == known("require-concurrent-detach"))
+            .map(|x| x.message.clone())
+            .collect();
+        assert_eq!(
+            f,
+            vec![
+                "DETACH PARTITION ... CONCURRENTLY is PostgreSQL 14 syntax: PostgreSQL 13 rejects the statement",
+                "DETACH PARTITION ... FINALIZE is PostgreSQL 14 syntax: PostgreSQL 13 rejects the statement"
+            ]
+        );
     }
 }

@@ -32,6 +32,9 @@ crate::declare_rule! {
     /// file holds only index statements. Before PostgreSQL 12, build a
     /// replacement with `CREATE INDEX CONCURRENTLY`, drop the old index
     /// concurrently and rename the new one.
+    ///
+    /// ## PostgreSQL versions
+    /// - 12: `REINDEX CONCURRENTLY` exists, and is the advice and the fix; before 12 the advice is a replacement index, with no fix, and `CONCURRENTLY` is flagged as syntax PostgreSQL rejects.
     pub struct RequireConcurrentReindex {
         id: "require-concurrent-reindex",
         group: LockSafety,
@@ -48,14 +51,26 @@ impl Rule for RequireConcurrentReindex {
 
     fn check_statement(&self, cx: &StatementCtx, out: &mut Vec<Finding>) {
         let Some(Shape::Reindex {
-            kind,
-            name,
-            concurrently: false,
-            ..
+            kind, name, concurrently, ..
         }) = shape::keyword_shape(&cx.file.parsed.source, cx.stmt)
         else {
             return;
         };
+        if concurrently {
+            if cx.env.pg_version < 12 {
+                out.push(
+                    Finding::new(
+                        super::tokens::kw_region(cx, "CONCURRENTLY"),
+                        format!(
+                            "REINDEX ... CONCURRENTLY is PostgreSQL 12 syntax: PostgreSQL {} rejects the statement",
+                            cx.env.pg_version
+                        ),
+                    )
+                    .help("build a replacement with CREATE INDEX CONCURRENTLY, drop the old index concurrently, rename"),
+                );
+            }
+            return;
+        }
         let age = match (kind.as_str(), &name) {
             ("INDEX", Some(n)) => lock::index_table(cx.catalog, n).map(|t| lock::table_age(cx.catalog, cx.file, cx.index, &t)),
             ("TABLE", Some(n)) => Some(lock::age_of(cx, n)),
@@ -160,5 +175,36 @@ mod tests {
         assert_eq!(fixed_text(&d, "require-concurrent-reindex"), None);
         let f = d.iter().find(|x| x.rule == known("require-concurrent-reindex")).unwrap();
         assert!(f.help.as_deref().unwrap().contains("PostgreSQL 11 has no REINDEX CONCURRENTLY"));
+        let d = check_ws_pg(
+            12,
+            &[
+                ("core/0001_orders.sql", ORDERS),
+                ("core/0002_reindex.sql", "REINDEX TABLE orders;\n"),
+            ],
+        );
+        assert_eq!(
+            fixed_text(&d, "require-concurrent-reindex").unwrap(),
+            "-- strata: no-transaction\nREINDEX TABLE CONCURRENTLY orders;\n"
+        );
+    }
+
+    #[test]
+    fn concurrently_is_rejected_before_12() {
+        let files = [
+            ("core/0001_orders.sql", ORDERS),
+            (
+                "core/0002_reindex.sql",
+                "-- strata: no-transaction\nREINDEX INDEX CONCURRENTLY orders_customer_idx;\n",
+            ),
+        ];
+        assert_eq!(ids(&check_ws_pg(12, &files), "require-concurrent-reindex"), 0);
+        let d = check_ws_pg(11, &files);
+        let f: Vec<_> = d.iter().filter(|x| x.rule == known("require-concurrent-reindex")).collect();
+        assert_eq!(f.len(), 1, "{d:#?}");
+        assert_eq!(
+            f[0].message,
+            "REINDEX ... CONCURRENTLY is PostgreSQL 12 syntax: PostgreSQL 11 rejects the statement"
+        );
+        assert_eq!(f[0].region.start, crate::diag::Pos::new(2, 15));
     }
 }

@@ -118,6 +118,19 @@ pub fn kw_region(cx: &StatementCtx, kw: &str) -> Region {
     find_kw(&tokens(&cx.file.parsed.source, cx.stmt), kw).map_or(cx.stmt.region, |(_, t)| t.region)
 }
 
+/// The region of the first word of the statement that names `name` (a
+/// folded name: unquoted words fold to lower case).
+pub fn word_region(cx: &StatementCtx, name: &str) -> Option<Region> {
+    tokens(&cx.file.parsed.source, cx.stmt)
+        .into_iter()
+        .find(|t| match &t.token {
+            Token::Word(w) if w.quote_style.is_some() => w.value == name,
+            Token::Word(w) => w.value.to_lowercase() == name,
+            _ => false,
+        })
+        .map(|t| t.region)
+}
+
 /// The token ranges of the comma-separated operations of an `ALTER TABLE`
 /// (after the table name), so a fix can edit the n-th one.
 pub fn alter_table_operations(toks: &[Tok]) -> Vec<Range<usize>> {

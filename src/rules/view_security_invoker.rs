@@ -31,6 +31,9 @@ crate::declare_rule! {
     /// Add `WITH (security_invoker = true)`. If the view must bypass RLS on
     /// purpose (a deliberately aggregated report), suppress the finding with
     /// the reason.
+    ///
+    /// ## PostgreSQL versions
+    /// - 15: `security_invoker` exists and the rule asks for it; before 15 a view without it is not flagged, and one with it is flagged as a statement PostgreSQL rejects.
     pub struct ViewSecurityInvoker {
         id: "view-security-invoker",
         group: Correctness,
@@ -68,14 +71,12 @@ impl Rule for ViewSecurityInvoker {
     }
 
     fn check_file_end(&self, cx: &FileCtx, out: &mut Vec<Finding>) {
-        if cx.env.pg_version < 15 {
-            return;
-        }
+        let pg = cx.env.pg_version;
         let mut views: Vec<&View> = cx
             .catalog
             .views
             .values()
-            .filter(|v| in_file(cx, v.origin) && !v.materialized && !v.security_invoker && !enabled_later(cx, v))
+            .filter(|v| in_file(cx, v.origin) && !v.materialized)
             .collect();
         views.sort_by_key(|v| v.origin.stmt);
         for v in views {
@@ -84,6 +85,26 @@ impl Rule for ViewSecurityInvoker {
                 _ => None,
             }
             .unwrap_or_else(|| stmt_region(cx.file, v.origin.stmt as usize));
+            if pg < 15 {
+                // The option is PostgreSQL 15's: older servers reject it.
+                if v.security_invoker {
+                    out.push(
+                        Finding::new(
+                            region,
+                            format!(
+                                "view `{}` sets security_invoker, which PostgreSQL {pg} does not know (15+): CREATE VIEW fails",
+                                v.name
+                            ),
+                        )
+                        .help("drop the option, and keep the view away from the application role (or filter by the tenant in the view itself)")
+                        .at_statement(v.origin.stmt as usize),
+                    );
+                }
+                continue;
+            }
+            if v.security_invoker || enabled_later(cx, v) {
+                continue;
+            }
             out.push(
                 Finding::new(
                     region,
@@ -101,7 +122,7 @@ impl Rule for ViewSecurityInvoker {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_plain, check_ws_with, ids, render_rule};
+    use crate::rules::testing::{check_plain, check_ws_pg, check_ws_with, ids, known, render_rule};
 
     #[test]
     fn fires_on_definer_rights_views() {
@@ -125,6 +146,29 @@ mod tests {
             },
         );
         assert_eq!(ids(&d, "view-security-invoker"), 0, "{d:#?}");
+    }
+
+    #[test]
+    fn the_option_is_asked_for_since_15_and_rejected_before() {
+        let files = [(
+            "core/0001_deals.sql",
+            "CREATE TABLE deals (id uuid PRIMARY KEY);\nCREATE VIEW open_deals WITH (security_invoker = true) AS SELECT id FROM deals;\nCREATE VIEW all_deals AS SELECT id FROM deals;\n",
+        )];
+        let messages = |pg| -> Vec<String> {
+            check_ws_pg(pg, &files)
+                .iter()
+                .filter(|x| x.rule == known("view-security-invoker"))
+                .map(|x| x.message.clone())
+                .collect()
+        };
+        assert_eq!(
+            messages(15),
+            vec!["view `public.all_deals` runs with its owner's rights: row level security of the tables under it does not apply to its readers"]
+        );
+        assert_eq!(
+            messages(14),
+            vec!["view `public.open_deals` sets security_invoker, which PostgreSQL 14 does not know (15+): CREATE VIEW fails"]
+        );
     }
 
     #[test]

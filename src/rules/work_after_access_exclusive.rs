@@ -32,6 +32,9 @@ crate::declare_rule! {
     /// transaction, or in a migration file of its own. Combine several
     /// changes to one table into one `ALTER TABLE` with comma-separated
     /// actions.
+    ///
+    /// ## PostgreSQL versions
+    /// - 12: `ATTACH PARTITION` takes `SHARE UPDATE EXCLUSIVE` on the partitioned table and `ACCESS EXCLUSIVE` on the table it attaches; before 12, `ACCESS EXCLUSIVE` on the partitioned table. The same lock model serves `require-lock-timeout` and `require-statement-timeout`.
     pub struct WorkAfterAccessExclusive {
         id: "work-after-access-exclusive",
         group: LockSafety,
@@ -51,7 +54,7 @@ fn is_bookkeeping(stmt: &Statement) -> bool {
 }
 
 fn access_exclusive(cx: &StatementCtx, index: usize) -> Option<TakenLock> {
-    lock::strong_lock(cx.catalog, cx.file, index).filter(|l| l.mode == LockMode::AccessExclusive)
+    lock::strong_lock(cx.env, cx.catalog, cx.file, index).filter(|l| l.mode == LockMode::AccessExclusive)
 }
 
 impl Rule for WorkAfterAccessExclusive {
@@ -92,7 +95,7 @@ impl Rule for WorkAfterAccessExclusive {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_ws, ids, render_rule};
+    use crate::rules::testing::{check_ws, check_ws_pg, ids, known, render_rule};
 
     const ORDERS: &str =
         "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(12, 2));\nCREATE TABLE refunds (id bigint PRIMARY KEY);\n";
@@ -108,6 +111,38 @@ mod tests {
         ]);
         assert_eq!(ids(&d, "work-after-access-exclusive"), 1, "{d:#?}");
         insta::assert_snapshot!(render_rule(&d, "work-after-access-exclusive"));
+    }
+
+    /// ATTACH PARTITION locks the parent ACCESS EXCLUSIVE before
+    /// PostgreSQL 12, and since then only the table it attaches.
+    #[test]
+    fn attach_partition_locks_the_parent_before_12_and_the_partition_since() {
+        let parent = (
+            "core/0001_events.sql",
+            "CREATE TABLE events (id bigint, at timestamptz NOT NULL);\n",
+        );
+        let attach = "ALTER TABLE events ATTACH PARTITION events_2024 FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');\nUPDATE events SET id = id WHERE id < 0;\n";
+        let new_partition = format!("CREATE TABLE events_2024 (id bigint, at timestamptz NOT NULL);\n{attach}");
+        let files = [parent, ("core/0002_attach.sql", new_partition.as_str())];
+        let tables = |pg, files: &[(&str, &str)]| -> Vec<String> {
+            check_ws_pg(pg, files)
+                .iter()
+                .filter(|x| x.rule == known("work-after-access-exclusive"))
+                .map(|x| x.message.split('`').nth(1).unwrap_or_default().to_string())
+                .collect()
+        };
+        assert_eq!(tables(11, &files), vec!["public.events"]);
+        assert!(tables(12, &files).is_empty());
+        let existing = [
+            parent,
+            (
+                "core/0002_events_2024.sql",
+                "CREATE TABLE events_2024 (id bigint, at timestamptz NOT NULL);\n",
+            ),
+            ("core/0003_attach.sql", attach),
+        ];
+        assert_eq!(tables(12, &existing), vec!["public.events_2024"]);
+        assert_eq!(tables(11, &existing), vec!["public.events"]);
     }
 
     #[test]

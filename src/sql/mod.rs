@@ -331,15 +331,23 @@ pub(crate) fn postgres_verdict(source: &SourceFile, text: &str, at: usize) -> Ve
 /// is tokenized by sqlparser.
 fn sqlparser_parse(text: &str, start: Pos, converted: Option<Vec<TokenWithSpan>>) -> Result<ast::Statement, (String, Pos)> {
     let dialect = PostgreSqlDialect {};
-    let tokens = match converted {
+    let mut tokens = match converted {
         Some(tokens) => tokens,
         None => sqlparser_tokenize(text, start).map_err(|message| (message, start))?,
     };
+    let virtual_columns = mark_virtual_generated(&mut tokens);
     // sqlparser must never take the tool down: a panic inside it counts as
     // a statement it rejected.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
-        let parsed = parser.parse_statement();
+        let parsed = parser.parse_statement().and_then(|mut stmt| {
+            if virtual_columns.iter().any(|v| *v) && !restore_virtual_generated(&mut stmt, &virtual_columns) {
+                return Err(sqlparser::parser::ParserError::ParserError(
+                    "a generated column strata could not place".to_string(),
+                ));
+            }
+            Ok(stmt)
+        });
         let trailing = parser.peek_token();
         match parsed {
             Ok(stmt) if trailing.token == Token::EOF => Ok(stmt),
@@ -355,6 +363,98 @@ fn sqlparser_parse(text: &str, start: Pos, converted: Option<Vec<TokenWithSpan>>
         Ok(Err((message, pos))) => Err((message, if pos.line == 0 { start } else { pos })),
         Err(_) => Err(("the SQL parser failed on this statement".to_string(), start)),
     }
+}
+
+/// sqlparser reads PostgreSQL's generated columns only with `STORED`, but
+/// PostgreSQL 18 also has virtual ones: `GENERATED ALWAYS AS (expr)` with
+/// `VIRTUAL` or with no keyword. The parser is handed `STORED` in their place
+/// (a `STORED` word over the `VIRTUAL`, or at the closing parenthesis), and
+/// [`restore_virtual_generated`] marks the columns virtual again. Returns,
+/// for every `GENERATED ALWAYS AS (...)` in order, whether it is virtual.
+fn mark_virtual_generated(tokens: &mut Vec<TokenWithSpan>) -> Vec<bool> {
+    let is = |t: Option<&TokenWithSpan>, kw: &str| matches!(t.map(|t| &t.token), Some(Token::Word(w)) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(kw));
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i + 3 < tokens.len() {
+        if !(is(tokens.get(i), "GENERATED")
+            && is(tokens.get(i + 1), "ALWAYS")
+            && is(tokens.get(i + 2), "AS")
+            && tokens[i + 3].token == Token::LParen)
+        {
+            i += 1;
+            continue;
+        }
+        let mut depth = 0;
+        let mut close = None;
+        for (j, t) in tokens.iter().enumerate().skip(i + 3) {
+            match t.token {
+                Token::LParen => depth += 1,
+                Token::RParen => {
+                    depth -= 1;
+                    if depth == 0 {
+                        close = Some(j);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(close) = close else { break };
+        let next = tokens.get(close + 1);
+        let stored_word = |span| TokenWithSpan::new(Token::make_keyword("STORED"), span);
+        if is(next, "STORED") {
+            found.push(false);
+        } else if is(next, "VIRTUAL") {
+            tokens[close + 1] = stored_word(tokens[close + 1].span);
+            found.push(true);
+        } else {
+            let span = tokens[close].span;
+            tokens.insert(close + 1, stored_word(span));
+            found.push(true);
+        }
+        i = close + 2;
+    }
+    found
+}
+
+/// Marks virtual the generated columns [`mark_virtual_generated`] handed to
+/// sqlparser as `STORED`. False when the statement's generated columns do
+/// not line up with the ones found in its tokens.
+fn restore_virtual_generated(stmt: &mut ast::Statement, virtual_columns: &[bool]) -> bool {
+    let mut columns: Vec<&mut ast::ColumnDef> = match stmt {
+        ast::Statement::CreateTable(ct) => ct.columns.iter_mut().collect(),
+        ast::Statement::AlterTable(at) => at
+            .operations
+            .iter_mut()
+            .filter_map(|op| match op {
+                ast::AlterTableOperation::AddColumn { column_def, .. } => Some(column_def),
+                _ => None,
+            })
+            .collect(),
+        _ => return false,
+    };
+    let mut generated = columns
+        .iter_mut()
+        .flat_map(|c| c.options.iter_mut())
+        .filter_map(|o| match &mut o.option {
+            ast::ColumnOption::Generated {
+                generation_expr: Some(_),
+                generated_as,
+                generation_expr_mode,
+                ..
+            } => Some((generated_as, generation_expr_mode)),
+            _ => None,
+        });
+    for &is_virtual in virtual_columns {
+        let Some((generated_as, mode)) = generated.next() else {
+            return false;
+        };
+        if is_virtual {
+            *generated_as = ast::GeneratedAs::Always;
+            *mode = Some(ast::GeneratedExpressionMode::Virtual);
+        }
+    }
+    generated.next().is_none()
 }
 
 /// sqlparser's tokens of `text` (no whitespace), placed at `start`.
@@ -521,6 +621,37 @@ mod tests {
             }
             cut += 53;
         }
+    }
+
+    /// PostgreSQL 18's virtual generated columns (no keyword, or VIRTUAL)
+    /// are read by sqlparser too, and stay virtual; STORED stays stored.
+    #[test]
+    fn virtual_generated_columns_parse_and_stay_virtual() {
+        let f = parse_text(
+            "t.sql",
+            "CREATE TABLE t (a int, b int GENERATED ALWAYS AS (a * (a + 1)), c int GENERATED ALWAYS AS (a) STORED, d int GENERATED ALWAYS AS (a - 1) VIRTUAL NOT NULL);\n\
+             ALTER TABLE t ADD COLUMN e int GENERATED ALWAYS AS (a + 2);",
+        );
+        let modes = |s: &Statement| -> Vec<String> {
+            let text = s.ast().map(|a| a.to_string()).unwrap_or_default();
+            text.match_indices(") VIRTUAL")
+                .map(|_| "v".to_string())
+                .chain(text.match_indices(") STORED").map(|_| "s".to_string()))
+                .collect()
+        };
+        assert_eq!(modes(&f.statements[0]), vec!["v", "v", "s"], "{:?}", f.statements[0]);
+        assert!(f.statements[0]
+            .ast()
+            .unwrap()
+            .to_string()
+            .contains("d INT GENERATED ALWAYS AS (a - 1) VIRTUAL NOT NULL"));
+        assert_eq!(modes(&f.statements[1]), vec!["v"]);
+        // Identity columns are not generated expressions.
+        let f = parse_text(
+            "t.sql",
+            "CREATE TABLE u (id bigint GENERATED ALWAYS AS IDENTITY, x int GENERATED ALWAYS AS (id));",
+        );
+        assert!(f.statements[0].ast().is_some(), "{:?}", f.statements[0]);
     }
 
     #[test]

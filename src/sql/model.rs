@@ -120,8 +120,21 @@ pub struct ColumnDef {
     pub name: String,
     pub data_type: String,
     pub not_null: bool,
+    /// A `DEFAULT` (a generation expression is not one).
     pub has_default: bool,
     pub identity: bool,
+    pub generated: Option<Generated>,
+}
+
+/// How a generated column (`GENERATED ALWAYS AS (expr)`) keeps its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Generated {
+    /// `STORED`: computed on write, stored in every row.
+    Stored,
+    /// `VIRTUAL`, PostgreSQL 18's default when neither keyword is written:
+    /// computed on read, nothing stored.
+    Virtual,
 }
 
 /// One operation of an `ALTER TABLE` only PostgreSQL read.
@@ -151,7 +164,20 @@ pub enum TableOp {
         concurrently: bool,
         finalize: bool,
     },
-    AttachPartition,
+    /// `ATTACH PARTITION partition ...`.
+    AttachPartition {
+        partition: Name,
+    },
+    /// `ADD [CONSTRAINT name] NOT NULL column [NOT VALID]` (PostgreSQL 18).
+    AddNotNull {
+        name: Option<String>,
+        column: String,
+        not_valid: bool,
+    },
+    ValidateConstraint(String),
+    DropConstraint(String),
+    /// `ALTER COLUMN column SET EXPRESSION AS (...)` (PostgreSQL 17).
+    SetExpression(String),
     /// Anything else (storage parameters, owners, replica identity, ...).
     Other(String),
 }
@@ -532,7 +558,28 @@ fn table_op(c: &pb::AlterTableCmd) -> TableOp {
             concurrently: false,
             finalize: true,
         },
-        A::AtAttachPartition => TableOp::AttachPartition,
+        A::AtAttachPartition => TableOp::AttachPartition {
+            partition: match c.def.as_deref().and_then(|d| d.node.as_ref()) {
+                Some(N::PartitionCmd(p)) => p.name.as_ref().map(range_var).unwrap_or_default(),
+                _ => Vec::new(),
+            },
+        },
+        A::AtAddConstraint => match c.def.as_deref().and_then(constraint) {
+            Some(k) if pb::ConstrType::try_from(k.contype) == Ok(pb::ConstrType::ConstrNotnull) => {
+                match k.keys.iter().find_map(string_of) {
+                    Some(column) => TableOp::AddNotNull {
+                        name: (!k.conname.is_empty()).then(|| k.conname.clone()),
+                        column,
+                        not_valid: k.skip_validation,
+                    },
+                    None => TableOp::Other("AT_AddConstraint".to_string()),
+                }
+            }
+            _ => TableOp::Other("AT_AddConstraint".to_string()),
+        },
+        A::AtValidateConstraint => TableOp::ValidateConstraint(column),
+        A::AtSetExpression => TableOp::SetExpression(column),
+        A::AtDropConstraint => TableOp::DropConstraint(column),
         other => TableOp::Other(other.as_str_name().to_string()),
     }
 }
@@ -544,6 +591,7 @@ fn column_def(def: &pb::ColumnDef) -> ColumnDef {
         not_null: def.is_not_null,
         has_default: def.raw_default.is_some(),
         identity: !def.identity.is_empty(),
+        generated: None,
     };
     for c in def.constraints.iter().filter_map(constraint) {
         match pb::ConstrType::try_from(c.contype) {
@@ -553,7 +601,13 @@ fn column_def(def: &pb::ColumnDef) -> ColumnDef {
                 col.identity = true;
                 col.not_null = true;
             }
-            Ok(pb::ConstrType::ConstrGenerated) => col.has_default = true,
+            Ok(pb::ConstrType::ConstrGenerated) => {
+                col.generated = Some(if c.generated_kind == "s" {
+                    Generated::Stored
+                } else {
+                    Generated::Virtual
+                });
+            }
             _ => {}
         }
     }

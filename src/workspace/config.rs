@@ -166,7 +166,40 @@ impl Default for Config {
     }
 }
 
+/// The PostgreSQL majors whose release notes strata's rules know: the
+/// advice of a rule changes at 11, 12, 14, 15 and 18.
+pub const PG_KNOWN: std::ops::RangeInclusive<u32> = 10..=18;
+
+/// The majors strata is tested on (the ones PostgreSQL still supported when
+/// 18 came out). Older known majors work, with a warning.
+pub const PG_SUPPORTED: std::ops::RangeInclusive<u32> = 13..=18;
+
+/// Where the value of the top-level `pg_version` key starts, for errors.
+fn pg_version_offset(text: &str) -> Option<usize> {
+    #[derive(Deserialize)]
+    struct Spans {
+        pg_version: Option<toml::Spanned<toml::Value>>,
+    }
+    toml::from_str::<Spans>(text).ok()?.pg_version.map(|v| v.span().start)
+}
+
 impl Config {
+    /// The warning a configuration earns that strata runs but does not
+    /// stand behind: a `pg_version` older than the tested majors.
+    pub fn warning(&self, path: &Path, text: &str) -> Option<String> {
+        if PG_SUPPORTED.contains(&self.pg_version) {
+            return None;
+        }
+        let (line, col) = pg_version_offset(text).map_or((1, 1), |o| crate::error::line_col(text, o));
+        Some(format!(
+            "{}:{line}:{col}: pg_version {} is a PostgreSQL major past its end of life: strata judges migrations by its release notes, but is tested on {} to {} only",
+            path.display(),
+            self.pg_version,
+            PG_SUPPORTED.start(),
+            PG_SUPPORTED.end()
+        ))
+    }
+
     pub fn load(path: &Path) -> Result<Config> {
         let text = crate::error::read_utf8(path)?;
         Self::parse(path, &text)
@@ -174,14 +207,18 @@ impl Config {
 
     pub fn parse(path: &Path, text: &str) -> Result<Config> {
         let config: Config = toml::from_str(text).map_err(|e| Error::config_at(path, text, e.span().map(|s| s.start), e.message()))?;
-        if !(10..=30).contains(&config.pg_version) {
+        if !PG_KNOWN.contains(&config.pg_version) {
             return Err(Error::config_at(
                 path,
                 text,
-                text.find("pg_version"),
+                pg_version_offset(text),
                 format!(
-                    "pg_version {} is not a PostgreSQL major version strata knows (10 to 30)",
-                    config.pg_version
+                    "pg_version {} is not a PostgreSQL major version strata knows ({} to {}; strata is tested on {} to {})",
+                    config.pg_version,
+                    PG_KNOWN.start(),
+                    PG_KNOWN.end(),
+                    PG_SUPPORTED.start(),
+                    PG_SUPPORTED.end()
                 ),
             ));
         }
@@ -226,6 +263,35 @@ mod tests {
         assert_eq!(c.tenancy.mode, TenancyMode::Shared);
         assert_eq!(c.tenancy.tenant_key, "org_id");
         assert_eq!(c.paths.schema, PathBuf::from("schema"));
+    }
+
+    #[test]
+    fn pg_version_must_be_a_known_major() {
+        for (text, at) in [
+            ("pg_version = 8\n", "strata.toml:1:14:"),
+            ("name = \"x\"\n# pg_version = 15\npg_version   =   99\n", "strata.toml:3:18:"),
+            ("pg_version = 19\n", "strata.toml:1:14:"),
+            ("pg_version = 9\n", "strata.toml:1:14:"),
+        ] {
+            let msg = Config::parse(Path::new("strata.toml"), text).unwrap_err().to_string();
+            assert!(msg.starts_with(at), "{msg}");
+            assert!(msg.contains("not a PostgreSQL major version strata knows (10 to 18"), "{msg}");
+        }
+        for v in PG_KNOWN {
+            let text = format!("pg_version = {v}\n");
+            let c = Config::parse(Path::new("strata.toml"), &text).unwrap();
+            assert_eq!(c.pg_version, v);
+            let warning = c.warning(Path::new("strata.toml"), &text);
+            assert_eq!(warning.is_some(), v < 13, "{v}: {warning:?}");
+        }
+        let text = "name = \"x\"\npg_version = 11\n";
+        let c = Config::parse(Path::new("strata.toml"), text).unwrap();
+        let w = c.warning(Path::new("strata.toml"), text).unwrap();
+        assert!(
+            w.starts_with("strata.toml:2:14: pg_version 11 is a PostgreSQL major past its end of life"),
+            "{w}"
+        );
+        assert!(Config::default().warning(Path::new("strata.toml"), "").is_none());
     }
 
     #[test]

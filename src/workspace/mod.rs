@@ -20,7 +20,7 @@ pub mod source;
 pub mod sum;
 mod tenants;
 
-pub use config::{Config, TenancyMode};
+pub use config::{Config, TenancyMode, PG_KNOWN, PG_SUPPORTED};
 pub use discovery::{
     detect, detect_layout, discover, discover_all, forward_sections, section_layout, Detection, Discovery, LeftOut, LeftOutReason,
     Migration,
