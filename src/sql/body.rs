@@ -305,17 +305,9 @@ fn shorten(s: &str) -> String {
 }
 
 fn push_exact(out: &mut ParsedFile, masked: &str, bytes: Range<usize>, body: Body) {
-    let Ok(tokens) = postgres::scan(&masked[bytes.clone()]) else {
+    let Ok(tokens) = postgres::scan_at(masked, bytes.clone()) else {
         return;
     };
-    let tokens: Vec<ScanToken> = tokens
-        .into_iter()
-        .map(|t| ScanToken {
-            start: t.start + bytes.start,
-            end: t.end + bytes.start,
-            ..t
-        })
-        .collect();
     let mut stmt = parse_statement(&out.source, masked, bytes, &tokens);
     stmt.body = Some(body);
     out.statements.push(stmt);

@@ -75,15 +75,7 @@ pub(crate) fn sqlparser_tokens(masked: &str, bytes: Range<usize>, scan: &[ScanTo
 /// converted as in [`sqlparser_tokens`]; `None` when the scan fails or a
 /// token must be left to sqlparser's tokenizer.
 pub fn scanned_tokens(text: &str, bytes: Range<usize>, start: Pos) -> Option<Vec<(TokenWithSpan, Range<usize>)>> {
-    let scan: Vec<ScanToken> = super::postgres::scan(text.get(bytes.clone())?)
-        .ok()?
-        .into_iter()
-        .map(|t| ScanToken {
-            start: t.start + bytes.start,
-            end: t.end + bytes.start,
-            ..t
-        })
-        .collect();
+    let scan = super::postgres::scan_at(text, bytes.clone()).ok()?;
     let mut out = Vec::with_capacity(scan.len());
     convert_all(text, bytes, &scan, start, |t, r| out.push((t, r)))?;
     Some(out)

@@ -144,6 +144,22 @@ pub fn scan(text: &str) -> Result<Vec<ScanToken>, PgError> {
     }
 }
 
+/// Scans `text[bytes]`, the tokens' ranges given in `text`.
+pub fn scan_at(text: &str, bytes: std::ops::Range<usize>) -> Result<Vec<ScanToken>, PgError> {
+    let part = text.get(bytes.clone()).ok_or_else(|| PgError {
+        message: "a statement outside its text".to_string(),
+        offset: None,
+    })?;
+    Ok(scan(part)?
+        .into_iter()
+        .map(|t| ScanToken {
+            start: t.start + bytes.start,
+            end: t.end + bytes.start,
+            ..t
+        })
+        .collect())
+}
+
 /// Parses SQL text with PostgreSQL's grammar into its raw parse tree.
 pub fn parse(text: &str) -> Result<protobuf::ParseResult, PgError> {
     let input = c_string(text);

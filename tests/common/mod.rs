@@ -601,3 +601,13 @@ pub fn generate_nova_leon(conn: &str, users: u32, messages: u32) {
         .unwrap();
     assert!(out.status.success(), "generate.sql: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// The row of `tenant` in the `tenants` array of a fleet command's JSON.
+pub fn tenant_row<'a>(json: &'a serde_json::Value, tenant: &str) -> &'a serde_json::Value {
+    json["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tenant"] == tenant)
+        .unwrap_or_else(|| panic!("no tenant {tenant} in {json}"))
+}

@@ -13,15 +13,6 @@ use crate::common;
 
 use common::*;
 
-fn row<'a>(json: &'a serde_json::Value, tenant: &str) -> &'a serde_json::Value {
-    json["tenants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["tenant"] == tenant)
-        .unwrap_or_else(|| panic!("no tenant {tenant} in {json}"))
-}
-
 /// The major of a version strata reports ("13.23" → 13).
 fn major(row: &serde_json::Value) -> u32 {
     let v = row["server_version"].as_str().unwrap_or_else(|| panic!("no server_version: {row}"));
@@ -60,14 +51,16 @@ fn a_fleet_across_majors_migrates_and_reports_each_tenant_with_its_server() {
     run.expect(0);
     let json = run.json();
     for (slug, n, m) in [("here-crm", crm, here), ("there-crm", crm, there), ("there-travel", travel, there)] {
-        let t = row(&json, slug);
+        let t = tenant_row(&json, slug);
         assert_eq!(t["status"], "ok", "{slug}: {t}");
         assert_eq!(t["applied"].as_array().unwrap().len(), n, "{slug}: {t}");
         assert_eq!(major(t), m, "{slug}: {t}");
     }
     // strata.toml says pg_version = 15: a tenant on an older server is warned, per tenant.
     for (slug, m) in [("here-crm", here), ("there-crm", there)] {
-        let warned = row(&json, slug)["warnings"].to_string().contains("older than pg_version = 15");
+        let warned = tenant_row(&json, slug)["warnings"]
+            .to_string()
+            .contains("older than pg_version = 15");
         assert_eq!(warned, m < 15, "{slug} on {m}: {json}");
     }
     assert_eq!(history(&there_travel).len(), travel, "the history is on the tenant's own server");
@@ -92,7 +85,7 @@ fn a_fleet_across_majors_migrates_and_reports_each_tenant_with_its_server() {
     let json = status.json();
     assert_eq!(json["at_head"], true, "{json}");
     for (slug, m) in [("here-crm", here), ("there-crm", there), ("there-travel", there)] {
-        let t = row(&json, slug);
+        let t = tenant_row(&json, slug);
         assert_eq!((t["pending"].as_u64(), t["error"].is_null()), (Some(0), true), "{slug}: {t}");
         assert_eq!(major(t), m, "{slug}: {t}");
     }
@@ -107,7 +100,7 @@ fn a_fleet_across_majors_migrates_and_reports_each_tenant_with_its_server() {
     drift.expect(0);
     let json = drift.json();
     for (slug, m) in [("here-crm", here), ("there-crm", there), ("there-travel", there)] {
-        let t = row(&json, slug);
+        let t = tenant_row(&json, slug);
         assert_eq!((t["drifted"].as_bool(), t["error"].is_null()), (Some(false), true), "{slug}: {t}");
         assert_eq!(major(t), m, "{slug}: {t}");
     }
@@ -135,6 +128,6 @@ fn a_fleet_across_majors_migrates_and_reports_each_tenant_with_its_server() {
     status.expect(1);
     let json = status.json();
     for (slug, drifted) in [("here-crm", false), ("there-crm", true), ("there-travel", false)] {
-        assert_eq!(row(&json, slug)["drift"], drifted, "{slug}: {json}");
+        assert_eq!(tenant_row(&json, slug)["drift"], drifted, "{slug}: {json}");
     }
 }

@@ -6,15 +6,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn status_of<'a>(json: &'a serde_json::Value, tenant: &str) -> &'a serde_json::Value {
-    json["tenants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["tenant"] == tenant)
-        .unwrap_or_else(|| panic!("no tenant {tenant} in {json}"))
-}
-
 fn vector_available() -> bool {
     value(
         server().admin(),
@@ -51,7 +42,7 @@ fn every_vertical_migrates_to_head_and_reruns_apply_nothing() {
     // an older server rejects the file and the tenant stays before it.
     let invoker_views = server_major() >= 15;
     for (slug, n) in expected {
-        let t = status_of(&json, slug);
+        let t = tenant_row(&json, slug);
         if slug == "dreamlink" && !invoker_views {
             assert_eq!(t["status"], "failed", "{slug}: {t}");
             let error = t["error"].as_str().unwrap_or_default();
@@ -65,7 +56,7 @@ fn every_vertical_migrates_to_head_and_reruns_apply_nothing() {
         assert_eq!(t["status"], "ok", "{slug}: {t}");
         assert_eq!(t["applied"].as_array().unwrap().len(), n, "{slug}: {t}");
     }
-    let atelier = status_of(&json, "atelier");
+    let atelier = tenant_row(&json, "atelier");
     if vector_available() && invoker_views {
         first.expect(0);
         assert_eq!(atelier["status"], "ok", "{atelier}");
@@ -394,7 +385,7 @@ fn max_failures_stops_starting_tenants() {
     let run = ws2.strata(&["migrate", "--wave", "canary", "--wave", "*", "--format", "json"]);
     run.expect(1);
     let json = run.json();
-    assert_eq!(status_of(&json, "w1")["status"], "failed");
-    assert_eq!(status_of(&json, "w2")["status"], "not-started");
+    assert_eq!(tenant_row(&json, "w1")["status"], "failed");
+    assert_eq!(tenant_row(&json, "w2")["status"], "not-started");
     assert!(!has_table(&tenants2[1].conn, "contacts"));
 }

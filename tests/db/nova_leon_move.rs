@@ -267,6 +267,22 @@ struct Written {
 /// while its route says `writes = old`, then inserts on the target in the
 /// target's shape. It reads its route before every write; a database that
 /// does not answer (the outage test) is retried.
+/// Lets the writer (routed to the target by now) write for a while, stops it,
+/// passes the retention and runs the contract phase.
+fn stop_writer_and_contract(e: &Example, stop: Arc<AtomicBool>, writer: std::thread::JoinHandle<Written>) -> Written {
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.join().unwrap();
+    assert!(
+        written.on_source > 0 && !written.on_target.is_empty(),
+        "the writer wrote on both sides"
+    );
+    e.pass_retention();
+    e.cutover("run", &[]).expect(0);
+    assert_eq!(e.status()["status"], "contracted");
+    written
+}
+
 fn start_writer(e: &Example) -> (Arc<AtomicBool>, std::thread::JoinHandle<Written>) {
     let stop = Arc::new(AtomicBool::new(false));
     let (s, source, target, cp) = (stop.clone(), e.source.clone(), e.target.clone(), e.cp.clone());
@@ -366,16 +382,7 @@ fn the_example_moves_on_one_server_with_a_writer() {
     assert!(run.stderr.contains("identity: 100 legacy users"), "{}", run.all());
     assert!(run.stderr.contains("initial copy"), "{}", run.all());
     e.assert_no_replication();
-    std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::Relaxed);
-    let written = writer.join().unwrap();
-    assert!(
-        written.on_source > 0 && !written.on_target.is_empty(),
-        "the writer wrote on both sides"
-    );
-    e.pass_retention();
-    e.cutover("run", &[]).expect(0);
-    assert_eq!(e.status()["status"], "contracted");
+    let written = stop_writer_and_contract(&e, stop, writer);
     e.assert_moved(&written);
     // Contract dropped the legacy columns the window carried.
     assert_eq!(
@@ -732,16 +739,7 @@ fn the_example_moves_from_13_to_18_across_majors_with_a_writer() {
         "{preflight}"
     );
     // The writer, routed to the target now, writes there for a while.
-    std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::Relaxed);
-    let written = writer.join().unwrap();
-    assert!(
-        written.on_source > 0 && !written.on_target.is_empty(),
-        "the writer wrote on both sides"
-    );
-    e.pass_retention();
-    e.cutover("run", &[]).expect(0);
-    assert_eq!(e.status()["status"], "contracted");
+    let written = stop_writer_and_contract(&e, stop, writer);
     e.assert_no_replication();
     e.assert_moved(&written);
     assert_ne!(value(&e.target, "SELECT count(*) FROM messages WHERE contact_id IS NOT NULL"), "0");
