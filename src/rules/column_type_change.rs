@@ -133,20 +133,11 @@ impl Rule for ColumnTypeChange {
 /// `ALTER COLUMN ... SET EXPRESSION` (PostgreSQL 17): a stored generated
 /// column is recomputed for every row, a virtual one (18) is not.
 fn set_expression(cx: &StatementCtx, table: &[String], column: &str, out: &mut Vec<Finding>) {
-    let region = tokens::kw_region(cx, "EXPRESSION");
-    if cx.env.pg_version < 17 {
-        out.push(
-            Finding::new(
-                region,
-                format!(
-                    "SET EXPRESSION is PostgreSQL 17 syntax: PostgreSQL {} rejects the statement",
-                    cx.env.pg_version
-                ),
-            )
-            .help("drop the generated column and add it again with the new expression (on an existing table that rewrites it)"),
-        );
+    if let Some(f) = super::helpers::newer_syntax(cx, "EXPRESSION", "SET EXPRESSION", 17) {
+        out.push(f.help("drop the generated column and add it again with the new expression (on an existing table that rewrites it)"));
         return;
     }
+    let region = tokens::kw_region(cx, "EXPRESSION");
     let q = cx.catalog.resolve_parts(table);
     let age = lock::table_age(cx.catalog, cx.file, cx.index, &q);
     let generated = cx.catalog.table(&q).and_then(|t| t.column(column)).and_then(|c| c.generated);

@@ -73,17 +73,8 @@ impl ConstraintNotValid {
         };
         if not_enforced {
             // A NOT ENFORCED constraint checks no row, old or new.
-            if cx.env.pg_version < 18 {
-                out.push(
-                    Finding::new(
-                        tokens::kw_region(cx, "ENFORCED"),
-                        format!(
-                            "NOT ENFORCED is PostgreSQL 18 syntax: PostgreSQL {} rejects the statement",
-                            cx.env.pg_version
-                        ),
-                    )
-                    .help("add the constraint NOT VALID instead (new rows are checked), or drop the clause"),
-                );
+            if let Some(f) = super::helpers::newer_syntax(cx, "ENFORCED", "NOT ENFORCED", 18) {
+                out.push(f.help("add the constraint NOT VALID instead (new rows are checked), or drop the clause"));
             }
             return;
         }

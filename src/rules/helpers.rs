@@ -10,9 +10,24 @@ use sqlparser::ast::{
     ObjectNamePart, Statement as Ast, TableConstraint,
 };
 
-use super::{ident_region, FileCtx, FileInfo};
+use super::{ident_region, FileCtx, FileInfo, Finding, StatementCtx};
 use crate::catalog::{ident_name, Catalog, Origin, QName, Table};
 use crate::diag::{Edit, Fix, Pos, Region, SourceFile};
+
+/// A statement that uses `what`, syntax PostgreSQL `since` introduced, when
+/// the workspace's `pg_version` is older: the finding (at the keyword `kw`)
+/// says the server rejects the statement; the caller adds the way out.
+pub fn newer_syntax(cx: &StatementCtx, kw: &str, what: &str, since: u32) -> Option<Finding> {
+    (cx.env.pg_version < since).then(|| {
+        Finding::new(
+            super::tokens::kw_region(cx, kw),
+            format!(
+                "{what} is PostgreSQL {since} syntax: PostgreSQL {} rejects the statement",
+                cx.env.pg_version
+            ),
+        )
+    })
+}
 
 /// Region of a (possibly qualified) object name, first part to last.
 pub fn name_region(name: &ObjectName) -> Option<Region> {

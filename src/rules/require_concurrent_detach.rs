@@ -61,18 +61,9 @@ impl Rule for RequireConcurrentDetach {
             return;
         };
         if concurrently || finalize {
-            if cx.env.pg_version < 14 {
-                let kw = if finalize { "FINALIZE" } else { "CONCURRENTLY" };
-                out.push(
-                    Finding::new(
-                        tokens::kw_region(cx, kw),
-                        format!(
-                            "DETACH PARTITION ... {kw} is PostgreSQL 14 syntax: PostgreSQL {} rejects the statement",
-                            cx.env.pg_version
-                        ),
-                    )
-                    .help("drop the keyword and detach in a quiet window with a short lock_timeout"),
-                );
+            let kw = if finalize { "FINALIZE" } else { "CONCURRENTLY" };
+            if let Some(f) = super::helpers::newer_syntax(cx, kw, &format!("DETACH PARTITION ... {kw}"), 14) {
+                out.push(f.help("drop the keyword and detach in a quiet window with a short lock_timeout"));
             }
             return;
         }

@@ -57,17 +57,8 @@ impl Rule for RequireConcurrentReindex {
             return;
         };
         if concurrently {
-            if cx.env.pg_version < 12 {
-                out.push(
-                    Finding::new(
-                        super::tokens::kw_region(cx, "CONCURRENTLY"),
-                        format!(
-                            "REINDEX ... CONCURRENTLY is PostgreSQL 12 syntax: PostgreSQL {} rejects the statement",
-                            cx.env.pg_version
-                        ),
-                    )
-                    .help("build a replacement with CREATE INDEX CONCURRENTLY, drop the old index concurrently, rename"),
-                );
+            if let Some(f) = super::helpers::newer_syntax(cx, "CONCURRENTLY", "REINDEX ... CONCURRENTLY", 12) {
+                out.push(f.help("build a replacement with CREATE INDEX CONCURRENTLY, drop the old index concurrently, rename"));
             }
             return;
         }

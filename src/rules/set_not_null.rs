@@ -175,17 +175,8 @@ impl Rule for SetNotNull {
                 _ => continue,
             };
             if let NotNullOp::Add { .. } = how {
-                if cx.env.pg_version < 18 {
-                    out.push(
-                        Finding::new(
-                            tokens::kw_region(cx, "NULL"),
-                            format!(
-                                "`ADD ... NOT NULL {column}` is PostgreSQL 18 syntax: PostgreSQL {} rejects the statement",
-                                cx.env.pg_version
-                            ),
-                        )
-                        .help(not_null_path(cx.env.pg_version, "", &quote_ident(column))),
-                    );
+                if let Some(f) = super::helpers::newer_syntax(cx, "NULL", &format!("`ADD ... NOT NULL {column}`"), 18) {
+                    out.push(f.help(not_null_path(cx.env.pg_version, "", &quote_ident(column))));
                     continue;
                 }
             }

@@ -30,12 +30,23 @@ pub struct DynamicSql {
 }
 
 /// Reads the body of statement `index` (a DO block or a CREATE FUNCTION /
-/// PROCEDURE), appending its statements after it.
-pub(crate) fn read_bodies(out: &mut ParsedFile, masked: &str, index: usize) {
-    read(out, masked, index, index, None, 0);
+/// PROCEDURE), appending its statements after it. `tokens` are the
+/// statement's tokens from the file's scan (byte ranges in `masked`).
+pub(crate) fn read_bodies(out: &mut ParsedFile, masked: &str, index: usize, tokens: &[ScanToken]) {
+    read(out, masked, index, index, None, 0, Some(tokens));
 }
 
-fn read(out: &mut ParsedFile, masked: &str, index: usize, parent: usize, inherited: Option<BodyKind>, depth: usize) {
+/// `tokens`: the statement's scan when the caller has it (the statements
+/// of bodies are scanned here, only when they hold a body themselves).
+fn read(
+    out: &mut ParsedFile,
+    masked: &str,
+    index: usize,
+    parent: usize,
+    inherited: Option<BodyKind>,
+    depth: usize,
+    tokens: Option<&[ScanToken]>,
+) {
     if depth > MAX_DEPTH {
         return;
     }
@@ -52,8 +63,16 @@ fn read(out: &mut ParsedFile, masked: &str, index: usize, parent: usize, inherit
         return;
     }
     let text = &masked[range.clone()];
-    let Ok(tokens) = postgres::scan(text) else { return };
-    let Some(found) = find_body(text, &tokens, kind) else { return };
+    let scanned;
+    let tokens = match tokens {
+        Some(t) => t,
+        None => {
+            let Ok(t) = postgres::scan_at(masked, range.clone()) else { return };
+            scanned = t;
+            &scanned[..]
+        }
+    };
+    let Some(found) = find_body(masked, tokens, kind) else { return };
     let body = Body {
         parent,
         kind: body_kind,
@@ -70,19 +89,17 @@ fn read(out: &mut ParsedFile, masked: &str, index: usize, parent: usize, inherit
                 });
                 return;
             };
-            let content = range.start + content.start..range.start + content.end;
             plpgsql(out, masked, text, range.start, content, body);
         }
         "sql" => {
             let Some(content) = found.content.clone() else { return };
-            let content = range.start + content.start..range.start + content.end;
             sql_body(out, masked, content, body);
         }
         _ => return,
     }
     let added = out.statements.len();
     for child in first_child..added {
-        read(out, masked, child, parent, Some(body_kind), depth + 1);
+        read(out, masked, child, parent, Some(body_kind), depth + 1, None);
     }
 }
 
@@ -109,12 +126,13 @@ fn holder_kind(stmt: &Statement) -> Option<BodyKind> {
 
 struct Found {
     language: String,
-    /// The body's text, relative to the statement: `None` when it is a
-    /// quoted string whose text differs from the file (escapes).
+    /// The body's text (bytes of the file): `None` when it is a quoted
+    /// string whose text differs from the file (escapes).
     content: Option<Range<usize>>,
 }
 
-/// Finds the body of a DO or CREATE FUNCTION statement and its language.
+/// Finds the body of a DO or CREATE FUNCTION statement and its language
+/// (`tokens` and the body's range are bytes of `text`).
 fn find_body(text: &str, tokens: &[ScanToken], kind: BodyKind) -> Option<Found> {
     let tok = |i: usize| tokens.get(i).map(|t| t.token);
     let word = |t: &ScanToken| text[t.start..t.end].trim_matches(['\'', '"']).to_ascii_lowercase();
@@ -154,8 +172,8 @@ fn find_body(text: &str, tokens: &[ScanToken], kind: BodyKind) -> Option<Found> 
     })
 }
 
-/// The text of a string constant token, relative to the statement, when it
-/// is written verbatim: a dollar-quoted string, or a plain '...' string
+/// The text of a string constant token (bytes of `text`), when it is
+/// written verbatim: a dollar-quoted string, or a plain '...' string
 /// without doubled quotes.
 fn string_content(text: &str, t: &ScanToken) -> Option<Range<usize>> {
     let s = &text[t.start..t.end];

@@ -249,7 +249,7 @@ pub fn parse_file(source: Arc<SourceFile>, masked: &str) -> ParsedFile {
         };
         let parent = out.statements.len();
         out.statements.push(stmt);
-        body::read_bodies(&mut out, masked, parent);
+        body::read_bodies(&mut out, masked, parent, &split.tokens[piece.tokens.clone()]);
     }
     for c in comments {
         push_suppression(&mut out, masked, c.bytes.clone());
@@ -372,13 +372,16 @@ fn sqlparser_parse(text: &str, start: Pos, converted: Option<Vec<TokenWithSpan>>
 /// [`restore_virtual_generated`] marks the columns virtual again. Returns,
 /// for every `GENERATED ALWAYS AS (...)` in order, whether it is virtual.
 fn mark_virtual_generated(tokens: &mut Vec<TokenWithSpan>) -> Vec<bool> {
-    let is = |t: Option<&TokenWithSpan>, kw: &str| matches!(t.map(|t| &t.token), Some(Token::Word(w)) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(kw));
+    use sqlparser::keywords::Keyword;
+    // Keywords are looked up once, when the tokens are made: compare those.
+    let is = |t: Option<&TokenWithSpan>, kw: Keyword| matches!(t.map(|t| &t.token), Some(Token::Word(w)) if w.keyword == kw);
+
     let mut found = Vec::new();
     let mut i = 0;
     while i + 3 < tokens.len() {
-        if !(is(tokens.get(i), "GENERATED")
-            && is(tokens.get(i + 1), "ALWAYS")
-            && is(tokens.get(i + 2), "AS")
+        if !(is(tokens.get(i), Keyword::GENERATED)
+            && is(tokens.get(i + 1), Keyword::ALWAYS)
+            && is(tokens.get(i + 2), Keyword::AS)
             && tokens[i + 3].token == Token::LParen)
         {
             i += 1;
@@ -402,9 +405,9 @@ fn mark_virtual_generated(tokens: &mut Vec<TokenWithSpan>) -> Vec<bool> {
         let Some(close) = close else { break };
         let next = tokens.get(close + 1);
         let stored_word = |span| TokenWithSpan::new(Token::make_keyword("STORED"), span);
-        if is(next, "STORED") {
+        if is(next, Keyword::STORED) {
             found.push(false);
-        } else if is(next, "VIRTUAL") {
+        } else if is(next, Keyword::VIRTUAL) {
             tokens[close + 1] = stored_word(tokens[close + 1].span);
             found.push(true);
         } else {
@@ -497,14 +500,13 @@ pub fn check_conversion(text: &str) -> Result<(usize, usize), String> {
         let Ok(want) = sqlparser_tokenize(&masked[piece.bytes.clone()], start) else {
             return Err(format!("line {}: sqlparser's tokenizer rejects what was converted", start.line));
         };
-        let differs = got.len() != want.len() || got.iter().zip(&want).any(|(g, w)| g.token != w.token || g.span != w.span);
-        if differs {
-            let first = got.iter().zip(&want).position(|(g, w)| g.token != w.token || g.span != w.span);
+        let same = |i: usize| got.get(i).map(|g| (&g.token, g.span)) == want.get(i).map(|w| (&w.token, w.span));
+        if let Some(i) = (0..got.len().max(want.len())).find(|&i| !same(i)) {
             return Err(format!(
-                "line {}: converted tokens differ from sqlparser's at token {first:?}: {:?} vs {:?}",
+                "line {}: converted tokens differ from sqlparser's at token {i}: {:?} vs {:?}",
                 start.line,
-                first.and_then(|i| got.get(i)),
-                first.and_then(|i| want.get(i)),
+                got.get(i),
+                want.get(i),
             ));
         }
         converted += 1;
