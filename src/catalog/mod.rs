@@ -46,6 +46,16 @@ impl std::fmt::Display for QName {
     }
 }
 
+/// Whether a table constraint is `NOT ENFORCED` (PostgreSQL 18: a CHECK or
+/// foreign key that no row, old or new, is checked against).
+pub fn not_enforced(c: &ast::TableConstraint) -> bool {
+    match c {
+        ast::TableConstraint::Check(ch) => ch.enforced == Some(false),
+        ast::TableConstraint::ForeignKey(fk) => fk.characteristics.as_ref().is_some_and(|k| k.enforced == Some(false)),
+        _ => false,
+    }
+}
+
 /// Folds an identifier as PostgreSQL does.
 pub fn ident_name(id: &Ident) -> String {
     if id.quote_style.is_some() {

@@ -493,16 +493,11 @@ fn table_constraint(cat: &Catalog, c: &TableConstraint, not_valid: bool, origin:
     };
     // A NOT ENFORCED constraint (PostgreSQL 18) is never checked against the
     // rows: PostgreSQL records it as not validated.
-    let not_enforced = match c {
-        TableConstraint::Check(ch) => ch.enforced == Some(false),
-        TableConstraint::ForeignKey(fk) => fk.characteristics.as_ref().is_some_and(|k| k.enforced == Some(false)),
-        _ => false,
-    };
     Some(Constraint {
         name: name.map(ident_name),
         kind,
         columns,
-        not_valid: not_valid || not_enforced,
+        not_valid: not_valid || super::not_enforced(c),
         origin,
     })
 }

@@ -66,12 +66,7 @@ pub(crate) fn validate_file(cx: &StatementCtx, table: &str, constraint: &str) ->
 impl ConstraintNotValid {
     fn check_add(&self, cx: &StatementCtx, op_index: usize, constraint: &TableConstraint, out: &mut Vec<Finding>) {
         let Some(Statement::AlterTable(at)) = cx.stmt.ast() else { return };
-        let not_enforced = match constraint {
-            TableConstraint::Check(ch) => ch.enforced == Some(false),
-            TableConstraint::ForeignKey(fk) => fk.characteristics.as_ref().is_some_and(|k| k.enforced == Some(false)),
-            _ => false,
-        };
-        if not_enforced {
+        if crate::catalog::not_enforced(constraint) {
             // A NOT ENFORCED constraint checks no row, old or new.
             if let Some(f) = super::helpers::newer_syntax(cx, "ENFORCED", "NOT ENFORCED", 18) {
                 out.push(f.help("add the constraint NOT VALID instead (new rows are checked), or drop the clause"));

@@ -8,6 +8,7 @@ use super::{ident_region, Finding, Fixing, Rule, RuleMeta, StatementCtx};
 use crate::catalog::{ident_name, ConstraintKind, QName, Table};
 use crate::diag::{Edit, Fix, Region};
 use crate::sql::model::{Model, TableOp};
+use crate::sql::quote_ident;
 
 crate::declare_rule! {
     /// ## What it does
@@ -189,28 +190,7 @@ impl Rule for SetNotNull {
 }
 
 /// A folded name as SQL (quoted unless it is a plain lower-case identifier).
-fn quote_ident(name: &str) -> String {
-    let plain = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
-        name.to_string()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
-    }
-}
-
 /// The table name of an `ALTER TABLE` as written.
-fn written_table(toks: &[tokens::Tok]) -> Option<String> {
-    let mut i = 2;
-    if toks.get(i).is_some_and(|t| t.is_kw("IF")) && toks.get(i + 1).is_some_and(|t| t.is_kw("EXISTS")) {
-        i += 2;
-    }
-    if toks.get(i).is_some_and(|t| t.is_kw("ONLY")) {
-        i += 1;
-    }
-    tokens::name_at(toks, i).map(|(n, _)| n.to_string())
-}
-
 impl SetNotNull {
     /// The finding for one operation that makes `column` of the live table
     /// `q` NOT NULL, unless the column is proven already.
@@ -296,7 +276,9 @@ impl SetNotNull {
         let unplaced = || "strata could not find the operation in this statement".to_string();
         let range = op_index.and_then(|i| ops.get(i)).filter(|r| !r.is_empty()).ok_or_else(unplaced)?;
         let (first, last) = (&toks[range.start], &toks[range.end - 1]);
-        let table = written_table(&toks).unwrap_or_else(|| q.to_string());
+        let table = tokens::alter_table_name(&toks)
+            .map(|(n, _)| n.to_string())
+            .unwrap_or_else(|| q.to_string());
         let (edit, name) = match how {
             NotNullOp::Set => {
                 let name = default_name.ok_or("the constraint's name would pass 63 bytes: write the NOT VALID constraint by hand")?;

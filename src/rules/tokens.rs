@@ -131,9 +131,9 @@ pub fn word_region(cx: &StatementCtx, name: &str) -> Option<Region> {
         .map(|t| t.region)
 }
 
-/// The token ranges of the comma-separated operations of an `ALTER TABLE`
-/// (after the table name), so a fix can edit the n-th one.
-pub fn alter_table_operations(toks: &[Tok]) -> Vec<Range<usize>> {
+/// The table of an `ALTER TABLE [IF EXISTS] [ONLY] name ...` (the tokens
+/// start with `ALTER TABLE`) and the index after its name.
+pub fn alter_table_name(toks: &[Tok]) -> Option<(ObjectName, usize)> {
     let mut i = 2;
     let kw = |i: usize, k: &str| toks.get(i).is_some_and(|t| t.is_kw(k));
     if kw(i, "IF") && kw(i + 1, "EXISTS") {
@@ -142,7 +142,13 @@ pub fn alter_table_operations(toks: &[Tok]) -> Vec<Range<usize>> {
     if kw(i, "ONLY") {
         i += 1;
     }
-    let Some((_, mut start)) = name_at(toks, i) else {
+    name_at(toks, i)
+}
+
+/// The token ranges of the comma-separated operations of an `ALTER TABLE`
+/// (after the table name), so a fix can edit the n-th one.
+pub fn alter_table_operations(toks: &[Tok]) -> Vec<Range<usize>> {
+    let Some((_, mut start)) = alter_table_name(toks) else {
         return Vec::new();
     };
     if matches!(toks.get(start).map(|t| &t.token), Some(Token::Mul)) {

@@ -14,7 +14,7 @@ use std::ops::Range;
 use sqlparser::ast;
 
 use super::postgres::{self, protobuf::Token, ScanToken};
-use super::{parse_statement, split, Body, BodyKind, ParsedFile, Statement, StatementKind, Unparsed};
+use super::{parse_statement, quote_ident, split, Body, BodyKind, ParsedFile, Statement, StatementKind, Unparsed};
 use crate::diag::{Region, SourceFile};
 
 /// Bodies inside bodies (an EXECUTE that creates a function) are read this deep.
@@ -493,16 +493,6 @@ fn fold(n: &postgres::protobuf::Node) -> Option<String> {
             }
         }
         _ => None,
-    }
-}
-
-fn quote_ident(s: &str) -> String {
-    let plain = s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
-        s.to_string()
-    } else {
-        format!("\"{}\"", s.replace('"', "\"\""))
     }
 }
 

@@ -528,6 +528,18 @@ fn strip_location(msg: &str) -> String {
     }
 }
 
+/// An identifier as SQL text: bare when PostgreSQL would read it back as
+/// written (lower case, digits, `_`), else double-quoted.
+pub fn quote_ident(s: &str) -> String {
+    let plain = s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+}
+
 /// Parses SQL text that is not a file on disk (tests, fixes).
 pub fn parse_text(path: &str, text: &str) -> ParsedFile {
     let source = Arc::new(SourceFile::new(path.to_string(), text.to_string()));
