@@ -99,7 +99,7 @@ fn shape_of(toks: &[Tok]) -> Option<Shape> {
         return name_at(toks, i).map(|_| Shape::DropIndexConcurrently);
     }
     if kw(0, "ALTER") && kw(1, "TABLE") {
-        let (table, next) = super::tokens::alter_table_name(&toks)?;
+        let (table, next) = super::tokens::alter_table_name(toks)?;
         if !(kw(next, "DETACH") && kw(next + 1, "PARTITION")) {
             return None;
         }
