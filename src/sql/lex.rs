@@ -33,12 +33,24 @@ struct Cursor<'a> {
 impl Cursor<'_> {
     fn advance(&mut self, to: usize) -> Location {
         let part = &self.text[self.byte..to];
-        match part.rfind('\n') {
-            Some(last) => {
-                self.line += part.bytes().filter(|&b| b == b'\n').count() as u64;
-                self.col = part[last + 1..].chars().count() as u64 + 1;
+        // Most calls cover one short token or gap: ASCII is counted in bytes.
+        if part.is_ascii() {
+            match part.bytes().rposition(|b| b == b'\n') {
+                Some(last) => {
+                    self.line += part.bytes().filter(|&b| b == b'\n').count() as u64;
+                    self.col = (part.len() - last) as u64;
+                }
+                None => self.col += part.len() as u64,
             }
-            None => self.col += part.chars().count() as u64,
+        } else {
+            for c in part.chars() {
+                if c == '\n' {
+                    self.line += 1;
+                    self.col = 1;
+                } else {
+                    self.col += 1;
+                }
+            }
         }
         self.byte = to;
         Location::new(self.line, self.col)
