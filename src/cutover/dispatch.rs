@@ -250,6 +250,20 @@ pub(crate) struct MoveDb<'c> {
 }
 
 impl MoveDb<'_> {
+    /// A query of a step failed: when a side stopped answering meanwhile
+    /// (the server shut down between two statements, say), the outage that
+    /// names it, as a gate not passed that a later run goes on from; any
+    /// other error as it is.
+    async fn outage_instead(&mut self, e: Error) -> std::result::Result<String, Error> {
+        if matches!(e, Error::Gate { .. }) {
+            return Err(e);
+        }
+        match self.dbs.reach_both().await {
+            Err(outage) => Ok(outage),
+            Ok(()) => Err(e),
+        }
+    }
+
     /// The gate of a move: both sides reachable, lag, retained WAL, then
     /// counts and chunked checksums.
     async fn lag_and_verify(&mut self, ctx: &StepCtx<'_>) -> Result<String> {
@@ -309,11 +323,17 @@ impl StepDb for MoveDb<'_> {
     }
 
     async fn gate(&mut self, ctx: &StepCtx<'_>) -> Result<String> {
-        self.lag_and_verify(ctx).await
+        match self.lag_and_verify(ctx).await {
+            Err(e) => Err(self.outage_instead(e).await.map_or_else(|e| e, |outage| ctx.gate(outage))),
+            passed => passed,
+        }
     }
 
     async fn pulse(&mut self) -> Result<Pulse> {
-        self.dbs.pulse().await
+        match self.dbs.pulse().await {
+            Err(e) => self.outage_instead(e).await.map(Pulse::outage),
+            pulse => pulse,
+        }
     }
 
     async fn before_writers(&mut self, ctx: &StepCtx<'_>) -> Result<Option<String>> {
@@ -321,11 +341,17 @@ impl StepDb for MoveDb<'_> {
             return Err(ctx.gate(outage));
         }
         // Sequences first: a writer routed to the target must not reuse a key the source handed out.
-        Ok(Some(self.dbs.sync_sequences().await?))
+        match self.dbs.sync_sequences().await {
+            Err(e) => Err(self.outage_instead(e).await.map_or_else(|e| e, |outage| ctx.gate(outage))),
+            Ok(synced) => Ok(Some(synced)),
+        }
     }
 
     async fn after_writers(&mut self, ctx: &StepCtx<'_>) -> Result<Option<String>> {
-        let ended = self.dbs.finish_replication().await?;
+        let ended = match self.dbs.finish_replication().await {
+            Err(e) => return Err(self.outage_instead(e).await.map_or_else(|e| e, |outage| ctx.gate(outage))),
+            Ok(ended) => ended,
+        };
         let after = self.dbs.sync_sequences().await?;
         // The users and messages replicated since the identity step: linked now that no more arrive.
         let linked = if self.dbs.c.file.identity.is_some() {

@@ -34,6 +34,19 @@ pub struct Pulse {
     pub warnings: Vec<String>,
 }
 
+impl Pulse {
+    /// The figures while a side does not answer: the outage, as a warning too.
+    pub fn outage(outage: String) -> Pulse {
+        let mut p = Pulse {
+            figures: outage.clone(),
+            warnings: vec![outage.clone()],
+            ..Pulse::default()
+        };
+        p.progress.note = Some(outage);
+        p
+    }
+}
+
 fn describe_states(tables: &[(String, String)]) -> String {
     tables
         .iter()
@@ -485,13 +498,10 @@ impl MoveDbs<'_> {
     /// The figures of a soak's countdown: reachability, lag (waited for a
     /// little only), retained WAL.
     pub async fn pulse(&mut self) -> Result<Pulse> {
-        let mut p = Pulse::default();
         if let Err(outage) = self.reach_both().await {
-            p.figures = outage.clone();
-            p.warnings.push(outage.clone());
-            p.progress.note = Some(outage);
-            return Ok(p);
+            return Ok(Pulse::outage(outage));
         }
+        let mut p = Pulse::default();
         let mut parts = Vec::new();
         let quick = Duration::from_secs(2);
         match self.replication_lag(quick).await? {
