@@ -8,10 +8,10 @@
 //! pooler in transaction (or statement) mode, each transaction may run on
 //! another server connection, and the lock stays with whichever one took
 //! it. So a connection whose backend is not the one the server announced at
-//! startup (a pooler announces its own process id) is probed: a second
-//! connection that lands on the same backend, or a backend that changes
-//! between two statements, means the pooler does not keep sessions, and
-//! strata refuses. Behind a session-mode pooler, every migration checks
+//! startup (a pooler announces its own process id) is probed, three times:
+//! a second connection, in a transaction of its own, that lands on our
+//! backend, or our backend changing while that transaction holds another,
+//! means the pooler does not keep sessions, and strata refuses. Behind a session-mode pooler, every migration checks
 //! inside its own transaction that its backend still holds the lock.
 
 use std::time::{Duration, Instant};
@@ -75,8 +75,22 @@ pub async fn require_session(client: &Client, target: &Target) -> Result<Held> {
     }
     let other = super::connect(target).await?;
     for _ in 0..3 {
+        // A pooler hands a server connection back to its pool a moment
+        // after the answer: wait that moment, so that a transaction pooler
+        // has our backend idle and gives it to the other connection.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // The other connection holds its backend in a transaction while
+        // ours asks again: a transaction pooler must then give us another.
+        other
+            .batch_execute("BEGIN")
+            .await
+            .map_err(sql_error(target, "cannot open a transaction to probe the pooler"))?;
         let theirs = backend_pid(&other, target).await?;
         let mine = backend_pid(client, target).await?;
+        other
+            .batch_execute("ROLLBACK")
+            .await
+            .map_err(sql_error(target, "cannot end the pooler probe's transaction"))?;
         if theirs == first || mine != first {
             return Err(Error::PoolerMode {
                 target: target.to_string(),
