@@ -71,6 +71,26 @@ fn canonical(p: &Path) -> PathBuf {
     p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
 }
 
+/// Canonical paths of many files, each folder resolved once: a file that is
+/// not a symbolic link is its folder's canonical path joined with its name
+/// (one `lstat`, where `canonicalize` reads every component of the path).
+#[derive(Default)]
+struct Canonical(HashMap<PathBuf, PathBuf>);
+
+impl Canonical {
+    fn of(&mut self, p: &Path) -> PathBuf {
+        let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
+            return canonical(p);
+        };
+        if !std::fs::symlink_metadata(p).is_ok_and(|m| !m.file_type().is_symlink()) {
+            return canonical(p);
+        }
+        let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+        let dir = self.0.entry(parent.to_path_buf()).or_insert_with(|| canonical(parent));
+        dir.join(name)
+    }
+}
+
 /// The rules of one check with their severity per layer.
 struct Engine<'a> {
     env: Env<'a>,
@@ -404,9 +424,10 @@ pub fn check_workspace_overlay(ws: &Workspace, review: &ReviewSet, use_cache: bo
             Ok(Arc::new(SourceFile::new(d.clone(), text)))
         })
         .collect::<Result<_>>()?;
+    let mut canon = Canonical::default();
     let reviewed: Vec<bool> = items
         .iter()
-        .map(|(_, _, p, _)| review.as_ref().is_none_or(|set| set.contains(&canonical(p))))
+        .map(|(_, _, p, _)| review.as_ref().is_none_or(|set| set.contains(&canon.of(p))))
         .collect();
 
     let mut report = CheckReport::default();
@@ -669,12 +690,14 @@ fn layer_infos(ws: &Workspace, parsed: &[Option<ParsedFile>], file_of: &HashMap<
 /// Splits files into the migrations of the workspace's layers and the rest
 /// (both canonical).
 pub fn split_migrations(ws: &Workspace, paths: impl Iterator<Item = PathBuf>) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let mut canon = Canonical::default();
     let all: HashSet<PathBuf> = ws
         .layers
         .iter()
-        .flat_map(|l| l.migrations.iter().map(|m| canonical(&m.path)))
+        .flat_map(|l| l.migrations.iter())
+        .map(|m| canon.of(&m.path))
         .collect();
-    paths.map(|p| canonical(&p)).partition(|p| all.contains(p))
+    paths.map(|p| canon.of(&p)).partition(|p| all.contains(p))
 }
 
 /// Resolves the paths given to `strata check` inside a workspace into a
@@ -684,10 +707,12 @@ pub fn review_set(ws: &Workspace, paths: &[PathBuf]) -> Result<ReviewSet> {
     if paths.is_empty() {
         return Ok(None);
     }
+    let mut canon = Canonical::default();
     let all: Vec<PathBuf> = ws
         .layers
         .iter()
-        .flat_map(|l| l.migrations.iter().map(|m| canonical(&m.path)))
+        .flat_map(|l| l.migrations.iter())
+        .map(|m| canon.of(&m.path))
         .collect();
     let mut set = HashSet::new();
     for p in paths {

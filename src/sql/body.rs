@@ -211,8 +211,9 @@ fn sql_body(out: &mut ParsedFile, masked: &str, content: Range<usize>, body: Bod
 
 /// Reads a PL/pgSQL body with PostgreSQL's PL/pgSQL parser.
 fn plpgsql(out: &mut ParsedFile, masked: &str, stmt_text: &str, stmt_start: usize, content: Range<usize>, body: Body) {
-    let tree = match postgres::parse_plpgsql(stmt_text) {
-        Ok(t) => t,
+    let mut found = Vec::new();
+    match postgres::parse_plpgsql(stmt_text, Collect(&mut found)) {
+        Ok(_) => {}
         Err(e) if e.message.starts_with("syntax error") || e.message.starts_with("unterminated") => {
             rejected_body(out, masked, content, body, e.message);
             return;
@@ -225,9 +226,7 @@ fn plpgsql(out: &mut ParsedFile, masked: &str, stmt_text: &str, stmt_start: usiz
             });
             return;
         }
-    };
-    let mut found = Vec::new();
-    walk(&tree, &mut found);
+    }
     let text = &masked[content.clone()];
     let line_starts: Vec<usize> = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
     for item in found {
@@ -235,6 +234,9 @@ fn plpgsql(out: &mut ParsedFile, masked: &str, stmt_text: &str, stmt_start: usiz
         let line_at = line_starts.get(item.lineno.saturating_sub(1)).copied().unwrap_or(0).min(text.len());
         let located = text[line_at..].find(item.text.trim()).map(|i| content.start + line_at + i);
         match item.kind {
+            // PL/pgSQL's parser has checked the syntax of every statement of
+            // the body, and no rule judges what a function reads or writes.
+            ItemKind::Static if body.kind == BodyKind::Function && reads_or_writes_data(&item.text) => {}
             ItemKind::Static => match located {
                 Some(at) => {
                     let bytes = at..at + item.text.trim().len();
@@ -372,64 +374,229 @@ struct Item {
     text: String,
 }
 
-/// Collects, in order, the SQL statements, EXECUTEs and dynamic constructs
-/// of a PL/pgSQL tree.
-fn walk(v: &serde_json::Value, out: &mut Vec<Item>) {
-    match v {
-        serde_json::Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
-        serde_json::Value::Object(map) => {
-            for (key, value) in map {
-                let lineno = value.get("lineno").and_then(|l| l.as_u64()).unwrap_or(1) as usize;
-                let expr = |field: &str| {
-                    value
-                        .get(field)
-                        .and_then(|e| e.get("PLpgSQL_expr"))
-                        .and_then(|e| e.get("query"))
-                        .and_then(|q| q.as_str())
-                        .map(str::to_string)
-                };
-                match key.as_str() {
-                    "PLpgSQL_stmt_execsql" => {
-                        if let Some(text) = expr("sqlstmt") {
-                            out.push(Item {
-                                kind: ItemKind::Static,
-                                lineno,
-                                text,
-                            });
-                        }
-                    }
-                    "PLpgSQL_stmt_dynexecute" => {
-                        if let Some(text) = expr("query") {
-                            out.push(Item {
-                                kind: ItemKind::Execute,
-                                lineno,
-                                text,
-                            });
-                        }
-                    }
-                    "PLpgSQL_stmt_dynfors" => out.push(Item {
-                        kind: ItemKind::Dynamic("FOR ... IN EXECUTE of a computed string"),
-                        lineno,
-                        text: expr("query").unwrap_or_default(),
-                    }),
-                    "PLpgSQL_stmt_return_query" if value.get("dynquery").is_some() => out.push(Item {
-                        kind: ItemKind::Dynamic("RETURN QUERY EXECUTE of a computed string"),
-                        lineno,
-                        text: expr("dynquery").unwrap_or_default(),
-                    }),
-                    "PLpgSQL_stmt_open" if value.get("dynquery").is_some() => out.push(Item {
-                        kind: ItemKind::Dynamic("OPEN ... FOR EXECUTE of a computed string"),
-                        lineno,
-                        text: expr("dynquery").unwrap_or_default(),
-                    }),
-                    // Variables' declarations hold no statements.
-                    "datums" => continue,
-                    _ => {}
-                }
-                walk(value, out);
+/// Whether a statement of a PL/pgSQL body only reads or writes rows
+/// (its first word is SELECT, INSERT, UPDATE, DELETE, MERGE, WITH, VALUES
+/// or TABLE): in a function body such a statement is not read further.
+fn reads_or_writes_data(sql: &str) -> bool {
+    let first = sql.trim_start().split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or("");
+    ["SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "WITH", "VALUES", "TABLE"]
+        .iter()
+        .any(|w| first.eq_ignore_ascii_case(w))
+}
+
+/// Collects, in the order of the body, the SQL statements, EXECUTEs and
+/// dynamic constructs of a PL/pgSQL tree as serde reads its JSON: only the
+/// statements' expressions are kept (no JSON tree is built), and the
+/// variables' declarations (`datums`) are skipped unread.
+struct Collect<'a>(&'a mut Vec<Item>);
+
+/// The keys of the PL/pgSQL tree that matter here.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Key {
+    ExecSql,
+    DynExecute,
+    DynFors,
+    ReturnQuery,
+    Open,
+    Datums,
+    Lineno,
+    Expr,
+    Field(Field),
+    Other,
+}
+
+/// The fields of a statement that hold the expression it runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    SqlStmt,
+    Query,
+    DynQuery,
+}
+
+impl<'de> serde::Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Key;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key of the PL/pgSQL tree")
+            }
+            fn visit_str<E: serde::de::Error>(self, k: &str) -> Result<Key, E> {
+                Ok(match k {
+                    "PLpgSQL_stmt_execsql" => Key::ExecSql,
+                    "PLpgSQL_stmt_dynexecute" => Key::DynExecute,
+                    "PLpgSQL_stmt_dynfors" => Key::DynFors,
+                    "PLpgSQL_stmt_return_query" => Key::ReturnQuery,
+                    "PLpgSQL_stmt_open" => Key::Open,
+                    "datums" => Key::Datums,
+                    "lineno" => Key::Lineno,
+                    "PLpgSQL_expr" => Key::Expr,
+                    "sqlstmt" => Key::Field(Field::SqlStmt),
+                    "query" => Key::Field(Field::Query),
+                    "dynquery" => Key::Field(Field::DynQuery),
+                    _ => Key::Other,
+                })
             }
         }
-        _ => {}
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Collect<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Collect<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a PL/pgSQL tree")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Collect(self.0))?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                Key::Datums => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+                Key::ExecSql | Key::DynExecute | Key::DynFors | Key::ReturnQuery | Key::Open => {
+                    let mut inner = Vec::new();
+                    let s = map.next_value_seed(Stmt(&mut inner))?;
+                    let pick = |f: Field| s.exprs.iter().find(|(g, _)| *g == f).map(|(_, q)| q.clone());
+                    let item = |kind, text: Option<String>| Item {
+                        kind,
+                        lineno: s.lineno,
+                        text: text.unwrap_or_default(),
+                    };
+                    let own = match key {
+                        Key::ExecSql => pick(Field::SqlStmt).map(|t| item(ItemKind::Static, Some(t))),
+                        Key::DynExecute => pick(Field::Query).map(|t| item(ItemKind::Execute, Some(t))),
+                        Key::DynFors => Some(item(
+                            ItemKind::Dynamic("FOR ... IN EXECUTE of a computed string"),
+                            pick(Field::Query),
+                        )),
+                        _ if !s.dynquery => None,
+                        Key::ReturnQuery => Some(item(
+                            ItemKind::Dynamic("RETURN QUERY EXECUTE of a computed string"),
+                            pick(Field::DynQuery),
+                        )),
+                        _ => Some(item(
+                            ItemKind::Dynamic("OPEN ... FOR EXECUTE of a computed string"),
+                            pick(Field::DynQuery),
+                        )),
+                    };
+                    self.0.extend(own);
+                    self.0.append(&mut inner);
+                }
+                _ => map.next_value_seed(Collect(self.0))?,
+            }
+        }
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// One statement's object: its line, the expressions of its fields, and
+/// (into the vector) the statements nested in it.
+struct Stmt<'a>(&'a mut Vec<Item>);
+
+#[derive(Default)]
+struct StmtFields {
+    lineno: usize,
+    exprs: Vec<(Field, String)>,
+    dynquery: bool,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Stmt<'_> {
+    type Value = StmtFields;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<StmtFields, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Stmt<'_> {
+    type Value = StmtFields;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a PL/pgSQL statement")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StmtFields, A::Error> {
+        let mut s = StmtFields {
+            lineno: 1,
+            ..StmtFields::default()
+        };
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                Key::Lineno => s.lineno = map.next_value::<Option<u64>>()?.unwrap_or(1) as usize,
+                Key::Field(f) => {
+                    s.dynquery |= f == Field::DynQuery;
+                    if let Some(q) = map.next_value::<Option<ExprQuery>>()?.and_then(|e| e.0) {
+                        s.exprs.push((f, q));
+                    }
+                }
+                _ => map.next_value_seed(Collect(self.0))?,
+            }
+        }
+        Ok(s)
+    }
+    fn visit_unit<E>(self) -> Result<StmtFields, E> {
+        Ok(StmtFields {
+            lineno: 1,
+            ..StmtFields::default()
+        })
+    }
+}
+
+/// `{"PLpgSQL_expr": {"query": "..."}}`: the query's text.
+struct ExprQuery(Option<String>);
+
+impl<'de> serde::Deserialize<'de> for ExprQuery {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ExprQuery, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ExprQuery;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a PL/pgSQL expression")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ExprQuery, A::Error> {
+                let mut query = None;
+                while let Some(key) = map.next_key::<Key>()? {
+                    match key {
+                        Key::Expr => query = map.next_value::<ExprQuery>()?.0.or(query),
+                        Key::Field(Field::Query) => query = map.next_value::<Option<String>>()?.or(query),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ExprQuery(query))
+            }
+            fn visit_unit<E>(self) -> Result<ExprQuery, E> {
+                Ok(ExprQuery(None))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -610,6 +777,47 @@ mod tests {
         );
         let inner: Vec<_> = f.statements.iter().filter(|s| s.body.is_some()).map(|s| s.region.start).collect();
         assert_eq!(inner, vec![Pos::new(2, 3), Pos::new(3, 3)]);
+    }
+
+    /// The first words of the statements read from the bodies of `sql`.
+    fn body_statements(sql: &str) -> Vec<String> {
+        let f = crate::sql::parse_text("t.sql", sql);
+        f.statements
+            .iter()
+            .filter(|s| s.body.is_some())
+            .map(|s| sql[s.bytes.clone()].split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+            .collect()
+    }
+
+    #[test]
+    fn a_functions_data_statements_are_not_read_a_do_blocks_are() {
+        let body = "BEGIN\n  with x as (select 1) insert into t select * from x;\n  UPDATE t SET a = 1;\n  \
+                    CREATE TABLE made (id int);\n  select 1 into n;\n  ALTER TABLE t DISABLE ROW LEVEL SECURITY;\nEND";
+        let function = format!("CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ DECLARE n int; {body} $$;\n");
+        assert_eq!(body_statements(&function), ["CREATE TABLE", "ALTER TABLE"]);
+        let block = format!("DO $$ DECLARE n int; {body} $$;\n");
+        assert_eq!(
+            body_statements(&block),
+            ["with x", "UPDATE t", "CREATE TABLE", "select 1", "ALTER TABLE"]
+        );
+        // A SQL function's body is not checked by PL/pgSQL's parser: read whole.
+        let sql = "CREATE FUNCTION g() RETURNS void LANGUAGE sql AS $$ UPDATE t SET a = 1; DELETE FROM t $$;\n";
+        assert_eq!(body_statements(sql), ["UPDATE t", "DELETE FROM"]);
+    }
+
+    #[test]
+    fn a_bodys_statements_come_in_the_order_of_the_body() {
+        let block = "DO $$ BEGIN\n  IF true THEN\n    ALTER TABLE t RENAME COLUMN a TO b;\n  ELSIF false THEN\n    \
+                     ALTER TABLE t ADD COLUMN c int;\n  ELSE\n    ALTER TABLE t DROP COLUMN a;\n  END IF;\n  \
+                     CREATE INDEX ON t (b);\nEND $$;\n";
+        let f = crate::sql::parse_text("t.sql", block);
+        let lines: Vec<u32> = f
+            .statements
+            .iter()
+            .filter(|s| s.body.is_some())
+            .map(|s| s.region.start.line)
+            .collect();
+        assert_eq!(lines, [3, 5, 7, 9]);
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! spans included (checked on every statement of the corpora by the corpus
 //! suite, and on the bundled schema by a unit test).
 
+use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::keywords::Keyword;
@@ -188,7 +190,38 @@ fn word(text: &str, first: u8) -> Option<Token> {
     if !(first.is_ascii_alphabetic() || first == b'_') || !text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$') {
         return None;
     }
-    Some(Token::make_word(text, None))
+    Some(Token::Word(Word {
+        value: text.to_string(),
+        quote_style: None,
+        keyword: keyword(text),
+    }))
+}
+
+/// sqlparser's keyword for an unquoted ASCII word, as `Token::make_word`
+/// finds it (a binary search with a case-insensitive compare, a twentieth
+/// of a check's instructions on the corpora), from a hash table of the
+/// upper-cased keywords.
+fn keyword(word: &str) -> Keyword {
+    use sqlparser::keywords::{ALL_KEYWORDS, ALL_KEYWORDS_INDEX};
+    const LONGEST: usize = 64;
+    static TABLE: OnceLock<HashMap<&'static [u8], Keyword, rustc_hash::FxBuildHasher>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        debug_assert!(ALL_KEYWORDS.iter().all(|k| k.len() <= LONGEST));
+        ALL_KEYWORDS
+            .iter()
+            .zip(ALL_KEYWORDS_INDEX)
+            .map(|(k, &kw)| (k.as_bytes(), kw))
+            .collect()
+    });
+    if word.len() > LONGEST {
+        return Keyword::NoKeyword;
+    }
+    let mut upper = [0u8; LONGEST];
+    let upper = &mut upper[..word.len()];
+    for (u, b) in upper.iter_mut().zip(word.bytes()) {
+        *u = b.to_ascii_uppercase();
+    }
+    table.get(&*upper).copied().unwrap_or(Keyword::NoKeyword)
 }
 
 /// `'...'` with doubled quotes inside, and nothing else (a string continued
@@ -249,6 +282,36 @@ mod tests {
     fn converted(text: &str) -> Option<Vec<TokenWithSpan>> {
         let scan = postgres::scan(text).unwrap();
         sqlparser_tokens(text, 0..text.len(), &scan, Pos::new(1, 1))
+    }
+
+    #[test]
+    fn keywords_are_sqlparsers_in_any_case() {
+        use sqlparser::keywords::ALL_KEYWORDS;
+        let lower: Vec<String> = ALL_KEYWORDS.iter().map(|k| k.to_ascii_lowercase()).collect();
+        let mixed: Vec<String> = ALL_KEYWORDS
+            .iter()
+            .map(|k| {
+                k.chars()
+                    .enumerate()
+                    .map(|(i, c)| if i % 2 == 0 { c } else { c.to_ascii_lowercase() })
+                    .collect()
+            })
+            .collect();
+        let others = ["tenant_id", "contacts", "x", "_", "selects", "a$b", &"k".repeat(80)];
+        let words = ALL_KEYWORDS
+            .iter()
+            .copied()
+            .chain(lower.iter().map(String::as_str))
+            .chain(mixed.iter().map(String::as_str))
+            .chain(others);
+        for w in words {
+            let Token::Word(want) = Token::make_word(w, None) else {
+                unreachable!()
+            };
+            assert_eq!(keyword(w), want.keyword, "{w}");
+        }
+        assert_eq!(keyword("contacts"), Keyword::NoKeyword);
+        assert_eq!(keyword("Select"), Keyword::SELECT);
     }
 
     #[test]

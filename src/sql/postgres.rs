@@ -185,27 +185,35 @@ pub fn parse(text: &str) -> Result<protobuf::ParseResult, PgError> {
 }
 
 /// Parses the PL/pgSQL body of a `CREATE FUNCTION ... LANGUAGE plpgsql` or a
-/// `DO` statement into PostgreSQL's PL/pgSQL tree (JSON).
+/// `DO` statement into PostgreSQL's PL/pgSQL tree (JSON), read by `seed` as
+/// it streams (no JSON tree is built unless the seed builds one); `None`
+/// when there is no function.
 ///
 /// libpg_query 18 writes invalid JSON for trigger functions: the datums
 /// PL/pgSQL promises to trigger functions (`tg_name`, `tg_op`, ...) come
 /// out as `{}}` instead of `{}`. [`repair_plpgsql_json`] undoes exactly that.
-pub fn parse_plpgsql(text: &str) -> Result<serde_json::Value, PgError> {
+pub fn parse_plpgsql<S, V>(text: &str, seed: S) -> Result<Option<V>, PgError>
+where
+    S: for<'de> serde::de::DeserializeSeed<'de, Value = V>,
+{
     let input = c_string(text);
-    // SAFETY: as in `scan`; the JSON text is copied before the free.
+    // SAFETY: as in `scan`; the JSON text is read before the free.
     unsafe {
         let result = pg_query_parse_plpgsql(input.as_ptr());
         let out = if !result.error.is_null() {
             Err(take_error(result.error, text))
         } else if result.plpgsql_funcs.is_null() {
-            Ok(serde_json::Value::Null)
+            Ok(None)
         } else {
             let raw = CStr::from_ptr(result.plpgsql_funcs).to_string_lossy();
             let fixed = repair_plpgsql_json(&raw);
-            serde_json::from_str(&fixed).map_err(|e| PgError {
-                message: format!("could not read PostgreSQL's PL/pgSQL tree: {e}"),
-                offset: None,
-            })
+            let mut de = serde_json::Deserializer::from_str(&fixed);
+            seed.deserialize(&mut de)
+                .and_then(|v| de.end().map(|()| Some(v)))
+                .map_err(|e| PgError {
+                    message: format!("could not read PostgreSQL's PL/pgSQL tree: {e}"),
+                    offset: None,
+                })
         };
         pg_query_free_plpgsql_parse_result(result);
         out
@@ -287,7 +295,7 @@ mod tests {
     #[test]
     fn trigger_functions_parse_despite_the_json_bug() {
         let f = "CREATE FUNCTION t() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.a := TG_OP; RETURN NEW; END $$";
-        let v = parse_plpgsql(f).unwrap();
+        let v = parse_plpgsql(f, std::marker::PhantomData::<serde_json::Value>).unwrap().unwrap();
         assert!(v.to_string().contains("PLpgSQL_stmt_return"), "{v}");
     }
 

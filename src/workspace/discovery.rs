@@ -161,19 +161,30 @@ pub(crate) fn list(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
         if file_name(&p).starts_with('.') {
             continue;
         }
-        if p.is_dir() {
+        // The entry's type comes with the listing: only a symbolic link
+        // needs a look at what it points to.
+        let is_dir = match entry.file_type() {
+            Ok(t) if !t.is_symlink() => t.is_dir(),
+            _ => p.is_dir(),
+        };
+        if is_dir {
             dirs.push(p);
         } else {
             files.push(p);
         }
     }
-    files.sort();
-    dirs.sort();
+    // All in `dir`: their names order them as their paths would.
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    dirs.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
     Ok((files, dirs))
 }
 
 /// dbmate or goose markers in a file.
 pub fn section_layout(text: &str) -> Option<Layout> {
+    // Most files have neither: one fast search instead of a look at every line.
+    if !text.contains("migrate:") && !text.contains("+goose") {
+        return None;
+    }
     for line in text.lines() {
         if dbmate_marker(line).is_some_and(|(d, _)| d == SectionDirection::Up) {
             return Some(Layout::Dbmate);
