@@ -250,18 +250,35 @@ pub(crate) struct MoveDb<'c> {
 }
 
 impl MoveDb<'_> {
-    /// A query of a step failed: when a side stopped answering meanwhile
-    /// (the server shut down between two statements, say), the outage that
-    /// names it, as a gate not passed that a later run goes on from; any
-    /// other error as it is.
-    async fn outage_instead(&mut self, e: Error) -> std::result::Result<String, Error> {
+    /// A query of a step failed: the outage, when a side stopped answering
+    /// meanwhile (its server shut down between two statements, say).
+    async fn outage_after(&mut self, e: &Error) -> Option<String> {
         if matches!(e, Error::Gate { .. }) {
-            return Err(e);
+            return None;
         }
-        match self.dbs.reach_both().await {
-            Err(outage) => Ok(outage),
-            Ok(()) => Err(e),
+        self.dbs.reach_both().await.err()
+    }
+
+    /// `e` as the step reports it: a gate not passed that names the side
+    /// that stopped answering (a later run goes on from it), or `e` itself.
+    async fn explained(&mut self, ctx: &StepCtx<'_>, e: Error) -> Error {
+        match self.outage_after(&e).await {
+            Some(outage) => ctx.gate(outage),
+            None => e,
         }
+    }
+
+    /// The end of the dual-write window, once the writers' routes flipped.
+    async fn close_window(&mut self, ctx: &StepCtx<'_>) -> Result<String> {
+        let ended = self.dbs.finish_replication().await?;
+        let after = self.dbs.sync_sequences().await?;
+        // The users and messages replicated since the identity step: linked now that no more arrive.
+        let linked = if self.dbs.c.file.identity.is_some() {
+            format!("; {}", self.link(ctx).await?)
+        } else {
+            String::new()
+        };
+        Ok(format!("{ended}; after the last replicated rows: {after}{linked}"))
     }
 
     /// The gate of a move: both sides reachable, lag, retained WAL, then
@@ -324,14 +341,17 @@ impl StepDb for MoveDb<'_> {
 
     async fn gate(&mut self, ctx: &StepCtx<'_>) -> Result<String> {
         match self.lag_and_verify(ctx).await {
-            Err(e) => Err(self.outage_instead(e).await.map_or_else(|e| e, |outage| ctx.gate(outage))),
+            Err(e) => Err(self.explained(ctx, e).await),
             passed => passed,
         }
     }
 
     async fn pulse(&mut self) -> Result<Pulse> {
         match self.dbs.pulse().await {
-            Err(e) => self.outage_instead(e).await.map(Pulse::outage),
+            Err(e) => match self.outage_after(&e).await {
+                Some(outage) => Ok(Pulse::outage(outage)),
+                None => Err(e),
+            },
             pulse => pulse,
         }
     }
@@ -342,24 +362,16 @@ impl StepDb for MoveDb<'_> {
         }
         // Sequences first: a writer routed to the target must not reuse a key the source handed out.
         match self.dbs.sync_sequences().await {
-            Err(e) => Err(self.outage_instead(e).await.map_or_else(|e| e, |outage| ctx.gate(outage))),
+            Err(e) => Err(self.explained(ctx, e).await),
             Ok(synced) => Ok(Some(synced)),
         }
     }
 
     async fn after_writers(&mut self, ctx: &StepCtx<'_>) -> Result<Option<String>> {
-        let ended = match self.dbs.finish_replication().await {
-            Err(e) => return Err(self.outage_instead(e).await.map_or_else(|e| e, |outage| ctx.gate(outage))),
-            Ok(ended) => ended,
-        };
-        let after = self.dbs.sync_sequences().await?;
-        // The users and messages replicated since the identity step: linked now that no more arrive.
-        let linked = if self.dbs.c.file.identity.is_some() {
-            format!("; {}", self.link(ctx).await?)
-        } else {
-            String::new()
-        };
-        Ok(Some(format!("{ended}; after the last replicated rows: {after}{linked}")))
+        match self.close_window(ctx).await {
+            Err(e) => Err(self.explained(ctx, e).await),
+            Ok(closed) => Ok(Some(closed)),
+        }
     }
 
     async fn contract(&mut self, _ctx: &StepCtx<'_>) -> Result<String> {

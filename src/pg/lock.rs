@@ -11,8 +11,9 @@
 //! startup (a pooler announces its own process id) is probed, three times:
 //! a second connection, in a transaction of its own, that lands on our
 //! backend, or our backend changing while that transaction holds another,
-//! means the pooler does not keep sessions, and strata refuses. Behind a session-mode pooler, every migration checks
-//! inside its own transaction that its backend still holds the lock.
+//! means the pooler does not keep sessions, and strata refuses. Behind a
+//! session-mode pooler, every migration checks inside its own transaction
+//! that its backend still holds the lock.
 
 use std::time::{Duration, Instant};
 

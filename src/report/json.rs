@@ -142,8 +142,8 @@ pub fn render(report: &CheckReport, w: &mut dyn Write) -> io::Result<()> {
             .collect(),
     };
     // Into memory first: the pretty printer makes a write of every
-    // punctuation mark, each a dynamic call on `w` (a tenth of a check's
-    // instructions on the corpora when written straight to a BufWriter).
+    // punctuation mark, each a dynamic call on `w` when written to it
+    // straight (750,000 calls for the 4,033 findings of the corpora).
     let mut out = serde_json::to_vec_pretty(&json)?;
     out.push(b'\n');
     w.write_all(&out)

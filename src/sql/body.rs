@@ -230,13 +230,15 @@ fn plpgsql(out: &mut ParsedFile, masked: &str, stmt_text: &str, stmt_start: usiz
     let text = &masked[content.clone()];
     let line_starts: Vec<usize> = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
     for item in found {
+        // PL/pgSQL's parser has checked the syntax of every statement of
+        // the body, and no rule judges what a function reads or writes.
+        if matches!(item.kind, ItemKind::Static) && body.kind == BodyKind::Function && reads_or_writes_data(&item.text) {
+            continue;
+        }
         // PL/pgSQL counts lines from the line the body starts on.
         let line_at = line_starts.get(item.lineno.saturating_sub(1)).copied().unwrap_or(0).min(text.len());
         let located = text[line_at..].find(item.text.trim()).map(|i| content.start + line_at + i);
         match item.kind {
-            // PL/pgSQL's parser has checked the syntax of every statement of
-            // the body, and no rule judges what a function reads or writes.
-            ItemKind::Static if body.kind == BodyKind::Function && reads_or_writes_data(&item.text) => {}
             ItemKind::Static => match located {
                 Some(at) => {
                     let bytes = at..at + item.text.trim().len();
@@ -522,11 +524,21 @@ impl<'de> serde::de::Visitor<'de> for Collect<'_> {
 /// (into the vector) the statements nested in it.
 struct Stmt<'a>(&'a mut Vec<Item>);
 
-#[derive(Default)]
 struct StmtFields {
     lineno: usize,
     exprs: Vec<(Field, String)>,
     dynquery: bool,
+}
+
+impl Default for StmtFields {
+    /// PL/pgSQL counts lines from 1.
+    fn default() -> StmtFields {
+        StmtFields {
+            lineno: 1,
+            exprs: Vec::new(),
+            dynquery: false,
+        }
+    }
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for Stmt<'_> {
@@ -542,10 +554,7 @@ impl<'de> serde::de::Visitor<'de> for Stmt<'_> {
         f.write_str("a PL/pgSQL statement")
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StmtFields, A::Error> {
-        let mut s = StmtFields {
-            lineno: 1,
-            ..StmtFields::default()
-        };
+        let mut s = StmtFields::default();
         while let Some(key) = map.next_key::<Key>()? {
             match key {
                 Key::Lineno => s.lineno = map.next_value::<Option<u64>>()?.unwrap_or(1) as usize,
@@ -561,10 +570,7 @@ impl<'de> serde::de::Visitor<'de> for Stmt<'_> {
         Ok(s)
     }
     fn visit_unit<E>(self) -> Result<StmtFields, E> {
-        Ok(StmtFields {
-            lineno: 1,
-            ..StmtFields::default()
-        })
+        Ok(StmtFields::default())
     }
 }
 
