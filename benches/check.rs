@@ -21,6 +21,7 @@ fn mb(bytes: usize) -> f64 {
 }
 
 fn main() {
+    strata::alloc::tune();
     let dir = support::corpora_dir();
     if !dir.is_dir() {
         eprintln!("benchmark needs the shared corpora at {} (or STRATA_CORPORA)", dir.display());

@@ -26,6 +26,7 @@ fn corpus_texts() -> Vec<String> {
 }
 
 fn main() {
+    strata::alloc::tune();
     let texts = corpus_texts();
     let bytes: usize = texts.iter().map(String::len).sum();
     // The statements, as PostgreSQL's scanner splits them (the reference).

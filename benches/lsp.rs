@@ -30,6 +30,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() {
+    strata::alloc::tune();
     let lemmy = support::corpora_dir().join("lemmy");
     if !lemmy.is_dir() {
         eprintln!("benchmark needs the lemmy corpus at {} (or STRATA_CORPORA)", lemmy.display());

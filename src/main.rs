@@ -4,7 +4,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc, tuned (see `strata::alloc`).
+#[global_allocator]
+static GLOBAL: strata::alloc::Allocator = strata::alloc::ALLOCATOR;
+
 fn main() -> ExitCode {
+    strata::alloc::tune();
     let cli = strata::cli::Cli::parse();
     match strata::app::run(cli) {
         Ok(code) => ExitCode::from(code),

@@ -4,6 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// The allocator the binary ships with, so that the benchmarks measure
+/// what runs (each bench calls `strata::alloc::tune()` first).
+#[global_allocator]
+static GLOBAL: strata::alloc::Allocator = strata::alloc::ALLOCATOR;
+
 /// The shared corpora: STRATA_CORPORA, or ../shared/corpora.
 pub fn corpora_dir() -> PathBuf {
     std::env::var_os("STRATA_CORPORA")

@@ -49,17 +49,15 @@ pub fn mask_source<'a>(text: &'a str, up_sections: Option<&[Range<usize>]>) -> C
 /// case is neither, and then the text is used as it is.
 fn needs_masking(text: &str) -> bool {
     let bytes = text.as_bytes();
-    let mut at_line_start = true;
-    for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b'\\' if at_line_start => return true,
-            b'{' if bytes.get(i + 1) == Some(&b'{') => return true,
-            b'\n' => at_line_start = true,
-            b' ' | b'\t' | b'\r' => {}
-            _ => at_line_start = false,
+    // Only the rare `\` and `{` bytes need a look (memchr's vectorised
+    // search: a byte-by-byte loop here was 2% of a check).
+    memchr::memchr2_iter(b'\\', b'{', bytes).any(|i| {
+        if bytes[i] == b'{' {
+            return bytes.get(i + 1) == Some(&b'{');
         }
-    }
-    false
+        let line_start = memchr::memrchr(b'\n', &bytes[..i]).map_or(0, |n| n + 1);
+        bytes[line_start..i].iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'))
+    })
 }
 
 fn blank(line: &str, out: &mut String) {
@@ -70,8 +68,10 @@ fn blank(line: &str, out: &mut String) {
 
 fn mask_templates(line: &str, out: &mut String) {
     let mut rest = line;
-    while let Some(open) = rest.find("{{") {
-        let Some(close) = rest[open + 2..].find("}}") else { break };
+    while let Some(open) = memchr::memmem::find(rest.as_bytes(), b"{{") {
+        let Some(close) = memchr::memmem::find(&rest.as_bytes()[open + 2..], b"}}") else {
+            break;
+        };
         let end = open + 2 + close + 2;
         out.push_str(&rest[..open]);
         out.extend(std::iter::repeat_n('_', rest[open..end].chars().count()));
@@ -83,6 +83,22 @@ fn mask_templates(line: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masking_is_needed_only_for_line_start_backslashes_and_templates() {
+        for (text, needed) in [
+            ("SELECT 1;\n", false),
+            ("SELECT E'a\\nb', '{x}';\n", false),
+            ("SELECT 1;\n\\set x 1\n", true),
+            ("SELECT 1;\n  \t\\i file.sql\n", true),
+            ("\\connect db\n", true),
+            ("SELECT 1; \\gset\n", false),
+            ("SELECT '{{ .Schema }}';\n", true),
+            ("SELECT '{', '{';\n", false),
+        ] {
+            assert_eq!(needs_masking(text), needed, "{text:?}");
+        }
+    }
 
     #[test]
     fn keeps_positions() {

@@ -229,31 +229,44 @@ pub fn repair_plpgsql_json(raw: &str) -> std::borrow::Cow<'_, str> {
     }
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
-    let (mut in_string, mut escaped) = (false, false);
+    let mut in_string = false;
     let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        out.push(b);
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
+    // From one byte that matters to the next (a quote, and a backslash in a
+    // string or a brace outside one), copying the runs between them whole.
+    loop {
+        let rest = &bytes[i..];
+        let hit = if in_string {
+            memchr::memchr2(b'"', b'\\', rest)
+        } else {
+            memchr::memchr2(b'"', b'{', rest)
+        };
+        let Some(k) = hit else {
+            out.extend_from_slice(rest);
+            break;
+        };
+        let at = i + k;
+        out.extend_from_slice(&bytes[i..at]);
+        i = match bytes[at] {
+            // An escape: the backslash and the byte it escapes.
+            b'\\' => {
+                let end = (at + 2).min(bytes.len());
+                out.extend_from_slice(&bytes[at..end]);
+                end
             }
-        } else if b == b'"' {
-            in_string = true;
-        } else if b == b'{'
-            && i > 0
-            && matches!(bytes[i - 1], b',' | b'[')
-            && bytes.get(i + 1) == Some(&b'}')
-            && bytes.get(i + 2) == Some(&b'}')
-        {
-            out.push(b'}');
-            i += 3;
-            continue;
-        }
-        i += 1;
+            b'"' => {
+                in_string = !in_string;
+                out.push(b'"');
+                at + 1
+            }
+            _ if at > 0 && matches!(bytes[at - 1], b',' | b'[') && bytes[at + 1..].starts_with(b"}}") => {
+                out.extend_from_slice(b"{}");
+                at + 3
+            }
+            _ => {
+                out.push(b'{');
+                at + 1
+            }
+        };
     }
     // Only ASCII bytes were dropped: the text is still UTF-8.
     std::borrow::Cow::Owned(String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
@@ -304,5 +317,12 @@ mod tests {
         assert_eq!(repair_plpgsql_json(r#"[{}},{"q":"[{}}"}]"#), r#"[{},{"q":"[{}}"}]"#);
         let valid = r#"{"body":[{"PLpgSQL_stmt_return":{}}]}"#;
         assert_eq!(repair_plpgsql_json(valid), valid);
+        // Escaped quotes and backslashes keep a string open; a brace at the
+        // very end, and one not after `[` or `,`, are kept.
+        assert_eq!(
+            repair_plpgsql_json(r#"[{"q":"a\"[{}}\\"},{}},{}}]{"#),
+            r#"[{"q":"a\"[{}}\\"},{},{}]{"#
+        );
+        assert_eq!(repair_plpgsql_json(r#"{"a":{}},x{}}"#), r#"{"a":{}},x{}}"#);
     }
 }

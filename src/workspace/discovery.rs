@@ -182,7 +182,8 @@ pub(crate) fn list(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
 /// dbmate or goose markers in a file.
 pub fn section_layout(text: &str) -> Option<Layout> {
     // Most files have neither: one fast search instead of a look at every line.
-    if !text.contains("migrate:") && !text.contains("+goose") {
+    let has = |marker: &[u8]| memchr::memmem::find(text.as_bytes(), marker).is_some();
+    if !has(b"migrate:") && !has(b"+goose") {
         return None;
     }
     for line in text.lines() {

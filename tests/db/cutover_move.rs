@@ -686,19 +686,20 @@ fn a_writer_ignoring_its_route_keeps_the_dual_write_window_open() {
 fn an_error_taking_the_run_lock_is_reported_as_it_is_not_as_busy() {
     let m = Move::new("move-lock-error", 10, "0s");
     let db = value(&m.cp, "SELECT current_database()");
-    // A control-plane role that may not take advisory locks in this database.
+    // A control-plane role that may not take advisory locks in this database
+    // (not named strata_*: verify-isolation's tests compare those roles).
     sql(
         &m.cp,
         &format!(
-            "DO $$ BEGIN CREATE ROLE strata_cp_probe LOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
-             GRANT CREATE ON DATABASE \"{db}\" TO strata_cp_probe;
+            "DO $$ BEGIN CREATE ROLE move_cp_probe LOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+             GRANT CREATE ON DATABASE \"{db}\" TO move_cp_probe;
              REVOKE EXECUTE ON FUNCTION pg_try_advisory_lock(bigint) FROM PUBLIC;"
         ),
     );
     let probe = if m.cp.contains("://") {
-        format!("{}{}user=strata_cp_probe", m.cp, if m.cp.contains('?') { "&" } else { "?" })
+        format!("{}{}user=move_cp_probe", m.cp, if m.cp.contains('?') { "&" } else { "?" })
     } else {
-        format!("{} user=strata_cp_probe", m.cp)
+        format!("{} user=move_cp_probe", m.cp)
     };
     let file = format!("cutovers/{}.toml", m.name);
     m.ws.write(
