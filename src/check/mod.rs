@@ -21,37 +21,64 @@ pub mod shadow;
 
 pub use crate::workspace::source::{apply_layout, load_file, load_migration, parse_source};
 
-/// Parses `items` ahead of `consume`, which gets every file in order: the
-/// files are parsed in parallel, batch by batch, on rayon's threads while
-/// the caller's thread replays and checks the earlier ones, and each
-/// file's syntax trees are dropped as soon as it has been consumed, so
-/// memory stays bounded on inputs of any size.
+/// Parses `items` ahead of `consume`, which gets every file in order: one
+/// parsing thread per core takes the next file as soon as it is free, while
+/// the caller's thread replays and checks the earlier ones, and each file's
+/// syntax trees are dropped as soon as it has been consumed. At most
+/// `WINDOW` files are parsed and not yet consumed, so memory stays bounded
+/// on inputs of any size.
+///
+/// (Batches of 16 files parsed with rayon, four in flight, held up to 96
+/// files' trees and waited for each batch's largest file. Per-file work
+/// with a window of 16 lowered the peak memory of a check of the corpora
+/// by a fifth and its time by a tenth; a window of 8 starved the workers,
+/// 32 was no faster: docs/decisions/0001.)
 fn parse_ahead(items: &[(PathBuf, String, Option<Migration>)], mut consume: impl FnMut(&ParsedFile)) -> Result<()> {
-    // Small batches keep the consumer fed early; a few in flight keep both
-    // cores busy without holding many trees.
-    const BATCH: usize = 16;
-    const IN_FLIGHT: usize = 4;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<ParsedFile>>>(IN_FLIGHT);
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const WINDOW: usize = 16;
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, WINDOW);
+    let next = AtomicUsize::new(0);
+    // A ticket lets a worker take one more file; the consumer gives it back
+    // when it has consumed a file, so the files taken and not yet consumed
+    // never exceed the window.
+    let (ticket_tx, ticket_rx) = crossbeam_channel::bounded::<()>(WINDOW);
+    for _ in 0..WINDOW {
+        let _ = ticket_tx.send(());
+    }
+    let (tx, rx) = crossbeam_channel::unbounded::<(usize, Result<ParsedFile>)>();
     std::thread::scope(|scope| {
-        scope.spawn(move || {
-            for batch in items.chunks(BATCH) {
-                let parsed: Result<Vec<ParsedFile>> = batch.par_iter().map(load_item).collect();
-                let failed = parsed.is_err();
-                if tx.send(parsed).is_err() || failed {
-                    return;
+        for _ in 0..workers {
+            let (tx, ticket_rx, next) = (tx.clone(), ticket_rx.clone(), &next);
+            scope.spawn(move || {
+                while ticket_rx.recv().is_ok() {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { return };
+                    if tx.send((i, load_item(item))).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop((tx, ticket_rx));
+        // Files parsed out of order wait here for their turn (at most the
+        // window's worth).
+        let mut waiting: HashMap<usize, Result<ParsedFile>> = HashMap::new();
+        let mut turn = 0;
+        let outcome = (|| {
+            for (i, parsed) in rx.iter() {
+                waiting.insert(i, parsed);
+                while let Some(parsed) = waiting.remove(&turn) {
+                    consume(&parsed?);
+                    turn += 1;
+                    let _ = ticket_tx.send(());
                 }
             }
-        });
-        for batch in rx {
-            let batch = batch?;
-            for file in &batch {
-                consume(file);
-            }
-            // Freeing the syntax trees is a twentieth of a check: done on
-            // the parsing threads, off the thread that replays and checks.
-            rayon::spawn(move || drop(batch));
-        }
-        Ok(())
+            Ok(())
+        })();
+        // Stops the workers: no more tickets, and (on an error) nobody
+        // receiving what they parse.
+        drop((ticket_tx, rx));
+        outcome
     })
 }
 
