@@ -24,9 +24,10 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Freed memory goes back to the system after 10 ms instead of mimalloc's
 /// default second, which outlasts a whole check: the peak memory of a check
-/// of the shared corpora drops from 50 MB to 39 MB, of ten copies from
-/// 175 MB to 133 MB. `MIMALLOC_PURGE_DELAY` in the environment still
-/// decides. Call before any other thread exists.
+/// of the shared corpora drops from 52 MB to 40 MB, of ten copies from
+/// 166 MB to 129 MB, for 5-8% of its time (docs/decisions/0001).
+/// `MIMALLOC_PURGE_DELAY` in the environment still decides. Call before any
+/// other thread exists.
 pub fn tune() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
         return;

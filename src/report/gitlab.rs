@@ -71,8 +71,7 @@ pub fn render(report: &CheckReport, rules: &[&RuleMeta], w: &mut dyn Write) -> i
         .zip(super::fingerprint::fingerprints(report))
         .map(|(d, fingerprint)| issue(d, groups.get(d.rule).copied(), fingerprint))
         .collect();
-    serde_json::to_writer_pretty(&mut *w, &issues)?;
-    writeln!(w)
+    super::write_json(&issues, w)
 }
 
 fn issue(d: &Diagnostic, group: Option<Group>, fingerprint: String) -> Issue<'_> {

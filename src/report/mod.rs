@@ -68,6 +68,20 @@ pub fn render(format: Format, report: &CheckReport, rules: &[&RuleMeta], opts: &
     }
 }
 
+/// Writes `value` as pretty JSON and a newline, the way the JSON, SARIF and
+/// GitLab reports end. Through a buffer of its own: the pretty printer makes
+/// a write of every punctuation mark, each a dynamic call on `w` when
+/// written to it straight (750,000 calls for the 4,033 findings of the
+/// corpora), and the buffer makes them copies without holding the whole
+/// report in memory (28 MB for the 40,366 findings of ten copies of the
+/// corpora).
+pub(crate) fn write_json(value: &impl serde::Serialize, w: &mut dyn Write) -> io::Result<()> {
+    let mut out = io::BufWriter::with_capacity(1 << 16, w);
+    serde_json::to_writer_pretty(&mut out, value)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
 /// One fixture report shared by the renderers' snapshot tests, so that every
 /// format is checked against the same findings.
 #[cfg(test)]

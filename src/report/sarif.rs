@@ -165,8 +165,7 @@ pub fn render(report: &CheckReport, rules: &[&RuleMeta], docs_url: &str, w: &mut
             results,
         }],
     };
-    serde_json::to_writer_pretty(&mut *w, &log)?;
-    writeln!(w)
+    super::write_json(&log, w)
 }
 
 fn descriptor<'a>(rule: &'a RuleMeta, docs_url: &str) -> ReportingDescriptor<'a> {
