@@ -94,6 +94,10 @@ pub struct Gates {
     /// `move`: the WAL the source's slot may hold back before a gate refuses
     /// (default 8GB; a warning from half of it).
     pub max_retained_wal: Option<String>,
+    /// `move`: how long the source must receive no change to the moved
+    /// tables, once the subscription is disabled, before the dual-write
+    /// window closes (default 1s).
+    pub quiet_period: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -185,6 +189,8 @@ pub struct Settings {
     pub max_replication_lag: Duration,
     /// Bytes of WAL the source's slot may retain before a gate refuses.
     pub max_retained_wal: u64,
+    /// No change to the moved tables for this long closes the window.
+    pub quiet_period: Duration,
     pub batch_size: u32,
     pub pause: Duration,
     /// As written (`2s`), for `SET lock_timeout`.
@@ -267,6 +273,7 @@ pub fn parse(path: &Path, text: &str) -> crate::Result<Cutover> {
         file.gates.max_replication_lag.as_deref(),
         Duration::from_secs(30),
     )?;
+    let quiet_period = duration("quiet_period", file.gates.quiet_period.as_deref(), Duration::from_secs(1))?;
     let max_retained_wal = match file.gates.max_retained_wal.as_deref() {
         None => DEFAULT_MAX_RETAINED_WAL,
         Some(v) => parse_size(v).filter(|n| *n > 0).ok_or_else(|| {
@@ -312,12 +319,13 @@ pub fn parse(path: &Path, text: &str) -> crate::Result<Cutover> {
             }
         }
         Kind::Reshape => {
-            for key in ["source", "target", "staging_schema", "identity", "max_retained_wal"] {
+            for key in ["source", "target", "staging_schema", "identity", "max_retained_wal", "quiet_period"] {
                 let set = match key {
                     "source" => file.source.is_some(),
                     "target" => file.target.is_some(),
                     "identity" => file.identity.is_some(),
                     "max_retained_wal" => file.gates.max_retained_wal.is_some(),
+                    "quiet_period" => file.gates.quiet_period.is_some(),
                     _ => file.staging_schema.is_some(),
                 };
                 if set {
@@ -369,6 +377,7 @@ pub fn parse(path: &Path, text: &str) -> crate::Result<Cutover> {
             soak,
             max_replication_lag,
             max_retained_wal,
+            quiet_period,
             batch_size,
             pause,
             lock_timeout,
@@ -718,5 +727,14 @@ drop = ["lid_jid"]
         assert_eq!(parse_duration("ten"), None);
         assert_eq!(format_duration(Duration::from_secs(604800)), "7d");
         assert_eq!(format_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(parse_str(RESHAPE).unwrap().settings.quiet_period, Duration::from_secs(1));
+        let e = parse_str(&RESHAPE.replace("[flip]", "[gates]\nquiet_period = \"5s\"\n[flip]"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`quiet_period` is for `move`"), "{e}");
+        let e = parse_str(&RESHAPE.replace("[flip]", "[gates]\nquiet_period = \"soon\"\n[flip]"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("quiet_period = `soon` is not a duration"), "{e}");
     }
 }

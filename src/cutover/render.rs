@@ -64,10 +64,11 @@ pub fn text(
     if c.file.kind == Kind::Move {
         writeln!(
             out,
-            "gates: lag under {}, retained WAL under {}, at most {} differing rows",
+            "gates: lag under {}, retained WAL under {}, at most {} differing rows; the window closes after {} without writes to the source",
             format_duration(c.settings.max_replication_lag),
             format_size(c.settings.max_retained_wal),
-            c.file.gates.max_row_difference
+            c.file.gates.max_row_difference,
+            format_duration(c.settings.quiet_period)
         )?;
         writeln!(
             out,

@@ -632,7 +632,9 @@ fn a_writer_ignoring_its_route_keeps_the_dual_write_window_open() {
     m.drop_lid_on_an_old_source();
     m.strata(&["run", "--until", "flip-reader:digest"]).expect(0);
 
-    // A writer that never reads its route keeps writing the source.
+    // A writer that never reads its route keeps writing the source, with
+    // pauses between its commits (a slot empty at one instant is no proof
+    // of a quiet source: the window needs `quiet_period` without writes).
     let stop = Arc::new(AtomicBool::new(false));
     let (s, source) = (stop.clone(), m.source.clone());
     let rogue = std::thread::spawn(move || {
@@ -644,7 +646,7 @@ fn a_writer_ignoring_its_route_keeps_the_dual_write_window_open() {
                     .await
                     .expect("insert on the source");
                 n += 1;
-                tokio::time::sleep(Duration::from_millis(2)).await;
+                tokio::time::sleep(Duration::from_millis(250)).await;
             }
             n
         })

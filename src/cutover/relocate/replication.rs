@@ -679,7 +679,13 @@ impl MoveDbs<'_> {
                 self.set_enabled(false).await?;
                 let name = self.name.clone();
                 self.wait_slot_inactive(&name).await?;
-                let pending = self.pending_changes().await?;
+                // An empty slot at one instant proves little: a writer between two of its commits looks quiet.
+                // The source must stay quiet for the whole quiet period (changes pile up in the disabled slot).
+                let mut pending = self.pending_changes().await?;
+                if pending == 0 {
+                    tokio::time::sleep(self.c.settings.quiet_period).await;
+                    pending = self.pending_changes().await?;
+                }
                 if pending == 0 {
                     self.drop_replication().await?;
                     return Ok(format!(
@@ -690,8 +696,9 @@ impl MoveDbs<'_> {
                 if round == 5 {
                     self.set_enabled(true).await?;
                     return Err(gate(format!(
-                        "the source still receives writes to the moved tables ({pending} changes after catching up 5 times): \
-                         a writer ignores its route"
+                        "the source still receives writes to the moved tables ({pending} changes after catching up 5 times; \
+                         the window closes once they stay quiet for {}): a writer ignores its route",
+                        format_duration(self.c.settings.quiet_period)
                     )));
                 }
             }
