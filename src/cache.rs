@@ -7,6 +7,9 @@
 //! The cache is best-effort: a missing, unreadable or corrupt entry means a
 //! full replay, never a wrong result.
 //!
+//! The content hashes themselves come from [`FileHashes`] when a file's
+//! `stat` is the one recorded: a warm check reads no history file.
+//!
 //! A long-running process (the language server) also keeps the last few
 //! entries it loaded or stored in memory, so re-checking after every
 //! keystroke neither reads nor decodes the file.
@@ -129,9 +132,204 @@ fn prune(d: &std::path::Path) {
     }
 }
 
+/// The content hashes of a workspace's migrations, by what `stat` says of
+/// each file, so that a check whose history is cached need not read and
+/// hash every history file again (as git's index does).
+///
+/// An entry is used only while the file's size, modification and change
+/// times (nanoseconds), inode and device are those recorded; a file changed
+/// in the two seconds before an entry would be recorded is not recorded
+/// (a second change within the same clock tick could not be told apart).
+/// A missing or corrupt index means every file is read: never a wrong hash.
+pub struct FileHashes {
+    path: Option<PathBuf>,
+    entries: std::collections::HashMap<String, Stamped>,
+    changed: bool,
+    /// Files changed this recently are hashed but not recorded.
+    racy: std::time::Duration,
+}
+
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Stamp {
+    len: u64,
+    mtime: i128,
+    ctime: i128,
+    ino: u64,
+    dev: u64,
+}
+
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Stamped {
+    stamp: Stamp,
+    hash: String,
+}
+
+/// Files changed this recently are hashed but not recorded (the clock the
+/// kernel stamps files with ticks in milliseconds; two seconds leave room
+/// for a skewed network file system).
+const RACY: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Stamp {
+    #[cfg(unix)]
+    fn of(meta: &std::fs::Metadata) -> Option<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
+        Some(Stamp {
+            len: meta.len(),
+            mtime: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime: ns(meta.ctime(), meta.ctime_nsec()),
+            ino: meta.ino(),
+            dev: meta.dev(),
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn of(_meta: &std::fs::Metadata) -> Option<Stamp> {
+        None
+    }
+
+    /// Whether the file changed less than `window` ago: too recently for
+    /// its stamp to be trusted later.
+    fn racy(&self, window: std::time::Duration) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        now - self.mtime.max(self.ctime) < window.as_nanos() as i128
+    }
+}
+
+impl FileHashes {
+    /// The index of the workspace at `root` (empty when caching is off or
+    /// nothing was recorded yet).
+    pub fn load(root: &std::path::Path) -> FileHashes {
+        FileHashes::open(dir().map(|d| {
+            let id = hex::encode(Sha256::digest(root.as_os_str().as_encoded_bytes()));
+            d.join(format!("files-v1-{}.json", &id[..32]))
+        }))
+    }
+
+    /// The index kept in the file `path` (None: nothing is kept).
+    pub fn open(path: Option<PathBuf>) -> FileHashes {
+        let entries = path
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        FileHashes {
+            path,
+            entries,
+            changed: false,
+            racy: RACY,
+        }
+    }
+
+    /// The SHA-256 of `file`'s content when its stamp is the recorded one.
+    pub fn get(&mut self, file: &std::path::Path) -> Option<[u8; 32]> {
+        let key = file.to_str()?;
+        let entry = self.entries.get(key)?;
+        let stamp = Stamp::of(&std::fs::metadata(file).ok()?)?;
+        if stamp != entry.stamp {
+            return None;
+        }
+
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(&entry.hash, &mut out).ok()?;
+        Some(out)
+    }
+
+    /// Records the hash of `text`, just read from `file` (whose stamp was
+    /// taken before the read: a change during the read makes it differ).
+    pub fn put(&mut self, file: &std::path::Path, stamp_before: Option<std::fs::Metadata>, hash: &[u8; 32]) {
+        let (Some(key), Some(stamp)) = (file.to_str(), stamp_before.as_ref().and_then(Stamp::of)) else {
+            return;
+        };
+        if stamp.racy(self.racy) {
+            return;
+        }
+        let hash = hex::encode(hash);
+
+        if self.entries.get(key).is_some_and(|e| e.stamp == stamp && e.hash == hash) {
+            return;
+        }
+        self.entries.insert(key.to_string(), Stamped { stamp, hash });
+        self.changed = true;
+    }
+
+    /// Writes the index when it changed (best-effort, write then rename),
+    /// keeping the files `current` names (the workspace's migrations: the
+    /// entries of removed files go).
+    pub fn save(mut self, current: impl Fn(&str) -> bool) {
+        let before = self.entries.len();
+        self.entries.retain(|k, _| current(k));
+        let changed = self.changed || self.entries.len() != before;
+        let (true, Some(path)) = (changed, self.path.take()) else { return };
+        let Some(d) = path.parent() else { return };
+        if std::fs::create_dir_all(d).is_err() {
+            return;
+        }
+        let Ok(bytes) = serde_json::to_vec(&self.entries) else { return };
+        let tmp = d.join(format!(".files.{}.tmp", std::process::id()));
+        if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, &path).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sha(text: &str) -> [u8; 32] {
+        Sha256::digest(text.as_bytes()).into()
+    }
+
+    #[test]
+    fn file_hashes_are_trusted_only_while_the_stamp_is_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = dir.path().join("files.json");
+        let old = dir.path().join("0001_old.sql");
+        let fresh = dir.path().join("0002_fresh.sql");
+        std::fs::write(&old, "CREATE TABLE a (id int);").unwrap();
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        // One file last changed outside the racy window, one inside it.
+        let mut h = FileHashes::open(Some(index.clone()));
+        h.racy = std::time::Duration::from_millis(300);
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        std::fs::write(&fresh, "CREATE TABLE b (id int);").unwrap();
+        for p in [&old, &fresh] {
+            let text = std::fs::read_to_string(p).unwrap();
+            h.put(p, std::fs::metadata(p).ok(), &sha(&text));
+        }
+        h.save(|_| true);
+        let mut h = FileHashes::open(Some(index.clone()));
+        assert_eq!(h.get(&old), Some(sha("CREATE TABLE a (id int);")));
+        // Changed within the racy window: not recorded, read again.
+        assert_eq!(h.get(&fresh), None);
+        // An edit of the same size, with the old time put back, still
+        // changes the change time: the entry is not used.
+        std::fs::write(&old, "CREATE TABLE c (id int);").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        assert_eq!(h.get(&old), None);
+        // Entries of removed files go when the index is written.
+        h.save(|k| !k.ends_with("0001_old.sql"));
+        let written: std::collections::HashMap<String, serde_json::Value> =
+            serde_json::from_slice(&std::fs::read(&index).unwrap()).unwrap();
+        assert!(written.is_empty(), "{written:?}");
+        // A corrupt index is an empty one.
+        std::fs::write(&index, "{not json").unwrap();
+        assert_eq!(FileHashes::open(Some(index)).get(&old), None);
+    }
 
     #[test]
     fn catalog_round_trips_through_json() {

@@ -516,3 +516,61 @@ fn max_failures_zero_is_refused_for_migrate_and_baseline() {
         assert!(run.stderr.contains("0 would start no tenant"), "{}", run.all());
     }
 }
+
+#[test]
+fn a_history_file_edited_behind_the_cache_is_read_again() {
+    let ws = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let core = ws.path().join("schema/core");
+    std::fs::create_dir_all(&core).unwrap();
+    std::fs::write(ws.path().join("strata.toml"), "pg_version = 16\n[migrations]\nnaming = \"any\"\n").unwrap();
+    let first = core.join("0001_notes.sql");
+    std::fs::write(&first, "CREATE TABLE notes (id int, body text);\n").unwrap();
+    // Recorded in the index only once older than the racy window.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let set_old = |p: &Path| std::fs::File::options().write(true).open(p).unwrap().set_modified(old).unwrap();
+    set_old(&first);
+    std::fs::write(
+        core.join("0002_body.sql"),
+        "ALTER TABLE notes ALTER COLUMN body TYPE varchar(10);\n",
+    )
+    .unwrap();
+    let check = |extra: &[&str]| {
+        let mut c = common::strata_command();
+        c.args(["check", "schema/core/0002_body.sql", "--format", "json"])
+            .args(extra)
+            .env("STRATA_CACHE_DIR", cache.path())
+            .current_dir(ws.path());
+        let out = c.output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["message"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    // A file is recorded in the index of stamps only once its last change
+    // is two seconds old (a change within the same clock tick would not
+    // show in its stamp).
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    // The history says what the column was.
+    let knows_the_old_type = |messages: &[String]| messages.iter().any(|m| m.contains("from `text`"));
+    let before = check(&[]);
+    assert!(knows_the_old_type(&before), "{before:?}");
+    assert_eq!(check(&[]), before, "warm, from the cache");
+    let indexes = || {
+        std::fs::read_dir(cache.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("files-"))
+            .count()
+    };
+    assert_eq!(indexes(), 1, "one index of file stamps for the workspace");
+    // 0001 no longer creates `notes` (same size, the old time put back).
+    std::fs::write(&first, "CREATE TABLE motes (id int, body text);\n").unwrap();
+    set_old(&first);
+    let after = check(&[]);
+    assert_eq!(after, check(&["--no-cache"]), "the edit is seen");
+    assert!(!knows_the_old_type(&after), "{after:?}");
+}

@@ -91,7 +91,8 @@ fn load_item((p, d, m): &(PathBuf, String, Option<Migration>)) -> Result<ParsedF
     }
 }
 
-/// Which files a check reports on. `None`: every file.
+/// Which files a check reports on, as the workspace lists their paths
+/// (`Migration::path`; [`review_set`] finds them). `None`: every file.
 pub type ReviewSet = Option<HashSet<PathBuf>>;
 
 fn canonical(p: &Path) -> PathBuf {
@@ -446,20 +447,12 @@ pub fn check_workspace_overlay(ws: &Workspace, review: &ReviewSet, use_cache: bo
             items.push((li, mi, m.path.clone(), ws.display(&m.path)));
         }
     }
-    let sources: Vec<Arc<SourceFile>> = items
-        .par_iter()
-        .map(|(_, _, p, d)| {
-            let text = match overlay.get(p) {
-                Some(text) => text.clone(),
-                None => crate::error::read_utf8(p)?,
-            };
-            Ok(Arc::new(SourceFile::new(d.clone(), text)))
-        })
-        .collect::<Result<_>>()?;
-    let mut canon = Canonical::default();
+    // Files are read when needed: a history prefix whose catalog is cached
+    // is hashed from the index of file stamps, not read (`cache::FileHashes`).
+    let mut texts: Vec<Option<String>> = items.iter().map(|(_, _, p, _)| overlay.get(p).cloned()).collect();
     let reviewed: Vec<bool> = items
         .iter()
-        .map(|(_, _, p, _)| review.as_ref().is_none_or(|set| set.contains(&canon.of(p))))
+        .map(|(_, _, p, _)| review.as_ref().is_none_or(|set| set.contains(p)))
         .collect();
 
     let mut report = CheckReport::default();
@@ -513,17 +506,61 @@ pub fn check_workspace_overlay(ws: &Workspace, review: &ReviewSet, use_cache: bo
 
     // Catalogs of unchanged history prefixes, from the cache.
     let mut cached: Vec<(Option<Catalog>, Option<String>)> = Vec::new();
-    for plan in &plans {
-        if !use_cache || plan.first == 0 {
-            cached.push((None, None));
-            continue;
+    let prefixes: HashSet<usize> = plans
+        .iter()
+        .filter(|plan| use_cache && plan.first > 0)
+        .flat_map(|plan| plan.seq[..plan.first].iter().copied())
+        .collect();
+    if !prefixes.is_empty() {
+        let mut stamps = crate::cache::FileHashes::load(&ws.root);
+        let mut hashes: HashMap<usize, [u8; 32]> = HashMap::new();
+        let mut unknown = Vec::new();
+        for &f in &prefixes {
+            match texts[f].is_none().then(|| stamps.get(&items[f].2)).flatten() {
+                Some(h) => {
+                    hashes.insert(f, h);
+                }
+                None => unknown.push(f),
+            }
         }
-        let mut key = crate::cache::Key::new(&plan.label);
-        for &f in &plan.seq[..plan.first] {
-            key.file(f as u32, items[f].0 as u16, &sha2::Sha256::digest(sources[f].text.as_bytes()));
+        // The others are read (in parallel) and hashed; the index records them.
+        let read: Vec<(usize, Option<std::fs::Metadata>, String)> = unknown
+            .par_iter()
+            .map(|&f| {
+                let p = &items[f].2;
+                match &texts[f] {
+                    Some(t) => Ok((f, None, t.clone())),
+                    None => {
+                        let meta = std::fs::metadata(p).ok();
+                        Ok((f, meta, crate::error::read_utf8(p)?))
+                    }
+                }
+            })
+            .collect::<Result<_>>()?;
+        for (f, meta, text) in read {
+            let h: [u8; 32] = sha2::Sha256::digest(text.as_bytes()).into();
+            if meta.is_some() {
+                stamps.put(&items[f].2, meta, &h);
+            }
+            hashes.insert(f, h);
+            texts[f] = Some(text);
         }
-        let (hit, k) = crate::cache::load(key);
-        cached.push((hit, Some(k)));
+        let current: HashSet<&str> = items.iter().filter_map(|(_, _, p, _)| p.to_str()).collect();
+        stamps.save(|k| current.contains(k));
+        for plan in &plans {
+            if !use_cache || plan.first == 0 {
+                cached.push((None, None));
+                continue;
+            }
+            let mut key = crate::cache::Key::new(&plan.label);
+            for &f in &plan.seq[..plan.first] {
+                key.file(f as u32, items[f].0 as u16, &hashes[&f]);
+            }
+            let (hit, k) = crate::cache::load(key);
+            cached.push((hit, Some(k)));
+        }
+    } else {
+        cached.resize_with(plans.len(), || (None, None));
     }
 
     // Parse every file some plan replays, once, in parallel.
@@ -539,18 +576,23 @@ pub fn check_workspace_overlay(ws: &Workspace, review: &ReviewSet, use_cache: bo
             needed[f] = true;
         }
     }
-    let parsed: Vec<Option<ParsedFile>> = sources
-        .par_iter()
+    let parsed: Vec<Option<ParsedFile>> = texts
+        .into_par_iter()
         .zip(needed.par_iter())
         .zip(items.par_iter())
-        .map(|((src, &n), (li, mi, _, _))| {
-            n.then(|| {
-                let mut p = parse_source(src.clone());
-                apply_layout(&mut p, &ws.layers[*li].migrations[*mi]);
-                p
-            })
+        .map(|((text, &n), (li, mi, p, d))| {
+            if !n {
+                return Ok(None);
+            }
+            let text = match text {
+                Some(t) => t,
+                None => crate::error::read_utf8(p)?,
+            };
+            let mut p = parse_source(Arc::new(SourceFile::new(d.clone(), text)));
+            apply_layout(&mut p, &ws.layers[*li].migrations[*mi]);
+            Ok(Some(p))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let layer_infos = layer_infos(ws, &parsed, &file_of);
 
     let env = Env {
@@ -739,13 +781,26 @@ pub fn review_set(ws: &Workspace, paths: &[PathBuf]) -> Result<ReviewSet> {
     if paths.is_empty() {
         return Ok(None);
     }
-    let mut canon = Canonical::default();
-    let all: Vec<PathBuf> = ws
+    // Each migration's folder resolved once, its name joined: no look at the
+    // file itself. Only a file named on the command line that none of these
+    // match is looked for again among the migrations' resolved links.
+    let mut folders: HashMap<&Path, PathBuf> = HashMap::new();
+    let all: Vec<(PathBuf, &Path)> = ws
         .layers
         .iter()
         .flat_map(|l| l.migrations.iter())
-        .map(|m| canon.of(&m.path))
+        .map(|m| {
+            let resolved = match (m.path.parent(), m.path.file_name()) {
+                (Some(parent), Some(name)) => {
+                    let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+                    folders.entry(parent).or_insert_with(|| canonical(parent)).join(name)
+                }
+                _ => canonical(&m.path),
+            };
+            (resolved, m.path.as_path())
+        })
         .collect();
+    let mut links: Option<Vec<(PathBuf, &Path)>> = None;
     let mut set = HashSet::new();
     for p in paths {
         if !p.exists() {
@@ -753,9 +808,20 @@ pub fn review_set(ws: &Workspace, paths: &[PathBuf]) -> Result<ReviewSet> {
         }
         let c = canonical(p);
         if c.is_dir() {
-            set.extend(all.iter().filter(|m| m.starts_with(&c)).cloned());
-        } else if all.contains(&c) {
-            set.insert(c);
+            set.extend(all.iter().filter(|(r, _)| r.starts_with(&c)).map(|(_, m)| m.to_path_buf()));
+            continue;
+        }
+        if let Some((_, m)) = all.iter().find(|(r, _)| *r == c) {
+            set.insert(m.to_path_buf());
+            continue;
+        }
+        // A migration that is a symbolic link to `p`.
+        let links = links.get_or_insert_with(|| {
+            let mut canon = Canonical::default();
+            all.iter().map(|(_, m)| (canon.of(m), *m)).collect()
+        });
+        if let Some((_, m)) = links.iter().find(|(r, _)| *r == c) {
+            set.insert(m.to_path_buf());
         } else if c.extension().is_some_and(|e| e == "sql") && !is_down_file(&c) {
             return Err(Error::Usage(format!(
                 "{}: not a migration of any layer of the workspace at {} (layers live under {}/core, verticals/<name>, bespoke/<tenant>)",

@@ -38,7 +38,7 @@
 //! made on the same line.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sqlparser::ast::Statement as Ast;
 
@@ -94,14 +94,13 @@ pub struct ShadowReport {
 /// workspace: `lock-taken` and `table-rewrite` as observed, and the
 /// [`LIVE_FILE_RULES`] and [`LIVE_STATEMENT_RULES`] on the live catalog.
 pub fn check(ws: &Workspace, review: &HashSet<PathBuf>, server: &ShadowServer) -> Result<ShadowReport> {
-    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
     let mut chain = Vec::new();
     let mut reviewed = HashSet::new();
     // Shown path → (layer, migration).
     let mut place = HashMap::new();
     for (i, l) in ws.layers.iter().enumerate() {
         for (mi, m) in l.migrations.iter().enumerate() {
-            if review.contains(&canonical(&m.path)) {
+            if review.contains(&m.path) {
                 reviewed.insert(ws.display(&m.path));
                 if !chain.contains(&i) {
                     chain.push(i);

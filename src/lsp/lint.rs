@@ -197,7 +197,7 @@ impl Workspaces {
                 overlay.insert(listed.clone(), other.text.to_string());
             }
         }
-        let review = Some(HashSet::from([path]));
+        let review = Some(HashSet::from([listed.clone()]));
         let report = check::check_workspace_overlay(&loaded.ws, &review, true, &overlay).map_err(|e| e.to_string())?;
         let shown = loaded.ws.display(listed);
         Ok(report.diagnostics.into_iter().filter(|d| d.file.path == shown).collect())

@@ -157,10 +157,12 @@ pub(crate) fn list(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let mut dirs = Vec::new();
     for entry in rd {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let p = entry.path();
-        if file_name(&p).starts_with('.') {
+        // The listing gives the name: no path to take apart again.
+        let name = entry.file_name();
+        if name.as_encoded_bytes().starts_with(b".") {
             continue;
         }
+        let p = entry.path();
         // The entry's type comes with the listing: only a symbolic link
         // needs a look at what it points to.
         let is_dir = match entry.file_type() {
@@ -168,15 +170,17 @@ pub(crate) fn list(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
             _ => p.is_dir(),
         };
         if is_dir {
-            dirs.push(p);
+            dirs.push((name, p));
         } else {
-            files.push(p);
+            files.push((name, p));
         }
     }
     // All in `dir`: their names order them as their paths would.
-    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
-    dirs.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
-    Ok((files, dirs))
+    let sorted = |mut v: Vec<(std::ffi::OsString, PathBuf)>| {
+        v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        v.into_iter().map(|(_, p)| p).collect::<Vec<_>>()
+    };
+    Ok((sorted(files), sorted(dirs)))
 }
 
 /// dbmate or goose markers in a file.
