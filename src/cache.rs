@@ -26,6 +26,8 @@ use sha2::{Digest, Sha256};
 use crate::catalog::Catalog;
 
 const FORMAT: &str = "catalog-v3";
+/// The name prefix of the indexes of file stamps ([`FileHashes`]).
+const FILES: &str = "files-v1";
 /// Entries kept; older ones are removed when a new one is written.
 const KEEP: usize = 64;
 
@@ -116,19 +118,23 @@ pub fn store(key: &str, catalog: &Catalog) {
     prune(&d);
 }
 
+/// Keeps the newest [`KEEP`] catalogs and the newest [`KEEP`] indexes of
+/// file stamps.
 fn prune(d: &std::path::Path) {
-    let Ok(rd) = std::fs::read_dir(d) else { return };
-    let mut entries: Vec<(std::time::SystemTime, PathBuf)> = rd
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(FORMAT))
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .collect();
-    if entries.len() <= KEEP {
-        return;
-    }
-    entries.sort();
-    for (_, p) in &entries[..entries.len() - KEEP] {
-        let _ = std::fs::remove_file(p);
+    for prefix in [FORMAT, FILES] {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        let mut entries: Vec<(std::time::SystemTime, PathBuf)> = rd
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .collect();
+        if entries.len() <= KEEP {
+            continue;
+        }
+        entries.sort();
+        for (_, p) in &entries[..entries.len() - KEEP] {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
@@ -203,8 +209,10 @@ impl FileHashes {
     /// nothing was recorded yet).
     pub fn load(root: &std::path::Path) -> FileHashes {
         FileHashes::open(dir().map(|d| {
+            // One index per workspace, however its root was named.
+            let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
             let id = hex::encode(Sha256::digest(root.as_os_str().as_encoded_bytes()));
-            d.join(format!("files-v1-{}.json", &id[..32]))
+            d.join(format!("{FILES}-{}.json", &id[..32]))
         }))
     }
 

@@ -77,6 +77,22 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
 /// position.
 pub fn read_utf8(path: &std::path::Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    utf8(path, bytes)
+}
+
+/// [`read_utf8`], with the metadata of the file that was read, taken from
+/// the open file (a path re-pointed between a `stat` and the read cannot
+/// give one file's stamp with another's text).
+pub fn read_utf8_stamped(path: &std::path::Path) -> Result<(String, std::fs::Metadata)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+    Ok((utf8(path, bytes)?, meta))
+}
+
+fn utf8(path: &std::path::Path, bytes: Vec<u8>) -> Result<String> {
     match String::from_utf8(bytes) {
         Ok(s) => Ok(s),
         Err(e) => {

@@ -574,3 +574,48 @@ fn a_history_file_edited_behind_the_cache_is_read_again() {
     assert_eq!(after, check(&["--no-cache"]), "the edit is seen");
     assert!(!knows_the_old_type(&after), "{after:?}");
 }
+
+#[test]
+fn a_migration_that_is_a_link_is_reviewed_when_named_with_the_file_it_points_to() {
+    let ws = tempfile::tempdir().unwrap();
+    let schema = ws.path().join("schema");
+    for d in ["core", "verticals/v1", "verticals/v2"] {
+        std::fs::create_dir_all(schema.join(d)).unwrap();
+    }
+    std::fs::write(ws.path().join("strata.toml"), "pg_version = 16\n[migrations]\nnaming = \"any\"\n").unwrap();
+    std::fs::write(schema.join("core/0001_core.sql"), "CREATE TABLE core_t (id int PRIMARY KEY);\n").unwrap();
+    std::fs::write(
+        schema.join("verticals/v1/0001_x.sql"),
+        "ALTER TABLE core_t ADD COLUMN n varchar(10);\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("../v1/0001_x.sql", schema.join("verticals/v2/0001_x.sql")).unwrap();
+    let reviewed = |args: &[&str]| {
+        let mut all = vec!["check", "--no-cache", "--format", "json"];
+        all.extend_from_slice(args);
+        let out = strata_in(ws.path(), &all);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout, out.stderr));
+        let mut files: Vec<String> = v["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["file"].as_str().unwrap().to_string())
+            .collect();
+        files.dedup();
+        files
+    };
+    let both = vec![
+        "schema/verticals/v1/0001_x.sql".to_string(),
+        "schema/verticals/v2/0001_x.sql".to_string(),
+    ];
+    // The link by its own path: the link, and the file it points to.
+    assert_eq!(reviewed(&["schema/verticals/v2/0001_x.sql"]), both);
+    // Named twice, absolute and relative: the same two.
+    let absolute = schema.join("verticals/v2/0001_x.sql");
+    assert_eq!(reviewed(&[absolute.to_str().unwrap(), "schema/verticals/v2/0001_x.sql"]), both);
+    // The file itself, and its folder: that file.
+    assert_eq!(reviewed(&["schema/verticals/v1/0001_x.sql"]), both[..1]);
+    assert_eq!(reviewed(&["schema/verticals/v1"]), both[..1]);
+    // The folder holding the link: the link.
+    assert_eq!(reviewed(&["schema/verticals/v2"]), both[1..]);
+}

@@ -506,6 +506,7 @@ pub fn check_workspace_overlay(ws: &Workspace, review: &ReviewSet, use_cache: bo
 
     // Catalogs of unchanged history prefixes, from the cache.
     let mut cached: Vec<(Option<Catalog>, Option<String>)> = Vec::new();
+    let mut hashes: HashMap<usize, [u8; 32]> = HashMap::new();
     let prefixes: HashSet<usize> = plans
         .iter()
         .filter(|plan| use_cache && plan.first > 0)
@@ -513,7 +514,6 @@ pub fn check_workspace_overlay(ws: &Workspace, review: &ReviewSet, use_cache: bo
         .collect();
     if !prefixes.is_empty() {
         let mut stamps = crate::cache::FileHashes::load(&ws.root);
-        let mut hashes: HashMap<usize, [u8; 32]> = HashMap::new();
         let mut unknown = Vec::new();
         for &f in &prefixes {
             match texts[f].is_none().then(|| stamps.get(&items[f].2)).flatten() {
@@ -531,8 +531,8 @@ pub fn check_workspace_overlay(ws: &Workspace, review: &ReviewSet, use_cache: bo
                 match &texts[f] {
                     Some(t) => Ok((f, None, t.clone())),
                     None => {
-                        let meta = std::fs::metadata(p).ok();
-                        Ok((f, meta, crate::error::read_utf8(p)?))
+                        let (text, meta) = crate::error::read_utf8_stamped(p)?;
+                        Ok((f, Some(meta), text))
                     }
                 }
             })
@@ -612,8 +612,23 @@ pub fn check_workspace_overlay(ws: &Workspace, review: &ReviewSet, use_cache: bo
         let mut catalog = hit.unwrap_or_default();
         for (pos, &f) in plan.seq.iter().enumerate().take(plan.last + 1).skip(start) {
             if pos == plan.first {
+                // Stored under the key only when the texts replayed are the
+                // ones the key was made of (a hash from the index of stamps,
+                // and a file changed since, would store another history's
+                // catalog under it).
+                let replayed_as_keyed = || {
+                    plan.seq[..plan.first].iter().all(|f| {
+                        parsed[*f].as_ref().is_some_and(|p| {
+                            hashes
+                                .get(f)
+                                .is_some_and(|h| *h == <[u8; 32]>::from(sha2::Sha256::digest(p.source.text.as_bytes())))
+                        })
+                    })
+                };
                 if let (true, Some(k)) = (start == 0 && pos > 0, &key) {
-                    crate::cache::store(k, &catalog);
+                    if replayed_as_keyed() {
+                        crate::cache::store(k, &catalog);
+                    }
                 }
             }
             let (li, mi, _, _) = items[f];
@@ -811,17 +826,32 @@ pub fn review_set(ws: &Workspace, paths: &[PathBuf]) -> Result<ReviewSet> {
             set.extend(all.iter().filter(|(r, _)| r.starts_with(&c)).map(|(_, m)| m.to_path_buf()));
             continue;
         }
-        if let Some((_, m)) = all.iter().find(|(r, _)| *r == c) {
-            set.insert(m.to_path_buf());
+        // The migration named (a link named by its own path is that
+        // migration), and every migration that is the file it points to.
+        let named = match (p.parent(), p.file_name()) {
+            (Some(parent), Some(name)) => {
+                let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+                canonical(parent).join(name)
+            }
+            _ => c.clone(),
+        };
+        let matched: Vec<PathBuf> = all
+            .iter()
+            .filter(|(r, _)| *r == c || *r == named)
+            .map(|(_, m)| m.to_path_buf())
+            .collect();
+        if !matched.is_empty() {
+            set.extend(matched);
             continue;
         }
-        // A migration that is a symbolic link to `p`.
+        // Migrations that are symbolic links to `p`.
         let links = links.get_or_insert_with(|| {
             let mut canon = Canonical::default();
             all.iter().map(|(_, m)| (canon.of(m), *m)).collect()
         });
-        if let Some((_, m)) = links.iter().find(|(r, _)| *r == c) {
-            set.insert(m.to_path_buf());
+        let linked: Vec<PathBuf> = links.iter().filter(|(r, _)| *r == c).map(|(_, m)| m.to_path_buf()).collect();
+        if !linked.is_empty() {
+            set.extend(linked);
         } else if c.extension().is_some_and(|e| e == "sql") && !is_down_file(&c) {
             return Err(Error::Usage(format!(
                 "{}: not a migration of any layer of the workspace at {} (layers live under {}/core, verticals/<name>, bespoke/<tenant>)",

@@ -635,13 +635,18 @@ impl MoveDbs<'_> {
             .map_err(self.on_dst(format!("{verb} the subscription")))
     }
 
-    /// Changes the slot holds that the target has not confirmed (the
+    /// Row changes the slot holds that the target has not confirmed (the
     /// subscription must be disabled: an active slot cannot be peeked).
+    /// Only pgoutput's insert, update, delete and truncate messages count
+    /// (`I`, `U`, `D`, `T`): before PostgreSQL 15 every transaction of the
+    /// source, even one touching no published table, leaves its BEGIN and
+    /// COMMIT in the slot.
     async fn pending_changes(&self) -> Result<i64> {
         let row = self
             .src
             .query_one(
-                "SELECT count(*) FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', $2)",
+                "SELECT count(*) FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', $2) \
+                 WHERE get_byte(data, 0) IN (73, 85, 68, 84)",
                 &[&self.name, &quote_ident(&self.name)],
             )
             .await
