@@ -232,30 +232,28 @@ impl FileHashes {
     }
 
     /// The SHA-256 of `file`'s content when its stamp is the recorded one.
-    pub fn get(&mut self, file: &std::path::Path) -> Option<[u8; 32]> {
+    pub fn get(&self, file: &std::path::Path) -> Option<[u8; 32]> {
         let key = file.to_str()?;
         let entry = self.entries.get(key)?;
         let stamp = Stamp::of(&std::fs::metadata(file).ok()?)?;
         if stamp != entry.stamp {
             return None;
         }
-
         let mut out = [0u8; 32];
         hex::decode_to_slice(&entry.hash, &mut out).ok()?;
         Some(out)
     }
 
-    /// Records the hash of `text`, just read from `file` (whose stamp was
-    /// taken before the read: a change during the read makes it differ).
-    pub fn put(&mut self, file: &std::path::Path, stamp_before: Option<std::fs::Metadata>, hash: &[u8; 32]) {
-        let (Some(key), Some(stamp)) = (file.to_str(), stamp_before.as_ref().and_then(Stamp::of)) else {
+    /// Records `hash`, of the text just read from `file` through a handle
+    /// whose metadata is `meta`.
+    pub fn put(&mut self, file: &std::path::Path, meta: &std::fs::Metadata, hash: &[u8; 32]) {
+        let (Some(key), Some(stamp)) = (file.to_str(), Stamp::of(meta)) else {
             return;
         };
         if stamp.racy(self.racy) {
             return;
         }
         let hash = hex::encode(hash);
-
         if self.entries.get(key).is_some_and(|e| e.stamp == stamp && e.hash == hash) {
             return;
         }
@@ -291,6 +289,10 @@ mod tests {
         Sha256::digest(text.as_bytes()).into()
     }
 
+    fn set_mtime(p: &std::path::Path, t: std::time::SystemTime) {
+        std::fs::File::options().write(true).open(p).unwrap().set_modified(t).unwrap();
+    }
+
     #[test]
     fn file_hashes_are_trusted_only_while_the_stamp_is_unchanged() {
         let dir = tempfile::tempdir().unwrap();
@@ -299,12 +301,7 @@ mod tests {
         let fresh = dir.path().join("0002_fresh.sql");
         std::fs::write(&old, "CREATE TABLE a (id int);").unwrap();
         let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        std::fs::File::options()
-            .write(true)
-            .open(&old)
-            .unwrap()
-            .set_modified(hour_ago)
-            .unwrap();
+        set_mtime(&old, hour_ago);
         // One file last changed outside the racy window, one inside it.
         let mut h = FileHashes::open(Some(index.clone()));
         h.racy = std::time::Duration::from_millis(300);
@@ -312,22 +309,17 @@ mod tests {
         std::fs::write(&fresh, "CREATE TABLE b (id int);").unwrap();
         for p in [&old, &fresh] {
             let text = std::fs::read_to_string(p).unwrap();
-            h.put(p, std::fs::metadata(p).ok(), &sha(&text));
+            h.put(p, &std::fs::metadata(p).unwrap(), &sha(&text));
         }
         h.save(|_| true);
-        let mut h = FileHashes::open(Some(index.clone()));
+        let h = FileHashes::open(Some(index.clone()));
         assert_eq!(h.get(&old), Some(sha("CREATE TABLE a (id int);")));
         // Changed within the racy window: not recorded, read again.
         assert_eq!(h.get(&fresh), None);
         // An edit of the same size, with the old time put back, still
         // changes the change time: the entry is not used.
         std::fs::write(&old, "CREATE TABLE c (id int);").unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&old)
-            .unwrap()
-            .set_modified(hour_ago)
-            .unwrap();
+        set_mtime(&old, hour_ago);
         assert_eq!(h.get(&old), None);
         // Entries of removed files go when the index is written.
         h.save(|k| !k.ends_with("0001_old.sql"));

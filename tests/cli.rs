@@ -542,13 +542,7 @@ fn a_history_file_edited_behind_the_cache_is_read_again() {
             .env("STRATA_CACHE_DIR", cache.path())
             .current_dir(ws.path());
         let out = c.output().unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["diagnostics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d["message"].as_str().unwrap().to_string())
-            .collect::<Vec<_>>()
+        common::diagnostic_fields(&String::from_utf8_lossy(&out.stdout), "message")
     };
     // A file is recorded in the index of stamps only once its last change
     // is two seconds old (a change within the same clock tick would not
@@ -594,13 +588,7 @@ fn a_migration_that_is_a_link_is_reviewed_when_named_with_the_file_it_points_to(
         let mut all = vec!["check", "--no-cache", "--format", "json"];
         all.extend_from_slice(args);
         let out = strata_in(ws.path(), &all);
-        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout, out.stderr));
-        let mut files: Vec<String> = v["diagnostics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d["file"].as_str().unwrap().to_string())
-            .collect();
+        let mut files = common::diagnostic_fields(&out.stdout, "file");
         files.dedup();
         files
     };

@@ -44,13 +44,7 @@ fn listed(repo: &Path) -> Vec<String> {
 fn rules(repo: &Path) -> Vec<String> {
     let out = strata(repo, &["check", "--format", "json", "--no-cache"]);
     assert!(out.code == 0 || out.code == 1, "{}{}", out.stdout, out.stderr);
-    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    v["diagnostics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["rule"].as_str().unwrap().to_string())
-        .collect()
+    common::diagnostic_fields(&out.stdout, "rule")
 }
 
 /// Every layout: its apply order, its own no-transaction marker (the

@@ -107,12 +107,18 @@ struct Canonical(HashMap<PathBuf, PathBuf>);
 
 impl Canonical {
     fn of(&mut self, p: &Path) -> PathBuf {
-        let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
-            return canonical(p);
-        };
         if !std::fs::symlink_metadata(p).is_ok_and(|m| !m.file_type().is_symlink()) {
             return canonical(p);
         }
+        self.in_folder(p)
+    }
+
+    /// `p` in its resolved folder, `p` itself not looked at (a link stays
+    /// a link: this is the path of the link, not of what it points to).
+    fn in_folder(&mut self, p: &Path) -> PathBuf {
+        let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
+            return canonical(p);
+        };
         let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
         let dir = self.0.entry(parent.to_path_buf()).or_insert_with(|| canonical(parent));
         dir.join(name)
@@ -504,9 +510,12 @@ pub fn check_workspace_overlay(ws: &Workspace, review: &ReviewSet, use_cache: bo
         });
     }
 
-    // Catalogs of unchanged history prefixes, from the cache.
-    let mut cached: Vec<(Option<Catalog>, Option<String>)> = Vec::new();
+    // Catalogs of unchanged history prefixes, from the cache. The hashes of
+    // their files come from the index of stamps where it knows the file
+    // (`from_index`: checked again against the text if that prefix is
+    // replayed after all), else from the file, read now and recorded.
     let mut hashes: HashMap<usize, [u8; 32]> = HashMap::new();
+    let mut from_index: HashSet<usize> = HashSet::new();
     let prefixes: HashSet<usize> = plans
         .iter()
         .filter(|plan| use_cache && plan.first > 0)
@@ -514,54 +523,52 @@ pub fn check_workspace_overlay(ws: &Workspace, review: &ReviewSet, use_cache: bo
         .collect();
     if !prefixes.is_empty() {
         let mut stamps = crate::cache::FileHashes::load(&ws.root);
-        let mut unknown = Vec::new();
+        let mut unread = Vec::new();
         for &f in &prefixes {
-            match texts[f].is_none().then(|| stamps.get(&items[f].2)).flatten() {
+            if texts[f].is_some() {
+                continue;
+            }
+            match stamps.get(&items[f].2) {
                 Some(h) => {
                     hashes.insert(f, h);
+                    from_index.insert(f);
                 }
-                None => unknown.push(f),
+                None => unread.push(f),
             }
         }
-        // The others are read (in parallel) and hashed; the index records them.
-        let read: Vec<(usize, Option<std::fs::Metadata>, String)> = unknown
+        let read: Vec<(usize, String, std::fs::Metadata)> = unread
             .par_iter()
-            .map(|&f| {
-                let p = &items[f].2;
-                match &texts[f] {
-                    Some(t) => Ok((f, None, t.clone())),
-                    None => {
-                        let (text, meta) = crate::error::read_utf8_stamped(p)?;
-                        Ok((f, Some(meta), text))
-                    }
-                }
-            })
+            .map(|&f| crate::error::read_utf8_stamped(&items[f].2).map(|(text, meta)| (f, text, meta)))
             .collect::<Result<_>>()?;
-        for (f, meta, text) in read {
+        for (f, text, meta) in read {
             let h: [u8; 32] = sha2::Sha256::digest(text.as_bytes()).into();
-            if meta.is_some() {
-                stamps.put(&items[f].2, meta, &h);
-            }
+            stamps.put(&items[f].2, &meta, &h);
             hashes.insert(f, h);
             texts[f] = Some(text);
         }
+        // Overlay texts are hashed as they are, never recorded.
+        for &f in &prefixes {
+            if let (false, Some(text)) = (hashes.contains_key(&f), &texts[f]) {
+                hashes.insert(f, sha2::Sha256::digest(text.as_bytes()).into());
+            }
+        }
         let current: HashSet<&str> = items.iter().filter_map(|(_, _, p, _)| p.to_str()).collect();
         stamps.save(|k| current.contains(k));
-        for plan in &plans {
+    }
+    let cached: Vec<(Option<Catalog>, Option<String>)> = plans
+        .iter()
+        .map(|plan| {
             if !use_cache || plan.first == 0 {
-                cached.push((None, None));
-                continue;
+                return (None, None);
             }
             let mut key = crate::cache::Key::new(&plan.label);
             for &f in &plan.seq[..plan.first] {
                 key.file(f as u32, items[f].0 as u16, &hashes[&f]);
             }
             let (hit, k) = crate::cache::load(key);
-            cached.push((hit, Some(k)));
-        }
-    } else {
-        cached.resize_with(plans.len(), || (None, None));
-    }
+            (hit, Some(k))
+        })
+        .collect();
 
     // Parse every file some plan replays, once, in parallel.
     // Layers other than core are parsed whole: layer-boundary needs to know
@@ -613,16 +620,14 @@ pub fn check_workspace_overlay(ws: &Workspace, review: &ReviewSet, use_cache: bo
         for (pos, &f) in plan.seq.iter().enumerate().take(plan.last + 1).skip(start) {
             if pos == plan.first {
                 // Stored under the key only when the texts replayed are the
-                // ones the key was made of (a hash from the index of stamps,
+                // ones the key was made of: a hash from the index of stamps,
                 // and a file changed since, would store another history's
-                // catalog under it).
+                // catalog under it (the other hashes are of these texts).
                 let replayed_as_keyed = || {
-                    plan.seq[..plan.first].iter().all(|f| {
-                        parsed[*f].as_ref().is_some_and(|p| {
-                            hashes
-                                .get(f)
-                                .is_some_and(|h| *h == <[u8; 32]>::from(sha2::Sha256::digest(p.source.text.as_bytes())))
-                        })
+                    plan.seq[..plan.first].iter().filter(|f| from_index.contains(f)).all(|f| {
+                        parsed[*f]
+                            .as_ref()
+                            .is_some_and(|p| hashes[f] == <[u8; 32]>::from(sha2::Sha256::digest(p.source.text.as_bytes())))
                     })
                 };
                 if let (true, Some(k)) = (start == 0 && pos > 0, &key) {
@@ -799,21 +804,12 @@ pub fn review_set(ws: &Workspace, paths: &[PathBuf]) -> Result<ReviewSet> {
     // Each migration's folder resolved once, its name joined: no look at the
     // file itself. Only a file named on the command line that none of these
     // match is looked for again among the migrations' resolved links.
-    let mut folders: HashMap<&Path, PathBuf> = HashMap::new();
+    let mut canon = Canonical::default();
     let all: Vec<(PathBuf, &Path)> = ws
         .layers
         .iter()
         .flat_map(|l| l.migrations.iter())
-        .map(|m| {
-            let resolved = match (m.path.parent(), m.path.file_name()) {
-                (Some(parent), Some(name)) => {
-                    let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
-                    folders.entry(parent).or_insert_with(|| canonical(parent)).join(name)
-                }
-                _ => canonical(&m.path),
-            };
-            (resolved, m.path.as_path())
-        })
+        .map(|m| (canon.in_folder(&m.path), m.path.as_path()))
         .collect();
     let mut links: Option<Vec<(PathBuf, &Path)>> = None;
     let mut set = HashSet::new();
@@ -828,13 +824,7 @@ pub fn review_set(ws: &Workspace, paths: &[PathBuf]) -> Result<ReviewSet> {
         }
         // The migration named (a link named by its own path is that
         // migration), and every migration that is the file it points to.
-        let named = match (p.parent(), p.file_name()) {
-            (Some(parent), Some(name)) => {
-                let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
-                canonical(parent).join(name)
-            }
-            _ => c.clone(),
-        };
+        let named = canon.in_folder(p);
         let matched: Vec<PathBuf> = all
             .iter()
             .filter(|(r, _)| *r == c || *r == named)
@@ -845,10 +835,7 @@ pub fn review_set(ws: &Workspace, paths: &[PathBuf]) -> Result<ReviewSet> {
             continue;
         }
         // Migrations that are symbolic links to `p`.
-        let links = links.get_or_insert_with(|| {
-            let mut canon = Canonical::default();
-            all.iter().map(|(_, m)| (canon.of(m), *m)).collect()
-        });
+        let links = links.get_or_insert_with(|| all.iter().map(|(_, m)| (canon.of(m), *m)).collect());
         let linked: Vec<PathBuf> = links.iter().filter(|(r, _)| *r == c).map(|(_, m)| m.to_path_buf()).collect();
         if !linked.is_empty() {
             set.extend(linked);

@@ -702,6 +702,13 @@ drop = ["lid_jid"]
         assert!(e.contains("key column `id` is not a column name or is listed twice"), "{e}");
     }
 
+    /// The error of the reshape fixture with `line` under `[gates]`.
+    fn reshape_gate_error(line: &str) -> String {
+        parse_str(&RESHAPE.replace("[flip]", &format!("[gates]\n{line}\n[flip]")))
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn sizes() {
         assert_eq!(parse_size("8GB"), Some(8 << 30));
@@ -713,9 +720,7 @@ drop = ["lid_jid"]
         assert_eq!(format_size(100), "100 bytes");
         let c = parse_str(RESHAPE).unwrap();
         assert_eq!(c.settings.max_retained_wal, DEFAULT_MAX_RETAINED_WAL);
-        let e = parse_str(&RESHAPE.replace("[flip]", "[gates]\nmax_retained_wal = \"1GB\"\n[flip]"))
-            .unwrap_err()
-            .to_string();
+        let e = reshape_gate_error("max_retained_wal = \"1GB\"");
         assert!(e.contains("`max_retained_wal` is for `move`"), "{e}");
     }
 
@@ -728,13 +733,9 @@ drop = ["lid_jid"]
         assert_eq!(format_duration(Duration::from_secs(604800)), "7d");
         assert_eq!(format_duration(Duration::from_secs(90)), "90s");
         assert_eq!(parse_str(RESHAPE).unwrap().settings.quiet_period, Duration::from_secs(1));
-        let e = parse_str(&RESHAPE.replace("[flip]", "[gates]\nquiet_period = \"5s\"\n[flip]"))
-            .unwrap_err()
-            .to_string();
+        let e = reshape_gate_error("quiet_period = \"5s\"");
         assert!(e.contains("`quiet_period` is for `move`"), "{e}");
-        let e = parse_str(&RESHAPE.replace("[flip]", "[gates]\nquiet_period = \"soon\"\n[flip]"))
-            .unwrap_err()
-            .to_string();
+        let e = reshape_gate_error("quiet_period = \"soon\"");
         assert!(e.contains("quiet_period = `soon` is not a duration"), "{e}");
     }
 }

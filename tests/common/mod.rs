@@ -328,6 +328,17 @@ pub fn strata_command() -> Command {
     c
 }
 
+/// One field of every diagnostic of a `--format json` report, in order.
+pub fn diagnostic_fields(json: &str, field: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d[field].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// Runs `strata ARGS` in `cwd` to completion.
 pub fn strata_in(cwd: &Path, args: &[&str]) -> Run {
     Run::from(strata_command().args(args).current_dir(cwd).output().expect("run strata"))
