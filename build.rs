@@ -15,17 +15,14 @@ fn main() {
     println!("cargo:rerun-if-changed=scripts/link-order.txt");
     println!("cargo:rerun-if-env-changed=STRATA_LINK_ORDER");
     let var = |k: &str| std::env::var(k).unwrap_or_default();
-    let list = Path::new(&var("CARGO_MANIFEST_DIR")).join("scripts/link-order.txt");
-    let wanted = var("PROFILE") == "release" && var("STRATA_LINK_ORDER") != "0" && list.is_file();
-    let target = var("TARGET");
     // A linker given in the flags (or a non-default flavour) may not be lld.
     let flags = var("CARGO_ENCODED_RUSTFLAGS");
     let own_linker = flags.contains("linker") || flags.contains("link-self-contained") || !var("RUSTC_LINKER").is_empty();
-    let lld = target == "x86_64-unknown-linux-gnu" && !own_linker && rustc_minor().is_some_and(|m| m >= 90);
-    if !lld || var("PROFILE") != "release" {
+    if var("PROFILE") != "release" || var("TARGET") != "x86_64-unknown-linux-gnu" || own_linker || rustc_minor().is_none_or(|m| m < 90) {
         return;
     }
-    if wanted {
+    let list = Path::new(&var("CARGO_MANIFEST_DIR")).join("scripts/link-order.txt");
+    if var("STRATA_LINK_ORDER") != "0" && list.is_file() {
         println!("cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}", list.display());
         // Names the list has and this build does not (code changed since the
         // list was made) are expected: they keep the linker's order.
