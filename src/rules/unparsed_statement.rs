@@ -8,7 +8,12 @@ crate::declare_rule! {
     /// model (a kind of statement neither sqlparser nor strata's reading of
     /// PostgreSQL's parse tree covers). Nothing in it was checked;
     /// keyword-level fallback checks still saw its words. A statement
-    /// PostgreSQL rejects is `syntax-error` instead.
+    /// PostgreSQL rejects is `syntax-error` instead. Before giving up,
+    /// strata reads PostgreSQL's own rendering of the statement (its
+    /// deparser writes every construct in one spelling, and leaves out the
+    /// storage-only clauses no rule judges: storage parameters,
+    /// tablespaces, compression): what sqlparser reads from that is checked
+    /// like any other statement, with findings at the statement.
     ///
     /// ## Why is this bad?
     /// A linter that silently skips what it cannot read gives false comfort.

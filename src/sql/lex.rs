@@ -33,26 +33,17 @@ struct Cursor<'a> {
 }
 
 impl Cursor<'_> {
+    /// One pass over the bytes up to `to` (on a character boundary): a
+    /// character is a byte that does not continue one (`0b10xxxxxx`).
     fn advance(&mut self, to: usize) -> Location {
-        let part = &self.text[self.byte..to];
-        // Most calls cover one short token or gap: ASCII is counted in bytes.
-        if part.is_ascii() {
-            match part.bytes().rposition(|b| b == b'\n') {
-                Some(last) => {
-                    self.line += part.bytes().filter(|&b| b == b'\n').count() as u64;
-                    self.col = (part.len() - last) as u64;
-                }
-                None => self.col += part.len() as u64,
+        let part = &self.text.as_bytes()[self.byte..to];
+        let chars = |b: &[u8]| b.iter().filter(|&&c| (c as i8) >= -0x40).count() as u64;
+        match memchr::memrchr(b'\n', part) {
+            Some(last) => {
+                self.line += part.iter().filter(|&&c| c == b'\n').count() as u64;
+                self.col = 1 + chars(&part[last + 1..]);
             }
-        } else {
-            for c in part.chars() {
-                if c == '\n' {
-                    self.line += 1;
-                    self.col = 1;
-                } else {
-                    self.col += 1;
-                }
-            }
+            None => self.col += chars(part),
         }
         self.byte = to;
         Location::new(self.line, self.col)
