@@ -14,12 +14,12 @@ use crate::catalog::Catalog;
 use crate::diag::{CheckReport, Diagnostic, Pos, Region, Severity, SourceFile};
 use crate::error::{Error, Result};
 use crate::rules::{self, Env, FileCtx, FileInfo, Finding, LayerInfo, Released, Rule, RulesConfig, StatementCtx};
-use crate::sql::ParsedFile;
+use crate::sql::{Bodies, ParsedFile};
 use crate::workspace::{discover, sum, Migration, Workspace};
 
 pub mod shadow;
 
-pub use crate::workspace::source::{apply_layout, load_file, load_migration, parse_source};
+pub use crate::workspace::source::{apply_layout, load_file, load_migration, parse_source, parse_source_with};
 
 /// Parses `items` ahead of `consume`, which gets every file in order: one
 /// parsing thread per core takes the next file as soon as it is free, while
@@ -586,8 +586,8 @@ pub fn check_workspace_overlay(ws: &Workspace, review: &ReviewSet, use_cache: bo
     let parsed: Vec<Option<ParsedFile>> = texts
         .into_par_iter()
         .zip(needed.par_iter())
-        .zip(items.par_iter())
-        .map(|((text, &n), (li, mi, p, d))| {
+        .zip(items.par_iter().zip(reviewed.par_iter()))
+        .map(|((text, &n), ((li, mi, p, d), &reviewed))| {
             if !n {
                 return Ok(None);
             }
@@ -595,7 +595,9 @@ pub fn check_workspace_overlay(ws: &Workspace, review: &ReviewSet, use_cache: bo
                 Some(t) => t,
                 None => crate::error::read_utf8(p)?,
             };
-            let mut p = parse_source(Arc::new(SourceFile::new(d.clone(), text)));
+            // History the check does not report on is only replayed.
+            let bodies = if reviewed { Bodies::All } else { Bodies::History };
+            let mut p = parse_source_with(Arc::new(SourceFile::new(d.clone(), text)), bodies);
             apply_layout(&mut p, &ws.layers[*li].migrations[*mi]);
             Ok(Some(p))
         })

@@ -111,7 +111,7 @@ impl Rule for ContainerScopeRule {
                         || changed.contains_key(&t.name))
             })
             .collect();
-        tables.sort_by_key(|t| (t.origin.stmt, t.name.clone()));
+        tables.sort_by_key(|t| (t.origin.file, t.origin.stmt, t.name.clone()));
         for t in tables {
             let has_fk = t.constraints.iter().any(|k| {
                 matches!(&k.kind, ConstraintKind::ForeignKey { table, .. } if names_table(container_table, table))

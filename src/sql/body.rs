@@ -32,21 +32,36 @@ pub struct DynamicSql {
 /// Reads the body of statement `index` (a DO block or a CREATE FUNCTION /
 /// PROCEDURE), appending its statements after it. `tokens` are the
 /// statement's tokens from the file's scan (byte ranges in `masked`).
-pub(crate) fn read_bodies(out: &mut ParsedFile, masked: &str, index: usize, tokens: &[ScanToken]) {
-    read(out, masked, index, index, None, 0, Some(tokens));
+pub(crate) fn read_bodies(out: &mut ParsedFile, masked: &str, index: usize, tokens: &[ScanToken], bodies: super::Bodies) {
+    let at = Nesting {
+        parent: index,
+        inherited: None,
+        depth: 0,
+        bodies,
+    };
+    read(out, masked, index, at, Some(tokens));
+}
+
+/// Where a statement that may hold a body sits.
+#[derive(Clone, Copy)]
+struct Nesting {
+    /// The top-level statement the bodies belong to.
+    parent: usize,
+    /// The kind of the body the statement is in, if any.
+    inherited: Option<BodyKind>,
+    depth: usize,
+    bodies: super::Bodies,
 }
 
 /// `tokens`: the statement's scan when the caller has it (the statements
 /// of bodies are scanned here, only when they hold a body themselves).
-fn read(
-    out: &mut ParsedFile,
-    masked: &str,
-    index: usize,
-    parent: usize,
-    inherited: Option<BodyKind>,
-    depth: usize,
-    tokens: Option<&[ScanToken]>,
-) {
+fn read(out: &mut ParsedFile, masked: &str, index: usize, at: Nesting, tokens: Option<&[ScanToken]>) {
+    let Nesting {
+        parent,
+        inherited,
+        depth,
+        bodies,
+    } = at;
     if depth > MAX_DEPTH {
         return;
     }
@@ -56,6 +71,9 @@ fn read(
         Some(BodyKind::Function) => BodyKind::Function,
         _ => kind,
     };
+    if body_kind == BodyKind::Function && bodies == super::Bodies::History {
+        return;
+    }
     let range = stmt.bytes.clone();
     // The text of a detached statement (from an EXECUTE string) is not in
     // the file: its bodies are not read.
@@ -99,7 +117,12 @@ fn read(
     }
     let added = out.statements.len();
     for child in first_child..added {
-        read(out, masked, child, parent, Some(body_kind), depth + 1, None);
+        let within = Nesting {
+            inherited: Some(body_kind),
+            depth: depth + 1,
+            ..at
+        };
+        read(out, masked, child, within, None);
     }
 }
 
@@ -121,6 +144,7 @@ fn holder_kind(stmt: &Statement) -> Option<BodyKind> {
                 _ => None,
             }
         }
+        StatementKind::NotRead => None,
     }
 }
 
@@ -346,6 +370,7 @@ fn push_detached(out: &mut ParsedFile, sql: &str, at: usize, body: Body) {
         // Spans inside the AST point into the string, not the file: the
         // check positions findings of detached statements at the statement.
         StatementKind::Parsed(s) => StatementKind::Parsed(s),
+        StatementKind::NotRead => StatementKind::NotRead,
         StatementKind::Unparsed(u) => StatementKind::Unparsed(Unparsed {
             pos,
             postgres: match u.postgres {

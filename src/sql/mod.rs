@@ -23,6 +23,7 @@ use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
 use crate::diag::{Pos, Region, SourceFile};
+use postgres::protobuf::Token as Tok;
 
 pub mod body;
 pub mod lex;
@@ -75,6 +76,10 @@ pub enum StatementKind {
     Parsed(Box<ast::Statement>),
     /// sqlparser did not read it; PostgreSQL's verdict is inside.
     Unparsed(Unparsed),
+    /// Not read at all: a data statement (`INSERT`, `UPDATE`, ...) of
+    /// history the check does not report on ([`Bodies::History`]), which
+    /// the catalog does not replay.
+    NotRead,
 }
 
 /// A statement sqlparser did not read. The upper-cased words are kept so
@@ -126,19 +131,20 @@ impl Statement {
                 Some("COMMIT") if u.words.get(1).is_none_or(|w| w != "PREPARED") => Some(TxControl::End),
                 _ => None,
             },
+            StatementKind::NotRead => None,
         }
     }
 
     pub fn ast(&self) -> Option<&ast::Statement> {
         match &self.kind {
             StatementKind::Parsed(s) => Some(s),
-            StatementKind::Unparsed(_) => None,
+            _ => None,
         }
     }
     pub fn unparsed(&self) -> Option<&Unparsed> {
         match &self.kind {
             StatementKind::Unparsed(u) => Some(u),
-            StatementKind::Parsed(_) => None,
+            _ => None,
         }
     }
     /// strata's model of a statement only PostgreSQL's grammar read.
@@ -206,9 +212,36 @@ impl ParsedFile {
     }
 }
 
+/// Which bodies a parse reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bodies {
+    /// DO blocks and function bodies: a file the check reports on.
+    All,
+    /// What the catalog replays, for a file replayed as history and not
+    /// reported on: DO blocks (and what they run) but no function body (it
+    /// runs when the function is called, and only the rules judge it), and
+    /// top-level data statements (`INSERT`, `UPDATE`, `DELETE`, `MERGE`,
+    /// `SELECT`, `WITH`, `VALUES`, `TABLE`, `COPY`) left unread: they
+    /// change no schema, and their parse would be thrown away.
+    History,
+}
+
+/// Whether a statement starting with `word` (a keyword of the scan) reads
+/// or writes data and changes no schema.
+fn is_data_statement(word: &str) -> bool {
+    ["INSERT", "UPDATE", "DELETE", "MERGE", "SELECT", "WITH", "VALUES", "TABLE", "COPY"]
+        .iter()
+        .any(|k| word.eq_ignore_ascii_case(k))
+}
+
 /// Parses a whole file. `masked` is the text the scanner sees (see
 /// [`mask_source`]); it has the same lines, columns and bytes as `source.text`.
 pub fn parse_file(source: Arc<SourceFile>, masked: &str) -> ParsedFile {
+    parse_file_with(source, masked, Bodies::All)
+}
+
+/// [`parse_file`], reading the `bodies` given.
+pub fn parse_file_with(source: Arc<SourceFile>, masked: &str, bodies: Bodies) -> ParsedFile {
     let mut out = ParsedFile {
         no_transaction: suppress::has_no_transaction_header(&source.text),
         source,
@@ -245,11 +278,20 @@ pub fn parse_file(source: Arc<SourceFile>, masked: &str) -> ParsedFile {
                     }),
                 )
             }
-            None => parse_statement(&out.source, masked, piece.bytes.clone(), &split.tokens[piece.tokens.clone()]),
+            None => {
+                let tokens = &split.tokens[piece.tokens.clone()];
+                let first = tokens.iter().find(|t| !matches!(t.token, Tok::SqlComment | Tok::CComment));
+                match first {
+                    Some(t) if bodies == Bodies::History && t.keyword && is_data_statement(&masked[t.start..t.end]) => {
+                        statement_at(&out.source, piece.bytes.clone(), StatementKind::NotRead)
+                    }
+                    _ => parse_statement(&out.source, masked, piece.bytes.clone(), tokens),
+                }
+            }
         };
         let parent = out.statements.len();
         out.statements.push(stmt);
-        body::read_bodies(&mut out, masked, parent, &split.tokens[piece.tokens.clone()]);
+        body::read_bodies(&mut out, masked, parent, &split.tokens[piece.tokens.clone()], bodies);
     }
     for c in comments {
         push_suppression(&mut out, masked, c.bytes.clone());
@@ -829,6 +871,47 @@ mod tests {
             Some(Verdict::Accepted(node)) if node == "CreateStmt"
         ));
         assert_eq!(f.understood_count(), 4);
+    }
+
+    /// History that is replayed and not reported on reads what runs with
+    /// the migration (a DO block, and a function it creates, as a
+    /// statement) but no function body.
+    #[test]
+    fn history_reads_do_blocks_but_not_function_bodies() {
+        let text = "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN CREATE TABLE inner_t (id int); END $$;\n\
+                    DO $$ BEGIN CREATE TABLE made (id int); EXECUTE 'CREATE FUNCTION g() RETURNS void LANGUAGE plpgsql AS $b$ BEGIN DROP TABLE made; END $b$'; END $$;\n";
+        let source = || Arc::new(SourceFile::new("t.sql".to_string(), text.to_string()));
+        let bodies = |f: &ParsedFile| -> Vec<(BodyKind, String)> {
+            f.statements
+                .iter()
+                .filter_map(|s| s.body.map(|b| (b.kind, s.ast().map(|a| a.to_string()).unwrap_or_default())))
+                .collect()
+        };
+        let all = bodies(&parse_file(source(), text));
+        let history = bodies(&parse_file_with(source(), text, Bodies::History));
+        assert!(
+            all.iter().any(|(k, s)| *k == BodyKind::Function && s.contains("inner_t")),
+            "{all:?}"
+        );
+        assert!(
+            all.iter().any(|(k, s)| *k == BodyKind::Function && s.contains("DROP TABLE made")),
+            "{all:?}"
+        );
+        assert!(history.iter().all(|(k, _)| *k == BodyKind::Do), "{history:?}");
+        assert!(history.iter().any(|(_, s)| s.contains("CREATE TABLE made")), "{history:?}");
+        assert!(history.iter().any(|(_, s)| s.starts_with("CREATE FUNCTION g")), "{history:?}");
+        // Data statements of history are not read; what changes the schema is.
+        let text = "/* seed */ INSERT INTO made VALUES (1);\nCREATE TABLE t (id int);\nWITH x AS (SELECT 1) UPDATE t SET id = 2;\nSET search_path = app;\n";
+        let source = Arc::new(SourceFile::new("t.sql".to_string(), text.to_string()));
+        let history = parse_file_with(source.clone(), text, Bodies::History);
+        let kinds: Vec<bool> = history
+            .statements
+            .iter()
+            .map(|s| matches!(s.kind, StatementKind::NotRead))
+            .collect();
+        assert_eq!(kinds, [true, false, true, false]);
+        assert!(history.statements[1].ast().is_some() && history.statements[3].ast().is_some());
+        assert!(parse_file(source, text).statements.iter().all(|s| s.ast().is_some()));
     }
 
     #[test]

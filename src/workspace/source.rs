@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::diag::SourceFile;
 use crate::error::Result;
-use crate::sql::{mask_source, parse_file, ParsedFile};
+use crate::sql::{mask_source, parse_file_with, Bodies, ParsedFile};
 
 use super::{forward_sections, Migration};
 
@@ -35,7 +35,13 @@ pub fn apply_layout(parsed: &mut ParsedFile, m: &Migration) {
 
 /// Masks (down sections, psql meta-commands, templates) and parses a file.
 pub fn parse_source(source: Arc<SourceFile>) -> ParsedFile {
+    parse_source_with(source, Bodies::All)
+}
+
+/// [`parse_source`], reading the `bodies` given (a history file the check
+/// does not report on needs only what runs with the migration).
+pub fn parse_source_with(source: Arc<SourceFile>, bodies: Bodies) -> ParsedFile {
     let sections = forward_sections(&source.text);
     let masked = mask_source(&source.text, sections.as_deref());
-    parse_file(source.clone(), &masked)
+    parse_file_with(source.clone(), &masked, bodies)
 }
