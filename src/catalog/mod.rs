@@ -218,6 +218,25 @@ pub struct DefaultPrivilege {
 }
 
 impl Table {
+    /// A table as CREATE TABLE makes it: no columns yet, no row level
+    /// security, policies, triggers or grants.
+    pub fn new(name: QName, temporary: bool, partitioned: bool, origin: Origin) -> Table {
+        Table {
+            name,
+            columns: Vec::new(),
+            constraints: Vec::new(),
+            rls_enabled: false,
+            rls_forced: false,
+            policies: Vec::new(),
+            comment: None,
+            temporary,
+            triggers: Vec::new(),
+            grants: Vec::new(),
+            partitioned,
+            origin,
+        }
+    }
+
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
     }

@@ -150,7 +150,95 @@ pub(super) fn apply(cat: &mut Catalog, m: &Model, origin: Origin) {
             }
         }
         Model::Do { .. } => {}
+        Model::CreateTableLike {
+            table,
+            sources,
+            temporary,
+            if_not_exists,
+        } => create_table_like(cat, table, sources, *temporary, *if_not_exists, origin),
     }
+}
+
+/// `CREATE TABLE t (LIKE source INCLUDING ...)`, as PostgreSQL copies: the
+/// columns with their types and NOT NULL always; defaults, identity and
+/// generation expressions with `INCLUDING DEFAULTS`, `IDENTITY`,
+/// `GENERATED`; CHECK constraints with `INCLUDING CONSTRAINTS`; primary
+/// keys, unique and exclusion constraints and indexes with `INCLUDING
+/// INDEXES` (named after the new table, as PostgreSQL names them); never
+/// foreign keys, policies, row level security, triggers or grants. A source
+/// the history does not define adds nothing.
+fn create_table_like(
+    cat: &mut Catalog,
+    table: &[String],
+    sources: &[(Vec<String>, u32)],
+    temporary: bool,
+    if_not_exists: bool,
+    origin: Origin,
+) {
+    use crate::sql::model::like;
+    let name = cat.resolve_parts(table);
+    if if_not_exists && cat.tables.contains_key(&name) {
+        return;
+    }
+    let mut new = Table::new(name.clone(), temporary, false, origin);
+    let mut indexes = Vec::new();
+    for (source, options) in sources {
+        let has = |bit: u32| options & bit != 0;
+        let source = cat.resolve_parts(source);
+        let Some(from) = cat.tables.get(&source) else { continue };
+        for c in &from.columns {
+            new.columns.push(Column {
+                name: c.name.clone(),
+                data_type: c.data_type.clone(),
+                not_null: c.not_null,
+                default: c.default.clone().filter(|_| has(like::DEFAULTS)),
+                identity: c.identity && has(like::IDENTITY),
+                generated: c.generated.filter(|_| has(like::GENERATED)),
+                origin,
+            });
+        }
+        for k in &from.constraints {
+            let copied = match &k.kind {
+                ConstraintKind::NotNull => true,
+                ConstraintKind::Check { .. } => has(like::CONSTRAINTS),
+                ConstraintKind::PrimaryKey | ConstraintKind::Unique | ConstraintKind::Exclusion => has(like::INDEXES),
+                ConstraintKind::ForeignKey { .. } => false,
+            };
+            if !copied {
+                continue;
+            }
+            let name = match &k.kind {
+                ConstraintKind::PrimaryKey => Some(format!("{}_pkey", name.name)),
+                ConstraintKind::Unique => Some(format!("{}_{}_key", name.name, k.columns.join("_"))),
+                ConstraintKind::Exclusion => Some(format!("{}_{}_excl", name.name, k.columns.join("_"))),
+                _ => k.name.clone(),
+            };
+            new.constraints.push(Constraint {
+                name,
+                kind: k.kind.clone(),
+                columns: k.columns.clone(),
+                not_valid: k.not_valid,
+                origin,
+            });
+        }
+        if has(like::INDEXES) {
+            for i in cat.indexes.values().filter(|i| i.table == source) {
+                let suffix = if i.unique { "key" } else { "idx" };
+                let index = QName::new(name.schema.clone(), format!("{}_{}_{suffix}", name.name, i.columns.join("_")));
+                indexes.push(Index {
+                    name: index,
+                    table: name.clone(),
+                    columns: i.columns.clone(),
+                    unique: i.unique,
+                    origin,
+                });
+            }
+        }
+    }
+    for i in indexes {
+        cat.indexes.insert(i.name.clone(), i);
+    }
+    cat.tables.insert(name, new);
 }
 
 fn rename(cat: &mut Catalog, kind: ObjectKind, object: &[String], table: Option<&[String]>, to: &str) {

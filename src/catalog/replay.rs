@@ -355,20 +355,7 @@ fn create_table(cat: &mut Catalog, ct: &ast::CreateTable, origin: Origin) {
     if ct.if_not_exists && cat.tables.contains_key(&name) {
         return;
     }
-    let mut table = Table {
-        name: name.clone(),
-        columns: Vec::new(),
-        constraints: Vec::new(),
-        rls_enabled: false,
-        rls_forced: false,
-        policies: Vec::new(),
-        comment: None,
-        temporary: ct.temporary,
-        triggers: Vec::new(),
-        grants: Vec::new(),
-        partitioned: ct.partition_by.is_some(),
-        origin,
-    };
+    let mut table = Table::new(name.clone(), ct.temporary, ct.partition_by.is_some(), origin);
     for col in &ct.columns {
         add_column(cat, &mut table, col, origin);
     }

@@ -146,4 +146,30 @@ mod tests {
         let f = d.iter().find(|x| x.rule == known("rls-missing")).unwrap();
         assert_eq!((f.region.start.line, f.region.start.col), (2, 1));
     }
+
+    /// `CREATE TABLE ... (LIKE ...)` copies columns, and with `INCLUDING
+    /// INDEXES` the primary key, never row level security: the copy is a
+    /// tenant table without it.
+    #[test]
+    fn a_table_made_like_another_is_judged_as_postgres_builds_it() {
+        let notes = (
+            "core/0001_notes.sql",
+            "CREATE TABLE notes (id uuid PRIMARY KEY, body text NOT NULL DEFAULT '');\nALTER TABLE notes ENABLE ROW LEVEL SECURITY;\n",
+        );
+        let d = check_ws(&[
+            notes,
+            ("core/0002_copy.sql", "CREATE TABLE notes_copy (LIKE notes INCLUDING ALL);\n"),
+        ]);
+        assert_eq!(ids(&d, "unparsed-statement"), 0, "{d:#?}");
+        assert_eq!(ids(&d, "rls-missing"), 1, "{d:#?}");
+        assert_eq!(ids(&d, "no-primary-key"), 0, "{d:#?}");
+        let f = d.iter().find(|x| x.rule == known("rls-missing")).unwrap();
+        assert!(f.message.contains("notes_copy"), "{}", f.message);
+        // Without INCLUDING INDEXES the key is not copied.
+        let d = check_ws(&[
+            notes,
+            ("core/0002_copy.sql", "CREATE TABLE notes_copy (LIKE notes INCLUDING DEFAULTS);\n"),
+        ]);
+        assert_eq!(ids(&d, "no-primary-key"), 1, "{d:#?}");
+    }
 }

@@ -841,10 +841,11 @@ mod tests {
              CREATE TABLE t (id bigint PRIMARY KEY, b text COMPRESSION lz4) WITH (fillfactor = 70) TABLESPACE pg_default;\n\
              CREATE VIEW v AS SELECT id FROM t WITH LOCAL CHECK OPTION;\n\
              CREATE INDEX i ON t (b) WITH (deduplicate_items = off);\n\
-             CREATE TABLE l (LIKE t INCLUDING ALL);\n",
+             CREATE TABLE l (LIKE t INCLUDING ALL);\n\
+             CREATE TABLE o OF some_type;\n",
         );
         let top = top(&f);
-        assert_eq!(top.len(), 5);
+        assert_eq!(top.len(), 6);
         match top[0].ast() {
             Some(ast::Statement::CreateType {
                 representation: Some(ast::UserDefinedTypeRepresentation::Enum { labels }),
@@ -865,12 +866,21 @@ mod tests {
         }
         assert!(matches!(top[2].ast(), Some(ast::Statement::CreateView(_))), "{:?}", top[2].kind);
         assert!(matches!(top[3].ast(), Some(ast::Statement::CreateIndex(_))), "{:?}", top[3].kind);
-        // Neither as written nor as PostgreSQL writes it: left unmodeled.
+        // Neither as written nor as PostgreSQL writes it: modeled from
+        // PostgreSQL's tree.
+        match top[4].model() {
+            Some(Model::CreateTableLike { table, sources, .. }) => {
+                assert_eq!(table, &["l"]);
+                assert_eq!(sources, &[(vec!["t".to_string()], 0x7FFF_FFFF)]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Still unmodeled: `unparsed-statement`.
         assert!(matches!(
-            top[4].unparsed().map(|u| &u.postgres),
+            top[5].unparsed().map(|u| &u.postgres),
             Some(Verdict::Accepted(node)) if node == "CreateStmt"
         ));
-        assert_eq!(f.understood_count(), 4);
+        assert_eq!(f.understood_count(), 5);
     }
 
     /// History that is replayed and not reported on reads what runs with

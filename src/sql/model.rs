@@ -253,6 +253,17 @@ pub enum Model {
     Do {
         language: String,
     },
+    /// `CREATE TABLE t (LIKE source [INCLUDING ...], ...)` with nothing
+    /// but `LIKE` clauses (sqlparser reads only a lone `LIKE` with
+    /// `INCLUDING DEFAULTS`).
+    CreateTableLike {
+        table: Name,
+        /// Each source and its `INCLUDING` options, PostgreSQL's
+        /// `CREATE_TABLE_LIKE_*` bits ([`like`]).
+        sources: Vec<(Name, u32)>,
+        temporary: bool,
+        if_not_exists: bool,
+    },
     /// A statement that changes nothing strata models and that no rule
     /// judges (roles' options, settings, session commands, ...), named by
     /// its PostgreSQL parse node.
@@ -423,6 +434,27 @@ fn model_of(node: &N) -> Option<Model> {
                 })
                 .collect(),
         },
+        N::CreateStmt(s)
+            if !s.table_elts.is_empty()
+                && s.table_elts.iter().all(|e| matches!(e.node, Some(N::TableLikeClause(_))))
+                && s.inh_relations.is_empty()
+                && s.partbound.is_none()
+                && s.of_typename.is_none() =>
+        {
+            Model::CreateTableLike {
+                table: s.relation.as_ref().map(range_var).unwrap_or_default(),
+                sources: s
+                    .table_elts
+                    .iter()
+                    .filter_map(|e| match &e.node {
+                        Some(N::TableLikeClause(l)) => Some((l.relation.as_ref().map(range_var).unwrap_or_default(), l.options)),
+                        _ => None,
+                    })
+                    .collect(),
+                temporary: s.relation.as_ref().is_some_and(|r| r.relpersistence == "t"),
+                if_not_exists: s.if_not_exists,
+            }
+        }
         N::DoStmt(s) => Model::Do {
             language: s
                 .args
@@ -817,4 +849,14 @@ mod tests {
         let sql = "CREATE FOREIGN DATA WRAPPER w";
         assert!(matches!(read(&crate::sql::postgres::parse(sql).unwrap(), sql), Verdict::Accepted(n) if n == "CreateFdwStmt"));
     }
+}
+
+/// PostgreSQL's `CREATE_TABLE_LIKE_*` options (`INCLUDING ...` of a `LIKE`
+/// clause; `INCLUDING ALL` sets every bit).
+pub mod like {
+    pub const CONSTRAINTS: u32 = 1 << 2;
+    pub const DEFAULTS: u32 = 1 << 3;
+    pub const GENERATED: u32 = 1 << 4;
+    pub const IDENTITY: u32 = 1 << 5;
+    pub const INDEXES: u32 = 1 << 6;
 }
