@@ -226,12 +226,23 @@ pub enum Bodies {
     History,
 }
 
-/// Whether a statement starting with `word` (a keyword of the scan) reads
-/// or writes data and changes no schema.
-fn is_data_statement(word: &str) -> bool {
-    ["INSERT", "UPDATE", "DELETE", "MERGE", "SELECT", "WITH", "VALUES", "TABLE", "COPY"]
-        .iter()
-        .any(|k| word.eq_ignore_ascii_case(k))
+/// Whether the statement of `tokens` (its scan, in `masked`) reads or
+/// writes data and changes no schema: it starts with a data keyword, and a
+/// query has no `INTO` (`SELECT ... INTO t` creates a table).
+fn is_data_statement(masked: &str, tokens: &[postgres::ScanToken]) -> bool {
+    let mut words = tokens.iter().filter(|t| t.keyword).map(|t| &masked[t.start..t.end]);
+    let Some(first) = tokens.iter().find(|t| !matches!(t.token, Tok::SqlComment | Tok::CComment)) else {
+        return false;
+    };
+    let word = &masked[first.start..first.end];
+    let is = |k: &str| word.eq_ignore_ascii_case(k);
+    if !first.keyword {
+        return false;
+    }
+    if is("INSERT") || is("UPDATE") || is("DELETE") || is("MERGE") || is("COPY") {
+        return true;
+    }
+    (is("SELECT") || is("WITH") || is("VALUES") || is("TABLE")) && !words.any(|w| w.eq_ignore_ascii_case("INTO"))
 }
 
 /// Parses a whole file. `masked` is the text the scanner sees (see
@@ -280,12 +291,10 @@ pub fn parse_file_with(source: Arc<SourceFile>, masked: &str, bodies: Bodies) ->
             }
             None => {
                 let tokens = &split.tokens[piece.tokens.clone()];
-                let first = tokens.iter().find(|t| !matches!(t.token, Tok::SqlComment | Tok::CComment));
-                match first {
-                    Some(t) if bodies == Bodies::History && t.keyword && is_data_statement(&masked[t.start..t.end]) => {
-                        statement_at(&out.source, piece.bytes.clone(), StatementKind::NotRead)
-                    }
-                    _ => parse_statement(&out.source, masked, piece.bytes.clone(), tokens),
+                if bodies == Bodies::History && is_data_statement(masked, tokens) {
+                    statement_at(&out.source, piece.bytes.clone(), StatementKind::NotRead)
+                } else {
+                    parse_statement(&out.source, masked, piece.bytes.clone(), tokens)
                 }
             }
         };
@@ -911,7 +920,7 @@ mod tests {
         assert!(history.iter().any(|(_, s)| s.contains("CREATE TABLE made")), "{history:?}");
         assert!(history.iter().any(|(_, s)| s.starts_with("CREATE FUNCTION g")), "{history:?}");
         // Data statements of history are not read; what changes the schema is.
-        let text = "/* seed */ INSERT INTO made VALUES (1);\nCREATE TABLE t (id int);\nWITH x AS (SELECT 1) UPDATE t SET id = 2;\nSET search_path = app;\n";
+        let text = "/* seed */ INSERT INTO made VALUES (1);\nCREATE TABLE t (id int);\nWITH x AS (SELECT 1) UPDATE t SET id = 2;\nSET search_path = app;\nSELECT id INTO copied FROM t;\n";
         let source = Arc::new(SourceFile::new("t.sql".to_string(), text.to_string()));
         let history = parse_file_with(source.clone(), text, Bodies::History);
         let kinds: Vec<bool> = history
@@ -919,7 +928,8 @@ mod tests {
             .iter()
             .map(|s| matches!(s.kind, StatementKind::NotRead))
             .collect();
-        assert_eq!(kinds, [true, false, true, false]);
+        // `SELECT ... INTO` creates a table: read.
+        assert_eq!(kinds, [true, false, true, false, false]);
         assert!(history.statements[1].ast().is_some() && history.statements[3].ast().is_some());
         assert!(parse_file(source, text).statements.iter().all(|s| s.ast().is_some()));
     }
