@@ -156,6 +156,36 @@ pub(super) fn apply(cat: &mut Catalog, m: &Model, origin: Origin) {
             temporary,
             if_not_exists,
         } => create_table_like(cat, table, sources, *temporary, *if_not_exists, origin),
+        Model::CreateIndexOnly {
+            name,
+            table,
+            columns,
+            unique,
+            if_not_exists,
+            ..
+        } => {
+            let table = cat.resolve_parts(table);
+            // An index lives in its table's schema; PostgreSQL names an
+            // unnamed one after the table and columns.
+            let name = QName::new(
+                table.schema.clone(),
+                name.clone()
+                    .unwrap_or_else(|| format!("{}_{}_{}", table.name, columns.join("_"), if *unique { "key" } else { "idx" })),
+            );
+            if *if_not_exists && cat.indexes.contains_key(&name) {
+                return;
+            }
+            cat.indexes.insert(
+                name.clone(),
+                Index {
+                    name,
+                    table,
+                    columns: columns.clone(),
+                    unique: *unique,
+                    origin,
+                },
+            );
+        }
     }
 }
 

@@ -64,6 +64,8 @@ fn ddl(cx: &StatementCtx) -> Option<&'static str> {
         Model::Rename { .. } => "a rename",
         Model::Grant(_) | Model::DefaultPrivileges { .. } => "a privilege change",
         Model::CreateFunction(_) => "CREATE FUNCTION",
+        Model::CreateTableLike { .. } => "CREATE TABLE",
+        Model::CreateIndexOnly { .. } => "CREATE INDEX",
         _ => return None,
     })
 }

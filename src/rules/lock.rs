@@ -293,6 +293,13 @@ fn model_lock(pg_version: u32, catalog: &Catalog, file: &FileInfo, index: usize,
     };
     match model {
         Model::CreateTrigger { table, .. } => on(table, LockMode::ShareRowExclusive),
+        // The parent's lock is queued like any other, even where nothing is
+        // built (a partitioned table).
+        Model::CreateIndexOnly {
+            table,
+            concurrently: false,
+            ..
+        } => on(table, LockMode::Share),
         Model::AlterTable { table, ops } => {
             let mut locks = Vec::new();
             let mut parent = None;

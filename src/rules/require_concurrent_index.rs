@@ -1,3 +1,4 @@
+use crate::sql::Model;
 use sqlparser::ast::Statement;
 
 use super::fixes;
@@ -48,6 +49,15 @@ impl Rule for RequireConcurrentIndex {
     }
 
     fn check_statement(&self, cx: &StatementCtx, out: &mut Vec<Finding>) {
+        if let Some(Model::CreateIndexOnly {
+            table,
+            unique,
+            concurrently: false,
+            ..
+        }) = cx.stmt.model()
+        {
+            return only_index(cx, table, *unique, out);
+        }
         let Some(Statement::CreateIndex(ci)) = cx.stmt.ast() else { return };
         let table = cx.catalog.resolve(&ci.table_name);
         let what = if ci.unique { "CREATE UNIQUE INDEX" } else { "CREATE INDEX" };
@@ -85,6 +95,32 @@ impl Rule for RequireConcurrentIndex {
 
 /// An index on a partitioned table: PostgreSQL cannot build it
 /// CONCURRENTLY, so the advice is the per-partition path.
+/// `CREATE INDEX ... ON ONLY t`: on a partitioned table the parent's index
+/// alone, which builds nothing (the path the partitioned case advises); on
+/// any other table `ONLY` changes nothing, and the index is built under a
+/// SHARE lock.
+fn only_index(cx: &StatementCtx, table: &[String], unique: bool, out: &mut Vec<Finding>) {
+    let q = cx.catalog.resolve_parts(table);
+    if cx.catalog.table(&q).is_none_or(|t| t.partitioned) {
+        return;
+    }
+    let age = lock::table_age(cx.catalog, cx.file, cx.index, &q);
+    if !age.is_live() {
+        return;
+    }
+    let what = if unique { "CREATE UNIQUE INDEX" } else { "CREATE INDEX" };
+    out.push(
+        Finding::new(
+            cx.stmt.region,
+            format!(
+                "{what} ON ONLY {} without CONCURRENTLY blocks writes to it (SHARE lock) for the whole build: ONLY changes nothing on a table that is not partitioned",
+                lock::describe(age, &q)
+            ),
+        )
+        .help(format!("use `CREATE INDEX CONCURRENTLY` (without ONLY), in {}", fixes::no_transaction_advice(cx.file))),
+    );
+}
+
 fn partitioned(cx: &StatementCtx, ci: &sqlparser::ast::CreateIndex, what: &str, table: &crate::catalog::QName, out: &mut Vec<Finding>) {
     let age = age_of(cx, &ci.table_name);
     let index = ci.name.as_ref().map_or_else(|| "<index>".to_string(), |n| n.to_string());
@@ -212,5 +248,29 @@ mod tests {
         assert_eq!(ids(&d, "require-concurrent-index"), 1, "{d:#?}");
         let f = d.iter().find(|x| x.rule == known("require-concurrent-index")).unwrap();
         assert!(f.message.contains("not created in this file"), "{}", f.message);
+    }
+
+    /// `ON ONLY` is the path the partitioned case advises: the parent's
+    /// index alone builds nothing. On a table that is not partitioned
+    /// `ONLY` changes nothing, and the build locks writes out.
+    #[test]
+    fn on_only_builds_nothing_on_a_partitioned_parent() {
+        let events = (
+            "core/0001_events.sql",
+            "CREATE TABLE events (id bigint NOT NULL, at timestamptz NOT NULL, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);\n",
+        );
+        let d = check_ws(&[events, ("core/0002_idx.sql", "CREATE INDEX events_at_idx ON ONLY events (at);\n")]);
+        assert_eq!(ids(&d, "unparsed-statement"), 0, "{d:#?}");
+        assert_eq!(ids(&d, "require-concurrent-index"), 0, "{d:#?}");
+        let d = check_ws(&[
+            ("core/0001_orders.sql", ORDERS),
+            (
+                "core/0002_idx.sql",
+                "CREATE INDEX orders_customer_idx ON ONLY orders (customer_id);\n",
+            ),
+        ]);
+        assert_eq!(ids(&d, "require-concurrent-index"), 1, "{d:#?}");
+        let f = d.iter().find(|x| x.rule == known("require-concurrent-index")).unwrap();
+        assert!(f.message.contains("ON ONLY existing table `public.orders`"), "{}", f.message);
     }
 }

@@ -253,6 +253,17 @@ pub enum Model {
     Do {
         language: String,
     },
+    /// `CREATE INDEX ... ON ONLY t (...)` (sqlparser has no `ONLY` there):
+    /// on a partitioned table, the parent's index alone, built for no
+    /// partition (invalid until each partition's is attached).
+    CreateIndexOnly {
+        name: Option<String>,
+        table: Name,
+        columns: Vec<String>,
+        unique: bool,
+        concurrently: bool,
+        if_not_exists: bool,
+    },
     /// `CREATE TABLE t (LIKE source [INCLUDING ...], ...)` with nothing
     /// but `LIKE` clauses (sqlparser reads only a lone `LIKE` with
     /// `INCLUDING DEFAULTS`).
@@ -433,6 +444,22 @@ fn model_of(node: &N) -> Option<Model> {
                     _ => None,
                 })
                 .collect(),
+        },
+        N::IndexStmt(s) if s.relation.as_ref().is_some_and(|r| !r.inh) => Model::CreateIndexOnly {
+            name: (!s.idxname.is_empty()).then(|| s.idxname.clone()),
+            table: s.relation.as_ref().map(range_var).unwrap_or_default(),
+            columns: s
+                .index_params
+                .iter()
+                .filter_map(|p| match &p.node {
+                    Some(N::IndexElem(e)) if !e.name.is_empty() => Some(e.name.clone()),
+                    Some(N::IndexElem(e)) => Some(deparse_expr(e.expr.as_deref())),
+                    _ => None,
+                })
+                .collect(),
+            unique: s.unique,
+            concurrently: s.concurrent,
+            if_not_exists: s.if_not_exists,
         },
         N::CreateStmt(s)
             if !s.table_elts.is_empty()
