@@ -154,8 +154,9 @@ pub(super) fn apply(cat: &mut Catalog, m: &Model, origin: Origin) {
             table,
             sources,
             temporary,
+            partitioned,
             if_not_exists,
-        } => create_table_like(cat, table, sources, *temporary, *if_not_exists, origin),
+        } => create_table_like(cat, table, sources, *temporary, *partitioned, *if_not_exists, origin),
         Model::CreateIndexOnly {
             name,
             table,
@@ -197,78 +198,99 @@ pub(super) fn apply(cat: &mut Catalog, m: &Model, origin: Origin) {
 /// INDEXES` (named after the new table, as PostgreSQL names them); never
 /// foreign keys, policies, row level security, triggers or grants. A source
 /// the history does not define adds nothing.
+#[allow(clippy::too_many_arguments)]
 fn create_table_like(
     cat: &mut Catalog,
     table: &[String],
     sources: &[(Vec<String>, u32)],
     temporary: bool,
+    partitioned: bool,
     if_not_exists: bool,
     origin: Origin,
 ) {
-    use crate::sql::model::like;
     let name = cat.resolve_parts(table);
     if if_not_exists && cat.tables.contains_key(&name) {
         return;
     }
-    let mut new = Table::new(name.clone(), temporary, false, origin);
+    let mut new = Table::new(name.clone(), temporary, partitioned, origin);
     let mut indexes = Vec::new();
     for (source, options) in sources {
-        let has = |bit: u32| options & bit != 0;
         let source = cat.resolve_parts(source);
-        let Some(from) = cat.tables.get(&source) else { continue };
-        for c in &from.columns {
-            new.columns.push(Column {
-                name: c.name.clone(),
-                data_type: c.data_type.clone(),
-                not_null: c.not_null,
-                default: c.default.clone().filter(|_| has(like::DEFAULTS)),
-                identity: c.identity && has(like::IDENTITY),
-                generated: c.generated.filter(|_| has(like::GENERATED)),
-                origin,
-            });
-        }
-        for k in &from.constraints {
-            let copied = match &k.kind {
-                ConstraintKind::NotNull => true,
-                ConstraintKind::Check { .. } => has(like::CONSTRAINTS),
-                ConstraintKind::PrimaryKey | ConstraintKind::Unique | ConstraintKind::Exclusion => has(like::INDEXES),
-                ConstraintKind::ForeignKey { .. } => false,
-            };
-            if !copied {
-                continue;
-            }
-            let name = match &k.kind {
-                ConstraintKind::PrimaryKey => Some(format!("{}_pkey", name.name)),
-                ConstraintKind::Unique => Some(format!("{}_{}_key", name.name, k.columns.join("_"))),
-                ConstraintKind::Exclusion => Some(format!("{}_{}_excl", name.name, k.columns.join("_"))),
-                _ => k.name.clone(),
-            };
-            new.constraints.push(Constraint {
-                name,
-                kind: k.kind.clone(),
-                columns: k.columns.clone(),
-                not_valid: k.not_valid,
-                origin,
-            });
-        }
-        if has(like::INDEXES) {
-            for i in cat.indexes.values().filter(|i| i.table == source) {
-                let suffix = if i.unique { "key" } else { "idx" };
-                let index = QName::new(name.schema.clone(), format!("{}_{}_{suffix}", name.name, i.columns.join("_")));
-                indexes.push(Index {
-                    name: index,
-                    table: name.clone(),
-                    columns: i.columns.clone(),
-                    unique: i.unique,
-                    origin,
-                });
-            }
-        }
+        copy_like(cat, &mut new, &mut indexes, &source, *options, origin);
     }
     for i in indexes {
         cat.indexes.insert(i.name.clone(), i);
     }
     cat.tables.insert(name, new);
+}
+
+/// What `LIKE source` with `options` (PostgreSQL's `CREATE_TABLE_LIKE_*`
+/// bits) copies into `new`: its columns, constraints and (returned in
+/// `indexes`) its indexes, named after the new table as PostgreSQL names
+/// them.
+pub(super) fn copy_like(cat: &Catalog, new: &mut Table, indexes: &mut Vec<Index>, source: &QName, options: u32, origin: Origin) {
+    use crate::sql::model::like;
+    let has = |bit: u32| options & bit != 0;
+    let Some(from) = cat.tables.get(source) else { return };
+    let table = new.name.clone();
+    // An index's name part for a column: the column, or `expr`.
+    let part = |c: &String| {
+        if c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            c.clone()
+        } else {
+            "expr".to_string()
+        }
+    };
+    let parts = |cols: &[String]| cols.iter().map(part).collect::<Vec<_>>().join("_");
+    for c in &from.columns {
+        new.columns.push(Column {
+            name: c.name.clone(),
+            data_type: c.data_type.clone(),
+            not_null: c.not_null,
+            default: c.default.clone().filter(|_| has(like::DEFAULTS)),
+            identity: c.identity && has(like::IDENTITY),
+            generated: c.generated.filter(|_| has(like::GENERATED)),
+            origin,
+        });
+    }
+    for k in &from.constraints {
+        let copied = match &k.kind {
+            ConstraintKind::NotNull => true,
+            ConstraintKind::Check { .. } => has(like::CONSTRAINTS),
+            ConstraintKind::PrimaryKey | ConstraintKind::Unique | ConstraintKind::Exclusion => has(like::INDEXES),
+            ConstraintKind::ForeignKey { .. } => false,
+        };
+        if !copied {
+            continue;
+        }
+        let name = match &k.kind {
+            ConstraintKind::PrimaryKey => Some(format!("{}_pkey", table.name)),
+            ConstraintKind::Unique => Some(format!("{}_{}_key", table.name, parts(&k.columns))),
+            ConstraintKind::Exclusion => Some(format!("{}_{}_excl", table.name, parts(&k.columns))),
+            _ => k.name.clone(),
+        };
+        new.constraints.push(Constraint {
+            name,
+            kind: k.kind.clone(),
+            columns: k.columns.clone(),
+            // PostgreSQL validates nothing it copies: a copied CHECK holds.
+            not_valid: false,
+            origin,
+        });
+    }
+    if has(like::INDEXES) {
+        // Indexes made by CREATE INDEX (constraints' indexes come with the
+        // constraints): PostgreSQL names their copies `_idx`.
+        for i in cat.indexes.values().filter(|i| &i.table == source) {
+            indexes.push(Index {
+                name: QName::new(table.schema.clone(), format!("{}_{}_idx", table.name, parts(&i.columns))),
+                table: table.clone(),
+                columns: i.columns.clone(),
+                unique: i.unique,
+                origin,
+            });
+        }
+    }
 }
 
 fn rename(cat: &mut Catalog, kind: ObjectKind, object: &[String], table: Option<&[String]>, to: &str) {

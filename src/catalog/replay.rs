@@ -356,6 +356,18 @@ fn create_table(cat: &mut Catalog, ct: &ast::CreateTable, origin: Origin) {
         return;
     }
     let mut table = Table::new(name.clone(), ct.temporary, ct.partition_by.is_some(), origin);
+    // `(LIKE source [INCLUDING DEFAULTS])`, as far as sqlparser reads it
+    // (PostgreSQL's other INCLUDING options: catalog::model).
+    if let Some(like) = &ct.like {
+        let (ast::CreateTableLikeKind::Parenthesized(l) | ast::CreateTableLikeKind::Plain(l)) = like;
+        let options = match l.defaults {
+            Some(ast::CreateTableLikeDefaults::Including) => crate::sql::model::like::DEFAULTS,
+            _ => 0,
+        };
+        let source = cat.resolve(&l.name);
+        let mut indexes = Vec::new();
+        super::model::copy_like(cat, &mut table, &mut indexes, &source, options, origin);
+    }
     for col in &ct.columns {
         add_column(cat, &mut table, col, origin);
     }

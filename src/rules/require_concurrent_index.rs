@@ -262,6 +262,17 @@ mod tests {
         let d = check_ws(&[events, ("core/0002_idx.sql", "CREATE INDEX events_at_idx ON ONLY events (at);\n")]);
         assert_eq!(ids(&d, "unparsed-statement"), 0, "{d:#?}");
         assert_eq!(ids(&d, "require-concurrent-index"), 0, "{d:#?}");
+        // A partitioned copy made with LIKE is partitioned too.
+        let d = check_ws(&[
+            events,
+            (
+                "core/0002_copy.sql",
+                "CREATE TABLE events_copy (LIKE events INCLUDING ALL) PARTITION BY RANGE (at);\n",
+            ),
+            ("core/0003_idx.sql", "CREATE INDEX events_copy_at_idx ON ONLY events_copy (at);\n"),
+        ]);
+        assert_eq!(ids(&d, "unparsed-statement"), 0, "{d:#?}");
+        assert_eq!(ids(&d, "require-concurrent-index"), 0, "{d:#?}");
         let d = check_ws(&[
             ("core/0001_orders.sql", ORDERS),
             (

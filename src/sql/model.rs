@@ -273,6 +273,8 @@ pub enum Model {
         /// `CREATE_TABLE_LIKE_*` bits ([`like`]).
         sources: Vec<(Name, u32)>,
         temporary: bool,
+        /// `PARTITION BY`: a partitioned table.
+        partitioned: bool,
         if_not_exists: bool,
     },
     /// A statement that changes nothing strata models and that no rule
@@ -479,6 +481,7 @@ fn model_of(node: &N) -> Option<Model> {
                     })
                     .collect(),
                 temporary: s.relation.as_ref().is_some_and(|r| r.relpersistence == "t"),
+                partitioned: s.partspec.is_some(),
                 if_not_exists: s.if_not_exists,
             }
         }
