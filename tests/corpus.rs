@@ -401,7 +401,7 @@ fn history_read_for_replay_builds_the_catalog_a_full_read_builds() {
     use strata::catalog::Catalog;
     use strata::check::{parse_source_with, replay};
     use strata::diag::SourceFile;
-    use strata::sql::{Bodies, ParsedFile};
+    use strata::sql::{ParsedFile, ReadScope};
     /// Compares two catalogs' JSON; an origin compares by the bytes of the
     /// statement it points at.
     fn same(a: &Value, b: &Value, files: &[(ParsedFile, ParsedFile)]) -> bool {
@@ -427,8 +427,8 @@ fn history_read_for_replay_builds_the_catalog_a_full_read_builds() {
         for (id, path) in paths.iter().enumerate() {
             let text = std::fs::read_to_string(path).unwrap();
             let source = || Arc::new(SourceFile::new(path.display().to_string(), text.clone()));
-            let a = parse_source_with(source(), Bodies::All);
-            let b = parse_source_with(source(), Bodies::History);
+            let a = parse_source_with(source(), ReadScope::All);
+            let b = parse_source_with(source(), ReadScope::History);
             for (i, s) in a.statements.iter().enumerate() {
                 replay(&mut full, s, id as u32, 0, i);
             }

@@ -417,6 +417,34 @@ impl Catalog {
         self.default_schema.as_deref().unwrap_or("public")
     }
 
+    /// Records an index on `table`. An index lives in its table's schema;
+    /// one made without a name gets PostgreSQL's ([`index_name`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_index(
+        &mut self,
+        name: Option<String>,
+        table: QName,
+        columns: Vec<String>,
+        unique: bool,
+        if_not_exists: bool,
+        origin: Origin,
+    ) {
+        let name = QName::new(table.schema.clone(), name.unwrap_or_else(|| index_name(&table, &columns, "idx")));
+        if if_not_exists && self.indexes.contains_key(&name) {
+            return;
+        }
+        self.indexes.insert(
+            name.clone(),
+            Index {
+                name,
+                table,
+                columns,
+                unique,
+                origin,
+            },
+        );
+    }
+
     pub fn table(&self, name: &QName) -> Option<&Table> {
         self.tables.get(name)
     }
@@ -463,6 +491,21 @@ impl Catalog {
                 .flatten()
         })
     }
+}
+
+/// The name PostgreSQL gives an index or constraint made without one:
+/// `<table>_<columns>_<suffix>` (`idx`, `key`, `excl`), `expr` standing for
+/// an expression column.
+pub fn index_name(table: &QName, columns: &[String], suffix: &str) -> String {
+    fn part(c: &str) -> &str {
+        if c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            c
+        } else {
+            "expr"
+        }
+    }
+    let parts: Vec<&str> = columns.iter().map(|c| part(c)).collect();
+    format!("{}_{}_{suffix}", table.name, parts.join("_"))
 }
 
 /// The serialized form of a [`Catalog`]: every map as a list sorted by name.

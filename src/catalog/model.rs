@@ -166,26 +166,7 @@ pub(super) fn apply(cat: &mut Catalog, m: &Model, origin: Origin) {
             ..
         } => {
             let table = cat.resolve_parts(table);
-            // An index lives in its table's schema; PostgreSQL names an
-            // unnamed one after the table and columns.
-            let name = QName::new(
-                table.schema.clone(),
-                name.clone()
-                    .unwrap_or_else(|| format!("{}_{}_{}", table.name, columns.join("_"), if *unique { "key" } else { "idx" })),
-            );
-            if *if_not_exists && cat.indexes.contains_key(&name) {
-                return;
-            }
-            cat.indexes.insert(
-                name.clone(),
-                Index {
-                    name,
-                    table,
-                    columns: columns.clone(),
-                    unique: *unique,
-                    origin,
-                },
-            );
+            cat.add_index(name.clone(), table, columns.clone(), *unique, *if_not_exists, origin);
         }
     }
 }
@@ -233,15 +214,6 @@ pub(super) fn copy_like(cat: &Catalog, new: &mut Table, indexes: &mut Vec<Index>
     let has = |bit: u32| options & bit != 0;
     let Some(from) = cat.tables.get(source) else { return };
     let table = new.name.clone();
-    // An index's name part for a column: the column, or `expr`.
-    let part = |c: &String| {
-        if c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            c.clone()
-        } else {
-            "expr".to_string()
-        }
-    };
-    let parts = |cols: &[String]| cols.iter().map(part).collect::<Vec<_>>().join("_");
     for c in &from.columns {
         new.columns.push(Column {
             name: c.name.clone(),
@@ -265,8 +237,8 @@ pub(super) fn copy_like(cat: &Catalog, new: &mut Table, indexes: &mut Vec<Index>
         }
         let name = match &k.kind {
             ConstraintKind::PrimaryKey => Some(format!("{}_pkey", table.name)),
-            ConstraintKind::Unique => Some(format!("{}_{}_key", table.name, parts(&k.columns))),
-            ConstraintKind::Exclusion => Some(format!("{}_{}_excl", table.name, parts(&k.columns))),
+            ConstraintKind::Unique => Some(index_name(&table, &k.columns, "key")),
+            ConstraintKind::Exclusion => Some(index_name(&table, &k.columns, "excl")),
             _ => k.name.clone(),
         };
         new.constraints.push(Constraint {
@@ -283,7 +255,7 @@ pub(super) fn copy_like(cat: &Catalog, new: &mut Table, indexes: &mut Vec<Index>
         // constraints): PostgreSQL names their copies `_idx`.
         for i in cat.indexes.values().filter(|i| &i.table == source) {
             indexes.push(Index {
-                name: QName::new(table.schema.clone(), format!("{}_{}_idx", table.name, parts(&i.columns))),
+                name: QName::new(table.schema.clone(), index_name(&table, &i.columns, "idx")),
                 table: table.clone(),
                 columns: i.columns.clone(),
                 unique: i.unique,

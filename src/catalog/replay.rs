@@ -20,30 +20,11 @@ pub(super) fn apply(cat: &mut Catalog, stmt: &ast::Statement, origin: Origin) {
         }
         S::CreateIndex(ci) => {
             let table = cat.resolve(&ci.table_name);
-            let name = match &ci.name {
-                Some(n) => {
-                    let mut q = cat.resolve(n);
-                    if n.0.len() == 1 {
-                        q.schema = table.schema.clone();
-                    }
-                    q
-                }
-                None => QName::new(table.schema.clone(), format!("{}_idx", table.name)),
-            };
-            if ci.if_not_exists && cat.indexes.contains_key(&name) {
-                return;
-            }
+            // PostgreSQL takes no schema in an index's name: it lives in
+            // its table's.
+            let name = ci.name.as_ref().map(|n| cat.resolve(n).name);
             let columns = ci.columns.iter().map(|c| expr_column(&c.column.expr)).collect();
-            cat.indexes.insert(
-                name.clone(),
-                Index {
-                    name,
-                    table,
-                    columns,
-                    unique: ci.unique,
-                    origin,
-                },
-            );
+            cat.add_index(name, table, columns, ci.unique, ci.if_not_exists, origin);
         }
         S::CreatePolicy(p) => {
             let table = cat.resolve(&p.table_name);

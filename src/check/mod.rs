@@ -14,7 +14,7 @@ use crate::catalog::Catalog;
 use crate::diag::{CheckReport, Diagnostic, Pos, Region, Severity, SourceFile};
 use crate::error::{Error, Result};
 use crate::rules::{self, Env, FileCtx, FileInfo, Finding, LayerInfo, Released, Rule, RulesConfig, StatementCtx};
-use crate::sql::{Bodies, ParsedFile};
+use crate::sql::{ParsedFile, ReadScope};
 use crate::workspace::{discover, sum, Migration, Workspace};
 
 pub mod shadow;
@@ -596,8 +596,8 @@ pub fn check_workspace_overlay(ws: &Workspace, review: &ReviewSet, use_cache: bo
                 None => crate::error::read_utf8(p)?,
             };
             // History the check does not report on is only replayed.
-            let bodies = if reviewed { Bodies::All } else { Bodies::History };
-            let mut p = parse_source_with(Arc::new(SourceFile::new(d.clone(), text)), bodies);
+            let scope = if reviewed { ReadScope::All } else { ReadScope::History };
+            let mut p = parse_source_with(Arc::new(SourceFile::new(d.clone(), text)), scope);
             apply_layout(&mut p, &ws.layers[*li].migrations[*mi]);
             Ok(Some(p))
         })

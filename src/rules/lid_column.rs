@@ -158,7 +158,7 @@ impl Rule for LidColumnRule {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_ws, ids, known};
+    use crate::rules::testing::{check_ws, finding, ids};
 
     #[test]
     fn fires_on_lid_columns() {
@@ -167,7 +167,7 @@ mod tests {
             "CREATE TABLE contacts (id uuid PRIMARY KEY, phone text, wa_lid text);\nALTER TABLE contacts ADD COLUMN lid_jid text;",
         )]);
         assert_eq!(ids(&d, "lid-column"), 2, "{d:#?}");
-        let first = d.iter().find(|x| x.rule == known("lid-column")).unwrap();
+        let first = finding(&d, "lid-column");
         assert_eq!((first.region.start.line, first.region.start.col), (1, 57));
     }
 

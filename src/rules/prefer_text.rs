@@ -138,7 +138,7 @@ fn text_with_check(cx: &StatementCtx, c: &TypedColumn, t: &TypeText, n: u64) -> 
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{apply_fixes, check_plain, check_ws, ids, known, render_rule};
+    use crate::rules::testing::{apply_fixes, check_plain, check_ws, finding, ids, render_rule};
 
     const SQL: &str = "CREATE TABLE contacts (\n    id uuid PRIMARY KEY,\n    display_name VARCHAR(120) NOT NULL,\n    notes text\n);\nALTER TABLE contacts ADD COLUMN locale character varying (35);\nALTER TABLE contacts ALTER COLUMN notes TYPE varchar(2000);\n";
 
@@ -168,7 +168,7 @@ mod tests {
             ),
         ]);
         assert_eq!(ids(&d, "prefer-text"), 2, "{d:#?}");
-        let text = &d.iter().find(|x| x.rule == known("prefer-text")).unwrap().file.text;
+        let text = &finding(&d, "prefer-text").file.text;
         assert_eq!(
             apply_fixes(text, &d, "prefer-text"),
             "ALTER TABLE orders ADD COLUMN code text, ALTER COLUMN note TYPE text, \

@@ -102,7 +102,7 @@ impl Rule for RequireConcurrentDetach {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_ws, check_ws_pg, fixed_text, ids, known, render_rule};
+    use crate::rules::testing::{check_ws, check_ws_pg, finding, fixed_text, ids, known, render_rule};
 
     const EVENTS: &str = "CREATE TABLE events (id bigint, at timestamptz NOT NULL);\n";
 
@@ -146,7 +146,7 @@ mod tests {
             ],
         );
         assert_eq!(fixed_text(&d, "require-concurrent-detach"), None);
-        let f = d.iter().find(|x| x.rule == known("require-concurrent-detach")).unwrap();
+        let f = finding(&d, "require-concurrent-detach");
         assert!(f
             .help
             .as_deref()

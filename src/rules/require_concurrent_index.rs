@@ -149,7 +149,7 @@ fn partitioned(cx: &StatementCtx, ci: &sqlparser::ast::CreateIndex, what: &str, 
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_plain, check_ws, fixed_text, ids, known, render_rule};
+    use crate::rules::testing::{check_plain, check_ws, finding, fixed_text, ids, known, render_rule};
 
     const ORDERS: &str = "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint NOT NULL, total numeric(12, 2));\n";
 
@@ -246,7 +246,7 @@ mod tests {
     fn plain_files_treat_unknown_tables_as_existing() {
         let d = check_plain("CREATE UNIQUE INDEX users_email_idx ON users (email);\n");
         assert_eq!(ids(&d, "require-concurrent-index"), 1, "{d:#?}");
-        let f = d.iter().find(|x| x.rule == known("require-concurrent-index")).unwrap();
+        let f = finding(&d, "require-concurrent-index");
         assert!(f.message.contains("not created in this file"), "{}", f.message);
     }
 
@@ -281,7 +281,7 @@ mod tests {
             ),
         ]);
         assert_eq!(ids(&d, "require-concurrent-index"), 1, "{d:#?}");
-        let f = d.iter().find(|x| x.rule == known("require-concurrent-index")).unwrap();
+        let f = finding(&d, "require-concurrent-index");
         assert!(f.message.contains("ON ONLY existing table `public.orders`"), "{}", f.message);
     }
 }

@@ -119,7 +119,7 @@ impl Rule for RequireConcurrentReindex {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_ws, check_ws_pg, fixed_text, ids, known, render_rule};
+    use crate::rules::testing::{check_ws, check_ws_pg, finding, fixed_text, ids, known, render_rule};
 
     const ORDERS: &str =
         "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint);\nCREATE INDEX orders_customer_idx ON orders (customer_id);\n";
@@ -164,7 +164,7 @@ mod tests {
             ],
         );
         assert_eq!(fixed_text(&d, "require-concurrent-reindex"), None);
-        let f = d.iter().find(|x| x.rule == known("require-concurrent-reindex")).unwrap();
+        let f = finding(&d, "require-concurrent-reindex");
         assert!(f.help.as_deref().unwrap().contains("PostgreSQL 11 has no REINDEX CONCURRENTLY"));
         let d = check_ws_pg(
             12,

@@ -101,7 +101,7 @@ impl Rule for RlsMissing {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_ws, ids, known};
+    use crate::rules::testing::{check_ws, finding, ids};
 
     #[test]
     fn fires_when_rls_is_never_enabled() {
@@ -110,7 +110,7 @@ mod tests {
             "-- notes\nCREATE TABLE notes (id uuid PRIMARY KEY, body text);\n",
         )]);
         assert_eq!(ids(&d, "rls-missing"), 1, "{d:#?}");
-        let f = d.iter().find(|x| x.rule == known("rls-missing")).unwrap();
+        let f = finding(&d, "rls-missing");
         assert_eq!((f.region.start.line, f.region.start.col), (2, 14));
     }
 
@@ -143,7 +143,7 @@ mod tests {
         )]);
         assert_eq!(ids(&d, "unparsed-statement"), 0, "{d:#?}");
         assert_eq!(ids(&d, "rls-missing"), 1, "{d:#?}");
-        let f = d.iter().find(|x| x.rule == known("rls-missing")).unwrap();
+        let f = finding(&d, "rls-missing");
         assert_eq!((f.region.start.line, f.region.start.col), (2, 1));
     }
 
@@ -163,7 +163,7 @@ mod tests {
         assert_eq!(ids(&d, "unparsed-statement"), 0, "{d:#?}");
         assert_eq!(ids(&d, "rls-missing"), 1, "{d:#?}");
         assert_eq!(ids(&d, "no-primary-key"), 0, "{d:#?}");
-        let f = d.iter().find(|x| x.rule == known("rls-missing")).unwrap();
+        let f = finding(&d, "rls-missing");
         assert!(f.message.contains("notes_copy"), "{}", f.message);
         // Without INCLUDING INDEXES the key is not copied.
         let d = check_ws(&[

@@ -313,7 +313,7 @@ impl SetNotNull {
 mod tests {
     use super::is_not_null_check;
     use crate::diag::Diagnostic;
-    use crate::rules::testing::{check_ws, check_ws_pg, fixed_text, ids, known, render_rule};
+    use crate::rules::testing::{check_ws, check_ws_pg, finding, fixed_text, ids, known, render_rule};
 
     fn help(d: &[Diagnostic]) -> String {
         let f: Vec<_> = d.iter().filter(|x| x.rule == known("set-not-null")).collect();
@@ -389,7 +389,7 @@ mod tests {
             fixed_text(&d, "set-not-null").unwrap(),
             "ALTER TABLE orders ADD CONSTRAINT orders_customer_id_not_null NOT NULL customer_id NOT VALID;\n"
         );
-        let fix = d.iter().find(|x| x.rule == known("set-not-null")).unwrap().fix.clone().unwrap();
+        let fix = finding(&d, "set-not-null").fix.clone().unwrap();
         let new_file = fix.new_file.unwrap();
         assert_eq!(new_file.name, "validate_orders_customer_id_not_null");
         assert!(
@@ -420,7 +420,7 @@ mod tests {
             fixed_text(&d, "set-not-null").unwrap(),
             "ALTER TABLE app.\"Orders\" ADD COLUMN paid boolean, ADD CONSTRAINT \"Orders_Customer_not_null\" NOT NULL \"Customer\" NOT VALID;\n"
         );
-        let fix = d.iter().find(|x| x.rule == known("set-not-null")).unwrap().fix.clone().unwrap();
+        let fix = finding(&d, "set-not-null").fix.clone().unwrap();
         assert!(fix
             .new_file
             .unwrap()

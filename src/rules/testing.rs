@@ -42,6 +42,16 @@ pub fn ids(d: &[Diagnostic], rule: &str) -> usize {
     d.iter().filter(|x| x.rule == rule).count()
 }
 
+/// The first finding of `rule`; panics, listing the findings, when there
+/// is none.
+#[track_caller]
+pub fn finding<'a>(d: &'a [Diagnostic], rule: &str) -> &'a Diagnostic {
+    let rule = known(rule);
+    d.iter()
+        .find(|x| x.rule == rule)
+        .unwrap_or_else(|| panic!("no `{rule}` finding in {d:#?}"))
+}
+
 /// Panics unless `rule` is the id of a rule.
 #[track_caller]
 pub fn known(rule: &str) -> &'static str {

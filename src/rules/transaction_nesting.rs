@@ -116,7 +116,7 @@ impl Rule for TransactionNesting {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_ws, ids, known, render_rule};
+    use crate::rules::testing::{check_ws, finding, ids, render_rule};
 
     const ORDERS: &str = "CREATE TABLE orders (id bigint PRIMARY KEY);\n";
 
@@ -128,7 +128,7 @@ mod tests {
         ]);
         assert_eq!(ids(&d, "transaction-nesting"), 2, "{d:#?}");
         insta::assert_snapshot!(render_rule(&d, "transaction-nesting"));
-        let found = d.iter().find(|x| x.rule == known("transaction-nesting")).unwrap();
+        let found = finding(&d, "transaction-nesting");
         let text = crate::fix::apply_edits(&found.file.text, &found.fix.as_ref().unwrap().edits);
         assert_eq!(text, "ALTER TABLE orders ADD COLUMN note text;\n");
     }
@@ -143,7 +143,7 @@ mod tests {
             ),
         ]);
         assert_eq!(ids(&d, "transaction-nesting"), 1, "{d:#?}");
-        assert!(d.iter().find(|x| x.rule == known("transaction-nesting")).unwrap().fix.is_none());
+        assert!(finding(&d, "transaction-nesting").fix.is_none());
     }
 
     #[test]

@@ -70,13 +70,13 @@ impl Rule for UnparsedStatement {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_plain, ids, known};
+    use crate::rules::testing::{check_plain, finding, ids};
 
     #[test]
     fn fires_with_position_and_keeps_the_rest() {
         let d = check_plain("CREATE TABLE a (id int);\nCREATE FOREIGN DATA WRAPPER w;\nCREATE INDEX a_id ON a (id);\n");
         assert_eq!(ids(&d, "unparsed-statement"), 1, "{d:#?}");
-        let f = d.iter().find(|x| x.rule == known("unparsed-statement")).unwrap();
+        let f = finding(&d, "unparsed-statement");
         assert_eq!(f.region.start.line, 2);
     }
 

@@ -32,12 +32,12 @@ pub struct DynamicSql {
 /// Reads the body of statement `index` (a DO block or a CREATE FUNCTION /
 /// PROCEDURE), appending its statements after it. `tokens` are the
 /// statement's tokens from the file's scan (byte ranges in `masked`).
-pub(crate) fn read_bodies(out: &mut ParsedFile, masked: &str, index: usize, tokens: &[ScanToken], bodies: super::Bodies) {
+pub(crate) fn read_bodies(out: &mut ParsedFile, masked: &str, index: usize, tokens: &[ScanToken], scope: super::ReadScope) {
     let at = Nesting {
         parent: index,
         inherited: None,
         depth: 0,
-        bodies,
+        scope,
     };
     read(out, masked, index, at, Some(tokens));
 }
@@ -50,7 +50,7 @@ struct Nesting {
     /// The kind of the body the statement is in, if any.
     inherited: Option<BodyKind>,
     depth: usize,
-    bodies: super::Bodies,
+    scope: super::ReadScope,
 }
 
 /// `tokens`: the statement's scan when the caller has it (the statements
@@ -60,7 +60,7 @@ fn read(out: &mut ParsedFile, masked: &str, index: usize, at: Nesting, tokens: O
         parent,
         inherited,
         depth,
-        bodies,
+        scope,
     } = at;
     if depth > MAX_DEPTH {
         return;
@@ -71,7 +71,7 @@ fn read(out: &mut ParsedFile, masked: &str, index: usize, at: Nesting, tokens: O
         Some(BodyKind::Function) => BodyKind::Function,
         _ => kind,
     };
-    if body_kind == BodyKind::Function && bodies == super::Bodies::History {
+    if body_kind == BodyKind::Function && scope == super::ReadScope::History {
         return;
     }
     let range = stmt.bytes.clone();
@@ -401,14 +401,11 @@ struct Item {
     text: String,
 }
 
-/// Whether a statement of a PL/pgSQL body only reads or writes rows
-/// (its first word is SELECT, INSERT, UPDATE, DELETE, MERGE, WITH, VALUES
-/// or TABLE): in a function body such a statement is not read further.
+/// Whether a statement of a PL/pgSQL body only reads or writes rows: in a
+/// function body such a statement is not read further (`SELECT ... INTO`
+/// sets variables there).
 fn reads_or_writes_data(sql: &str) -> bool {
-    let first = sql.trim_start().split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or("");
-    ["SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "WITH", "VALUES", "TABLE"]
-        .iter()
-        .any(|w| first.eq_ignore_ascii_case(w))
+    super::starts_data_statement(sql.trim_start().split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or(""))
 }
 
 /// Collects, in the order of the body, the SQL statements, EXECUTEs and

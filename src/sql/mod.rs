@@ -77,7 +77,7 @@ pub enum StatementKind {
     /// sqlparser did not read it; PostgreSQL's verdict is inside.
     Unparsed(Unparsed),
     /// Not read at all: a data statement (`INSERT`, `UPDATE`, ...) of
-    /// history the check does not report on ([`Bodies::History`]), which
+    /// history the check does not report on ([`ReadScope::History`]), which
     /// the catalog does not replay.
     NotRead,
 }
@@ -212,10 +212,10 @@ impl ParsedFile {
     }
 }
 
-/// Which bodies a parse reads.
+/// How much of a file a parse reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Bodies {
-    /// DO blocks and function bodies: a file the check reports on.
+pub enum ReadScope {
+    /// Everything, function bodies included: a file the check reports on.
     All,
     /// What the catalog replays, for a file replayed as history and not
     /// reported on: DO blocks (and what they run) but no function body (it
@@ -226,33 +226,36 @@ pub enum Bodies {
     History,
 }
 
-/// Whether the statement of `tokens` (its scan, in `masked`) reads or
-/// writes data and changes no schema: it starts with a data keyword, and a
-/// query has no `INTO` (`SELECT ... INTO t` creates a table).
+/// Whether a statement whose first word is `word` reads or writes rows
+/// and changes no schema (a PL/pgSQL body's such statements, and history's,
+/// are not read further).
+pub(crate) fn starts_data_statement(word: &str) -> bool {
+    ["SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "WITH", "VALUES", "TABLE", "COPY"]
+        .iter()
+        .any(|w| word.eq_ignore_ascii_case(w))
+}
+
+/// Whether the statement of `tokens` (its scan, in `masked`) is a data
+/// statement ([`starts_data_statement`]); a query with `INTO` is not
+/// (`SELECT ... INTO t` creates a table).
 fn is_data_statement(masked: &str, tokens: &[postgres::ScanToken]) -> bool {
-    let mut words = tokens.iter().filter(|t| t.keyword).map(|t| &masked[t.start..t.end]);
+    let word = |t: &postgres::ScanToken| &masked[t.start..t.end];
     let Some(first) = tokens.iter().find(|t| !matches!(t.token, Tok::SqlComment | Tok::CComment)) else {
         return false;
     };
-    let word = &masked[first.start..first.end];
-    let is = |k: &str| word.eq_ignore_ascii_case(k);
-    if !first.keyword {
-        return false;
-    }
-    if is("INSERT") || is("UPDATE") || is("DELETE") || is("MERGE") || is("COPY") {
-        return true;
-    }
-    (is("SELECT") || is("WITH") || is("VALUES") || is("TABLE")) && !words.any(|w| w.eq_ignore_ascii_case("INTO"))
+    let first = word(first);
+    let query = ["SELECT", "WITH", "VALUES", "TABLE"].iter().any(|w| first.eq_ignore_ascii_case(w));
+    starts_data_statement(first) && !(query && tokens.iter().any(|t| t.keyword && word(t).eq_ignore_ascii_case("INTO")))
 }
 
 /// Parses a whole file. `masked` is the text the scanner sees (see
 /// [`mask_source`]); it has the same lines, columns and bytes as `source.text`.
 pub fn parse_file(source: Arc<SourceFile>, masked: &str) -> ParsedFile {
-    parse_file_with(source, masked, Bodies::All)
+    parse_file_with(source, masked, ReadScope::All)
 }
 
-/// [`parse_file`], reading the `bodies` given.
-pub fn parse_file_with(source: Arc<SourceFile>, masked: &str, bodies: Bodies) -> ParsedFile {
+/// [`parse_file`], reading what `scope` says.
+pub fn parse_file_with(source: Arc<SourceFile>, masked: &str, scope: ReadScope) -> ParsedFile {
     let mut out = ParsedFile {
         no_transaction: suppress::has_no_transaction_header(&source.text),
         source,
@@ -291,7 +294,7 @@ pub fn parse_file_with(source: Arc<SourceFile>, masked: &str, bodies: Bodies) ->
             }
             None => {
                 let tokens = &split.tokens[piece.tokens.clone()];
-                if bodies == Bodies::History && is_data_statement(masked, tokens) {
+                if scope == ReadScope::History && is_data_statement(masked, tokens) {
                     statement_at(&out.source, piece.bytes.clone(), StatementKind::NotRead)
                 } else {
                     parse_statement(&out.source, masked, piece.bytes.clone(), tokens)
@@ -300,7 +303,7 @@ pub fn parse_file_with(source: Arc<SourceFile>, masked: &str, bodies: Bodies) ->
         };
         let parent = out.statements.len();
         out.statements.push(stmt);
-        body::read_bodies(&mut out, masked, parent, &split.tokens[piece.tokens.clone()], bodies);
+        body::read_bodies(&mut out, masked, parent, &split.tokens[piece.tokens.clone()], scope);
     }
     for c in comments {
         push_suppression(&mut out, masked, c.bytes.clone());
@@ -907,7 +910,7 @@ mod tests {
                 .collect()
         };
         let all = bodies(&parse_file(source(), text));
-        let history = bodies(&parse_file_with(source(), text, Bodies::History));
+        let history = bodies(&parse_file_with(source(), text, ReadScope::History));
         assert!(
             all.iter().any(|(k, s)| *k == BodyKind::Function && s.contains("inner_t")),
             "{all:?}"
@@ -922,7 +925,7 @@ mod tests {
         // Data statements of history are not read; what changes the schema is.
         let text = "/* seed */ INSERT INTO made VALUES (1);\nCREATE TABLE t (id int);\nWITH x AS (SELECT 1) UPDATE t SET id = 2;\nSET search_path = app;\nSELECT id INTO copied FROM t;\n";
         let source = Arc::new(SourceFile::new("t.sql".to_string(), text.to_string()));
-        let history = parse_file_with(source.clone(), text, Bodies::History);
+        let history = parse_file_with(source.clone(), text, ReadScope::History);
         let kinds: Vec<bool> = history
             .statements
             .iter()

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::diag::SourceFile;
 use crate::error::Result;
-use crate::sql::{mask_source, parse_file_with, Bodies, ParsedFile};
+use crate::sql::{mask_source, parse_file_with, ParsedFile, ReadScope};
 
 use super::{forward_sections, Migration};
 
@@ -35,13 +35,13 @@ pub fn apply_layout(parsed: &mut ParsedFile, m: &Migration) {
 
 /// Masks (down sections, psql meta-commands, templates) and parses a file.
 pub fn parse_source(source: Arc<SourceFile>) -> ParsedFile {
-    parse_source_with(source, Bodies::All)
+    parse_source_with(source, ReadScope::All)
 }
 
-/// [`parse_source`], reading the `bodies` given (a history file the check
-/// does not report on needs only what runs with the migration).
-pub fn parse_source_with(source: Arc<SourceFile>, bodies: Bodies) -> ParsedFile {
+/// [`parse_source`], reading what `scope` says (a history file the check
+/// does not report on needs only what the catalog replays).
+pub fn parse_source_with(source: Arc<SourceFile>, scope: ReadScope) -> ParsedFile {
     let sections = forward_sections(&source.text);
     let masked = mask_source(&source.text, sections.as_deref());
-    parse_file_with(source.clone(), &masked, bodies)
+    parse_file_with(source.clone(), &masked, scope)
 }
