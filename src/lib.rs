@@ -6,6 +6,7 @@
 //! ([`rules`]) → diagnostics → a renderer ([`report`]).
 
 pub mod accepted;
+mod ahead;
 pub mod alloc;
 pub mod app;
 pub mod cache;

@@ -148,6 +148,34 @@ fn exit_2_for_a_missing_path() {
 }
 
 #[test]
+fn a_folder_of_which_no_file_is_a_migration_is_an_error_not_a_clean_check() {
+    // dbmate's markers, but no file named as dbmate names migrations.
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("db");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("schema.sql"), "-- migrate:up\nCREATE TABLE t (id int);\n").unwrap();
+    let out = strata_in(dir.path(), &["check", "--no-workspace", "db"]);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("db: no migration to check") && out.stderr.contains("schema.sql"),
+        "{}",
+        out.stderr
+    );
+    // Named, the same file is checked.
+    let out = strata_in(dir.path(), &["check", "--no-workspace", "db/schema.sql"]);
+    assert!(out.stdout.contains("checked 1 file"), "{}{}", out.stdout, out.stderr);
+    // A folder of `.up.sql` files named by a runner of their own is read in
+    // lexical order.
+    let other = dir.path().join("auth");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("V0001.Init.up.sql"), "CREATE TABLE a (id bigint PRIMARY KEY);\n").unwrap();
+    std::fs::write(other.join("V0001.Init.down.sql"), "DROP TABLE a;\n").unwrap();
+    std::fs::write(other.join("V0002.More.up.sql"), "CREATE TABLE b (id bigint PRIMARY KEY);\n").unwrap();
+    let out = strata_in(dir.path(), &["check", "--no-workspace", "auth"]);
+    assert!(out.stdout.contains("checked 2 files"), "{}{}", out.stdout, out.stderr);
+}
+
+#[test]
 fn exit_2_for_an_unreadable_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("locked.sql");

@@ -15,7 +15,7 @@ use crate::diag::{CheckReport, Diagnostic, Pos, Region, Severity, SourceFile};
 use crate::error::{Error, Result};
 use crate::rules::{self, Env, FileCtx, FileInfo, Finding, LayerInfo, Released, Rule, RulesConfig, StatementCtx};
 use crate::sql::{ParsedFile, ReadScope};
-use crate::workspace::{discover, sum, Migration, Workspace};
+use crate::workspace::{sum, Migration, Workspace};
 
 pub mod shadow;
 
@@ -25,8 +25,7 @@ pub use crate::workspace::source::{apply_layout, load_file, load_migration, pars
 /// parsing thread per core takes the next file as soon as it is free, while
 /// the caller's thread replays and checks the earlier ones, and each file's
 /// syntax trees are dropped as soon as it has been consumed. At most
-/// `WINDOW` files are parsed and not yet consumed, so memory stays bounded
-/// on inputs of any size.
+/// `WINDOW` files are parsed and not yet consumed.
 ///
 /// (Batches of 16 files parsed with rayon, four in flight, held up to 96
 /// files' trees and waited for each batch's largest file. Per-file work
@@ -34,61 +33,33 @@ pub use crate::workspace::source::{apply_layout, load_file, load_migration, pars
 /// by a fifth and its time by a tenth; a window of 8 starved the workers,
 /// 32 was no faster: docs/decisions/0001.)
 fn parse_ahead(items: &[(PathBuf, String, Option<Migration>)], mut consume: impl FnMut(&ParsedFile)) -> Result<()> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     const WINDOW: usize = 16;
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, WINDOW);
-    let next = AtomicUsize::new(0);
-    // A ticket lets a worker take one more file; the consumer gives it back
-    // when it has consumed a file, so the files taken and not yet consumed
-    // never exceed the window.
-    let (ticket_tx, ticket_rx) = crossbeam_channel::bounded::<()>(WINDOW);
-    for _ in 0..WINDOW {
-        let _ = ticket_tx.send(());
-    }
-    let (tx, rx) = crossbeam_channel::unbounded::<(usize, Result<ParsedFile>)>();
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            let (tx, ticket_rx, next) = (tx.clone(), ticket_rx.clone(), &next);
-            scope.spawn(move || {
-                while ticket_rx.recv().is_ok() {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { return };
-                    if tx.send((i, load_item(item))).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        drop((tx, ticket_rx));
-        // Files parsed out of order wait here for their turn (at most the
-        // window's worth).
-        let mut waiting: HashMap<usize, Result<ParsedFile>> = HashMap::new();
-        let mut turn = 0;
-        let outcome = (|| {
-            for (i, parsed) in rx.iter() {
-                waiting.insert(i, parsed);
-                while let Some(parsed) = waiting.remove(&turn) {
-                    consume(&parsed?);
-                    turn += 1;
-                    let _ = ticket_tx.send(());
-                }
-            }
-            Ok(())
-        })();
-        // Stops the workers: no more tickets, and (on an error) nobody
-        // receiving what they parse.
-        drop((ticket_tx, rx));
-        outcome
+    crate::ahead::in_order(items, WINDOW, load_item, |parsed| {
+        consume(&parsed?);
+        Ok(())
     })
 }
 
-/// Loads one file: a discovered migration with its layout's transaction
-/// markers, or a plain file.
+/// Loads one file of a plain check: a discovered migration with its
+/// layout's transaction markers, or a file given by name.
+///
+/// Outside a workspace strata is not what runs the files. A file that
+/// holds its own `BEGIN` or `COMMIT` manages its transactions, unless its
+/// layout names a tool that wraps every file in a transaction: it is
+/// checked as a no-transaction file, whose explicit transactions the rules
+/// follow (golang-migrate and Prisma run a file as one multi-statement
+/// query, and a file given by name or in a folder of any `*.sql` has no
+/// known runner).
 fn load_item((p, d, m): &(PathBuf, String, Option<Migration>)) -> Result<ParsedFile> {
-    match m {
-        Some(m) => load_migration(m, d.clone()),
-        None => load_file(p, d.clone()),
+    let mut parsed = match m {
+        Some(m) => load_migration(m, d.clone())?,
+        None => load_file(p, d.clone())?,
+    };
+    let wrapped = m.as_ref().and_then(|m| m.layout.wraps_each_file()).unwrap_or(false);
+    if !wrapped && !parsed.tx_controls.is_empty() {
+        parsed.no_transaction = true;
     }
+    Ok(parsed)
 }
 
 /// Which files a check reports on, as the workspace lists their paths
@@ -395,8 +366,9 @@ pub fn check_files(paths: &[PathBuf], base: &Path) -> Result<CheckReport> {
         // One `stat` per path (a check of 7,580 files made two each).
         match std::fs::metadata(p) {
             Ok(m) if m.is_dir() => {
-                let (_, ms) = discover(p, None)?;
-                items.extend(ms.into_iter().map(|m| {
+                let found = crate::workspace::discover_all(p, None)?;
+                unnamed_folder(p, &found)?;
+                items.extend(found.migrations.into_iter().map(|m| {
                     let d = crate::workspace::display_path(base, &m.path);
                     (m.path.clone(), d, Some(m))
                 }));
@@ -415,6 +387,33 @@ pub fn check_files(paths: &[PathBuf], base: &Path) -> Result<CheckReport> {
         id += 1;
     })?;
     Ok(finish(report, started))
+}
+
+/// A folder given to check whose SQL files are all left out for their
+/// names: an error, not a check of nothing that passes.
+fn unnamed_folder(dir: &Path, found: &crate::workspace::Discovery) -> Result<()> {
+    use crate::workspace::LeftOutReason;
+    let unnamed: Vec<&str> = found
+        .left_out
+        .iter()
+        .filter(|l| matches!(l.reason, LeftOutReason::NotAMigrationName(_)))
+        .map(|l| l.rel.as_str())
+        .collect();
+    if !found.migrations.is_empty() || unnamed.is_empty() {
+        return Ok(());
+    }
+    let pattern = match &found.left_out.iter().find(|l| l.rel == unnamed[0]).map(|l| &l.reason) {
+        Some(LeftOutReason::NotAMigrationName(p)) => p.clone(),
+        _ => String::new(),
+    };
+    Err(Error::Usage(format!(
+        "{}: no migration to check: its files look like {} migrations, which are named {pattern}, and none of its {} .sql files is (such as {}); \
+         give the files themselves to check them in the order given",
+        dir.display(),
+        found.layout.name(),
+        unnamed.len(),
+        unnamed[0],
+    )))
 }
 
 /// Checks a workspace: replays every composition of layers, reports the

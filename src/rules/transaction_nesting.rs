@@ -12,6 +12,14 @@ crate::declare_rule! {
     /// `-- strata: no-transaction` header), and a `BEGIN` inside a
     /// transaction already opened in a no-transaction file.
     ///
+    /// Outside a workspace strata does not run the files, so a file is
+    /// checked as its tool runs it: in a folder of sqlx, goose, dbmate,
+    /// diesel, Flyway or pop migrations (tools that wrap every file in a
+    /// transaction) as here; in a golang-migrate or Prisma folder (the file
+    /// goes to PostgreSQL as one query), a file given by name or a folder
+    /// of any `*.sql`, a file with its own `BEGIN` or `COMMIT` manages its
+    /// transactions, and only a `BEGIN` inside one of them is flagged.
+    ///
     /// ## Why is this bad?
     /// strata wraps each migration and its history row in one transaction.
     /// An inner `BEGIN` is ignored with a warning, so the author's idea of
@@ -116,7 +124,7 @@ impl Rule for TransactionNesting {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_ws, finding, ids, render_rule};
+    use crate::rules::testing::{check_plain, check_plain_folder, check_ws, finding, ids, render_rule};
 
     const ORDERS: &str = "CREATE TABLE orders (id bigint PRIMARY KEY);\n";
 
@@ -131,6 +139,31 @@ mod tests {
         let found = finding(&d, "transaction-nesting");
         let text = crate::fix::apply_edits(&found.file.text, &found.fix.as_ref().unwrap().edits);
         assert_eq!(text, "ALTER TABLE orders ADD COLUMN note text;\n");
+    }
+
+    #[test]
+    fn outside_a_workspace_a_file_runs_as_its_tool_runs_it() {
+        let wrapped = "BEGIN;\nALTER TABLE orders ADD COLUMN note text;\nCOMMIT;\n";
+        // golang-migrate sends a file as one query: its BEGIN and COMMIT
+        // are its transaction.
+        let d = check_plain_folder(&[
+            ("1_orders.up.sql", ORDERS),
+            ("1_orders.down.sql", "DROP TABLE orders;\n"),
+            ("2_note.up.sql", wrapped),
+            ("2_note.down.sql", "ALTER TABLE orders DROP COLUMN note;\n"),
+        ]);
+        assert_eq!(ids(&d, "transaction-nesting"), 0, "{d:#?}");
+        // A file given by name has no known runner: its own transactions
+        // are followed, and a BEGIN inside one is still flagged.
+        assert_eq!(ids(&check_plain(wrapped), "transaction-nesting"), 0);
+        assert_eq!(ids(&check_plain("BEGIN;\nBEGIN;\nSELECT 1;\nCOMMIT;\n"), "transaction-nesting"), 1);
+        // goose runs every file in a transaction of its own: a BEGIN in it
+        // is ignored and a COMMIT ends goose's transaction early.
+        let d = check_plain_folder(&[
+            ("20240101000000_orders.sql", &format!("-- +goose Up\n{ORDERS}")),
+            ("20240102000000_note.sql", &format!("-- +goose Up\n{wrapped}")),
+        ]);
+        assert_eq!(ids(&d, "transaction-nesting"), 2, "{d:#?}");
     }
 
     #[test]

@@ -57,6 +57,12 @@ impl Rule for UncommittedTransaction {
             }
         }
         let Some(begin) = open else { return };
+        // A statement PostgreSQL rejects after the BEGIN may hold the COMMIT
+        // (`UPDATE t SET a = 1` and `COMMIT;` with no `;` between them): its
+        // syntax-error is the finding.
+        if cx.file.parsed.statements[begin..].iter().any(|s| s.rejected()) {
+            return;
+        }
         let stmt = &cx.file.parsed.statements[begin];
         out.push(
             Finding::new(
@@ -71,7 +77,7 @@ impl Rule for UncommittedTransaction {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{check_ws, ids, render_rule};
+    use crate::rules::testing::{check_plain, check_ws, ids, render_rule};
 
     const ORDERS: &str = "CREATE TABLE orders (id bigint PRIMARY KEY);\n";
 
@@ -86,6 +92,16 @@ mod tests {
         ]);
         assert_eq!(ids(&d, "uncommitted-transaction"), 1, "{d:#?}");
         insta::assert_snapshot!(render_rule(&d, "uncommitted-transaction"));
+    }
+
+    #[test]
+    fn a_commit_inside_a_statement_postgres_rejects_is_its_syntax_error() {
+        // No `;` before COMMIT: PostgreSQL reads `... SET a = 1 COMMIT` as one
+        // statement and rejects it.
+        let d = check_plain("BEGIN;\nUPDATE t SET a = 1\nCOMMIT;\n");
+        assert_eq!(ids(&d, "syntax-error"), 1, "{d:#?}");
+        assert_eq!(ids(&d, "uncommitted-transaction"), 0, "{d:#?}");
+        assert_eq!(ids(&check_plain("BEGIN;\nUPDATE t SET a = 1;\n"), "uncommitted-transaction"), 1);
     }
 
     #[test]

@@ -157,6 +157,16 @@ impl Statement {
             _ => None,
         }
     }
+    /// Whether PostgreSQL's grammar rejects the statement (a `syntax-error`).
+    pub fn rejected(&self) -> bool {
+        matches!(
+            &self.kind,
+            StatementKind::Unparsed(Unparsed {
+                postgres: Verdict::Rejected { .. },
+                ..
+            })
+        )
+    }
     /// Whether strata read the statement: sqlparser's AST or strata's model
     /// of PostgreSQL's parse tree.
     pub fn understood(&self) -> bool {

@@ -88,7 +88,16 @@ pub fn detect(dir: &Path) -> Result<Detection> {
     }
     let sqlx_header = sample.iter().any(|t| Layout::Sqlx.text_says_no_transaction(t));
     let ups: Vec<&String> = names.iter().filter(|n| n.ends_with(".up.sql")).collect();
-    if !ups.is_empty() {
+    // golang-migrate, sqlx and pop read `<version>_<name>.up.sql`; diesel
+    // `<YYYY-MM-DD-HHMMSS>_...`. `.up.sql` files named otherwise (authelia's
+    // `V0005.Name.up.sql`, read by a runner of its own) are plain SQL files
+    // in lexical order, not a folder of which no file is a migration.
+    let versioned = |n: &&String| {
+        let stem = n.strip_suffix(".up.sql").unwrap_or(n);
+        let (v, _) = split_version(stem, true);
+        !v.is_empty() && stem[v.len()..].starts_with('_')
+    };
+    if ups.iter().any(versioned) {
         if ups.iter().any(|n| diesel_dated(&split_version(n, true).0)) {
             return Ok(Detection::sure(Layout::Diesel, "<YYYY-MM-DD-HHMMSS>_<name>.up.sql files"));
         }
@@ -151,6 +160,23 @@ mod tests {
             std::fs::write(p, text).unwrap();
         }
         d
+    }
+
+    #[test]
+    fn up_files_without_a_version_are_plain_sql_in_lexical_order() {
+        let d = folder(&[
+            ("V0005.ConsentSubjectNULL.up.sql", "SELECT 1;"),
+            ("V0005.ConsentSubjectNULL.down.sql", "SELECT 1;"),
+            ("V0012.WebAuthn.up.sql", "SELECT 1;"),
+        ]);
+        let det = detect(d.path()).unwrap();
+        assert_eq!(det.layout, Layout::Plain, "{det:?}");
+        let (_, found) = crate::workspace::discover(d.path(), None).unwrap();
+        let names: Vec<String> = found.iter().map(|m| file_name(&m.path)).collect();
+        assert_eq!(names, ["V0005.ConsentSubjectNULL.up.sql", "V0012.WebAuthn.up.sql"]);
+        // One versioned file is enough for golang-migrate's naming.
+        let d = folder(&[("V1.a.up.sql", ""), ("2_b.up.sql", "")]);
+        assert_eq!(detect(d.path()).unwrap().layout, Layout::GolangMigrate);
     }
 
     #[test]

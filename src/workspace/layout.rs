@@ -176,6 +176,22 @@ impl Layout {
         }
     }
 
+    /// Whether the tool runs each migration inside a transaction of its own
+    /// (its marker opting a file out), rather than sending the file to
+    /// PostgreSQL as one multi-statement query, in which the file's own
+    /// `BEGIN` and `COMMIT` manage its transactions: golang-migrate, and
+    /// Prisma, whose documented way to make a PostgreSQL migration atomic
+    /// is to add `BEGIN;` and `COMMIT;` to it. `None` when the layout names
+    /// no tool (any `*.sql`; strata's own numbering, outside a workspace,
+    /// is only a way of naming files).
+    pub fn wraps_each_file(self) -> Option<bool> {
+        match self {
+            Layout::Sqlx | Layout::Goose | Layout::Dbmate | Layout::Diesel | Layout::Flyway | Layout::Pop => Some(true),
+            Layout::GolangMigrate | Layout::Prisma => Some(false),
+            Layout::Native | Layout::Plain => None,
+        }
+    }
+
     pub fn transaction_marker(self) -> TransactionMarker {
         match self {
             Layout::Sqlx => TransactionMarker::FirstLine("-- no-transaction"),
