@@ -9,8 +9,9 @@ use std::path::Path;
 /// Floors, lowest first. A module may use modules of lower floors only.
 const FLOORS: &[&[&str]] = &[
     // Leaves: errors and the diagnostic types every layer shares, and the
-    // allocator the binary and the benchmarks declare.
-    &["error", "diag", "alloc"],
+    // allocator the binary and the benchmarks declare, and work done ahead
+    // on every core.
+    &["error", "diag", "alloc", "ahead"],
     // The SQL front end.
     &["sql"],
     // What the statements do to a schema.
