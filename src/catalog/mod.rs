@@ -390,11 +390,53 @@ pub struct Catalog {
     /// The first schema of the last `SET search_path`, where unqualified
     /// names go; `public` by default.
     pub default_schema: Option<String>,
+    /// The tables of indexes dropped during this replay, so that the lock a
+    /// `DROP INDEX` took is still known by its table to the statements after
+    /// it. Not part of the snapshot: only the same run asks.
+    pub dropped_indexes: Map<QName, QName>,
 }
 
 impl Catalog {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Drops the index `name` (unqualified: searched in every schema, as
+    /// PostgreSQL's search path finds it), remembering its table.
+    pub fn drop_index(&mut self, name: &ObjectName) {
+        self.drop_index_named(self.resolve(name), name.0.len() == 1);
+    }
+
+    /// [`Catalog::drop_index`] of a resolved name.
+    pub fn drop_index_named(&mut self, q: QName, unqualified: bool) {
+        let key = match self.indexes.contains_key(&q) {
+            true => Some(q),
+            false if unqualified => self.indexes.keys().find(|k| k.name == q.name).cloned(),
+            false => None,
+        };
+        if let Some(i) = key.and_then(|k| self.indexes.remove(&k)) {
+            self.dropped_indexes.insert(i.name, i.table);
+        }
+    }
+
+    /// The table of index `name`, or of the index of that name this replay
+    /// dropped (unqualified: searched in every schema).
+    pub fn index_table(&self, name: &ObjectName) -> Option<QName> {
+        let q = self.resolve(name);
+        let unqualified = name.0.len() == 1;
+        let live = self
+            .indexes
+            .get(&q)
+            .or_else(|| unqualified.then(|| self.indexes.values().find(|i| i.name.name == q.name)).flatten())
+            .map(|i| &i.table);
+        let dropped = || {
+            self.dropped_indexes.get(&q).or_else(|| {
+                unqualified
+                    .then(|| self.dropped_indexes.iter().find(|(k, _)| k.name == q.name).map(|(_, t)| t))
+                    .flatten()
+            })
+        };
+        live.or_else(dropped).cloned()
     }
 
     /// Resolves an object name: unqualified names go to the current schema
@@ -569,6 +611,7 @@ impl From<Snapshot> for Catalog {
             statistics: s.statistics.into_iter().map(|d| (d.name.clone(), d)).collect(),
             default_privileges: s.default_privileges,
             default_schema: s.default_schema,
+            dropped_indexes: Map::default(),
         }
     }
 }

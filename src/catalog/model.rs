@@ -355,9 +355,7 @@ fn drop(cat: &mut Catalog, kind: ObjectKind, name: &[String]) {
         ObjectKind::View | ObjectKind::MaterializedView => {
             cat.views.remove(&q);
         }
-        ObjectKind::Index => {
-            cat.indexes.remove(&q);
-        }
+        ObjectKind::Index => cat.drop_index_named(q, name.len() == 1),
         ObjectKind::Sequence => {
             cat.sequences.remove(&q);
         }

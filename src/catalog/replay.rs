@@ -87,16 +87,7 @@ pub(super) fn apply(cat: &mut Catalog, stmt: &ast::Statement, origin: Origin) {
                     ObjectType::View | ObjectType::MaterializedView => {
                         cat.views.remove(&q);
                     }
-                    ObjectType::Index => {
-                        let removed = cat.indexes.remove(&q);
-                        if removed.is_none() && n.0.len() == 1 {
-                            // Unqualified index names are searched in every schema.
-                            let key = cat.indexes.keys().find(|k| k.name == q.name).cloned();
-                            if let Some(k) = key {
-                                cat.indexes.remove(&k);
-                            }
-                        }
-                    }
+                    ObjectType::Index => cat.drop_index(n),
                     ObjectType::Type => {
                         cat.enums.remove(&q);
                     }

@@ -217,7 +217,7 @@ pub fn strong_lock(env: &Env, catalog: &Catalog, file: &FileInfo, index: usize) 
         }) => strongest(
             names
                 .iter()
-                .map(|n| match index_table(catalog, n) {
+                .map(|n| match catalog.index_table(n) {
                     Some(t) => live(&t).then(|| TakenLock {
                         table: t.to_string(),
                         mode: LockMode::AccessExclusive,
@@ -350,22 +350,10 @@ fn alter_lock(op: &AlterTableOperation) -> Option<LockMode> {
     }
 }
 
-/// The table an index belongs to, from the catalog (unqualified index names
-/// are looked up in every schema, as PostgreSQL's search path would).
-pub fn index_table(catalog: &Catalog, index: &ObjectName) -> Option<QName> {
-    let q = catalog.resolve(index);
-    if let Some(i) = catalog.indexes.get(&q) {
-        return Some(i.table.clone());
-    }
-    (index.0.len() == 1)
-        .then(|| catalog.indexes.values().find(|i| i.name.name == q.name).map(|i| i.table.clone()))
-        .flatten()
-}
-
 /// The table a keyword-level statement works on, when it names one.
 fn shape_table(catalog: &Catalog, shape: &Shape) -> Option<QName> {
     match shape {
-        Shape::Reindex { kind, name: Some(n), .. } if kind == "INDEX" => index_table(catalog, n),
+        Shape::Reindex { kind, name: Some(n), .. } if kind == "INDEX" => catalog.index_table(n),
         Shape::Reindex { kind, name: Some(n), .. } if kind == "TABLE" => Some(catalog.resolve(n)),
         Shape::Cluster { table: Some(n) } | Shape::VacuumFull { table: Some(n) } => Some(catalog.resolve(n)),
         Shape::DetachPartition { table, .. } => Some(catalog.resolve(table)),

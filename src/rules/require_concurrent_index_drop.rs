@@ -58,7 +58,7 @@ impl Rule for RequireConcurrentIndexDrop {
             return;
         };
         for name in names {
-            let (age, table) = match lock::index_table(cx.catalog, name) {
+            let (age, table) = match cx.catalog.index_table(name) {
                 Some(t) => (lock::table_age(cx.catalog, cx.file, cx.index, &t), Some(t)),
                 None => (TableAge::Unknown, None),
             };

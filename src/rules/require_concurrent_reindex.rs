@@ -63,7 +63,10 @@ impl Rule for RequireConcurrentReindex {
             return;
         }
         let age = match (kind.as_str(), &name) {
-            ("INDEX", Some(n)) => lock::index_table(cx.catalog, n).map(|t| lock::table_age(cx.catalog, cx.file, cx.index, &t)),
+            ("INDEX", Some(n)) => cx
+                .catalog
+                .index_table(n)
+                .map(|t| lock::table_age(cx.catalog, cx.file, cx.index, &t)),
             ("TABLE", Some(n)) => Some(lock::age_of(cx, n)),
             ("SCHEMA", Some(n)) => {
                 let schema = cx.catalog.resolve(n).name;

@@ -113,6 +113,32 @@ mod tests {
         insta::assert_snapshot!(render_rule(&d, "work-after-access-exclusive"));
     }
 
+    /// The lock a DROP INDEX takes is on the index's table, known after
+    /// the index is gone: named after it, and none at all on a table the
+    /// file creates.
+    #[test]
+    fn a_dropped_index_lock_is_its_tables() {
+        let d = check_ws(&[
+            ("core/0001_orders.sql", ORDERS),
+            ("core/0002_idx.sql", "CREATE INDEX CONCURRENTLY orders_total ON orders (total);\n"),
+            (
+                "core/0003_drop.sql",
+                "DROP INDEX orders_total;\nUPDATE orders SET total = 0 WHERE id = 1;\n",
+            ),
+            (
+                "core/0004_new.sql",
+                "CREATE TABLE notes (id bigint PRIMARY KEY, body text);\nCREATE INDEX notes_body ON notes (body);\nDROP INDEX notes_body;\nUPDATE notes SET body = '';\n",
+            ),
+        ]);
+        let found: Vec<&str> = d
+            .iter()
+            .filter(|x| x.rule == known("work-after-access-exclusive"))
+            .map(|x| x.message.as_str())
+            .collect();
+        assert_eq!(found.len(), 1, "{d:#?}");
+        assert!(found[0].contains("`public.orders`"), "{}", found[0]);
+    }
+
     /// ATTACH PARTITION locks the parent ACCESS EXCLUSIVE before
     /// PostgreSQL 12, and since then only the table it attaches.
     #[test]
