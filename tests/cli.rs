@@ -118,7 +118,7 @@ fn plain_files_without_a_workspace_get_no_governance_rules() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("a.sql"),
-        "CREATE TABLE t (id bigint PRIMARY KEY, wa_lid text);\nCREATE FOREIGN DATA WRAPPER files;\n",
+        "CREATE TABLE t (id bigint PRIMARY KEY, wa_lid text);\nCREATE RULE r AS ON INSERT TO t DO INSTEAD NOTHING;\n",
     )
     .unwrap();
     let out = strata_in(dir.path(), &["check", "a.sql", "--format", "json"]);

@@ -62,7 +62,11 @@ pub(super) fn apply(cat: &mut Catalog, m: &Model, origin: Origin) {
             let name = cat.resolve_parts(name);
             cat.sequences.insert(name.clone(), Sequence { name, origin });
         }
-        Model::AlterSequence { .. } | Model::GrantRole { .. } | Model::CreateRole { .. } | Model::NoSchemaEffect(_) => {}
+        Model::AlterSequence { .. }
+        | Model::GrantRole { .. }
+        | Model::CreateRole { .. }
+        | Model::NoSchemaEffect(_)
+        | Model::Untracked(_) => {}
         Model::Drop { kind, names, .. } => {
             for n in names {
                 drop(cat, *kind, n);

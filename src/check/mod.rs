@@ -43,23 +43,48 @@ fn parse_ahead(items: &[(PathBuf, String, Option<Migration>)], mut consume: impl
 /// Loads one file of a plain check: a discovered migration with its
 /// layout's transaction markers, or a file given by name.
 ///
-/// Outside a workspace strata is not what runs the files. A file that
-/// holds its own `BEGIN` or `COMMIT` manages its transactions, unless its
-/// layout names a tool that wraps every file in a transaction: it is
-/// checked as a no-transaction file, whose explicit transactions the rules
-/// follow (golang-migrate and Prisma run a file as one multi-statement
-/// query, and a file given by name or in a folder of any `*.sql` has no
-/// known runner).
+/// Outside a workspace strata is not what runs the files: each is checked
+/// as its tool runs it ([`as_its_tool_runs_it`]; golang-migrate and Prisma
+/// send a file as one query, and a file given by name or in a folder of
+/// any `*.sql` has no known runner).
 fn load_item((p, d, m): &(PathBuf, String, Option<Migration>)) -> Result<ParsedFile> {
     let mut parsed = match m {
         Some(m) => load_migration(m, d.clone())?,
         None => load_file(p, d.clone())?,
     };
-    let wrapped = m.as_ref().and_then(|m| m.layout.wraps_each_file()).unwrap_or(false);
-    if !wrapped && !parsed.tx_controls.is_empty() {
+    as_its_tool_runs_it(&mut parsed, m.as_ref().map(|m| m.layout));
+    Ok(parsed)
+}
+
+/// Marks a file of a plain check as running outside a transaction when
+/// its tool (`layout`; `None`: unknown) does not wrap every file in one and
+/// the file has its own `BEGIN`/`COMMIT`, or is a single statement, which
+/// PostgreSQL runs as a transaction of its own (a file of several
+/// statements sent as one query runs in one implicit transaction).
+///
+/// When the tool is unknown, any known tool's mark that a file runs
+/// outside a transaction counts (goose's, sqlx's and dbmate's, and
+/// postgres-migrations' `-- postgres-migrations disable-transaction`).
+fn as_its_tool_runs_it(parsed: &mut ParsedFile, layout: Option<crate::workspace::Layout>) {
+    use crate::workspace::Layout;
+    let wraps = layout.and_then(Layout::wraps_each_file);
+    if wraps == Some(true) {
+        return;
+    }
+    let text = &parsed.source.text;
+    let marked = wraps.is_none()
+        && (Layout::ALL.iter().any(|l| l.text_says_no_transaction(text))
+            || text
+                .lines()
+                .take_while(|l| l.trim().is_empty() || l.trim_start().starts_with("--"))
+                .any(|l| {
+                    l.trim_start()
+                        .strip_prefix("--")
+                        .is_some_and(|c| c.trim().eq_ignore_ascii_case("postgres-migrations disable-transaction"))
+                }));
+    if marked || !parsed.tx_controls.is_empty() || parsed.statement_count() == 1 {
         parsed.no_transaction = true;
     }
-    Ok(parsed)
 }
 
 /// Which files a check reports on, as the workspace lists their paths
@@ -348,7 +373,8 @@ fn plain_file(parsed: &ParsedFile, id: u32) -> FileInfo<'_> {
 /// and review rules only.
 pub fn check_text(display: String, text: String) -> Result<CheckReport> {
     let started = Instant::now();
-    let parsed = parse_source(Arc::new(SourceFile::new(display, text)));
+    let mut parsed = parse_source(Arc::new(SourceFile::new(display, text)));
+    as_its_tool_runs_it(&mut parsed, None);
     let engine = Engine::new(plain_env(), &RulesConfig::default())?;
     let mut report = CheckReport::default();
     engine.run_file(&plain_file(&parsed, 0), &mut Catalog::new(), true, &mut report.diagnostics);

@@ -11,7 +11,8 @@ crate::declare_rule! {
     /// Flags statements that PostgreSQL refuses to run inside a transaction
     /// block when the migration runs in one: `CREATE INDEX CONCURRENTLY`,
     /// `DROP INDEX CONCURRENTLY`, `REINDEX ... CONCURRENTLY`,
-    /// `DETACH PARTITION ... CONCURRENTLY` and `VACUUM`. strata runs every
+    /// `DETACH PARTITION ... CONCURRENTLY`, `VACUUM`, `CREATE`/`DROP
+    /// DATABASE`, `CREATE`/`DROP TABLESPACE` and `ALTER SYSTEM`. strata runs every
     /// migration file in a transaction unless it starts with
     /// `-- strata: no-transaction`; an explicit `BEGIN` in a no-transaction
     /// file opens one too.
@@ -38,13 +39,31 @@ crate::declare_rule! {
         id: "concurrent-in-transaction",
         group: LockSafety,
         severity: Error,
-        summary: "CONCURRENTLY (or VACUUM) in a migration that runs inside a transaction: fails at apply time",
+        summary: "CONCURRENTLY, VACUUM or another statement refused in a transaction block, in a migration that runs in one: fails at apply time",
         needs_workspace: false,
     }
 }
 
 /// The statement's name when it cannot run inside a transaction block.
 fn non_transactional(cx: &StatementCtx) -> Option<&'static str> {
+    // Databases, tablespaces and the server's configuration file are not
+    // transactional at all, whichever parser read the statement.
+    let words: Vec<String> = super::tokens::statement_text(&cx.file.parsed.source, cx.stmt)
+        .split_whitespace()
+        .take(2)
+        .map(str::to_ascii_uppercase)
+        .collect();
+    let cluster_wide = match (words.first().map(String::as_str), words.get(1).map(String::as_str)) {
+        (Some("CREATE"), Some("DATABASE")) => Some("CREATE DATABASE"),
+        (Some("DROP"), Some("DATABASE")) => Some("DROP DATABASE"),
+        (Some("CREATE"), Some("TABLESPACE")) => Some("CREATE TABLESPACE"),
+        (Some("DROP"), Some("TABLESPACE")) => Some("DROP TABLESPACE"),
+        (Some("ALTER"), Some("SYSTEM")) => Some("ALTER SYSTEM"),
+        _ => None,
+    };
+    if cluster_wide.is_some() && cx.stmt.runs_with_migration() {
+        return cluster_wide;
+    }
     match cx.stmt.ast() {
         Some(Statement::CreateIndex(ci)) if ci.concurrently => Some("CREATE INDEX CONCURRENTLY"),
         Some(Statement::Vacuum(_)) => Some("VACUUM"),
@@ -128,6 +147,67 @@ mod tests {
             fixed_text(&d, "concurrent-in-transaction").unwrap(),
             "-- strata: no-transaction\nCREATE INDEX CONCURRENTLY orders_customer_idx ON orders (customer_id);\n"
         );
+    }
+
+    /// Outside a workspace, a file of one statement sent by a tool that
+    /// does not wrap files (golang-migrate's documented place for
+    /// CONCURRENTLY, a file given by name) is a transaction of its own.
+    #[test]
+    fn outside_a_workspace_a_lone_statement_is_its_own_transaction() {
+        use crate::rules::testing::{check_plain, check_plain_folder};
+        let lone = "CREATE INDEX CONCURRENTLY t_a ON t (a);\n";
+        assert_eq!(ids(&check_plain(lone), "concurrent-in-transaction"), 0);
+        assert_eq!(ids(&check_plain(&format!("SELECT 1;\n{lone}")), "concurrent-in-transaction"), 1);
+        let d = check_plain_folder(&[
+            ("1_t.up.sql", "CREATE TABLE t (a int);\n"),
+            ("1_t.down.sql", "DROP TABLE t;\n"),
+            ("2_t_a.up.sql", lone),
+            ("2_t_a.down.sql", "DROP INDEX t_a;\n"),
+        ]);
+        assert_eq!(ids(&d, "concurrent-in-transaction"), 0, "{d:#?}");
+        // A tool's own no-transaction mark, when the tool is unknown.
+        let marked = format!("-- postgres-migrations disable-transaction\nSELECT 1;\n{lone}");
+        assert_eq!(ids(&check_plain(&marked), "concurrent-in-transaction"), 0);
+        assert_eq!(
+            ids(
+                &check_plain(&format!("-- +goose NO TRANSACTION\nSELECT 1;\n{lone}")),
+                "concurrent-in-transaction"
+            ),
+            0
+        );
+        // goose wraps even a lone statement, unless told not to.
+        let d = check_plain_folder(&[
+            ("20240101000000_t.sql", "-- +goose Up\nCREATE TABLE t (a int);\n"),
+            ("20240102000000_t_a.sql", &format!("-- +goose Up\n{lone}")),
+        ]);
+        assert_eq!(ids(&d, "concurrent-in-transaction"), 1, "{d:#?}");
+    }
+
+    #[test]
+    fn fires_on_what_is_not_transactional_at_all() {
+        let d = check_ws(&[
+            ("core/0001_orders.sql", ORDERS),
+            (
+                "core/0002_space.sql",
+                "CREATE TABLESPACE fast LOCATION '/ssd';\nALTER SYSTEM SET work_mem = '64MB';\n",
+            ),
+            (
+                "core/0003_db.sql",
+                "-- strata: no-transaction\nCREATE TABLESPACE slow LOCATION '/hdd';\n",
+            ),
+        ]);
+        let found: Vec<&str> = d
+            .iter()
+            .filter(|x| x.rule == "concurrent-in-transaction")
+            .map(|x| x.message.as_str())
+            .collect();
+        assert_eq!(found.len(), 2, "{d:#?}");
+        assert!(
+            found[0].starts_with("CREATE TABLESPACE cannot run inside a transaction block"),
+            "{}",
+            found[0]
+        );
+        assert!(found[1].starts_with("ALTER SYSTEM"), "{}", found[1]);
     }
 
     #[test]

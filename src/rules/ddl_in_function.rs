@@ -66,6 +66,7 @@ fn ddl(cx: &StatementCtx) -> Option<&'static str> {
         Model::CreateFunction(_) => "CREATE FUNCTION",
         Model::CreateTableLike { .. } => "CREATE TABLE",
         Model::CreateIndexOnly { .. } => "CREATE INDEX",
+        Model::Untracked(what) => what,
         _ => return None,
     })
 }
@@ -111,6 +112,17 @@ mod tests {
         assert!(f[0].message.contains("CREATE TABLE"));
         assert!(f[1].message.contains("DROP"));
         assert_eq!(f[1].region.start, Pos::new(5, 12));
+    }
+
+    #[test]
+    fn an_object_the_catalog_does_not_keep_is_ddl_too() {
+        let d = check_plain(
+            "CREATE FUNCTION mk() RETURNS void LANGUAGE plpgsql AS $$\nBEGIN\n  CREATE AGGREGATE s2 (int) (SFUNC = int4pl, STYPE = int);\nEND $$;\n",
+        );
+        let f: Vec<_> = d.iter().filter(|x| x.rule == known("ddl-in-function")).collect();
+        assert_eq!(f.len(), 1, "{d:#?}");
+        assert!(f[0].message.contains("CREATE AGGREGATE"), "{}", f[0].message);
+        assert_eq!(ids(&d, "unparsed-statement"), 0, "{d:#?}");
     }
 
     #[test]

@@ -18,7 +18,8 @@ crate::declare_rule! {
     /// transaction) as here; in a golang-migrate or Prisma folder (the file
     /// goes to PostgreSQL as one query), a file given by name or a folder
     /// of any `*.sql`, a file with its own `BEGIN` or `COMMIT` manages its
-    /// transactions, and only a `BEGIN` inside one of them is flagged.
+    /// transactions, and only a `BEGIN` inside one of them is flagged (and
+    /// a file of one statement runs as a transaction of its own).
     ///
     /// ## Why is this bad?
     /// strata wraps each migration and its history row in one transaction.

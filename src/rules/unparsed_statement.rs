@@ -23,7 +23,7 @@ crate::declare_rule! {
     /// ## Example
     /// ```sql
     /// -- valid PostgreSQL that strata does not model
-    /// CREATE FOREIGN DATA WRAPPER files HANDLER file_fdw_handler;
+    /// CREATE RULE orders_archive AS ON DELETE TO orders DO INSTEAD NOTHING;
     /// ```
     ///
     /// ## How to fix
@@ -74,7 +74,8 @@ mod tests {
 
     #[test]
     fn fires_with_position_and_keeps_the_rest() {
-        let d = check_plain("CREATE TABLE a (id int);\nCREATE FOREIGN DATA WRAPPER w;\nCREATE INDEX a_id ON a (id);\n");
+        let d =
+            check_plain("CREATE TABLE a (id int);\nCREATE RULE r AS ON INSERT TO a DO INSTEAD NOTHING;\nCREATE INDEX a_id ON a (id);\n");
         assert_eq!(ids(&d, "unparsed-statement"), 1, "{d:#?}");
         let f = finding(&d, "unparsed-statement");
         assert_eq!(f.region.start.line, 2);

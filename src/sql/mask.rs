@@ -8,8 +8,11 @@ use std::ops::Range;
 /// Returns a copy of `text` where
 /// - bytes outside `up_sections` (when given: dbmate / goose files) are blank,
 /// - psql meta-command lines (`\set`, `\i`, ...) are blank,
-/// - template placeholders `{{ ... }}` become an identifier of the same
-///   width (`___...`), so `{{ .Schema }}.users` still parses as a name.
+/// - template placeholders `{{ ... }}`, and the placeholders PostgreSQL
+///   substitutes in an extension's scripts (`@extschema@`,
+///   `@extschema:name@`, `@extowner@`, `@database_owner@`), become an
+///   identifier of the same width (`___...`), so `{{ .Schema }}.users` and
+///   `@extschema@.f()` still parse as names.
 ///
 /// Blanking replaces each character by one space: columns count characters,
 /// so positions are unchanged.
@@ -45,15 +48,17 @@ pub fn mask_source<'a>(text: &'a str, up_sections: Option<&[Range<usize>]>) -> C
     Cow::Owned(out)
 }
 
-/// Whether any line starts with a backslash or any `{{` occurs: the common
-/// case is neither, and then the text is used as it is.
+/// Whether any line starts with a backslash or any placeholder occurs: the
+/// common case is neither, and then the text is used as it is.
 fn needs_masking(text: &str) -> bool {
     let bytes = text.as_bytes();
-    // Only the rare `\` and `{` bytes need a look (memchr's vectorised
+    // Only the rare `\`, `{` and `@` bytes need a look (memchr's vectorised
     // search: a byte-by-byte loop here was 2% of a check).
-    memchr::memchr2_iter(b'\\', b'{', bytes).any(|i| {
-        if bytes[i] == b'{' {
-            return bytes.get(i + 1) == Some(&b'{');
+    memchr::memchr3_iter(b'\\', b'{', b'@', bytes).any(|i| {
+        match bytes[i] {
+            b'{' => return bytes.get(i + 1) == Some(&b'{'),
+            b'@' => return extension_placeholder(&bytes[i..]).is_some(),
+            _ => {}
         }
         let line_start = memchr::memrchr(b'\n', &bytes[..i]).map_or(0, |n| n + 1);
         bytes[line_start..i].iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'))
@@ -66,18 +71,45 @@ fn blank(line: &str, out: &mut String) {
     }
 }
 
+/// The length of the extension script placeholder `bytes` starts with.
+fn extension_placeholder(bytes: &[u8]) -> Option<usize> {
+    let rest = bytes.strip_prefix(b"@")?;
+    let name_len = ["extschema@", "extowner@", "database_owner@"]
+        .iter()
+        .find(|n| rest.starts_with(n.as_bytes()))
+        .map(|n| n.len())
+        .or_else(|| {
+            // `@extschema:name@` (PostgreSQL 16: another extension's schema).
+            let after = rest.strip_prefix(b"extschema:")?;
+            let end = after.iter().position(|&b| b == b'@')?;
+            (end > 0 && after[..end].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')).then_some("extschema:".len() + end + 1)
+        })?;
+    Some(1 + name_len)
+}
+
 fn mask_templates(line: &str, out: &mut String) {
-    let mut rest = line;
-    while let Some(open) = memchr::memmem::find(rest.as_bytes(), b"{{") {
-        let Some(close) = memchr::memmem::find(&rest.as_bytes()[open + 2..], b"}}") else {
-            break;
+    let bytes = line.as_bytes();
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(at) = memchr::memchr2(b'{', b'@', &bytes[from..]).map(|i| from + i) {
+        let end = if bytes[at] == b'{' {
+            (bytes.get(at + 1) == Some(&b'{'))
+                .then(|| memchr::memmem::find(&bytes[at + 2..], b"}}").map(|close| at + 2 + close + 2))
+                .flatten()
+        } else {
+            extension_placeholder(&bytes[at..]).map(|n| at + n)
         };
-        let end = open + 2 + close + 2;
-        out.push_str(&rest[..open]);
-        out.extend(std::iter::repeat_n('_', rest[open..end].chars().count()));
-        rest = &rest[end..];
+        match end {
+            Some(end) => {
+                out.push_str(&line[copied..at]);
+                out.extend(std::iter::repeat_n('_', line[at..end].chars().count()));
+                copied = end;
+                from = end;
+            }
+            None => from = at + 1,
+        }
     }
-    out.push_str(rest);
+    out.push_str(&line[copied..]);
 }
 
 #[cfg(test)]
@@ -95,6 +127,8 @@ mod tests {
             ("SELECT 1; \\gset\n", false),
             ("SELECT '{{ .Schema }}';\n", true),
             ("SELECT '{', '{';\n", false),
+            ("DROP FUNCTION @extschema@.f();\n", true),
+            ("SELECT a @> b, '@x@', 'me@example.com';\n", false),
         ] {
             assert_eq!(needs_masking(text), needed, "{text:?}");
         }
@@ -110,6 +144,16 @@ mod tests {
         assert_eq!(l2.chars().count(), text.lines().nth(1).unwrap().chars().count());
         assert!(l2.starts_with("CREATE TABLE ____"));
         assert!(l2.ends_with("_.users (id int);"));
+    }
+
+    #[test]
+    fn extension_script_placeholders_become_names() {
+        let text = "DROP FUNCTION @extschema@.f(a int);\nGRANT USAGE ON SCHEMA s TO @extowner@;\nSELECT @extschema:postgis@.st_x(p), a @> b, '{not}';\n";
+        let masked = mask_source(text, None);
+        assert_eq!(
+            masked,
+            "DROP FUNCTION ___________.f(a int);\nGRANT USAGE ON SCHEMA s TO __________;\nSELECT ___________________.st_x(p), a @> b, '{not}';\n"
+        );
     }
 
     #[test]

@@ -430,11 +430,32 @@ fn reread(tree: &postgres::protobuf::ParseResult) -> Option<Box<ast::Statement>>
 }
 
 fn reread_as_is(tree: &postgres::protobuf::ParseResult) -> Option<Box<ast::Statement>> {
-    // libpg_query reports a node it cannot deparse as an error; a panic in
-    // the binding is a statement left unread, never the tool down.
-    let sql = std::panic::catch_unwind(|| pg_query::deparse(tree, Default::default()))
-        .ok()?
-        .ok()?;
+    use postgres::protobuf::node::Node as N;
+    let sql = match tree.stmts.first().and_then(|s| s.stmt.as_ref()).and_then(|n| n.node.as_ref()) {
+        // The deparser writes `SCHEMA s` without the `WITH` sqlparser needs;
+        // the statement is short enough to write out here (what the catalog
+        // keeps of it: the name and the schema).
+        Some(N::CreateExtensionStmt(s)) => {
+            let schema = s.options.iter().find_map(|o| match o.node.as_ref() {
+                Some(N::DefElem(d)) if d.defname == "schema" => d.arg.as_deref().and_then(|a| match a.node.as_ref() {
+                    Some(N::String(v)) => Some(v.sval.clone()),
+                    _ => None,
+                }),
+                _ => None,
+            });
+            format!(
+                "CREATE EXTENSION {}{}{}",
+                if s.if_not_exists { "IF NOT EXISTS " } else { "" },
+                quote_ident(&s.extname),
+                schema.map(|sc| format!(" WITH SCHEMA {}", quote_ident(&sc))).unwrap_or_default()
+            )
+        }
+        // libpg_query reports a node it cannot deparse as an error; a panic
+        // in the binding is a statement left unread, never the tool down.
+        _ => std::panic::catch_unwind(|| pg_query::deparse(tree, Default::default()))
+            .ok()?
+            .ok()?,
+    };
     let mut tokens = sqlparser_tokenize(&sql, Pos::new(1, 1)).ok()?;
     for t in &mut tokens {
         t.span = sqlparser::tokenizer::Span::empty();
@@ -442,13 +463,16 @@ fn reread_as_is(tree: &postgres::protobuf::ParseResult) -> Option<Box<ast::State
     sqlparser_parse(&sql, Pos::new(1, 1), Some(tokens)).ok()
 }
 
-/// Removes from a `CREATE TABLE`, `CREATE INDEX` or `CREATE VIEW` what only
+/// Removes from a `CREATE TABLE`, `CREATE INDEX`, `CREATE VIEW` or `CREATE
+/// ... AS` what only
 /// tunes storage or checks rows later and what sqlparser cannot read: storage
 /// parameters of tables and indexes (`WITH (fillfactor = 70)`; a view's
 /// options stay, `security_invoker` is judged), tablespaces, table access
 /// methods, column compression and storage, `NO INHERIT`, the column list
 /// of `ON DELETE SET NULL (...)`, identity sequence options, a view's
-/// `WITH CHECK OPTION`. Returns whether anything was removed.
+/// `WITH CHECK OPTION`, the `WITH NO DATA` of a materialized view or `CREATE TABLE AS` (a view's boolean
+/// option named alone is written out as `= true` instead). Returns whether
+/// anything was changed.
 fn strip_unjudged(tree: &mut postgres::protobuf::ParseResult) -> bool {
     use postgres::protobuf::{node::Node as N, Node, ViewCheckOption};
     fn constraint(c: &mut postgres::protobuf::Constraint, changed: &mut bool) {
@@ -499,6 +523,29 @@ fn strip_unjudged(tree: &mut postgres::protobuf::ParseResult) -> bool {
             let none = ViewCheckOption::NoCheckOption as i32;
             changed |= s.with_check_option != none;
             s.with_check_option = none;
+            // A boolean option named alone is true (`WITH (security_barrier)`),
+            // which sqlparser reads only written out.
+            for o in &mut s.options {
+                if let Some(N::DefElem(d)) = o.node.as_mut() {
+                    if d.arg.is_none() {
+                        // A String, which the deparser writes as the keyword
+                        // `true` (it takes no Boolean node there).
+                        d.arg = Some(Box::new(Node {
+                            node: Some(N::String(postgres::protobuf::String { sval: "true".to_string() })),
+                        }));
+                        changed = true;
+                    }
+                }
+            }
+        }
+        // `WITH NO DATA`: the materialized view or table is made empty.
+        N::CreateTableAsStmt(s) => {
+            if let Some(into) = s.into.as_mut() {
+                changed |= into.skip_data || !into.options.is_empty() || !into.table_space_name.is_empty();
+                into.skip_data = false;
+                into.options.clear();
+                into.table_space_name.clear();
+            }
         }
         _ => {}
     }
@@ -903,6 +950,72 @@ mod tests {
             Some(Verdict::Accepted(node)) if node == "CreateStmt"
         ));
         assert_eq!(f.understood_count(), 5);
+    }
+
+    /// Valid statements sqlparser does not read as PostgreSQL writes them
+    /// either: an extension `SCHEMA s` without `WITH` (and `VERSION`,
+    /// `CASCADE`), a view's boolean option named alone, `WITH NO DATA`;
+    /// and objects the catalog does not keep, modeled as untracked schema
+    /// changes or as changing nothing strata tracks.
+    #[test]
+    fn more_valid_statements_are_understood() {
+        let f = parse_text(
+            "t.sql",
+            "CREATE EXTENSION IF NOT EXISTS \"uuid-ossp\" SCHEMA extensions VERSION '1.1' CASCADE;\n\
+             CREATE VIEW v WITH (security_barrier) AS SELECT 1 AS a;\n\
+             CREATE MATERIALIZED VIEW mv AS SELECT 1 AS a WITH NO DATA;\n\
+             CREATE AGGREGATE my_sum (int) (SFUNC = int4pl, STYPE = int);\n\
+             CREATE CAST (text AS int) WITH INOUT AS ASSIGNMENT;\n\
+             SET CONSTRAINTS ALL DEFERRED;\n\
+             REASSIGN OWNED BY old_role TO new_role;\n\
+             DROP OWNED BY old_role;\n\
+             ALTER EXTENSION timescaledb DROP TABLE _timescaledb_catalog.chunk;\n",
+        );
+        let top = top(&f);
+        match top[0].ast() {
+            Some(ast::Statement::CreateExtension(ce)) => {
+                assert_eq!(ce.name.value, "uuid-ossp");
+                assert!(ce.if_not_exists);
+                assert_eq!(ce.schema.as_ref().map(|s| s.value.as_str()), Some("extensions"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match top[1].ast() {
+            Some(ast::Statement::CreateView(cv)) => assert!(cv.options.to_string().contains("security_barrier = true"), "{}", cv.options),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(top[2].ast(), Some(ast::Statement::CreateView(cv)) if cv.materialized),
+            "{:?}",
+            top[2].kind
+        );
+        assert!(
+            matches!(top[3].model(), Some(Model::Untracked("CREATE AGGREGATE"))),
+            "{:?}",
+            top[3].kind
+        );
+        assert!(matches!(top[4].model(), Some(Model::Untracked("CREATE CAST"))), "{:?}", top[4].kind);
+        assert!(
+            matches!(top[5].model(), Some(Model::NoSchemaEffect("ConstraintsSetStmt"))),
+            "{:?}",
+            top[5].kind
+        );
+        assert!(
+            matches!(top[6].model(), Some(Model::NoSchemaEffect("ReassignOwnedStmt"))),
+            "{:?}",
+            top[6].kind
+        );
+        // DROP OWNED drops what the role owns: what that is, strata cannot say.
+        assert!(matches!(
+            top[7].unparsed().map(|u| &u.postgres),
+            Some(Verdict::Accepted(node)) if node == "DropOwnedStmt"
+        ));
+        assert!(
+            matches!(top[8].model(), Some(Model::NoSchemaEffect("AlterExtensionContentsStmt"))),
+            "{:?}",
+            top[8].kind
+        );
+        assert_eq!(f.understood_count(), 8);
     }
 
     /// History that is replayed and not reported on reads what runs with

@@ -281,6 +281,11 @@ pub enum Model {
     /// judges (roles' options, settings, session commands, ...), named by
     /// its PostgreSQL parse node.
     NoSchemaEffect(&'static str),
+    /// Creates or changes an object the catalog does not keep (an
+    /// aggregate, operator, cast, collation, text search object, tablespace,
+    /// foreign server's user mapping, ...): nothing to replay, but a schema
+    /// change, named for the rules that judge one (`ddl-in-function`).
+    Untracked(&'static str),
 }
 
 /// Reads PostgreSQL's parse tree of one statement (`text` is its source).
@@ -534,6 +539,34 @@ fn model_of(node: &N) -> Option<Model> {
         N::CallStmt(_) => Model::NoSchemaEffect("CallStmt"),
         N::CreatedbStmt(_) => Model::NoSchemaEffect("CreatedbStmt"),
         N::AlterExtensionStmt(_) => Model::NoSchemaEffect("AlterExtensionStmt"),
+        N::ConstraintsSetStmt(_) => Model::NoSchemaEffect("ConstraintsSetStmt"),
+        // Which objects belong to an extension: the objects stay as they are.
+        N::AlterExtensionContentsStmt(_) => Model::NoSchemaEffect("AlterExtensionContentsStmt"),
+        // Owners are not part of the catalog (ALTER ... OWNER TO neither).
+        N::ReassignOwnedStmt(_) => Model::NoSchemaEffect("ReassignOwnedStmt"),
+        N::DefineStmt(d) => Model::Untracked(match pb::ObjectType::try_from(d.kind) {
+            Ok(pb::ObjectType::ObjectAggregate) => "CREATE AGGREGATE",
+            Ok(pb::ObjectType::ObjectOperator) => "CREATE OPERATOR",
+            Ok(pb::ObjectType::ObjectType) => "CREATE TYPE",
+            Ok(pb::ObjectType::ObjectCollation) => "CREATE COLLATION",
+            _ => "CREATE TEXT SEARCH",
+        }),
+        N::CreateCastStmt(_) => Model::Untracked("CREATE CAST"),
+        N::CreateConversionStmt(_) => Model::Untracked("CREATE CONVERSION"),
+        N::CreateAmStmt(_) => Model::Untracked("CREATE ACCESS METHOD"),
+        N::CreateTransformStmt(_) => Model::Untracked("CREATE TRANSFORM"),
+        N::CreateOpClassStmt(_) => Model::Untracked("CREATE OPERATOR CLASS"),
+        N::CreateOpFamilyStmt(_) => Model::Untracked("CREATE OPERATOR FAMILY"),
+        N::AlterOpFamilyStmt(_) => Model::Untracked("ALTER OPERATOR FAMILY"),
+        N::AlterOperatorStmt(_) => Model::Untracked("ALTER OPERATOR"),
+        N::AlterCollationStmt(_) => Model::Untracked("ALTER COLLATION"),
+        N::AlterTsconfigurationStmt(_) | N::AlterTsdictionaryStmt(_) => Model::Untracked("ALTER TEXT SEARCH"),
+        N::CreateUserMappingStmt(_) | N::AlterUserMappingStmt(_) | N::DropUserMappingStmt(_) => Model::Untracked("a user mapping change"),
+        N::AlterForeignServerStmt(_) => Model::Untracked("ALTER SERVER"),
+        N::CreateFdwStmt(_) | N::AlterFdwStmt(_) => Model::Untracked("a foreign-data wrapper change"),
+        N::CreateTableSpaceStmt(_) => Model::Untracked("CREATE TABLESPACE"),
+        N::DropTableSpaceStmt(_) => Model::Untracked("DROP TABLESPACE"),
+        N::AlterTableSpaceOptionsStmt(_) => Model::Untracked("ALTER TABLESPACE"),
         _ => return None,
     })
 }
@@ -876,8 +909,8 @@ mod tests {
 
     #[test]
     fn unmodeled_kinds_are_named() {
-        let sql = "CREATE FOREIGN DATA WRAPPER w";
-        assert!(matches!(read(&crate::sql::postgres::parse(sql).unwrap(), sql), Verdict::Accepted(n) if n == "CreateFdwStmt"));
+        let sql = "CREATE RULE r AS ON INSERT TO t DO INSTEAD NOTHING";
+        assert!(matches!(read(&crate::sql::postgres::parse(sql).unwrap(), sql), Verdict::Accepted(n) if n == "RuleStmt"));
     }
 }
 
