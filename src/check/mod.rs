@@ -60,7 +60,8 @@ fn load_item((p, d, m): &(PathBuf, String, Option<Migration>)) -> Result<ParsedF
 /// its tool (`layout`; `None`: unknown) does not wrap every file in one and
 /// the file has its own `BEGIN`/`COMMIT`, or is a single statement, which
 /// PostgreSQL runs as a transaction of its own (a file of several
-/// statements sent as one query runs in one implicit transaction).
+/// statements sent as one query runs in one implicit transaction, and so do
+/// the statements of a DO block).
 ///
 /// When the tool is unknown, any known tool's mark that a file runs
 /// outside a transaction counts (goose's, sqlx's and dbmate's, and
@@ -82,7 +83,9 @@ fn as_its_tool_runs_it(parsed: &mut ParsedFile, layout: Option<crate::workspace:
                         .strip_prefix("--")
                         .is_some_and(|c| c.trim().eq_ignore_ascii_case("postgres-migrations disable-transaction"))
                 }));
-    if marked || !parsed.tx_controls.is_empty() || parsed.statement_count() == 1 {
+    // A DO block is one statement whose statements share its transaction.
+    let lone = parsed.statements.iter().filter(|s| s.runs_with_migration()).count() == 1;
+    if marked || !parsed.tx_controls.is_empty() || lone {
         parsed.no_transaction = true;
     }
 }

@@ -139,6 +139,20 @@ mod tests {
         assert!(found[0].contains("`public.orders`"), "{}", found[0]);
     }
 
+    /// A DO block alone in a plain file is one statement, and its
+    /// statements share its transaction.
+    #[test]
+    fn a_lone_do_block_holds_its_locks_to_its_end() {
+        let d = crate::rules::testing::check_plain_folder(&[
+            ("0001_orders.sql", ORDERS),
+            (
+                "0002_do.sql",
+                "DO $$\nBEGIN\n  ALTER TABLE orders ADD COLUMN note text;\n  UPDATE orders SET note = '';\nEND $$;\n",
+            ),
+        ]);
+        assert_eq!(ids(&d, "work-after-access-exclusive"), 1, "{d:#?}");
+    }
+
     /// ATTACH PARTITION locks the parent ACCESS EXCLUSIVE before
     /// PostgreSQL 12, and since then only the table it attaches.
     #[test]
