@@ -249,15 +249,22 @@ impl Layout {
     pub fn text_says_no_transaction(self, text: &str) -> bool {
         match self.transaction_marker() {
             TransactionMarker::FirstLine(marker) => text.strip_prefix('\u{feff}').unwrap_or(text).starts_with(marker),
+            // Each line is compared only in a file that holds the marker's
+            // tool name at all (the comparison allocates per line: a plain
+            // check asks every layout about every file).
             TransactionMarker::Annotation(marker) => {
                 let wanted = normalize_annotation(marker);
-                text.lines().any(|l| normalize_annotation(l) == wanted)
+                let tool = marker.trim_start_matches(['-', ' ', '+']).split(' ').next().unwrap_or("");
+                contains_ignore_case(text, tool) && text.lines().any(|l| normalize_annotation(l) == wanted)
             }
-            TransactionMarker::SectionOption(option) => text.lines().any(|l| {
-                dbmate_marker(l)
-                    .filter(|(dir, _)| *dir == SectionDirection::Up)
-                    .is_some_and(|(_, options)| options.split_whitespace().any(|o| o == option))
-            }),
+            TransactionMarker::SectionOption(option) => {
+                memchr::memmem::find(text.as_bytes(), b"migrate:").is_some()
+                    && text.lines().any(|l| {
+                        dbmate_marker(l)
+                            .filter(|(dir, _)| *dir == SectionDirection::Up)
+                            .is_some_and(|(_, options)| options.split_whitespace().any(|o| o == option))
+                    })
+            }
             TransactionMarker::Sidecar { .. } | TransactionMarker::FileName(_) | TransactionMarker::StrataHeader => false,
         }
     }
@@ -271,6 +278,14 @@ impl Layout {
             Order::VersionText | Order::Name => a.cmp(b),
         }
     }
+}
+
+/// Whether `needle` (ASCII) occurs in `text`, ignoring ASCII case.
+fn contains_ignore_case(text: &str, needle: &str) -> bool {
+    let (t, n) = (text.as_bytes(), needle.as_bytes());
+    let Some(&first) = n.first() else { return true };
+    memchr::memchr2_iter(first.to_ascii_lowercase(), first.to_ascii_uppercase(), t)
+        .any(|i| t.get(i..i + n.len()).is_some_and(|w| w.eq_ignore_ascii_case(n)))
 }
 
 /// A comment line lower-cased with its runs of blanks collapsed (goose's
