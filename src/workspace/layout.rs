@@ -255,7 +255,11 @@ impl Layout {
             TransactionMarker::Annotation(marker) => {
                 let wanted = normalize_annotation(marker);
                 let tool = marker.trim_start_matches(['-', ' ', '+']).split(' ').next().unwrap_or("");
-                contains_ignore_case(text, tool) && text.lines().any(|l| normalize_annotation(l) == wanted)
+                contains_ignore_case(text, tool)
+                    && text
+                        .lines()
+                        .filter(|l| l.trim_start().starts_with("--") && contains_ignore_case(l, tool))
+                        .any(|l| normalize_annotation(l) == wanted)
             }
             TransactionMarker::SectionOption(option) => {
                 memchr::memmem::find(text.as_bytes(), b"migrate:").is_some()
