@@ -364,11 +364,10 @@ fn push_exact(out: &mut ParsedFile, masked: &str, bytes: Range<usize>, body: Bod
 fn push_detached(out: &mut ParsedFile, sql: &str, at: usize, body: Body) {
     let source = SourceFile::new(out.source.path.clone(), sql.to_string());
     let tokens = postgres::scan(sql).unwrap_or_default();
-    let parsed = parse_statement(&source, sql, 0..sql.len(), &tokens);
     let pos = out.source.position(at);
-    let kind = match parsed.kind {
-        // Spans inside the AST point into the string, not the file: the
-        // check positions findings of detached statements at the statement.
+    let kind = match super::parse_detached(&source, sql, &tokens) {
+        // The tree has no spans: the check positions findings of detached
+        // statements at the statement.
         StatementKind::Parsed(s) => StatementKind::Parsed(s),
         StatementKind::NotRead => StatementKind::NotRead,
         StatementKind::Unparsed(u) => StatementKind::Unparsed(Unparsed {
@@ -783,6 +782,18 @@ mod tests {
         // Built by format(): the finding is where the string starts.
         assert_eq!(at(&d, "add-required-column"), vec![Pos::new(4, 11)], "{d:#?}");
         assert!(at(&d, "opaque-sql").is_empty(), "{d:#?}");
+    }
+
+    #[test]
+    fn findings_at_the_end_of_a_file_on_built_sql_are_where_its_string_starts() {
+        // rls-missing is raised when the file ends, from the name of the
+        // table the statement created: a name inside a format() string has
+        // no place in the file, the EXECUTE does.
+        let d = check_ws(&[(
+            "core/0001_notes.sql",
+            "DO $$\nBEGIN\n  EXECUTE format('CREATE TABLE %I (id bigint PRIMARY KEY, body text)', 'notes');\nEND $$;\n",
+        )]);
+        assert_eq!(at(&d, "rls-missing"), vec![Pos::new(3, 11)], "{d:#?}");
     }
 
     #[test]

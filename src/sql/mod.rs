@@ -361,6 +361,27 @@ fn statement_at(source: &SourceFile, bytes: Range<usize>, kind: StatementKind) -
     }
 }
 
+/// Reads SQL that is not in the file as written (the string an `EXECUTE`
+/// runs, built by `format()` or concatenation): as [`parse_statement`], but
+/// the tree carries no spans, since they would point into the string. Rules
+/// then place their findings at the statement, which the caller positions
+/// where the string starts.
+pub(crate) fn parse_detached(source: &SourceFile, sql: &str, tokens: &[postgres::ScanToken]) -> StatementKind {
+    let start = Pos::new(1, 1);
+    let converted = lex::sqlparser_tokens(sql, 0..sql.len(), tokens, start).map(Ok).unwrap_or_else(|| sqlparser_tokenize(sql, start));
+    if let Ok(mut tokens) = converted {
+        for t in &mut tokens {
+            t.span = sqlparser::tokenizer::Span::empty();
+        }
+        if let Ok(stmt) = sqlparser_parse(sql, start, Some(tokens)) {
+            return StatementKind::Parsed(stmt);
+        }
+    }
+    // What sqlparser rejects is read from PostgreSQL's tree, whose reading
+    // has no spans either.
+    parse_statement(source, sql, 0..sql.len(), tokens).kind
+}
+
 /// Parses the statement at `bytes` of `masked`: sqlparser first, then
 /// PostgreSQL's grammar for what sqlparser rejects.
 pub(crate) fn parse_statement(source: &SourceFile, masked: &str, bytes: Range<usize>, tokens: &[postgres::ScanToken]) -> Statement {
