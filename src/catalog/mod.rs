@@ -626,9 +626,11 @@ pub fn replay_statement(catalog: &mut Catalog, stmt: &crate::sql::Statement, fil
         layer,
         stmt: index as u32,
     };
-    if let Some(ast) = stmt.ast() {
-        catalog.apply(ast, origin);
-    } else if let Some(model) = stmt.model() {
+    // A modeled statement may carry a partial sqlparser tree for the rules
+    // (`Statement::ast`): the model is what it does.
+    if let Some(model) = stmt.model() {
         catalog.apply_model(model, origin);
+    } else if let Some(ast) = stmt.ast() {
+        catalog.apply(ast, origin);
     }
 }

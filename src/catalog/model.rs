@@ -160,7 +160,14 @@ pub(super) fn apply(cat: &mut Catalog, m: &Model, origin: Origin) {
             temporary,
             partitioned,
             if_not_exists,
-        } => create_table_like(cat, table, sources, *temporary, *partitioned, *if_not_exists, origin),
+            rest,
+        } => {
+            let rest = match rest.as_deref() {
+                Some(ast::Statement::CreateTable(ct)) => Some(ct),
+                _ => None,
+            };
+            create_table_like(cat, table, sources, *temporary, *partitioned, *if_not_exists, rest, origin)
+        }
         Model::CreateIndexOnly {
             name,
             table,
@@ -191,6 +198,7 @@ fn create_table_like(
     temporary: bool,
     partitioned: bool,
     if_not_exists: bool,
+    rest: Option<&ast::CreateTable>,
     origin: Origin,
 ) {
     let name = cat.resolve_parts(table);
@@ -202,6 +210,10 @@ fn create_table_like(
     for (source, options) in sources {
         let source = cat.resolve_parts(source);
         copy_like(cat, &mut new, &mut indexes, &source, *options, origin);
+    }
+    // The statement's own columns and constraints follow the copied ones.
+    if let Some(ct) = rest {
+        super::replay::add_definition(cat, &mut new, ct, origin);
     }
     for i in indexes {
         cat.indexes.insert(i.name.clone(), i);

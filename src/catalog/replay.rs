@@ -340,15 +340,21 @@ fn create_table(cat: &mut Catalog, ct: &ast::CreateTable, origin: Origin) {
         let mut indexes = Vec::new();
         super::model::copy_like(cat, &mut table, &mut indexes, &source, options, origin);
     }
+    add_definition(cat, &mut table, ct, origin);
+    cat.tables.insert(name, table);
+}
+
+/// The columns and table constraints a `CREATE TABLE` writes out, added to
+/// `table` (after what its `LIKE` copied).
+pub(super) fn add_definition(cat: &Catalog, table: &mut Table, ct: &ast::CreateTable, origin: Origin) {
     for col in &ct.columns {
-        add_column(cat, &mut table, col, origin);
+        add_column(cat, table, col, origin);
     }
     for c in &ct.constraints {
         if let Some(c) = table_constraint(cat, c, false, origin) {
-            apply_constraint(&mut table, c);
+            apply_constraint(table, c);
         }
     }
-    cat.tables.insert(name, table);
 }
 
 fn add_column(cat: &Catalog, table: &mut Table, col: &ColumnDef, origin: Origin) {

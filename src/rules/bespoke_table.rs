@@ -234,6 +234,20 @@ mod tests {
     }
 
     #[test]
+    fn fires_on_a_bespoke_table_made_like_another() {
+        let d = check_ws(&[
+            ("core/0001_contacts.sql", CORE),
+            (
+                "bespoke/dreamlink/0001_copy.sql",
+                "CREATE TABLE dreamlink_contacts (LIKE contacts INCLUDING ALL);
+CREATE TABLE dreamlink_more (LIKE contacts INCLUDING DEFAULTS INCLUDING INDEXES, note text);
+",
+            ),
+        ]);
+        assert_eq!(ids(&d, "bespoke-table"), 2, "{d:#?}");
+    }
+
+    #[test]
     fn quiet_on_canonical_homes_and_bespoke_views() {
         let d = check_ws(&[
             ("core/0001_contacts.sql", CORE),

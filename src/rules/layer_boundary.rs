@@ -1,7 +1,7 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    visit_relations, AlterPolicyOperation, AlterTableOperation, ColumnOption, ObjectName, ObjectType, Statement as Ast, TableConstraint,
+    visit_relations, AlterPolicyOperation, AlterTableOperation, ColumnOption, CreateTableLikeKind, ObjectName, ObjectType, Statement as Ast, TableConstraint,
 };
 
 use super::helpers::name_region;
@@ -93,6 +93,10 @@ fn uses(stmt: &Ast) -> Vec<(ObjectName, Use)> {
             );
             if let Some(q) = &ct.query {
                 relations_of(q.as_ref(), &mut out);
+            }
+            // `LIKE source`: the new table's shape is the source's.
+            if let Some(CreateTableLikeKind::Parenthesized(l) | CreateTableLikeKind::Plain(l)) = &ct.like {
+                out.push((l.name.clone(), Use::Reference));
             }
         }
         Ast::AlterTable(at) => {
@@ -266,6 +270,27 @@ mod tests {
         ]);
         assert_eq!(ids(&d, "layer-boundary"), 5, "{d:#?}");
         insta::assert_snapshot!(render_rule(&d, "layer-boundary"));
+    }
+
+    #[test]
+    fn a_table_made_like_a_sideways_one_crosses_the_boundary() {
+        // Whether sqlparser reads the statement (INCLUDING DEFAULTS) or only
+        // PostgreSQL does (INCLUDING ALL, or LIKE beside columns).
+        for create in [
+            "CREATE TABLE trip_copies (LIKE trips INCLUDING DEFAULTS);\n",
+            "CREATE TABLE trip_copies (LIKE trips INCLUDING ALL);\n",
+            "CREATE TABLE trip_copies (LIKE trips INCLUDING ALL, copied_at timestamptz);\n",
+        ] {
+            let d = fleet(&[
+                CORE,
+                AGENCY,
+                TRAVEL,
+                ("verticals/agency/0002_copy.sql", create),
+                ("bespoke/dreamlink/0001_views.sql", "CREATE VIEW dreamlink_contacts WITH (security_invoker = true) AS SELECT id FROM contacts;\n"),
+                ("bespoke/nova/0001_views.sql", "CREATE VIEW nova_contacts WITH (security_invoker = true) AS SELECT id FROM contacts;\n"),
+            ]);
+            assert_eq!(ids(&d, "layer-boundary"), 1, "{create}{d:#?}");
+        }
     }
 
     #[test]

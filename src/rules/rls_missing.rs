@@ -172,4 +172,43 @@ mod tests {
         ]);
         assert_eq!(ids(&d, "no-primary-key"), 1, "{d:#?}");
     }
+
+    /// `LIKE` beside columns of the table's own: the copied columns and the
+    /// new ones are all in the catalog, and the rules that read a CREATE
+    /// TABLE judge the new ones.
+    #[test]
+    fn a_table_made_like_another_with_columns_of_its_own_is_understood() {
+        let d = check_ws(&[
+            (
+                "core/0001_notes.sql",
+                "CREATE TABLE notes (id uuid PRIMARY KEY, body text NOT NULL DEFAULT '');
+ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+",
+            ),
+            (
+                "core/0002_copy.sql",
+                "CREATE TABLE notes_copy (LIKE notes INCLUDING ALL, copied_at timestamp, wa_lid text);
+CREATE INDEX notes_copy_body ON notes_copy (body, copied_at);
+",
+            ),
+        ]);
+        assert_eq!(ids(&d, "unparsed-statement"), 0, "{d:#?}");
+        assert_eq!(ids(&d, "rls-missing"), 1, "{d:#?}");
+        assert_eq!(ids(&d, "no-primary-key"), 0, "{d:#?}");
+        // Its own columns, from sqlparser's reading of the rest.
+        assert_eq!(ids(&d, "prefer-timestamptz"), 1, "{d:#?}");
+        assert_eq!(ids(&d, "lid-column"), 1, "{d:#?}");
+        let f = crate::sql::parse_text("t.sql", "CREATE TABLE c (LIKE notes INCLUDING ALL, n int);
+");
+        let mut cat = crate::catalog::Catalog::new();
+        let notes = crate::sql::parse_text("n.sql", "CREATE TABLE notes (id uuid PRIMARY KEY, body text);
+");
+        for (i, s) in notes.statements.iter().chain(&f.statements).enumerate() {
+            crate::catalog::replay_statement(&mut cat, s, 0, 0, i);
+        }
+        let t = cat.tables.get(&crate::catalog::QName::new("public", "c")).expect("table c");
+        let names: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["id", "body", "n"]);
+        assert!(t.primary_key().is_some(), "{t:?}");
+    }
 }

@@ -135,9 +135,20 @@ impl Statement {
         }
     }
 
+    /// sqlparser's tree of the statement. A `CREATE TABLE (LIKE ...)`
+    /// sqlparser cannot read has one too, without its `LIKE` clauses
+    /// ([`Model::CreateTableLike`]): the rules that judge a new table's
+    /// name and own columns read it, the catalog replays the model.
     pub fn ast(&self) -> Option<&ast::Statement> {
         match &self.kind {
             StatementKind::Parsed(s) => Some(s),
+            StatementKind::Unparsed(Unparsed {
+                postgres: Verdict::Modeled(m),
+                ..
+            }) => match m.as_ref() {
+                Model::CreateTableLike { rest, .. } => rest.as_deref(),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -432,8 +443,46 @@ fn postgres_reading(source: &SourceFile, text: &str, at: usize) -> Reading {
             Some(stmt) => Reading::Reread(stmt),
             None => Reading::Verdict(Verdict::Accepted(node)),
         },
+        Verdict::Modeled(mut m) => {
+            if let Model::CreateTableLike { rest, .. } = m.as_mut() {
+                *rest = without_like(&tree);
+            }
+            Reading::Verdict(Verdict::Modeled(m))
+        }
         other => Reading::Verdict(other),
     }
+}
+
+/// sqlparser's tree of a `CREATE TABLE ... (LIKE source ..., ...)` without
+/// its `LIKE` clauses (PostgreSQL's deparse of what is left, as
+/// [`reread`]), its `like` naming the first source: the table's name, its
+/// own columns and constraints for the rules ([`Model::CreateTableLike`]).
+fn without_like(tree: &postgres::protobuf::ParseResult) -> Option<Box<ast::Statement>> {
+    use postgres::protobuf::node::Node as N;
+    let mut stripped = tree.clone();
+    let Some(N::CreateStmt(create)) = stripped.stmts.first_mut().and_then(|s| s.stmt.as_mut()).and_then(|n| n.node.as_mut()) else {
+        return None;
+    };
+    let mut first = None;
+    create.table_elts.retain(|e| match &e.node {
+        Some(N::TableLikeClause(l)) => {
+            if first.is_none() {
+                first = l.relation.as_ref().map(|r| (model::range_var(r), l.options));
+            }
+            false
+        }
+        _ => true,
+    });
+    let (source, options) = first?;
+    let mut stmt = reread(&stripped)?;
+    let ast::Statement::CreateTable(ct) = stmt.as_mut() else {
+        return None;
+    };
+    ct.like = Some(ast::CreateTableLikeKind::Parenthesized(ast::CreateTableLike {
+        name: ast::ObjectName::from(source.into_iter().map(|part| ast::Ident::with_quote('"', part)).collect::<Vec<_>>()),
+        defaults: (options & model::like::DEFAULTS != 0).then_some(ast::CreateTableLikeDefaults::Including),
+    }));
+    Some(stmt)
 }
 
 /// sqlparser's tree of PostgreSQL's deparse of `tree` (one statement), with

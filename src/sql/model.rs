@@ -264,8 +264,8 @@ pub enum Model {
         concurrently: bool,
         if_not_exists: bool,
     },
-    /// `CREATE TABLE t (LIKE source [INCLUDING ...], ...)` with nothing
-    /// but `LIKE` clauses (sqlparser reads only a lone `LIKE` with
+    /// `CREATE TABLE t (LIKE source [INCLUDING ...], ...)`, alone or beside
+    /// columns and constraints (sqlparser reads only a lone `LIKE` with
     /// `INCLUDING DEFAULTS`).
     CreateTableLike {
         table: Name,
@@ -276,6 +276,13 @@ pub enum Model {
         /// `PARTITION BY`: a partitioned table.
         partitioned: bool,
         if_not_exists: bool,
+        /// sqlparser's reading of the statement without its `LIKE` clauses
+        /// (its name, its own columns and constraints; its `like` names the
+        /// first source): what the rules that read a `CREATE TABLE` judge
+        /// ([`Statement::ast`](super::Statement::ast)), and what the replay
+        /// adds after the copied columns. Set by the reader of the statement,
+        /// `None` when sqlparser cannot read even that.
+        rest: Option<Box<sqlparser::ast::Statement>>,
     },
     /// A statement that changes nothing strata models and that no rule
     /// judges (roles' options, settings, session commands, ...), named by
@@ -470,7 +477,7 @@ fn model_of(node: &N) -> Option<Model> {
         },
         N::CreateStmt(s)
             if !s.table_elts.is_empty()
-                && s.table_elts.iter().all(|e| matches!(e.node, Some(N::TableLikeClause(_))))
+                && s.table_elts.iter().any(|e| matches!(e.node, Some(N::TableLikeClause(_))))
                 && s.inh_relations.is_empty()
                 && s.partbound.is_none()
                 && s.of_typename.is_none() =>
@@ -488,6 +495,7 @@ fn model_of(node: &N) -> Option<Model> {
                 temporary: s.relation.as_ref().is_some_and(|r| r.relpersistence == "t"),
                 partitioned: s.partspec.is_some(),
                 if_not_exists: s.if_not_exists,
+                rest: None,
             }
         }
         N::DoStmt(s) => Model::Do {
@@ -746,7 +754,7 @@ fn list_strings(n: &pb::Node) -> Vec<String> {
     }
 }
 
-fn range_var(r: &pb::RangeVar) -> Name {
+pub(super) fn range_var(r: &pb::RangeVar) -> Name {
     let mut name = Vec::new();
     if !r.schemaname.is_empty() {
         name.push(r.schemaname.clone());
