@@ -187,13 +187,18 @@ impl<'a> Engine<'a> {
             }
         }
         let in_functions: Vec<usize> = active.iter().copied().filter(|&r| self.rules[r].judges_function_bodies()).collect();
+        let mut locks = Vec::with_capacity(parsed.statements.len());
         for (i, stmt) in parsed.statements.iter().enumerate() {
+            // Found once, at the statement's turn (several lock rules ask
+            // about every earlier statement).
+            locks.push(rules::lock::strong_lock(&self.env, catalog, file, i));
             let cx = StatementCtx {
                 env: &self.env,
                 file,
                 index: i,
                 stmt,
                 catalog,
+                locks: &locks,
             };
             // A function body runs when the function is called: only the
             // rules about what a function may do judge it.

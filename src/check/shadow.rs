@@ -290,6 +290,7 @@ fn live_findings(
             index: synth.stmt,
             stmt,
             catalog,
+            locks: &[],
         };
         for r in rules.iter().filter(|r| LIVE_STATEMENT_RULES.contains(&r.meta().id)) {
             r.check_statement(&cx, &mut buf);

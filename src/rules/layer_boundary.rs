@@ -1,7 +1,8 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    visit_relations, AlterPolicyOperation, AlterTableOperation, ColumnOption, CreateTableLikeKind, ObjectName, ObjectType, Statement as Ast, TableConstraint,
+    visit_relations, AlterPolicyOperation, AlterTableOperation, ColumnOption, CreateTableLikeKind, ObjectName, ObjectType,
+    Statement as Ast, TableConstraint,
 };
 
 use super::helpers::name_region;
@@ -286,8 +287,14 @@ mod tests {
                 AGENCY,
                 TRAVEL,
                 ("verticals/agency/0002_copy.sql", create),
-                ("bespoke/dreamlink/0001_views.sql", "CREATE VIEW dreamlink_contacts WITH (security_invoker = true) AS SELECT id FROM contacts;\n"),
-                ("bespoke/nova/0001_views.sql", "CREATE VIEW nova_contacts WITH (security_invoker = true) AS SELECT id FROM contacts;\n"),
+                (
+                    "bespoke/dreamlink/0001_views.sql",
+                    "CREATE VIEW dreamlink_contacts WITH (security_invoker = true) AS SELECT id FROM contacts;\n",
+                ),
+                (
+                    "bespoke/nova/0001_views.sql",
+                    "CREATE VIEW nova_contacts WITH (security_invoker = true) AS SELECT id FROM contacts;\n",
+                ),
             ]);
             assert_eq!(ids(&d, "layer-boundary"), 1, "{create}{d:#?}");
         }

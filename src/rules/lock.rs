@@ -137,11 +137,11 @@ pub fn setting_before(file: &FileInfo, index: usize, name: &str) -> bool {
 /// live table with no `SET name` before it: `Some` only when that statement
 /// is `index`, so a file gets one finding.
 pub fn first_unguarded_lock(cx: &StatementCtx, name: &str) -> Option<TakenLock> {
-    let lock = strong_lock(cx.env, cx.catalog, cx.file, cx.index)?;
-    if (0..cx.index).any(|j| strong_lock(cx.env, cx.catalog, cx.file, j).is_some()) || setting_before(cx.file, cx.index, name) {
+    let lock = cx.lock_of(cx.index)?;
+    if (0..cx.index).any(|j| cx.lock_of(j).is_some()) || setting_before(cx.file, cx.index, name) {
         return None;
     }
-    Some(lock)
+    Some(lock.into_owned())
 }
 
 /// Table lock modes that conflict with writes (`ROW EXCLUSIVE`), weakest first.

@@ -200,6 +200,21 @@ pub struct StatementCtx<'a> {
     pub index: usize,
     pub stmt: &'a Statement,
     pub catalog: &'a Catalog,
+    /// The write-blocking lock each statement of the file up to this one
+    /// took ([`lock::strong_lock`]), found once at its turn, on the catalog
+    /// before it. Empty where the caller does not keep them: [`Self::lock_of`]
+    /// then finds them on the current catalog.
+    pub locks: &'a [Option<lock::TakenLock>],
+}
+
+impl StatementCtx<'_> {
+    /// The write-blocking lock statement `j` of the file takes.
+    pub fn lock_of(&self, j: usize) -> Option<std::borrow::Cow<'_, lock::TakenLock>> {
+        match self.locks.get(j) {
+            Some(lock) => lock.as_ref().map(std::borrow::Cow::Borrowed),
+            None => lock::strong_lock(self.env, self.catalog, self.file, j).map(std::borrow::Cow::Owned),
+        }
+    }
 }
 
 /// The state a file rule sees: the catalog before (`start`) or after

@@ -88,6 +88,16 @@ mod tests {
         );
     }
 
+    /// A lock counts as taken by the table it was taken on then: a table
+    /// dropped and made again later in the file does not make its first
+    /// lock unguarded-and-new, so the file still gets one finding.
+    #[test]
+    fn a_lock_on_a_table_the_file_later_recreates_still_comes_first() {
+        let d = check_plain("DROP TABLE orders;\nCREATE TABLE orders (id bigint PRIMARY KEY);\nDROP TABLE refunds;\n");
+        assert_eq!(ids(&d, "require-lock-timeout"), 1, "{d:#?}");
+        assert_eq!(ids(&d, "require-statement-timeout"), 1, "{d:#?}");
+    }
+
     #[test]
     fn quiet_with_a_timeout_on_new_tables_and_in_a_workspace() {
         let d = check_plain("SET LOCAL lock_timeout TO '3s';\nALTER TABLE orders ADD COLUMN note text;\n");

@@ -198,11 +198,17 @@ CREATE INDEX notes_copy_body ON notes_copy (body, copied_at);
         // Its own columns, from sqlparser's reading of the rest.
         assert_eq!(ids(&d, "prefer-timestamptz"), 1, "{d:#?}");
         assert_eq!(ids(&d, "lid-column"), 1, "{d:#?}");
-        let f = crate::sql::parse_text("t.sql", "CREATE TABLE c (LIKE notes INCLUDING ALL, n int);
-");
+        let f = crate::sql::parse_text(
+            "t.sql",
+            "CREATE TABLE c (LIKE notes INCLUDING ALL, n int);
+",
+        );
         let mut cat = crate::catalog::Catalog::new();
-        let notes = crate::sql::parse_text("n.sql", "CREATE TABLE notes (id uuid PRIMARY KEY, body text);
-");
+        let notes = crate::sql::parse_text(
+            "n.sql",
+            "CREATE TABLE notes (id uuid PRIMARY KEY, body text);
+",
+        );
         for (i, s) in notes.statements.iter().chain(&f.statements).enumerate() {
             crate::catalog::replay_statement(&mut cat, s, 0, 0, i);
         }

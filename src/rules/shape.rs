@@ -42,8 +42,19 @@ pub enum Shape {
 /// Recognizes an unparsed statement's [`Shape`] from its tokens.
 pub fn keyword_shape(source: &SourceFile, stmt: &Statement) -> Option<Shape> {
     let u = stmt.unparsed()?;
-    let first = u.words.first()?.as_str();
-    if !matches!(first, "REINDEX" | "DROP" | "ALTER" | "CLUSTER" | "VACUUM") {
+    // The statement's words (upper-cased keywords and plain names, in
+    // order) rule out most statements before they are tokenized again (an
+    // unread ALTER TABLE is asked about by several rules).
+    let word = |i: usize| u.words.get(i).map_or("", String::as_str);
+    let has = |w: &str| u.words.iter().any(|x| x == w);
+    let possible = match word(0) {
+        "REINDEX" | "CLUSTER" => true,
+        "DROP" => word(1) == "INDEX" && word(2) == "CONCURRENTLY",
+        "ALTER" => (word(1) == "TABLE" && has("DETACH")) || word(1) == "DOMAIN",
+        "VACUUM" => has("FULL"),
+        _ => false,
+    };
+    if !possible {
         return None;
     }
     let toks = tokens(source, stmt);

@@ -53,8 +53,8 @@ fn is_bookkeeping(stmt: &Statement) -> bool {
         )
 }
 
-fn access_exclusive(cx: &StatementCtx, index: usize) -> Option<TakenLock> {
-    lock::strong_lock(cx.env, cx.catalog, cx.file, index).filter(|l| l.mode == LockMode::AccessExclusive)
+fn access_exclusive<'a>(cx: &'a StatementCtx, index: usize) -> Option<std::borrow::Cow<'a, TakenLock>> {
+    cx.lock_of(index).filter(|l| l.mode == LockMode::AccessExclusive)
 }
 
 impl Rule for WorkAfterAccessExclusive {

@@ -379,7 +379,9 @@ fn statement_at(source: &SourceFile, bytes: Range<usize>, kind: StatementKind) -
 /// where the string starts.
 pub(crate) fn parse_detached(source: &SourceFile, sql: &str, tokens: &[postgres::ScanToken]) -> StatementKind {
     let start = Pos::new(1, 1);
-    let converted = lex::sqlparser_tokens(sql, 0..sql.len(), tokens, start).map(Ok).unwrap_or_else(|| sqlparser_tokenize(sql, start));
+    let converted = lex::sqlparser_tokens(sql, 0..sql.len(), tokens, start)
+        .map(Ok)
+        .unwrap_or_else(|| sqlparser_tokenize(sql, start));
     if let Ok(mut tokens) = converted {
         for t in &mut tokens {
             t.span = sqlparser::tokenizer::Span::empty();
@@ -460,7 +462,12 @@ fn postgres_reading(source: &SourceFile, text: &str, at: usize) -> Reading {
 fn without_like(tree: &postgres::protobuf::ParseResult) -> Option<Box<ast::Statement>> {
     use postgres::protobuf::node::Node as N;
     let mut stripped = tree.clone();
-    let Some(N::CreateStmt(create)) = stripped.stmts.first_mut().and_then(|s| s.stmt.as_mut()).and_then(|n| n.node.as_mut()) else {
+    let Some(N::CreateStmt(create)) = stripped
+        .stmts
+        .first_mut()
+        .and_then(|s| s.stmt.as_mut())
+        .and_then(|n| n.node.as_mut())
+    else {
         return None;
     };
     let mut first = None;
