@@ -70,6 +70,7 @@ fn as_its_tool_runs_it(parsed: &mut ParsedFile, layout: Option<crate::workspace:
     use crate::workspace::Layout;
     let wraps = layout.and_then(Layout::wraps_each_file);
     if wraps == Some(true) {
+        parsed.runner = layout.map(Layout::name);
         return;
     }
     let text = &parsed.source.text;

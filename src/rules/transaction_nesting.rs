@@ -54,7 +54,7 @@ crate::declare_rule! {
 
 /// The fix for a file wrapped in `BEGIN` ... `COMMIT` (or only opening with
 /// `BEGIN`, or only closing with `COMMIT`): remove the wrapper.
-fn unwrap_fix(parsed: &ParsedFile) -> Option<Fix> {
+fn unwrap_fix(parsed: &ParsedFile, runner: &str) -> Option<Fix> {
     let statements = &parsed.statements;
     let controls: Vec<usize> = (0..statements.len()).filter(|&i| statements[i].tx_control().is_some()).collect();
     let last = statements.len().checked_sub(1)?;
@@ -67,7 +67,7 @@ fn unwrap_fix(parsed: &ParsedFile) -> Option<Fix> {
         .all(|&i| (i == 0 && statements[i].tx_control() == Some(TxControl::Begin)) || (i == last && i != 0 && is_commit(i)));
     (wrapper && !controls.is_empty()).then(|| {
         Fix::new(
-            "remove the transaction statements (strata runs the file in a transaction)",
+            format!("remove the transaction statements ({runner} runs the file in a transaction)"),
             controls
                 .iter()
                 .map(|&i| fixes::remove_statement(&parsed.source, &statements[i]))
@@ -88,18 +88,23 @@ impl Rule for TransactionNesting {
             .next()
             .unwrap_or("")
             .to_ascii_uppercase();
+        // Who wraps the file: strata in a workspace, else the file's tool.
+        let runner = match (cx.env.config, cx.file.parsed.runner) {
+            (None, Some(tool)) => tool,
+            _ => "strata",
+        };
         let (message, fix) = match (lock::transaction_at(cx.env, cx.file, cx.index), control) {
             (Tx::Runner, TxControl::Begin) => (
-                format!("{keyword} inside a migration strata already runs in a transaction: PostgreSQL ignores it with a warning"),
-                unwrap_fix(cx.file.parsed),
+                format!("{keyword} inside a migration {runner} already runs in a transaction: PostgreSQL ignores it with a warning"),
+                unwrap_fix(cx.file.parsed, runner),
             ),
             (Tx::Runner, TxControl::End) if keyword == "ROLLBACK" || keyword == "ABORT" => (
-                format!("{keyword} inside a migration strata runs in a transaction undoes everything before it and ends strata's transaction"),
+                format!("{keyword} inside a migration {runner} runs in a transaction undoes everything before it and ends {runner}'s transaction"),
                 None,
             ),
             (Tx::Runner, TxControl::End) => (
-                format!("{keyword} inside a migration strata runs in a transaction ends that transaction early: what follows is no longer atomic with what came before"),
-                unwrap_fix(cx.file.parsed),
+                format!("{keyword} inside a migration {runner} runs in a transaction ends that transaction early: what follows is no longer atomic with what came before"),
+                unwrap_fix(cx.file.parsed, runner),
             ),
             (Tx::Explicit(begin), TxControl::Begin) => (
                 format!(
@@ -165,6 +170,10 @@ mod tests {
             ("20240102000000_note.sql", &format!("-- +goose Up\n{wrapped}")),
         ]);
         assert_eq!(ids(&d, "transaction-nesting"), 2, "{d:#?}");
+        // The message names the tool that wraps the file, not strata.
+        let f = finding(&d, "transaction-nesting");
+        assert!(f.message.contains("goose already runs") || f.message.contains("goose runs"), "{}", f.message);
+        assert!(!f.message.contains("strata"), "{}", f.message);
     }
 
     #[test]

@@ -215,6 +215,10 @@ pub struct ParsedFile {
     pub tx_controls: Vec<usize>,
     /// SQL inside bodies that cannot be seen before run time.
     pub dynamic: Vec<body::DynamicSql>,
+    /// Outside a workspace, the tool that wraps the file in a transaction
+    /// (`goose`, `sqlx`, ...), when the check knows it; inside one, strata
+    /// runs the file. For messages.
+    pub runner: Option<&'static str>,
 }
 
 impl ParsedFile {
@@ -285,6 +289,7 @@ pub fn parse_file_with(source: Arc<SourceFile>, masked: &str, scope: ReadScope) 
         unparsed: Vec::new(),
         tx_controls: Vec::new(),
         dynamic: Vec::new(),
+        runner: None,
     };
     let split = split::split(masked);
     let mut comments = split.comments.iter().peekable();
