@@ -98,6 +98,18 @@ mod tests {
         assert_eq!(ids(&d, "require-statement-timeout"), 1, "{d:#?}");
     }
 
+    /// PostgreSQL parses these as ALTER TABLE statements; none alters a table.
+    #[test]
+    fn quiet_on_composite_types_and_index_options() {
+        let d = check_plain(
+            "ALTER TYPE pgmq.metrics_result ADD ATTRIBUTE queue_visible_length bigint;\n\
+             ALTER INDEX orders_total_idx SET (fillfactor = 70);\n\
+             ALTER INDEX orders_total_idx ALTER COLUMN 1 SET STATISTICS 100;\n",
+        );
+        assert_eq!(ids(&d, "require-lock-timeout"), 0, "{d:#?}");
+        assert_eq!(ids(&d, "unparsed-statement"), 0, "{d:#?}");
+    }
+
     #[test]
     fn quiet_with_a_timeout_on_new_tables_and_in_a_workspace() {
         let d = check_plain("SET LOCAL lock_timeout TO '3s';\nALTER TABLE orders ADD COLUMN note text;\n");

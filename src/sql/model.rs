@@ -448,6 +448,13 @@ fn model_of(node: &N) -> Option<Model> {
         },
         N::CreateFunctionStmt(s) => Model::CreateFunction(function_def(s)),
         N::CreateRoleStmt(s) => Model::CreateRole { name: s.role.clone() },
+        // `ALTER TYPE t ADD/DROP/ALTER ATTRIBUTE` of a composite type and
+        // `ALTER INDEX i SET (...)` / `ALTER COLUMN n SET STATISTICS` /
+        // `ATTACH PARTITION` are AlterTableStmts too: no table is altered
+        // (an index's options and statistics take a SHARE UPDATE EXCLUSIVE
+        // lock, which blocks no reads or writes).
+        N::AlterTableStmt(s) if s.objtype == pb::ObjectType::ObjectType as i32 => Model::Untracked("ALTER TYPE"),
+        N::AlterTableStmt(s) if s.objtype == pb::ObjectType::ObjectIndex as i32 => Model::Untracked("ALTER INDEX"),
         N::AlterTableStmt(s) => Model::AlterTable {
             table: s.relation.as_ref().map(range_var).unwrap_or_default(),
             ops: s
