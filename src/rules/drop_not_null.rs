@@ -50,6 +50,16 @@ impl Rule for DropNotNull {
             else {
                 continue;
             };
+            // A column the history made nullable already: nothing changes.
+            let name = crate::catalog::ident_name(column_name);
+            let nullable = cx.catalog.table(&table).is_some_and(|t| {
+                t.column(&name).is_some_and(|c| !c.not_null)
+                    && t.invalid_not_null(&name).is_none()
+                    && !t.primary_key().is_some_and(|k| k.columns.contains(&name))
+            });
+            if nullable {
+                continue;
+            }
             out.push(
                 Finding::new(
                     ident_region(column_name).unwrap_or(cx.stmt.region),
@@ -81,6 +91,14 @@ mod tests {
         ]);
         assert_eq!(ids(&d, "drop-not-null"), 1, "{d:#?}");
         insta::assert_snapshot!(render_rule(&d, "drop-not-null"));
+        // A column the history already made nullable: nothing changes.
+        let d = check_ws(&[
+            ("core/0001_orders.sql", "CREATE TABLE orders (id bigint PRIMARY KEY, note text, customer_id bigint NOT NULL);\n"),
+            ("core/0002_relax.sql", "ALTER TABLE orders ALTER COLUMN customer_id DROP NOT NULL;\n"),
+            ("core/0003_again.sql", "ALTER TABLE orders ALTER COLUMN note DROP NOT NULL, ALTER COLUMN customer_id DROP NOT NULL;\n"),
+        ]);
+        let in_file = |f: &str| d.iter().filter(|x| x.rule == "drop-not-null" && x.file.path.ends_with(f)).count();
+        assert_eq!((in_file("0002_relax.sql"), in_file("0003_again.sql")), (1, 0), "{d:#?}");
     }
 
     #[test]
