@@ -57,7 +57,7 @@ impl Rule for SyntaxError {
 #[cfg(test)]
 mod tests {
     use crate::diag::Pos;
-    use crate::rules::testing::{check_plain, ids, known};
+    use crate::rules::testing::{check_plain, finding, ids, known};
 
     #[test]
     fn fires_with_postgres_message_and_position() {
@@ -80,6 +80,18 @@ mod tests {
         assert_eq!(f[0].region.start, Pos::new(3, 10), "{:?}", f[0]);
         assert!(f[1].message.contains("unterminated quoted string"), "{}", f[1].message);
         assert_eq!(f[1].region.start, Pos::new(5, 8));
+    }
+
+    /// PL/pgSQL's conditions are a fixed list: `RAISE WARNING "text"` (a
+    /// name in double quotes, not a message) makes PostgreSQL reject the
+    /// function, at the name.
+    #[test]
+    fn fires_on_an_unknown_condition_in_a_function() {
+        let d = check_plain("CREATE FUNCTION f() RETURNS void AS $$\nBEGIN\n  RAISE WARNING \"f is deprecated\";\nEND $$ LANGUAGE plpgsql;\n");
+        let f = finding(&d, "syntax-error");
+        assert!(f.message.contains("unrecognized exception condition"), "{}", f.message);
+        assert_eq!(f.region.start, Pos::new(3, 17), "{f:?}");
+        assert_eq!(ids(&d, "opaque-sql"), 0, "{d:#?}");
     }
 
     #[test]

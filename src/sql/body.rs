@@ -236,9 +236,29 @@ fn sql_body(out: &mut ParsedFile, masked: &str, content: Range<usize>, body: Bod
 /// Reads a PL/pgSQL body with PostgreSQL's PL/pgSQL parser.
 fn plpgsql(out: &mut ParsedFile, masked: &str, stmt_text: &str, stmt_start: usize, content: Range<usize>, body: Body) {
     let mut found = Vec::new();
-    match postgres::parse_plpgsql(stmt_text, Collect(&mut found)) {
+    let mut parsed = postgres::parse_plpgsql(stmt_text, Collect(&mut found));
+    // libpg_query's PL/pgSQL compiler resolves a type qualified by a schema
+    // other than public or pg_catalog with a stub that fails (`RETURNS SETOF
+    // pgmq.message_record`, `DECLARE r auth.users%ROWTYPE`), although
+    // PostgreSQL reads such bodies: read it again with those types in
+    // public, which changes no line of the body's statements.
+    if parsed.as_ref().is_err_and(|e| e.message.contains("LookupExplicitNamespace")) {
+        let declared = content.start.saturating_sub(stmt_start)..content.end.saturating_sub(stmt_start);
+        if let Some(retry) = types_in_public(stmt_text, declared) {
+            found.clear();
+            parsed = postgres::parse_plpgsql(&retry, Collect(&mut found));
+        }
+    }
+    match parsed {
         Ok(_) => {}
-        Err(e) if e.message.starts_with("syntax error") || e.message.starts_with("unterminated") => {
+        // What PL/pgSQL's grammar itself rejects (an unknown condition name
+        // in RAISE or EXCEPTION WHEN is one: the list is fixed), not what
+        // needs a catalog libpg_query does not have.
+        Err(e)
+            if e.message.starts_with("syntax error")
+                || e.message.starts_with("unterminated")
+                || e.message.starts_with("unrecognized exception condition") =>
+        {
             rejected_body(out, masked, content, body, e.message);
             return;
         }
@@ -246,7 +266,7 @@ fn plpgsql(out: &mut ParsedFile, masked: &str, stmt_text: &str, stmt_start: usiz
             out.dynamic.push(DynamicSql {
                 statement: body.parent,
                 region: Region::point(out.source.position(stmt_start)),
-                what: format!("a body PostgreSQL's PL/pgSQL parser could not read ({})", e.message),
+                what: format!("a body strata's PL/pgSQL reader (libpg_query) could not read ({})", e.message),
             });
             return;
         }
@@ -306,20 +326,70 @@ fn plpgsql(out: &mut ParsedFile, masked: &str, stmt_text: &str, stmt_start: usiz
     }
 }
 
+/// `stmt` with the schema of every qualified name in its header (before the
+/// body at `body`, bytes of `stmt`) and in the body's declarations (before
+/// its first `BEGIN`) written as `public`: what libpg_query's PL/pgSQL
+/// compiler can resolve. Lines are unchanged; `None` when nothing changes
+/// or the text does not scan.
+fn types_in_public(stmt: &str, body: Range<usize>) -> Option<String> {
+    fn qualifiers(text: &str, tokens: &[ScanToken], until: impl Fn(&ScanToken) -> bool, out: &mut Vec<Range<usize>>, base: usize) {
+        for w in tokens.windows(2) {
+            if until(&w[0]) {
+                break;
+            }
+            let name = &text[w[0].start..w[0].end];
+            let qualifier = (w[0].token == Token::Ident || w[0].keyword)
+                && w[1].token == Token::Ascii46
+                && w[1].start == w[0].end
+                && !name.eq_ignore_ascii_case("public")
+                && !name.eq_ignore_ascii_case("pg_catalog");
+            if qualifier {
+                out.push(base + w[0].start..base + w[0].end);
+            }
+        }
+    }
+    let body_text = stmt.get(body.clone())?;
+    let mut spans = Vec::new();
+    let header = postgres::scan(stmt).ok()?;
+    qualifiers(stmt, &header, |t| t.end > body.start, &mut spans, 0);
+    let inner = postgres::scan(body_text).ok()?;
+    qualifiers(body_text, &inner, |t| body_text[t.start..t.end].eq_ignore_ascii_case("begin"), &mut spans, body.start);
+    if spans.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(stmt.len() + 4 * spans.len());
+    let mut at = 0;
+    for span in spans {
+        out.push_str(&stmt[at..span.start]);
+        out.push_str("public");
+        at = span.end;
+    }
+    out.push_str(&stmt[at..]);
+    Some(out)
+}
+
 /// A body PL/pgSQL rejects. PostgreSQL gives no position for it, only the
 /// token (`syntax error at or near "TABEL"`): the error is placed at the
 /// first such token of the body, else at its end (`at end of input`), else
 /// where the body starts.
 fn rejected_body(out: &mut ParsedFile, masked: &str, content: Range<usize>, body: Body, message: String) {
     let text = &masked[content.clone()];
-    let near = message
-        .split_once("at or near \"")
+    // The token the message names: `at or near "x"`, or the condition of
+    // `unrecognized exception condition "x"` (written as a name, quoted or not).
+    let near = ["at or near \"", "condition \""]
+        .iter()
+        .find_map(|lead| message.split_once(lead))
         .and_then(|(_, rest)| rest.rsplit_once('"'))
         .map(|(tok, _)| tok.to_string());
     let offset = match &near {
         Some(tok) => postgres::scan(text)
             .ok()
-            .and_then(|toks| toks.into_iter().find(|t| text[t.start..t.end].eq_ignore_ascii_case(tok)))
+            .and_then(|toks| {
+                toks.into_iter().find(|t| {
+                    let word = &text[t.start..t.end];
+                    word.eq_ignore_ascii_case(tok) || word.strip_prefix('"').and_then(|w| w.strip_suffix('"')) == Some(tok.as_str())
+                })
+            })
             .map_or(0, |t| t.start),
         None if message.contains("end of input") => text.trim_end().len(),
         None => 0,
@@ -826,6 +896,18 @@ mod tests {
             .filter(|s| s.body.is_some())
             .map(|s| sql[s.bytes.clone()].split_whitespace().take(2).collect::<Vec<_>>().join(" "))
             .collect()
+    }
+
+    /// libpg_query's PL/pgSQL compiler cannot resolve types in schemas
+    /// other than public and pg_catalog; PostgreSQL can, and so does strata.
+    #[test]
+    fn bodies_with_types_of_other_schemas_are_read() {
+        let sql = "CREATE FUNCTION pgmq.read(q text) RETURNS SETOF pgmq.message_record AS $$\nDECLARE\n  r pgmq.message_record;\n  t \"auth\".users%ROWTYPE;\n  n text := pgmq.format_table_name(q, 'q');\nBEGIN\n  ALTER TABLE pgmq.meta DISABLE ROW LEVEL SECURITY;\n  RETURN;\nEND $$ LANGUAGE plpgsql;\n";
+        assert_eq!(body_statements(sql), ["ALTER TABLE"]);
+        let f = crate::sql::parse_text("t.sql", sql);
+        assert!(f.dynamic.is_empty(), "{:?}", f.dynamic);
+        let inner: Vec<_> = f.statements.iter().filter(|s| s.body.is_some()).map(|s| s.region.start).collect();
+        assert_eq!(inner, vec![Pos::new(7, 3)]);
     }
 
     #[test]
