@@ -93,9 +93,18 @@ mod tests {
         insta::assert_snapshot!(render_rule(&d, "drop-not-null"));
         // A column the history already made nullable: nothing changes.
         let d = check_ws(&[
-            ("core/0001_orders.sql", "CREATE TABLE orders (id bigint PRIMARY KEY, note text, customer_id bigint NOT NULL);\n"),
-            ("core/0002_relax.sql", "ALTER TABLE orders ALTER COLUMN customer_id DROP NOT NULL;\n"),
-            ("core/0003_again.sql", "ALTER TABLE orders ALTER COLUMN note DROP NOT NULL, ALTER COLUMN customer_id DROP NOT NULL;\n"),
+            (
+                "core/0001_orders.sql",
+                "CREATE TABLE orders (id bigint PRIMARY KEY, note text, customer_id bigint NOT NULL);\n",
+            ),
+            (
+                "core/0002_relax.sql",
+                "ALTER TABLE orders ALTER COLUMN customer_id DROP NOT NULL;\n",
+            ),
+            (
+                "core/0003_again.sql",
+                "ALTER TABLE orders ALTER COLUMN note DROP NOT NULL, ALTER COLUMN customer_id DROP NOT NULL;\n",
+            ),
         ]);
         let in_file = |f: &str| d.iter().filter(|x| x.rule == "drop-not-null" && x.file.path.ends_with(f)).count();
         assert_eq!((in_file("0002_relax.sql"), in_file("0003_again.sql")), (1, 0), "{d:#?}");

@@ -87,7 +87,8 @@ mod tests {
     /// function, at the name.
     #[test]
     fn fires_on_an_unknown_condition_in_a_function() {
-        let d = check_plain("CREATE FUNCTION f() RETURNS void AS $$\nBEGIN\n  RAISE WARNING \"f is deprecated\";\nEND $$ LANGUAGE plpgsql;\n");
+        let d =
+            check_plain("CREATE FUNCTION f() RETURNS void AS $$\nBEGIN\n  RAISE WARNING \"f is deprecated\";\nEND $$ LANGUAGE plpgsql;\n");
         let f = finding(&d, "syntax-error");
         assert!(f.message.contains("unrecognized exception condition"), "{}", f.message);
         assert_eq!(f.region.start, Pos::new(3, 17), "{f:?}");

@@ -172,7 +172,11 @@ mod tests {
         assert_eq!(ids(&d, "transaction-nesting"), 2, "{d:#?}");
         // The message names the tool that wraps the file, not strata.
         let f = finding(&d, "transaction-nesting");
-        assert!(f.message.contains("goose already runs") || f.message.contains("goose runs"), "{}", f.message);
+        assert!(
+            f.message.contains("goose already runs") || f.message.contains("goose runs"),
+            "{}",
+            f.message
+        );
         assert!(!f.message.contains("strata"), "{}", f.message);
     }
 

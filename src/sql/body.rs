@@ -353,7 +353,13 @@ fn types_in_public(stmt: &str, body: Range<usize>) -> Option<String> {
     let header = postgres::scan(stmt).ok()?;
     qualifiers(stmt, &header, |t| t.end > body.start, &mut spans, 0);
     let inner = postgres::scan(body_text).ok()?;
-    qualifiers(body_text, &inner, |t| body_text[t.start..t.end].eq_ignore_ascii_case("begin"), &mut spans, body.start);
+    qualifiers(
+        body_text,
+        &inner,
+        |t| body_text[t.start..t.end].eq_ignore_ascii_case("begin"),
+        &mut spans,
+        body.start,
+    );
     if spans.is_empty() {
         return None;
     }
