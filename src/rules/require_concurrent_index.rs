@@ -69,6 +69,18 @@ impl Rule for RequireConcurrentIndex {
         if ci.concurrently || !age.is_live() {
             return;
         }
+        // `IF NOT EXISTS` of an index the history already built: nothing is
+        // built (the table's SHARE lock is still taken, for a moment: the
+        // lock-timeout rules judge that).
+        if ci.if_not_exists {
+            let existing = ci.name.as_ref().map(|n| match n.0.len() {
+                1 => crate::catalog::QName::new(table.schema.clone(), cx.catalog.resolve(n).name),
+                _ => cx.catalog.resolve(n),
+            });
+            if existing.is_some_and(|q| cx.catalog.indexes.contains_key(&q)) {
+                return;
+            }
+        }
         let guard = (ci.name.is_some() && !ci.if_not_exists).then_some("IF NOT EXISTS");
         let fix = fixes::concurrently_fix(
             cx,
@@ -168,6 +180,21 @@ mod tests {
             fixed_text(&d, "require-concurrent-index").unwrap(),
             "-- strata: no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS orders_customer_idx ON orders (customer_id);\n"
         );
+    }
+
+    #[test]
+    fn quiet_on_if_not_exists_of_an_index_the_history_built() {
+        let d = check_ws(&[
+            ("core/0001_orders.sql", ORDERS),
+            ("core/0002_idx.sql", "CREATE INDEX orders_customer_idx ON orders (customer_id);\n"),
+            (
+                "core/0003_again.sql",
+                "CREATE INDEX IF NOT EXISTS orders_customer_idx ON orders (customer_id);\nCREATE INDEX IF NOT EXISTS orders_other_idx ON orders (customer_id, id);\n",
+            ),
+        ]);
+        let in_file = |f: &str| d.iter().filter(|x| x.rule == "require-concurrent-index" && x.file.path.ends_with(f)).count();
+        // The second index is new: built under the lock.
+        assert_eq!((in_file("0002_idx.sql"), in_file("0003_again.sql")), (1, 1), "{d:#?}");
     }
 
     #[test]
