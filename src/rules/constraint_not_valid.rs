@@ -88,6 +88,15 @@ impl ConstraintNotValid {
         };
         let age = age_of(cx, &at.name);
         let table = cx.catalog.resolve(&at.name);
+        // The table has a constraint of that name already: PostgreSQL refuses
+        // the statement before it scans anything (and a DO block guarded by
+        // `IF NOT EXISTS (... conname = ...)` does not run it).
+        if let (Some(n), Some(t)) = (name, cx.catalog.table(&table)) {
+            let n = crate::catalog::ident_name(n);
+            if t.constraints.iter().any(|k| k.name.as_deref() == Some(n.as_str())) {
+                return;
+            }
+        }
         let region = name
             .and_then(ident_region)
             .unwrap_or_else(|| tokens::kw_region(cx, if kind == "CHECK" { "CHECK" } else { "FOREIGN" }));
@@ -211,6 +220,39 @@ mod tests {
     use crate::rules::testing::{check_ws, check_ws_pg, fixed_text, ids, known, render_rule};
 
     const TABLES: &str = "CREATE TABLE customers (id bigint PRIMARY KEY);\nCREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint, total numeric(12, 2));\n";
+
+    /// PostgreSQL names an unnamed constraint (`orders_customer_id_fkey`);
+    /// adding one of a name the table has fails before any scan, so the
+    /// idempotent guard `IF NOT EXISTS (... conname = ...)` is quiet, and the
+    /// catalog keeps one constraint (fk-missing-index says it once).
+    #[test]
+    fn quiet_on_a_constraint_the_table_already_has_by_name() {
+        let d = check_ws(&[
+            (
+                "core/0001_orders.sql",
+                "CREATE TABLE customers (id bigint PRIMARY KEY);\nCREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint REFERENCES customers (id), total numeric CHECK (total > 0));\n",
+            ),
+            (
+                "core/0002_guarded.sql",
+                "DO $$ BEGIN\n  IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'orders_customer_id_fkey') THEN\n    ALTER TABLE orders ADD CONSTRAINT orders_customer_id_fkey FOREIGN KEY (customer_id) REFERENCES customers (id);\n  END IF;\n  ALTER TABLE orders ADD CONSTRAINT orders_total_check CHECK (total > 0);\nEND $$;\n",
+            ),
+        ]);
+        assert_eq!(ids(&d, "constraint-not-valid"), 0, "{d:#?}");
+        assert_eq!(ids(&d, "fk-missing-index"), 1, "{d:#?}");
+        // Dropped by PostgreSQL's name, it is gone.
+        let d = check_ws(&[
+            (
+                "core/0001_orders.sql",
+                "CREATE TABLE customers (id bigint PRIMARY KEY);\nCREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint REFERENCES customers (id));\n",
+            ),
+            ("core/0002_drop.sql", "ALTER TABLE orders DROP CONSTRAINT orders_customer_id_fkey;\n"),
+            (
+                "core/0003_again.sql",
+                "ALTER TABLE orders ADD CONSTRAINT orders_customer_id_fkey FOREIGN KEY (customer_id) REFERENCES customers (id) NOT VALID;\n",
+            ),
+        ]);
+        assert_eq!(ids(&d, "fk-missing-index"), 2, "{d:#?}");
+    }
 
     #[test]
     fn fires_on_a_validated_fk_to_an_existing_table() {

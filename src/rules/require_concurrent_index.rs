@@ -192,7 +192,11 @@ mod tests {
                 "CREATE INDEX IF NOT EXISTS orders_customer_idx ON orders (customer_id);\nCREATE INDEX IF NOT EXISTS orders_other_idx ON orders (customer_id, id);\n",
             ),
         ]);
-        let in_file = |f: &str| d.iter().filter(|x| x.rule == "require-concurrent-index" && x.file.path.ends_with(f)).count();
+        let in_file = |f: &str| {
+            d.iter()
+                .filter(|x| x.rule == "require-concurrent-index" && x.file.path.ends_with(f))
+                .count()
+        };
         // The second index is new: built under the lock.
         assert_eq!((in_file("0002_idx.sql"), in_file("0003_again.sql")), (1, 1), "{d:#?}");
     }

@@ -12,7 +12,7 @@ use std::ops::Range;
 ///   substitutes in an extension's scripts (`@extschema@`,
 ///   `@extschema:name@`, `@extowner@`, `@database_owner@`), become an
 ///   identifier of the same width, its letters and digits kept and every
-///   other character `_` (`{{ .Schema }}` becomes `____Schema___`), so
+///   other character `_` (`{{ .Schema }}` becomes `____schema___`), so
 ///   `{{ .Schema }}.users` and `@extschema@.f()` still parse as names.
 ///
 /// Blanking replaces each character by one space: columns count characters,
@@ -103,9 +103,15 @@ fn mask_templates(line: &str, out: &mut String) {
         match end {
             Some(end) => {
                 out.push_str(&line[copied..at]);
-                // Its letters and digits stay, so messages still say what
-                // the placeholder stood for (`__schema__.prices`).
-                out.extend(line[at..end].chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }));
+                // Its letters (lower-cased: a placeholder in a quoted name,
+                // `"{{ .Schema }}"`, is the same name as one outside quotes)
+                // and digits stay, so messages still say what it stood for
+                // (`__schema__.prices`).
+                out.extend(
+                    line[at..end]
+                        .chars()
+                        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }),
+                );
                 copied = end;
                 from = end;
             }
@@ -145,7 +151,7 @@ mod tests {
         assert!(masked.starts_with("                     \n"));
         let l2 = masked.lines().nth(1).unwrap();
         assert_eq!(l2.chars().count(), text.lines().nth(1).unwrap().chars().count());
-        assert_eq!(l2, "CREATE TABLE ___index__Options__Namespace____.users (id int);");
+        assert_eq!(l2, "CREATE TABLE ___index__options__namespace____.users (id int);");
     }
 
     #[test]
