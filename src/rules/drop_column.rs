@@ -52,7 +52,8 @@ impl Rule for DropColumn {
                     Finding::new(
                         ident_region(column).unwrap_or(cx.stmt.region),
                         format!(
-                            "dropping column `{column}` of {} loses its data and breaks deployed code that still uses it",
+                            "dropping column `{}` of {} loses its data and breaks deployed code that still uses it",
+                            crate::catalog::ident_name(column),
                             lock::describe(age, &table)
                         ),
                     )

@@ -58,8 +58,10 @@ impl Rule for RenameColumn {
                 Finding::new(
                     ident_region(old_column_name).unwrap_or(cx.stmt.region),
                     format!(
-                        "renaming column `{old_column_name}` of {} to `{new_column_name}` breaks every deployed query that still uses `{old_column_name}`",
-                        lock::describe(age, &table)
+                        "renaming column `{old}` of {} to `{new}` breaks every deployed query that still uses `{old}`",
+                        lock::describe(age, &table),
+                        old = crate::catalog::ident_name(old_column_name),
+                        new = crate::catalog::ident_name(new_column_name),
                     ),
                 )
                 .help("expand and contract: add the new column, write both, backfill, move reads, drop the old column in a later release"),

@@ -68,6 +68,12 @@ impl Rule for SecurityDefinerSearchPath {
                             format!(
                                 "SECURITY DEFINER function `{}` resolves names through the caller's search_path",
                                 cf.name
+                                    .0
+                                    .iter()
+                                    .filter_map(|p| p.as_ident())
+                                    .map(crate::catalog::ident_name)
+                                    .collect::<Vec<_>>()
+                                    .join(".")
                             ),
                         )
                         .help(help)
