@@ -11,7 +11,9 @@ crate::declare_rule! {
     /// ## What it does
     /// Flags a foreign key added in the file whose columns are not the leading
     /// columns of an index, primary key or unique constraint of its table by
-    /// the end of the file.
+    /// the end of the file. In a workspace, the migrations that follow in the
+    /// same change (the next one, and any later one not released yet) count:
+    /// the index built there, or the foreign key dropped there, is enough.
     ///
     /// ## Why is this bad?
     /// PostgreSQL indexes the referenced side of a foreign key, not the
@@ -180,9 +182,16 @@ impl Rule for FkMissingIndex {
             return;
         }
         // An index may arrive in the next migration of the same change (the
-        // concurrent build in its own no-transaction file, as advised).
+        // concurrent build in its own no-transaction file, as advised), or
+        // the foreign key (or its table) may be gone by then.
         if let Some(later) = next_migrations(cx) {
-            found.retain(|(_, t, k)| !covered(&later, t, &k.columns));
+            found.retain(|(_, t, k)| {
+                let kept = later
+                    .tables
+                    .get(&t.name)
+                    .is_some_and(|lt| lt.constraints.iter().any(|x| x.kind == k.kind && x.columns == k.columns));
+                kept && !covered(&later, t, &k.columns)
+            });
         }
         found.sort_by(|a, b| (a.0, &a.1.name, &a.2.columns).cmp(&(b.0, &b.1.name, &b.2.columns)));
         for (_, t, k) in found {
@@ -224,6 +233,13 @@ mod tests {
                 "core/0003_idx.sql",
                 "-- strata: no-transaction\nCREATE INDEX CONCURRENTLY notes_contact_id_idx ON notes (contact_id);\n",
             ),
+        ]);
+        assert_eq!(ids(&d, "fk-missing-index"), 0, "{d:#?}");
+        // The next file of the change drops the foreign key again.
+        let d = check_ws(&[
+            base,
+            fk,
+            ("core/0003_undo.sql", "ALTER TABLE notes DROP CONSTRAINT notes_contact_id_fkey;\n"),
         ]);
         assert_eq!(ids(&d, "fk-missing-index"), 0, "{d:#?}");
         // A new table gets its index in its own file.
