@@ -383,29 +383,34 @@ fn statement_at(source: &SourceFile, bytes: Range<usize>, kind: StatementKind) -
 /// then place their findings at the statement, which the caller positions
 /// where the string starts.
 pub(crate) fn parse_detached(source: &SourceFile, sql: &str, tokens: &[postgres::ScanToken]) -> StatementKind {
-    let start = Pos::new(1, 1);
-    let converted = lex::sqlparser_tokens(sql, 0..sql.len(), tokens, start)
-        .map(Ok)
-        .unwrap_or_else(|| sqlparser_tokenize(sql, start));
-    if let Ok(mut tokens) = converted {
-        for t in &mut tokens {
-            t.span = sqlparser::tokenizer::Span::empty();
-        }
-        if let Ok(stmt) = sqlparser_parse(sql, start, Some(tokens)) {
-            return StatementKind::Parsed(stmt);
-        }
+    read_statement(source, sql, 0..sql.len(), tokens, false).kind
+}
+
+/// sqlparser's tokens with empty spans: for text that is not the file's
+/// (rules then place findings at the statement, and offer no edit).
+fn without_spans(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    for t in &mut tokens {
+        t.span = sqlparser::tokenizer::Span::empty();
     }
-    // What sqlparser rejects is read from PostgreSQL's tree, whose reading
-    // has no spans either.
-    parse_statement(source, sql, 0..sql.len(), tokens).kind
+    tokens
 }
 
 /// Parses the statement at `bytes` of `masked`: sqlparser first, then
 /// PostgreSQL's grammar for what sqlparser rejects.
 pub(crate) fn parse_statement(source: &SourceFile, masked: &str, bytes: Range<usize>, tokens: &[postgres::ScanToken]) -> Statement {
+    read_statement(source, masked, bytes, tokens, true)
+}
+
+/// [`parse_statement`]; without `spans`, sqlparser's tree carries none
+/// (PostgreSQL's reading of what sqlparser rejects never has any).
+fn read_statement(source: &SourceFile, masked: &str, bytes: Range<usize>, tokens: &[postgres::ScanToken], spans: bool) -> Statement {
     let text = &masked[bytes.clone()];
     let start = source.position(bytes.start);
-    let kind = match sqlparser_parse(text, start, lex::sqlparser_tokens(masked, bytes.clone(), tokens, start)) {
+    let mut converted = lex::sqlparser_tokens(masked, bytes.clone(), tokens, start);
+    if !spans {
+        converted = converted.or_else(|| sqlparser_tokenize(text, start).ok()).map(without_spans);
+    }
+    let kind = match sqlparser_parse(text, start, converted) {
         Ok(stmt) => StatementKind::Parsed(stmt),
         Err((message, pos)) => match postgres_reading(source, text, bytes.start) {
             Reading::Reread(stmt) => StatementKind::Parsed(stmt),
@@ -538,10 +543,7 @@ fn reread_as_is(tree: &postgres::protobuf::ParseResult) -> Option<Box<ast::State
             .ok()?
             .ok()?,
     };
-    let mut tokens = sqlparser_tokenize(&sql, Pos::new(1, 1)).ok()?;
-    for t in &mut tokens {
-        t.span = sqlparser::tokenizer::Span::empty();
-    }
+    let tokens = without_spans(sqlparser_tokenize(&sql, Pos::new(1, 1)).ok()?);
     sqlparser_parse(&sql, Pos::new(1, 1), Some(tokens)).ok()
 }
 
