@@ -240,6 +240,35 @@ impl Table {
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
     }
+    /// The constraint called `name`.
+    pub fn constraint(&self, name: &str) -> Option<&Constraint> {
+        self.constraints.iter().find(|k| k.name.as_deref() == Some(name))
+    }
+    /// The name PostgreSQL gives `c` when it is made without one
+    /// (`ChooseConstraintName`): `<table>_pkey`, `<table>_<columns>_key`,
+    /// `_fkey`, `_excl`, `<table>_<column>_check` (`<table>_check` for a
+    /// table CHECK, whose columns the catalog does not keep),
+    /// `<table>_<column>_not_null`, as [`index_name`] writes them, with a
+    /// number added while the table has the name.
+    pub(crate) fn default_constraint_name(&self, c: &Constraint) -> String {
+        let first = &c.columns[..c.columns.len().min(1)];
+        let (columns, label): (&[String], &str) = match &c.kind {
+            ConstraintKind::PrimaryKey => (&[], "pkey"),
+            ConstraintKind::Unique => (&c.columns, "key"),
+            ConstraintKind::ForeignKey { .. } => (&c.columns, "fkey"),
+            ConstraintKind::Exclusion => (&c.columns, "excl"),
+            ConstraintKind::Check { .. } => (first, "check"),
+            ConstraintKind::NotNull => (first, "not_null"),
+        };
+        let mut name = index_name(&self.name, columns, label);
+        for pass in 1..=100 {
+            if self.constraint(&name).is_none() {
+                break;
+            }
+            name = index_name(&self.name, columns, &format!("{label}{pass}"));
+        }
+        name
+    }
     fn column_mut(&mut self, name: &str) -> Option<&mut Column> {
         self.columns.iter_mut().find(|c| c.name == name)
     }
@@ -247,7 +276,7 @@ impl Table {
     /// holds for new rows only: the column counts as NOT NULL once it is
     /// validated. Unnamed, it gets PostgreSQL's name, `<table>_<column>_not_null`.
     fn add_not_null(&mut self, name: Option<String>, column: &str, not_valid: bool, origin: Origin) {
-        let name = name.unwrap_or_else(|| format!("{}_{column}_not_null", self.name.name));
+        let name = name.unwrap_or_else(|| index_name(&self.name, &[column.to_string()], "not_null"));
         let Some(c) = self.column_mut(column) else { return };
         c.not_null |= !not_valid;
         self.constraints.push(Constraint {
@@ -536,18 +565,40 @@ impl Catalog {
 }
 
 /// The name PostgreSQL gives an index or constraint made without one:
-/// `<table>_<columns>_<suffix>` (`idx`, `key`, `excl`), `expr` standing for
-/// an expression column.
+/// `<table>_<columns>_<suffix>` (`idx`, `key`, `excl`, `fkey`, ...;
+/// `<table>_<suffix>` without columns), `expr` standing for an expression
+/// column, shortened to 63 bytes as PostgreSQL's `makeObjectName` does (the
+/// longer of the table name and the columns first).
 pub fn index_name(table: &QName, columns: &[String], suffix: &str) -> String {
+    const MAX: usize = 63;
     fn part(c: &str) -> &str {
-        if c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        if c.chars().all(|ch| ch.is_alphanumeric() || ch == '_' || ch == '$') {
             c
         } else {
             "expr"
         }
     }
-    let parts: Vec<&str> = columns.iter().map(|c| part(c)).collect();
-    format!("{}_{}_{suffix}", table.name, parts.join("_"))
+    fn clip(s: &str, mut n: usize) -> &str {
+        while !s.is_char_boundary(n) {
+            n -= 1;
+        }
+        &s[..n]
+    }
+    let (name1, name2) = (table.name.as_str(), columns.iter().map(|c| part(c)).collect::<Vec<_>>().join("_"));
+    let avail = MAX.saturating_sub(suffix.len() + 1 + usize::from(!name2.is_empty()));
+    let (mut n1, mut n2) = (name1.len(), name2.len());
+    while n1 + n2 > avail {
+        if n1 > n2 {
+            n1 -= 1;
+        } else {
+            n2 -= 1;
+        }
+    }
+    if name2.is_empty() {
+        format!("{}_{suffix}", clip(name1, n1))
+    } else {
+        format!("{}_{}_{suffix}", clip(name1, n1), clip(&name2, n2))
+    }
 }
 
 /// The serialized form of a [`Catalog`]: every map as a list sorted by name.

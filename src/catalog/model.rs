@@ -252,7 +252,7 @@ pub(super) fn copy_like(cat: &Catalog, new: &mut Table, indexes: &mut Vec<Index>
             continue;
         }
         let name = match &k.kind {
-            ConstraintKind::PrimaryKey => Some(format!("{}_pkey", table.name)),
+            ConstraintKind::PrimaryKey => Some(index_name(&table, &[], "pkey")),
             ConstraintKind::Unique => Some(index_name(&table, &k.columns, "key")),
             ConstraintKind::Exclusion => Some(index_name(&table, &k.columns, "excl")),
             _ => k.name.clone(),

@@ -445,8 +445,8 @@ fn add_column(cat: &Catalog, table: &mut Table, col: &ColumnDef, origin: Origin)
 /// like one the table has, PostgreSQL refuses it (a guarded `IF NOT EXISTS`
 /// DO block would not have run it), and the table keeps the one it has.
 fn apply_constraint(table: &mut Table, mut c: Constraint) {
-    let name = c.name.take().unwrap_or_else(|| default_constraint_name(table, &c));
-    if table.constraints.iter().any(|k| k.name.as_deref() == Some(name.as_str())) {
+    let name = c.name.take().unwrap_or_else(|| table.default_constraint_name(&c));
+    if table.constraint(&name).is_some() {
         return;
     }
     c.name = Some(name);
@@ -458,63 +458,6 @@ fn apply_constraint(table: &mut Table, mut c: Constraint) {
         }
     }
     table.constraints.push(c);
-}
-
-/// The name PostgreSQL gives a constraint made without one
-/// (`ChooseConstraintName`): `<table>_pkey`, `<table>_<columns>_key`,
-/// `_fkey`, `_excl`, `<table>_<column>_check` (`<table>_check` for a table
-/// CHECK, whose columns the catalog does not keep), shortened to 63 bytes as
-/// PostgreSQL shortens it, with a number added while the table has the name.
-fn default_constraint_name(table: &Table, c: &Constraint) -> String {
-    let (columns, label): (&[String], &str) = match &c.kind {
-        ConstraintKind::PrimaryKey => (&[], "pkey"),
-        ConstraintKind::Unique => (&c.columns, "key"),
-        ConstraintKind::ForeignKey { .. } => (&c.columns, "fkey"),
-        ConstraintKind::Exclusion => (&c.columns, "excl"),
-        ConstraintKind::Check { .. } => (&c.columns[..c.columns.len().min(1)], "check"),
-        ConstraintKind::NotNull => (&c.columns[..c.columns.len().min(1)], "not_null"),
-    };
-    let joined = columns.join("_");
-    let taken = |n: &str| table.constraints.iter().any(|k| k.name.as_deref() == Some(n));
-    let mut pass = 0;
-    loop {
-        let label = if pass == 0 { label.to_string() } else { format!("{label}{pass}") };
-        let name = object_name(&table.name.name, &joined, &label);
-        if !taken(&name) || pass > 100 {
-            return name;
-        }
-        pass += 1;
-    }
-}
-
-/// PostgreSQL's `makeObjectName`: `name1_name2_label` within 63 bytes,
-/// shortening the longer of the two names first.
-fn object_name(name1: &str, name2: &str, label: &str) -> String {
-    const MAX: usize = 63;
-    let overhead = label.len() + 1 + usize::from(!name2.is_empty());
-    let avail = MAX.saturating_sub(overhead);
-    let (mut n1, mut n2) = (name1.len(), name2.len());
-    while n1 + n2 > avail {
-        if n1 > n2 {
-            n1 -= 1;
-        } else {
-            n2 -= 1;
-        }
-    }
-    let clip = |s: &str, mut n: usize| {
-        while !s.is_char_boundary(n) {
-            n -= 1;
-        }
-        s[..n].to_string()
-    };
-    let mut out = clip(name1, n1);
-    if !name2.is_empty() {
-        out.push('_');
-        out.push_str(&clip(name2, n2));
-    }
-    out.push('_');
-    out.push_str(label);
-    out
 }
 
 fn table_constraint(cat: &Catalog, c: &TableConstraint, not_valid: bool, origin: Origin) -> Option<Constraint> {
@@ -718,5 +661,32 @@ mod tests {
     fn search_path_and_quoted_names() {
         let cat = replay("SET search_path = storage, public; CREATE TABLE \"Objects\" (\"Id\" int);");
         assert!(cat.table(&QName::new("storage", "Objects")).unwrap().column("Id").is_some());
+    }
+
+    #[test]
+    fn unnamed_constraints_get_postgres_names() {
+        let long = "a_table_name_long_enough_to_need_shortening_by_postgres_x";
+        let cat = replay(&format!(
+            "CREATE TABLE p (id int PRIMARY KEY);\n\
+             CREATE TABLE {long} (id int PRIMARY KEY, p_id int REFERENCES p, code text UNIQUE, n int CHECK (n > 0));\n"
+        ));
+        let t = cat.table(&QName::new("public", long)).unwrap();
+        let mut names: Vec<&str> = t.constraints.iter().filter_map(|k| k.name.as_deref()).collect();
+        names.sort_unstable();
+        // What PostgreSQL 15 names them (pg_constraint after this CREATE TABLE).
+        assert_eq!(
+            names,
+            [
+                "a_table_name_long_enough_to_need_shortening_by_postgr_p_id_fkey",
+                "a_table_name_long_enough_to_need_shortening_by_postgre_code_key",
+                "a_table_name_long_enough_to_need_shortening_by_postgres_n_check",
+                "a_table_name_long_enough_to_need_shortening_by_postgres_x_pkey",
+            ]
+        );
+        // A second unnamed CHECK on the column is numbered, as PostgreSQL does.
+        let cat = replay("CREATE TABLE t (n int CHECK (n > 0) CHECK (n < 9));");
+        let t = cat.table(&QName::new("public", "t")).unwrap();
+        let names: Vec<&str> = t.constraints.iter().filter_map(|k| k.name.as_deref()).collect();
+        assert_eq!(names, ["t_n_check", "t_n_check1"]);
     }
 }

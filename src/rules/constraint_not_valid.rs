@@ -92,8 +92,7 @@ impl ConstraintNotValid {
         // the statement before it scans anything (and a DO block guarded by
         // `IF NOT EXISTS (... conname = ...)` does not run it).
         if let (Some(n), Some(t)) = (name, cx.catalog.table(&table)) {
-            let n = crate::catalog::ident_name(n);
-            if t.constraints.iter().any(|k| k.name.as_deref() == Some(n.as_str())) {
+            if t.constraint(&crate::catalog::ident_name(n)).is_some() {
                 return;
             }
         }
