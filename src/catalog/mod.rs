@@ -488,6 +488,12 @@ impl Catalog {
         self.default_schema.as_deref().unwrap_or("public")
     }
 
+    /// The qualified name of index `name` on `table`: PostgreSQL takes no
+    /// schema in an index's name, it lives in its table's.
+    pub fn index_on(&self, table: &QName, name: &ObjectName) -> QName {
+        QName::new(table.schema.clone(), self.resolve(name).name)
+    }
+
     /// Records an index on `table`. An index lives in its table's schema;
     /// one made without a name gets PostgreSQL's ([`index_name`]).
     #[allow(clippy::too_many_arguments)]

@@ -72,14 +72,13 @@ impl Rule for RequireConcurrentIndex {
         // `IF NOT EXISTS` of an index the history already built: nothing is
         // built (the table's SHARE lock is still taken, for a moment: the
         // lock-timeout rules judge that).
-        if ci.if_not_exists {
-            let existing = ci.name.as_ref().map(|n| match n.0.len() {
-                1 => crate::catalog::QName::new(table.schema.clone(), cx.catalog.resolve(n).name),
-                _ => cx.catalog.resolve(n),
-            });
-            if existing.is_some_and(|q| cx.catalog.indexes.contains_key(&q)) {
-                return;
-            }
+        if ci.if_not_exists
+            && ci
+                .name
+                .as_ref()
+                .is_some_and(|n| cx.catalog.indexes.contains_key(&cx.catalog.index_on(&table, n)))
+        {
+            return;
         }
         let guard = (ci.name.is_some() && !ci.if_not_exists).then_some("IF NOT EXISTS");
         let fix = fixes::concurrently_fix(
